@@ -1,0 +1,1 @@
+"""streamchat: streamed LLM output as a first-class citizen of notebooks."""

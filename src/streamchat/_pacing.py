@@ -1,0 +1,70 @@
+"""The one place where deltas meet the clock: feed a Typewriter and reveal text on time.
+
+Shared by the CLI and the widget so both type at the same pace. The typewriter is
+sans-I/O; this coroutine owns the waiting: it sleeps until the typewriter's next
+deadline or until new text arrives, whichever comes first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+
+from .deltas import Delta, Done, StreamError, TextDelta
+from .typewriter import Typewriter
+
+__all__ = ["type_out"]
+
+
+async def type_out(
+    deltas: AsyncIterator[Delta],
+    typewriter: Typewriter,
+    on_text: Callable[[str], None],
+    on_delta: Callable[[Delta], None] = lambda delta: None,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    wake: asyncio.Event | None = None,
+) -> Done | StreamError:
+    """Reveal the answer through `typewriter`; return the stream's terminal delta.
+
+    Non-text deltas go to `on_delta` as they arrive (reasoning is not paced). The
+    terminal delta is returned only after the typewriter has drained, so an error
+    message never overtakes the text before it. `wake` lets a caller that changes
+    `typewriter.speed` from outside make the change apply at once.
+    """
+    wake = wake or asyncio.Event()
+    terminal: list[Done | StreamError] = []
+
+    async def produce() -> None:
+        async for delta in deltas:
+            if isinstance(delta, TextDelta):
+                typewriter.push(delta.text, clock())
+            elif isinstance(delta, (Done, StreamError)):
+                terminal.append(delta)
+            else:
+                on_delta(delta)
+            wake.set()
+        typewriter.close(clock())
+        wake.set()
+
+    producer = asyncio.ensure_future(produce())
+    try:
+        while not typewriter.finished:
+            deadline = typewriter.next_deadline()
+            delay = None if deadline is None else deadline - clock()
+            if delay is None or delay > 0:
+                try:
+                    await asyncio.wait_for(wake.wait(), delay)
+                except asyncio.TimeoutError:
+                    pass
+            wake.clear()
+            text = typewriter.take(clock())
+            if text:
+                on_text(text)
+            if producer.done() and producer.exception() is not None:
+                break
+        await producer
+    finally:
+        producer.cancel()
+    return terminal[0] if terminal else StreamError("incomplete", "the stream ended early")

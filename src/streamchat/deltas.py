@@ -1,0 +1,124 @@
+"""Typed deltas: what every provider's stream is reduced to.
+
+A stream of deltas always ends with exactly one terminal delta, `Done` or
+`StreamError`, so a consumer needs one loop and no exception handling to keep
+the partial answer: everything before the terminal delta is already delivered.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Union
+
+__all__ = [
+    "Delta",
+    "Done",
+    "ErrorKind",
+    "ReasoningDelta",
+    "StreamError",
+    "TextDelta",
+    "ToolCall",
+    "ToolCallDelta",
+    "Usage",
+    "merge_tool_calls",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class TextDelta:
+    """A piece of the assistant's visible answer."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningDelta:
+    """A piece of the model's reasoning ("thinking"), shown apart from the answer."""
+
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallDelta:
+    """A fragment of a tool call; fragments with the same `index` belong together.
+
+    Providers send the id and name once and the JSON arguments in pieces, so
+    each field is optional here; `merge_tool_calls` puts them together.
+    """
+
+    index: int
+    id: str | None = None
+    name: str | None = None
+    arguments: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCall:
+    """A whole tool call, merged from its fragments."""
+
+    index: int
+    id: str | None
+    name: str | None
+    arguments: str
+
+
+@dataclass(frozen=True, slots=True)
+class Usage:
+    """Token counts, when the provider reports them."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    reasoning_tokens: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Done:
+    """The stream ended with its format's completion marker."""
+
+    finish_reason: str | None = None
+
+
+ErrorKind = Literal[
+    "connect",  # could not reach the server
+    "http",  # the server answered with an error status
+    "timeout",  # connect, idle-read or total timeout
+    "incomplete",  # the body ended without the format's completion marker
+    "provider",  # the provider reported an error inside the stream
+    "protocol",  # the body is not a stream this package understands
+    "network",  # the connection broke mid-stream
+]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamError:
+    """The stream ended badly. Everything received before it was delivered."""
+
+    kind: ErrorKind
+    message: str
+    status: int | None = None
+    retry_after: float | None = None
+
+    def __str__(self) -> str:
+        return self.message
+
+
+Delta = Union[TextDelta, ReasoningDelta, ToolCallDelta, Usage, Done, StreamError]
+
+
+def merge_tool_calls(deltas: list[Delta]) -> list[ToolCall]:
+    """Merge tool-call fragments by index, in the order each index first appeared."""
+    merged: dict[int, ToolCall] = {}
+    for delta in deltas:
+        if not isinstance(delta, ToolCallDelta):
+            continue
+        old = merged.get(delta.index)
+        if old is None:
+            merged[delta.index] = ToolCall(delta.index, delta.id, delta.name, delta.arguments)
+        else:
+            merged[delta.index] = ToolCall(
+                delta.index,
+                old.id or delta.id,
+                old.name or delta.name,
+                old.arguments + delta.arguments,
+            )
+    return list(merged.values())

@@ -1,0 +1,294 @@
+"""The edge that touches the network: one streaming HTTP request in, typed deltas out.
+
+Everything after the socket is sans-I/O (`sse`, `ndjson`, `providers`); this module
+only moves bytes from httpx into those decoders and turns network failures into a
+final `StreamError`, so the caller keeps every delta that arrived before the failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from html import unescape
+
+import httpx
+
+from .deltas import Delta, Done, StreamError
+from .ndjson import NDJSONDecoder
+from .providers import ChatRequest, StreamParser, make_parser, wire_format
+from .sse import EventStreamDecoder
+
+__all__ = ["Timeouts", "stream_deltas"]
+
+# An error body is read for its message only; a misbehaving server must not make us
+# buffer megabytes of HTML.
+_ERROR_BODY_LIMIT = 64 * 1024
+_JSON_BODY_LIMIT = 16 * 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class Timeouts:
+    """Seconds. `idle` is the longest silence between two chunks, `total` the whole answer.
+
+    A stalled stream is the common failure of streamed LLM answers (a proxy holding
+    the connection open with nothing to send), so idle time is bounded separately
+    from the answer's total length, which is legitimately long.
+    """
+
+    connect: float = 10.0
+    idle: float = 60.0
+    total: float = 600.0
+
+    def httpx_timeout(self) -> httpx.Timeout:
+        return httpx.Timeout(connect=self.connect, read=self.idle, write=self.idle, pool=self.connect)
+
+
+async def stream_deltas(
+    request: ChatRequest,
+    *,
+    timeouts: Timeouts = Timeouts(),  # noqa: B008 - immutable
+    client: httpx.AsyncClient | None = None,
+) -> AsyncIterator[Delta]:
+    """Stream one chat answer as deltas; the last one is always `Done` or `StreamError`.
+
+    Cancelling the consuming task closes the connection at once (the `async with`
+    blocks below exit on `CancelledError`), which is how Stop reaches the server.
+    """
+    own_client = client is None
+    if client is None:
+        client = httpx.AsyncClient(http1=True, http2=False, timeout=timeouts.httpx_timeout())
+    try:
+        async for delta in _stream(client, request, timeouts):
+            yield delta
+    finally:
+        if own_client:
+            await client.aclose()
+
+
+async def _stream(
+    client: httpx.AsyncClient, request: ChatRequest, timeouts: Timeouts
+) -> AsyncIterator[Delta]:
+    deadline = time.monotonic() + timeouts.total
+    parser: StreamParser | None = None
+    try:
+        async with client.stream(
+            request.method,
+            request.url,
+            headers=request.headers,
+            json=request.json,
+            timeout=timeouts.httpx_timeout(),
+        ) as response:
+            if response.status_code >= 400:
+                yield await _http_error(response, request)
+                return
+            content_type = response.headers.get("content-type")
+            parser = make_parser(request.provider, content_type)
+            wire = wire_format(request.provider, content_type)
+            chunks = _with_deadline(response.aiter_raw(), deadline, timeouts.total)
+            if wire == "json":
+                deltas = await _read_json_body(chunks, parser, content_type)
+            else:
+                deltas = _read_stream(chunks, parser, wire)
+            async for delta in _as_async(deltas):
+                yield delta
+                if isinstance(delta, (Done, StreamError)):
+                    return
+            for delta in parser.end(clean=True):
+                yield delta
+    except httpx.ConnectError as exc:
+        yield StreamError("connect", f"could not connect to {_origin(request.url)}: {exc}")
+    except httpx.ConnectTimeout:
+        yield StreamError(
+            "timeout", f"could not connect to {_origin(request.url)} in {timeouts.connect:g} s"
+        )
+    except (httpx.ReadTimeout, httpx.WriteTimeout, httpx.PoolTimeout):
+        yield from_partial(parser, "timeout", f"no data for {timeouts.idle:g} s (idle timeout)")
+    except _TotalTimeout:
+        yield from_partial(parser, "timeout", f"the answer took longer than {timeouts.total:g} s")
+    except httpx.RemoteProtocolError as exc:
+        yield from_partial(
+            parser,
+            "incomplete",
+            "the connection closed before the stream ended (incomplete chunked encoding,"
+            f" what browsers call ERR_INCOMPLETE_CHUNKED_ENCODING): {exc}",
+        )
+    except (httpx.ReadError, httpx.WriteError, httpx.NetworkError) as exc:
+        yield from_partial(parser, "network", f"the connection broke mid-stream: {exc!r}")
+    except httpx.DecodingError as exc:
+        yield StreamError("protocol", f"could not decode the response body: {exc}")
+
+
+def from_partial(parser: StreamParser | None, kind: str, message: str) -> Delta:
+    """A failure after the answer's completion marker loses nothing: report it as done."""
+    if parser is not None and parser.done:
+        return Done()
+    return StreamError(kind, message)  # type: ignore[arg-type]
+
+
+class _TotalTimeout(Exception):
+    pass
+
+
+async def _with_deadline(
+    chunks: AsyncIterator[bytes], deadline: float, total: float
+) -> AsyncIterator[bytes]:
+    iterator = chunks.__aiter__()
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise _TotalTimeout
+        try:
+            chunk = await asyncio.wait_for(iterator.__anext__(), remaining)
+        except StopAsyncIteration:
+            return
+        except asyncio.TimeoutError:
+            raise _TotalTimeout from None
+        yield chunk
+
+
+async def _read_stream(
+    chunks: AsyncIterator[bytes], parser: StreamParser, wire: str
+) -> AsyncIterator[Delta]:
+    if wire == "sse":
+        decoder = EventStreamDecoder()
+        async for chunk in chunks:
+            for event in decoder.feed(chunk):
+                for delta in parser.feed(event.data, event.event):
+                    yield delta
+    else:
+        lines = NDJSONDecoder()
+        async for chunk in chunks:
+            for line in lines.feed(chunk):
+                for delta in parser.feed(line):
+                    yield delta
+        for line in lines.end():
+            for delta in parser.feed(line):
+                yield delta
+
+
+async def _read_json_body(
+    chunks: AsyncIterator[bytes], parser: StreamParser, content_type: str | None
+) -> list[Delta]:
+    """A server that answers with one JSON document instead of a stream.
+
+    Many servers ignore `stream: true` or return an error object with status 200;
+    the parser sees the document as a single payload so its message is not lost.
+    """
+    body = bytearray()
+    async for chunk in chunks:
+        body += chunk
+        if len(body) > _JSON_BODY_LIMIT:
+            return [StreamError("protocol", "the JSON answer is larger than 16 MiB")]
+    text = body.decode("utf-8", errors="replace")
+    if not text.strip():
+        return [StreamError("protocol", f"empty {content_type or 'untyped'} response")]
+    return parser.feed(text)
+
+
+async def _as_async(deltas: Iterable[Delta] | AsyncIterator[Delta]) -> AsyncIterator[Delta]:
+    if isinstance(deltas, AsyncIterator):
+        async for delta in deltas:
+            yield delta
+    else:
+        for delta in deltas:
+            yield delta
+
+
+async def _http_error(response: httpx.Response, request: ChatRequest) -> StreamError:
+    body = bytearray()
+    async for chunk in response.aiter_bytes():
+        body += chunk
+        if len(body) >= _ERROR_BODY_LIMIT:
+            break
+    detail = server_message(bytes(body), response.headers.get("content-type", ""))
+    message = f"HTTP {response.status_code} {response.reason_phrase}".rstrip()
+    if detail:
+        message += f": {detail}"
+    return StreamError(
+        "http",
+        _redact(message, request),
+        status=response.status_code,
+        retry_after=retry_after(response.headers.get("retry-after")),
+    )
+
+
+def server_message(body: bytes, content_type: str) -> str:
+    """The server's own explanation, from a JSON error object, an HTML page or plain text."""
+    text = body.decode("utf-8", errors="replace").strip()
+    if not text:
+        return ""
+    if "json" in content_type or text[:1] in "{[":
+        try:
+            found = _json_message(json.loads(text))
+        except ValueError:
+            found = None
+        if found:
+            return _shorten(found)
+    if "html" in content_type or text.lstrip().startswith("<"):
+        return _shorten(_html_text(text))
+    return _shorten(text)
+
+
+def _json_message(payload: object) -> str | None:
+    # OpenAI/Anthropic: {"error": {"message": ...}}; Ollama: {"error": "..."};
+    # FastAPI: {"detail": ...}; Gemini: [{"error": {...}}] or {"error": {...}}.
+    if isinstance(payload, list) and payload:
+        return _json_message(payload[0])
+    if not isinstance(payload, dict):
+        return None
+    for key in ("error", "message", "detail", "msg"):
+        value = payload.get(key)
+        if isinstance(value, str) and value:
+            return value
+        if isinstance(value, dict):
+            found = _json_message(value)
+            if found:
+                return found
+    return None
+
+
+def _html_text(html: str) -> str:
+    title = re.search(r"<title[^>]*>(.*?)</title>", html, re.I | re.S)
+    if title and title.group(1).strip():
+        return unescape(" ".join(title.group(1).split()))
+    stripped = re.sub(r"<(script|style)\b.*?</\1\s*>|<[^>]+>", " ", html, flags=re.I | re.S)
+    return unescape(" ".join(stripped.split()))
+
+
+def _shorten(text: str, limit: int = 300) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _redact(message: str, request: ChatRequest) -> str:
+    """Servers sometimes echo the credential they rejected; it must not reach the screen."""
+    for name, value in request.headers.items():
+        if name.lower() in ("authorization", "x-api-key", "x-goog-api-key", "api-key"):
+            secret = value.split(" ", 1)[-1]
+            if len(secret) >= 8:
+                message = message.replace(secret, "[redacted]")
+    return message
+
+
+def retry_after(value: str | None) -> float | None:
+    """`Retry-After` as seconds: delay-seconds or an HTTP-date (RFC 9110 §10.2.3)."""
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _origin(url: str) -> str:
+    parsed = httpx.URL(url)
+    return f"{parsed.scheme}://{parsed.host}" + (f":{parsed.port}" if parsed.port else "")

@@ -1,0 +1,34 @@
+"""Shared fixtures. In CI (CI=true) a missing test dependency fails instead of skipping."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from loopback import LoopbackServer  # noqa: E402
+
+IN_CI = os.environ.get("CI", "").lower() == "true"
+
+
+def require(condition: bool, why: str) -> None:
+    """Skip locally when a dependency is missing; fail in CI, where it must be there."""
+    if condition:
+        return
+    if IN_CI:
+        pytest.fail(f"missing test dependency in CI: {why}")
+    pytest.skip(why)
+
+
+@pytest.fixture
+def server() -> Iterator[LoopbackServer]:
+    srv = LoopbackServer().start()
+    try:
+        yield srv
+    finally:
+        srv.close()
