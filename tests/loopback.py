@@ -47,8 +47,10 @@ class Received:
 
 class LoopbackServer:
     def __init__(self) -> None:
-        self.scripts: dict[str, Script] = {}
+        self.scripts: dict[str, list[Script]] = {}
         self.received: list[Received] = []
+        # Paths whose response could not be written to the end: the client went away.
+        self.broken: list[str] = []
         self._stop = threading.Event()
         outer = self
 
@@ -65,11 +67,14 @@ class LoopbackServer:
                 outer.received.append(
                     Received(self.command, self.path, dict(self.headers.items()), body)
                 )
-                script = outer.scripts.get(path) or outer.scripts.get("*")
+                script = outer._next_script(path)
                 if script is None:
-                    script = Script([b'{"error": {"message": "no such route"}}'], status=404,
-                                    headers={"Content-Type": "application/json"})
-                outer._play(self, script)
+                    script = Script(
+                        [b'{"error": {"message": "no such route"}}'],
+                        status=404,
+                        headers={"Content-Type": "application/json"},
+                    )
+                outer._play(self, script, path)
 
             do_GET = _serve
             do_POST = _serve
@@ -80,7 +85,7 @@ class LoopbackServer:
         self.url = f"http://127.0.0.1:{self.port}"
         self._thread = threading.Thread(target=self._httpd.serve_forever, daemon=True)
 
-    def _play(self, handler: BaseHTTPRequestHandler, script: Script) -> None:
+    def _play(self, handler: BaseHTTPRequestHandler, script: Script, path: str) -> None:
         handler.send_response(script.status)
         for name, value in script.headers.items():
             handler.send_header(name, value)
@@ -90,8 +95,8 @@ class LoopbackServer:
         else:
             handler.send_header("Transfer-Encoding", "chunked")
         handler.end_headers()
-        pauses = script.pause if isinstance(script.pause, list) else [script.pause] * len(
-            script.chunks
+        pauses = (
+            script.pause if isinstance(script.pause, list) else [script.pause] * len(script.chunks)
         )
         try:
             for number, chunk in enumerate(script.chunks):
@@ -113,7 +118,8 @@ class LoopbackServer:
             if not script.close_delimited:
                 handler.wfile.write(b"0\r\n\r\n")
                 handler.wfile.flush()
-        except (BrokenPipeError, ConnectionResetError, OSError):
+        except OSError:
+            self.broken.append(path)
             handler.close_connection = True
 
     def start(self) -> LoopbackServer:
@@ -126,10 +132,16 @@ class LoopbackServer:
         self._httpd.server_close()
         self._thread.join(timeout=5)
 
-    def route(self, path: str, script: Script) -> str:
-        """Serve `script` at `path` and return its full URL."""
-        self.scripts[path] = script
+    def route(self, path: str, *scripts: Script) -> str:
+        """Serve `scripts` at `path`, one per request (the last one repeats); return the URL."""
+        self.scripts[path] = list(scripts)
         return self.url + path
+
+    def _next_script(self, path: str) -> Script | None:
+        queue = self.scripts.get(path) or self.scripts.get("*")
+        if not queue:
+            return None
+        return queue.pop(0) if len(queue) > 1 else queue[0]
 
 
 def sse(*events: str | dict) -> list[bytes]:

@@ -1,1 +1,75 @@
-"""streamchat: streamed LLM output as a first-class citizen of notebooks."""
+"""streamchat: streamed LLM output as a first-class citizen of notebooks.
+
+The pipeline's stages are importable on their own (`streamchat.sse`, `.providers`,
+`.typewriter`, `.render`, ...); the names below are the ones most code needs.
+`StreamChat` and the doctor load lazily, so the CLI and the decoders start without
+importing the notebook stack.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .deltas import (
+    Delta,
+    Done,
+    ReasoningDelta,
+    StreamError,
+    TextDelta,
+    ToolCall,
+    ToolCallDelta,
+    Usage,
+    merge_tool_calls,
+)
+from .ndjson import NDJSONDecoder
+from .providers import ChatRequest, build_request, detect_provider, make_parser
+from .render import MarkdownStream, Patch, render_markdown
+from .server import DemoServer, demo_server
+from .sse import EventStreamDecoder, ServerSentEvent
+from .transport import Retries, Timeouts, stream_deltas
+from .typewriter import Typewriter
+
+if TYPE_CHECKING:
+    from .doctor import Diagnosis, diagnose
+    from .widget import StreamChat
+
+__all__ = [
+    "ChatRequest",
+    "Delta",
+    "DemoServer",
+    "Diagnosis",
+    "Done",
+    "EventStreamDecoder",
+    "MarkdownStream",
+    "NDJSONDecoder",
+    "Patch",
+    "ReasoningDelta",
+    "Retries",
+    "ServerSentEvent",
+    "StreamChat",
+    "StreamError",
+    "TextDelta",
+    "Timeouts",
+    "ToolCall",
+    "ToolCallDelta",
+    "Typewriter",
+    "Usage",
+    "build_request",
+    "demo_server",
+    "detect_provider",
+    "diagnose",
+    "make_parser",
+    "merge_tool_calls",
+    "render_markdown",
+    "stream_deltas",
+]
+
+_LAZY = {"StreamChat": "widget", "diagnose": "doctor", "Diagnosis": "doctor"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'streamchat' has no attribute {name!r}")

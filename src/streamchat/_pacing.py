@@ -8,6 +8,7 @@ deadline or until new text arrives, whichever comes first.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -54,10 +55,8 @@ async def type_out(
             deadline = typewriter.next_deadline()
             delay = None if deadline is None else deadline - clock()
             if delay is None or delay > 0:
-                try:
+                with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(wake.wait(), delay)
-                except asyncio.TimeoutError:
-                    pass
             wake.clear()
             text = typewriter.take(clock())
             if text:

@@ -12,8 +12,8 @@ import sys
 from collections.abc import AsyncIterator, Sequence
 from typing import TextIO
 
-from .deltas import Delta, Done, ReasoningDelta, StreamError, ToolCallDelta
 from ._pacing import type_out
+from .deltas import Delta, Done, ReasoningDelta, StreamError, ToolCallDelta
 from .providers import PROVIDERS, build_request
 from .transport import Timeouts, stream_deltas
 from .typewriter import Typewriter

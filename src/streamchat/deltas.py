@@ -8,7 +8,7 @@ the partial answer: everything before the terminal delta is already delivered.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Union
+from typing import Literal
 
 __all__ = [
     "Delta",
@@ -102,7 +102,7 @@ class StreamError:
         return self.message
 
 
-Delta = Union[TextDelta, ReasoningDelta, ToolCallDelta, Usage, Done, StreamError]
+Delta = TextDelta | ReasoningDelta | ToolCallDelta | Usage | Done | StreamError
 
 
 def merge_tool_calls(deltas: list[Delta]) -> list[ToolCall]:

@@ -158,9 +158,18 @@ def _chunks(answer: str, model: str) -> Iterator[bytes]:
         yield event({"content": token})
     yield event({}, "stop")
     usage = {"prompt_tokens": 12, "completion_tokens": count, "total_tokens": 12 + count}
-    yield b"data: " + json.dumps(
-        {"id": "chatcmpl-demo", "object": "chat.completion.chunk", "choices": [], "usage": usage}
-    ).encode() + b"\n\n"
+    yield (
+        b"data: "
+        + json.dumps(
+            {
+                "id": "chatcmpl-demo",
+                "object": "chat.completion.chunk",
+                "choices": [],
+                "usage": usage,
+            }
+        ).encode()
+        + b"\n\n"
+    )
 
 
 def _last_user_text(messages: list[dict[str, Any]]) -> str:

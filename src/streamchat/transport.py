@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import random
 import re
 import time
-from collections.abc import AsyncIterator, Iterable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from html import unescape
 
@@ -23,7 +24,7 @@ from .ndjson import NDJSONDecoder
 from .providers import ChatRequest, StreamParser, make_parser, wire_format
 from .sse import EventStreamDecoder
 
-__all__ = ["Timeouts", "stream_deltas"]
+__all__ = ["Retries", "Timeouts", "stream_deltas"]
 
 # An error body is read for its message only; a misbehaving server must not make us
 # buffer megabytes of HTML.
@@ -45,13 +46,44 @@ class Timeouts:
     total: float = 600.0
 
     def httpx_timeout(self) -> httpx.Timeout:
-        return httpx.Timeout(connect=self.connect, read=self.idle, write=self.idle, pool=self.connect)
+        return httpx.Timeout(
+            connect=self.connect, read=self.idle, write=self.idle, pool=self.connect
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Retries:
+    """Retry a request that failed before its first byte: exponential backoff, full jitter.
+
+    Only failures that produced no output are retried (connection errors, 429 and
+    5xx), so a retry can never duplicate text on screen. A `Retry-After` longer than
+    `max_wait` is not waited out: the error is shown instead, with its advice.
+    See https://www.rfc-editor.org/rfc/rfc9110#section-10.2.3 for `Retry-After`.
+    """
+
+    attempts: int = 2
+    backoff: float = 0.5
+    max_wait: float = 20.0
+    sleep: Callable[[float], Awaitable[None]] = field(default=asyncio.sleep, repr=False)
+    jitter: Callable[[], float] = field(default=random.random, repr=False)
+
+    def delay(self, attempt: int, error: StreamError) -> float | None:
+        """Seconds to wait before retry number `attempt` (0-based), or None for no retry."""
+        retryable = error.kind == "connect" or (
+            error.kind == "http" and (error.status == 429 or (error.status or 0) >= 500)
+        )
+        if not retryable or attempt >= self.attempts:
+            return None
+        if error.retry_after is not None:
+            return error.retry_after if error.retry_after <= self.max_wait else None
+        return min(self.max_wait, self.backoff * 2**attempt) * self.jitter()
 
 
 async def stream_deltas(
     request: ChatRequest,
     *,
-    timeouts: Timeouts = Timeouts(),  # noqa: B008 - immutable
+    timeouts: Timeouts = Timeouts(),
+    retries: Retries = Retries(),
     client: httpx.AsyncClient | None = None,
 ) -> AsyncIterator[Delta]:
     """Stream one chat answer as deltas; the last one is always `Done` or `StreamError`.
@@ -63,8 +95,23 @@ async def stream_deltas(
     if client is None:
         client = httpx.AsyncClient(http1=True, http2=False, timeout=timeouts.httpx_timeout())
     try:
-        async for delta in _stream(client, request, timeouts):
-            yield delta
+        attempt = 0
+        while True:
+            first = True
+            async for delta in _stream(client, request, timeouts):
+                wait = (
+                    retries.delay(attempt, delta)
+                    if first and isinstance(delta, StreamError)
+                    else None
+                )
+                first = False
+                if wait is not None:
+                    await retries.sleep(wait)
+                    break
+                yield delta
+            else:
+                return
+            attempt += 1
     finally:
         if own_client:
             await client.aclose()

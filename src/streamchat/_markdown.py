@@ -1,0 +1,457 @@
+"""Line-level Markdown analysis shared by `render_markdown` and `MarkdownStream`.
+
+Python-Markdown follows the original Markdown.pl, while LLMs write CommonMark/GFM (what
+their chat UIs render). `BlockScanner` walks the source one line at a time and bridges the
+gap where it shows in typical answers:
+
+* a list that follows a paragraph without a blank line, and nested lists indented by two
+  spaces (CommonMark measures nesting from the item's content column; Python-Markdown
+  wants four spaces per level), see https://spec.commonmark.org/0.31.2/#list-items;
+* a fence or heading that interrupts a paragraph or list,
+  https://spec.commonmark.org/0.31.2/#fenced-code-blocks;
+* a table that follows a paragraph, https://github.github.com/gfm/#tables-extension-.
+
+The same walk tells `MarkdownStream` where a top-level block ends for good, so the source
+rewrite and the block split can never disagree about lists and fences.
+
+`repair` makes an unfinished block render the way it will look once finished (closing an
+open fence or emphasis) or hides what is still undecided (a half-typed link or marker), so
+raw Markdown syntax never flashes on screen while an answer streams in.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal, NamedTuple
+
+TAB = 4  # Python-Markdown's tab_length: one nesting level of a list.
+
+_HR = re.compile(r" {0,3}([-*_])(?: *\1){2,} *$")
+_MARKER = re.compile(r"( *)([-+*]|(\d{1,9})\.)( +)(?=\S)")
+_HEADING = re.compile(r" {0,3}#{1,6}(?: |$)")
+_QUOTE = re.compile(r" {0,3}>")
+# An info string after backticks may not contain a backtick:
+# https://spec.commonmark.org/0.31.2/#fenced-code-blocks
+_FENCE = re.compile(r"( *)(`{3,}(?!.*`)|~{3,})")
+_TABLE_DELIM = re.compile(r" *\|? *:?-+:? *(?:\| *:?-+:? *)*\|? *$")
+
+LineKind = Literal["blank", "fence", "item", "heading", "quote", "row", "text"]
+
+
+class Line(NamedTuple):
+    """What `BlockScanner.feed` learnt about one source line."""
+
+    text: str  # the line re-indented for Python-Markdown (TAB spaces per list level)
+    kind: LineKind
+    blank_before: bool  # it interrupts the block above: Python-Markdown needs a blank line
+    starts_block: bool  # a top-level block starts here that cannot merge with the one before
+
+
+@dataclass(frozen=True, slots=True)
+class Fence:
+    """An open fenced code block."""
+
+    char: str
+    length: int
+    indent: str  # the opener's indentation in the source
+    strip: int  # source columns that belong to the enclosing list item
+    prefix: str  # indentation written in their place
+
+    def closes(self, line: str) -> bool:
+        """A closing fence: the same character, at least as long, nothing after it."""
+        stripped = line.strip()
+        return len(stripped) >= self.length and stripped == self.char * len(stripped)
+
+
+@dataclass(frozen=True, slots=True)
+class _Item:
+    col: int  # content column of the list item in the source
+    ordered: bool
+
+
+def _indent(line: str) -> int:
+    return len(line) - len(line.lstrip(" "))
+
+
+def _interrupts(line: str) -> bool:
+    """A line that ends a paragraph without a blank line (so it is never a lazy line)."""
+    return bool(_HEADING.match(line) or _QUOTE.match(line) or _HR.match(line))
+
+
+class BlockScanner:
+    """Classifies Markdown source lines, in order, one at a time (tabs already expanded)."""
+
+    def __init__(self) -> None:
+        self._items: list[_Item] = []
+        self._fence: Fence | None = None
+        self._prev_blank = True
+        self._prev_text = False  # the previous line is paragraph text: a lazy line may follow
+        self._after_fence = False
+        self._quote = False  # the last top-level block is a block quote
+        self._started = False
+
+    @property
+    def fence(self) -> Fence | None:
+        """The fenced code block still open after the lines fed so far."""
+        return self._fence
+
+    def feed(self, line: str) -> Line:
+        if self._fence is not None:
+            return self._fenced(line, self._fence)
+        if not line.strip():
+            self._prev_blank, self._prev_text, self._after_fence = True, False, False
+            return Line("", "blank", False, False)
+        line_info = self._block_line(line)
+        self._prev_blank, self._started = False, True
+        return line_info
+
+    def _fenced(self, line: str, fence: Fence) -> Line:
+        if fence.closes(line):
+            self._fence, self._after_fence = None, True
+            return Line(fence.prefix + line.strip(), "fence", False, False)
+        body = line[min(_indent(line), fence.strip) :]
+        return Line(fence.prefix + body if body.strip() else "", "fence", False, False)
+
+    def _block_line(self, line: str) -> Line:
+        indent = _indent(line)
+        marker = None if _HR.match(line) else _MARKER.match(line)
+        fence = _FENCE.match(line)
+        after_blank, was_listed, top = self._prev_blank, bool(self._items), self._top_item()
+        lazy = (
+            not after_blank
+            and self._prev_text
+            and was_listed
+            and marker is None
+            and fence is None
+            and not _interrupts(line)
+        )
+        if not lazy:
+            while self._items and indent < self._items[-1].col:
+                self._items.pop()
+        starts = (
+            after_blank
+            and self._started
+            and indent == 0
+            and not (marker and was_listed)
+            and not (self._quote and _QUOTE.match(line))
+        )
+        if not lazy:
+            self._quote = not self._items and bool(_QUOTE.match(line))
+        if marker and not self._items and self._prev_text and not was_listed:
+            if marker.group(3) is not None and int(marker.group(3)) != 1:
+                # Only "1." may interrupt a paragraph: "The year\n1984. was" is no list.
+                marker = None
+        left_list = was_listed and not self._items and marker is None
+        blank = not after_blank and (self._after_fence or left_list)
+        self._after_fence = False
+        if fence is not None:
+            return self._open_fence(line, fence, starts, blank or not after_blank)
+        if marker is not None:
+            return self._item(line, marker, starts, blank, top)
+        return self._plain(line, lazy, starts, blank)
+
+    def _top_item(self) -> _Item | None:
+        return self._items[0] if self._items else None
+
+    def _open_fence(self, line: str, match: re.Match[str], starts: bool, blank: bool) -> Line:
+        strip = self._items[-1].col if self._items else 0
+        prefix = " " * (TAB * len(self._items)) if self._items else ""
+        run = match.group(2)
+        self._fence = Fence(run[0], len(run), match.group(1), strip, prefix)
+        self._prev_text = False
+        text = prefix + line[strip:] if self._items else line
+        return Line(text, "fence", blank, starts)
+
+    def _item(
+        self, line: str, marker: re.Match[str], starts: bool, blank: bool, top: _Item | None
+    ) -> Line:
+        ordered = marker.group(3) is not None
+        if not self._items and not self._prev_blank:
+            # A new list: after a paragraph, or of the other kind after a list.
+            blank = blank or top is None or top.ordered != ordered
+        spaces = len(marker.group(4))
+        col = marker.end(2) + (spaces if spaces <= 4 else 1)
+        text = " " * (TAB * len(self._items)) + marker.group(2) + " " + line[marker.end() :]
+        self._items.append(_Item(col, ordered))
+        self._prev_text = True
+        return Line(text, "item", blank, starts)
+
+    def _plain(self, line: str, lazy: bool, starts: bool, blank: bool) -> Line:
+        kind: LineKind = "text"
+        if _HEADING.match(line):
+            kind = "heading"
+        elif _QUOTE.match(line):
+            kind = "quote"
+        elif line.lstrip().startswith("|"):
+            kind = "row"
+        self._prev_text = kind != "heading" and not _HR.match(line)
+        if lazy:
+            return Line(" " * (TAB * len(self._items)) + line.lstrip(), kind, False, False)
+        if self._items:
+            text = " " * (TAB * len(self._items)) + line[self._items[-1].col :]
+            return Line(text, kind, blank, starts)
+        return Line(line, kind, blank, starts)
+
+
+def normalize(lines: list[str]) -> list[str]:
+    """Rewrite CommonMark-style source lines so Python-Markdown reads them the same way."""
+    scanner = BlockScanner()
+    out: list[str] = []
+    fenced: list[bool] = []
+    for source in lines:
+        line = scanner.feed(source)
+        if line.blank_before and out and out[-1]:
+            out.append("")
+            fenced.append(False)
+        out.append(line.text)
+        fenced.append(line.kind == "fence")
+    return _separate_tables(out, fenced)
+
+
+def _separate_tables(lines: list[str], fenced: list[bool]) -> list[str]:
+    """Put a blank line between a paragraph and a table that follows it directly.
+
+    Python-Markdown only finds a table at the start of a block; GFM lets a table follow
+    paragraph text (https://github.github.com/gfm/#tables-extension-).
+    """
+    out: list[str] = []
+    for i, line in enumerate(lines):
+        if (
+            i >= 1
+            and i + 1 < len(lines)
+            and "|" in line
+            and not fenced[i + 1]
+            and "|" in lines[i + 1]
+            and _TABLE_DELIM.match(lines[i + 1])
+            and lines[i - 1].strip()
+            and "|" not in lines[i - 1]
+            and not fenced[i - 1]
+        ):
+            out.append("")
+        out.append(line)
+    return out
+
+
+# --- repairing the open block of a stream -------------------------------------------------
+
+# A last line that is only the start of a block marker ("-", "1.", "##", "``", "|"), or a
+# whole fence opener still being typed: wait for the rest of the line.
+_PARTIAL_LINE = re.compile(
+    r" *(?:[-+*]|\d{1,9}[.)]?|#{1,6}|[-=*_ ]+|>|`{1,2}|~{1,2}|`{3,}[^`]*|~{3,}.*|\|)? *$"
+)
+_PARTIAL_DELIM = re.compile(r" *\|?[ :|-]*$")
+_BARE_URL = re.compile(r"(?:https?://|www\.)\S*")
+_PENDING_AUTOLINK = re.compile(r"<(?:[A-Za-z][\w+.-]*:|[\w.+-]+@)[^\s<>]*$")
+
+
+def repair(text: str) -> str:
+    """Return the open block's source with unfinished syntax closed or hidden."""
+    text = hold_partial_line(text)
+    fence, context = _scan(text)
+    if fence is not None:
+        return _close_fence(text, fence)
+    head = text[:context]
+    return hold_partial_line(_complete_table(head + repair_inline(text[context:])))
+
+
+def hold_partial_line(text: str) -> str:
+    """Drop an unterminated last line that is nothing yet but the start of a marker."""
+    start = text.rfind("\n") + 1
+    if start < len(text) and _PARTIAL_LINE.match(text, start):
+        return text[:start]
+    return text
+
+
+def _scan(text: str) -> tuple[Fence | None, int]:
+    """The fence left open at the end, and where the last inline run (paragraph) starts."""
+    scanner = BlockScanner()
+    context = offset = 0
+    for source in text.split("\n"):
+        line = scanner.feed(source)
+        if line.kind in ("blank", "fence"):
+            context = offset + len(source) + 1
+        elif line.kind in ("item", "heading", "row"):
+            context = offset
+        offset += len(source) + 1
+    return scanner.fence, min(context, len(text))
+
+
+def _close_fence(text: str, fence: Fence) -> str:
+    start = text.rfind("\n") + 1
+    if start < len(text) and not text[start:].strip(" " + fence.char):
+        text = text[:start]  # a closing fence being typed: it is about to close anyway
+    if not text.endswith("\n"):
+        text += "\n"
+    return text + fence.indent + fence.char * fence.length
+
+
+def _complete_table(text: str) -> str:
+    """Give a table header being typed its delimiter row, so it shows as a table at once."""
+    lines = text.split("\n")
+    if len(lines) > 1 and not lines[-1]:
+        lines.pop()  # the header's line is complete
+    if _PARTIAL_DELIM.match(lines[-1]) and ("-" in lines[-1] or "|" in lines[-1]):
+        header_at = len(lines) - 2
+    else:
+        header_at = len(lines) - 1
+    if header_at < 0 or not lines[header_at].lstrip().startswith("|"):
+        return text
+    if header_at > 0 and "|" in lines[header_at - 1]:
+        return text  # the table already has its header
+    header = lines[header_at].strip().strip("|")
+    columns = header.count("|") + 1
+    return "\n".join([*lines[: header_at + 1], "|" + " --- |" * columns])
+
+
+@dataclass(slots=True)
+class _Open:
+    char: str
+    length: int
+    at: int  # index of the delimiter run
+    content: int  # index after it
+
+
+class _InlineRepair:
+    """One left-to-right pass over a paragraph: what to cut and which closers to append.
+
+    Emphasis follows https://spec.commonmark.org/0.31.2/#emphasis-and-strong-emphasis
+    loosely (flanking runs); it only has to get the common cases right, because it only
+    affects the moments before the closing marker arrives.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.cuts: list[tuple[int, int]] = []
+        self.opens: list[_Open] = []
+        self.brackets: list[int] = []
+        self.code_closer = ""
+
+    def run(self) -> str:
+        text, i = self.text, 0
+        while i < len(text):
+            i = self._step(i)
+        for start in self.brackets:
+            self.cuts.append((start, self.text.index("[", start) + 1))
+        return self._result()
+
+    def _step(self, i: int) -> int:
+        text, char = self.text, self.text[i]
+        if char == "\\":
+            return i + 2
+        if char == "`":
+            return self._backticks(i)
+        if char in "*_~":
+            return self._delimiter(i)
+        if char == "[" and (i == 0 or not text[i - 1].isalnum()):
+            self.brackets.append(i - 1 if i > 0 and text[i - 1] == "!" else i)
+        elif char == "]" and self.brackets:
+            return self._link(i)
+        elif char == "<" and _PENDING_AUTOLINK.match(text, i):
+            self.cuts.append((i, i + 1))
+            return len(text)
+        elif (i == 0 or not text[i - 1].isalnum()) and (url := _BARE_URL.match(text, i)):
+            return url.end()
+        return i + 1
+
+    def _backticks(self, i: int) -> int:
+        text = self.text
+        end = _run_end(text, i)
+        run = text[i:end]
+        close = re.compile(rf"(?<!`){run}(?!`)").search(text, end)
+        if close is not None:
+            return close.end()
+        if text[end:].strip():
+            self.code_closer = run
+        else:
+            self.cuts.append((i, end))
+        return len(text)
+
+    def _delimiter(self, i: int) -> int:
+        text = self.text
+        end = _run_end(text, i)
+        char, length = text[i], end - i
+        if end == len(text):
+            self.cuts.append((i, end))  # a marker still being typed
+            return end
+        if char == "~" and length != 2:
+            return end
+        before = text[i - 1] if i > 0 else " "
+        after = text[end]
+        if not before.isspace() and self._close(char, length):
+            return end
+        if not after.isspace() and not before.isalnum():
+            self.opens.append(_Open(char, length, i, end))
+        return end
+
+    def _close(self, char: str, length: int) -> bool:
+        for index in range(len(self.opens) - 1, -1, -1):
+            if self.opens[index].char == char:
+                opener = self.opens[index]
+                del self.opens[index + 1 :]
+                if length >= opener.length:
+                    self.opens.pop()
+                else:
+                    opener.length -= length
+                return True
+        return False
+
+    def _link(self, i: int) -> int:
+        text = self.text
+        start = self.brackets.pop()
+        if i + 1 == len(text):
+            self.cuts += [(start, text.index("[", start) + 1), (i, i + 1)]
+            return i + 1
+        if text[i + 1] != "(":
+            return i + 1
+        end = _paren_end(text, i + 2)
+        if end < 0:  # "[text](htt": show the text alone until the URL is complete
+            self.cuts += [(start, text.index("[", start) + 1), (i, len(text))]
+            self.brackets = [b for b in self.brackets if b < start]
+            return len(text)
+        return end + 1
+
+    def _result(self) -> str:
+        closers = [self.code_closer]
+        for opener in reversed(self.opens):
+            if self.text[opener.content :].strip():
+                closers.append(opener.char * opener.length)
+            else:
+                self.cuts.append((opener.at, opener.content))
+        kept, last = [], 0
+        for start, end in sorted(self.cuts):
+            kept.append(self.text[last : max(start, last)])
+            last = max(last, end)
+        kept.append(self.text[last:])
+        body = "".join(kept)
+        stripped = body.rstrip()
+        return stripped + "".join(closers) + body[len(stripped) :]
+
+
+def repair_inline(text: str) -> str:
+    """Close open code spans and emphasis in a paragraph; hide half-typed links."""
+    return _InlineRepair(text).run()
+
+
+def _run_end(text: str, i: int) -> int:
+    end = i
+    while end < len(text) and text[end] == text[i]:
+        end += 1
+    return end
+
+
+def _paren_end(text: str, i: int) -> int:
+    """Index of the ")" that closes a link destination starting at i, or -1."""
+    depth = 0
+    while i < len(text):
+        char = text[i]
+        if char == "\\":
+            i += 1
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            if depth == 0:
+                return i
+            depth -= 1
+        i += 1
+    return -1

@@ -1,0 +1,1 @@
+"""Private parts of `streamchat.providers`: request bodies and per-format stream readers."""

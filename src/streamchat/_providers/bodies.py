@@ -1,0 +1,116 @@
+"""Request bodies: the caller's OpenAI-style messages in each provider's own shape."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["BODIES", "Messages"]
+
+Messages = list[dict[str, Any]]
+Body = dict[str, Any]
+
+# "developer" is the newer OpenAI name for the system role.
+_SYSTEM_ROLES = frozenset({"system", "developer"})
+
+
+def _split_system(messages: Messages, system: str | None) -> tuple[str | None, Messages]:
+    """One system text (the argument first, then system messages) and the other messages.
+
+    Anthropic, Gemini, the Responses API and Ollama's generate take the system
+    prompt as a separate field, not as a message.
+    """
+    parts = [system] if system else []
+    parts += [str(m.get("content", "")) for m in messages if m.get("role") in _SYSTEM_ROLES]
+    rest = [m for m in messages if m.get("role") not in _SYSTEM_ROLES]
+    return "\n\n".join(parts) or None, rest
+
+
+def _with_system(messages: Messages, system: str | None) -> Messages:
+    return [{"role": "system", "content": system}, *messages] if system else list(messages)
+
+
+def _last_user(messages: Messages) -> str:
+    users = [m for m in messages if m.get("role") == "user"]
+    return str(users[-1].get("content", "")) if users else ""
+
+
+def _openai(messages: Messages, system: str | None) -> Body:
+    # https://platform.openai.com/docs/api-reference/chat/create#chat-create-stream_options
+    # include_usage adds a last chunk with token counts and empty `choices`.
+    return {
+        "messages": _with_system(messages, system),
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+
+
+def _responses(messages: Messages, system: str | None) -> Body:
+    # https://platform.openai.com/docs/api-reference/responses/create
+    instructions, rest = _split_system(messages, system)
+    body: Body = {"input": rest, "stream": True}
+    if instructions:
+        body["instructions"] = instructions
+    return body
+
+
+def _anthropic(messages: Messages, system: str | None) -> Body:
+    # https://docs.anthropic.com/en/api/messages: max_tokens is required, and the
+    # system prompt is a top-level field (a "system" message is rejected).
+    instructions, rest = _split_system(messages, system)
+    body: Body = {"max_tokens": 4096, "messages": rest, "stream": True}
+    if instructions:
+        body["system"] = instructions
+    return body
+
+
+def _gemini(messages: Messages, system: str | None) -> Body:
+    # https://ai.google.dev/api/generate-content#request-body: roles are user and model;
+    # streaming is chosen by the URL (streamGenerateContent), not by the body.
+    instructions, rest = _split_system(messages, system)
+    contents = [
+        {
+            "role": "model" if m.get("role") == "assistant" else "user",
+            "parts": [{"text": m.get("content", "")}],
+        }
+        for m in rest
+    ]
+    body: Body = {"contents": contents}
+    if instructions:
+        body["systemInstruction"] = {"parts": [{"text": instructions}]}
+    return body
+
+
+def _ollama_chat(messages: Messages, system: str | None) -> Body:
+    # https://github.com/ollama/ollama/blob/main/docs/api.md#generate-a-chat-completion
+    return {"messages": _with_system(messages, system), "stream": True}
+
+
+def _ollama_generate(messages: Messages, system: str | None) -> Body:
+    # https://github.com/ollama/ollama/blob/main/docs/api.md#generate-a-completion:
+    # one prompt, no history.
+    instructions, rest = _split_system(messages, system)
+    body: Body = {"prompt": _last_user(rest), "stream": True}
+    if instructions:
+        body["system"] = instructions
+    return body
+
+
+def _custom(messages: Messages, system: str | None) -> Body:
+    # Home-made servers read either the history or just the prompt: send both.
+    return {
+        "messages": _with_system(messages, system),
+        "prompt": _last_user(messages),
+        "stream": True,
+    }
+
+
+BODIES: dict[str, Callable[[Messages, str | None], Body]] = {
+    "openai": _openai,
+    "openai-responses": _responses,
+    "anthropic": _anthropic,
+    "gemini": _gemini,
+    "ollama-chat": _ollama_chat,
+    "ollama-generate": _ollama_generate,
+    "custom": _custom,
+}

@@ -1,0 +1,366 @@
+"""Provider formats: build the streaming request, then read the stream back as deltas.
+
+Both halves are sans-I/O. `build_request` turns OpenAI-style messages into one
+provider's HTTP request (URL, headers, JSON body); `make_parser` returns a
+`StreamParser` that turns the decoded events of the answer (SSE `data`, NDJSON
+lines, or one whole JSON body) into typed deltas ending in one `Done` or
+`StreamError`. The request format comes from the URL path; the response format
+from the Content-Type and from the first payload's shape, because many servers
+at an OpenAI-looking path answer in another dialect and home-made servers at
+any path answer in a known one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+from ._providers.bodies import BODIES
+from ._providers.readers import (
+    READERS,
+    AnthropicReader,
+    CustomReader,
+    GeminiReader,
+    OllamaReader,
+    OpenAIChatReader,
+    Reader,
+    ResponsesReader,
+    Sink,
+    excerpt,
+)
+from .deltas import Delta, Done
+
+__all__ = [
+    "PROVIDERS",
+    "ChatRequest",
+    "StreamParser",
+    "WireFormat",
+    "build_request",
+    "detect_provider",
+    "make_parser",
+    "wire_format",
+]
+
+PROVIDERS = (
+    "openai",
+    "openai-responses",
+    "anthropic",
+    "gemini",
+    "ollama-chat",
+    "ollama-generate",
+    "custom",
+)
+
+WireFormat = Literal["sse", "ndjson", "json"]
+
+# Endpoint paths as the providers document them; OpenAI-compatible servers
+# (vLLM, llama.cpp, LM Studio, Azure, OpenRouter...) keep the same suffixes.
+_PATHS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"/chat/completions$"), "openai"),
+    (re.compile(r"/responses$"), "openai-responses"),
+    (re.compile(r"/v1/messages$"), "anthropic"),
+    (re.compile(r":(stream)?generateContent$", re.IGNORECASE), "gemini"),
+    (re.compile(r"/api/chat$"), "ollama-chat"),
+    (re.compile(r"/api/generate$"), "ollama-generate"),
+)
+
+_NDJSON_PROVIDERS = frozenset({"ollama-chat", "ollama-generate"})
+_NDJSON_TYPES = frozenset(
+    {
+        "application/x-ndjson",
+        "application/ndjson",
+        "application/jsonl",
+        "application/jsonlines",
+        "application/x-jsonlines",
+        "application/x-json-stream",
+        "application/stream+json",
+    }
+)
+
+_READER_OF: dict[str, type[Reader]] = {
+    "openai": OpenAIChatReader,
+    "openai-responses": ResponsesReader,
+    "anthropic": AnthropicReader,
+    "gemini": GeminiReader,
+    "ollama-chat": OllamaReader,
+    "ollama-generate": OllamaReader,
+    "custom": CustomReader,
+}
+
+# The key is only read from the environment for the provider it belongs to: a
+# custom or local server never receives OPENAI_API_KEY unasked.
+_KEY_VARIABLES = {
+    "openai": "OPENAI_API_KEY",
+    "openai-responses": "OPENAI_API_KEY",
+    "anthropic": "ANTHROPIC_API_KEY",
+    "gemini": "GEMINI_API_KEY",
+}
+
+_SECRET_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "x-api-key", "x-goog-api-key", "api-key", "cookie"}
+)
+_SECRET_PARAMS = frozenset({"key", "api_key", "apikey", "access_token", "token"})
+
+
+@dataclass(frozen=True, slots=True, repr=False)
+class ChatRequest:
+    """One streaming chat request, ready for any HTTP client.
+
+    `provider` is the resolved format name (never "auto"), which `make_parser`
+    needs to read the answer. The repr masks credentials, because requests end
+    up in logs, tracebacks and notebook outputs.
+    """
+
+    method: str
+    url: str
+    headers: dict[str, str]
+    json: dict[str, Any] | None
+    provider: str
+
+    def __repr__(self) -> str:
+        headers = {name: _mask_header(name, value) for name, value in self.headers.items()}
+        return (
+            f"ChatRequest(method={self.method!r}, url={_mask_url(self.url)!r}, "
+            f"headers={headers!r}, json={self.json!r}, provider={self.provider!r})"
+        )
+
+
+def _mask_header(name: str, value: str) -> str:
+    if name.lower() not in _SECRET_HEADERS:
+        return value
+    scheme, _, credential = value.partition(" ")
+    return f"{scheme} ***" if credential else "***"
+
+
+def _mask_url(url: str) -> str:
+    """Gemini also accepts the key as `?key=`; keep it out of the repr too."""
+    parts = urlsplit(url)
+    if not parts.query:
+        return url
+    params = [
+        f"{name}=***" if name.lower() in _SECRET_PARAMS else f"{name}{sep}{value}"
+        for name, sep, value in (param.partition("=") for param in parts.query.split("&"))
+    ]
+    return urlunsplit(parts._replace(query="&".join(params)))
+
+
+def detect_provider(url: str) -> str:
+    """The request format implied by the URL's path; "custom" when nothing matches."""
+    path = urlsplit(url).path.rstrip("/")
+    return next((name for pattern, name in _PATHS if pattern.search(path)), "custom")
+
+
+def build_request(
+    url: str,
+    messages: list[dict[str, Any]],
+    *,
+    provider: str = "auto",
+    model: str | None = None,
+    system: str | None = None,
+    api_key: str | None = None,
+    headers: Mapping[str, str] | None = None,
+    options: Mapping[str, Any] | None = None,
+) -> ChatRequest:
+    """The streaming request for `messages` ([{"role", "content"}], OpenAI style).
+
+    `options` are extra top-level body fields in the provider's own terms
+    (`temperature`, `max_tokens`, `generationConfig`...); they override the
+    defaults. `headers` override the built ones, whatever their case.
+    """
+    name = detect_provider(url) if provider == "auto" else _known(provider)
+    body = BODIES[name](messages, system)
+    if model and name != "gemini":  # Gemini names the model in the URL
+        body = {"model": model, **body}
+    body.update(options or {})
+    return ChatRequest(
+        method="POST",
+        url=_gemini_url(url, model) if name == "gemini" else url,
+        headers=_headers(name, api_key, headers or {}),
+        json=body,
+        provider=name,
+    )
+
+
+def _known(provider: str) -> str:
+    if provider not in PROVIDERS:
+        raise ValueError(f"unknown provider {provider!r}; expected one of {', '.join(PROVIDERS)}")
+    return provider
+
+
+def _gemini_url(url: str, model: str | None) -> str:
+    """Put `model` into the path, and ask for SSE (without `alt=sse` the answer is one array).
+
+    https://ai.google.dev/api/generate-content#method:-models.streamgeneratecontent
+    """
+    parts = urlsplit(url)
+    path = parts.path
+    if model:
+        name = model.removeprefix("models/")
+        path = re.sub(r"(/models/)[^/:]+(?=:)", lambda match: match.group(1) + name, path)
+    query = parts.query
+    names = {param.partition("=")[0] for param in query.split("&")}
+    if path.endswith(":streamGenerateContent") and "alt" not in names:
+        query = f"{query}&alt=sse" if query else "alt=sse"
+    return urlunsplit(parts._replace(path=path, query=query))
+
+
+def _headers(provider: str, api_key: str | None, extra: Mapping[str, str]) -> dict[str, str]:
+    # identity: a compressed stream is buffered by gzip and by proxies, which
+    # turns the typewriter into one late burst.
+    accept = "application/x-ndjson" if provider in _NDJSON_PROVIDERS else "text/event-stream"
+    headers = {"Accept": accept, "Accept-Encoding": "identity", "Content-Type": "application/json"}
+    if provider == "anthropic":
+        # https://docs.anthropic.com/en/api/versioning
+        headers["anthropic-version"] = "2023-06-01"
+    variable = _KEY_VARIABLES.get(provider)
+    key = api_key or (os.environ.get(variable) if variable else None)
+    if key:
+        headers.update(_credential(provider, key))
+    for name, value in extra.items():
+        for same in [old for old in headers if old.lower() == name.lower()]:
+            del headers[same]
+        headers[name] = value
+    return headers
+
+
+def _credential(provider: str, key: str) -> dict[str, str]:
+    if provider == "anthropic":
+        return {"x-api-key": key}
+    if provider == "gemini":
+        return {"x-goog-api-key": key}
+    return {"Authorization": f"Bearer {key}"}
+
+
+def _media_type(content_type: str | None) -> str:
+    return (content_type or "").partition(";")[0].strip().lower()
+
+
+def wire_format(provider: str, content_type: str | None) -> WireFormat:
+    """How to split the body into payloads: SSE events, NDJSON lines, or one JSON document.
+
+    The Content-Type decides when it is specific. A JSON or HTML body is read
+    whole: a server that ignored `stream: true`, or an error or login page
+    served with status 200, is one document. Otherwise (missing, text/plain,
+    octet-stream) the provider's own framing is assumed.
+    """
+    media = _media_type(content_type)
+    if media == "text/event-stream":
+        return "sse"
+    if media in _NDJSON_TYPES:
+        return "ndjson"
+    if media.endswith(("/json", "+json", "/html")):
+        return "json"
+    return "ndjson" if provider in _NDJSON_PROVIDERS else "sse"
+
+
+def make_parser(provider: str, content_type: str | None = None) -> StreamParser:
+    """A parser for one answer from `provider` served with `content_type`.
+
+    A body framed unlike the provider's own (SSE from an `/api/chat` path, say)
+    comes from some other server: the parser then starts as "custom" and sniffs.
+    """
+    name = _known(provider)
+    wire = wire_format(name, content_type)
+    if wire != "json" and wire != wire_format(name, None):
+        name = "custom"
+    return StreamParser(_READER_OF[name](), _media_type(content_type))
+
+
+class StreamParser:
+    """Payloads of one answer in, deltas out; sans-I/O, one instance per answer.
+
+    Feed it each SSE event's data (with the event name) or each NDJSON line, then
+    call `end()` when the body ends. The first JSON payload may switch the format:
+    a shape that only one format has (`choices`, `response.*` types, Anthropic
+    event types, `candidates`, Ollama's `done`) wins over the hint.
+
+    Completion: each format's own marker (`[DONE]`, `message_stop`,
+    `response.completed`, `"done": true`). A body that ends cleanly after the
+    model said why it stopped (a finish reason) is complete too: that is Gemini's
+    only marker, and OpenAI-compatible servers that omit `[DONE]` lose nothing.
+    """
+
+    def __init__(self, reader: Reader, media_type: str = "") -> None:
+        self._reader = reader
+        self._media_type = media_type
+        self._sink = Sink()
+        self._settled = False
+
+    @property
+    def done(self) -> bool:
+        """Whether `Done` was emitted (the answer is complete, whatever happens next)."""
+        return isinstance(self._sink.terminal, Done)
+
+    @property
+    def format(self) -> str:
+        """The format being read: the hinted one, or the one sniffed from the payloads."""
+        return self._reader.name
+
+    def feed(self, data: str, event: str = "message") -> list[Delta]:
+        """Read one payload; [] for ignorable ones and for anything after the terminal delta."""
+        sink = self._sink
+        if sink.terminal is not None or not data.strip():
+            return []
+        if "html" in self._media_type:
+            sink.fail("protocol", f"expected a stream, got an HTML page: {excerpt(data)}")
+        elif data.strip() == "[DONE]":
+            # https://platform.openai.com/docs/api-reference/chat-streaming: the end
+            # marker; home-made servers copy it.
+            sink.complete()
+        else:
+            self._read(data, event or "message")
+        return sink.take()
+
+    def _read(self, data: str, event: str) -> None:
+        try:
+            payload = json.loads(data)
+        except json.JSONDecodeError as error:
+            several = "\n" in data.strip()
+            if error.msg == "Extra data" and several and self._media_type.endswith("json"):
+                self._read_lines(data, event)
+                return
+            payload = None
+        if not self._settled and not self._sink.content:
+            self._sniff(payload)
+        self._reader.read(payload, data, event, self._sink)
+
+    def _read_lines(self, data: str, event: str) -> None:
+        """A "JSON" body that is really NDJSON (a common server mislabelling)."""
+        for line in data.splitlines():
+            if line.strip() and self._sink.terminal is None:
+                self._read(line, event)
+
+    def _sniff(self, payload: object) -> None:
+        sample = payload[0] if isinstance(payload, list) and payload else payload
+        if not isinstance(sample, dict):
+            return
+        if self._reader.claims(sample):
+            self._settled = True
+            return
+        found = next((reader for reader in READERS if reader.claims(sample)), None)
+        if found is not None:
+            self._reader = found()
+            self._settled = True
+
+    def end(self, clean: bool = True) -> list[Delta]:
+        """The body ended (`clean`: no transport error): the terminal delta if none was sent."""
+        sink = self._sink
+        if sink.terminal is None:
+            problem = self._reader.unexplained(sink) if clean else None
+            if problem:
+                sink.fail("protocol", problem)
+            elif clean and (self._reader.ends_on_clean_close or sink.reason is not None):
+                sink.complete()
+            else:
+                how = "ended" if clean else "broke off"
+                sink.fail(
+                    "incomplete",
+                    f"the {self._reader.name} stream {how} before its completion marker"
+                    f" ({self._reader.marker}): the answer may be cut short",
+                )
+        return sink.take()

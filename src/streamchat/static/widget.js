@@ -1,0 +1,593 @@
+// streamchat front end (anywidget ESM).
+//
+// The kernel sends the answer as small HTML patches (`append` freezes finished
+// blocks, `tail` replaces the unfinished last block, `reset` replaces everything),
+// never the whole answer per update; this view applies them to two containers, a
+// frozen one that only grows and a tail that is rewritten. Conversation structure
+// (turns, statuses) comes from the synced `turns` trait, which changes only at turn
+// boundaries, so a view displayed again or after a reload rebuilds from it and asks
+// the kernel (`hello`) for a snapshot of an answer still being typed.
+//
+// Everything above `render` is pure (no DOM globals) so `node --test` can import it.
+
+/** Apply patch ops to a `{frozen, tail}` state; also say what the DOM must do. */
+export function applyOps(state, ops) {
+  let { frozen, tail } = state;
+  let appended = "";
+  let reset = false;
+  let tailChanged = false;
+  for (const { op, html } of ops) {
+    if (op === "append") {
+      frozen += html;
+      appended += html;
+    } else if (op === "tail") {
+      tailChanged = tailChanged || tail !== html;
+      tail = html;
+    } else if (op === "reset") {
+      frozen = html;
+      tail = "";
+      appended = "";
+      reset = true;
+      tailChanged = true;
+    } else {
+      throw new Error(`unknown patch op: ${op}`);
+    }
+  }
+  return { state: { frozen, tail }, appended, reset, tailChanged };
+}
+
+/** Enter sends; Shift+Enter is a newline; Enter that ends an IME composition does not send. */
+export function shouldSend(event) {
+  if (event.key !== "Enter" || event.shiftKey || event.altKey) return false;
+  // keyCode 229 is what browsers report for keys handled by an IME (Safari sends
+  // the composition-ending Enter after compositionend, with isComposing false).
+  return !event.isComposing && event.keyCode !== 229;
+}
+
+/** The footer line: "first token 0.42 s · 118 chars/s · 12 in / 345 out tokens". */
+export function formatStats(stats) {
+  if (!stats) return "";
+  const parts = [];
+  if (typeof stats.ttft === "number") parts.push(`first token ${stats.ttft.toFixed(2)} s`);
+  if (typeof stats.chars_per_second === "number" && stats.chars_per_second > 0) {
+    parts.push(`${Math.round(stats.chars_per_second)} chars/s`);
+  }
+  const input = stats.input_tokens;
+  const output = stats.output_tokens;
+  if (input != null || output != null) {
+    parts.push(`${input ?? "?"} in / ${output ?? "?"} out tokens`);
+  }
+  if (stats.reasoning_tokens != null) parts.push(`${stats.reasoning_tokens} reasoning tokens`);
+  return parts.join(" · ");
+}
+
+/** "0.0 s" from milliseconds, for the waiting indicator. */
+export function formatElapsed(ms) {
+  return `${(Math.max(0, ms) / 1000).toFixed(1)} s`;
+}
+
+/** True when a scroller is at (or within `slack` px of) its bottom: keep following. */
+export function nearBottom(scrollTop, clientHeight, scrollHeight, slack = 32) {
+  return scrollHeight - (scrollTop + clientHeight) <= slack;
+}
+
+const TEXT_NODE = 3;
+const ELEMENT_NODE = 1;
+// A cursor cannot live inside these (void or replaced elements): it goes after them.
+const OPAQUE = new Set([
+  "BR", "HR", "IMG", "INPUT", "WBR", "SVG", "MATH", "VIDEO", "AUDIO", "IFRAME", "BUTTON",
+]);
+// A <span> is not a valid child of these: the cursor goes after the whole structure.
+const STRUCTURAL = new Set([
+  "TABLE", "THEAD", "TBODY", "TFOOT", "TR", "COLGROUP", "UL", "OL", "DL", "SELECT",
+]);
+
+function isBlank(node) {
+  return node.nodeType === TEXT_NODE && !/\S/.test(node.nodeValue);
+}
+
+function lastMeaningful(parent) {
+  const nodes = parent.childNodes;
+  for (let i = nodes.length - 1; i >= 0; i--) {
+    const node = nodes[i];
+    if (node.nodeType === ELEMENT_NODE || (node.nodeType === TEXT_NODE && !isBlank(node))) {
+      return node;
+    }
+  }
+  return null;
+}
+
+/**
+ * Where the typing cursor goes: inside the deepest last element, right after the
+ * last character, so it sits on the same line as the text (not on a new line after
+ * a block). Works on anything shaped like DOM nodes (nodeType, nodeName,
+ * childNodes, nodeValue). Returns `{parent, ref, split}`: insert before `ref`
+ * (null = append to `parent`); when `split` is a number, first split the text node
+ * `ref` at that offset (a code block's trailing newline stays after the cursor).
+ */
+export function cursorSpot(root) {
+  const path = [root];
+  let parent = root;
+  for (;;) {
+    const last = lastMeaningful(parent);
+    if (last === null) break;
+    if (last.nodeType === TEXT_NODE) {
+      const trailing = /\s*$/.exec(last.nodeValue)[0];
+      if (trailing.includes("\n")) {
+        return { parent, ref: last, split: last.nodeValue.length - trailing.length };
+      }
+      return { parent, ref: null, split: null };
+    }
+    if (OPAQUE.has(last.nodeName.toUpperCase())) return { parent, ref: null, split: null };
+    parent = last;
+    path.push(parent);
+  }
+  // An empty table section or list: climb to the first ancestor that may hold a span.
+  let index = path.length - 1;
+  while (index > 0 && STRUCTURAL.has(path[index].nodeName.toUpperCase())) index--;
+  return { parent: path[index], ref: null, split: null };
+}
+
+/** Which turns changed since `previous` (by a cheap signature), for minimal DOM work. */
+export function turnSignature(turn) {
+  return JSON.stringify([
+    turn.role,
+    turn.status ?? "",
+    turn.text ?? "",
+    (turn.html ?? "").length,
+    (turn.reasoning_html ?? "").length,
+    turn.error ?? "",
+    turn.tool_calls ?? [],
+    turn.stats ?? {},
+  ]);
+}
+
+/** A compact one-line summary of a tool call: `name(arguments)`, arguments shortened. */
+export function toolLabel(call, limit = 120) {
+  const args = String(call.arguments ?? "");
+  const short = args.length > limit ? `${args.slice(0, limit - 1)}…` : args;
+  return `${call.name ?? "tool"}(${short})`;
+}
+
+// ---------------------------------------------------------------------------
+// DOM
+
+const LIVE = new Set(["waiting", "streaming"]);
+
+function h(doc, tag, className, attrs = {}) {
+  const node = doc.createElement(tag);
+  if (className) node.className = className;
+  for (const [key, value] of Object.entries(attrs)) node.setAttribute(key, value);
+  return node;
+}
+
+function copyText(doc, text) {
+  if (globalThis.navigator?.clipboard?.writeText && globalThis.isSecureContext !== false) {
+    return globalThis.navigator.clipboard.writeText(text);
+  }
+  // Fallback for insecure origins (a notebook served over plain http on a LAN).
+  const area = h(doc, "textarea", "streamchat-offscreen");
+  area.value = text;
+  doc.body.appendChild(area);
+  area.select();
+  try {
+    doc.execCommand("copy");
+  } finally {
+    area.remove();
+  }
+  return Promise.resolve();
+}
+
+/** Give every code block under `container` a copy button (once). */
+function decorateCode(doc, container) {
+  for (const pre of container.querySelectorAll("pre")) {
+    // Highlighted blocks come wrapped in div.streamchat-code from the renderer; wrap
+    // the others the same way so the button has a positioned box to sit in.
+    let box = pre.parentElement;
+    if (!box?.classList.contains("streamchat-code")) {
+      box = h(doc, "div", "streamchat-code");
+      pre.replaceWith(box);
+      box.appendChild(pre);
+    }
+    if (box.querySelector(":scope > .streamchat-copy")) continue;
+    const button = h(doc, "button", "streamchat-copy", { type: "button", title: "Copy code" });
+    button.textContent = "Copy";
+    button.addEventListener("click", () => {
+      copyText(doc, (pre.querySelector("code") ?? pre).textContent).then(
+        () => {
+          button.textContent = "Copied";
+          setTimeout(() => {
+            button.textContent = "Copy";
+          }, 1200);
+        },
+        () => {
+          button.textContent = "Copy failed";
+        },
+      );
+    });
+    box.appendChild(button);
+  }
+}
+
+function placeCursor(doc, body) {
+  for (const old of body.querySelectorAll(".streamchat-cursor")) old.remove();
+  const cursor = h(doc, "span", "streamchat-cursor", { "aria-hidden": "true" });
+  const tail = body.querySelector(".streamchat-tail");
+  const frozen = body.querySelector(".streamchat-frozen");
+  const root = tail && lastMeaningful(tail) ? tail : frozen ?? body;
+  const spot = cursorSpot(root);
+  let ref = spot.ref;
+  if (typeof spot.split === "number") ref = ref.splitText(spot.split);
+  spot.parent.insertBefore(cursor, ref);
+}
+
+function removeCursor(body) {
+  for (const old of body.querySelectorAll(".streamchat-cursor")) old.remove();
+}
+
+function render({ model, el }) {
+  const doc = el.ownerDocument;
+  const cleanups = [];
+  const listen = (target, type, handler, options) => {
+    target.addEventListener(type, handler, options);
+    cleanups.push(() => target.removeEventListener(type, handler, options));
+  };
+  const onModel = (name, handler) => {
+    model.on(name, handler);
+    cleanups.push(() => model.off(name, handler));
+  };
+
+  const root = h(doc, "div", "streamchat");
+  const log = h(doc, "div", "streamchat-log", { role: "log", "aria-live": "polite" });
+  const presets = h(doc, "div", "streamchat-prompts");
+  const form = h(doc, "div", "streamchat-form");
+  const input = h(doc, "textarea", "streamchat-input", {
+    rows: "2",
+    placeholder: "Ask something… (Enter sends, Shift+Enter for a new line)",
+    "aria-label": "Prompt",
+    "data-lm-suppress-shortcuts": "true",
+  });
+  const send = h(doc, "button", "streamchat-send", { type: "button" });
+  send.textContent = "Send";
+  const stop = h(doc, "button", "streamchat-stop", { type: "button" });
+  stop.textContent = "Stop";
+  form.append(input, send, stop);
+  root.append(log, presets, form);
+  el.appendChild(root);
+
+  /** Per turn index: {sig, node, body, reasoning, state, reasoningState, live, ...}. */
+  const views = [];
+  let follow = true;
+  let localStop = false;
+  let firstRender = true;
+
+  const scrollToEnd = () => {
+    if (follow) log.scrollTop = log.scrollHeight;
+  };
+  listen(log, "scroll", () => {
+    follow = nearBottom(log.scrollTop, log.clientHeight, log.scrollHeight);
+  });
+
+  const status = () => (localStop && LIVE.has(model.get("status")) ? "stopped" : model.get("status"));
+  const syncStatus = () => {
+    const now = status();
+    root.dataset.status = now;
+    stop.disabled = !LIVE.has(now);
+  };
+
+  function userNode(text, pending = false) {
+    const node = h(doc, "div", `streamchat-turn streamchat-user${pending ? " streamchat-pending" : ""}`);
+    const bubble = h(doc, "div", "streamchat-bubble");
+    bubble.textContent = text; // never HTML: the prompt is the person's own text
+    node.appendChild(bubble);
+    return node;
+  }
+
+  function assistantNode(turn) {
+    const node = h(doc, "div", "streamchat-turn streamchat-assistant");
+    const bubble = h(doc, "div", "streamchat-bubble");
+    const reasoning = h(doc, "details", "streamchat-reasoning");
+    const summary = h(doc, "summary", "streamchat-reasoning-summary");
+    summary.textContent = "Reasoning";
+    const reasoningBody = h(doc, "div", "streamchat-reasoning-body");
+    reasoningBody.append(h(doc, "div", "streamchat-frozen"), h(doc, "div", "streamchat-tail"));
+    reasoning.append(summary, reasoningBody);
+    const tools = h(doc, "ul", "streamchat-tools");
+    const thinking = h(doc, "div", "streamchat-thinking", { role: "status" });
+    const body = h(doc, "div", "streamchat-body");
+    body.append(h(doc, "div", "streamchat-frozen"), h(doc, "div", "streamchat-tail"));
+    const error = h(doc, "div", "streamchat-error", { role: "alert" });
+    const errorText = h(doc, "span", "streamchat-error-text");
+    const retry = h(doc, "button", "streamchat-retry", { type: "button" });
+    retry.textContent = "Retry";
+    retry.addEventListener("click", () => model.send({ type: "retry" }));
+    error.append(errorText, retry);
+    const footer = h(doc, "div", "streamchat-footer");
+    const stats = h(doc, "span", "streamchat-stats");
+    const disclaimer = h(doc, "span", "streamchat-disclaimer");
+    footer.append(stats, disclaimer);
+    bubble.append(reasoning, tools, thinking, body, error, footer);
+    node.appendChild(bubble);
+    const view = {
+      node, body, reasoning, reasoningBody, tools, thinking, error, errorText, footer, stats,
+      disclaimer, state: { frozen: "", tail: "" }, reasoningState: { frozen: "", tail: "" },
+      live: false, awaitingSnapshot: false, stopped: false, timer: null, started: Date.now(),
+      reasoningToggled: false,
+    };
+    reasoning.addEventListener("toggle", () => {
+      if (view.live && view.reasoningAuto !== reasoning.open) view.reasoningToggled = true;
+    });
+    fillAssistant(view, turn);
+    return view;
+  }
+
+  function setPart(view, part, state) {
+    const container = part === "body" ? view.body : view.reasoningBody;
+    container.querySelector(".streamchat-frozen").innerHTML = state.frozen;
+    container.querySelector(".streamchat-tail").innerHTML = state.tail;
+    if (part === "body") view.state = state;
+    else view.reasoningState = state;
+  }
+
+  function setTools(view, calls) {
+    view.tools.replaceChildren(
+      ...(calls ?? []).map((call) => {
+        const item = h(doc, "li", "streamchat-tool");
+        const code = h(doc, "code", "streamchat-tool-call");
+        code.textContent = toolLabel(call);
+        item.appendChild(code);
+        return item;
+      }),
+    );
+    view.tools.hidden = !(calls ?? []).length;
+  }
+
+  function updateThinking(view) {
+    const empty = !view.state.frozen && !view.state.tail && !view.reasoningState.frozen &&
+      !view.reasoningState.tail;
+    const show = view.live && !view.stopped && empty;
+    view.thinking.hidden = !show;
+    if (show && view.timer === null) {
+      const tick = () => {
+        view.thinking.textContent = `Thinking… ${formatElapsed(Date.now() - view.started)}`;
+      };
+      tick();
+      view.timer = setInterval(tick, 100);
+    } else if (!show && view.timer !== null) {
+      clearInterval(view.timer);
+      view.timer = null;
+    }
+  }
+
+  function setReasoningVisibility(view) {
+    const has = Boolean(view.reasoningState.frozen || view.reasoningState.tail);
+    view.reasoning.hidden = !has;
+    if (!has || view.reasoningToggled) return;
+    // Open while the model is only thinking; fold once the answer itself starts.
+    const answering = Boolean(view.state.frozen || view.state.tail) || !view.live;
+    view.reasoningAuto = !answering;
+    view.reasoning.open = !answering;
+  }
+
+  /** Show a turn from the `turns` trait (a finished turn, or the start of a live one). */
+  function fillAssistant(view, turn) {
+    const live = turn.status === "streaming" && !view.stopped;
+    const wasLive = view.live;
+    view.live = live;
+    view.node.dataset.status = view.stopped ? "stopped" : turn.status;
+    if (live) {
+      view.node.setAttribute("aria-busy", "true");
+    } else {
+      view.node.removeAttribute("aria-busy");
+      // A view that applied every patch already shows this HTML: leave its DOM (and
+      // any selection the person made) alone. A locally stopped view keeps what it
+      // showed when Stop was clicked.
+      const shown = view.state.frozen + view.state.tail;
+      if (!view.stopped && (shown !== (turn.html ?? "") || !wasLive)) {
+        setPart(view, "body", { frozen: turn.html ?? "", tail: "" });
+      }
+      const reasoningShown = view.reasoningState.frozen + view.reasoningState.tail;
+      if (reasoningShown !== (turn.reasoning_html ?? "")) {
+        setPart(view, "reasoning", { frozen: turn.reasoning_html ?? "", tail: "" });
+      }
+      removeCursor(view.body);
+      decorateCode(doc, view.body);
+    }
+    setTools(view, turn.tool_calls);
+    setReasoningVisibility(view);
+    updateThinking(view);
+    const failed = turn.status === "error" || turn.status === "stopped" || view.stopped;
+    view.error.hidden = !failed || live;
+    view.errorText.textContent =
+      turn.status === "error" ? turn.error || "The answer failed." : "Stopped.";
+    view.footer.hidden = live;
+    view.stats.textContent = formatStats(turn.stats);
+    const disclaimer = model.get("disclaimer");
+    view.disclaimer.textContent = disclaimer;
+    view.disclaimer.hidden = !disclaimer || turn.status !== "done";
+  }
+
+  function applyPatch(view, part, ops) {
+    if (!view.live || view.stopped || view.awaitingSnapshot) return;
+    const container = part === "body" ? view.body : view.reasoningBody;
+    const old = part === "body" ? view.state : view.reasoningState;
+    const { state, appended, reset, tailChanged } = applyOps(old, ops);
+    const frozenNode = container.querySelector(".streamchat-frozen");
+    if (reset) frozenNode.innerHTML = state.frozen;
+    else if (appended) frozenNode.insertAdjacentHTML("beforeend", appended);
+    if (tailChanged || reset) container.querySelector(".streamchat-tail").innerHTML = state.tail;
+    if (part === "body") {
+      view.state = state;
+      if (appended || reset) decorateCode(doc, frozenNode);
+      placeCursor(doc, view.body);
+    } else {
+      view.reasoningState = state;
+    }
+    setReasoningVisibility(view);
+    updateThinking(view);
+    scrollToEnd();
+  }
+
+  function stopTimers(view) {
+    if (view.timer !== null) clearInterval(view.timer);
+    view.timer = null;
+  }
+
+  function renderTurns() {
+    const turns = model.get("turns") ?? [];
+    for (const pending of log.querySelectorAll(".streamchat-pending")) pending.remove();
+    while (views.length > turns.length) {
+      const gone = views.pop();
+      if (gone.kind === "assistant") stopTimers(gone);
+      gone.node.remove();
+    }
+    let asked = false;
+    turns.forEach((turn, index) => {
+      const sig = turnSignature(turn);
+      let view = views[index];
+      if (view && view.sig === sig) return;
+      if (view && view.role !== turn.role) {
+        if (view.kind === "assistant") stopTimers(view);
+        view.node.remove();
+        view = undefined;
+      }
+      if (turn.role === "user") {
+        const node = userNode(turn.text ?? "");
+        if (view) view.node.replaceWith(node);
+        else log.appendChild(node);
+        views[index] = { kind: "user", role: "user", node, sig };
+        return;
+      }
+      if (!view) {
+        view = assistantNode(turn);
+        view.kind = "assistant";
+        view.role = "assistant";
+        log.appendChild(view.node);
+        views[index] = view;
+        // A turn already live when this view first saw it: its earlier patches went
+        // to other views, so ask the kernel for the whole of it.
+        if (view.live && firstRender) {
+          view.awaitingSnapshot = true;
+          asked = true;
+        }
+      } else {
+        fillAssistant(view, turn);
+      }
+      view.sig = sig;
+    });
+    if (asked) model.send({ type: "hello" });
+    if (!LIVE.has(model.get("status"))) localStop = false;
+    syncStatus();
+    scrollToEnd();
+  }
+  function onCustom(message) {
+    const view = views[message.turn];
+    if (!view || view.kind !== "assistant") return;
+    if (message.type === "patch") {
+      applyPatch(view, message.part, message.ops);
+    } else if (message.type === "snapshot") {
+      if (!view.live || view.stopped) return;
+      view.awaitingSnapshot = false;
+      setPart(view, "body", { frozen: message.body, tail: "" });
+      setPart(view, "reasoning", { frozen: message.reasoning, tail: "" });
+      setTools(view, message.tool_calls);
+      decorateCode(doc, view.body);
+      placeCursor(doc, view.body);
+      setReasoningVisibility(view);
+      updateThinking(view);
+      scrollToEnd();
+    } else if (message.type === "tools") {
+      if (view.live && !view.stopped) setTools(view, message.tool_calls);
+    }
+  }
+
+  function sendPrompt(text) {
+    const prompt = text.trim();
+    if (!prompt) return;
+    localStop = false;
+    log.appendChild(userNode(prompt, true));
+    follow = true;
+    scrollToEnd();
+    model.send({ type: "send", prompt });
+  }
+
+  function stopNow() {
+    // The kernel may be busy (a blocking cell) and read this message late: stop
+    // applying patches here at once, so what the person sees stops now.
+    localStop = true;
+    for (const view of views) {
+      if (view.kind === "assistant" && view.live) {
+        view.stopped = true;
+        view.live = false;
+        removeCursor(view.body);
+        stopTimers(view);
+        view.thinking.hidden = true;
+        view.node.dataset.status = "stopped";
+        view.node.removeAttribute("aria-busy");
+        view.errorText.textContent = "Stopped.";
+        view.error.hidden = false;
+      }
+    }
+    syncStatus();
+    model.send({ type: "stop" });
+  }
+
+  listen(input, "keydown", (event) => {
+    // Keep JupyterLab's notebook shortcuts (Shift+Enter runs the cell) out of the box.
+    event.stopPropagation();
+    if (shouldSend(event)) {
+      event.preventDefault();
+      sendPrompt(input.value);
+      input.value = "";
+    }
+  });
+  listen(send, "click", () => {
+    sendPrompt(input.value);
+    input.value = "";
+    input.focus();
+  });
+  listen(stop, "click", stopNow);
+
+  function renderPrompts() {
+    const prompts = model.get("prompts") ?? [];
+    presets.replaceChildren(
+      ...prompts.map((prompt) => {
+        const button = h(doc, "button", "streamchat-prompt", { type: "button" });
+        button.textContent = prompt;
+        button.addEventListener("click", () => sendPrompt(prompt));
+        return button;
+      }),
+    );
+    presets.hidden = prompts.length === 0;
+  }
+
+  function renderDisclaimer() {
+    for (const view of views) {
+      if (view.kind === "assistant") view.sig = undefined;
+    }
+    renderTurns();
+  }
+
+  onModel("change:turns", renderTurns);
+  onModel("change:status", () => {
+    if (!LIVE.has(model.get("status"))) localStop = false;
+    syncStatus();
+  });
+  onModel("change:prompts", renderPrompts);
+  onModel("change:disclaimer", renderDisclaimer);
+  onModel("msg:custom", onCustom);
+
+  renderPrompts();
+  renderTurns();
+  firstRender = false;
+
+  return () => {
+    for (const view of views) {
+      if (view.kind === "assistant") stopTimers(view);
+    }
+    for (const cleanup of cleanups.splice(0)) cleanup();
+    root.remove();
+  };
+}
+
+export default { render };

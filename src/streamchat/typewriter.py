@@ -1,0 +1,296 @@
+"""Typewriter: reveal streamed text at a steady pace, one grapheme cluster at a time.
+
+Sans-I/O: the caller passes the clock in as `now` floats (seconds, any monotonic
+origin) and decides how to wait; `next_deadline()` says when to call `take()` next.
+
+Why it is built this way:
+
+* Characters are extended grapheme clusters (UAX #29), so a flag, an emoji ZWJ
+  family or a letter with its combining accent is revealed whole, never as a
+  broken half. Segmentation is incremental: only the last, still open cluster is
+  segmented again when more text arrives, so a long answer costs O(n) overall.
+  https://www.unicode.org/reports/tr29/#Grapheme_Cluster_Boundary_Rules
+* The pace is deadline-based: the count due at `now` is computed from the time
+  elapsed since an anchor, never by summing intervals, so late wake-ups do not
+  make the rate drift.
+* Wake-ups are coalesced: two non-empty takes are at least `1 / max_rate` apart;
+  at high speed one take reveals several steps, still on the same schedule.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, replace
+
+import regex
+
+__all__ = ["Typewriter"]
+
+_CLUSTER = regex.compile(r"\X")
+# GB4/GB5: a break always follows a control or LF, so only those clusters are final.
+# Any other cluster can still take an Extend or ZWJ (GB9), a CR can take an LF (GB3).
+# https://www.unicode.org/reports/tr29/#GB4
+_SEALED = regex.compile(r"[\p{GCB=Control}\p{GCB=LF}]\Z")
+
+
+@dataclass(frozen=True, slots=True)
+class _Schedule:
+    """Step j (j >= 0) reveals clusters up to `base + (j + 1) * step` at `anchor + j * interval`.
+
+    `rate` is in clusters per second; 0 means every available cluster is due at once.
+    `anchor` is None until text first arrives: nothing is due before that.
+    """
+
+    rate: float
+    step: int
+    anchor: float | None = None
+    base: int = 0
+
+    @property
+    def interval(self) -> float:
+        return self.step / self.rate
+
+    def deadline(self, j: int) -> float:
+        """When step j is due. The one formula `steps_due` agrees with, float for float."""
+        assert self.anchor is not None
+        return self.anchor + j * self.interval
+
+    def steps_due(self, now: float) -> int:
+        """How many steps have a deadline <= now (exactly consistent with `deadline`)."""
+        if self.anchor is None or now < self.anchor:
+            return 0
+        j = int((now - self.anchor) / self.interval)
+        while self.deadline(j + 1) <= now:
+            j += 1
+        while j > 0 and self.deadline(j) > now:
+            j -= 1
+        return j + 1
+
+    def due(self, now: float) -> float:
+        """Clusters due by `now` (an int, or infinity at rate 0)."""
+        if self.rate == 0:
+            return math.inf
+        return self.base + self.step * self.steps_due(now)
+
+    def whole_steps(self, count: int) -> int:
+        """The largest count <= `count` that ends on a step boundary."""
+        if self.rate == 0:
+            return count
+        return self.base + self.step * ((count - self.base) // self.step)
+
+
+class Typewriter:
+    """A pacing buffer between a text stream and a display.
+
+    `speed` is grapheme clusters per second (0 = show text as it arrives) and `step`
+    clusters are revealed per tick (ignored at speed 0). Both are settable; a change
+    applies from the next `take`/`push`, re-anchoring the schedule there.
+
+    `max_lag` (seconds, off by default) turns on catch-up. The lag is how long the
+    text received but not yet due (the backlog) would take to reveal at `speed`.
+    Rule: while the lag exceeds max_lag, the effective speed is
+    `speed * lag / max_lag`, i.e. the backlog is paced to be shown within max_lag
+    seconds; it is re-evaluated at every push and take. After a burst the lag
+    shrinks smoothly (exponentially, time constant max_lag, no jump) back to
+    max_lag, in about `max_lag * ln(lag / max_lag)` seconds, and the pace is
+    `speed` again. Under a sustained supply faster than `speed`, the display keeps
+    up with the supply, each cluster appearing about max_lag seconds after it
+    arrived.
+
+    While the stream is open the last cluster is held back if a later push could
+    still extend it (every cluster that does not end in a control or LF, e.g. "e"
+    before U+0301, or a lone regional indicator); `close()` releases it.
+    """
+
+    def __init__(
+        self,
+        speed: float = 120.0,
+        step: int = 1,
+        *,
+        max_lag: float | None = None,
+        max_rate: float = 60.0,
+    ) -> None:
+        if max_lag is not None and not max_lag > 0:
+            raise ValueError(f"max_lag must be > 0 or None, got {max_lag!r}")
+        if not (max_rate > 0 and math.isfinite(max_rate)):
+            raise ValueError(f"max_rate must be a positive number, got {max_rate!r}")
+        self._speed = _check_speed(speed)
+        self._step = _check_step(step)
+        self._max_lag = max_lag
+        self._min_gap = 1.0 / max_rate
+        self._ready: deque[str] = deque()  # final clusters not yet taken
+        self._tail = ""  # the last cluster while it may still grow
+        self._available = 0  # clusters taken + clusters in _ready
+        self._taken = 0
+        self._closed = False
+        self._now = -math.inf  # latest clock value seen; the clock never goes back
+        self._last_reveal = -math.inf
+        self._schedule = _Schedule(self._speed, self._step)
+        self._settings_changed = False
+
+    # -- settings -----------------------------------------------------------------
+
+    @property
+    def speed(self) -> float:
+        return self._speed
+
+    @speed.setter
+    def speed(self, value: float) -> None:
+        self._speed = _check_speed(value)
+        self._settings_changed = True
+
+    @property
+    def step(self) -> int:
+        return self._step
+
+    @step.setter
+    def step(self, value: int) -> None:
+        self._step = _check_step(value)
+        self._settings_changed = True
+
+    # -- state --------------------------------------------------------------------
+
+    @property
+    def pending(self) -> int:
+        """Clusters received but not yet taken (including a held-back last cluster)."""
+        return self._available - self._taken + (1 if self._tail else 0)
+
+    @property
+    def finished(self) -> bool:
+        """True once the stream is closed and every cluster has been taken."""
+        return self._closed and self._taken == self._available
+
+    # -- input --------------------------------------------------------------------
+
+    def push(self, text: str, now: float) -> None:
+        """Add text received at `now`."""
+        if self._closed:
+            raise RuntimeError("push() after close(): the stream has ended")
+        self._sync(now)
+        clusters = _CLUSTER.findall(self._tail + text)
+        self._tail = clusters.pop() if clusters and not _SEALED.search(clusters[-1]) else ""
+        self._add(clusters)
+
+    def close(self, now: float) -> None:
+        """The stream has ended: the rest is drained at the same pace. Idempotent."""
+        if self._closed:
+            return
+        self._sync(now)
+        tail, self._tail = self._tail, ""
+        self._add([tail] if tail else [])
+        self._closed = True
+
+    # -- output -------------------------------------------------------------------
+
+    def take(self, now: float) -> str:
+        """Return the text due by `now` that was not taken yet ("" if none or too soon)."""
+        self._sync(now)
+        if self._now < self._gate():
+            return ""
+        target = int(min(self._schedule.due(self._now), self._reachable()))
+        if target <= self._taken:
+            return ""
+        text = "".join(self._ready.popleft() for _ in range(target - self._taken))
+        self._taken = target
+        self._last_reveal = self._now
+        return text
+
+    def next_deadline(self) -> float | None:
+        """When `take` will next return text; None until more text is pushed (or close).
+
+        A time in the past means "now". After a speed/step change it is the last
+        clock value seen, so the caller takes at once and the change applies.
+        """
+        if self._reachable() <= self._taken:
+            return None
+        if self._settings_changed:
+            return self._now
+        return max(self._gate(), self._due_time())
+
+    # -- internals ----------------------------------------------------------------
+
+    def _add(self, clusters: list[str]) -> None:
+        """Make final clusters available, restarting the schedule if it ran dry."""
+        if not clusters:
+            return
+        self._restart_if_starved()
+        self._ready.extend(clusters)
+        self._available += len(clusters)
+        self._sync(self._now)
+
+    def _restart_if_starved(self) -> None:
+        """Re-anchor at `now` if the step waiting for this text is already overdue.
+
+        The network, not the reader, was late: revealing everything the schedule
+        "owes" would be a burst, so the new text starts its own schedule now.
+        """
+        s = self._schedule
+        if s.rate == 0:
+            return
+        waiting = (self._available - s.base) // s.step  # first step not fully available
+        if s.anchor is None or s.deadline(waiting) < self._now:
+            self._schedule = replace(s, anchor=self._now, base=s.base + waiting * s.step)
+
+    def _sync(self, now: float) -> None:
+        """Advance the clock; re-anchor if the settings or the catch-up speed changed."""
+        self._now = max(self._now, now)
+        rate = self._wanted_rate()
+        if self._settings_changed or rate != self._schedule.rate:
+            self._retime(rate)
+
+    def _wanted_rate(self) -> float:
+        if self._max_lag is None or self._speed == 0:
+            return self._speed
+        backlog = max(0.0, self._available - self._schedule.due(self._now))
+        return max(self._speed, backlog / self._max_lag)
+
+    def _retime(self, rate: float) -> None:
+        """Start a new schedule at `rate`, keeping what is already due due.
+
+        The first new step comes one new interval after the last tick, or now if that
+        is already past: slowing down never reveals early, speeding up applies at once.
+        """
+        old = self._schedule
+        base = int(min(old.due(self._now), self._reachable()))
+        new = _Schedule(rate, self._step, base=base)
+        anchor = self._now if rate == 0 else max(self._now, self._last_tick(old) + new.interval)
+        self._schedule = replace(new, anchor=anchor)
+        self._settings_changed = False
+
+    def _last_tick(self, old: _Schedule) -> float:
+        """When the old schedule last revealed (or would have revealed) a step."""
+        if old.rate == 0:
+            return self._last_reveal
+        if old.anchor is None:
+            return -math.inf
+        return old.deadline(old.steps_due(self._now) - 1)
+
+    def _reachable(self) -> int:
+        """How far a take may reveal: whole steps while open, everything once closed."""
+        if self._closed:
+            return self._available
+        return self._schedule.whole_steps(self._available)
+
+    def _gate(self) -> float:
+        """Earliest time of the next non-empty take (coalescing to max_rate)."""
+        return self._last_reveal + self._min_gap
+
+    def _due_time(self) -> float:
+        """When the first untaken cluster is due under the current schedule."""
+        s = self._schedule
+        if s.rate == 0 or self._taken < s.base:
+            return self._now
+        return s.deadline((self._taken - s.base) // s.step)
+
+
+def _check_speed(speed: float) -> float:
+    if not (speed >= 0 and math.isfinite(speed)):
+        raise ValueError(f"speed must be a finite number >= 0, got {speed!r}")
+    return float(speed)
+
+
+def _check_step(step: int) -> int:
+    if isinstance(step, bool) or not isinstance(step, int) or step < 1:
+        raise ValueError(f"step must be an int >= 1, got {step!r}")
+    return step

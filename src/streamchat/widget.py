@@ -1,0 +1,646 @@
+"""`StreamChat`: a notebook chat widget that types streamed answers as live Markdown.
+
+Each answer runs on the shared background loop (`_runner`), so it keeps typing while
+a cell blocks. The pipeline is the package's: `providers.build_request` ->
+`transport.stream_deltas` -> `Typewriter` (pace) -> `MarkdownStream` (HTML patches)
+-> one small comm message per tick. The synced traits change only at turn
+boundaries; the answer itself travels as patches, never as the whole HTML per tick,
+because Jupyter drops IOPub messages above ~1000/s and a long answer re-sent per
+token would be quadratic in bytes.
+
+Secrets (`api_key`, `headers`) are plain Python attributes, not traits: traits are
+synced to the browser and saved with the notebook's widget state.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anywidget
+import ipywidgets
+import traitlets
+
+from . import _runner
+from ._pacing import type_out
+from .deltas import (
+    Delta,
+    Done,
+    ReasoningDelta,
+    StreamError,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+    merge_tool_calls,
+)
+from .providers import build_request
+from .render import MarkdownStream, Patch
+from .transport import Timeouts, stream_deltas
+from .typewriter import Typewriter
+
+__all__ = ["StreamChat"]
+
+_STATIC = Path(__file__).parent / "static"
+
+# Jupyter's IOPub rate limit drops messages above 1000/s for the whole kernel; half of
+# that is the budget shared by every live answer, and no widget needs more than 60/s
+# (one per display frame).
+_KERNEL_BUDGET = 500.0
+_MAX_RATE = 60.0
+
+# Answers being typed right now, across widgets (touched only on the loop thread).
+_LIVE: set[_Answer] = set()
+
+_turn_ids = itertools.count(1)
+
+
+def _load_css() -> str:
+    """The widget's CSS plus the syntax-highlighting classes the renderer emits."""
+    return "\n".join(
+        path.read_text(encoding="utf-8")
+        for path in (_STATIC / "widget.css", _STATIC / "highlight.css")
+        if path.is_file()
+    )
+
+
+def min_interval(live_answers: int) -> float:
+    """Seconds between two messages of one widget, so all live answers stay in budget."""
+    return max(1.0 / _MAX_RATE, live_answers / _KERNEL_BUDGET)
+
+
+def compact(patches: Iterable[Patch]) -> list[dict[str, str]]:
+    """Reduce queued patches to at most reset + append + tail, in that order.
+
+    A tail is dead once a later tail or reset replaces it, appends concatenate, and a
+    reset makes everything before it irrelevant, so a tick that was delayed by the
+    rate limit still sends one small message instead of every intermediate state.
+    """
+    reset: str | None = None
+    appended = ""
+    tail: str | None = None
+    for patch in patches:
+        if patch.op == "reset":
+            reset, appended, tail = patch.html, "", None
+        elif patch.op == "append":
+            appended += patch.html
+        else:
+            tail = patch.html
+    ops = []
+    if reset is not None:
+        ops.append({"op": "reset", "html": reset + appended})
+    elif appended:
+        ops.append({"op": "append", "html": appended})
+    if tail is not None:
+        ops.append({"op": "tail", "html": tail})
+    return ops
+
+
+class _Outbox:
+    """One widget's outgoing patches: coalesced, and sent no faster than the budget allows.
+
+    Lives on the loop thread. A tick that comes too soon after the last message is
+    queued and merged into the next one (a timer sends it), so the message rate is
+    bounded however fast the typewriter or the reasoning stream produces.
+    """
+
+    def __init__(self, emit: Callable[[dict[str, Any]], None], turn: int) -> None:
+        self._emit = emit
+        self.turn = turn
+        self._ops: dict[str, list[Patch]] = {"body": [], "reasoning": []}
+        self._tools: list[dict[str, str]] | None = None
+        self._next = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, part: str, patches: list[Patch]) -> None:
+        if patches:
+            self._ops[part].extend(patches)
+            self._schedule()
+
+    def last(self, part: str, patches: list[Patch]) -> None:
+        """Queue a part's final patches; a final `reset` is dropped with what it replaces."""
+        if any(patch.op == "reset" for patch in patches):
+            self._ops[part].clear()
+        else:
+            self._ops[part].extend(patches)
+
+    def tools(self, calls: list[dict[str, str]]) -> None:
+        self._tools = calls
+        self._schedule()
+
+    def _schedule(self) -> None:
+        loop = asyncio.get_running_loop()
+        if loop.time() >= self._next:
+            self.flush()
+        elif self._timer is None:
+            self._timer = loop.call_at(self._next, self.flush)
+
+    def flush(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        messages: list[dict[str, Any]] = [
+            {"type": "patch", "turn": self.turn, "part": part, "ops": compact(ops)}
+            for part, ops in self._ops.items()
+            if ops
+        ]
+        if self._tools is not None:
+            messages.append({"type": "tools", "turn": self.turn, "tool_calls": self._tools})
+        self.discard()
+        for message in messages:
+            self._emit(message)
+        if messages:
+            interval = min_interval(len(_LIVE))
+            self._next = asyncio.get_running_loop().time() + len(messages) * interval
+
+    def discard(self) -> None:
+        """Forget queued patches (already in a snapshot, or the answer was stopped)."""
+        for ops in self._ops.values():
+            ops.clear()
+        self._tools = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    async def drain(self) -> None:
+        """Send what is queued as soon as the budget allows (the answer's last message)."""
+        delay = self._next - asyncio.get_running_loop().time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        self.flush()
+
+
+@dataclass(eq=False)
+class _Answer:
+    """One assistant answer in progress: its pipeline stages and its bookkeeping."""
+
+    turn: int
+    typewriter: Typewriter
+    body: MarkdownStream
+    reasoning: MarkdownStream
+    outbox: _Outbox
+    started: float = field(default_factory=time.monotonic)
+    first: float | None = None
+    last: float | None = None
+    received: int = 0
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    tool_deltas: list[ToolCallDelta] = field(default_factory=list)
+    tool_calls: list[dict[str, str]] = field(default_factory=list)
+    stream_started: bool = False
+    # Set on the loop thread; created there lazily because asyncio.Event binds a loop.
+    wake: asyncio.Event | None = None
+    stream_closed: asyncio.Event | None = None
+    task: asyncio.Task[None] | None = None
+    stop_requested: bool = False
+    ended: threading.Event = field(default_factory=threading.Event)
+
+    def cancel(self) -> None:
+        """(loop thread) Stop the answer, whether or not its task has started yet."""
+        self.stop_requested = True
+        if self.task is not None:
+            self.task.cancel()
+
+    def stats(self) -> dict[str, Any]:
+        stats: dict[str, Any] = {"chars": self.received}
+        if self.first is not None:
+            stats["ttft"] = round(self.first - self.started, 4)
+            span = (self.last or self.first) - self.first
+            if span > 0:
+                stats["chars_per_second"] = round(self.received / span, 1)
+        stats["duration"] = round(time.monotonic() - self.started, 4)
+        if self.usage is not None:
+            for name in ("input_tokens", "output_tokens", "reasoning_tokens"):
+                value = getattr(self.usage, name)
+                if value is not None:
+                    stats[name] = value
+        if self.finish_reason:
+            stats["finish_reason"] = self.finish_reason
+        return stats
+
+
+class StreamChat(anywidget.AnyWidget):
+    """A chat bubble conversation that streams answers from an LLM endpoint.
+
+    With no `url` it talks to the embedded demo server, so it works offline and
+    without an API key. `send()` returns at once; the answer types itself in the
+    background, also while other cells run.
+    """
+
+    _esm = _STATIC / "widget.js"
+    _css = _load_css()
+
+    status = traitlets.Unicode("idle").tag(sync=True)
+    speed = traitlets.Float(120.0).tag(sync=True)
+    step = traitlets.Int(1).tag(sync=True)
+    prompts = traitlets.List(traitlets.Unicode()).tag(sync=True)
+    disclaimer = traitlets.Unicode("").tag(sync=True)
+    turns = traitlets.List(traitlets.Dict()).tag(sync=True)
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        model: str | None = None,
+        provider: str = "auto",
+        api_key: str | None = None,
+        headers: dict[str, str] | None = None,
+        system: str | None = None,
+        speed: float = 120.0,
+        step: int = 1,
+        prompts: Sequence[str] = (),
+        disclaimer: str = "Answer generated by AI. Check important facts.",
+        allow_images: bool = False,
+        timeouts: Timeouts = Timeouts(),  # noqa: B008 - immutable
+        max_lag: float | None = None,
+    ) -> None:
+        super().__init__(
+            speed=speed, step=step, prompts=list(prompts), disclaimer=disclaimer
+        )
+        if url is None:
+            from .server import demo_server
+
+            url = demo_server().url
+        self._url = url
+        self._model = model
+        self._provider = provider
+        self._api_key = api_key
+        self._headers = dict(headers or {})
+        self._system = system
+        self._allow_images = allow_images
+        self._timeouts = timeouts
+        self._max_lag = max_lag
+        self._lock = threading.RLock()
+        self._history: list[dict[str, str]] = []
+        self._sources: list[str] = []  # Markdown source of each turn, for the transcript
+        self._live: _Answer | None = None
+        self._idle = threading.Event()
+        self._idle.set()
+        self._panel: ipywidgets.VBox | None = None
+        self.on_msg(self._on_frontend_msg)
+        if self.comm is not None:
+            self.comm.on_close(lambda _msg: self._cancel(wait=False))
+
+    # -- validation ----------------------------------------------------------------
+
+    @traitlets.validate("speed")
+    def _valid_speed(self, proposal: dict[str, Any]) -> float:
+        if proposal["value"] < 0:
+            raise traitlets.TraitError("speed is characters per second and cannot be negative")
+        return float(proposal["value"])
+
+    @traitlets.validate("step")
+    def _valid_step(self, proposal: dict[str, Any]) -> int:
+        if proposal["value"] < 1:
+            raise traitlets.TraitError("step is characters per reveal and must be at least 1")
+        return int(proposal["value"])
+
+    @traitlets.observe("speed", "step")
+    def _pace_changed(self, change: dict[str, Any]) -> None:
+        """Apply a slider move to the answer being typed at once, not at its next chunk."""
+        answer = getattr(self, "_live", None)  # None also while __init__ sets the traits
+        if answer is None:
+            return
+
+        def apply() -> None:
+            setattr(answer.typewriter, change["name"], change["new"])
+            if answer.wake is not None:
+                answer.wake.set()
+
+        _runner.call_soon(apply)
+
+    # -- public API ----------------------------------------------------------------
+
+    def send(self, prompt: str, buffers: Any = None) -> None:  # type: ignore[override]
+        """Ask `prompt`; returns at once while the answer streams in the background.
+
+        An answer still being typed is stopped first (its partial text stays in the
+        history). ipywidgets' own `Widget.send` (custom messages) is `_emit` here; a
+        dict is still passed on to it because ipywidgets calls `send({"do": "focus"})`.
+        """
+        if isinstance(prompt, dict):
+            ipywidgets.Widget.send(self, prompt, buffers)
+            return
+        prompt = str(prompt)
+        if not prompt.strip():
+            raise ValueError("the prompt is empty")
+        self._cancel(wait=True)
+        with self._lock:
+            self._history.append({"role": "user", "content": prompt})
+            self._append_turn({"role": "user", "text": prompt}, prompt)
+            self._start_answer()
+
+    def stop(self) -> None:
+        """Stop the answer being typed; its partial text is kept. Closes the connection."""
+        self._cancel(wait=True)
+
+    def retry(self) -> None:
+        """Ask again for the last answer that failed or was stopped, replacing it."""
+        self._cancel(wait=True)
+        with self._lock:
+            if not self._sources or self.turns[-1]["role"] != "assistant":
+                return
+            if self.turns[-1]["status"] not in ("error", "stopped"):
+                return
+            if self._history and self._history[-1]["role"] == "assistant":
+                self._history.pop()
+            self._sources.pop()
+            self.turns = self.turns[:-1]
+            self._start_answer()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until no answer is being typed; False if `timeout` passed first."""
+        return self._idle.wait(timeout)
+
+    @property
+    def messages(self) -> list[dict[str, str]]:
+        """The conversation in OpenAI message format, as sent with the next prompt."""
+        with self._lock:
+            system = [{"role": "system", "content": self._system}] if self._system else []
+            return system + [dict(message) for message in self._history]
+
+    @property
+    def transcript(self) -> str:
+        """The conversation as Markdown (answers as their Markdown source)."""
+        with self._lock:
+            parts = []
+            for turn, source in zip(self.turns, self._sources, strict=True):
+                if turn["role"] == "user":
+                    parts.append(f"**You:**\n\n{source}")
+                    continue
+                note = ""
+                if turn["status"] == "stopped":
+                    note = "\n\n*(stopped)*"
+                elif turn["status"] == "error":
+                    note = f"\n\n*(error: {turn['error']})*"
+                parts.append(f"**Assistant:**\n\n{source}{note}")
+            return "\n\n---\n\n".join(parts) + ("\n" if parts else "")
+
+    @property
+    def stats(self) -> dict[str, Any]:
+        """The last answer's figures: ttft (s), chars_per_second, token usage if reported."""
+        with self._lock:
+            for turn in reversed(self.turns):
+                if turn["role"] == "assistant":
+                    return dict(turn["stats"])
+            return {}
+
+    def close(self) -> None:
+        """Close the widget: stop its stream (closing the connection) and its controls."""
+        self._cancel(wait=True)
+        if self._panel is not None:
+            panel, self._panel = self._panel, None
+            for child in panel.children[1].children:
+                child.close()
+            panel.children[1].close()
+            panel.close()
+            for link in self._links:
+                link.close()
+        super().close()
+
+    # -- display -------------------------------------------------------------------
+
+    def _repr_mimebundle_(self, **kwargs: Any) -> Any:
+        """Show the chat with its speed and step sliders (ipywidgets linked in the browser)."""
+        return self.panel()._repr_mimebundle_(**kwargs)
+
+    def panel(self) -> ipywidgets.VBox:
+        """The chat and its pace sliders as one box (what displaying the chat shows)."""
+        if self._panel is None:
+            speed = ipywidgets.FloatSlider(
+                value=self.speed,
+                min=0.0,
+                max=max(600.0, self.speed),
+                step=5.0,
+                description="Speed",
+                readout_format=".0f",
+                tooltip="characters per second (0 = as fast as they arrive)",
+            )
+            speed.add_class("streamchat-speed")
+            step = ipywidgets.IntSlider(
+                value=self.step,
+                min=1,
+                max=max(20, self.step),
+                description="Step",
+                tooltip="characters revealed at a time",
+            )
+            step.add_class("streamchat-step")
+            self._links = [
+                ipywidgets.jslink((self, "speed"), (speed, "value")),
+                ipywidgets.jslink((self, "step"), (step, "value")),
+            ]
+            controls = ipywidgets.HBox([speed, step])
+            controls.add_class("streamchat-controls")
+            self._panel = ipywidgets.VBox([self, controls])
+        return self._panel
+
+    # -- browser messages ----------------------------------------------------------
+
+    def _on_frontend_msg(self, _widget: object, content: dict[str, Any], _buffers: object) -> None:
+        kind = content.get("type") if isinstance(content, dict) else None
+        if kind == "send" and str(content.get("prompt", "")).strip():
+            self.send(str(content["prompt"]))
+        elif kind == "stop":
+            self.stop()
+        elif kind == "retry":
+            self.retry()
+        elif kind == "hello":
+            _runner.call_soon(self._send_snapshot)
+
+    def _emit(self, content: dict[str, Any]) -> None:
+        """Send one custom message to every view (ipywidgets' `Widget.send`)."""
+        ipywidgets.Widget.send(self, content)
+
+    def _send_snapshot(self) -> None:
+        """(loop thread) The whole live answer, for a view that joined while it was typed."""
+        answer = self._live
+        if answer is None:
+            return
+        answer.outbox.discard()  # the snapshot includes whatever was still queued
+        self._emit(
+            {
+                "type": "snapshot",
+                "turn": answer.turn,
+                "body": answer.body.html,
+                "reasoning": answer.reasoning.html,
+                "tool_calls": answer.tool_calls,
+            }
+        )
+
+    # -- the answer pipeline -------------------------------------------------------
+
+    def _append_turn(self, turn: dict[str, Any], source: str) -> None:
+        self._sources.append(source)
+        self.turns = [*self.turns, {"id": next(_turn_ids), **turn}]
+
+    def _start_answer(self) -> None:
+        """(under the lock) Add a live assistant turn and start typing it."""
+        self._append_turn(
+            {
+                "role": "assistant",
+                "html": "",
+                "reasoning_html": "",
+                "tool_calls": [],
+                "status": "streaming",
+                "error": None,
+                "stats": {},
+            },
+            "",
+        )
+        turn = len(self.turns) - 1
+        answer = _Answer(
+            turn=turn,
+            typewriter=Typewriter(self.speed, self.step, max_lag=self._max_lag),
+            body=MarkdownStream(allow_images=self._allow_images),
+            reasoning=MarkdownStream(allow_images=self._allow_images),
+            outbox=_Outbox(self._emit, turn),
+        )
+        self._live = answer
+        self._idle.clear()
+        self.status = "waiting"
+        _runner.submit(self._run(answer, list(self._history)))
+
+    def _cancel(self, *, wait: bool) -> None:
+        answer = getattr(self, "_live", None)  # robust in a half-built widget's close()
+        if answer is None:
+            return
+        # Through the loop, not Future.cancel(): a task cancelled before its first step
+        # would never run its cleanup, and the turn would stay "streaming" for ever.
+        _runner.call_soon(answer.cancel)
+        if wait and not _runner.in_loop_thread():
+            answer.ended.wait(10)
+
+    async def _run(self, answer: _Answer, history: list[dict[str, str]]) -> None:
+        answer.task = asyncio.current_task()
+        answer.wake = asyncio.Event()
+        answer.stream_closed = asyncio.Event()
+        _LIVE.add(answer)
+        try:
+            status, error = await self._type(answer, history)
+            if status == "stopped":
+                answer.outbox.discard()
+                answer.body.finish()  # the stopped answer's HTML, complete; nothing more sent
+                answer.reasoning.finish()
+            else:
+                await self._settle(answer)
+        except Exception as exc:  # a renderer bug: still end the turn, keep the partial
+            status, error = "error", f"{type(exc).__name__}: {exc}"
+        finally:
+            _LIVE.discard(answer)
+        try:
+            self._finish(answer, status, error)
+        finally:
+            answer.ended.set()
+
+    async def _type(self, answer: _Answer, history: list[dict[str, str]]) -> tuple[str, str | None]:
+        """Stream and type the answer; return its final status and error message."""
+        try:
+            if answer.stop_requested:
+                return "stopped", None
+            request = build_request(
+                self._url,
+                history,
+                provider=self._provider,
+                model=self._model,
+                system=self._system,
+                api_key=self._api_key,
+                headers=self._headers,
+            )
+            terminal = await type_out(
+                self._observe(answer, stream_deltas(request, timeouts=self._timeouts)),
+                answer.typewriter,
+                lambda text: answer.outbox.add("body", answer.body.append(text)),
+                lambda delta: self._on_delta(answer, delta),
+                wake=answer.wake,
+            )
+        except asyncio.CancelledError:
+            if answer.stream_started:
+                # Stop means the connection is closed by the time stop() returns.
+                assert answer.stream_closed is not None
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(answer.stream_closed.wait(), 5)
+            return "stopped", None
+        except Exception as exc:  # a bad configuration or a parser bug: show it
+            return "error", f"{type(exc).__name__}: {exc}"
+        if isinstance(terminal, StreamError):
+            return "error", terminal.message
+        answer.finish_reason = terminal.finish_reason or answer.finish_reason
+        return "done", None
+
+    async def _observe(
+        self, answer: _Answer, deltas: AsyncIterator[Delta]
+    ) -> AsyncIterator[Delta]:
+        """Pass deltas through, timing the first token and counting what arrived."""
+        answer.stream_started = True
+        try:
+            async for delta in deltas:
+                if isinstance(delta, (TextDelta, ReasoningDelta, ToolCallDelta)):
+                    now = time.monotonic()
+                    if answer.first is None:
+                        answer.first = now
+                        self.status = "streaming"
+                    answer.last = now
+                    if isinstance(delta, TextDelta):
+                        answer.received += len(delta.text)
+                yield delta
+        finally:
+            await deltas.aclose()  # type: ignore[attr-defined]
+            assert answer.stream_closed is not None
+            answer.stream_closed.set()
+
+    def _on_delta(self, answer: _Answer, delta: Delta) -> None:
+        if isinstance(delta, ReasoningDelta):
+            answer.outbox.add("reasoning", answer.reasoning.append(delta.text))
+        elif isinstance(delta, ToolCallDelta):
+            answer.tool_deltas.append(delta)
+            answer.tool_calls = [
+                {"name": call.name or "", "arguments": call.arguments}
+                for call in merge_tool_calls(answer.tool_deltas)
+            ]
+            answer.outbox.tools(answer.tool_calls)
+        elif isinstance(delta, Usage):
+            answer.usage = delta
+        elif isinstance(delta, Done):
+            answer.finish_reason = delta.finish_reason
+
+    async def _settle(self, answer: _Answer) -> None:
+        """Send the renderer's final patches, unless they re-send the whole answer.
+
+        A view that applied every patch then already shows the final HTML and keeps
+        its DOM; a `reset` would carry the whole answer, which the finished turn in
+        `turns` carries anyway, so it is not sent twice.
+        """
+        answer.outbox.last("body", answer.body.finish())
+        answer.outbox.last("reasoning", answer.reasoning.finish())
+        with contextlib.suppress(asyncio.CancelledError):  # Stop after the last token: too late
+            await answer.outbox.drain()
+
+    def _finish(self, answer: _Answer, status: str, error: str | None) -> None:
+        """(loop thread) Record the answer in the history and the turn; end the live state."""
+        with self._lock:
+            if self._live is not answer:
+                return
+            text = answer.body.text
+            if text:
+                self._history.append({"role": "assistant", "content": text})
+            self._sources[answer.turn] = text
+            turns = list(self.turns)
+            turns[answer.turn] = {
+                **turns[answer.turn],
+                "html": answer.body.html,
+                "reasoning_html": answer.reasoning.html,
+                "tool_calls": answer.tool_calls,
+                "status": status,
+                "error": error,
+                "stats": answer.stats(),
+            }
+            self.turns = turns
+            self.status = status
+            self._live = None
+            self._idle.set()

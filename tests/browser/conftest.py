@@ -1,0 +1,213 @@
+"""Real JupyterLab / Notebook 7 servers driven by headless Chromium (Python playwright).
+
+Each server runs from this venv on a free loopback port with a random token and
+its own config, runtime and settings directories, so the person's own Jupyter
+setup cannot change what the tests see. Synchronisation is by polling (the
+server's /api endpoint, playwright's wait_for_*), never by fixed sleeps.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+from conftest import require
+from loopback import free_port
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"
+VENV_BIN = Path(sys.executable).parent
+
+
+@dataclass
+class Jupyter:
+    """One running Jupyter server: where it listens and where its notebooks live."""
+
+    kind: str  # "lab" or "notebook"
+    base: str
+    token: str
+    root: Path
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def url(self, path: str) -> str:
+        return f"{self.base}/{path.lstrip('/')}?token={self.token}"
+
+    def notebook_url(self, name: str) -> str:
+        return self.url(f"lab/tree/{name}" if self.kind == "lab" else f"notebooks/{name}")
+
+    def write_notebook(self, name: str, cells: list[str]) -> str:
+        notebook = {
+            "cells": [
+                {
+                    "cell_type": "code",
+                    "execution_count": None,
+                    "id": f"cell{index}",
+                    "metadata": {},
+                    "outputs": [],
+                    "source": source,
+                }
+                for index, source in enumerate(cells)
+            ],
+            "metadata": {
+                "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}
+            },
+            "nbformat": 4,
+            "nbformat_minor": 5,
+        }
+        (self.root / name).write_text(json.dumps(notebook), encoding="utf-8")
+        return self.notebook_url(name)
+
+
+def _settings(directory: Path) -> None:
+    """JupyterLab user settings: no news prompt, no update checks (no network here)."""
+    notification = directory / "@jupyterlab" / "apputils-extension"
+    notification.mkdir(parents=True)
+    (notification / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False})
+    )
+
+
+def _wait_for_api(jupyter: Jupyter, timeout: float = 90.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if jupyter.process.poll() is not None:
+            raise RuntimeError(f"jupyter {jupyter.kind} exited:\n{jupyter.log.read_text()}")
+        try:
+            with urllib.request.urlopen(jupyter.url("api/status"), timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, ConnectionError, TimeoutError):
+            pass
+        time.sleep(0.2)  # polling interval while the server boots
+    raise RuntimeError(f"jupyter {jupyter.kind} did not answer in {timeout} s")
+
+
+def _start(kind: str, tmp: Path) -> Jupyter:
+    executable = VENV_BIN / "jupyter"
+    require(executable.exists(), "jupyter is not installed in the venv")
+    root = tmp / "notebooks"
+    root.mkdir()
+    settings = tmp / "settings"
+    _settings(settings)
+    env = {
+        **os.environ,
+        "JUPYTER_CONFIG_DIR": str(tmp / "config"),
+        "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
+        "JUPYTERLAB_SETTINGS_DIR": str(settings),
+        "JUPYTERLAB_WORKSPACES_DIR": str(tmp / "workspaces"),
+        "IPYTHONDIR": str(tmp / "ipython"),
+        "PYTHONPATH": str(ROOT / "src"),
+        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+    }
+    token = secrets.token_hex(16)
+    port = free_port()
+    log = tmp / f"{kind}.log"
+    process = subprocess.Popen(
+        [
+            str(executable),
+            kind,
+            "--no-browser",
+            "--allow-root",
+            f"--port={port}",
+            "--ip=127.0.0.1",
+            f"--ServerApp.token={token}",
+            f"--notebook-dir={root}",
+            "--ServerApp.open_browser=False",
+        ],
+        cwd=root,
+        env=env,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+    )
+    jupyter = Jupyter(kind, f"http://127.0.0.1:{port}", token, root, process, log)
+    try:
+        _wait_for_api(jupyter)
+    except BaseException:
+        process.kill()
+        raise
+    return jupyter
+
+
+@pytest.fixture(scope="session")
+def jupyter_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], Jupyter]]:
+    """Start each kind of server once per session, on first use."""
+    running: dict[str, Jupyter] = {}
+
+    def get(kind: str) -> Jupyter:
+        if kind not in running:
+            running[kind] = _start(kind, tmp_path_factory.mktemp(kind))
+        return running[kind]
+
+    yield get
+    for jupyter in running.values():
+        jupyter.process.terminate()
+        try:
+            jupyter.process.wait(15)
+        except subprocess.TimeoutExpired:
+            jupyter.process.kill()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        require(False, "playwright is not installed")
+    require(Path(CHROMIUM).exists(), f"{CHROMIUM} is not installed (apt install chromium)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@dataclass
+class Console:
+    """Console errors and uncaught page errors; a test fails if any appear."""
+
+    errors: list[str] = field(default_factory=list)
+
+    def check(self) -> None:
+        assert not self.errors, "browser console errors:\n" + "\n".join(self.errors)
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 1000}, device_scale_factor=1)
+    page = context.new_page()
+    console = Console()
+    page.on(
+        "console",
+        lambda message: console.errors.append(f"console: {message.text}")
+        if message.type == "error"
+        else None,
+    )
+    page.on("pageerror", lambda error: console.errors.append(f"pageerror: {error}"))
+    page.console = console  # type: ignore[attr-defined]
+    ARTIFACTS.mkdir(exist_ok=True)
+    try:
+        yield page
+    finally:
+        context.close()

@@ -1,0 +1,297 @@
+"""The widget as a person sees it: real JupyterLab 4 / Notebook 7 in headless Chromium.
+
+The kernel talks to the embedded demo server (no network, no API key). Rates are
+measured in the page: body text length sampled with `performance.now()` stamps.
+Screenshots go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from .conftest import ARTIFACTS, Jupyter
+
+pytestmark = pytest.mark.browser
+
+LOAD = 90_000  # ms: first notebook open + kernel start on a 2-core machine
+ANSWER_DONE = 90_000
+
+# Text length of the last answer, not counting the copy buttons' labels.
+BODY_LENGTH = """() => {
+  const bodies = document.querySelectorAll('.streamchat-assistant .streamchat-body');
+  const body = bodies[bodies.length - 1];
+  if (!body) return 0;
+  let extra = 0;
+  for (const b of body.querySelectorAll('.streamchat-copy')) extra += b.textContent.length;
+  return body.textContent.length - extra;
+}"""
+
+# Sample BODY_LENGTH every ~20 ms for `duration` ms; optionally click a selector first.
+SAMPLE = (
+    """async ({duration, click}) => {
+  const length = """
+    + BODY_LENGTH
+    + """;
+  const samples = [];
+  let clicked = null;
+  if (click) { document.querySelector(click).click(); clicked = performance.now(); }
+  const end = performance.now() + duration;
+  while (performance.now() < end) {
+    samples.push([performance.now(), length()]);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+  return {samples, clicked};
+}"""
+)
+
+CURSOR = """() => {
+  const cursor = document.querySelector('.streamchat-assistant .streamchat-cursor');
+  if (!cursor) return null;
+  const before = cursor.previousSibling;
+  let last = null;
+  if (before && before.nodeType === Node.TEXT_NODE && before.length) {
+    const range = document.createRange();
+    range.setStart(before, before.length - 1);
+    range.setEnd(before, before.length);
+    const rect = range.getBoundingClientRect();
+    last = {top: rect.top, bottom: rect.bottom, right: rect.right};
+  }
+  const rect = cursor.getBoundingClientRect();
+  return {
+    parent: cursor.parentElement.tagName,
+    parentClass: cursor.parentElement.className,
+    last,
+    cursor: {top: rect.top, bottom: rect.bottom, left: rect.left},
+  };
+}"""
+
+
+def chat_cell(speed: float, extra: str = "") -> str:
+    return (
+        "from streamchat.widget import StreamChat\n"
+        f"chat = StreamChat(speed={speed}, prompts=['Show me a table', 'Explain SSE']{extra})\n"
+        "chat"
+    )
+
+
+def open_and_run(page: Any, jupyter: Jupyter, name: str, cells: list[str], run: int = 1) -> None:
+    page.goto(jupyter.write_notebook(name, cells))
+    page.wait_for_selector(".jp-Notebook .jp-CodeCell .cm-content", timeout=LOAD)
+    for index in range(run):
+        run_cell(page, index)
+    page.wait_for_selector(".streamchat textarea.streamchat-input", timeout=LOAD)
+    page.wait_for_selector(".streamchat-speed", timeout=LOAD)
+
+
+def run_cell(page: Any, index: int) -> None:
+    page.locator(".jp-Notebook .jp-CodeCell .cm-content").nth(index).click()
+    page.keyboard.press("Shift+Enter")
+
+
+def ask(page: Any, prompt: str) -> None:
+    box = page.locator("textarea.streamchat-input").last
+    box.fill(prompt)
+    box.press("Enter")
+
+
+def wait_status(page: Any, status: str, timeout: float = ANSWER_DONE) -> None:
+    page.wait_for_selector(f'.streamchat[data-status="{status}"]', timeout=timeout)
+
+
+def wait_length(page: Any, at_least: int, timeout: float = LOAD) -> None:
+    page.wait_for_function(f"({BODY_LENGTH})() >= {at_least}", timeout=timeout)
+
+
+def rate(samples: list[list[float]]) -> float:
+    """Characters per second between the first and the last sample."""
+    (t0, n0), (t1, n1) = samples[0], samples[-1]
+    return (n1 - n0) / ((t1 - t0) / 1000)
+
+
+def set_slider(page: Any, css_class: str, value: float) -> None:
+    """Type a value into an ipywidgets slider's editable readout, like a person would."""
+    readout = page.locator(f".{css_class} .widget-readout")
+    readout.click()
+    page.keyboard.press("Control+a")
+    page.keyboard.type(str(value))
+    page.keyboard.press("Enter")
+    page.wait_for_function(
+        "([selector, value]) => document.querySelector(selector).textContent.trim() === value",
+        arg=[f".{css_class} .widget-readout", f"{value:g}"],
+    )
+
+
+def shoot(page: Any, name: str, selector: str = ".jp-OutputArea-output:has(.streamchat)") -> None:
+    page.locator(selector).last.screenshot(path=str(ARTIFACTS / name))
+
+
+@pytest.fixture
+def lab(jupyter_servers: Callable[[str], Jupyter]) -> Jupyter:
+    return jupyter_servers("lab")
+
+
+def test_answer_renders_with_inline_cursor_then_finishes(page: Any, lab: Jupyter) -> None:
+    open_and_run(page, lab, "render.ipynb", [chat_cell(speed=0)])
+    ask(page, "Show me what you can render")
+    wait_length(page, 30)
+    spots = []
+    for _ in range(8):
+        spot = page.evaluate(CURSOR)
+        if spot is not None:
+            spots.append(spot)
+        page.wait_for_timeout(150)  # spread the samples over the answer (measurement)
+    shoot(page, "lab-typing.png")
+    assert len(spots) >= 5, "the cursor must show while the answer types"
+    for spot in spots:
+        assert "streamchat-tail" not in spot["parentClass"], spot
+        assert "streamchat-frozen" not in spot["parentClass"], spot
+        if spot["last"]:
+            # Same line as the last character, right after it.
+            assert spot["cursor"]["top"] < spot["last"]["bottom"], spot
+            assert spot["cursor"]["bottom"] > spot["last"]["top"], spot
+            assert spot["cursor"]["left"] >= spot["last"]["right"] - 1, spot
+    wait_status(page, "done")
+    assert page.locator(".streamchat-cursor").count() == 0
+    assert page.locator(".streamchat-thinking:visible").count() == 0
+    body = page.locator(".streamchat-assistant .streamchat-body").last
+    assert body.locator("h2").first.inner_text().startswith("Streaming, explained")
+    assert body.locator("table th").count() == 3
+    assert body.locator("table td").count() == 9
+    assert body.locator("pre span[class]").count() > 5, "code must be highlighted"
+    assert body.locator(".streamchat-copy").count() == 1
+    assert "你好，世界" in body.inner_text()
+    footer = page.locator(".streamchat-assistant .streamchat-footer").last
+    assert "first token" in footer.inner_text()
+    assert "Answer generated by AI" in footer.inner_text()
+    user = page.locator(".streamchat-user .streamchat-bubble").last
+    assert user.inner_text() == "Show me what you can render"
+    shoot(page, "lab-done.png")
+    page.add_style_tag(content=".streamchat-log { max-height: none !important; }")
+    shoot(page, "lab-done-full.png")
+    page.console.check()
+
+
+def test_prompt_text_is_never_html(page: Any, lab: Jupyter) -> None:
+    open_and_run(page, lab, "escape.ipynb", [chat_cell(speed=0)])
+    ask(page, '<img src=x onerror="window.__pwned=1"> <b>bold?</b>')
+    wait_status(page, "done")
+    user = page.locator(".streamchat-user .streamchat-bubble").last
+    assert user.inner_text() == '<img src=x onerror="window.__pwned=1"> <b>bold?</b>'
+    assert user.locator("img, b").count() == 0
+    assert page.evaluate("() => window.__pwned === undefined")
+    page.console.check()
+
+
+def test_speed_slider_changes_the_reveal_rate(page: Any, lab: Jupyter) -> None:
+    open_and_run(page, lab, "speed.ipynb", [chat_cell(speed=20)])
+    ask(page, "Speed test")
+    wait_length(page, 10)
+    slow = page.evaluate(SAMPLE, {"duration": 2000, "click": None})["samples"]
+    set_slider(page, "streamchat-speed", 240)
+    wait_length(page, slow[-1][1] + 30)  # the new pace has taken over
+    fast = page.evaluate(SAMPLE, {"duration": 2000, "click": None})["samples"]
+    slow_rate, fast_rate = rate(slow), rate(fast)
+    print(f"reveal rate: slider 20 -> {slow_rate:.1f} chars/s, slider 240 -> {fast_rate:.1f}")
+    assert 10 <= slow_rate <= 30
+    assert fast_rate > 3 * slow_rate
+    page.console.check()
+
+
+def test_stop_halts_typing_at_once(page: Any, lab: Jupyter) -> None:
+    open_and_run(page, lab, "stop.ipynb", [chat_cell(speed=40)])
+    ask(page, "Stop test")
+    wait_length(page, 30)
+    result = page.evaluate(SAMPLE, {"duration": 1500, "click": ".streamchat-stop"})
+    clicked, samples = result["clicked"], result["samples"]
+    changes = [t for (t, n), (_, previous) in zip(samples[1:], samples) if n != previous]
+    latency = (changes[-1] - clicked) / 1000 if changes else 0.0
+    print(f"stop latency: last growth {latency * 1000:.0f} ms after the click")
+    assert latency < 0.5
+    wait_status(page, "stopped", timeout=10_000)
+    assert page.locator(".streamchat-cursor").count() == 0
+    stopped = page.evaluate(BODY_LENGTH)
+    assert stopped == samples[-1][1], "the kernel's confirmation must not add text"
+    assert page.locator(".streamchat-assistant .streamchat-retry:visible").count() == 1
+    shoot(page, "lab-stopped.png")
+    page.console.check()
+
+
+def test_a_blocking_cell_does_not_stall_typing(page: Any, lab: Jupyter) -> None:
+    cells = [
+        chat_cell(speed=60),
+        'chat.send("Type while I sleep")\nimport time\ntime.sleep(5)\nprint("slept")',
+    ]
+    open_and_run(page, lab, "blocking.ipynb", cells)
+    run_cell(page, 1)
+    wait_length(page, 5)
+    samples = page.evaluate(SAMPLE, {"duration": 3000, "click": None})["samples"]
+    assert page.locator("text=slept").count() == 0, "the cell must still be sleeping"
+    changes = [t for (t, n), (_, previous) in zip(samples[1:], samples) if n != previous]
+    gaps = [b - a for a, b in zip(changes, changes[1:])]
+    measured = rate(samples)
+    print(f"while a cell sleeps: {measured:.1f} chars/s, longest pause {max(gaps):.0f} ms")
+    assert measured > 30
+    assert max(gaps) < 500
+    page.wait_for_selector("text=slept", timeout=20_000)
+    page.console.check()
+
+
+def test_preset_prompt_and_retry_after_an_error(page: Any, lab: Jupyter) -> None:
+    cells = [
+        "from streamchat.widget import StreamChat\n"
+        "chat = StreamChat('http://127.0.0.1:9/v1/chat/completions', prompts=['Hello there'])\n"
+        "chat",
+    ]
+    open_and_run(page, lab, "error.ipynb", cells)
+    page.locator(".streamchat-prompt", has_text="Hello there").click()
+    wait_status(page, "error", timeout=30_000)
+    error = page.locator(".streamchat-assistant .streamchat-error").last
+    assert "could not connect" in error.inner_text()
+    assert page.locator(".streamchat-user .streamchat-bubble").last.inner_text() == "Hello there"
+    shoot(page, "lab-error.png")
+    page.locator(".streamchat-retry").last.click()
+    page.wait_for_function(
+        "() => document.querySelectorAll('.streamchat-assistant').length === 1"
+        " && document.querySelector('.streamchat').dataset.status === 'error'"
+        " && document.querySelectorAll('.streamchat-user').length === 1"
+    )
+    # Connection refused is reported as a console error by no one: the kernel made the call.
+    page.console.check()
+
+
+def test_dark_theme_and_reload_rebuilds_the_conversation(page: Any, lab: Jupyter) -> None:
+    open_and_run(page, lab, "dark.ipynb", [chat_cell(speed=0)])
+    ask(page, "First question")
+    wait_status(page, "done")
+    page.locator(".lm-MenuBar-itemLabel", has_text="Settings").click()
+    page.locator(".lm-Menu-itemLabel", has_text="Theme").first.hover()
+    page.locator(".lm-Menu-itemLabel", has_text="JupyterLab Dark").click()
+    page.wait_for_selector('body[data-jp-theme-light="false"]')
+    background = page.evaluate(
+        "() => getComputedStyle(document.querySelector('.streamchat')).backgroundColor"
+    )
+    channels = [int(c) for c in background[background.index("(") + 1 : -1].split(",")[:3]]
+    assert max(channels) < 80, background
+    shoot(page, "lab-dark.png")
+    page.locator(".lm-MenuBar-itemLabel", has_text="Settings").click()
+    page.locator(".lm-Menu-itemLabel", has_text="Theme").first.hover()
+    page.locator(".lm-Menu-itemLabel", has_text="JupyterLab Light").click()
+    page.wait_for_selector('body[data-jp-theme-light="true"]')
+    page.console.check()
+
+
+def test_notebook7_runs_the_widget(page: Any, jupyter_servers: Callable[[str], Jupyter]) -> None:
+    notebook = jupyter_servers("notebook")
+    open_and_run(page, notebook, "nb7.ipynb", [chat_cell(speed=0)])
+    ask(page, "Hello from Notebook 7")
+    wait_length(page, 20)
+    assert page.locator(".streamchat-cursor").count() == 1
+    wait_status(page, "done")
+    assert page.locator(".streamchat-cursor").count() == 0
+    body = page.locator(".streamchat-assistant .streamchat-body").last
+    assert body.locator("table").count() == 1
+    shoot(page, "notebook7-done.png")
+    page.console.check()

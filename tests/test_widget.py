@@ -1,0 +1,431 @@
+"""StreamChat at the Python level, streaming from real HTTP servers on 127.0.0.1.
+
+Every message the widget would put on the comm is captured (state updates and
+custom messages, at `Widget._send`), so the tests check what the browser would
+receive: patches only, at a bounded rate, and never a secret.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from loopback import Script, free_port, sse, wait_until
+
+from streamchat.render import Patch, render_markdown
+from streamchat.transport import Timeouts
+from streamchat.widget import StreamChat, compact, min_interval
+
+ANSWER = """\
+## Plan
+
+First a paragraph with **bold** text and `code`.
+
+- one
+- two
+
+| a | b |
+|---|---|
+| 1 | 2 |
+
+```python
+print("hi")
+```
+
+Done. 你好 👋
+"""
+
+API_KEY = "sk-test-0123456789abcdef-secret"
+HEADER_SECRET = "hdr-0123456789-topsecret"
+
+
+def pieces(text: str, size: int = 4) -> list[str]:
+    return [text[i : i + size] for i in range(0, len(text), size)]
+
+
+def openai_chunks(text: str, size: int = 4, usage: bool = True) -> list[bytes]:
+    events: list[str | dict] = [{"choices": [{"index": 0, "delta": {"role": "assistant"}}]}]
+    events += [{"choices": [{"index": 0, "delta": {"content": p}}]} for p in pieces(text, size)]
+    events.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    if usage:
+        events.append({"choices": [], "usage": {"prompt_tokens": 7, "completion_tokens": 42}})
+    events.append("[DONE]")
+    return sse(*events)
+
+
+class Capture:
+    """Every comm message the widget sends, with the time it was sent."""
+
+    def __init__(self, chat: StreamChat) -> None:
+        self.sent: list[tuple[float, dict[str, Any]]] = []
+        self._lock = threading.Lock()
+        original = chat._send
+
+        def capture(msg: dict[str, Any], buffers: Any = None) -> None:
+            with self._lock:
+                self.sent.append((time.monotonic(), json.loads(json.dumps(msg))))
+            original(msg, buffers=buffers)
+
+        chat._send = capture  # type: ignore[method-assign]
+
+    def custom(self) -> list[tuple[float, dict[str, Any]]]:
+        return [(t, m["content"]) for t, m in self.sent if m["method"] == "custom"]
+
+    def states(self) -> list[dict[str, Any]]:
+        return [m["state"] for _, m in self.sent if m["method"] == "update"]
+
+    def raw(self) -> str:
+        return json.dumps([m for _, m in self.sent], ensure_ascii=False)
+
+
+@pytest.fixture
+def chats() -> Iterator[list[StreamChat]]:
+    made: list[StreamChat] = []
+    yield made
+    for chat in made:
+        chat.close()
+
+
+def make(chats: list[StreamChat], url: str, **kwargs: Any) -> tuple[StreamChat, Capture]:
+    chat = StreamChat(url, **kwargs)
+    chats.append(chat)
+    return chat, Capture(chat)
+
+
+def statuses(chat: StreamChat) -> list[str]:
+    seen: list[str] = []
+    chat.observe(lambda change: seen.append(change["new"]), names="status")
+    return seen
+
+
+def tcp_established_to(port: int) -> int:
+    """Client-side connections to 127.0.0.1:`port` still open (from /proc/net/tcp)."""
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        remote, state = fields[2], fields[3]
+        if int(remote.split(":")[1], 16) == port and state == "01":
+            count += 1
+    return count
+
+
+def test_send_returns_at_once_and_the_answer_streams_in_the_background(server, chats) -> None:
+    url = server.route("/v1/chat/completions", Script(openai_chunks(ANSWER), pause=0.01))
+    chat, _ = make(chats, url, speed=0)
+    seen = statuses(chat)
+    started = time.monotonic()
+    chat.send("Make a plan")
+    assert time.monotonic() - started < 0.2
+    assert chat.status == "waiting"
+    assert chat.turns[-1]["status"] == "streaming"
+    assert chat.wait(10)
+    assert seen == ["waiting", "streaming", "done"]
+    assert chat.turns[-1]["html"] == render_markdown(ANSWER)
+
+
+def test_messages_transcript_and_stats(server, chats) -> None:
+    url = server.route("/v1/chat/completions", Script(openai_chunks(ANSWER), pause=0.005))
+    chat, _ = make(chats, url, speed=0, system="Be brief.", model="m1")
+    chat.send("Make a plan")
+    assert chat.wait(10)
+    assert chat.messages == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Make a plan"},
+        {"role": "assistant", "content": ANSWER},
+    ]
+    assert "**You:**\n\nMake a plan" in chat.transcript
+    assert "**Assistant:**\n\n" + ANSWER in chat.transcript
+    stats = chat.stats
+    assert 0 < stats["ttft"] < 5
+    assert stats["chars"] == len(ANSWER)
+    assert stats["chars_per_second"] > 0
+    assert (stats["input_tokens"], stats["output_tokens"]) == (7, 42)
+    assert stats["finish_reason"] == "stop"
+
+
+def test_the_history_goes_with_the_next_prompt(server, chats) -> None:
+    url = server.route("/v1/chat/completions", Script(openai_chunks("Hello!"), pause=0.0))
+    chat, _ = make(chats, url, speed=0)
+    chat.send("first")
+    assert chat.wait(10)
+    chat.send("second")
+    assert chat.wait(10)
+    sent = server.received[-1].json()["messages"]
+    assert [m["content"] for m in sent] == ["first", "Hello!", "second"]
+    assert [t["role"] for t in chat.turns] == ["user", "assistant", "user", "assistant"]
+
+
+def test_stop_closes_the_connection_and_keeps_the_partial(server, chats) -> None:
+    url = server.route("/v1/chat/completions", Script(openai_chunks(ANSWER * 5), pause=0.02))
+    chat, capture = make(chats, url, speed=0)
+    chat.send("long please")
+    wait_until(lambda: len(capture.custom()) >= 3)
+    assert tcp_established_to(server.port) == 1
+    chat.stop()
+    assert chat.status == "stopped"
+    assert tcp_established_to(server.port) == 0  # closed by the time stop() returned
+    partial = chat.messages[-1]
+    assert partial["role"] == "assistant"
+    assert 0 < len(partial["content"]) < len(ANSWER * 5)
+    turn = chat.turns[-1]
+    assert turn["status"] == "stopped"
+    assert turn["html"] == render_markdown(partial["content"])
+    count = len(capture.custom())
+    time.sleep(0.2)  # nothing may arrive after Stop: a quiet period, not synchronisation
+    assert len(capture.custom()) == count
+
+
+def test_a_broken_stream_keeps_the_partial_and_shows_the_error(server, chats) -> None:
+    chunks = openai_chunks(ANSWER)
+    url = server.route("/v1/chat/completions", Script(chunks, pause=0.002, cut_after=12))
+    chat, _ = make(chats, url, speed=0)
+    chat.send("go")
+    assert chat.wait(10)
+    assert chat.status == "error"
+    turn = chat.turns[-1]
+    assert turn["status"] == "error"
+    assert "closed before the stream ended" in turn["error"]
+    # 12 chunks reached the client: the role chunk and 11 pieces of 4 characters.
+    assert chat.messages[-1]["content"] == ANSWER[:44]
+    assert turn["html"] == render_markdown(chat.messages[-1]["content"])
+
+
+def test_an_http_error_shows_the_servers_message(server, chats) -> None:
+    body = json.dumps({"error": {"message": "Rate limit reached, slow down"}}).encode()
+    url = server.route(
+        "/v1/chat/completions",
+        Script([body], status=429, headers={"Content-Type": "application/json"}),
+    )
+    chat, _ = make(chats, url)
+    chat.send("hi")
+    assert chat.wait(10)
+    assert chat.status == "error"
+    assert "429" in chat.turns[-1]["error"]
+    assert "Rate limit reached" in chat.turns[-1]["error"]
+    assert chat.messages == [{"role": "user", "content": "hi"}]
+
+
+def test_retry_replaces_the_failed_answer(server, chats) -> None:
+    url = server.route("/v1/chat/completions", Script([b"{}"], status=500))
+    chat, _ = make(chats, url, speed=0)
+    chat.send("hi")
+    assert chat.wait(10)
+    assert chat.status == "error"
+    server.route("/v1/chat/completions", Script(openai_chunks("Better now.")))
+    chat._handle_custom_msg({"type": "retry"}, [])  # what the Retry button sends
+    assert chat.wait(10)
+    assert chat.status == "done"
+    assert [t["role"] for t in chat.turns] == ["user", "assistant"]
+    assert chat.messages[-1] == {"role": "assistant", "content": "Better now."}
+    assert [m["content"] for m in server.received[-1].json()["messages"]] == ["hi"]
+
+
+def test_patches_only_at_a_bounded_rate(server, chats) -> None:
+    text = ANSWER * 4
+    url = server.route("/v1/chat/completions", Script(openai_chunks(text, size=2), pause=0.0))
+    chat, capture = make(chats, url, speed=0)
+    chat.send("fast")
+    assert chat.wait(20)
+    final = chat.turns[-1]["html"]
+    escaped = json.dumps(final, ensure_ascii=False)[1:-1]  # as it appears inside a message
+    assert len(final) > 1000
+    custom = capture.custom()
+    assert custom, "the answer must travel as patches"
+    assert {m["type"] for _, m in custom} == {"patch"}
+    times = [t for t, _ in custom]
+    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    assert min(gaps) >= 1 / 60 - 0.002, "more than 60 messages a second"
+    for _, message in custom:
+        assert all(op["op"] in ("append", "tail") for op in message["ops"])
+        assert escaped not in json.dumps(message, ensure_ascii=False)
+    # The whole HTML travels once, in the finished turn; patches add up to about one copy.
+    assert sum(escaped in json.dumps(s, ensure_ascii=False) for s in capture.states()) == 1
+    patch_bytes = sum(len(json.dumps(m, ensure_ascii=False)) for _, m in custom)
+    assert patch_bytes < 4 * len(final)
+
+
+def test_typing_is_paced_and_a_speed_change_applies_mid_answer(server, chats) -> None:
+    text = "word " * 60  # 300 characters
+    url = server.route("/v1/chat/completions", Script(openai_chunks(text, size=50)))
+    chat, _ = make(chats, url, speed=100)
+    chat.send("slow")
+    wait_until(lambda: chat.status == "streaming")
+    started = time.monotonic()
+    time.sleep(0.5)  # let it type at 100 chars/s for a while (measured, not synchronised)
+    assert chat.status == "streaming", "at 100 chars/s, 300 chars take about 3 s"
+    chat.speed = 0
+    assert chat.wait(10)
+    assert time.monotonic() - started < 1.5
+
+
+def test_a_view_that_joins_late_gets_a_snapshot(server, chats) -> None:
+    url = server.route("/v1/chat/completions", Script(openai_chunks(ANSWER * 3), pause=0.01))
+    chat, capture = make(chats, url, speed=0)
+    chat.send("go")
+    wait_until(lambda: len(capture.custom()) >= 5)
+    chat._handle_custom_msg({"type": "hello"}, [])
+    wait_until(lambda: any(m["type"] == "snapshot" for _, m in capture.custom()))
+    assert chat.wait(10)
+    messages = [m for _, m in capture.custom()]
+    at = next(i for i, m in enumerate(messages) if m["type"] == "snapshot")
+    snapshot = messages[at]
+    assert snapshot["turn"] == 1
+    state = {"frozen": snapshot["body"], "tail": ""}
+    for message in messages[at + 1 :]:
+        if message["type"] == "patch" and message["part"] == "body":
+            for op in message["ops"]:
+                if op["op"] == "append":
+                    state["frozen"] += op["html"]
+                elif op["op"] == "tail":
+                    state["tail"] = op["html"]
+                else:
+                    state = {"frozen": op["html"], "tail": ""}
+    assert state["frozen"] + state["tail"] == chat.turns[-1]["html"]
+
+
+def test_secrets_never_leave_python(server, chats) -> None:
+    echo = json.dumps({"error": {"message": f"Incorrect API key provided: {API_KEY}"}}).encode()
+    url = server.route(
+        "/v1/chat/completions",
+        Script([echo], status=401, headers={"Content-Type": "application/json"}),
+    )
+    chat, capture = make(
+        chats, url, api_key=API_KEY, headers={"X-Custom-Auth": HEADER_SECRET}, model="m"
+    )
+    chat.send("hi")
+    assert chat.wait(10)
+    assert chat.status == "error"
+    received = server.received[-1].headers
+    assert received["Authorization"] == f"Bearer {API_KEY}"
+    assert received["X-Custom-Auth"] == HEADER_SECRET
+    views = [
+        json.dumps(chat.get_state(), default=str),
+        capture.raw(),
+        repr(chat),
+        chat.transcript,
+        json.dumps(chat.messages),
+        json.dumps(chat.turns),
+    ]
+    for text in views:
+        assert API_KEY not in text
+        assert HEADER_SECRET not in text
+    assert "401" in chat.turns[-1]["error"]
+    assert not {"api_key", "headers", "url"} & set(chat.keys)
+
+
+def test_close_cancels_the_stream(server, chats) -> None:
+    url = server.route("/v1/chat/completions", Script(openai_chunks(ANSWER * 5), pause=0.02))
+    chat, capture = make(chats, url, speed=0)
+    chat.send("go")
+    wait_until(lambda: len(capture.custom()) >= 2)
+    chat.close()
+    assert chat.comm is None
+    assert chat.status == "stopped"
+    assert tcp_established_to(server.port) == 0
+
+
+def test_stop_right_after_send_still_ends_the_turn(server, chats) -> None:
+    url = server.route("/v1/chat/completions", Script(openai_chunks(ANSWER), pause=0.05))
+    chat, _ = make(chats, url)
+    for _ in range(5):
+        chat.send("go")
+        chat.stop()
+        assert chat.status == "stopped"
+        assert chat.turns[-1]["status"] == "stopped"
+    assert chat.wait(0)
+
+
+def test_a_new_prompt_stops_the_answer_being_typed(server, chats) -> None:
+    url = server.route("/v1/chat/completions", Script(openai_chunks(ANSWER * 3), pause=0.02))
+    chat, capture = make(chats, url, speed=0)
+    chat.send("first")
+    wait_until(lambda: len(capture.custom()) >= 2)
+    server.route("/v1/chat/completions", Script(openai_chunks("Second answer.")))
+    chat._handle_custom_msg({"type": "send", "prompt": "second"}, [])
+    assert chat.wait(10)
+    assert [t.get("status") for t in chat.turns] == [None, "stopped", None, "done"]
+    assert chat.messages[-1]["content"] == "Second answer."
+
+
+def test_demo_server_works_without_an_api_key(chats) -> None:
+    from streamchat.server import demo_server
+
+    chat, capture = make(chats, demo_server().url, speed=0)
+    chat.send("Show me")
+    assert chat.wait(30)
+    assert chat.status == "done"
+    html = chat.turns[-1]["html"]
+    for fragment in ("<h2", "<table", "<pre", "<blockquote", "你好", "🚀"):
+        assert fragment in html
+    assert chat.stats["output_tokens"] > 10
+    assert all(m["type"] == "patch" for _, m in capture.custom())
+
+
+def test_with_no_url_the_embedded_demo_server_is_used(chats) -> None:
+    from streamchat.server import demo_server
+
+    chat = StreamChat()
+    chats.append(chat)
+    assert chat._url == demo_server().url
+
+
+def test_display_shows_the_chat_with_linked_sliders(chats) -> None:
+    import ipywidgets
+
+    chat = StreamChat("http://127.0.0.1:9/v1/chat/completions", speed=80, step=2)
+    chats.append(chat)
+    bundle = chat._repr_mimebundle_()
+    panel = chat.panel()
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == panel.model_id
+    assert panel.children[0] is chat
+    speed, step = panel.children[1].children
+    assert isinstance(speed, ipywidgets.FloatSlider) and speed.value == 80
+    assert isinstance(step, ipywidgets.IntSlider) and step.value == 2
+    assert "streamchat-speed" in speed._dom_classes
+    assert "streamchat-step" in step._dom_classes
+    links = {(link.source[0], link.source[1], link.target[0]) for link in chat._links}
+    assert links == {(chat, "speed", speed), (chat, "step", step)}
+
+
+def test_pace_traits_are_validated(chats) -> None:
+    chat = StreamChat("http://127.0.0.1:9/v1/chat/completions")
+    chats.append(chat)
+    with pytest.raises(Exception, match="negative"):
+        chat.speed = -1
+    with pytest.raises(Exception, match="at least 1"):
+        chat.step = 0
+    with pytest.raises(ValueError, match="empty"):
+        chat.send("   ")
+
+
+def test_a_connection_error_is_shown_in_the_turn(chats) -> None:
+    url = f"http://127.0.0.1:{free_port()}/v1/chat/completions"
+    chat, _ = make(chats, url, timeouts=Timeouts(connect=2))
+    chat.send("hi")
+    assert chat.wait(10)
+    assert chat.status == "error"
+    assert "could not connect" in chat.turns[-1]["error"]
+
+
+def test_the_kernel_budget_is_shared_by_live_answers() -> None:
+    assert min_interval(0) == min_interval(1) == pytest.approx(1 / 60)
+    assert min_interval(8) == pytest.approx(1 / 60)
+    assert min_interval(50) == pytest.approx(0.1)
+
+
+def test_queued_patches_compact_to_reset_append_tail() -> None:
+    assert compact([]) == []
+    assert compact([Patch("tail", "<p>a"), Patch("tail", "<p>ab")]) == [
+        {"op": "tail", "html": "<p>ab"}
+    ]
+    assert compact(
+        [Patch("append", "<h2>x</h2>"), Patch("tail", "<p>a"), Patch("append", "<p>b</p>")]
+    ) == [{"op": "append", "html": "<h2>x</h2><p>b</p>"}, {"op": "tail", "html": "<p>a"}]
+    assert compact([Patch("append", "<p>old</p>"), Patch("reset", "<p>n</p>"),
+                    Patch("append", "<p>m</p>")]) == [{"op": "reset", "html": "<p>n</p><p>m</p>"}]
+
