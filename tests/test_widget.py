@@ -275,7 +275,9 @@ def test_a_view_that_joins_late_gets_a_snapshot(server, chats) -> None:
     at = next(i for i, m in enumerate(messages) if m["type"] == "snapshot")
     snapshot = messages[at]
     assert snapshot["turn"] == 1
-    state = {"frozen": snapshot["body"], "tail": ""}
+    tail = snapshot["body_tail"]
+    assert snapshot["body"].endswith(tail)
+    state = {"frozen": snapshot["body"][: len(snapshot["body"]) - len(tail)], "tail": tail}
     for message in messages[at + 1 :]:
         if message["type"] == "patch" and message["part"] == "body":
             for op in message["ops"]:

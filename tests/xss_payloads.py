@@ -41,7 +41,7 @@ PAYLOADS: list[str] = [
     "<IMG SRC=\" &#14;  javascript:alert('XSS');\">",
     '<a href="&#1;javascript:alert(1)">x</a>',
     '<a href="vbscript:msgbox(1)">x</a>',
-    "<INPUT TYPE=\"IMAGE\" SRC=\"javascript:alert('XSS');\">",
+    '<INPUT TYPE="IMAGE" SRC="javascript:alert(\'XSS\');">',
     "<BODY BACKGROUND=\"javascript:alert('XSS')\">",
     "<TABLE BACKGROUND=\"javascript:alert('XSS')\">",
     '<form action="javascript:alert(1)"><button>x</button></form>',
@@ -65,9 +65,9 @@ PAYLOADS: list[str] = [
     "<DIV STYLE=\"width: expression(alert('XSS'));\">",
     "<IMG STYLE=\"xss:expr/*XSS*/ession(alert('XSS'))\">",
     '<div style="x:\\65xpression(alert(1))">',
-    "<LINK REL=\"stylesheet\" HREF=\"javascript:alert('XSS');\">",
+    '<LINK REL="stylesheet" HREF="javascript:alert(\'XSS\');">',
     # meta, base, data:
-    "<META HTTP-EQUIV=\"refresh\" CONTENT=\"0;url=javascript:alert('XSS');\">",
+    '<META HTTP-EQUIV="refresh" CONTENT="0;url=javascript:alert(\'XSS\');">',
     '<META HTTP-EQUIV="refresh" CONTENT="0;url=data:text/html base64,'
     'PHNjcmlwdD5hbGVydCgnWFNTJyk8L3NjcmlwdD4K">',
     "<BASE HREF=\"javascript:alert('XSS');//\">",

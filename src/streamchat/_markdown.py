@@ -74,6 +74,11 @@ def _indent(line: str) -> int:
     return len(line) - len(line.lstrip(" "))
 
 
+def _numbered(marker: re.Match[str]) -> bool:
+    """An ordered-list marker that does not start at 1."""
+    return marker.group(3) is not None and int(marker.group(3)) != 1
+
+
 def _interrupts(line: str) -> bool:
     """A line that ends a paragraph without a blank line (so it is never a lazy line)."""
     return bool(_HEADING.match(line) or _QUOTE.match(line) or _HR.match(line))
@@ -108,7 +113,8 @@ class BlockScanner:
 
     def _fenced(self, line: str, fence: Fence) -> Line:
         if fence.closes(line):
-            self._fence, self._after_fence = None, True
+            # Text right after a top-level fence starts a new paragraph.
+            self._fence, self._after_fence = None, not fence.prefix
             return Line(fence.prefix + line.strip(), "fence", False, False)
         body = line[min(_indent(line), fence.strip) :]
         return Line(fence.prefix + body if body.strip() else "", "fence", False, False)
@@ -118,14 +124,14 @@ class BlockScanner:
         marker = None if _HR.match(line) else _MARKER.match(line)
         fence = _FENCE.match(line)
         after_blank, was_listed, top = self._prev_blank, bool(self._items), self._top_item()
-        lazy = (
+        continues = (  # a paragraph's next line, even when not indented ("lazy")
             not after_blank
             and self._prev_text
-            and was_listed
             and marker is None
             and fence is None
             and not _interrupts(line)
         )
+        lazy = continues and was_listed
         if not lazy:
             while self._items and indent < self._items[-1].col:
                 self._items.pop()
@@ -136,17 +142,16 @@ class BlockScanner:
             and not (marker and was_listed)
             and not (self._quote and _QUOTE.match(line))
         )
-        if not lazy:
+        if not continues:
             self._quote = not self._items and bool(_QUOTE.match(line))
-        if marker and not self._items and self._prev_text and not was_listed:
-            if marker.group(3) is not None and int(marker.group(3)) != 1:
-                # Only "1." may interrupt a paragraph: "The year\n1984. was" is no list.
-                marker = None
+        if marker and self._prev_text and not self._items and not was_listed and _numbered(marker):
+            marker = None  # only "1." may interrupt a paragraph: "The year\n1984. was" is no list
         left_list = was_listed and not self._items and marker is None
         blank = not after_blank and (self._after_fence or left_list)
         self._after_fence = False
         if fence is not None:
-            return self._open_fence(line, fence, starts, blank or not after_blank)
+            interrupts = not after_blank and not self._items
+            return self._open_fence(line, fence, starts, blank or interrupts)
         if marker is not None:
             return self._item(line, marker, starts, blank, top)
         return self._plain(line, lazy, starts, blank)
@@ -343,7 +348,9 @@ class _InlineRepair:
             return self._backticks(i)
         if char in "*_~":
             return self._delimiter(i)
-        if char == "[" and (i == 0 or not text[i - 1].isalnum()):
+        if char == "!" and i + 1 == len(text) and (i == 0 or text[i - 1].isspace()):
+            self.cuts.append((i, i + 1))  # maybe an image "![" being typed
+        elif char == "[" and (i == 0 or not text[i - 1].isalnum()):
             self.brackets.append(i - 1 if i > 0 and text[i - 1] == "!" else i)
         elif char == "]" and self.brackets:
             return self._link(i)
@@ -361,10 +368,12 @@ class _InlineRepair:
         close = re.compile(rf"(?<!`){run}(?!`)").search(text, end)
         if close is not None:
             return close.end()
-        if text[end:].strip():
+        content_end = len(text.rstrip("`"))  # backticks at the end: the closer being typed
+        if content_end > end and text[end:content_end].strip():
             self.code_closer = run
+            self.cuts.append((content_end, len(text)))
         else:
-            self.cuts.append((i, end))
+            self.cuts.append((i, len(text)))
         return len(text)
 
     def _delimiter(self, i: int) -> int:

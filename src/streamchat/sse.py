@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import codecs
 import functools
+from abc import ABC, abstractmethod
 from typing import ClassVar, Generic, NamedTuple, TypeVar
 
-__all__ = ["EventStreamDecoder", "FrameSplitter", "ServerSentEvent"]
+__all__ = ["EventStreamDecoder", "ServerSentEvent"]
 
 T = TypeVar("T")
 
@@ -43,12 +44,12 @@ class ServerSentEvent(NamedTuple):
 _new_event = functools.partial(tuple.__new__, ServerSentEvent)
 
 
-class FrameSplitter(Generic[T]):
+class FrameSplitter(ABC, Generic[T]):
     """Incremental UTF-8 text, cut into frames at a separator once line ends are LF.
 
     Both wire formats are this: an event stream is blocks ended by a blank line, NDJSON
-    is lines. Subclasses set `separator` (two line ends, or one) and turn complete frames
-    into values in `_frames`; the unfinished last frame waits here.
+    is lines. Subclasses set `separator` (two line ends, or one), turn complete frames
+    into values in `_frames` and say in `end` what an unfinished last frame means.
 
     Decoding: the stream is UTF-8 whatever charset the Content-Type names, invalid bytes
     become U+FFFD and exactly one leading BOM is dropped
@@ -72,7 +73,7 @@ class FrameSplitter(Generic[T]):
         # The unfinished frame, in pieces so that a long line arriving in many small
         # chunks is joined once, not once per chunk. It never contains the separator.
         self._pending: list[str] = []
-        self._pending_ends_lf = False  # "\n\n" may straddle two chunks
+        self._separator = self.separator  # an instance attribute is quicker to look up
 
     def feed(self, data: bytes) -> list[T]:
         """Decode one chunk of the body; return what the frames it completed hold."""
@@ -86,27 +87,41 @@ class FrameSplitter(Generic[T]):
             text = self._decode(data)
         if self._after_cr or "\r" in text:
             text = self._normalize_line_ends(text)
-        if self.separator in text or (self._pending_ends_lf and text[:1] == "\n"):
+        elif "\n" not in text:
+            # Fast path for a chunk inside a line: no line end, so no frame ends here.
             self._pending.append(text)
-            frames = "".join(self._pending).split(self.separator)
-            rest = frames.pop()
-            self._pending = [rest]
-            self._pending_ends_lf = rest[-1:] == "\n"
-            return self._frames(frames)
-        if text:
+            return []
+        if text[:1] == "\n" and self._pending_ends_lf():  # the separator straddles chunks
+            text = "".join(self._pending) + text
+            self._pending = []
+        frames = text.split(self._separator)
+        if len(frames) == 1:
             self._pending.append(text)
-            self._pending_ends_lf = text[-1] == "\n"
-        return []
+            return []
+        frames[0] = "".join(self._pending) + frames[0]
+        self._pending = [frames.pop()]
+        return self._frames(frames)
 
+    def _pending_ends_lf(self) -> bool:
+        """Whether the unfinished frame ends with LF: then a leading LF completes "\\n\\n"."""
+        for piece in reversed(self._pending):
+            if piece:
+                return piece[-1] == "\n"
+        return False
+
+    @abstractmethod
+    def end(self) -> list[T]:
+        """The body ended: return what the unfinished last frame still yields, if anything."""
+
+    @abstractmethod
     def _frames(self, frames: list[str]) -> list[T]:
-        raise NotImplementedError
+        """Turn complete frames, in order, into values."""
 
     def _take_rest(self) -> str:
         """At the end of the body: the unfinished frame, a partial character as U+FFFD."""
         rest = "".join(self._pending) + _utf8_decode(self._undecoded, "replace", True)[0]
         self._undecoded = b""
         self._pending = []
-        self._pending_ends_lf = False
         return rest
 
     def _decode(self, data: bytes) -> str:
@@ -123,11 +138,12 @@ class FrameSplitter(Generic[T]):
         return text
 
     def _normalize_line_ends(self, text: str) -> str:
-        if self._after_cr and text[:1] == "\n":
+        if not text:  # a chunk that held only part of a character: nothing changes
+            return text
+        if self._after_cr and text[0] == "\n":
             text = text[1:]
-        if text:
-            self._after_cr = text[-1] == "\r"
-        return text.replace("\r\n", "\n").replace("\r", "\n")
+        self._after_cr = text[-1:] == "\r"
+        return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
 class EventStreamDecoder(FrameSplitter[ServerSentEvent]):

@@ -102,6 +102,19 @@ def compact(patches: Iterable[Patch]) -> list[dict[str, str]]:
     return ops
 
 
+def applied(shown: tuple[str, str], ops: list[dict[str, str]]) -> tuple[str, str]:
+    """(frozen, tail) HTML after `ops`: what every view that applied them shows."""
+    frozen, tail = shown
+    for op in ops:
+        if op["op"] == "append":
+            frozen += op["html"]
+        elif op["op"] == "tail":
+            tail = op["html"]
+        else:
+            frozen, tail = op["html"], ""
+    return frozen, tail
+
+
 class _Outbox:
     """One widget's outgoing patches: coalesced, and sent no faster than the budget allows.
 
@@ -115,6 +128,9 @@ class _Outbox:
         self.turn = turn
         self._ops: dict[str, list[Patch]] = {"body": [], "reasoning": []}
         self._tools: list[dict[str, str]] | None = None
+        # (frozen, tail) per part as the views have it, for a snapshot that later
+        # patches apply to exactly.
+        self.shown: dict[str, tuple[str, str]] = {"body": ("", ""), "reasoning": ("", "")}
         self._next = 0.0
         self._timer: asyncio.TimerHandle | None = None
 
@@ -145,11 +161,12 @@ class _Outbox:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        messages: list[dict[str, Any]] = [
-            {"type": "patch", "turn": self.turn, "part": part, "ops": compact(ops)}
-            for part, ops in self._ops.items()
-            if ops
-        ]
+        messages: list[dict[str, Any]] = []
+        for part, ops in self._ops.items():
+            if ops:
+                compacted = compact(ops)
+                self.shown[part] = applied(self.shown[part], compacted)
+                messages.append({"type": "patch", "turn": self.turn, "part": part, "ops": compacted})
         if self._tools is not None:
             messages.append({"type": "tools", "turn": self.turn, "tool_calls": self._tools})
         self.discard()
@@ -159,8 +176,15 @@ class _Outbox:
             interval = min_interval(len(_LIVE))
             self._next = asyncio.get_running_loop().time() + len(messages) * interval
 
+    def snapshot(self) -> dict[str, tuple[str, str]]:
+        """What views that joined late need: the queued patches are folded in, not sent."""
+        for part, ops in self._ops.items():
+            self.shown[part] = applied(self.shown[part], compact(ops))
+        self.discard()
+        return dict(self.shown)
+
     def discard(self) -> None:
-        """Forget queued patches (already in a snapshot, or the answer was stopped)."""
+        """Forget queued patches (the answer was stopped, or they are in a snapshot)."""
         for ops in self._ops.values():
             ops.clear()
         self._tools = None
@@ -462,13 +486,17 @@ class StreamChat(anywidget.AnyWidget):
         answer = self._live
         if answer is None:
             return
-        answer.outbox.discard()  # the snapshot includes whatever was still queued
+        shown = answer.outbox.snapshot()
         self._emit(
             {
                 "type": "snapshot",
                 "turn": answer.turn,
-                "body": answer.body.html,
-                "reasoning": answer.reasoning.html,
+                # The whole HTML, and which end of it is the live tail that the next
+                # `tail` patch replaces.
+                "body": "".join(shown["body"]),
+                "body_tail": shown["body"][1],
+                "reasoning": "".join(shown["reasoning"]),
+                "reasoning_tail": shown["reasoning"][1],
                 "tool_calls": answer.tool_calls,
             }
         )

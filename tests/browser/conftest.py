@@ -193,8 +193,19 @@ class Console:
         assert not self.errors, "browser console errors:\n" + "\n".join(self.errors)
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    report = yield
+    if report.when == "call":
+        item.stash[FAILED] = report.failed
+    return report
+
+
+FAILED = pytest.StashKey[bool]()
+
+
 @pytest.fixture
-def page(browser: Any) -> Iterator[Any]:
+def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1280, "height": 1000}, device_scale_factor=1)
     page = context.new_page()
     console = Console()
@@ -209,5 +220,9 @@ def page(browser: Any) -> Iterator[Any]:
     ARTIFACTS.mkdir(exist_ok=True)
     try:
         yield page
+        if request.node.stash.get(FAILED, False):
+            page.screenshot(path=str(ARTIFACTS / f"FAILED-{request.node.name}.png"))
+            if console.errors:
+                print("browser console errors:", *console.errors, sep="\n")
     finally:
         context.close()

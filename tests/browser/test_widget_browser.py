@@ -69,6 +69,14 @@ CURSOR = """() => {
 }"""
 
 
+KERNEL_READY = """() => {
+  const indicator = document.querySelector('.jp-Notebook-ExecutionIndicator');
+  if (!indicator) return false;
+  if (indicator.dataset.status !== 'idle') window.__kernelStarting = true;
+  return window.__kernelStarting === true && indicator.dataset.status === 'idle';
+}"""
+
+
 def chat_cell(speed: float, extra: str = "") -> str:
     return (
         "from streamchat.widget import StreamChat\n"
@@ -80,6 +88,9 @@ def chat_cell(speed: float, extra: str = "") -> str:
 def open_and_run(page: Any, jupyter: Jupyter, name: str, cells: list[str], run: int = 1) -> None:
     page.goto(jupyter.write_notebook(name, cells))
     page.wait_for_selector(".jp-Notebook .jp-CodeCell .cm-content", timeout=LOAD)
+    # The indicator says "idle" before a kernel exists too: wait for it to have been
+    # busy starting (initializing/connecting) and to be idle again.
+    page.wait_for_function(KERNEL_READY, polling=50, timeout=LOAD)
     for index in range(run):
         run_cell(page, index)
     page.wait_for_selector(".streamchat textarea.streamchat-input", timeout=LOAD)
@@ -169,6 +180,8 @@ def test_answer_renders_with_inline_cursor_then_finishes(page: Any, lab: Jupyter
     user = page.locator(".streamchat-user .streamchat-bubble").last
     assert user.inner_text() == "Show me what you can render"
     shoot(page, "lab-done.png")
+    # The whole conversation in one picture: a taller window and no inner scroll limit.
+    page.set_viewport_size({"width": 1280, "height": 2400})
     page.add_style_tag(content=".streamchat-log { max-height: none !important; }")
     shoot(page, "lab-done-full.png")
     page.console.check()

@@ -9,6 +9,7 @@ import widget, {
   formatStats,
   nearBottom,
   shouldSend,
+  splitSnapshot,
   toolLabel,
   turnSignature,
 } from "../../src/streamchat/static/widget.js";
@@ -160,4 +161,12 @@ test("an empty answer gets the cursor at its root", () => {
 
 test("the module's default export is an anywidget with a render function", () => {
   assert.equal(typeof widget.render, "function");
+});
+
+test("a snapshot splits into frozen HTML and the live tail", () => {
+  assert.deepEqual(splitSnapshot("<p>a</p><p>b", "<p>b"), { frozen: "<p>a</p>", tail: "<p>b" });
+  assert.deepEqual(splitSnapshot("<p>a</p>", ""), { frozen: "<p>a</p>", tail: "" });
+  assert.deepEqual(splitSnapshot("<p>a</p>"), { frozen: "<p>a</p>", tail: "" });
+  // A tail that is not the end of the HTML is ignored rather than mis-split.
+  assert.deepEqual(splitSnapshot("<p>a</p>", "<p>x"), { frozen: "<p>a</p>", tail: "" });
 });

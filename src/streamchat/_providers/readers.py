@@ -62,7 +62,11 @@ def _arguments(value: object) -> str:
 
 
 class Sink:
-    """The deltas of the payload being read, and the state of the whole stream."""
+    """The deltas of the payload being read, and the state of the whole stream.
+
+    Its methods take whatever a payload holds (`object`): a field of the wrong type
+    is skipped instead of raising, so a quirky server costs a field, not the answer.
+    """
 
     def __init__(self) -> None:
         self.out: list[Delta] = []
@@ -136,7 +140,8 @@ def error_message(payload: dict[str, Any], event: str) -> str | None:
 
     Shapes: OpenAI/Gemini `{"error": {"message", "type"|"status"}}`, Anthropic's
     `error` event `{"type": "error", "error": {...}}`, Ollama `{"error": "..."}`,
-    the Responses API's `{"type": "error", "message", "code"}`.
+    the Responses API's `{"type": "error", "message", "code"}`, vLLM's
+    `{"object": "error", "message", "type"}`.
     """
     error = payload.get("error")
     if isinstance(error, str) and error:
@@ -145,6 +150,8 @@ def error_message(payload: dict[str, Any], event: str) -> str | None:
         return _labelled(error, "type", "status", "code")
     if payload.get("type") == "error" or event == "error":
         return _labelled(payload, "code")
+    if payload.get("object") == "error":  # vLLM's mid-stream error
+        return _labelled(payload, "type", "code")
     return None
 
 
@@ -262,7 +269,7 @@ class ResponsesReader(Reader):
         if payload.get("object") == "response":
             self._whole(payload, sink)
             return
-        handler = self.HANDLERS.get(payload.get("type") or event)
+        handler = self.HANDLERS.get(_str(payload.get("type")) or event)
         if handler is not None:
             handler(self, payload, sink)
 
@@ -286,7 +293,7 @@ class ResponsesReader(Reader):
             index = payload.get("output_index")
             sink.tool(index, item.get("call_id"), item.get("name"), item.get("arguments"))
 
-    def _arguments(self, payload: dict[str, Any], sink: Sink) -> None:
+    def _arguments_delta(self, payload: dict[str, Any], sink: Sink) -> None:
         sink.tool(payload.get("output_index"), arguments=payload.get("delta"))
 
     def _ended(self, payload: dict[str, Any], sink: Sink) -> None:
@@ -328,25 +335,11 @@ class ResponsesReader(Reader):
         "response.reasoning_summary_text.delta": _summary_text,
         "response.reasoning_text.delta": _reasoning_text,
         "response.output_item.added": _item_added,
-        "response.function_call_arguments.delta": _arguments,
+        "response.function_call_arguments.delta": _arguments_delta,
         "response.completed": _ended,
         "response.incomplete": _ended,
         "response.failed": _failed,
     }
-
-
-_ANTHROPIC_TYPES = frozenset(
-    {
-        "message_start",
-        "content_block_start",
-        "content_block_delta",
-        "content_block_stop",
-        "message_delta",
-        "message_stop",
-        "ping",
-        "message",
-    }
-)
 
 
 class AnthropicReader(Reader):
@@ -360,13 +353,17 @@ class AnthropicReader(Reader):
 
     @staticmethod
     def claims(payload: dict[str, Any]) -> bool:
-        return payload.get("type") in _ANTHROPIC_TYPES
+        # A whole message has a list of content blocks; home-made streams also say
+        # {"type": "message", "content": "text"}, which is not Anthropic's.
+        kind = _str(payload.get("type"))
+        whole = kind == "message" and isinstance(payload.get("content"), list)
+        return whole or kind in AnthropicReader.HANDLERS
 
     def read_object(self, payload: dict[str, Any], event: str, sink: Sink) -> None:
         if payload.get("type") == "message":
             self._whole(payload, sink)
             return
-        handler = self.HANDLERS.get(payload.get("type") or event)
+        handler = self.HANDLERS.get(_str(payload.get("type")) or event)
         if handler is not None:
             handler(self, payload, sink)
 
@@ -506,9 +503,15 @@ class OllamaReader(Reader):
 # Fields that carry the text in home-made JSON streams, most specific first.
 _TEXT_KEYS = ("text", "content", "delta", "token", "response", "answer", "message", "output")
 _REASONING_KEYS = ("reasoning", "reasoning_content", "thinking")
-# Event names a home-made SSE server may use for its text, and for its end.
+# Event names (or JSON `type`s) a home-made server may use for its text, and for its end.
 _TEXT_EVENTS = frozenset({"message", "delta", "token", "text", "chunk", "content"})
-_END_EVENTS = frozenset({"done", "end"})
+_END_EVENTS = frozenset({"done", "end", "finish"})
+
+
+def _mode_of(first: object) -> str:
+    if isinstance(first, dict):
+        return "object"
+    return "string" if isinstance(first, str) else "text"
 
 
 class CustomReader(Reader):
@@ -528,13 +531,7 @@ class CustomReader(Reader):
 
     def read(self, payload: object, data: str, event: str, sink: Sink) -> None:
         if self._mode is None:
-            self._mode = (
-                "object"
-                if isinstance(payload, dict)
-                else "string"
-                if isinstance(payload, str)
-                else "text"
-            )
+            self._mode = _mode_of(payload)
         if event in _END_EVENTS:
             sink.complete()
         elif self._mode == "object" or event == "error":
@@ -552,7 +549,7 @@ class CustomReader(Reader):
         else:
             sink.reasoning(_first_text(payload, _REASONING_KEYS))
             sink.text(text)
-        if payload.get("done") is True or kind in ("done", "finish", "end"):
+        if payload.get("done") is True or kind in _END_EVENTS:
             sink.complete(payload.get("finish_reason"))
         elif text is None:
             self._ignore(json.dumps(payload, ensure_ascii=False))

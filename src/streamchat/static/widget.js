@@ -36,6 +36,12 @@ export function applyOps(state, ops) {
   return { state: { frozen, tail }, appended, reset, tailChanged };
 }
 
+/** A snapshot's HTML as `{frozen, tail}`: its last `tail` characters are the live part. */
+export function splitSnapshot(html, tail = "") {
+  if (!tail || !html.endsWith(tail)) return { frozen: html, tail: "" };
+  return { frozen: html.slice(0, html.length - tail.length), tail };
+}
+
 /** Enter sends; Shift+Enter is a newline; Enter that ends an IME composition does not send. */
 export function shouldSend(event) {
   if (event.key !== "Enter" || event.shiftKey || event.altKey) return false;
@@ -488,8 +494,8 @@ function render({ model, el }) {
     } else if (message.type === "snapshot") {
       if (!view.live || view.stopped) return;
       view.awaitingSnapshot = false;
-      setPart(view, "body", { frozen: message.body, tail: "" });
-      setPart(view, "reasoning", { frozen: message.reasoning, tail: "" });
+      setPart(view, "body", splitSnapshot(message.body, message.body_tail));
+      setPart(view, "reasoning", splitSnapshot(message.reasoning, message.reasoning_tail));
       setTools(view, message.tool_calls);
       decorateCode(doc, view.body);
       placeCursor(doc, view.body);

@@ -1,0 +1,152 @@
+"""Incremental vs full re-render of a 100 KB answer typed in 5-character deltas.
+
+A typewriter at 120 chars/s ticks about 24 times a second with ~5 characters each, so every
+update has ~40 ms. The question is whether the cost per update stays flat as the answer
+grows: MarkdownStream should cost about the same at the end as at the start (target: within
+2x), while a full re-render of the whole text grows with it.
+
+Run: .venv/bin/python benchmarks/bench_render.py
+"""
+
+from __future__ import annotations
+
+import random
+import statistics
+import time
+from dataclasses import dataclass
+
+from streamchat.render import MarkdownStream, render_markdown
+
+TARGET_CHARS = 100_000
+DELTA = 5
+EDGE = 0.05  # the first and last 5% of the updates
+FULL_SAMPLES = 25  # full re-renders timed in each edge: doing all of them takes minutes
+
+WORDS = [
+    *("stream", "token", "buffer", "render", "latency", "request", "server", "client"),
+    *("answer", "model", "chunk", "parse", "event", "socket", "retry", "timeout"),
+    *("widget", "notebook", "markdown", "table", "column", "value", "update", "patch"),
+]
+CHINESE = "流式传输让用户更快地看到回答，每个片段到达后立即渲染，而不是等待整个响应完成。"
+
+
+def _sentence(rng: random.Random) -> str:
+    words = rng.sample(WORDS, rng.randint(6, 14))
+    if rng.random() < 0.5:
+        words[rng.randrange(len(words))] = f"**{rng.choice(WORDS)}**"
+    if rng.random() < 0.4:
+        words[rng.randrange(len(words))] = f"`{rng.choice(WORDS)}()`"
+    if rng.random() < 0.2:
+        words.append(f"[docs](https://example.com/{rng.choice(WORDS)})")
+    return " ".join(words).capitalize() + "."
+
+
+def _paragraph(rng: random.Random) -> str:
+    return " ".join(_sentence(rng) for _ in range(rng.randint(2, 5)))
+
+
+def _section(rng: random.Random, number: int) -> str:
+    kind = number % 6
+    parts = [f"## Part {number}: {rng.choice(WORDS)}", _paragraph(rng)]
+    if kind == 0:
+        items = [f"- {_sentence(rng)}" for _ in range(rng.randint(3, 6))]
+        items.insert(2, f"  - {_sentence(rng)}")
+        parts.append("Key points:\n" + "\n".join(items))
+    elif kind == 1:
+        rows = [f"| `{rng.choice(WORDS)}` | {rng.randint(1, 999)} ms | {CHINESE[:8]} |"]
+        rows *= rng.randint(3, 8)
+        parts.append("| Name | Time | 说明 |\n|---|--:|---|\n" + "\n".join(rows))
+    elif kind == 2:
+        body = "\n".join(
+            f"    result_{i} = await client.get(url, timeout={i})  # {rng.choice(WORDS)}"
+            for i in range(rng.randint(5, 15))
+        )
+        parts.append(f"```python\nasync def fetch(client, url):\n{body}\n    return result_0\n```")
+    elif kind == 3:
+        parts.append(CHINESE * rng.randint(1, 3) + " 🚀")
+    elif kind == 4:
+        steps = [f"{i}. {_sentence(rng)}" for i in range(1, rng.randint(3, 6))]
+        parts.append("Steps:\n" + "\n".join(steps))
+    else:
+        parts.append("> **Note:** " + _sentence(rng) + "\n> " + _sentence(rng))
+    parts.append(_paragraph(rng))
+    return "\n\n".join(parts)
+
+
+def make_answer(chars: int = TARGET_CHARS, seed: int = 7) -> str:
+    rng = random.Random(seed)
+    sections: list[str] = []
+    size = 0
+    while size < chars:
+        sections.append(_section(rng, len(sections)))
+        size += len(sections[-1]) + 2
+    return "\n\n".join(sections) + "\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    end: int  # characters of the answer received after this update
+    seconds: float
+    patch_bytes: int
+
+
+def run_incremental(answer: str) -> tuple[list[Update], float]:
+    stream = MarkdownStream()
+    updates = []
+    for start in range(0, len(answer), DELTA):
+        began = time.perf_counter()
+        patches = stream.append(answer[start : start + DELTA])
+        elapsed = time.perf_counter() - began
+        size = sum(len(patch.html.encode()) for patch in patches)
+        updates.append(Update(min(start + DELTA, len(answer)), elapsed, size))
+    began = time.perf_counter()
+    stream.finish()
+    return updates, time.perf_counter() - began
+
+
+def run_full(answer: str, ends: list[int]) -> list[Update]:
+    updates = []
+    for end in ends:
+        began = time.perf_counter()
+        html = render_markdown(answer[:end])
+        updates.append(Update(end, time.perf_counter() - began, len(html.encode())))
+    return updates
+
+
+def _row(name: str, updates: list[Update]) -> str:
+    times = sorted(update.seconds * 1000 for update in updates)
+    p95 = times[int(0.95 * (len(times) - 1))]
+    size = statistics.mean(update.patch_bytes for update in updates)
+    return (
+        f"{name:<26} {len(updates):>7} {statistics.median(times):>10.3f} {p95:>9.3f} "
+        f"{statistics.mean(times):>9.3f} {size:>11.0f}"
+    )
+
+
+def main() -> None:
+    answer = make_answer()
+    updates, finish_seconds = run_incremental(answer)
+    edge = max(1, int(len(updates) * EDGE))
+    start, end = updates[:edge], updates[-edge:]
+    step = max(1, edge // FULL_SAMPLES)
+    full_start = run_full(answer, [update.end for update in start[::step]])
+    full_end = run_full(answer, [update.end for update in end[::step]])
+
+    print(f"answer: {len(answer):,} chars, {len(updates):,} updates of {DELTA} chars")
+    print(
+        f"{'':<26} {'updates':>7} {'median ms':>10} {'p95 ms':>9} {'mean ms':>9} {'bytes/upd':>11}"
+    )
+    print(_row("incremental, first 5%", start))
+    print(_row("incremental, last 5%", end))
+    print(_row("full re-render, first 5%", full_start))
+    print(_row("full re-render, last 5%", full_end))
+    ratio = statistics.median(u.seconds for u in end) / statistics.median(u.seconds for u in start)
+    total = sum(update.seconds for update in updates)
+    print(f"incremental end/start median ratio: {ratio:.2f} (target <= 2)")
+    print(
+        f"incremental total: {total:.2f} s for the whole answer; finish(): {finish_seconds:.3f} s"
+    )
+
+
+if __name__ == "__main__":
+    main()

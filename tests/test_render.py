@@ -1,0 +1,438 @@
+"""render_markdown on answers as LLMs write them, and MarkdownStream's patches."""
+
+from __future__ import annotations
+
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streamchat.render import MarkdownStream, Patch, highlight_css, render_markdown
+
+# --- realistic answers ---------------------------------------------------------------------
+
+GUIDE = """\
+## Streaming with httpx
+
+Sure! Here's a quick guide to **async HTTP streaming** in Python with `httpx`.
+Key points:
+- Use `AsyncClient` for connection pooling
+- Stream with `client.stream("GET", url)`
+  - read chunks with `aiter_bytes()`
+  - or lines with `aiter_lines()`
+- Always set a *timeout*
+
+### Example
+
+```python
+import httpx
+
+async def main(url: str) -> None:
+    async with httpx.AsyncClient() as client:
+        async with client.stream("GET", url) as response:
+
+            async for line in response.aiter_lines():
+                print(line)
+```
+
+| Option | Default | Notes |
+|--------|:-------:|------:|
+| `timeout` | 5 s | per operation |
+| `http2` | off | needs `h2` |
+
+1. Install: `pip install httpx`
+2. Run the script:
+   ```bash
+   python main.py https://example.com
+   ```
+3. Check the output
+
+> **Note:** ~~requests~~ is synchronous.
+> Use httpx for async code.
+
+Tasks:
+- [x] write the client
+- [ ] add retries
+
+More at https://www.python-httpx.org/async/ — enjoy 🚀
+
+---
+
+That's it! 😀
+"""
+
+CHINESE = """\
+## 安装步骤
+
+首先，安装依赖：
+1. 打开终端
+2. 运行 `pip install httpx`
+   - 需要 Python 3.10+
+   - 推荐使用虚拟环境
+
+完成！🎉 **注意**：不要~~忘记~~保存。
+
+| 名称 | 说明 |
+|------|------|
+| 流式 | 逐字显示 |
+"""
+
+LOOSE_LIST = """\
+Here are three options:
+
+1. **Retry with backoff.** Wait longer after each failure.
+
+   This works well for transient errors.
+
+2. **Circuit breaker.** Stop calling a failing service.
+
+   ```python
+   breaker = CircuitBreaker(threshold=5)
+   ```
+
+3. **Fallback.** Serve a cached answer.
+
+- Also consider *timeouts*
+- And [rate limits](https://example.com/limits)
+
+Choose the one that fits.
+"""
+
+EDGE_BLOCKS = """\
+# Title
+Intro text right under the heading.
+> A quote
+> - with a dash line
+
+> Another quote paragraph
+
+    indented code block
+
+Setext heading
+--------------
+
+***
+
+Final paragraph with a reference [link][docs] and an email <team@example.com>.
+
+[docs]: https://example.com/docs
+"""
+
+UNCLOSED = """\
+Let me write the function:
+
+```rust
+fn main() {
+    println!("hello");
+"""
+
+DOCUMENTS = [GUIDE, CHINESE, LOOSE_LIST, EDGE_BLOCKS, UNCLOSED]
+
+
+# --- helpers -------------------------------------------------------------------------------
+
+
+class PatchApplier:
+    """What a front end does with patches: a frozen part and a live tail."""
+
+    def __init__(self) -> None:
+        self.frozen = ""
+        self.tail = ""
+
+    def apply(self, patch: Patch) -> None:
+        if patch.op == "append":
+            self.frozen += patch.html
+        elif patch.op == "tail":
+            assert patch.html != self.tail, "a tail patch that changes nothing"
+            self.tail = patch.html
+        else:
+            self.frozen, self.tail = patch.html, ""
+
+    @property
+    def html(self) -> str:
+        return self.frozen + self.tail
+
+
+class VisibleText(HTMLParser):
+    """The text a reader sees outside code, where Markdown markers must never show."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.depth_in_code = 0
+        self.parts: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in ("code", "pre"):
+            self.depth_in_code += 1
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("code", "pre"):
+            self.depth_in_code -= 1
+
+    def handle_data(self, data: str) -> None:
+        if not self.depth_in_code:
+            self.parts.append(data)
+
+
+def visible_text(html: str) -> str:
+    parser = VisibleText()
+    parser.feed(html)
+    return "".join(parser.parts)
+
+
+def chunked(text: str, sizes: list[int]) -> list[str]:
+    chunks, at = [], 0
+    for size in sizes:
+        if at >= len(text):
+            break
+        chunks.append(text[at : at + size])
+        at += size
+    if at < len(text):
+        chunks.append(text[at:])
+    return chunks
+
+
+def stream_all(chunks: list[str]) -> tuple[MarkdownStream, list[Patch]]:
+    stream, applier, patches = MarkdownStream(), PatchApplier(), []
+    for chunk in chunks:
+        for patch in stream.append(chunk):
+            applier.apply(patch)
+            patches.append(patch)
+        assert applier.html == stream.html
+    for patch in stream.finish():
+        applier.apply(patch)
+        patches.append(patch)
+    assert applier.html == stream.html
+    return stream, patches
+
+
+# --- rendering -----------------------------------------------------------------------------
+
+
+def test_headings_paragraphs_quote_rule_and_inline_code() -> None:
+    html = render_markdown(GUIDE)
+    assert "<h2>Streaming with httpx</h2>" in html
+    assert "<h3>Example</h3>" in html
+    assert "<strong>async HTTP streaming</strong>" in html
+    assert "<code>httpx</code>" in html
+    assert "<blockquote>\n<p><strong>Note:</strong> <del>requests</del> is synchronous." in html
+    assert "<hr>" in html
+
+
+def test_code_is_highlighted_with_classes_and_language() -> None:
+    html = render_markdown("Try this:\n\n```python\ndef f(x):\n    return x  # done\n```\n")
+    assert '<div class="language-python streamchat-code"><pre>' in html
+    assert '<span class="k">def</span>' in html
+    assert '<span class="c1"># done</span>' in html
+    assert "style=" not in html
+
+
+def test_code_without_language_is_plain_and_escaped() -> None:
+    html = render_markdown("```\na < b && c\n```")
+    assert '<div class="language-text streamchat-code">' in html
+    assert "a &lt; b &amp;&amp; c" in html
+
+
+def test_table_with_alignment() -> None:
+    html = render_markdown(GUIDE)
+    assert '<th align="center">Default</th>' in html
+    assert '<td align="right">per operation</td>' in html
+    assert "<td><code>timeout</code></td>" in html
+
+
+def test_table_right_after_a_paragraph() -> None:
+    html = render_markdown("Comparison:\n| A | B |\n|---|---|\n| 1 | 2 |")
+    assert html.startswith("<p>Comparison:</p>\n<table>")
+    assert "<td>2</td>" in html
+
+
+def test_strikethrough_needs_two_tildes() -> None:
+    html = render_markdown("It takes ~5 min ~~or an hour~~.")
+    assert html == "<p>It takes ~5 min <del>or an hour</del>.</p>"
+
+
+def test_task_list_items_are_disabled_checkboxes() -> None:
+    html = render_markdown(GUIDE)
+    assert re.search(r'<input type="checkbox" checked="?"? disabled="disabled"> write', html)
+    assert '<input type="checkbox" disabled="disabled"> add retries' in html
+    assert '<ul class="task-list">' in html
+
+
+def test_list_right_after_a_paragraph() -> None:
+    html = render_markdown("Here are the steps:\n1. Open a terminal\n2. Run it")
+    assert html == (
+        "<p>Here are the steps:</p>\n<ol>\n<li>Open a terminal</li>\n<li>Run it</li>\n</ol>"
+    )
+    assert render_markdown("Key points:\n- one\n- two").startswith("<p>Key points:</p>\n<ul>")
+
+
+def test_only_one_may_start_a_list_inside_a_paragraph() -> None:
+    """CommonMark: "The year was\\n1984. ..." is a paragraph, not a list starting at 1984."""
+    html = render_markdown("The year was\n1984. It was cold.")
+    assert "<ol" not in html
+
+
+def test_nested_lists_indented_by_two_spaces() -> None:
+    html = render_markdown("- fruit\n  - apple\n    - green\n  - pear\n- veg")
+    assert html == (
+        "<ul>\n<li>fruit<ul>\n<li>apple<ul>\n<li>green</li>\n</ul>\n</li>\n<li>pear</li>\n"
+        "</ul>\n</li>\n<li>veg</li>\n</ul>"
+    )
+
+
+def test_nested_list_and_code_under_a_numbered_item() -> None:
+    html = render_markdown(GUIDE)
+    assert '<li>Stream with <code>client.stream("GET", url)</code><ul>' in html
+    assert '<li>Run the script:\n    <div class="language-bash streamchat-code">' in html
+    assert "<li>Check the output</li>" in html
+
+
+def test_numbering_goes_on_after_a_code_block() -> None:
+    html = render_markdown("1. First\n\n```\nx\n```\n\n2. Second")
+    assert '<ol start="2">\n<li>Second</li>' in html
+
+
+def test_heading_ends_a_list() -> None:
+    html = render_markdown("- a\n- b\n## Next\ntext")
+    assert html == "<ul>\n<li>a</li>\n<li>b</li>\n</ul>\n<h2>Next</h2>\n<p>text</p>"
+
+
+def test_bare_urls_become_links_without_trailing_punctuation() -> None:
+    html = render_markdown(
+        "Docs: https://docs.python.org/3/library/asyncio.html. Or www.python.org!"
+    )
+    assert '<a href="https://docs.python.org/3/library/asyncio.html" ' in html
+    assert "asyncio.html</a>. Or" in html
+    assert '<a href="http://www.python.org" ' in html
+
+
+def test_chinese_and_emoji() -> None:
+    html = render_markdown(CHINESE)
+    assert "<h2>安装步骤</h2>" in html
+    assert "<p>首先，安装依赖：</p>\n<ol>\n<li>打开终端</li>" in html
+    assert "<li>需要 Python 3.10+</li>" in html
+    assert "完成！🎉 <strong>注意</strong>：不要<del>忘记</del>保存。" in html
+    assert "<td>逐字显示</td>" in html
+    assert "enjoy 🚀" in render_markdown(GUIDE)
+
+
+def test_highlight_css_is_scoped_with_light_and_dark() -> None:
+    css = (Path(__file__).parents[1] / "src/streamchat/static/highlight.css").read_text()
+    assert css.startswith("/* Generated by streamchat.render.highlight_css()")
+    rules = [line.strip() for line in css.splitlines() if "{" in line and "@media" not in line]
+    assert all(rule.startswith((".streamchat ", "body[", "body:not(")) for rule in rules)
+    assert ".streamchat .streamchat-code .k {" in css
+    assert 'body[data-jp-theme-light="false"] .streamchat .streamchat-code .k {' in css
+    media = css[css.index("@media (prefers-color-scheme: dark) {") :]
+    assert "body:not([data-jp-theme-light]) .streamchat .streamchat-code .k {" in media
+    assert highlight_css().count("{") == css.count("{")
+
+
+# --- streaming -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=["guide", "chinese", "loose", "edge", "open"])
+@settings(max_examples=20, deadline=None)
+@given(sizes=st.lists(st.integers(min_value=1, max_value=30), min_size=1, max_size=300))
+def test_patches_rebuild_the_html_at_every_step(document: str, sizes: list[int]) -> None:
+    stream, patches = stream_all(chunked(document, sizes))
+    assert stream.text == document
+    assert stream.html == render_markdown(document)
+    if document is not EDGE_BLOCKS:  # a late reference definition needs a reset
+        assert "reset" not in [patch.op for patch in patches]
+
+
+@pytest.mark.parametrize("document", DOCUMENTS, ids=["guide", "chinese", "loose", "edge", "open"])
+def test_character_by_character(document: str) -> None:
+    stream, patches = stream_all(list(document))
+    assert stream.html == render_markdown(document)
+    assert sum(patch.op == "append" for patch in patches) >= 2
+
+
+def test_finished_blocks_are_sent_once_and_the_tail_stays_small() -> None:
+    paragraphs = [f"Paragraph number {n} with some **text**." for n in range(30)]
+    _, patches = stream_all([p + "\n\n" for p in paragraphs])
+    appends = [patch for patch in patches if patch.op == "append"]
+    assert len(appends) == 30
+    assert all(p.split(" with")[0] in a.html for p, a in zip(paragraphs, appends, strict=True))
+    assert max(len(patch.html) for patch in patches if patch.op == "tail") < 100
+
+
+def test_a_late_reference_definition_resets() -> None:
+    stream = MarkdownStream()
+    stream.append("See [the docs][d].\n\nMore text.\n\n")
+    patches = stream.append("[d]: https://example.com\n")
+    patches += stream.finish()
+    assert patches[-1].op == "reset"
+    assert 'href="https://example.com"' in stream.html
+    assert stream.html == render_markdown(stream.text)
+
+
+def test_no_patch_when_nothing_changes() -> None:
+    stream = MarkdownStream()
+    assert stream.append("Hello") == [Patch("tail", "<p>Hello</p>")]
+    assert stream.append("") == []
+    assert stream.append("**") == []  # an emphasis marker alone shows nothing yet
+
+
+def test_finish_is_final() -> None:
+    stream = MarkdownStream()
+    stream.append("Hi")
+    assert stream.finish() == [Patch("append", "<p>Hi</p>"), Patch("tail", "")]
+    assert stream.finish() == []
+    with pytest.raises(RuntimeError):
+        stream.append("more")
+
+
+@pytest.mark.parametrize(
+    ("text", "markers"),
+    [
+        ("This is **bold text** here and __more__.", "*_"),
+        ("Some *italic words* and _underscored words_ too.", "*_"),
+        ("Use `pip install httpx` and ``a`b`` now.", "`"),
+        ("A ~~wrong~~ right answer.", "~"),
+        ("**Bold with `code` inside** and *em with **strong** inside*.", "*`"),
+        ("See [the docs](https://example.com/docs) for more.", "[]()"),
+        ("Look at ![a chart](https://example.com/c.png) below.", "[]()!"),
+        ("- **Item** one\n- [ ] *task*\n\n1. `code`", "*`[]"),
+        ("| **A** | B |\n|---|---|\n| `1` | 2 |\n", "*`|-"),
+        ("# Heading **bold**\n\nText\n---", "*#-"),
+    ],
+)
+def test_no_raw_markers_flash(text: str, markers: str) -> None:
+    stream = MarkdownStream()
+    for index, char in enumerate(text):
+        stream.append(char)
+        shown = visible_text(stream.html)
+        for marker in markers:
+            assert marker not in shown, (text[: index + 1], shown)
+        assert "https" not in shown
+
+
+def test_open_fence_shows_as_code_while_typed() -> None:
+    stream = MarkdownStream()
+    for index, char in enumerate(GUIDE):
+        stream.append(char)
+        assert "`" not in visible_text(stream.html), GUIDE[: index + 1]
+        if GUIDE[: index + 1].endswith("```python\nimport"):
+            assert "<pre>" in stream.html
+            assert '<span class="kn">import</span>' in stream.html
+
+
+def test_half_typed_link_shows_its_text_only() -> None:
+    stream = MarkdownStream()
+    stream.append("Read [the guide](https://exa")
+    assert stream.html == "<p>Read the guide</p>"
+    stream.append("mple.com).")
+    assert '<a href="https://example.com" target="_blank"' in stream.html
+
+
+def test_unclosed_emphasis_renders_as_it_will_end() -> None:
+    stream = MarkdownStream()
+    stream.append("Answer: **forty")
+    assert stream.html == "<p>Answer: <strong>forty</strong></p>"
+    stream.append(" two** and `x")
+    assert stream.html == "<p>Answer: <strong>forty two</strong> and <code>x</code></p>"
