@@ -706,7 +706,7 @@ JSON = st.recursive(
 EVENT_NAMES = st.sampled_from(["message", "error", "message_start", "response.completed", "x"])
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(
     provider=st.sampled_from(PROVIDERS),
     events=st.lists(st.tuples(EVENT_NAMES, JSON.map(dump) | st.text(max_size=8)), max_size=8),

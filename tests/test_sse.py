@@ -150,7 +150,8 @@ def test_cr_line_ends() -> None:
 
 
 def test_crlf_line_ends_and_a_crlf_split_across_chunks() -> None:
-    assert data_of(b"data: a\r\ndata: b\r", b"\n\r", b"\ndata: c\r\n\r\n") == ["a\nb", "c"]
+    chunks = [b"data: a\r", b"\ndata: b\r", b"\n\r", b"\ndata: c\r\n\r\n"]
+    assert data_of(*chunks) == ["a\nb", "c"]
 
 
 def test_data_lines_are_joined_with_lf_not_space_lf() -> None:
@@ -288,11 +289,21 @@ TOKENS = [
     "retry: 15", "retry: x", ":", ": c", " ", "x", "ab", "Data:", "é", "你好", "🙂", "👩‍💻",
     "\u2028", "\x85", "\x00", "\ufeff", "\r", "\n", "\r\n", "\n\n", "\r\r",
 ]  # fmt: skip
-TOKEN = st.one_of(
-    st.sampled_from(TOKENS).map(str.encode),
-    st.sampled_from([b"\xff", b"\xe4\xb8", b"\xf0\x9f\x99", b"\xc3"]),  # invalid / truncated
+BAD_BYTES = st.sampled_from([b"\xff", b"\xe4\xb8", b"\xf0\x9f\x99", b"\xc3"])  # invalid/cut
+TOKEN = st.one_of(st.sampled_from(TOKENS).map(str.encode), BAD_BYTES)
+# Well-formed-looking lines too, so that multi-line blocks are common, not just token soup.
+FIELD = st.sampled_from(["data", "data:", "data: ", "event: ", "id: ", "retry: ", ":", "", "x:"])
+VALUE = st.lists(st.sampled_from(["1", "a", " ", ":", "你", "🙂", "\u2028", "\x00"]), max_size=3)
+LINE = st.tuples(FIELD, VALUE.map("".join), st.sampled_from(["\n", "\r", "\r\n"])).map("".join)
+LINES = st.tuples(st.sampled_from(["", "\ufeff"]), st.lists(LINE, max_size=25)).map(
+    lambda start_lines: (start_lines[0] + "".join(start_lines[1])).encode()
 )
-BODY = st.one_of(st.lists(TOKEN, max_size=60).map(b"".join), st.binary(max_size=80))
+BODY = st.one_of(
+    st.lists(TOKEN, max_size=60).map(b"".join),
+    LINES,
+    st.tuples(LINES, BAD_BYTES, LINES).map(b"".join),
+    st.binary(max_size=80),
+)
 
 
 @st.composite

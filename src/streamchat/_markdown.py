@@ -36,7 +36,7 @@ _QUOTE = re.compile(r" {0,3}>")
 _FENCE = re.compile(r"( *)(`{3,}(?!.*`)|~{3,})")
 _TABLE_DELIM = re.compile(r" *\|? *:?-+:? *(?:\| *:?-+:? *)*\|? *$")
 
-LineKind = Literal["blank", "fence", "item", "heading", "quote", "row", "text"]
+LineKind = Literal["blank", "fence", "code", "item", "heading", "quote", "row", "text"]
 
 
 class Line(NamedTuple):
@@ -154,7 +154,7 @@ class BlockScanner:
             return self._open_fence(line, fence, starts, blank or interrupts)
         if marker is not None:
             return self._item(line, marker, starts, blank, top)
-        return self._plain(line, lazy, starts, blank)
+        return self._plain(line, continues, starts, blank)
 
     def _top_item(self) -> _Item | None:
         return self._items[0] if self._items else None
@@ -182,15 +182,18 @@ class BlockScanner:
         self._prev_text = True
         return Line(text, "item", blank, starts)
 
-    def _plain(self, line: str, lazy: bool, starts: bool, blank: bool) -> Line:
+    def _plain(self, line: str, continues: bool, starts: bool, blank: bool) -> Line:
+        lazy = continues and bool(self._items)
         kind: LineKind = "text"
-        if _HEADING.match(line):
+        if not continues and not self._items and _indent(line) >= TAB:
+            kind = "code"  # https://spec.commonmark.org/0.31.2/#indented-code-blocks
+        elif _HEADING.match(line):
             kind = "heading"
         elif _QUOTE.match(line):
             kind = "quote"
         elif line.lstrip().startswith("|"):
             kind = "row"
-        self._prev_text = kind != "heading" and not _HR.match(line)
+        self._prev_text = kind not in ("heading", "code") and not _HR.match(line)
         if lazy:
             return Line(" " * (TAB * len(self._items)) + line.lstrip(), kind, False, False)
         if self._items:
@@ -274,7 +277,7 @@ def _scan(text: str) -> tuple[Fence | None, int]:
     context = offset = 0
     for source in text.split("\n"):
         line = scanner.feed(source)
-        if line.kind in ("blank", "fence"):
+        if line.kind in ("blank", "fence", "code"):
             context = offset + len(source) + 1
         elif line.kind in ("item", "heading", "row"):
             context = offset

@@ -325,6 +325,8 @@ class StreamParser:
                 self._read_lines(data, event)
                 return
             payload = None
+        except RecursionError:  # absurdly deep nesting: not a payload we can read
+            payload = None
         if not self._settled and not self._sink.content:
             self._sniff(payload)
         self._reader.read(payload, data, event, self._sink)
