@@ -17,8 +17,9 @@ Each implementation is driven the way its own library drives it, without a netwo
 - sseclient-py: `sseclient.SSEClient(chunks).events()`.
 
 All must give the same (event, data) pairs. Each timing is the best of N runs
-(time.perf_counter), with the implementations interleaved in every round, to stay robust
-on a busy machine. Run: `python benchmarks/bench_sse.py [--quick]`.
+(time.perf_counter; N >= 5, more for short runs), with the implementations interleaved in
+every round, to stay robust on a busy machine.
+Run: `python benchmarks/bench_sse.py [--quick] [--rounds N]`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import json
 import random
 import time
 from collections.abc import Callable, Iterator
+from typing import ClassVar
 
 import httpx_sse
 import sseclient
@@ -106,7 +108,7 @@ def ours(chunks: list[bytes]) -> Events:
 class _TextResponse:
     """What `httpx_sse.EventSource` uses of an `httpx.Response`: headers and iter_text()."""
 
-    headers = {"content-type": "text/event-stream"}
+    headers: ClassVar[dict[str, str]] = {"content-type": "text/event-stream"}
 
     def __init__(self, chunks: list[bytes]) -> None:
         self._chunks = chunks
@@ -143,8 +145,19 @@ IMPLEMENTATIONS: dict[str, Decoder] = {
 }
 
 
-def best_times(chunks: list[bytes], rounds: int) -> dict[str, float]:
-    """Best wall time per implementation, interleaving them so noise hits all alike."""
+def best_times(chunks: list[bytes], rounds: int, budget: float) -> tuple[dict[str, float], int]:
+    """Best wall time per implementation, and the number of rounds that took.
+
+    The implementations are interleaved in each round so noise hits all alike. Short runs
+    get more rounds (up to `budget` seconds a round's worth), since on a busy machine the
+    best of a few 10 ms runs is still mostly noise.
+    """
+    slowest = 0.0
+    for decode in IMPLEMENTATIONS.values():
+        start = time.perf_counter()
+        decode(chunks)
+        slowest = max(slowest, time.perf_counter() - start)
+    rounds = max(rounds, min(50, int(budget / slowest)))
     best = dict.fromkeys(IMPLEMENTATIONS, float("inf"))
     for _ in range(rounds):
         for name, decode in IMPLEMENTATIONS.items():
@@ -152,34 +165,37 @@ def best_times(chunks: list[bytes], rounds: int) -> dict[str, float]:
             start = time.perf_counter()
             decode(chunks)
             best[name] = min(best[name], time.perf_counter() - start)
-    return best
+    return best, rounds
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="a short run (fewer events, rounds)")
+    parser.add_argument("--rounds", type=int, help="timed runs per implementation (best counts)")
     args = parser.parse_args()
     body = make_stream(events=600 if args.quick else 4000)
-    rounds = 3 if args.quick else 5
+    rounds = args.rounds or (3 if args.quick else 5)
+    budget = 0.2 if args.quick else 1.0
     profiles = {
         "event-sized": cut(body, 50, 400),
         "tiny": cut(body, 1, 7),
         "bulk": cut(body, 64 * 1024, 64 * 1024),
     }
     expected = ours([body])
-    print(f"stream: {len(body) / 1e6:.2f} MB, {len(expected)} events; best of {rounds} runs")
-    header = f"{'profile':<12} {'implementation':<14} {'MB/s':>8} {'events/s':>11}"
-    print(f"{header} {'ours/fastest peer':>18}")
+    print(f"stream: {len(body) / 1e6:.2f} MB, {len(expected)} events; best of >= {rounds} runs")
+    row = "{:<12} {:<14} {:>8} {:>11} {:>18} {:>6}"
+    print(row.format("profile", "implementation", "MB/s", "events/s", "ours/fastest peer", "runs"))
     for profile, chunks in profiles.items():
         for name, decode in IMPLEMENTATIONS.items():
             if decode(chunks) != expected:
                 raise SystemExit(f"{name} decodes the {profile} chunking differently")
-        times = best_times(chunks, rounds)
+        times, runs = best_times(chunks, rounds, budget)
         fastest_peer = min(seconds for name, seconds in times.items() if name != "streamchat")
         for name, seconds in times.items():
-            rate = len(body) / seconds / 1e6
+            megabytes = f"{len(body) / seconds / 1e6:.1f}"
+            events = f"{len(expected) / seconds:,.0f}"
             ratio = f"{fastest_peer / seconds:.2f}x" if name == "streamchat" else ""
-            print(f"{profile:<12} {name:<14} {rate:>8.1f} {len(expected) / seconds:>11,.0f} {ratio:>18}")
+            print(row.format(profile, name, megabytes, events, ratio, runs))
 
 
 if __name__ == "__main__":

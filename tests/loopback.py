@@ -10,6 +10,7 @@ records every request it received, so tests can check what the client sent.
 from __future__ import annotations
 
 import json
+import select
 import socket
 import threading
 import time
@@ -104,15 +105,15 @@ class LoopbackServer:
             for number, chunk in enumerate(script.chunks):
                 if script.cut_after is not None and number >= script.cut_after:
                     break
-                if pauses[number] and self._stop.wait(pauses[number]):
+                if pauses[number] and not self._idle(handler, pauses[number]):
                     return
                 if script.close_delimited:
                     handler.wfile.write(chunk)
                 elif chunk:
                     handler.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
                 handler.wfile.flush()
-            if script.hang:
-                self._stop.wait(script.hang)
+            if script.hang and not self._idle(handler, script.hang):
+                return
             if script.cut_after is not None:
                 handler.connection.shutdown(socket.SHUT_RDWR)
                 handler.close_connection = True
@@ -123,6 +124,19 @@ class LoopbackServer:
         except OSError:
             self.broken.append(path)
             handler.close_connection = True
+
+    def _idle(self, handler: BaseHTTPRequestHandler, seconds: float) -> bool:
+        """Stay silent for `seconds`; False as soon as the client hangs up or we stop."""
+        deadline = time.monotonic() + seconds
+        connection = handler.connection
+        while (left := deadline - time.monotonic()) > 0:
+            if self._stop.is_set():
+                return False
+            readable, _, _ = select.select([connection], [], [], min(left, 0.05))
+            if readable and not connection.recv(1, socket.MSG_PEEK):
+                self.broken.append(handler.path.split("?", 1)[0])
+                return False
+        return True
 
     def start(self) -> LoopbackServer:
         self._thread.start()

@@ -4,6 +4,7 @@ HTTP server read through httpx."""
 
 from __future__ import annotations
 
+import itertools
 import random
 import re
 
@@ -15,8 +16,6 @@ from hypothesis import strategies as st
 from streamchat.sse import EventStreamDecoder, ServerSentEvent
 
 from loopback import LoopbackServer, Script
-
-SPEC = "https://html.spec.whatwg.org/multipage/server-sent-events.html"
 
 
 def decode(*chunks: bytes) -> tuple[list[ServerSentEvent], EventStreamDecoder]:
@@ -36,7 +35,7 @@ def data_of(*chunks: bytes) -> list[str]:
 
 
 class SpecModel:
-    """#parsing-an-event-stream and #event-stream-interpretation, step by step, on the whole body."""
+    """#parsing-an-event-stream and #event-stream-interpretation step by step, on a whole body."""
 
     def __init__(self, body: bytes) -> None:
         text = body.decode("utf-8", "replace")  # the UTF-8 decode algorithm: one BOM goes
@@ -111,21 +110,21 @@ def test_spec_comment_data_id_example() -> None:
 
 
 def test_spec_comment_data_id_example_needs_its_final_blank_line() -> None:
-    """"the end of the stream is not enough to trigger the dispatch of the last event"."""
+    """ "the end of the stream is not enough to trigger the dispatch of the last event"."""
     events, decoder = decode(SPEC_ID_EXAMPLE)
     assert [event.data for event in events] == ["first event", "second event"]
     assert decoder.discarded
 
 
 def test_spec_empty_data_example() -> None:
-    """"data\\n\\ndata\\ndata\\n\\ndata:": events "" and "\\n"; the last is never dispatched."""
+    """ "data\\n\\ndata\\ndata\\n\\ndata:": events "" and "\\n"; the last is never dispatched."""
     events, decoder = decode(b"data\n\ndata\ndata\n\ndata:")
     assert [event.data for event in events] == ["", "\n"]
     assert decoder.discarded
 
 
 def test_spec_one_leading_space_is_removed() -> None:
-    """"data:test" and "data: test" are the same event."""
+    """ "data:test" and "data: test" are the same event."""
     assert data_of(b"data:test\n\ndata: test\n\n") == ["test", "test"]
 
 
@@ -292,12 +291,16 @@ TOKENS = [
 BAD_BYTES = st.sampled_from([b"\xff", b"\xe4\xb8", b"\xf0\x9f\x99", b"\xc3"])  # invalid/cut
 TOKEN = st.one_of(st.sampled_from(TOKENS).map(str.encode), BAD_BYTES)
 # Well-formed-looking lines too, so that multi-line blocks are common, not just token soup.
-FIELD = st.sampled_from(["data", "data:", "data: ", "event: ", "id: ", "retry: ", ":", "", "x:"])
-VALUE = st.lists(st.sampled_from(["1", "a", " ", ":", "你", "🙂", "\u2028", "\x00"]), max_size=3)
-LINE = st.tuples(FIELD, VALUE.map("".join), st.sampled_from(["\n", "\r", "\r\n"])).map("".join)
-LINES = st.tuples(st.sampled_from(["", "\ufeff"]), st.lists(LINE, max_size=25)).map(
-    lambda start_lines: (start_lines[0] + "".join(start_lines[1])).encode()
+EOL = st.sampled_from(["\n", "\r", "\r\n"])
+FIELD = st.sampled_from(["data", "data:", "data: ", "event: ", "id: ", "retry: ", ":", "x:"])
+VALUE = st.lists(
+    st.sampled_from(["1", "a", " ", ":", "你", "🙂", "٣", "\u2028", "\x00"]), max_size=3
 )
+LINE = st.tuples(FIELD, VALUE.map("".join), EOL).map("".join)
+BLOCK = st.tuples(st.lists(LINE, max_size=4).map("".join), EOL).map("".join)  # ends blank
+LINES = st.tuples(
+    st.sampled_from(["", "\ufeff"]), st.lists(BLOCK, max_size=8), st.lists(LINE, max_size=2)
+).map(lambda parts: (parts[0] + "".join(parts[1]) + "".join(parts[2])).encode())
 BODY = st.one_of(
     st.lists(TOKEN, max_size=60).map(b"".join),
     LINES,
@@ -311,7 +314,7 @@ def chunked(draw: st.DrawFn) -> tuple[bytes, list[bytes]]:
     body = draw(BODY)
     cuts = sorted(draw(st.lists(st.integers(0, len(body)), max_size=len(body) + 2)))
     edges = [0, *cuts, len(body)]
-    return body, [body[a:b] for a, b in zip(edges, edges[1:], strict=False)]
+    return body, [body[a:b] for a, b in itertools.pairwise(edges)]
 
 
 def check_against_spec(body: bytes, chunks: list[bytes]) -> None:
@@ -409,10 +412,13 @@ def test_loopback_stream_cut_mid_event(server: LoopbackServer) -> None:
     url = server.route("/cut", Script([body[:10], body[10:30], body[30:]], cut_after=3))
     decoder = EventStreamDecoder()
     events = []
-    with pytest.raises(httpx.RemoteProtocolError):  # the chunked body never finished
-        with httpx.Client() as client, client.stream("GET", url) as response:
-            for chunk in response.iter_raw():
-                events += decoder.feed(chunk)
+    with (
+        pytest.raises(httpx.RemoteProtocolError),  # the chunked body never finished
+        httpx.Client() as client,
+        client.stream("GET", url) as response,
+    ):
+        for chunk in response.iter_raw():
+            events += decoder.feed(chunk)
     events += decoder.end()
     assert events == [ServerSentEvent("message", '{"delta": "a"}')]
     assert decoder.discarded

@@ -50,18 +50,36 @@ class Line(NamedTuple):
 
 @dataclass(frozen=True, slots=True)
 class Fence:
-    """An open fenced code block."""
+    """An open fenced code block (https://spec.commonmark.org/0.31.2/#fenced-code-blocks)."""
 
     char: str
     length: int
     indent: str  # the opener's indentation in the source
-    strip: int  # source columns that belong to the enclosing list item
-    prefix: str  # indentation written in their place
+    prefix: str  # indentation written in its place: TAB spaces per enclosing list level
+
+    @property
+    def closer(self) -> str:
+        """The closing line as written for Python-Markdown.
+
+        pymdownx.superfences only closes on the opener's exact run and indentation, while
+        CommonMark accepts a longer run indented up to three spaces: write it the strict way.
+        """
+        return self.prefix + self.char * self.length
 
     def closes(self, line: str) -> bool:
-        """A closing fence: the same character, at least as long, nothing after it."""
+        """The same character, at least as long, nothing after it, indented 0-3 spaces."""
         stripped = line.strip()
-        return len(stripped) >= self.length and stripped == self.char * len(stripped)
+        return (
+            len(stripped) >= self.length
+            and stripped == self.char * len(stripped)
+            and _indent(line) - len(self.indent) <= 3
+        )
+
+    def body(self, line: str) -> str:
+        """A content line without the opener's indentation, re-indented for its list level."""
+        if not line.strip():
+            return ""
+        return self.prefix + line[min(_indent(line), len(self.indent)) :]
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,7 +111,9 @@ class BlockScanner:
         self._prev_blank = True
         self._prev_text = False  # the previous line is paragraph text: a lazy line may follow
         self._after_fence = False
-        self._quote = False  # the last top-level block is a block quote
+        # The last top-level element as Python-Markdown sees it: a list or a quote absorbs
+        # what follows a blank line (list items, indented blocks; quote lines).
+        self._last: Literal["list", "quote", "other"] = "other"
         self._started = False
 
     @property
@@ -115,13 +135,16 @@ class BlockScanner:
         if fence.closes(line):
             # Text right after a top-level fence starts a new paragraph.
             self._fence, self._after_fence = None, not fence.prefix
-            return Line(fence.prefix + line.strip(), "fence", False, False)
-        body = line[min(_indent(line), fence.strip) :]
-        return Line(fence.prefix + body if body.strip() else "", "fence", False, False)
+            return Line(fence.closer, "fence", False, False)
+        return Line(fence.body(line), "fence", False, False)
 
     def _block_line(self, line: str) -> Line:
         indent = _indent(line)
         marker = None if _HR.match(line) else _MARKER.match(line)
+        if marker and not self._items and (indent >= TAB or self._prev_text and _numbered(marker)):
+            # Indented code, or a paragraph's next line: only "1." may interrupt a paragraph
+            # ("The year\n1984. was" is no list).
+            marker = None
         fence = _FENCE.match(line)
         after_blank, was_listed, top = self._prev_blank, bool(self._items), self._top_item()
         continues = (  # a paragraph's next line, even when not indented ("lazy")
@@ -131,21 +154,17 @@ class BlockScanner:
             and fence is None
             and not _interrupts(line)
         )
-        lazy = continues and was_listed
-        if not lazy:
+        if not (continues and was_listed):
             while self._items and indent < self._items[-1].col:
                 self._items.pop()
         starts = (
             after_blank
             and self._started
             and indent == 0
-            and not (marker and was_listed)
-            and not (self._quote and _QUOTE.match(line))
+            and not (marker and self._last == "list")
+            and not (_QUOTE.match(line) and self._last == "quote")
         )
-        if not continues:
-            self._quote = not self._items and bool(_QUOTE.match(line))
-        if marker and self._prev_text and not self._items and not was_listed and _numbered(marker):
-            marker = None  # only "1." may interrupt a paragraph: "The year\n1984. was" is no list
+        self._last = self._last_element(line, marker is not None, continues, indent)
         left_list = was_listed and not self._items and marker is None
         blank = not after_blank and (self._after_fence or left_list)
         self._after_fence = False
@@ -156,17 +175,23 @@ class BlockScanner:
             return self._item(line, marker, starts, blank, top)
         return self._plain(line, continues, starts, blank)
 
+    def _last_element(
+        self, line: str, marker: bool, continues: bool, indent: int
+    ) -> Literal["list", "quote", "other"]:
+        if self._items or marker:
+            return "list"
+        if continues or (self._prev_blank and indent >= TAB and self._last == "list"):
+            return self._last
+        return "quote" if _QUOTE.match(line) else "other"
+
     def _top_item(self) -> _Item | None:
         return self._items[0] if self._items else None
 
     def _open_fence(self, line: str, match: re.Match[str], starts: bool, blank: bool) -> Line:
-        strip = self._items[-1].col if self._items else 0
-        prefix = " " * (TAB * len(self._items)) if self._items else ""
         run = match.group(2)
-        self._fence = Fence(run[0], len(run), match.group(1), strip, prefix)
-        self._prev_text = False
-        text = prefix + line[strip:] if self._items else line
-        return Line(text, "fence", blank, starts)
+        fence = Fence(run[0], len(run), match.group(1), " " * (TAB * len(self._items)))
+        self._fence, self._prev_text = fence, False
+        return Line(fence.prefix + line[match.end(1) :], "fence", blank, starts)
 
     def _item(
         self, line: str, marker: re.Match[str], starts: bool, blank: bool, top: _Item | None
@@ -214,6 +239,11 @@ def normalize(lines: list[str]) -> list[str]:
             fenced.append(False)
         out.append(line.text)
         fenced.append(line.kind == "fence")
+    if scanner.fence is not None:
+        # CommonMark: an unclosed fence runs to the end of the document (superfences would
+        # drop it and render its content as Markdown).
+        out.append(scanner.fence.closer)
+        fenced.append(True)
     return _separate_tables(out, fenced)
 
 

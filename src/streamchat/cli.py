@@ -15,7 +15,7 @@ from typing import TextIO
 from ._pacing import type_out
 from .deltas import Delta, Done, ReasoningDelta, StreamError, ToolCallDelta
 from .providers import PROVIDERS, build_request
-from .transport import Timeouts, stream_deltas
+from .transport import Retries, Timeouts, stream_deltas
 from .typewriter import Typewriter
 
 __all__ = ["main"]
@@ -71,6 +71,18 @@ def _request_arguments(parser: argparse.ArgumentParser) -> None:
         "--header", action="append", default=[], metavar="K:V", help="extra header (repeatable)"
     )
     parser.add_argument("--system", help="system prompt")
+    parser.add_argument(
+        "--idle-timeout", type=float, default=Timeouts().idle, help="seconds of silence allowed"
+    )
+    parser.add_argument(
+        "--total-timeout", type=float, default=Timeouts().total, help="seconds for the whole answer"
+    )
+    parser.add_argument(
+        "--retries",
+        type=int,
+        default=Retries().attempts,
+        help="retries of a request that failed before its first byte (connect, 429, 5xx)",
+    )
 
 
 def _pace_arguments(parser: argparse.ArgumentParser) -> None:
@@ -102,7 +114,9 @@ def _run_chat(args: argparse.Namespace) -> int:
         system=args.system,
         headers=parse_headers(args.header),
     )
-    return _type_answer(stream_deltas(request, timeouts=Timeouts()), args)
+    timeouts = Timeouts(idle=args.idle_timeout, total=args.total_timeout)
+    deltas = stream_deltas(request, timeouts=timeouts, retries=Retries(attempts=args.retries))
+    return _type_answer(deltas, args)
 
 
 def _run_demo(args: argparse.Namespace) -> int:

@@ -56,6 +56,8 @@ _EXTENSION_CONFIGS = {
         "pygments_lang_class": True,
         "guess_lang": False,
     },
+    # Any info string opens a fence ("```python title=x.py"), as in CommonMark.
+    "pymdownx.superfences": {"relaxed_headers": True},
     # "~x~" subscript would eat the tildes of "~5 min ~ 10 min"; only "~~x~~" strikes.
     "pymdownx.tilde": {"subscript": False},
     "tables": {"use_align_attribute": True},

@@ -249,7 +249,7 @@ class EventStreamDecoder(FrameSplitter[ServerSentEvent]):
             return None
         # Data lines are joined with LF (the buffer's trailing LF is removed); an empty
         # event type buffer means "message".
-        return ServerSentEvent(event_type or "message", " \n".join(data), self._last_event_id, retry)
+        return ServerSentEvent(event_type or "message", "\n".join(data), self._last_event_id, retry)
 
     def _set_retry(self, value: str) -> bool:
         """Apply a `retry` field; True if it was valid.

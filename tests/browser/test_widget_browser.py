@@ -7,7 +7,7 @@ Screenshots go to test-artifacts/.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -140,8 +140,26 @@ def shoot(page: Any, name: str, selector: str = ".jp-OutputArea-output:has(.stre
 
 
 @pytest.fixture
-def lab(jupyter_servers: Callable[[str], Jupyter]) -> Jupyter:
-    return jupyter_servers("lab")
+def lab(jupyter_servers: Callable[[str], Jupyter]) -> Iterator[Jupyter]:
+    jupyter = jupyter_servers("lab")
+    yield jupyter
+    jupyter.shutdown_kernels()
+
+
+@pytest.fixture
+def notebook7(jupyter_servers: Callable[[str], Jupyter], page: Any) -> Iterator[Jupyter]:
+    jupyter = jupyter_servers("notebook")
+    page.console.known.append(
+        (
+            ("(reading 'schema')", "/static/notebook/notebook_core."),
+            # Notebook 7.6's bundled shortcuts extension reads the schema of a plugin its
+            # settings registry does not hold. It happens on opening any notebook, a bare
+            # "1+1" one included, with the widget extensions disabled too.
+            "upstream Notebook 7 bug, not the widget",
+        )
+    )
+    yield jupyter
+    jupyter.shutdown_kernels()
 
 
 def test_answer_renders_with_inline_cursor_then_finishes(page: Any, lab: Jupyter) -> None:
@@ -187,12 +205,22 @@ def test_answer_renders_with_inline_cursor_then_finishes(page: Any, lab: Jupyter
     page.console.check()
 
 
-def test_prompt_text_is_never_html(page: Any, lab: Jupyter) -> None:
+def test_prompt_box_keys_and_prompt_text_is_never_html(page: Any, lab: Jupyter) -> None:
     open_and_run(page, lab, "escape.ipynb", [chat_cell(speed=0)])
-    ask(page, '<img src=x onerror="window.__pwned=1"> <b>bold?</b>')
+    cells = page.locator(".jp-Notebook .jp-Cell").count()
+    box = page.locator("textarea.streamchat-input")
+    box.click()
+    page.keyboard.type("<img src=x onerror=\"window.__pwned=1\">")
+    page.keyboard.press("Shift+Enter")  # a new line, not "run the cell"
+    page.keyboard.type("<b>bold?</b>")
+    assert box.input_value() == '<img src=x onerror="window.__pwned=1">\n<b>bold?</b>'
+    assert page.locator(".streamchat-user").count() == 0
+    assert page.locator(".jp-Notebook .jp-Cell").count() == cells
+    page.keyboard.press("Enter")
     wait_status(page, "done")
+    assert box.input_value() == ""
     user = page.locator(".streamchat-user .streamchat-bubble").last
-    assert user.inner_text() == '<img src=x onerror="window.__pwned=1"> <b>bold?</b>'
+    assert user.inner_text() == '<img src=x onerror="window.__pwned=1">\n<b>bold?</b>'
     assert user.locator("img, b").count() == 0
     assert page.evaluate("() => window.__pwned === undefined")
     page.console.check()
@@ -241,14 +269,15 @@ def test_a_blocking_cell_does_not_stall_typing(page: Any, lab: Jupyter) -> None:
     run_cell(page, 1)
     wait_length(page, 5)
     samples = page.evaluate(SAMPLE, {"duration": 3000, "click": None})["samples"]
-    assert page.locator("text=slept").count() == 0, "the cell must still be sleeping"
+    slept = page.locator(".jp-OutputArea-output", has_text="slept")
+    assert slept.count() == 0, "the cell must still be sleeping"
     changes = [t for (t, n), (_, previous) in zip(samples[1:], samples) if n != previous]
     gaps = [b - a for a, b in zip(changes, changes[1:])]
     measured = rate(samples)
     print(f"while a cell sleeps: {measured:.1f} chars/s, longest pause {max(gaps):.0f} ms")
     assert measured > 30
     assert max(gaps) < 500
-    page.wait_for_selector("text=slept", timeout=20_000)
+    slept.wait_for(timeout=20_000)
     page.console.check()
 
 
@@ -275,30 +304,60 @@ def test_preset_prompt_and_retry_after_an_error(page: Any, lab: Jupyter) -> None
     page.console.check()
 
 
-def test_dark_theme_and_reload_rebuilds_the_conversation(page: Any, lab: Jupyter) -> None:
+def choose_theme(page: Any, theme: str) -> None:
+    page.locator(".lm-MenuBar-itemLabel", has_text="Settings").click()
+    page.locator(".lm-Menu-itemLabel", has_text="Theme").first.hover()
+    page.locator(".lm-Menu-itemLabel").get_by_text(theme, exact=True).click()
+
+
+def test_dark_theme(page: Any, lab: Jupyter) -> None:
     open_and_run(page, lab, "dark.ipynb", [chat_cell(speed=0)])
     ask(page, "First question")
     wait_status(page, "done")
-    page.locator(".lm-MenuBar-itemLabel", has_text="Settings").click()
-    page.locator(".lm-Menu-itemLabel", has_text="Theme").first.hover()
-    page.locator(".lm-Menu-itemLabel", has_text="JupyterLab Dark").click()
+    choose_theme(page, "JupyterLab Dark")
     page.wait_for_selector('body[data-jp-theme-light="false"]')
-    background = page.evaluate(
-        "() => getComputedStyle(document.querySelector('.streamchat')).backgroundColor"
+    colours = page.evaluate(
+        """() => {
+          const style = (selector) => getComputedStyle(document.querySelector(selector));
+          return [style('.streamchat').backgroundColor, style('.streamchat-body').color];
+        }"""
     )
-    channels = [int(c) for c in background[background.index("(") + 1 : -1].split(",")[:3]]
-    assert max(channels) < 80, background
+    background, text = (
+        [int(c) for c in colour[colour.index("(") + 1 : -1].split(",")[:3]] for colour in colours
+    )
+    assert max(background) < 80 and min(text) > 150, colours
     shoot(page, "lab-dark.png")
-    page.locator(".lm-MenuBar-itemLabel", has_text="Settings").click()
-    page.locator(".lm-Menu-itemLabel", has_text="Theme").first.hover()
-    page.locator(".lm-Menu-itemLabel", has_text="JupyterLab Light").click()
+    choose_theme(page, "JupyterLab Light")
     page.wait_for_selector('body[data-jp-theme-light="true"]')
     page.console.check()
 
 
-def test_notebook7_runs_the_widget(page: Any, jupyter_servers: Callable[[str], Jupyter]) -> None:
-    notebook = jupyter_servers("notebook")
-    open_and_run(page, notebook, "nb7.ipynb", [chat_cell(speed=0)])
+def test_reload_mid_answer_rebuilds_the_conversation(page: Any, lab: Jupyter) -> None:
+    open_and_run(page, lab, "reload.ipynb", [chat_cell(speed=40)])
+    ask(page, "Survive a reload")
+    wait_length(page, 40)
+    page.keyboard.press("Control+s")  # from the prompt box: the notebook's shortcut still works
+    page.wait_for_function(
+        "() => !document.querySelector('.lm-TabBar-tab.lm-mod-current.jp-mod-dirty')"
+    )
+    before = page.evaluate(BODY_LENGTH)
+    page.reload()
+    # The saved output names the widget model; the kernel still holds it. The view
+    # rebuilds the user turn from `turns` and the live answer from a snapshot.
+    page.wait_for_selector(".streamchat-user .streamchat-bubble", timeout=LOAD)
+    assert page.locator(".streamchat-user .streamchat-bubble").inner_text() == "Survive a reload"
+    wait_length(page, before + 1)
+    assert page.locator(".streamchat-cursor").count() == 1
+    growing = page.evaluate(SAMPLE, {"duration": 1000, "click": None})["samples"]
+    assert 20 <= rate(growing) <= 60, "typing goes on at the slider's pace after the reload"
+    shoot(page, "lab-reloaded.png")
+    page.locator(".streamchat-stop").click()
+    wait_status(page, "stopped", timeout=10_000)
+    page.console.check()
+
+
+def test_notebook7_runs_the_widget(page: Any, notebook7: Jupyter) -> None:
+    open_and_run(page, notebook7, "nb7.ipynb", [chat_cell(speed=0)])
     ask(page, "Hello from Notebook 7")
     wait_length(page, 20)
     assert page.locator(".streamchat-cursor").count() == 1

@@ -539,8 +539,9 @@ function render({ model, el }) {
   }
 
   listen(input, "keydown", (event) => {
-    // Keep JupyterLab's notebook shortcuts (Shift+Enter runs the cell) out of the box.
-    event.stopPropagation();
+    // Enter belongs to the prompt box: the notebook must not also run the cell
+    // (Shift+Enter) or enter edit mode. Other keys (Ctrl+S...) stay the notebook's.
+    if (event.key === "Enter") event.stopPropagation();
     if (shouldSend(event)) {
       event.preventDefault();
       sendPrompt(input.value);
