@@ -352,6 +352,13 @@ def test_character_by_character(document: str) -> None:
     assert sum(patch.op == "append" for patch in patches) >= 2
 
 
+def test_windows_line_ends() -> None:
+    document = GUIDE.replace("\n", "\r\n")
+    stream, patches = stream_all(chunked(document, [7] * len(document)))
+    assert stream.html == render_markdown(document) == render_markdown(GUIDE)
+    assert "reset" not in [patch.op for patch in patches]
+
+
 def test_finished_blocks_are_sent_once_and_the_tail_stays_small() -> None:
     paragraphs = [f"Paragraph number {n} with some **text**." for n in range(30)]
     _, patches = stream_all([p + "\n\n" for p in paragraphs])

@@ -11,15 +11,17 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
 import pytest
-from loopback import Script, free_port, sse, wait_until
 
 from streamchat.render import Patch, render_markdown
 from streamchat.transport import Timeouts
 from streamchat.widget import StreamChat, compact, min_interval
+
+from loopback import Script, free_port, sse, wait_until
 
 ANSWER = """\
 ## Plan
@@ -150,13 +152,14 @@ def test_messages_transcript_and_stats(server, chats) -> None:
 
 def test_the_history_goes_with_the_next_prompt(server, chats) -> None:
     url = server.route("/v1/chat/completions", Script(openai_chunks("Hello!"), pause=0.0))
-    chat, _ = make(chats, url, speed=0)
+    chat, _ = make(chats, url, speed=0, model="m1", options={"temperature": 0.2})
     chat.send("first")
     assert chat.wait(10)
     chat.send("second")
     assert chat.wait(10)
-    sent = server.received[-1].json()["messages"]
-    assert [m["content"] for m in sent] == ["first", "Hello!", "second"]
+    body = server.received[-1].json()
+    assert (body["model"], body["temperature"], body["stream"]) == ("m1", 0.2, True)
+    assert [m["content"] for m in body["messages"]] == ["first", "Hello!", "second"]
     assert [t["role"] for t in chat.turns] == ["user", "assistant", "user", "assistant"]
 
 
@@ -238,7 +241,7 @@ def test_patches_only_at_a_bounded_rate(server, chats) -> None:
     assert custom, "the answer must travel as patches"
     assert {m["type"] for _, m in custom} == {"patch"}
     times = [t for t, _ in custom]
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in pairwise(times)]
     assert min(gaps) >= 1 / 60 - 0.002, "more than 60 messages a second"
     for _, message in custom:
         assert all(op["op"] in ("append", "tail") for op in message["ops"])
@@ -355,11 +358,12 @@ def test_a_new_prompt_stops_the_answer_being_typed(server, chats) -> None:
 
 
 def test_demo_server_works_without_an_api_key(chats) -> None:
-    from streamchat.server import demo_server
+    from streamchat.server import DemoServer
 
-    chat, capture = make(chats, demo_server().url, speed=0)
-    chat.send("Show me")
-    assert chat.wait(30)
+    with DemoServer(token_delay=0.001) as demo:
+        chat, capture = make(chats, demo.url, speed=0)
+        chat.send("Show me")
+        assert chat.wait(30)
     assert chat.status == "done"
     html = chat.turns[-1]["html"]
     for fragment in ("<h2", "<table", "<pre", "<blockquote", "你好", "🚀"):
@@ -418,6 +422,44 @@ def test_the_kernel_budget_is_shared_by_live_answers() -> None:
     assert min_interval(0) == min_interval(1) == pytest.approx(1 / 60)
     assert min_interval(8) == pytest.approx(1 / 60)
     assert min_interval(50) == pytest.approx(0.1)
+    assert min_interval(1, messages=2) == pytest.approx(2 / 60)
+    # A 10 kB tail: 25 messages a second for one answer, 12.5 each for two.
+    assert min_interval(1, size=10_000) == pytest.approx(0.04)
+    assert min_interval(2, size=10_000) == pytest.approx(0.08)
+
+
+def test_many_answers_at_once_stay_within_the_kernel_budget(server, chats) -> None:
+    url = server.route(
+        "/v1/chat/completions", Script(openai_chunks(ANSWER * 2, size=2), pause=0.005)
+    )
+    pairs = [make(chats, url, speed=0) for _ in range(30)]
+    for chat, _ in pairs:
+        # One connection at a time: the loopback server's listen backlog is 5.
+        chat.send("go")
+        wait_until(lambda chat=chat: chat.status != "waiting")
+    for chat, _ in pairs:
+        assert chat.wait(60)
+        assert chat.status == "done"
+    first_of_last = pairs[-1][1].custom()[0][0]
+    assert first_of_last < pairs[0][1].custom()[-1][0], "the 30 answers must overlap"
+    times = sorted(t for _, capture in pairs for t, _ in capture.custom())
+    busiest = max(
+        sum(1 for t in times[i:] if t - start <= 1.0) for i, start in enumerate(times)
+    )
+    assert busiest <= 500, f"{busiest} messages in one second from 30 answers"
+
+
+def test_a_long_open_block_is_sent_within_the_byte_budget(server, chats) -> None:
+    code = "```python\n" + "".join(f"value_{i} = compute({i})  # step {i}\n" for i in range(300))
+    url = server.route("/v1/chat/completions", Script(openai_chunks(code, size=40), pause=0.004))
+    chat, capture = make(chats, url, speed=0)
+    chat.send("a long code block")
+    assert chat.wait(30)
+    sent = [(t, len(json.dumps(m))) for t, m in capture.custom()]
+    assert len(chat.turns[-1]["html"]) > 30_000
+    for i, (start, _) in enumerate(sent):
+        window = sum(size for t, size in sent[i:] if t - start < 1.0)
+        assert window <= 250_000 + 60_000, "over the byte budget (plus one message)"
 
 
 def test_queued_patches_compact_to_reset_append_tail() -> None:
@@ -428,6 +470,37 @@ def test_queued_patches_compact_to_reset_append_tail() -> None:
     assert compact(
         [Patch("append", "<h2>x</h2>"), Patch("tail", "<p>a"), Patch("append", "<p>b</p>")]
     ) == [{"op": "append", "html": "<h2>x</h2><p>b</p>"}, {"op": "tail", "html": "<p>a"}]
-    assert compact([Patch("append", "<p>old</p>"), Patch("reset", "<p>n</p>"),
-                    Patch("append", "<p>m</p>")]) == [{"op": "reset", "html": "<p>n</p><p>m</p>"}]
+    assert compact(
+        [Patch("append", "<p>old</p>"), Patch("reset", "<p>n</p>"), Patch("append", "<p>m</p>")]
+    ) == [{"op": "reset", "html": "<p>n</p><p>m</p>"}]
 
+
+def test_reasoning_and_tool_calls_travel_as_their_own_parts(server, chats) -> None:
+    def delta(**fields: Any) -> dict[str, Any]:
+        return {"choices": [{"index": 0, "delta": fields}]}
+
+    events = [
+        delta(reasoning_content="Think **hard**. "),
+        delta(reasoning_content="Then call."),
+        delta(tool_calls=[{"index": 0, "id": "c1", "function": {"name": "lookup"}}]),
+        delta(tool_calls=[{"index": 0, "function": {"arguments": '{"q": '}}]),
+        delta(tool_calls=[{"index": 0, "function": {"arguments": '"x"}'}}]),
+        delta(content="Answer."),
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
+        "[DONE]",
+    ]
+    url = server.route("/v1/chat/completions", Script(sse(*events), pause=0.03))
+    chat, capture = make(chats, url, speed=0)
+    chat.send("go")
+    assert chat.wait(10)
+    turn = chat.turns[-1]
+    assert turn["reasoning_html"] == render_markdown("Think **hard**. Then call.")
+    assert turn["tool_calls"] == [{"name": "lookup", "arguments": '{"q": "x"}'}]
+    assert turn["html"] == "<p>Answer.</p>"
+    assert chat.stats["finish_reason"] == "tool_calls"
+    custom = [m for _, m in capture.custom()]
+    assert {m["part"] for m in custom if m["type"] == "patch"} == {"body", "reasoning"}
+    tools = [m["tool_calls"] for m in custom if m["type"] == "tools"]
+    assert tools[-1] == [{"name": "lookup", "arguments": '{"q": "x"}'}]
+    # The history carries the visible answer only: reasoning is not sent back.
+    assert chat.messages[-1] == {"role": "assistant", "content": "Answer."}

@@ -31,9 +31,9 @@ _HR = re.compile(r" {0,3}([-*_])(?: *\1){2,} *$")
 _MARKER = re.compile(r"( *)([-+*]|(\d{1,9})\.)( +)(?=\S)")
 _HEADING = re.compile(r" {0,3}#{1,6}(?: |$)")
 _QUOTE = re.compile(r" {0,3}>")
-# An info string after backticks may not contain a backtick:
-# https://spec.commonmark.org/0.31.2/#fenced-code-blocks
-_FENCE = re.compile(r"( *)(`{3,}(?!.*`)|~{3,})")
+# CommonMark forbids backticks in a backtick fence's info string; pymdownx.superfences,
+# which renders it, allows them, and the block split must agree with the renderer.
+_FENCE = re.compile(r"( *)(`{3,}|~{3,})")
 _TABLE_DELIM = re.compile(r" *\|? *:?-+:? *(?:\| *:?-+:? *)*\|? *$")
 
 LineKind = Literal["blank", "fence", "code", "item", "heading", "quote", "row", "text"]
@@ -141,7 +141,8 @@ class BlockScanner:
     def _block_line(self, line: str) -> Line:
         indent = _indent(line)
         marker = None if _HR.match(line) else _MARKER.match(line)
-        if marker and not self._items and (indent >= TAB or self._prev_text and _numbered(marker)):
+        paragraph_goes_on = self._prev_text and marker is not None and _numbered(marker)
+        if marker and not self._items and (indent >= TAB or paragraph_goes_on):
             # Indented code, or a paragraph's next line: only "1." may interrupt a paragraph
             # ("The year\n1984. was" is no list).
             marker = None

@@ -135,7 +135,7 @@ def _converter(allow_images: bool) -> markdown.Markdown:
 _TAGS = {
     *("p", "br", "hr", "h1", "h2", "h3", "h4", "h5", "h6", "blockquote"),
     *("strong", "em", "del", "code", "pre", "span", "div", "a"),
-    *("ul", "ol", "li", "input", "label"),
+    *("ul", "ol", "li", "input"),
     *("table", "thead", "tbody", "tr", "th", "td"),
 }
 _ATTRIBUTES = {
@@ -157,9 +157,7 @@ _SCHEME = re.compile(r"([a-z][a-z0-9+.\-]*):")
 _INVISIBLE = re.compile(r"[\x00-\x20\x7f-\x9f\u00ad\u200b-\u200f\u2028\u2029\u2060\ufeff]+")
 _PYGMENTS_CLASSES = frozenset(STANDARD_TYPES.values()) - {""}
 _SUBTOKEN_CLASS = re.compile(r"[a-z]{1,3}[0-9]?(?:-[A-Z][A-Za-z0-9]*)+")
-_OTHER_CLASSES = frozenset(
-    {CODE_CLASS, "task-list", "task-list-item", "task-list-control", "task-list-indicator"}
-)
+_OTHER_CLASSES = frozenset({CODE_CLASS, "task-list", "task-list-item"})
 _LANGUAGE_CLASS = re.compile(r"language-[\w+#.\-]{1,40}")
 
 
@@ -201,22 +199,18 @@ def _attribute_filter(element: str, attribute: str, value: str) -> str | None:
     return value
 
 
-def _cleaner(allow_images: bool) -> nh3.Cleaner:
-    key = f"cleaner_{allow_images}"
-    cleaner = getattr(_local, key, None)
-    if cleaner is None:
-        cleaner = nh3.Cleaner(
-            tags=_TAGS | {"img"} if allow_images else _TAGS,
-            clean_content_tags={"script", "style"},
-            attributes=_ATTRIBUTES,
-            attribute_filter=_attribute_filter,
-            link_rel="noopener noreferrer",
-            tag_attribute_values=_ATTRIBUTE_VALUES,
-            set_tag_attribute_values=_SET_ATTRIBUTES,
-            url_schemes=_URL_SCHEMES,
-        )
-        setattr(_local, key, cleaner)
-    return cleaner
+def _sanitize(html_text: str, allow_images: bool) -> str:
+    return nh3.clean(
+        html_text,
+        tags=_TAGS | {"img"} if allow_images else _TAGS,
+        clean_content_tags={"script", "style"},
+        attributes=_ATTRIBUTES,
+        attribute_filter=_attribute_filter,
+        link_rel="noopener noreferrer",
+        tag_attribute_values=_ATTRIBUTE_VALUES,
+        set_tag_attribute_values=_SET_ATTRIBUTES,
+        url_schemes=_URL_SCHEMES,
+    )
 
 
 def render_markdown(text: str, *, allow_images: bool = False) -> str:
@@ -228,12 +222,14 @@ def render_markdown(text: str, *, allow_images: bool = False) -> str:
     indented by two spaces, bare URLs as links, block quotes, rules.
 
     Raw HTML is escaped (shown as text); links open in a new tab with
-    rel="noopener noreferrer"; only http(s)/mailto (and relative) URLs survive; images
-    become "🖼 alt" links unless `allow_images` is true.
+    rel="noopener noreferrer" (the opened page gets no handle on the notebook:
+    https://html.spec.whatwg.org/multipage/links.html#link-type-noopener); only
+    http(s)/mailto (and relative) URLs survive; images become "🖼 alt" links unless
+    `allow_images` is true.
     """
     md = _converter(allow_images)
     md.reset()
-    return _cleaner(allow_images).clean(md.convert(text))
+    return _sanitize(md.convert(text), allow_images)
 
 
 def highlight_css(light: str = "default", dark: str = "github-dark") -> str:
@@ -359,7 +355,8 @@ class MarkdownStream:
         frozen = []
         while (end := self._tail.find("\n", self._scanned)) >= 0:
             start = self._scanned
-            line = self._scanner.feed(self._tail[start:end].expandtabs(_markdown.TAB))
+            source = self._tail[start:end].rstrip("\r").expandtabs(_markdown.TAB)
+            line = self._scanner.feed(source)
             self._scanned = end + 1
             if line.starts_block and start > 0:
                 block_html = self._joined(self._render(self._tail[:start]), self._frozen_html)

@@ -19,12 +19,13 @@ import contextlib
 import itertools
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import anywidget
+import httpx
 import ipywidgets
 import traitlets
 
@@ -54,11 +55,30 @@ _STATIC = Path(__file__).parent / "static"
 # (one per display frame).
 _KERNEL_BUDGET = 500.0
 _MAX_RATE = 60.0
+# Each tick re-sends the open block (the "tail"), so a long code block still being
+# typed costs its whole size per message: bytes are budgeted too, for the browser's
+# sake (it re-parses the tail each time) and for remote notebooks' bandwidth.
+_KERNEL_BYTES = 250_000.0
 
 # Answers being typed right now, across widgets (touched only on the loop thread).
 _LIVE: set[_Answer] = set()
 
 _turn_ids = itertools.count(1)
+
+_http: httpx.AsyncClient | None = None
+
+
+def _client() -> httpx.AsyncClient:
+    """(loop thread) One HTTP client for every answer in the kernel.
+
+    A new `AsyncClient` builds an SSL context first (~50 ms here), which would be
+    added to every answer's time to first token; sharing one also reuses
+    keep-alive connections. Timeouts are passed per request by the transport.
+    """
+    global _http
+    if _http is None:
+        _http = httpx.AsyncClient(http1=True, http2=False)
+    return _http
 
 
 def _load_css() -> str:
@@ -70,9 +90,11 @@ def _load_css() -> str:
     )
 
 
-def min_interval(live_answers: int) -> float:
-    """Seconds between two messages of one widget, so all live answers stay in budget."""
-    return max(1.0 / _MAX_RATE, live_answers / _KERNEL_BUDGET)
+def min_interval(live_answers: int, messages: int = 1, size: int = 0) -> float:
+    """Seconds to wait after sending `messages` of `size` bytes, so all live answers
+    together stay within the kernel's message and byte budgets."""
+    live = max(1, live_answers)
+    return max(messages / _MAX_RATE, messages * live / _KERNEL_BUDGET, size * live / _KERNEL_BYTES)
 
 
 def compact(patches: Iterable[Patch]) -> list[dict[str, str]]:
@@ -116,35 +138,36 @@ def applied(shown: tuple[str, str], ops: list[dict[str, str]]) -> tuple[str, str
 
 
 class _Outbox:
-    """One widget's outgoing patches: coalesced, and sent no faster than the budget allows.
+    """One answer's way to the browser: rendered and sent no faster than the budget allows.
 
-    Lives on the loop thread. A tick that comes too soon after the last message is
-    queued and merged into the next one (a timer sends it), so the message rate is
-    bounded however fast the typewriter or the reasoning stream produces.
+    Lives on the loop thread. Revealed text is queued as text and rendered only when
+    a message can go: `MarkdownStream.append` re-renders the open block, so a long
+    code block costs its whole size per call, and a tick that the rate limit would
+    merge into the next message anyway should not pay for it. A timer sends what
+    came too soon, so the message rate is bounded however fast text arrives.
     """
 
-    def __init__(self, emit: Callable[[dict[str, Any]], None], turn: int) -> None:
+    def __init__(
+        self,
+        emit: Callable[[dict[str, Any]], None],
+        turn: int,
+        streams: dict[str, MarkdownStream],
+    ) -> None:
         self._emit = emit
         self.turn = turn
-        self._ops: dict[str, list[Patch]] = {"body": [], "reasoning": []}
+        self._streams = streams
+        self._text = dict.fromkeys(streams, "")
         self._tools: list[dict[str, str]] | None = None
         # (frozen, tail) per part as the views have it, for a snapshot that later
         # patches apply to exactly.
-        self.shown: dict[str, tuple[str, str]] = {"body": ("", ""), "reasoning": ("", "")}
+        self.shown = dict.fromkeys(streams, ("", ""))
         self._next = 0.0
         self._timer: asyncio.TimerHandle | None = None
 
-    def add(self, part: str, patches: list[Patch]) -> None:
-        if patches:
-            self._ops[part].extend(patches)
+    def add(self, part: str, text: str) -> None:
+        if text:
+            self._text[part] += text
             self._schedule()
-
-    def last(self, part: str, patches: list[Patch]) -> None:
-        """Queue a part's final patches; a final `reset` is dropped with what it replaces."""
-        if any(patch.op == "reset" for patch in patches):
-            self._ops[part].clear()
-        else:
-            self._ops[part].extend(patches)
 
     def tools(self, calls: list[dict[str, str]]) -> None:
         self._tools = calls
@@ -157,47 +180,64 @@ class _Outbox:
         elif self._timer is None:
             self._timer = loop.call_at(self._next, self.flush)
 
-    def flush(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        messages: list[dict[str, Any]] = []
-        for part, ops in self._ops.items():
+    def _render(self, *, final: bool = False) -> dict[str, list[dict[str, str]]]:
+        """Render the queued text: the ops per part, already applied to `shown`."""
+        rendered = {}
+        for part, stream in self._streams.items():
+            text = self._text[part]
+            patches = stream.append(text) if text else []
+            if final:
+                patches += stream.finish()
+                if any(patch.op == "reset" for patch in patches):
+                    continue  # the whole answer: the finished turn carries it once
+            ops = compact(patches)
             if ops:
-                compacted = compact(ops)
-                self.shown[part] = applied(self.shown[part], compacted)
-                messages.append({"type": "patch", "turn": self.turn, "part": part, "ops": compacted})
+                self.shown[part] = applied(self.shown[part], ops)
+                rendered[part] = ops
+        self._text = dict.fromkeys(self._text, "")
+        return rendered
+
+    def flush(self, *, final: bool = False) -> None:
+        messages: list[dict[str, Any]] = [
+            {"type": "patch", "turn": self.turn, "part": part, "ops": ops}
+            for part, ops in self._render(final=final).items()
+        ]
         if self._tools is not None:
             messages.append({"type": "tools", "turn": self.turn, "tool_calls": self._tools})
         self.discard()
         for message in messages:
             self._emit(message)
         if messages:
-            interval = min_interval(len(_LIVE))
-            self._next = asyncio.get_running_loop().time() + len(messages) * interval
+            size = sum(len(op["html"]) for m in messages for op in m.get("ops", ()))
+            wait = min_interval(len(_LIVE), len(messages), size)
+            self._next = asyncio.get_running_loop().time() + wait
 
     def snapshot(self) -> dict[str, tuple[str, str]]:
-        """What views that joined late need: the queued patches are folded in, not sent."""
-        for part, ops in self._ops.items():
-            self.shown[part] = applied(self.shown[part], compact(ops))
-        self.discard()
+        """What a view that joined late needs: queued text is rendered into it, not sent."""
+        self._render()
         return dict(self.shown)
 
     def discard(self) -> None:
-        """Forget queued patches (the answer was stopped, or they are in a snapshot)."""
-        for ops in self._ops.values():
-            ops.clear()
+        """Forget what is queued (sent, in a snapshot, or the answer was stopped)."""
+        self._text = dict.fromkeys(self._text, "")
         self._tools = None
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
-    async def drain(self) -> None:
-        """Send what is queued as soon as the budget allows (the answer's last message)."""
+    async def finish(self) -> None:
+        """Render the rest as final and send it as soon as the budget allows.
+
+        A view that applied every patch then already shows the final HTML and keeps
+        its DOM (and the person's text selection).
+        """
+        if self._timer is not None:  # this is the last message: it takes the timer's place
+            self._timer.cancel()
+            self._timer = None
         delay = self._next - asyncio.get_running_loop().time()
         if delay > 0:
             await asyncio.sleep(delay)
-        self.flush()
+        self.flush(final=True)
 
 
 @dataclass(eq=False)
@@ -255,6 +295,15 @@ class StreamChat(anywidget.AnyWidget):
     With no `url` it talks to the embedded demo server, so it works offline and
     without an API key. `send()` returns at once; the answer types itself in the
     background, also while other cells run.
+
+    `provider` is detected from the URL's path unless given (see
+    `providers.PROVIDERS`); `api_key` falls back to the provider's environment
+    variable. `speed` is characters (grapheme clusters) per second, 0 = as they
+    arrive, and `step` how many appear at a time; both are also sliders. `max_lag`
+    (seconds) lets the typewriter catch up when it falls that far behind the stream.
+    `options` are extra body fields in the provider's terms (`temperature`...).
+    `allow_images` renders Markdown images instead of showing them as links (a
+    remote image is a way for injected instructions to leak data).
     """
 
     _esm = _STATIC / "widget.js"
@@ -281,12 +330,11 @@ class StreamChat(anywidget.AnyWidget):
         prompts: Sequence[str] = (),
         disclaimer: str = "Answer generated by AI. Check important facts.",
         allow_images: bool = False,
-        timeouts: Timeouts = Timeouts(),  # noqa: B008 - immutable
+        timeouts: Timeouts = Timeouts(),
         max_lag: float | None = None,
+        options: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(
-            speed=speed, step=step, prompts=list(prompts), disclaimer=disclaimer
-        )
+        super().__init__(speed=speed, step=step, prompts=list(prompts), disclaimer=disclaimer)
         if url is None:
             from .server import demo_server
 
@@ -300,6 +348,7 @@ class StreamChat(anywidget.AnyWidget):
         self._allow_images = allow_images
         self._timeouts = timeouts
         self._max_lag = max_lag
+        self._options = dict(options or {})
         self._lock = threading.RLock()
         self._history: list[dict[str, str]] = []
         self._sources: list[str] = []  # Markdown source of each turn, for the transcript
@@ -522,12 +571,14 @@ class StreamChat(anywidget.AnyWidget):
             "",
         )
         turn = len(self.turns) - 1
+        body = MarkdownStream(allow_images=self._allow_images)
+        reasoning = MarkdownStream(allow_images=self._allow_images)
         answer = _Answer(
             turn=turn,
             typewriter=Typewriter(self.speed, self.step, max_lag=self._max_lag),
-            body=MarkdownStream(allow_images=self._allow_images),
-            reasoning=MarkdownStream(allow_images=self._allow_images),
-            outbox=_Outbox(self._emit, turn),
+            body=body,
+            reasoning=reasoning,
+            outbox=_Outbox(self._emit, turn, {"body": body, "reasoning": reasoning}),
         )
         self._live = answer
         self._idle.clear()
@@ -556,7 +607,8 @@ class StreamChat(anywidget.AnyWidget):
                 answer.body.finish()  # the stopped answer's HTML, complete; nothing more sent
                 answer.reasoning.finish()
             else:
-                await self._settle(answer)
+                with contextlib.suppress(asyncio.CancelledError):  # Stop after the last token
+                    await answer.outbox.finish()
         except Exception as exc:  # a renderer bug: still end the turn, keep the partial
             status, error = "error", f"{type(exc).__name__}: {exc}"
         finally:
@@ -579,11 +631,14 @@ class StreamChat(anywidget.AnyWidget):
                 system=self._system,
                 api_key=self._api_key,
                 headers=self._headers,
+                options=self._options,
             )
             terminal = await type_out(
-                self._observe(answer, stream_deltas(request, timeouts=self._timeouts)),
+                self._observe(
+                    answer, stream_deltas(request, timeouts=self._timeouts, client=_client())
+                ),
                 answer.typewriter,
-                lambda text: answer.outbox.add("body", answer.body.append(text)),
+                lambda text: answer.outbox.add("body", text),
                 lambda delta: self._on_delta(answer, delta),
                 wake=answer.wake,
             )
@@ -601,9 +656,7 @@ class StreamChat(anywidget.AnyWidget):
         answer.finish_reason = terminal.finish_reason or answer.finish_reason
         return "done", None
 
-    async def _observe(
-        self, answer: _Answer, deltas: AsyncIterator[Delta]
-    ) -> AsyncIterator[Delta]:
+    async def _observe(self, answer: _Answer, deltas: AsyncIterator[Delta]) -> AsyncIterator[Delta]:
         """Pass deltas through, timing the first token and counting what arrived."""
         answer.stream_started = True
         try:
@@ -624,7 +677,7 @@ class StreamChat(anywidget.AnyWidget):
 
     def _on_delta(self, answer: _Answer, delta: Delta) -> None:
         if isinstance(delta, ReasoningDelta):
-            answer.outbox.add("reasoning", answer.reasoning.append(delta.text))
+            answer.outbox.add("reasoning", delta.text)
         elif isinstance(delta, ToolCallDelta):
             answer.tool_deltas.append(delta)
             answer.tool_calls = [
@@ -636,18 +689,6 @@ class StreamChat(anywidget.AnyWidget):
             answer.usage = delta
         elif isinstance(delta, Done):
             answer.finish_reason = delta.finish_reason
-
-    async def _settle(self, answer: _Answer) -> None:
-        """Send the renderer's final patches, unless they re-send the whole answer.
-
-        A view that applied every patch then already shows the final HTML and keeps
-        its DOM; a `reset` would carry the whole answer, which the finished turn in
-        `turns` carries anyway, so it is not sent twice.
-        """
-        answer.outbox.last("body", answer.body.finish())
-        answer.outbox.last("reasoning", answer.reasoning.finish())
-        with contextlib.suppress(asyncio.CancelledError):  # Stop after the last token: too late
-            await answer.outbox.drain()
 
     def _finish(self, answer: _Answer, status: str, error: str | None) -> None:
         """(loop thread) Record the answer in the history and the turn; end the live state."""

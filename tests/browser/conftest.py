@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from conftest import require
 from loopback import free_port
 
@@ -233,9 +234,9 @@ def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     console = Console()
     page.on(
         "console",
-        lambda message: console.record(f"console: {message.text}")
-        if message.type == "error"
-        else None,
+        lambda message: (
+            console.record(f"console: {message.text}") if message.type == "error" else None
+        ),
     )
     page.on("pageerror", lambda error: console.record(f"pageerror: {error}\n{error.stack}"))
     page.console = console  # type: ignore[attr-defined]

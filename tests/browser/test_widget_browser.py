@@ -8,11 +8,12 @@ Screenshots go to test-artifacts/.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from itertools import pairwise
 from typing import Any
 
 import pytest
 
-from .conftest import ARTIFACTS, Jupyter
+from .conftest import ARTIFACTS, ROOT, Jupyter
 
 pytestmark = pytest.mark.browser
 
@@ -210,17 +211,19 @@ def test_prompt_box_keys_and_prompt_text_is_never_html(page: Any, lab: Jupyter) 
     cells = page.locator(".jp-Notebook .jp-Cell").count()
     box = page.locator("textarea.streamchat-input")
     box.click()
-    page.keyboard.type("<img src=x onerror=\"window.__pwned=1\">")
+    # Letters that are notebook shortcuts in command mode (a, b, dd, m, x) must type.
+    page.keyboard.type('<img src=x onerror="window.__pwned=1"> abddmx')
     page.keyboard.press("Shift+Enter")  # a new line, not "run the cell"
     page.keyboard.type("<b>bold?</b>")
-    assert box.input_value() == '<img src=x onerror="window.__pwned=1">\n<b>bold?</b>'
+    prompt = '<img src=x onerror="window.__pwned=1"> abddmx\n<b>bold?</b>'
+    assert box.input_value() == prompt
     assert page.locator(".streamchat-user").count() == 0
     assert page.locator(".jp-Notebook .jp-Cell").count() == cells
     page.keyboard.press("Enter")
     wait_status(page, "done")
     assert box.input_value() == ""
     user = page.locator(".streamchat-user .streamchat-bubble").last
-    assert user.inner_text() == '<img src=x onerror="window.__pwned=1">\n<b>bold?</b>'
+    assert user.inner_text() == prompt
     assert user.locator("img, b").count() == 0
     assert page.evaluate("() => window.__pwned === undefined")
     page.console.check()
@@ -247,7 +250,7 @@ def test_stop_halts_typing_at_once(page: Any, lab: Jupyter) -> None:
     wait_length(page, 30)
     result = page.evaluate(SAMPLE, {"duration": 1500, "click": ".streamchat-stop"})
     clicked, samples = result["clicked"], result["samples"]
-    changes = [t for (t, n), (_, previous) in zip(samples[1:], samples) if n != previous]
+    changes = [t for (_, previous), (t, n) in pairwise(samples) if n != previous]
     latency = (changes[-1] - clicked) / 1000 if changes else 0.0
     print(f"stop latency: last growth {latency * 1000:.0f} ms after the click")
     assert latency < 0.5
@@ -271,8 +274,8 @@ def test_a_blocking_cell_does_not_stall_typing(page: Any, lab: Jupyter) -> None:
     samples = page.evaluate(SAMPLE, {"duration": 3000, "click": None})["samples"]
     slept = page.locator(".jp-OutputArea-output", has_text="slept")
     assert slept.count() == 0, "the cell must still be sleeping"
-    changes = [t for (t, n), (_, previous) in zip(samples[1:], samples) if n != previous]
-    gaps = [b - a for a, b in zip(changes, changes[1:])]
+    changes = [t for (_, previous), (t, n) in pairwise(samples) if n != previous]
+    gaps = [b - a for a, b in pairwise(changes)]
     measured = rate(samples)
     print(f"while a cell sleeps: {measured:.1f} chars/s, longest pause {max(gaps):.0f} ms")
     assert measured > 30
@@ -315,7 +318,8 @@ def test_dark_theme(page: Any, lab: Jupyter) -> None:
     ask(page, "First question")
     wait_status(page, "done")
     choose_theme(page, "JupyterLab Dark")
-    page.wait_for_selector('body[data-jp-theme-light="false"]')
+    page.wait_for_selector('body[data-jp-theme-light="false"]', state="attached")
+    page.wait_for_selector("#jupyterlab-splash", state="detached")  # the theme-change splash
     colours = page.evaluate(
         """() => {
           const style = (selector) => getComputedStyle(document.querySelector(selector));
@@ -327,8 +331,10 @@ def test_dark_theme(page: Any, lab: Jupyter) -> None:
     )
     assert max(background) < 80 and min(text) > 150, colours
     shoot(page, "lab-dark.png")
+    page.evaluate("() => { document.querySelector('.streamchat-log').scrollTop = 0; }")
+    shoot(page, "lab-dark-top.png")
     choose_theme(page, "JupyterLab Light")
-    page.wait_for_selector('body[data-jp-theme-light="true"]')
+    page.wait_for_selector('body[data-jp-theme-light="true"]', state="attached")
     page.console.check()
 
 
@@ -366,4 +372,54 @@ def test_notebook7_runs_the_widget(page: Any, notebook7: Jupyter) -> None:
     body = page.locator(".streamchat-assistant .streamchat-body").last
     assert body.locator("table").count() == 1
     shoot(page, "notebook7-done.png")
+    page.console.check()
+
+
+def test_thinking_indicator_reasoning_and_tool_calls(page: Any, lab: Jupyter) -> None:
+    # A loopback server in the kernel: 1.5 s before the first byte, then reasoning,
+    # a tool call and the answer, as an OpenAI-compatible reasoning model streams them.
+    def delta(**fields: Any) -> dict[str, Any]:
+        return {"choices": [{"index": 0, "delta": fields}]}
+
+    events = [
+        delta(reasoning_content="The user wants the **weather**. "),
+        delta(reasoning_content="I should call the tool."),
+        delta(tool_calls=[{"index": 0, "id": "c1", "function": {"name": "get_weather"}}]),
+        delta(tool_calls=[{"index": 0, "function": {"arguments": '{"city": "Paris"}'}}]),
+        delta(content="It is *sunny* in Paris."),
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+        "[DONE]",
+    ]
+    pauses = [1.5, 0.6, 0.6, 0.1, 0.6, 0.0, 0.0]
+    cell = (
+        f"import sys; sys.path.insert(0, {str(ROOT / 'tests')!r})\n"
+        "from loopback import LoopbackServer, Script, sse\n"
+        "from streamchat.widget import StreamChat\n"
+        "server = LoopbackServer().start()\n"
+        f"url = server.route('/v1/chat/completions', Script(sse(*{events!r}), pause={pauses!r}))\n"
+        "chat = StreamChat(url, speed=0)\n"
+        "chat"
+    )
+    open_and_run(page, lab, "reasoning.ipynb", [cell])
+    ask(page, "Weather in Paris?")
+    thinking = page.locator(".streamchat-thinking")
+    page.wait_for_function(
+        "() => /Thinking… (0\\.[5-9]|1\\.\\d) s/.test("
+        "document.querySelector('.streamchat-thinking')?.textContent ?? '')"
+    )
+    shoot(page, "lab-thinking.png")
+    reasoning = page.locator("details.streamchat-reasoning")
+    reasoning.locator("strong", has_text="weather").wait_for()
+    assert thinking.is_hidden()
+    assert reasoning.get_attribute("open") is not None, "open while the model only thinks"
+    page.locator(".streamchat-tool-call", has_text='get_weather({"city": "Paris"})').wait_for()
+    shoot(page, "lab-reasoning.png")
+    wait_status(page, "done", timeout=30_000)
+    assert reasoning.get_attribute("open") is None, "folded once the answer is there"
+    body = page.locator(".streamchat-assistant .streamchat-body")
+    assert body.inner_text() == "It is sunny in Paris."
+    assert body.locator("em").inner_text() == "sunny"
+    reasoning.locator("summary").click()
+    assert "I should call the tool." in reasoning.inner_text()
+    shoot(page, "lab-reasoning-done.png")
     page.console.check()

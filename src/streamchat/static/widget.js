@@ -251,7 +251,6 @@ function render({ model, el }) {
     rows: "2",
     placeholder: "Ask something… (Enter sends, Shift+Enter for a new line)",
     "aria-label": "Prompt",
-    "data-lm-suppress-shortcuts": "true",
   });
   const send = h(doc, "button", "streamchat-send", { type: "button" });
   send.textContent = "Send";
@@ -539,13 +538,20 @@ function render({ model, el }) {
   }
 
   listen(input, "keydown", (event) => {
-    // Enter belongs to the prompt box: the notebook must not also run the cell
-    // (Shift+Enter) or enter edit mode. Other keys (Ctrl+S...) stay the notebook's.
-    if (event.key === "Enter") event.stopPropagation();
+    if (event.key !== "Enter") return; // other keys (Ctrl+S...) stay the notebook's
+    // Enter belongs to the prompt box: front ends that listen in the bubble phase
+    // must not also run the cell or enter edit mode.
+    event.stopPropagation();
     if (shouldSend(event)) {
       event.preventDefault();
       sendPrompt(input.value);
       input.value = "";
+    } else if (event.shiftKey && !event.isComposing) {
+      // JupyterLab cancels line breaks typed anywhere inside a cell (its guard
+      // against Shift+Enter running *and* typing), so insert the newline here.
+      event.preventDefault();
+      input.setRangeText("\n", input.selectionStart, input.selectionEnd, "end");
+      input.dispatchEvent(new Event("input", { bubbles: true }));
     }
   });
   listen(send, "click", () => {
