@@ -1,0 +1,101 @@
+"""Load: 20 widgets streaming at once in one real kernel.
+
+The kernel is a real ipykernel started with jupyter_client; every IOPub message it
+publishes is counted, since Jupyter drops (not queues) IOPub traffic above 1000
+messages a second. Meanwhile the kernel must answer a new cell within 200 ms.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+from queue import Empty
+
+import pytest
+
+from conftest import require
+
+try:
+    from jupyter_client.manager import start_new_kernel
+except ImportError:  # pragma: no cover - reported by require() below
+    start_new_kernel = None
+
+WIDGETS = 20
+SETUP = f"""
+from streamchat import StreamChat
+from streamchat.server import DemoServer
+server = DemoServer(token_delay=0.01).start()
+chats = [StreamChat(server.url, speed=200) for _ in range({WIDGETS})]
+for chat in chats:
+    chat.send("load test")
+"""
+CHECK = "all(chat.wait(60) for chat in chats) and ','.join(chat.status for chat in chats)"
+
+
+@pytest.fixture
+def kernel() -> Iterator:
+    require(start_new_kernel is not None, "jupyter_client is not installed")
+    manager, client = start_new_kernel(kernel_name="python3")
+    try:
+        yield client
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+
+
+def run(client, code: str, timeout: float = 60) -> dict:
+    """Execute `code`; return its execute_reply content and the result text."""
+    msg_id = client.execute(code)
+    reply = client.get_shell_msg(timeout=timeout)
+    while reply["parent_header"].get("msg_id") != msg_id:
+        reply = client.get_shell_msg(timeout=timeout)
+    assert reply["content"]["status"] == "ok", reply["content"]
+    return reply["content"]
+
+
+def drain(client, seconds_by_type: Counter, until: float) -> None:
+    """Read IOPub until `until`, counting comm messages per second of arrival."""
+    while (left := until - time.monotonic()) > 0:
+        try:
+            message = client.get_iopub_msg(timeout=min(left, 0.05))
+        except Empty:
+            continue
+        seconds_by_type[(int(time.monotonic()), message["msg_type"])] += 1
+
+
+def test_twenty_widgets_in_one_kernel(kernel) -> None:
+    run(kernel, SETUP)
+    counts: Counter = Counter()
+    latencies = []
+    deadline = time.monotonic() + 5  # the answers take ~7 s at 200 chars/s
+    while time.monotonic() < deadline:
+        started = time.monotonic()
+        msg_id = kernel.execute("1 + 1")
+        while True:
+            reply = kernel.get_shell_msg(timeout=10)
+            if reply["parent_header"].get("msg_id") == msg_id:
+                break
+        latencies.append(time.monotonic() - started)
+        drain(kernel, counts, time.monotonic() + 0.2)
+    msg_id = kernel.execute(CHECK)
+    statuses = None
+    finish = time.monotonic() + 90
+    while statuses is None and time.monotonic() < finish:
+        message = kernel.get_iopub_msg(timeout=90)
+        counts[(int(time.monotonic()), message["msg_type"])] += 1
+        if (
+            message["msg_type"] == "execute_result"
+            and message["parent_header"].get("msg_id") == msg_id
+        ):
+            statuses = message["content"]["data"]["text/plain"]
+    assert statuses == repr(",".join(["done"] * WIDGETS))
+    per_second: Counter = Counter()
+    for (second, _type), count in counts.items():
+        per_second[second] += count
+    comm_total = sum(count for (_, kind), count in counts.items() if kind == "comm_msg")
+    print(f"\nlatency max {max(latencies) * 1000:.0f} ms over {len(latencies)} cells;")
+    print(f"iopub max {max(per_second.values())}/s; comm messages {comm_total}")
+    assert max(latencies) < 0.2
+    assert max(per_second.values()) < 1000
+    assert comm_total > WIDGETS * 10  # the answers really streamed as many patches
