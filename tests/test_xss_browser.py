@@ -1,0 +1,104 @@
+"""Every XSS payload, typed one character at a time, inserted into a real Chromium page.
+
+Each intermediate state is inserted the way the widget inserts it (frozen HTML
+appended with insertAdjacentHTML, the live tail replaced with innerHTML), then every
+element is hovered, focused and clicked. `alert`, `confirm`, `prompt` and `print` are
+trapped, and any dialog or page error fails the test. Plain http(s)/mailto links are
+not followed (they cannot run script); every other link is left to do what it does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from chromium import CHROMIUM, CHROMIUM_ARGS, chromium_available
+from streamchat.render import MarkdownStream
+
+from conftest import require
+from xss_payloads import PAYLOADS
+
+ORIGIN = "http://streamchat.test/"
+PAGE = """<!doctype html><meta charset="utf-8"><body>
+<div class="streamchat-body"><div id="frozen"></div><div id="tail"></div></div>
+<script>
+window.__fired = [];
+for (const name of ["alert", "confirm", "prompt", "print"]) {
+  window[name] = (...args) => { window.__fired.push(name + ":" + args.join(",")); };
+}
+document.addEventListener("click", (event) => {
+  const link = event.target.closest && event.target.closest("a[href]");
+  if (link && /^(https?:|mailto:)/i.test(link.href)) event.preventDefault();
+}, true);
+window.__play = (steps) => {
+  const frozen = document.getElementById("frozen");
+  const tail = document.getElementById("tail");
+  frozen.innerHTML = ""; tail.innerHTML = "";
+  for (const ops of steps) {
+    for (const op of ops) {
+      if (op.op === "append") frozen.insertAdjacentHTML("beforeend", op.html);
+      else if (op.op === "tail") tail.innerHTML = op.html;
+      else { frozen.innerHTML = op.html; tail.innerHTML = ""; }
+    }
+    for (const element of document.querySelectorAll(".streamchat-body *")) {
+      for (const type of ["mouseover", "mouseenter", "mousemove", "focus", "animationstart"]) {
+        element.dispatchEvent(new Event(type, { bubbles: true }));
+      }
+      if (element.click) element.click();
+    }
+  }
+  return document.querySelectorAll(".streamchat-body *").length;
+};
+</script>"""
+
+
+@pytest.fixture(scope="module")
+def page() -> Iterator:
+    require(chromium_available(), "playwright and /usr/bin/chromium are needed")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.errors = []
+        page.on("pageerror", lambda error: page.errors.append(str(error)))
+        page.on("dialog", lambda dialog: (page.errors.append("dialog"), dialog.dismiss()))
+        page.on("popup", lambda popup: page.errors.append(f"popup {popup.url}"))
+        # An http origin, so relative links resolve to http(s) like in the notebook page.
+        page.route(ORIGIN, lambda route: route.fulfill(body=PAGE, content_type="text/html"))
+        page.goto(ORIGIN)
+        yield page
+        browser.close()
+
+
+def typed(payload: str, allow_images: bool) -> list[list[dict[str, str]]]:
+    """The patches of `payload` fed one character at a time: one step per character."""
+    stream = MarkdownStream(allow_images=allow_images)
+    steps = [stream.append(char) for char in payload]
+    steps.append(stream.finish())
+    return [[{"op": p.op, "html": p.html} for p in step] for step in steps if step]
+
+
+@pytest.mark.browser
+@pytest.mark.parametrize("allow_images", [False, True], ids=["images-off", "images-on"])
+def test_no_payload_runs_script(page, allow_images: bool) -> None:
+    inserted = 0
+    for payload in PAYLOADS:
+        inserted += page.evaluate("steps => window.__play(steps)", typed(payload, allow_images))
+        fired = page.evaluate("window.__fired")
+        assert fired == [], f"script ran for {payload!r}: {fired}"
+        assert page.errors == [], f"{payload!r}: {page.errors}"
+    assert len(PAYLOADS) >= 50
+    assert inserted > len(PAYLOADS)  # the payloads really left elements to click
+
+
+@pytest.mark.browser
+def test_the_trap_works(page) -> None:
+    """The check can fail: unsanitized HTML with a handler does fire."""
+    page.evaluate(
+        "steps => window.__play(steps)",
+        [[{"op": "tail", "html": '<a href="javascript:alert(7)">x</a>'}]],
+    )
+    assert page.evaluate("window.__fired") == ["alert:7"]
+    page.evaluate("window.__fired = []")
