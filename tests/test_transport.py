@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from streamchat.deltas import Delta, Done, StreamError, TextDelta, Usage
-from streamchat.providers import build_request
+from streamchat.providers import ChatRequest, build_request
 from streamchat.transport import Retries, Timeouts, retry_after, server_message, stream_deltas
 
 from loopback import LoopbackServer, Script, free_port, sse, wait_until
@@ -297,3 +297,46 @@ def test_connection_refused_is_retried_then_reported() -> None:
     assert [type(d) for d in deltas] == [StreamError]
     assert deltas[0].kind == "connect"
     assert sleeps.waits == [0.5, 1.0]
+
+
+def test_get_event_stream_resumes_with_last_event_id(server: LoopbackServer) -> None:
+    first = [b"retry: 25\nid: 1\ndata: Hello\n\n", b"id: 2\ndata: , wor\n\n", b"data: lost"]
+    second = [b"id: 3\ndata: ld\n\n", b"data: [DONE]\n\n"]
+    url = server.route("/events", Script(first, cut_after=3), Script(second))
+    request = ChatRequest("GET", url, {"Accept": "text/event-stream"}, None, "custom")
+    sleeps = RecordedSleeps()
+
+    async def run() -> list[Delta]:
+        stream = stream_deltas(request, retries=Retries(sleep=sleeps))
+        return [delta async for delta in stream]
+
+    deltas = asyncio.run(run())
+    assert text_of(deltas) == "Hello, world"
+    assert isinstance(deltas[-1], Done)
+    assert sleeps.waits == [0.025]  # the server's `retry`, in seconds
+    assert "Last-Event-ID" not in server.received[0].headers
+    assert server.received[1].headers["Last-Event-ID"] == "2"
+
+
+def test_get_event_stream_gives_up_without_progress(server: LoopbackServer) -> None:
+    url = server.route(
+        "/events", Script([b"id: 1\ndata: a\n\n"], cut_after=1), Script([b""], cut_after=0)
+    )
+    request = ChatRequest("GET", url, {"Accept": "text/event-stream"}, None, "custom")
+    sleeps = RecordedSleeps()
+
+    async def run() -> list[Delta]:
+        return [delta async for delta in stream_deltas(request, retries=Retries(sleep=sleeps))]
+
+    deltas = asyncio.run(run())
+    assert text_of(deltas) == "a"
+    assert isinstance(deltas[-1], StreamError)
+    assert len(server.received) == 2
+    assert len(sleeps.waits) == 1
+
+
+def test_post_chat_is_never_resumed(server: LoopbackServer) -> None:
+    url = server.route("/v1/chat/completions", Script(OPENAI_STREAM[:3], cut_after=3))
+    deltas = collect(url, retries=Retries())
+    assert deltas[-1].kind == "incomplete"
+    assert len(server.received) == 1

@@ -94,17 +94,20 @@ async def stream_deltas(
     own_client = client is None
     if client is None:
         client = httpx.AsyncClient(http1=True, http2=False, timeout=timeouts.httpx_timeout())
+    session = _Session(deadline=time.monotonic() + timeouts.total)
     try:
         attempt = 0
         while True:
             first = True
-            async for delta in _stream(client, request, timeouts):
+            async for delta in _stream(client, request, timeouts, session):
                 wait = (
                     retries.delay(attempt, delta)
                     if first and isinstance(delta, StreamError)
                     else None
                 )
                 first = False
+                if wait is None and isinstance(delta, StreamError):
+                    wait = session.reconnect_delay(request, delta)
                 if wait is not None:
                     await retries.sleep(wait)
                     break
@@ -117,16 +120,45 @@ async def stream_deltas(
             await client.aclose()
 
 
-async def _stream(
-    client: httpx.AsyncClient, request: ChatRequest, timeouts: Timeouts
-) -> AsyncIterator[Delta]:
-    deadline = time.monotonic() + timeouts.total
+@dataclass
+class _Session:
+    """What outlives one connection: the parser, the SSE reconnection state, the deadline.
+
+    A plain GET event stream is resumable by design: after a dropped connection the
+    client waits `retry` ms and reconnects with `Last-Event-ID`, and the server
+    continues from there. See
+    https://html.spec.whatwg.org/multipage/server-sent-events.html#reestablish-the-connection
+    A chat request (POST) is not: re-sending it would start a new, different answer.
+    """
+
+    deadline: float
     parser: StreamParser | None = None
+    last_event_id: str = ""
+    retry_ms: int = 3000
+    events: int = 0  # events received since the last (re)connection
+
+    def reconnect_delay(self, request: ChatRequest, error: StreamError) -> float | None:
+        if request.method != "GET" or error.kind not in ("incomplete", "network"):
+            return None
+        if not self.events:  # no progress since the last reconnection: give up
+            return None
+        self.events = 0
+        return self.retry_ms / 1000
+
+    def headers(self, request: ChatRequest) -> dict[str, str]:
+        if not self.last_event_id:
+            return request.headers
+        return {**request.headers, "Last-Event-ID": self.last_event_id}
+
+
+async def _stream(
+    client: httpx.AsyncClient, request: ChatRequest, timeouts: Timeouts, session: _Session
+) -> AsyncIterator[Delta]:
     try:
         async with client.stream(
             request.method,
             request.url,
-            headers=request.headers,
+            headers=session.headers(request),
             json=request.json,
             timeout=timeouts.httpx_timeout(),
         ) as response:
@@ -134,13 +166,15 @@ async def _stream(
                 yield await _http_error(response, request)
                 return
             content_type = response.headers.get("content-type")
-            parser = make_parser(request.provider, content_type)
+            if session.parser is None:
+                session.parser = make_parser(request.provider, content_type)
+            parser = session.parser
             wire = wire_format(request.provider, content_type)
-            chunks = _with_deadline(response.aiter_raw(), deadline, timeouts.total)
+            chunks = _with_deadline(response.aiter_raw(), session.deadline, timeouts.total)
             if wire == "json":
                 deltas = await _read_json_body(chunks, parser, content_type)
             else:
-                deltas = _read_stream(chunks, parser, wire)
+                deltas = _read_stream(chunks, session, wire)
             async for delta in _as_async(deltas):
                 yield delta
                 if isinstance(delta, (Done, StreamError)):
@@ -154,18 +188,22 @@ async def _stream(
             "timeout", f"could not connect to {_origin(request.url)} in {timeouts.connect:g} s"
         )
     except (httpx.ReadTimeout, httpx.WriteTimeout, httpx.PoolTimeout):
-        yield from_partial(parser, "timeout", f"no data for {timeouts.idle:g} s (idle timeout)")
+        yield from_partial(
+            session.parser, "timeout", f"no data for {timeouts.idle:g} s (idle timeout)"
+        )
     except _TotalTimeout:
-        yield from_partial(parser, "timeout", f"the answer took longer than {timeouts.total:g} s")
+        yield from_partial(
+            session.parser, "timeout", f"the answer took longer than {timeouts.total:g} s"
+        )
     except httpx.RemoteProtocolError as exc:
         yield from_partial(
-            parser,
+            session.parser,
             "incomplete",
             "the connection closed before the stream ended (incomplete chunked encoding,"
             f" what browsers call ERR_INCOMPLETE_CHUNKED_ENCODING): {exc}",
         )
     except (httpx.ReadError, httpx.WriteError, httpx.NetworkError) as exc:
-        yield from_partial(parser, "network", f"the connection broke mid-stream: {exc!r}")
+        yield from_partial(session.parser, "network", f"the connection broke mid-stream: {exc!r}")
     except httpx.DecodingError as exc:
         yield StreamError("protocol", f"could not decode the response body: {exc}")
 
@@ -199,14 +237,19 @@ async def _with_deadline(
 
 
 async def _read_stream(
-    chunks: AsyncIterator[bytes], parser: StreamParser, wire: str
+    chunks: AsyncIterator[bytes], session: _Session, wire: str
 ) -> AsyncIterator[Delta]:
+    parser = session.parser
+    assert parser is not None
     if wire == "sse":
         decoder = EventStreamDecoder()
         async for chunk in chunks:
             for event in decoder.feed(chunk):
+                session.events += 1
                 for delta in parser.feed(event.data, event.event):
                     yield delta
+            session.last_event_id = decoder.last_event_id or session.last_event_id
+            session.retry_ms = decoder.retry if decoder.retry is not None else session.retry_ms
     else:
         lines = NDJSONDecoder()
         async for chunk in chunks:
