@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
@@ -592,7 +593,9 @@ class StreamChat(anywidget.AnyWidget):
         # Through the loop, not Future.cancel(): a task cancelled before its first step
         # would never run its cleanup, and the turn would stay "streaming" for ever.
         _runner.call_soon(answer.cancel)
-        if wait and not _runner.in_loop_thread():
+        # At interpreter exit (ipywidgets' __del__ calls close) the loop thread no
+        # longer runs: waiting for it would only delay the exit.
+        if wait and not _runner.in_loop_thread() and not sys.is_finalizing():
             answer.ended.wait(10)
 
     async def _run(self, answer: _Answer, history: list[dict[str, str]]) -> None:

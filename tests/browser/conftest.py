@@ -230,6 +230,7 @@ FAILED = pytest.StashKey[bool]()
 @pytest.fixture
 def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
     context = browser.new_context(viewport={"width": 1280, "height": 1000}, device_scale_factor=1)
+    context.grant_permissions(["clipboard-read", "clipboard-write"])
     page = context.new_page()
     console = Console()
     page.on(

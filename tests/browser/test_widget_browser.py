@@ -191,7 +191,15 @@ def test_answer_renders_with_inline_cursor_then_finishes(page: Any, lab: Jupyter
     assert body.locator("table th").count() == 3
     assert body.locator("table td").count() == 9
     assert body.locator("pre span[class]").count() > 5, "code must be highlighted"
-    assert body.locator(".streamchat-copy").count() == 1
+    copy = body.locator(".streamchat-copy")
+    assert copy.count() == 1
+    copy.click()
+    page.wait_for_function(
+        "() => document.querySelector('.streamchat-copy').textContent === 'Copied'"
+    )
+    copied = page.evaluate("() => navigator.clipboard.readText()")
+    assert copied.startswith("async def stream(url: str) -> None:\n")
+    assert copied == body.locator("pre code").inner_text()
     assert "你好，世界" in body.inner_text()
     footer = page.locator(".streamchat-assistant .streamchat-footer").last
     assert "first token" in footer.inner_text()
@@ -422,4 +430,31 @@ def test_thinking_indicator_reasoning_and_tool_calls(page: Any, lab: Jupyter) ->
     reasoning.locator("summary").click()
     assert "I should call the tool." in reasoning.inner_text()
     shoot(page, "lab-reasoning-done.png")
+    page.console.check()
+
+
+SCROLL = """() => {
+  const log = document.querySelector('.streamchat-log');
+  return {top: log.scrollTop, bottom: log.scrollHeight - log.scrollTop - log.clientHeight};
+}"""
+
+
+def test_scrolling_follows_the_answer_until_the_person_scrolls_up(page: Any, lab: Jupyter) -> None:
+    open_and_run(page, lab, "scroll.ipynb", [chat_cell(speed=150)])
+    ask(page, "Scroll test")
+    # The log scrolls once the answer is taller than it; until then it follows the end.
+    page.wait_for_function(
+        "() => { const l = document.querySelector('.streamchat-log');"
+        " return l.scrollHeight > l.clientHeight + 200; }",
+        timeout=LOAD,
+    )
+    assert page.evaluate(SCROLL)["bottom"] <= 32, "following the newest text"
+    page.locator(".streamchat-log").hover()
+    page.mouse.wheel(0, -300)
+    page.wait_for_function(f"({SCROLL})().bottom > 100")
+    held = page.evaluate(SCROLL)["top"]
+    wait_length(page, page.evaluate(BODY_LENGTH) + 100)  # more text arrives below
+    assert page.evaluate(SCROLL)["top"] == held, "scrolled up: the view stays put"
+    page.locator(".streamchat-stop").click()
+    wait_status(page, "stopped", timeout=10_000)
     page.console.check()

@@ -184,8 +184,9 @@ function copyText(doc, text) {
   return Promise.resolve();
 }
 
-/** Give every code block under `container` a copy button (once). */
-function decorateCode(doc, container) {
+/** Give every code block under `container` a copy button (once). `later` is setTimeout
+ * with cleanup: the "Copied" label must not outlive the view. */
+function decorateCode(doc, container, later) {
   for (const pre of container.querySelectorAll("pre")) {
     // Highlighted blocks come wrapped in div.streamchat-code from the renderer; wrap
     // the others the same way so the button has a positioned box to sit in.
@@ -202,7 +203,7 @@ function decorateCode(doc, container) {
       copyText(doc, (pre.querySelector("code") ?? pre).textContent).then(
         () => {
           button.textContent = "Copied";
-          setTimeout(() => {
+          later(() => {
             button.textContent = "Copy";
           }, 1200);
         },
@@ -241,6 +242,10 @@ function render({ model, el }) {
   const onModel = (name, handler) => {
     model.on(name, handler);
     cleanups.push(() => model.off(name, handler));
+  };
+  const later = (callback, ms) => {
+    const id = setTimeout(callback, ms);
+    cleanups.push(() => clearTimeout(id));
   };
 
   const root = h(doc, "div", "streamchat");
@@ -396,7 +401,7 @@ function render({ model, el }) {
         setPart(view, "reasoning", { frozen: turn.reasoning_html ?? "", tail: "" });
       }
       removeCursor(view.body);
-      decorateCode(doc, view.body);
+      decorateCode(doc, view.body, later);
     }
     setTools(view, turn.tool_calls);
     setReasoningVisibility(view);
@@ -423,7 +428,7 @@ function render({ model, el }) {
     if (tailChanged || reset) container.querySelector(".streamchat-tail").innerHTML = state.tail;
     if (part === "body") {
       view.state = state;
-      if (appended || reset) decorateCode(doc, frozenNode);
+      if (appended || reset) decorateCode(doc, frozenNode, later);
       placeCursor(doc, view.body);
     } else {
       view.reasoningState = state;
@@ -496,7 +501,7 @@ function render({ model, el }) {
       setPart(view, "body", splitSnapshot(message.body, message.body_tail));
       setPart(view, "reasoning", splitSnapshot(message.reasoning, message.reasoning_tail));
       setTools(view, message.tool_calls);
-      decorateCode(doc, view.body);
+      decorateCode(doc, view.body, later);
       placeCursor(doc, view.body);
       setReasoningVisibility(view);
       updateThinking(view);
