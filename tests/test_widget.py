@@ -502,3 +502,40 @@ def test_reasoning_and_tool_calls_travel_as_their_own_parts(server, chats) -> No
     assert tools[-1] == [{"name": "lookup", "arguments": '{"q": "x"}'}]
     # The history carries the visible answer only: reasoning is not sent back.
     assert chat.messages[-1] == {"role": "assistant", "content": "Answer."}
+
+
+def test_secrets_stay_out_of_messages_state_and_logs_while_streaming(server, chats, caplog) -> None:
+    import logging
+
+    import ipywidgets
+
+    caplog.set_level(logging.DEBUG)
+    url = server.route("/v1/chat/completions", Script(openai_chunks(ANSWER), pause=0.002))
+    chat, capture = make(
+        chats, url, api_key=API_KEY, headers={"X-Custom-Auth": HEADER_SECRET}, speed=0
+    )
+    panel = chat.panel()  # the sliders are widgets too, with state of their own
+    chat.send("hi")
+    assert chat.wait(10)
+    assert chat.status == "done"
+    assert server.received[-1].headers["Authorization"] == f"Bearer {API_KEY}"
+    manager_state = json.dumps(ipywidgets.Widget.get_manager_state(), default=str)
+    assert chat.model_id in manager_state and panel.model_id in manager_state
+    for text in (manager_state, capture.raw(), caplog.text, repr(chat), chat.transcript):
+        assert API_KEY not in text
+        assert HEADER_SECRET not in text
+    assert len(capture.custom()) > 3  # the answer really streamed as messages
+
+
+def test_doctor_diagnoses_the_chats_endpoint(server, chats) -> None:
+    url = server.route("/v1/chat/completions", Script(openai_chunks(ANSWER), cut_after=8))
+    chat, _ = make(chats, url, api_key=API_KEY, speed=0)
+    chat.send("why did it break?")
+    assert chat.wait(10)
+    assert chat.status == "error"
+    diagnosis = chat.doctor(timeout=10)
+    assert diagnosis.verdict == "incomplete"
+    assert "incomplete-chunked" in diagnosis.ids
+    assert server.received[-1].json()["messages"][-1]["content"] == "why did it break?"
+    assert server.received[-1].headers["Authorization"] == f"Bearer {API_KEY}"
+    assert API_KEY not in diagnosis._repr_html_()
