@@ -13,9 +13,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from chromium import CHROMIUM, CHROMIUM_ARGS, chromium_available
 from streamchat.render import MarkdownStream
 
+from chromium import CHROMIUM, CHROMIUM_ARGS, chromium_available
 from conftest import require
 from xss_payloads import PAYLOADS
 

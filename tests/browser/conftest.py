@@ -23,20 +23,10 @@ from typing import Any
 
 import pytest
 
+from chromium import CHROMIUM, CHROMIUM_ARGS
 from conftest import require
 from loopback import free_port
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"
 VENV_BIN = Path(sys.executable).parent
