@@ -176,8 +176,13 @@ def jupyter_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callab
             jupyter.process.kill()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
+    """One Chromium for this package's tests, stopped when they end.
+
+    Playwright's sync API keeps an event loop running in the main thread while it is
+    open, which would break every later test that calls `asyncio.run`.
+    """
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
