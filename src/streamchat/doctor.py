@@ -31,9 +31,9 @@ import httpx
 
 from .deltas import Delta, Done, StreamError
 from .ndjson import NDJSONDecoder
-from .providers import ChatRequest, _mask_url, build_request, make_parser, wire_format
+from .providers import ChatRequest, build_request, make_parser, mask_url, wire_format
 from .sse import EventStreamDecoder
-from .transport import _redact, server_message
+from .transport import redact, server_message
 
 __all__ = [
     "Diagnosis",
@@ -779,7 +779,7 @@ def diagnose(
     alpn = offered_protocol(request.url, timeout) if request.url.startswith("https:") else None
     with httpx.Client(http1=True, http2=http2, timeout=timeout, verify=verify) as client:
         measured = _measure(client, request, sent, timeout)
-    return analyse(replace(measured, alpn=alpn, error=_redact(measured.error, request)))
+    return analyse(replace(measured, alpn=alpn, error=redact(measured.error, request)))
 
 
 def offered_protocol(url: str, timeout: float) -> str | None:
@@ -812,7 +812,7 @@ def _measure(
         return time.perf_counter() - start
 
     # Reports are pasted into issues: no key from the URL or echoed in a server message.
-    base = Measurements(_mask_url(request.url), request.provider, timeout)
+    base = Measurements(mask_url(request.url), request.provider, timeout)
     try:
         with client.stream(
             request.method, request.url, headers=headers, json=request.json

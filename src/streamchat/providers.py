@@ -43,6 +43,7 @@ __all__ = [
     "build_request",
     "detect_provider",
     "make_parser",
+    "mask_url",
     "wire_format",
 ]
 
@@ -125,7 +126,7 @@ class ChatRequest:
     def __repr__(self) -> str:
         headers = {name: _mask_header(name, value) for name, value in self.headers.items()}
         return (
-            f"ChatRequest(method={self.method!r}, url={_mask_url(self.url)!r}, "
+            f"ChatRequest(method={self.method!r}, url={mask_url(self.url)!r}, "
             f"headers={headers!r}, json={self.json!r}, provider={self.provider!r})"
         )
 
@@ -137,7 +138,7 @@ def _mask_header(name: str, value: str) -> str:
     return f"{scheme} ***" if credential else "***"
 
 
-def _mask_url(url: str) -> str:
+def mask_url(url: str) -> str:
     """Gemini also accepts the key as `?key=`; keep it out of the repr too."""
     parts = urlsplit(url)
     if not parts.query:

@@ -24,7 +24,7 @@ from .ndjson import NDJSONDecoder
 from .providers import ChatRequest, StreamParser, make_parser, wire_format
 from .sse import EventStreamDecoder
 
-__all__ = ["Retries", "Timeouts", "stream_deltas"]
+__all__ = ["Retries", "Timeouts", "redact", "retry_after", "server_message", "stream_deltas"]
 
 # An error body is read for its message only; a misbehaving server must not make us
 # buffer megabytes of HTML.
@@ -301,7 +301,7 @@ async def _http_error(response: httpx.Response, request: ChatRequest) -> StreamE
         message += f": {detail}"
     return StreamError(
         "http",
-        _redact(message, request),
+        redact(message, request),
         status=response.status_code,
         retry_after=retry_after(response.headers.get("retry-after")),
     )
@@ -355,7 +355,7 @@ def _shorten(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _redact(message: str, request: ChatRequest) -> str:
+def redact(message: str, request: ChatRequest) -> str:
     """Servers sometimes echo the credential they rejected; it must not reach the screen."""
     for name, value in request.headers.items():
         if name.lower() in ("authorization", "x-api-key", "x-goog-api-key", "api-key"):
