@@ -12,7 +12,7 @@ import json
 import random
 import re
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from html import unescape
@@ -172,10 +172,10 @@ async def _stream(
             wire = wire_format(request.provider, content_type)
             chunks = _with_deadline(response.aiter_raw(), session.deadline, timeouts.total)
             if wire == "json":
-                deltas = await _read_json_body(chunks, parser, content_type)
+                deltas = _read_json_body(chunks, parser, content_type)
             else:
                 deltas = _read_stream(chunks, session, wire)
-            async for delta in _as_async(deltas):
+            async for delta in deltas:
                 yield delta
                 if isinstance(delta, (Done, StreamError)):
                     return
@@ -263,7 +263,7 @@ async def _read_stream(
 
 async def _read_json_body(
     chunks: AsyncIterator[bytes], parser: StreamParser, content_type: str | None
-) -> list[Delta]:
+) -> AsyncIterator[Delta]:
     """A server that answers with one JSON document instead of a stream.
 
     Many servers ignore `stream: true` or return an error object with status 200;
@@ -273,20 +273,14 @@ async def _read_json_body(
     async for chunk in chunks:
         body += chunk
         if len(body) > _JSON_BODY_LIMIT:
-            return [StreamError("protocol", "the JSON answer is larger than 16 MiB")]
+            yield StreamError("protocol", "the JSON answer is larger than 16 MiB")
+            return
     text = body.decode("utf-8", errors="replace")
     if not text.strip():
-        return [StreamError("protocol", f"empty {content_type or 'untyped'} response")]
-    return parser.feed(text)
-
-
-async def _as_async(deltas: Iterable[Delta] | AsyncIterator[Delta]) -> AsyncIterator[Delta]:
-    if isinstance(deltas, AsyncIterator):
-        async for delta in deltas:
-            yield delta
-    else:
-        for delta in deltas:
-            yield delta
+        yield StreamError("protocol", f"empty {content_type or 'untyped'} response")
+        return
+    for delta in parser.feed(text):
+        yield delta
 
 
 async def _http_error(response: httpx.Response, request: ChatRequest) -> StreamError:
