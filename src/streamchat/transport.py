@@ -170,7 +170,7 @@ async def _stream(
                 session.parser = make_parser(request.provider, content_type)
             parser = session.parser
             wire = wire_format(request.provider, content_type)
-            chunks = _with_deadline(response.aiter_raw(), session.deadline, timeouts.total)
+            chunks = _with_deadline(response.aiter_raw(), session.deadline)
             if wire == "json":
                 deltas = _read_json_body(chunks, parser, content_type)
             else:
@@ -188,27 +188,27 @@ async def _stream(
             "timeout", f"could not connect to {_origin(request.url)} in {timeouts.connect:g} s"
         )
     except (httpx.ReadTimeout, httpx.WriteTimeout, httpx.PoolTimeout):
-        yield from_partial(
+        yield _from_partial(
             session.parser, "timeout", f"no data for {timeouts.idle:g} s (idle timeout)"
         )
     except _TotalTimeout:
-        yield from_partial(
+        yield _from_partial(
             session.parser, "timeout", f"the answer took longer than {timeouts.total:g} s"
         )
     except httpx.RemoteProtocolError as exc:
-        yield from_partial(
+        yield _from_partial(
             session.parser,
             "incomplete",
             "the connection closed before the stream ended (incomplete chunked encoding,"
             f" what browsers call ERR_INCOMPLETE_CHUNKED_ENCODING): {exc}",
         )
     except (httpx.ReadError, httpx.WriteError, httpx.NetworkError) as exc:
-        yield from_partial(session.parser, "network", f"the connection broke mid-stream: {exc!r}")
+        yield _from_partial(session.parser, "network", f"the connection broke mid-stream: {exc!r}")
     except httpx.DecodingError as exc:
         yield StreamError("protocol", f"could not decode the response body: {exc}")
 
 
-def from_partial(parser: StreamParser | None, kind: str, message: str) -> Delta:
+def _from_partial(parser: StreamParser | None, kind: str, message: str) -> Delta:
     """A failure after the answer's completion marker loses nothing: report it as done."""
     if parser is not None and parser.done:
         return Done()
@@ -219,9 +219,7 @@ class _TotalTimeout(Exception):
     pass
 
 
-async def _with_deadline(
-    chunks: AsyncIterator[bytes], deadline: float, total: float
-) -> AsyncIterator[bytes]:
+async def _with_deadline(chunks: AsyncIterator[bytes], deadline: float) -> AsyncIterator[bytes]:
     iterator = chunks.__aiter__()
     while True:
         remaining = deadline - time.monotonic()

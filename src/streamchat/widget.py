@@ -35,7 +35,6 @@ from . import _runner
 from ._pacing import type_out
 from .deltas import (
     Delta,
-    Done,
     ReasoningDelta,
     StreamError,
     TextDelta,
@@ -771,8 +770,6 @@ class StreamChat(anywidget.AnyWidget):
             answer.outbox.tools(answer.tool_calls)
         elif isinstance(delta, Usage):
             answer.usage = delta
-        elif isinstance(delta, Done):
-            answer.finish_reason = delta.finish_reason
 
     def _finish(self, answer: _Answer, status: str, error: str | None) -> None:
         """(loop thread) Record the answer in the history and the turn; end the live state."""
