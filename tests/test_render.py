@@ -148,6 +148,13 @@ class PatchApplier:
         elif patch.op == "tail":
             assert patch.html != self.tail, "a tail patch that changes nothing"
             self.tail = patch.html
+        elif patch.op == "extend":
+            # JavaScript counts UTF-16 code units: drop that many from the end.
+            units = self.tail.encode("utf-16-le")
+            assert 0 <= patch.drop * 2 <= len(units)
+            kept = units[: len(units) - 2 * patch.drop].decode("utf-16-le")
+            assert kept + patch.html != self.tail, "an extend patch that changes nothing"
+            self.tail = kept + patch.html
         else:
             self.frozen, self.tail = patch.html, ""
 

@@ -19,7 +19,7 @@ import pytest
 
 from streamchat.render import Patch, render_markdown
 from streamchat.transport import Timeouts
-from streamchat.widget import StreamChat, compact, min_interval
+from streamchat.widget import StreamChat, applied, compact, min_interval
 
 from loopback import Script, free_port, sse, wait_until
 
@@ -244,7 +244,7 @@ def test_patches_only_at_a_bounded_rate(server, chats) -> None:
     gaps = [b - a for a, b in pairwise(times)]
     assert min(gaps) >= 1 / 60 - 0.002, "more than 60 messages a second"
     for _, message in custom:
-        assert all(op["op"] in ("append", "tail") for op in message["ops"])
+        assert all(op["op"] in ("append", "tail", "extend") for op in message["ops"])
         assert escaped not in json.dumps(message, ensure_ascii=False)
     # The whole HTML travels once, in the finished turn; patches add up to about one copy.
     assert sum(escaped in json.dumps(s, ensure_ascii=False) for s in capture.states()) == 1
@@ -280,17 +280,11 @@ def test_a_view_that_joins_late_gets_a_snapshot(server, chats) -> None:
     assert snapshot["turn"] == 1
     tail = snapshot["body_tail"]
     assert snapshot["body"].endswith(tail)
-    state = {"frozen": snapshot["body"][: len(snapshot["body"]) - len(tail)], "tail": tail}
+    shown = (snapshot["body"][: len(snapshot["body"]) - len(tail)], tail)
     for message in messages[at + 1 :]:
         if message["type"] == "patch" and message["part"] == "body":
-            for op in message["ops"]:
-                if op["op"] == "append":
-                    state["frozen"] += op["html"]
-                elif op["op"] == "tail":
-                    state["tail"] = op["html"]
-                else:
-                    state = {"frozen": op["html"], "tail": ""}
-    assert state["frozen"] + state["tail"] == chat.turns[-1]["html"]
+            shown = applied(shown, message["ops"])
+    assert "".join(shown) == chat.turns[-1]["html"]
 
 
 def test_secrets_never_leave_python(server, chats) -> None:
@@ -471,6 +465,24 @@ def test_queued_patches_compact_to_reset_append_tail() -> None:
     assert compact(
         [Patch("append", "<p>old</p>"), Patch("reset", "<p>n</p>"), Patch("append", "<p>m</p>")]
     ) == [{"op": "reset", "html": "<p>n</p><p>m</p>"}]
+
+
+def test_extends_fold_into_one_change_of_the_live_part() -> None:
+    extend = [Patch("extend", "b</p>", 4), Patch("extend", "c</p>", 4)]
+    assert compact(extend) == [{"op": "extend", "drop": 4, "html": "bc</p>"}]
+    assert compact([Patch("tail", "<p>a</p>"), *extend]) == [{"op": "tail", "html": "<p>abc</p>"}]
+    # A later extend that cuts deeper than the earlier one added drops more of the tail.
+    deeper = [Patch("extend", "x", 1), Patch("extend", "<p>y</p>", 9)]
+    assert compact(deeper) == [{"op": "extend", "drop": 9, "html": "<p>y</p>"}]
+    # Drop counts UTF-16 code units, as the browser does: an emoji is two.
+    shown = applied(("", "<p>🚀</p>"), [{"op": "extend", "drop": 6, "html": "ok</p>"}])
+    assert shown == ("", "<p>ok</p>")
+    for patches in ([Patch("tail", "<p>🚀 a</p>"), Patch("extend", "b</p>", 4)], extend, deeper):
+        state = ("", "<p>0123456789</p>")
+        one_by_one = state
+        for patch in patches:
+            one_by_one = applied(one_by_one, compact([patch]))
+        assert applied(state, compact(patches)) == one_by_one
 
 
 def test_reasoning_and_tool_calls_travel_as_their_own_parts(server, chats) -> None:

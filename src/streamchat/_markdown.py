@@ -21,6 +21,7 @@ raw Markdown syntax never flashes on screen while an answer streams in.
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
@@ -34,7 +35,7 @@ _QUOTE = re.compile(r" {0,3}>")
 # CommonMark forbids backticks in a backtick fence's info string; pymdownx.superfences,
 # which renders it, allows them, and the block split must agree with the renderer.
 _FENCE = re.compile(r"( *)(`{3,}|~{3,})")
-_TABLE_DELIM = re.compile(r" *\|? *:?-+:? *(?:\| *:?-+:? *)*\|? *$")
+TABLE_DELIM = re.compile(r" *\|? *:?-+:? *(?:\| *:?-+:? *)*\|? *$")
 
 LineKind = Literal["blank", "fence", "code", "item", "heading", "quote", "row", "text"]
 
@@ -262,7 +263,7 @@ def _separate_tables(lines: list[str], fenced: list[bool]) -> list[str]:
             and "|" in line
             and not fenced[i + 1]
             and "|" in lines[i + 1]
-            and _TABLE_DELIM.match(lines[i + 1])
+            and TABLE_DELIM.match(lines[i + 1])
             and lines[i - 1].strip()
             and "|" not in lines[i - 1]
             and not fenced[i - 1]
@@ -281,6 +282,7 @@ _PARTIAL_LINE = re.compile(
 )
 _PARTIAL_DELIM = re.compile(r" *\|?[ :|-]*$")
 _BARE_URL = re.compile(r"(?:https?://|www\.)\S*")
+_BACKTICKS = re.compile(r"`+")
 _PENDING_AUTOLINK = re.compile(r"<(?:[A-Za-z][\w+.-]*:|[\w.+-]+@)[^\s<>]*$")
 
 
@@ -365,6 +367,7 @@ class _InlineRepair:
         self.opens: list[_Open] = []
         self.brackets: list[int] = []
         self.code_closer = ""
+        self._runs: dict[int, list[int]] | None = None
 
     def run(self) -> str:
         text, i = self.text, 0
@@ -399,9 +402,9 @@ class _InlineRepair:
         text = self.text
         end = _run_end(text, i)
         run = text[i:end]
-        close = re.compile(rf"(?<!`){run}(?!`)").search(text, end)
-        if close is not None:
-            return close.end()
+        close = self._closing_run(len(run), end)
+        if close >= 0:
+            return close + len(run)
         content_end = len(text.rstrip("`"))  # backticks at the end: the closer being typed
         if content_end > end and text[end:content_end].strip():
             self.code_closer = run
@@ -409,6 +412,20 @@ class _InlineRepair:
         else:
             self.cuts.append((i, len(text)))
         return len(text)
+
+    def _closing_run(self, length: int, after: int) -> int:
+        """Start of the next backtick run of exactly `length` at or after `after`, or -1.
+
+        The runs are indexed once per paragraph, so many unmatched backticks cost a
+        binary search each instead of a scan to the end of the text.
+        """
+        if self._runs is None:
+            self._runs = {}
+            for match in _BACKTICKS.finditer(self.text):
+                self._runs.setdefault(len(match.group()), []).append(match.start())
+        starts = self._runs.get(length, [])
+        index = bisect.bisect_left(starts, after)
+        return starts[index] if index < len(starts) else -1
 
     def _delimiter(self, i: int) -> int:
         text = self.text
@@ -456,8 +473,9 @@ class _InlineRepair:
 
     def _result(self) -> str:
         closers = [self.code_closer]
+        text_end = len(self.text.rstrip())
         for opener in reversed(self.opens):
-            if self.text[opener.content :].strip():
+            if opener.content < text_end:  # some text follows the opener
                 closers.append(opener.char * opener.length)
             else:
                 self.cuts.append((opener.at, opener.content))
@@ -498,3 +516,94 @@ def _paren_end(text: str, i: int) -> int:
             depth -= 1
         i += 1
     return -1
+
+
+# --- what Python-Markdown cannot render in bounded time -----------------------------------
+
+# Python-Markdown scans from every "[" to its matching "]" (and from every "](" to its ")"),
+# so unmatched brackets cost time quadratic in the block; some other inline patterns
+# backtrack on long runs of "<", "`" or "\\"; and nested lists and quotes recurse once per
+# level. Beyond these limits a block is shown as escaped text instead.
+BRACKET_BUDGET = 40_000  # characters scanned for brackets, summed over the block
+CHAR_LIMITS = {"<": 1_000, "`": 1_000, "\\": 1_000}
+MAX_DEPTH = 16  # nested lists and quotes
+MAX_LINE = 8_000  # one line of a paragraph, list or quote (code blocks have no limit)
+MAX_BLOCK = 32_000  # one block re-rendered by Python-Markdown as it grows
+
+_NESTING = re.compile(r"(?: *(?:>|[-+*](?= )|\d{1,9}[.)](?= )))+")
+
+
+class Guard:
+    """Decides, one piece of source at a time, whether a block is too costly to render.
+
+    Every measure only grows as text is added, so the verdict on a whole block is the
+    same whether it was fed at once or in pieces: the stream and `render_markdown`
+    agree on which blocks fall back to escaped text.
+    """
+
+    def __init__(self) -> None:
+        self._pos = 0
+        self._open: list[int] = []  # positions of unmatched "[" and of "(" after "]"
+        self._open_sum = 0
+        self._closed = 0  # characters scanned by brackets already matched
+        self._counts = dict.fromkeys(CHAR_LIMITS, 0)
+        self._line = 0  # length of the current line
+        self._previous = ""
+        self.depth = 0
+        self.size = 0
+
+    @property
+    def risky(self) -> bool:
+        open_cost = len(self._open) * self._pos - self._open_sum
+        return (
+            self._closed + open_cost > BRACKET_BUDGET
+            or any(self._counts[char] > limit for char, limit in CHAR_LIMITS.items())
+            or self.depth > MAX_DEPTH
+            or self._line > MAX_LINE
+            or self.size > MAX_BLOCK
+        )
+
+    def feed(self, text: str) -> None:
+        """Account for `text` (brackets, runs, line lengths); call `line` for nesting."""
+        self.size += len(text)
+        for char in CHAR_LIMITS:
+            self._counts[char] += text.count(char)
+        newline = text.rfind("\n")
+        self._line = len(text) - newline - 1 if newline >= 0 else self._line + len(text)
+        if "[" in text or "]" in text or "(" in text or ")" in text:
+            self._brackets(text)
+        else:
+            self._previous = text[-1:] or self._previous
+        self._pos += len(text)
+
+    def _brackets(self, text: str) -> None:
+        previous = self._previous
+        for offset, char in enumerate(text):
+            if char == "[" or (char == "(" and previous == "]"):
+                self._open.append(self._pos + offset)
+                self._open_sum += self._pos + offset
+            elif (char == "]" or char == ")") and self._open:
+                start = self._open.pop()
+                self._open_sum -= start
+                self._closed += self._pos + offset - start
+            previous = char
+        self._previous = previous
+
+    def line(self, source: str, indent_levels: int = 0) -> None:
+        """Note one whole line's nesting: quote and list markers before its text."""
+        match = _NESTING.match(source)
+        markers = len(match.group().replace(">", " > ").split()) if match else 0
+        self.depth = max(self.depth, markers + indent_levels)
+
+
+def inline_closed(text: str) -> bool:
+    """Nothing inline is left open at the end of `text`: no emphasis, code span or link.
+
+    A paragraph may be cut there and its parts rendered apart (an unmatched "[" stays
+    literal either way and does not count).
+    """
+    scan = _InlineRepair(text)
+    i = 0
+    while i < len(text):
+        i = scan._step(i)
+    return not (scan.opens or scan.code_closer or scan.cuts)

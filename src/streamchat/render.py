@@ -18,11 +18,13 @@ loading it), so by default an image becomes a link the reader may choose to foll
 
 from __future__ import annotations
 
+import functools
 import html
 import re
 import threading
 import xml.etree.ElementTree as etree
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Literal
 
 import markdown
@@ -31,7 +33,10 @@ from markdown.extensions import Extension
 from markdown.preprocessors import Preprocessor
 from markdown.treeprocessors import Treeprocessor
 from pygments.formatters import HtmlFormatter
-from pygments.token import STANDARD_TYPES
+from pygments.lexer import ExtendedRegexLexer, Lexer, LexerContext, RegexLexer
+from pygments.lexers import get_lexer_by_name
+from pygments.token import STANDARD_TYPES, _TokenType
+from pygments.util import ClassNotFound
 
 from streamchat import _markdown
 
@@ -227,9 +232,36 @@ def render_markdown(text: str, *, allow_images: bool = False) -> str:
     http(s)/mailto (and relative) URLs survive; images become "🖼 alt" links unless
     `allow_images` is true.
     """
-    md = _converter(allow_images)
-    md.reset()
-    return _sanitize(md.convert(text), allow_images)
+    stream = MarkdownStream(allow_images=allow_images)
+    stream._renderer.definitions = _definitions(text)
+    stream._tail = text
+    stream._take_lines()
+    stream._close_block()
+    return stream.html
+
+
+@dataclass(slots=True)
+class _Renderer:
+    """Python-Markdown and the sanitizer, for one block of source (or a part of one).
+
+    Reference-link definitions are the one thing that reaches across blocks: the ones
+    known are put before every block (they render as nothing).
+    """
+
+    allow_images: bool
+    definitions: list[str] = field(default_factory=list)
+
+    def __call__(self, text: str) -> str:
+        if self.definitions:
+            text = "\n".join(self.definitions) + "\n\n" + text
+        md = _converter(self.allow_images)
+        md.reset()
+        return _sanitize(md.convert(text), self.allow_images)
+
+    def define(self, source: str) -> None:
+        size = sum(len(line) for line in self.definitions)
+        if source not in self.definitions and size + len(source) <= _DEFINITIONS_LIMIT:
+            self.definitions.append(source)
 
 
 def highlight_css(light: str = "default", dark: str = "github-dark") -> str:
@@ -263,6 +295,315 @@ def _style_rules(style: str, scope: str) -> str:
 
 
 # --- incremental rendering --------------------------------------------------------------------
+#
+# `render_markdown` and `MarkdownStream` share one machine: the source is split into
+# top-level blocks (`_markdown.BlockScanner` decides where one ends for good) and each block
+# is built by a `_Block` as its lines arrive. A whole text is just the same lines fed at
+# once, so the streamed HTML equals `render_markdown(text)` by construction, and a block's
+# HTML depends only on its own lines (and the reference-link definitions). Within a block,
+# work per line is bounded: a fenced code block highlights each line once, a table renders
+# each row once, a long paragraph is cut where nothing inline is open, and what
+# Python-Markdown cannot render in bounded time (`_markdown.Guard`) is shown as escaped text.
+
+_DEFINITION = re.compile(r" {0,3}\[[^\]\n]+\]:[ \t]*\S")  # [label]: url
+_DEFINITIONS_LIMIT = 8_000  # characters of definitions repeated into every block
+_PIECE = 1_000  # a paragraph is cut into parts of about this size, where it is safe
+_PIECE_SEARCH = 16_000  # past this, stop looking for a safe cut (each look reads the part)
+_PLAIN_TOKENS = frozenset({"", "n", "p", "w"})  # no colour in either theme: no <span>
+_RAW_CLASS = "streamchat-raw"
+_TABLE_END = "\n</tbody>\n</table>"
+
+
+def _source_line(raw: str) -> str:
+    return raw.rstrip("\r").expandtabs(_markdown.TAB)
+
+
+def _definitions(text: str) -> list[str]:
+    """The reference-link definitions of a text, in order, within the size limit."""
+    renderer = _Renderer(allow_images=False)
+    for line in text.split("\n"):
+        if _DEFINITION.match(line):
+            renderer.define(_source_line(line))
+    return renderer.definitions
+
+
+def _escape_text(text: str) -> str:
+    return html.escape(text, quote=False)
+
+
+@functools.cache
+def _lexer(language: str) -> Lexer | None:
+    try:
+        return get_lexer_by_name(language)
+    except ClassNotFound:
+        return None
+
+
+@functools.cache
+def _token_class(token: _TokenType) -> str:
+    while token not in STANDARD_TYPES:
+        token = token.parent
+    return STANDARD_TYPES[token]
+
+
+def _lex_line(lexer: Lexer, text: str, stack: list[str]) -> tuple[list[tuple[str, str]], list[str]]:
+    """Tokens of one line, starting in the lexer state `stack`; and the state after it.
+
+    Pygments' regex lexers keep their whole state in a stack of state names
+    (https://pygments.org/docs/lexerdevelopment/#changing-states), so a line can be
+    lexed on its own and a multi-line string or comment still continues on the next.
+    """
+    if isinstance(lexer, RegexLexer):
+        context = LexerContext(text, 0, stack=list(stack))
+        tokens = ExtendedRegexLexer.get_tokens_unprocessed(lexer, context=context)  # type: ignore[arg-type]
+        return [(_token_class(kind), value) for _, kind, value in tokens], context.stack
+    tokens = lexer.get_tokens_unprocessed(text)
+    return [(_token_class(kind), value) for _, kind, value in tokens], ["root"]
+
+
+def _spans(tokens: list[tuple[str, str]]) -> str:
+    out, index = [], 0
+    while index < len(tokens):
+        name, value = tokens[index]
+        index += 1
+        while index < len(tokens) and tokens[index][0] == name:
+            value += tokens[index][1]
+            index += 1
+        text = _escape_text(value)
+        out.append(text if name in _PLAIN_TOKENS else f'<span class="{name}">{text}</span>')
+    return "".join(out)
+
+
+class _CodeBlock:
+    """A fenced code block, highlighted one line at a time: each finished line once."""
+
+    def __init__(self, fence: _markdown.Fence, opener: str) -> None:
+        info = opener.strip()[fence.length :].strip()
+        language = info.split()[0].lower() if info else ""
+        self._lexer = _lexer(language) if language else None
+        if self._lexer is None:
+            language = "text"
+        classes = _safe_classes(f"language-{language} {CODE_CLASS}")
+        self._head = f'<div class="{classes}"><pre><span></span><code>'
+        self._fence = fence
+        self._stack = ["root"]
+        self._done: list[str] = []
+        self._blank: list[str] = []  # blank lines, shown once a line follows them
+
+    def add(self, text: str) -> None:
+        line_html = self._highlight(text, keep=True)
+        if not text.strip():
+            self._blank.append(line_html)
+            return
+        self._done += self._blank
+        self._blank = []
+        self._done.append(line_html)
+
+    def html(self, partial: str) -> str:
+        live = ""
+        if partial.strip(" " + self._fence.char):  # not a closing fence being typed
+            live = "".join(self._blank) + self._highlight(self._fence.body(partial), keep=False)
+        return f"{self._head}{''.join(self._done)}{live}</code></pre></div>"
+
+    def _highlight(self, text: str, *, keep: bool) -> str:
+        if self._lexer is None:
+            return _escape_text(text) + "\n"
+        try:
+            tokens, stack = _lex_line(self._lexer, text + "\n", self._stack)
+        except Exception:  # a lexer callback that cannot resume mid-text: this line plain
+            tokens, stack = [("", text + "\n")], ["root"]
+        if keep:
+            self._stack = stack
+        return _sanitize(_spans(tokens), allow_images=False)
+
+
+class _RawText:
+    """A block shown as escaped text: what Python-Markdown cannot render in bounded time."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self._lines = [_escape_text(line) for line in lines]
+
+    def add(self, line: str) -> None:
+        self._lines.append(_escape_text(line))
+
+    def html(self, partial: str) -> str:
+        lines = [*self._lines, _escape_text(partial)] if partial else self._lines
+        end = len(lines)
+        while end and not lines[end - 1].strip():
+            end -= 1
+        if not end:
+            return ""
+        return f'<p class="{_RAW_CLASS}">' + "\n".join(lines[:end]) + "</p>"
+
+
+def _table_parts(table_html: str) -> tuple[str, str] | None:
+    """A one-table rendering split into its head (up to <tbody>) and its body rows."""
+    start = table_html.find("<tbody>\n")
+    if not table_html.startswith("<table>\n") or start < 0 or not table_html.endswith(_TABLE_END):
+        return None
+    return table_html[: start + 8], table_html[start + 8 : -len(_TABLE_END)]
+
+
+class _Table:
+    """A table that grows by rows: each row is rendered once, under the same header."""
+
+    def __init__(self, render: Callable[[str], str], header: str, delimiter: str) -> None:
+        self._render = render
+        self._top = f"{header}\n{delimiter}\n"
+        self._head: str | None = None
+        self._rows: list[str] = []
+
+    def add(self, row: str) -> bool:
+        """Render one row; False if it does not render as a row of this table."""
+        parts = _table_parts(self._render(self._top + row))
+        if parts is None or (self._head is not None and parts[0] != self._head):
+            return False
+        self._head = parts[0]
+        self._rows.append(parts[1])
+        return True
+
+    def html(self, partial: str, final: bool) -> str:
+        rows = self._rows
+        if partial and not final:
+            parts = _table_parts(self._render(_markdown.repair(self._top + partial)))
+            if parts is not None and parts[0] == (self._head or parts[0]) and parts[1]:
+                rows = [*rows, parts[1]]
+                if self._head is None:
+                    return parts[0] + parts[1] + _TABLE_END
+        if self._head is None:
+            return self._render(self._top.rstrip("\n"))
+        return self._head + "\n".join(rows) + _TABLE_END
+
+
+class _Paragraph:
+    """A paragraph that may grow long: cut, where nothing inline is open, into parts
+    rendered once each, so only its last part is re-rendered as text arrives."""
+
+    def __init__(self, render: Callable[[str], str]) -> None:
+        self._render = render
+        self._inner: list[str] = []  # finished parts, without their <p> and </p>
+        self._rest: list[str] = []
+        self._rest_size = 0
+
+    def add(self, source: str, line: _markdown.Line) -> None:
+        if self._cuts_before(source, line):
+            part = self._render("\n".join(self._rest))
+            if part.startswith("<p>") and part.endswith("</p>") and part.count("<p>") == 1:
+                self._inner.append(part[3:-4])
+                self._rest, self._rest_size = [], 0
+        self._rest.append(source)
+        self._rest_size += len(source) + 1
+
+    def _cuts_before(self, source: str, line: _markdown.Line) -> bool:
+        return (
+            _PIECE <= self._rest_size <= _PIECE_SEARCH
+            and line.kind == "text"
+            and source[:1].isalpha()
+            and "|" not in source
+            and not self._rest[-1].endswith(("  ", "\\"))
+            and _markdown.inline_closed("\n".join(self._rest))
+        )
+
+    def html(self, partial: str, final: bool) -> str:
+        text = "\n".join([*self._rest, partial] if partial else self._rest)
+        rest = self._render(text if final else _markdown.repair(text))
+        if not self._inner:
+            return rest
+        head = "<p>" + "\n".join(self._inner)
+        if rest.startswith("<p>"):
+            return head + "\n" + rest[3:]
+        return head + "</p>" + ("\n" + rest if rest else "")
+
+
+class _Block:
+    """One top-level block, built line by line; `html` renders it with a live last line."""
+
+    def __init__(self, render: Callable[[str], str]) -> None:
+        self._render = render
+        self._lines: list[str] = []
+        self._guard = _markdown.Guard()
+        self._partial_guard = _markdown.Guard()
+        self._guarded = 0  # characters of the live line the partial guard has seen
+        self._code: _CodeBlock | None = None
+        self._raw: _RawText | None = None
+        self._table: _Table | None = None
+        self._paragraph: _Paragraph | None = None
+        self._table_gap = False
+        self._first_kind = ""
+        self.closed = False  # a fenced code block whose closing fence arrived
+
+    def add(
+        self, source: str, line: _markdown.Line, opened: _markdown.Fence | None, closes: bool
+    ) -> None:
+        """A whole source line; `opened` is the fence it opens at top level, if any, and
+        `closes` says it closes the fence open before it."""
+        self._partial_guard, self._guarded = _markdown.Guard(), 0
+        first = not self._lines
+        self._lines.append(source)
+        if first:
+            self._first_kind = line.kind
+        if first and opened is not None:
+            self._code = _CodeBlock(opened, source)
+        elif self._code is not None:
+            if closes:
+                self.closed = True
+            elif not self.closed:
+                self._code.add(line.text)
+        elif self._raw is not None:
+            self._raw.add(source)
+        else:
+            self._guard.feed(source + "\n")
+            self._guard.line(source)
+            if self._guard.risky:
+                self._raw = _RawText(self._lines)
+                self._table = self._paragraph = None
+            else:
+                self._grow(source, line, first)
+
+    def _grow(self, source: str, line: _markdown.Line, first: bool) -> None:
+        if first and line.kind == "text":
+            self._paragraph = _Paragraph(self._render)
+        if self._paragraph is not None:
+            self._paragraph.add(source, line)
+        if len(self._lines) == 2 and self._first_kind in ("row", "text"):
+            if "|" in self._lines[0] and "|" in source and _markdown.TABLE_DELIM.match(source):
+                self._table = _Table(self._render, self._lines[0], source)
+                self._paragraph = None
+        elif self._table is not None:
+            if not source.strip():
+                self._table_gap = True
+            elif self._table_gap or "|" not in source or not self._table.add(source):
+                self._table = None
+
+    def html(self, partial: str = "", *, final: bool = False) -> str:
+        """The block's HTML; `partial` is its unfinished last line (none when final)."""
+        if self._code is not None:
+            if not self.closed:
+                return self._code.html("" if final else partial)
+            after = self._render(_markdown.repair(partial)) if partial.strip() else ""
+            return self._code.html("") + ("\n" + after if after else "")
+        if self._raw is not None:
+            return self._raw.html(partial)
+        if partial and self._partial_risky(partial):
+            return _RawText(self._lines).html(partial)
+        if self._table is not None:
+            return self._table.html(partial, final)
+        if self._paragraph is not None:
+            return self._paragraph.html(partial, final)
+        text = "\n".join([*self._lines, partial] if partial else self._lines)
+        return self._render(text if final else _markdown.repair(text))
+
+    def _partial_risky(self, partial: str) -> bool:
+        if len(partial) < self._guarded:
+            self._partial_guard, self._guarded = _markdown.Guard(), 0
+        self._partial_guard.feed(partial[self._guarded :])
+        self._guarded = len(partial)
+        self._partial_guard.line(partial[:200])
+        return (
+            self._partial_guard.risky
+            or self._guard.size + len(partial) > _markdown.MAX_BLOCK
+            or self._guard.depth > _markdown.MAX_DEPTH
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,63 +612,98 @@ class Patch:
 
     append: add `html` after the frozen part; it never changes again.
     tail: replace the live (unfinished) last part with `html`.
+    extend: remove the last `drop` characters of the live part (UTF-16 code units, as
+        JavaScript counts string length), then add `html`; an update then costs about
+        the size of what changed instead of the whole open block.
     reset: replace everything (frozen and tail) with `html`; the tail becomes empty.
     """
 
-    op: Literal["append", "tail", "reset"]
+    op: Literal["append", "tail", "extend", "reset"]
     html: str
+    drop: int = 0
+
+
+def _common_prefix(a: str, b: str) -> int:
+    """Length of the longest common prefix (slice comparisons run at memcmp speed)."""
+    n = min(len(a), len(b))
+    if a[:n] == b[:n]:
+        return n
+    low, high = 0, n  # a[:low] == b[:low]; a[:high] != b[:high]
+    while high - low > 1:
+        middle = (low + high) // 2
+        if a[low:middle] == b[low:middle]:
+            low = middle
+        else:
+            high = middle
+    return low
+
+
+def _live_patch(old: str, new: str) -> Patch | None:
+    """The smallest patch that turns the live part `old` into `new`."""
+    if old == new:
+        return None
+    keep = _common_prefix(old, new)
+    if keep == 0:
+        return Patch("tail", new)
+    return Patch("extend", new[keep:], len(old[keep:].encode("utf-16-le")) // 2)
 
 
 class MarkdownStream:
     """Renders a growing Markdown answer, sending only what changed.
 
     Why: a full re-render costs ~54 ms per update at 20,000 characters and re-sends the
-    whole HTML each time, so it falls behind a 120 chars/s typewriter and the work grows
-    quadratically with the answer. Here a top-level block is rendered once, when later
-    text proves it cannot change any more ("append"), and only the open last block is
-    re-rendered on each update ("tail"), so the cost per update stays flat.
+    whole HTML each time, so the work would grow quadratically with the answer. Here a
+    top-level block is rendered once, when later text proves it cannot change any more
+    ("append"), and the open last block is updated by an "extend" patch about the size
+    of the new text; within the open block only its unfinished part is rendered again
+    (see `_Block`), so the cost per update stays flat whatever the block's size.
 
     A block is finished at a line that starts a new top-level block after a blank line,
     outside any fence, and that cannot merge with the block above (a list item after a
-    list, a quote after a quote do merge): `_markdown.BlockScanner` decides, the same code
-    that rewrites the source for Python-Markdown. The open block is repaired before it is
-    rendered (`_markdown.repair`), so an unclosed fence shows as a code block and
-    unfinished emphasis, code spans and links never show their markers.
+    list, a quote after a quote do merge), and around a top-level fenced code block:
+    `_markdown.BlockScanner` decides, the same code that rewrites the source for
+    Python-Markdown. The open block is repaired before it is rendered
+    (`_markdown.repair`), so an unclosed fence shows as a code block and unfinished
+    emphasis, code spans and links never show their markers.
 
-    After `finish()`, `html == render_markdown(text)`; if a late line changed an earlier
-    block (a reference-link definition does), `finish()` sends a "reset".
+    After `finish()`, `html == render_markdown(text)`; if a late reference-link
+    definition changed an earlier block, `finish()` sends a "reset".
     """
 
     def __init__(self, *, allow_images: bool = False) -> None:
         self._allow_images = allow_images
         self._scanner = _markdown.BlockScanner()
-        self._frozen_text = ""
-        self._frozen_html = ""
+        self._frozen_text: list[str] = []
+        self._frozen_html: list[str] = []
         self._tail = ""  # source of the open block
         self._scanned = 0  # where the first line of the open block not yet scanned starts
-        self._tail_html = ""  # the tail as last sent
+        self._renderer = _Renderer(allow_images)
+        self._block = _Block(self._renderer)
+        self._tail_html = ""  # the open block's HTML as last sent
         self._finished = False
 
     @property
     def text(self) -> str:
-        return self._frozen_text + self._tail
+        return "".join(self._frozen_text) + self._tail
 
     @property
     def html(self) -> str:
-        return self._frozen_html + self._tail_html
+        return "".join(self._frozen_html) + self._tail_html
 
     def append(self, delta: str) -> list[Patch]:
         if self._finished:
             raise RuntimeError("MarkdownStream.append() after finish()")
         self._tail += delta
         patches = []
-        frozen = self._freeze_finished_blocks()
-        if frozen:
+        frozen = self._take_lines()
+        live = self._joined(self._block.html(_source_line(self._tail[self._scanned :])))
+        if frozen:  # the blocks that were live are finished: the live part starts afresh
             patches.append(Patch("append", frozen))
-        tail = self._joined(self._render(_markdown.repair(self._tail)), self._frozen_html)
-        if tail != self._tail_html:
-            self._tail_html = tail
-            patches.append(Patch("tail", tail))
+            if self._tail_html or live:
+                patches.append(Patch("tail", live))
+        elif (patch := _live_patch(self._tail_html, live)) is not None:
+            patches.append(patch)
+        self._tail_html = live
         return patches
 
     def finish(self) -> list[Patch]:
@@ -336,41 +712,71 @@ class MarkdownStream:
             return []
         self._finished = True
         patches = []
-        last = self._joined(self._render(self._tail), self._frozen_html)
-        self._frozen_text += self._tail
-        self._tail = ""
+        last = self._close_block()
         if last:
-            self._frozen_html += last
             patches.append(Patch("append", last))
         if self._tail_html:
             self._tail_html = ""
             patches.append(Patch("tail", ""))
-        full = render_markdown(self._frozen_text, allow_images=self._allow_images)
-        if full != self._frozen_html:
-            self._frozen_html = full
-            patches.append(Patch("reset", full))
+        if self._renderer.definitions:  # a late one may change a block rendered before it
+            full = render_markdown(self.text, allow_images=self._allow_images)
+            if full != self.html:
+                self._frozen_html = [full]
+                patches.append(Patch("reset", full))
         return patches
 
-    def _freeze_finished_blocks(self) -> str:
+    # -- the block machine, shared with render_markdown ------------------------------------
+
+    def _take_lines(self) -> str:
+        """Feed the open block's whole lines; return the HTML of the blocks they finished."""
         frozen = []
         while (end := self._tail.find("\n", self._scanned)) >= 0:
             start = self._scanned
-            source = self._tail[start:end].rstrip("\r").expandtabs(_markdown.TAB)
-            line = self._scanner.feed(source)
             self._scanned = end + 1
-            if line.starts_block and start > 0:
-                block_html = self._joined(self._render(self._tail[:start]), self._frozen_html)
-                self._frozen_html += block_html
-                frozen.append(block_html)
-                self._frozen_text += self._tail[:start]
-                self._tail = self._tail[start:]
-                self._scanned -= start
+            html_text = self._feed_line(self._tail[start:end], start)
+            if html_text is not None:
+                frozen.append(html_text)
         return "".join(frozen)
 
-    def _render(self, text: str) -> str:
-        return render_markdown(text, allow_images=self._allow_images)
+    def _feed_line(self, raw: str, start: int) -> str | None:
+        source = _source_line(raw)
+        fence_before = self._scanner.fence
+        line = self._scanner.feed(source)
+        opened = self._scanner.fence if fence_before is None else None
+        top_fence = opened is not None and not opened.prefix
+        finished = None
+        if start > 0 and (line.starts_block or top_fence or self._block.closed):
+            finished = self._freeze(start)
+        if _DEFINITION.match(source):
+            self._renderer.define(source)
+        closes = fence_before is not None and self._scanner.fence is None
+        self._block.add(source, line, opened if top_fence else None, closes)
+        return finished
 
-    @staticmethod
-    def _joined(block_html: str, before: str) -> str:
+    def _freeze(self, start: int) -> str:
+        """Finish the open block at `start` of the tail; the rest starts the next one."""
+        block_html = self._joined(self._block.html(final=True))
+        if block_html:
+            self._frozen_html.append(block_html)
+        self._frozen_text.append(self._tail[:start])
+        self._tail = self._tail[start:]
+        self._scanned -= start
+        self._block = _Block(self._renderer)
+        return block_html
+
+    def _close_block(self) -> str:
+        """Finish the last block (its unterminated last line counts as a line)."""
+        frozen = ""
+        if self._scanned < len(self._tail):
+            frozen = self._feed_line(self._tail[self._scanned :], self._scanned) or ""
+            self._scanned = len(self._tail)
+        last = self._joined(self._block.html(final=True))
+        self._frozen_text.append(self._tail)
+        self._tail = ""
+        if last:
+            self._frozen_html.append(last)
+        return frozen + last
+
+    def _joined(self, block_html: str) -> str:
         """Python-Markdown puts one newline between top-level elements."""
-        return "\n" + block_html if before and block_html else block_html
+        return "\n" + block_html if self._frozen_html and block_html else block_html

@@ -111,34 +111,52 @@ def min_interval(live_answers: int, messages: int = 1, size: int = 0, cost: floa
     )
 
 
-def compact(patches: Iterable[Patch]) -> list[dict[str, str]]:
-    """Reduce queued patches to at most reset + append + tail, in that order.
+def _drop_units(text: str, units: int) -> tuple[str, int]:
+    """`text` without its last `units` UTF-16 code units (how JavaScript counts length),
+    and how many units were left to drop because `text` was shorter."""
+    size = len(text.encode("utf-16-le")) // 2
+    if units >= size:
+        return "", units - size
+    encoded = text.encode("utf-16-le")
+    return encoded[: 2 * (size - units)].decode("utf-16-le"), 0
 
-    A tail is dead once a later tail or reset replaces it, appends concatenate, and a
-    reset makes everything before it irrelevant, so a tick that was delayed by the
-    rate limit still sends one small message instead of every intermediate state.
+
+def compact(patches: Iterable[Patch]) -> list[dict[str, Any]]:
+    """Reduce queued patches to at most reset + append + one change of the live part.
+
+    A tail is dead once a later tail or reset replaces it, appends concatenate, a reset
+    makes everything before it irrelevant, and extends fold into the tail or extend
+    before them, so a tick that was delayed by the rate limit still sends one small
+    message instead of every intermediate state.
     """
     reset: str | None = None
     appended = ""
-    tail: str | None = None
+    live: dict[str, Any] | None = None  # {"op": "tail"|"extend", ...}
     for patch in patches:
         if patch.op == "reset":
-            reset, appended, tail = patch.html, "", None
+            reset, appended, live = patch.html, "", None
         elif patch.op == "append":
             appended += patch.html
+        elif patch.op == "tail":
+            live = {"op": "tail", "html": patch.html}
+        elif live is None:
+            live = {"op": "extend", "drop": patch.drop, "html": patch.html}
         else:
-            tail = patch.html
-    ops = []
+            kept, rest = _drop_units(live["html"], patch.drop)
+            live = {**live, "html": kept + patch.html}
+            if live["op"] == "extend":
+                live["drop"] += rest
+    ops: list[dict[str, Any]] = []
     if reset is not None:
         ops.append({"op": "reset", "html": reset + appended})
     elif appended:
         ops.append({"op": "append", "html": appended})
-    if tail is not None:
-        ops.append({"op": "tail", "html": tail})
+    if live is not None:
+        ops.append(live)
     return ops
 
 
-def applied(shown: tuple[str, str], ops: list[dict[str, str]]) -> tuple[str, str]:
+def applied(shown: tuple[str, str], ops: list[dict[str, Any]]) -> tuple[str, str]:
     """(frozen, tail) HTML after `ops`: what every view that applied them shows."""
     frozen, tail = shown
     for op in ops:
@@ -146,6 +164,8 @@ def applied(shown: tuple[str, str], ops: list[dict[str, str]]) -> tuple[str, str
             frozen += op["html"]
         elif op["op"] == "tail":
             tail = op["html"]
+        elif op["op"] == "extend":
+            tail = _drop_units(tail, op["drop"])[0] + op["html"]
         else:
             frozen, tail = op["html"], ""
     return frozen, tail
@@ -194,7 +214,7 @@ class _Outbox:
         elif self._timer is None:
             self._timer = loop.call_at(self._next, self.flush)
 
-    def _render(self, *, final: bool = False) -> dict[str, list[dict[str, str]]]:
+    def _render(self, *, final: bool = False) -> dict[str, list[dict[str, Any]]]:
         """Render the queued text: the ops per part, already applied to `shown`."""
         rendered = {}
         for part, stream in self._streams.items():

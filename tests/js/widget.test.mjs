@@ -53,6 +53,31 @@ test("reset replaces everything and forgets earlier appends of the batch", () =>
   assert.equal(result.appended, "<p>more</p>");
 });
 
+test("extend cuts the live end off the tail and adds the new HTML", () => {
+  const result = applyOps({ frozen: "<p>a</p>", tail: "<p>Hel</p>" }, [
+    { op: "extend", drop: 4, html: "lo</p>" },
+  ]);
+  assert.deepEqual(result.state, { frozen: "<p>a</p>", tail: "<p>Hello</p>" });
+  assert.equal(result.tailChanged, true);
+  assert.equal(result.appended, "");
+});
+
+test("extend counts UTF-16 code units, so an emoji is two", () => {
+  const result = applyOps({ frozen: "", tail: "<p>🚀</p>" }, [{ op: "extend", drop: 6, html: "ok</p>" }]);
+  assert.equal(result.state.tail, "<p>ok</p>");
+});
+
+test("extends apply in order after a tail, and an empty extend changes nothing", () => {
+  const ops = [
+    { op: "tail", html: "<pre>a\n</pre>" },
+    { op: "extend", drop: 6, html: "b\n</pre>" },
+    { op: "extend", drop: 6, html: "c\n</pre>" },
+  ];
+  assert.equal(applyOps(empty, ops).state.tail, "<pre>a\nb\nc\n</pre>");
+  const same = applyOps({ frozen: "", tail: "<p>x</p>" }, [{ op: "extend", drop: 0, html: "" }]);
+  assert.equal(same.tailChanged, false);
+});
+
 test("an unknown op is an error, not silently ignored", () => {
   assert.throws(() => applyOps(empty, [{ op: "replace", html: "" }]), /unknown patch op/);
 });

@@ -1,7 +1,8 @@
 // streamchat front end (anywidget ESM).
 //
 // The kernel sends the answer as small HTML patches (`append` freezes finished
-// blocks, `tail` replaces the unfinished last block, `reset` replaces everything),
+// blocks, `tail` replaces the unfinished last block, `extend` cuts `drop` characters
+// off its end and adds the new HTML, `reset` replaces everything),
 // never the whole answer per update; this view applies them to two containers, a
 // frozen one that only grows and a tail that is rewritten. Conversation structure
 // (turns, statuses) comes from the synced `turns` trait, which changes only at turn
@@ -16,13 +17,18 @@ export function applyOps(state, ops) {
   let appended = "";
   let reset = false;
   let tailChanged = false;
-  for (const { op, html } of ops) {
+  for (const { op, html, drop = 0 } of ops) {
     if (op === "append") {
       frozen += html;
       appended += html;
     } else if (op === "tail") {
       tailChanged = tailChanged || tail !== html;
       tail = html;
+    } else if (op === "extend") {
+      // `drop` counts UTF-16 code units, as String.length does.
+      const next = tail.slice(0, Math.max(0, tail.length - drop)) + html;
+      tailChanged = tailChanged || tail !== next;
+      tail = next;
     } else if (op === "reset") {
       frozen = html;
       tail = "";

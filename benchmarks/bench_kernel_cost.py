@@ -1,0 +1,256 @@
+"""What a streamed answer costs the kernel: StreamChat against the naive display/update loop.
+
+A real ipykernel runs both, in the same run, on the same three answers (prose, one long
+fenced code block, a long table) streamed by a loopback server at 200 chars/s:
+
+* StreamChat types the answer at `speed=200`;
+* the naive notebook loop reads the same stream with httpx and calls
+  `display(Markdown(acc), display_id=True).update(...)` at most 60 times a second.
+
+Kernel CPU is the kernel process's own `time.process_time()` (all its threads: the loop
+thread that renders, the IOPub thread that serializes) over the answer; bytes are the
+JSON of the comm or display messages the front end receives; updates/s counts the patch
+(StreamChat) or update_display_data (naive) messages per second of the answer.
+
+    python benchmarks/bench_kernel_cost.py [--rate 200] [--scale 1.0] [--kinds prose,code,table]
+
+Targets for StreamChat on every kind: <= 150 us/char, <= 8 bytes/char, >= 30 updates/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import subprocess
+import sys
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from jupyter_client.manager import start_new_kernel
+
+TARGETS = {"us/char": 150.0, "bytes/char": 8.0, "updates/s": 30.0}
+TOKEN = 4  # characters per streamed token
+
+
+def prose(scale: float = 1.0) -> str:
+    """About 4,000 characters of an ordinary answer: headings, paragraphs, a list."""
+    sections = []
+    for n in range(max(1, round(6 * scale))):
+        sections.append(
+            f"## Step {n + 1}: configure the **client**\n\n"
+            "Streaming lets the reader see the first words at once. Open the connection "
+            "with `httpx.AsyncClient`, send the request, and read the body as it arrives; "
+            "each [event](https://html.spec.whatwg.org/multipage/server-sent-events.html) "
+            "carries one *delta* of the answer.\n\n"
+            "- keep one client for every request\n- set a read timeout\n"
+            "- close the stream when the reader clicks **Stop**\n\n"
+            "That is all the set-up; the rest is typing the text out at a steady pace, "
+            "so the answer reads like a person writing it.\n\n"
+        )
+    return "".join(sections)
+
+
+def code(scale: float = 1.0) -> str:
+    """One fenced Python block of 260 lines."""
+    lines = ["Here is the whole module:", "", "```python"]
+    for n in range(max(1, round(65 * scale))):
+        lines += [
+            f"async def fetch_{n}(client: httpx.AsyncClient, url: str) -> bytes:",
+            f'    """Fetch part {n} with a timeout of {n % 7 + 1} seconds."""',
+            f"    response = await client.get(url, timeout={n % 7 + 1})  # retry later",
+            "    return response.content",
+        ]
+    lines += ["```", ""]
+    return "\n".join(lines)
+
+
+def table(scale: float = 1.0) -> str:
+    """A table of 200 rows."""
+    rows = [
+        "Latency by endpoint:",
+        "",
+        "| # | Endpoint | p50 | p99 | Notes |",
+        "|---|---|--:|--:|---|",
+    ]
+    for n in range(max(1, round(200 * scale))):
+        rows.append(f"| {n} | `/v1/items/{n}` | {n % 90 + 10} ms | {n % 400 + 100} ms | ok |")
+    return "\n".join(rows) + "\n"
+
+
+KINDS = {"prose": prose, "code": code, "table": table}
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """An OpenAI-style chat completions stream of the answer named by the prompt."""
+
+    rate = 200.0
+    scale = 1.0
+
+    def do_POST(self) -> None:
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        kind = body["messages"][-1]["content"]
+        answer = KINDS[kind](self.scale)
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-cache")
+        self.end_headers()
+        started = time.monotonic()
+        for n, start in enumerate(range(0, len(answer), TOKEN)):
+            delay = started + n * TOKEN / self.rate - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)
+            delta = {"choices": [{"index": 0, "delta": {"content": answer[start : start + TOKEN]}}]}
+            self.wfile.write(f"data: {json.dumps(delta)}\n\n".encode())
+            self.wfile.flush()
+        self.wfile.write(b"data: [DONE]\n\n")
+        self.wfile.flush()
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def serve(rate: float, scale: float) -> None:
+    """Run the loopback server (in its own process: its CPU is not the kernel's)."""
+    _Handler.rate, _Handler.scale = rate, scale
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    print(f"http://127.0.0.1:{server.server_port}/v1/chat/completions", flush=True)
+    server.serve_forever()
+
+
+SETUP = """
+import json, time
+import httpx
+from IPython.display import Markdown, display
+from streamchat import StreamChat
+
+def run_streamchat(url, kind, rate):
+    chat = StreamChat(url, speed=rate)
+    c0, t0 = time.process_time(), time.monotonic()
+    chat.send(kind)
+    chat.wait(600)
+    cpu, wall = time.process_time() - c0, time.monotonic() - t0
+    chars = len(chat.messages[-1]["content"])
+    status = chat.status
+    chat.close()
+    return (cpu, wall, chars, status)
+
+def run_naive(url, kind, rate):
+    body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": kind}]}
+    handle = display(Markdown(""), display_id=True)
+    acc, last = "", 0.0
+    c0, t0 = time.process_time(), time.monotonic()
+    with httpx.stream("POST", url, json=body, timeout=60) as response:
+        for line in response.iter_lines():
+            if not line.startswith("data: ") or line == "data: [DONE]":
+                continue
+            acc += json.loads(line[6:])["choices"][0]["delta"].get("content") or ""
+            now = time.monotonic()
+            if now - last >= 1 / 60:
+                handle.update(Markdown(acc))
+                last = now
+    handle.update(Markdown(acc))
+    return (time.process_time() - c0, time.monotonic() - t0, len(acc), "done")
+"""
+
+
+def _run(client, call: str) -> tuple[tuple, list[dict]]:
+    """Execute `call` in the kernel; return its value and the IOPub messages it caused."""
+    messages: list[dict] = []
+    msg_id = client.execute(f"_bench = {call}\n_bench", store_history=False)
+    value = None
+    while True:
+        message = client.get_iopub_msg(timeout=900)
+        if message["parent_header"].get("msg_id") != msg_id:
+            messages.append(message)  # comm messages sent from the loop thread
+            continue
+        kind = message["msg_type"]
+        if kind == "execute_result":
+            value = ast.literal_eval(message["content"]["data"]["text/plain"])
+        elif kind == "error":
+            raise RuntimeError("\n".join(message["content"]["traceback"]))
+        elif kind == "status" and message["content"]["execution_state"] == "idle":
+            break
+        messages.append(message)
+    return value, messages
+
+
+def _figures(value: tuple, messages: list[dict], update_type: str) -> dict[str, float]:
+    cpu, wall, chars, status = value
+    assert status == "done", status
+    size = sum(
+        len(json.dumps(m["content"]))
+        for m in messages
+        if m["msg_type"] in ("comm_msg", "display_data", "update_display_data")
+    )
+    updates = sum(
+        1
+        for m in messages
+        if m["msg_type"] == update_type
+        and (
+            update_type != "comm_msg"
+            or m["content"]["data"].get("content", {}).get("type") == "patch"
+        )
+    )
+    return {
+        "chars": chars,
+        "us/char": 1e6 * cpu / chars,
+        "cpu %": 100 * cpu / wall,
+        "bytes/char": size / chars,
+        "updates/s": updates / wall,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rate", type=float, default=200.0, help="chars/s, stream and typing")
+    parser.add_argument("--scale", type=float, default=1.0, help="answer length factor")
+    parser.add_argument("--kinds", default="prose,code,table")
+    parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.rate, args.scale)
+        return
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--serve", "--rate", str(args.rate), "--scale", str(args.scale)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    manager, client = start_new_kernel(kernel_name="python3")
+    try:
+        url = server.stdout.readline().strip()
+        _run(client, f"exec({SETUP!r}) or ()")
+        print(f"{'':<30}{'chars':>7}{'us/char':>9}{'cpu %':>7}{'bytes/char':>12}{'updates/s':>11}")
+        failed = []
+        for kind in args.kinds.split(","):
+            for name, call, update in (
+                ("StreamChat", f"run_streamchat({url!r}, {kind!r}, {args.rate})", "comm_msg"),
+                (
+                    "naive display/update",
+                    f"run_naive({url!r}, {kind!r}, {args.rate})",
+                    "update_display_data",
+                ),
+            ):
+                figures = _figures(*_run(client, call), update)
+                print(
+                    f"{kind + ', ' + name:<30}{figures['chars']:>7}{figures['us/char']:>9.0f}"
+                    f"{figures['cpu %']:>7.1f}{figures['bytes/char']:>12.1f}"
+                    f"{figures['updates/s']:>11.1f}",
+                    flush=True,
+                )
+                if name == "StreamChat":
+                    failed += [
+                        f"{kind} {key}"
+                        for key, limit in TARGETS.items()
+                        if (figures[key] > limit if key != "updates/s" else figures[key] < limit)
+                    ]
+        print("targets met" if not failed else f"targets missed: {', '.join(failed)}")
+    finally:
+        client.stop_channels()
+        manager.shutdown_kernel(now=True)
+        server.terminate()
+        server.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()
