@@ -163,6 +163,30 @@ def test_the_history_goes_with_the_next_prompt(server, chats) -> None:
     assert [t["role"] for t in chat.turns] == ["user", "assistant", "user", "assistant"]
 
 
+def test_a_turn_boundary_sends_that_turn_only(server, chats) -> None:
+    first, second = ANSWER * 20, "Short second answer."
+    url = server.route(
+        "/v1/chat/completions",
+        Script(openai_chunks(first), pause=0.0),
+        Script(openai_chunks(second), pause=0.0),
+    )
+    chat, capture = make(chats, url, speed=0)
+    chat.send("long")
+    assert chat.wait(10)
+    first_html = chat.turns[1]["html"]
+    sent_before = len(capture.sent)
+    chat.send("short")
+    assert chat.wait(10)
+    later = json.dumps([m for _, m in capture.sent[sent_before:]], ensure_ascii=False)
+    assert json.dumps(first_html, ensure_ascii=False)[1:-1] not in later
+    assert len(later) < len(first_html) / 3, "the second turn re-sent the first"
+    # The answers' HTML is synced once each, in its own trait, for views made later.
+    state = chat.get_state()
+    assert all("html" not in turn for turn in state["turns"])
+    ids = [turn["id"] for turn in chat.turns if turn["role"] == "assistant"]
+    assert [state[f"html_{i}"]["html"] for i in ids] == [first_html, render_markdown(second)]
+
+
 def test_stop_closes_the_connection_and_keeps_the_partial(server, chats) -> None:
     url = server.route("/v1/chat/completions", Script(openai_chunks(ANSWER * 5), pause=0.02))
     chat, capture = make(chats, url, speed=0)

@@ -363,6 +363,14 @@ def _execute_parent() -> dict[str, Any]:
     return parent if parent.get("header", {}).get("msg_type") == "execute_request" else {}
 
 
+_HTML_FIELDS = ("html", "reasoning_html")
+
+
+def _turns_to_json(turns: list[dict[str, Any]], _widget: object) -> list[dict[str, Any]]:
+    """The turns as synced: without the answers' HTML, which travels in its own trait."""
+    return [{k: v for k, v in turn.items() if k not in _HTML_FIELDS} for turn in turns]
+
+
 class StreamChat(anywidget.AnyWidget):
     """A chat bubble conversation that streams answers from an LLM endpoint.
 
@@ -388,7 +396,10 @@ class StreamChat(anywidget.AnyWidget):
     step = traitlets.Int(1).tag(sync=True)
     prompts = traitlets.List(traitlets.Unicode()).tag(sync=True)
     disclaimer = traitlets.Unicode("").tag(sync=True)
-    turns = traitlets.List(traitlets.Dict()).tag(sync=True)
+    # The HTML of a finished answer is synced once, in its own `html_<turn id>` trait
+    # (`_publish`): the turns list is re-sent at every turn boundary, and carrying every
+    # answer's HTML in it would re-send the whole conversation each time.
+    turns = traitlets.List(traitlets.Dict()).tag(sync=True, to_json=_turns_to_json)
 
     def __init__(
         self,
@@ -654,6 +665,16 @@ class StreamChat(anywidget.AnyWidget):
         self._sources.append(source)
         self.turns = [*self.turns, {"id": next(_turn_ids), **turn}]
 
+    def _publish(self, turn: dict[str, Any]) -> None:
+        """Sync one finished answer's HTML as the trait `html_<id>`, before the turns
+        that refer to it (a trait added to a widget is sent at once)."""
+        name = f"html_{turn['id']}"
+        value = {key: turn[key] for key in _HTML_FIELDS}
+        if self.has_trait(name):
+            setattr(self, name, value)
+        else:
+            self.add_traits(**{name: traitlets.Dict(value).tag(sync=True)})
+
     def _start_answer(self) -> None:
         """(under the lock) Add a live assistant turn and start typing it."""
         self._append_turn(
@@ -810,7 +831,9 @@ class StreamChat(anywidget.AnyWidget):
                 "error": error,
                 "stats": answer.stats(),
             }
-            self.turns = turns
+            with self.hold_sync():
+                self._publish(turns[answer.turn])
+                self.turns = turns
             self.status = status
             self._live = None
             self._idle.set()

@@ -6,8 +6,10 @@
 // never the whole answer per update; this view applies them to two containers, a
 // frozen one that only grows and a tail that is rewritten. Conversation structure
 // (turns, statuses) comes from the synced `turns` trait, which changes only at turn
-// boundaries, so a view displayed again or after a reload rebuilds from it and asks
-// the kernel (`hello`) for a snapshot of an answer still being typed.
+// boundaries and leaves out the answers' HTML: each finished answer's HTML is synced
+// once, in its own `html_<turn id>` trait, so a turn boundary never re-sends the
+// conversation. A view displayed again or after a reload rebuilds from these traits
+// and asks the kernel (`hello`) for a snapshot of an answer still being typed.
 //
 // Everything above `render` is pure (no DOM globals) so `node --test` can import it.
 
@@ -148,6 +150,7 @@ export function turnSignature(turn) {
     turn.text ?? "",
     (turn.html ?? "").length,
     (turn.reasoning_html ?? "").length,
+    turn.id ?? null,
     turn.error ?? "",
     turn.tool_calls ?? [],
     turn.stats ?? {},
@@ -385,6 +388,12 @@ function render({ model, el }) {
     view.reasoning.open = !answering;
   }
 
+  /** A turn with its answer's HTML, from the turn's own `html_<id>` trait. */
+  function withHtml(turn) {
+    const stored = turn.id != null ? model.get(`html_${turn.id}`) : undefined;
+    return stored ? { ...turn, ...stored } : turn;
+  }
+
   /** Show a turn from the `turns` trait (a finished turn, or the start of a live one). */
   function fillAssistant(view, turn) {
     const live = turn.status === "streaming" && !view.stopped;
@@ -458,7 +467,8 @@ function render({ model, el }) {
       gone.node.remove();
     }
     let asked = false;
-    turns.forEach((turn, index) => {
+    turns.forEach((synced, index) => {
+      const turn = synced.role === "assistant" ? withHtml(synced) : synced;
       const sig = turnSignature(turn);
       let view = views[index];
       if (view && view.sig === sig) return;
