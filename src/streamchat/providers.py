@@ -34,7 +34,15 @@ from ._providers.readers import (
     Sink,
     excerpt,
 )
-from .deltas import Delta, Done
+from .deltas import (
+    Delta,
+    Done,
+    ErrorKind,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
 
 __all__ = [
     "PROVIDERS",
@@ -302,9 +310,11 @@ class StreamParser:
     only marker, and OpenAI-compatible servers that omit `[DONE]` lose nothing.
     """
 
-    def __init__(self, reader: Reader, media_type: str = "") -> None:
+    def __init__(self, reader: Reader, media_type: str = "", origin: str | None = None) -> None:
         self._reader = reader
         self._media_type = media_type
+        # What the payloads come from, when not an HTTP body ("the Python source").
+        self._origin = origin
         self._sink = Sink()
         self._settled = False
 
@@ -345,6 +355,39 @@ class StreamParser:
                 self._reader, self._settled = CustomReader(), True
             sink.text(text)
         return sink.take()
+
+    def feed_object(self, payload: object) -> list[Delta]:
+        """Read one payload already decoded: an SDK's chunk or event object as a dict."""
+        if self._sink.terminal is None:
+            if not self._settled and not self._sink.content:
+                self._sniff(payload)
+            data = "" if isinstance(payload, dict) else repr(payload)  # for error messages
+            self._reader.read(payload, data, "message", self._sink)
+        return self._sink.take()
+
+    def feed_delta(self, delta: Delta) -> list[Delta]:
+        """Take a delta a Python source made itself (reasoning, a tool call, usage, the end)."""
+        sink = self._sink
+        if sink.terminal is not None:
+            return []
+        if isinstance(delta, TextDelta):
+            sink.text(delta.text)
+        elif isinstance(delta, ReasoningDelta):
+            sink.reasoning(delta.text)
+        elif isinstance(delta, ToolCallDelta):
+            sink.tool(delta.index, delta.id, delta.name, delta.arguments or None)
+        elif isinstance(delta, Usage):
+            sink.count(delta.input_tokens, delta.output_tokens, delta.reasoning_tokens)
+        elif isinstance(delta, Done):
+            sink.complete(delta.finish_reason)
+        else:
+            sink.fail(delta.kind, delta.message, delta.status)
+        return sink.take()
+
+    def fail(self, kind: ErrorKind, message: str, status: int | None = None) -> list[Delta]:
+        """End the answer with an error found outside the payloads (the source raised)."""
+        self._sink.fail(kind, message, status)
+        return self._sink.take()
 
     def _read(self, data: str, event: str) -> None:
         try:
@@ -403,6 +446,8 @@ class StreamParser:
         return sink.take()
 
     def _no_answer(self) -> str:
+        if self._origin:
+            return f"{self._origin} gave no answer (no text, reasoning or tool call)"
         served = f"a {self._media_type} body" if self._media_type else "a body without Content-Type"
         return (
             f"the server sent {served} with no answer in it: expected SSE events, NDJSON"
