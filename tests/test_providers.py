@@ -89,7 +89,7 @@ def test_responses_request_moves_system_to_instructions() -> None:
     assert request.headers["Authorization"] == "Bearer k"
     assert request.json == {
         "model": "o4-mini",
-        "input": CHAT[1:],
+        "input": [{"type": "message", **message} for message in CHAT[1:]],
         "stream": True,
         "instructions": "Think.\n\nBe brief.",
     }
@@ -158,7 +158,10 @@ def test_ollama_chat_request() -> None:
     }
     assert request.json == {
         "model": "qwen3",
-        "messages": [{"role": "system", "content": "Be kind."}, *CHAT[1:]],
+        "messages": [
+            {**message, "parts": [{"type": "text", "text": message["content"]}]}
+            for message in [{"role": "system", "content": "Be kind."}, *CHAT[1:]]
+        ],
         "stream": True,
     }
 
@@ -308,9 +311,9 @@ def test_request_is_immutable() -> None:
     ("provider", "content_type", "wire"),
     [
         ("openai", "text/event-stream; charset=utf-8", "sse"),
-        ("openai", None, "sse"),
-        ("openai", "text/plain", "sse"),
-        ("ollama-chat", None, "ndjson"),
+        ("openai", None, "text"),
+        ("openai", "text/plain", "text"),
+        ("ollama-chat", None, "text"),
         ("ollama-chat", "application/x-ndjson", "ndjson"),
         ("ollama-generate", "text/event-stream", "sse"),
         ("custom", "application/jsonl", "ndjson"),

@@ -911,11 +911,11 @@ def test_custom_end_event() -> None:
 
 def test_custom_typed_json_with_reasoning_and_finish() -> None:
     events = data(
-        {"type": "start"},
-        {"type": "reasoning-delta", "id": "r", "delta": "想一想"},
-        {"type": "text-delta", "id": "t", "delta": "你好"},
+        {"type": "begin"},
+        {"type": "reasoning", "text": "想一想"},
+        {"type": "token", "text": "你好"},
         {"reasoning": "more", "content": " there"},
-        {"type": "finish"},
+        {"type": "done"},
         "[DONE]",
     )
     deltas = run("custom", events)
@@ -926,6 +926,17 @@ def test_custom_typed_json_with_reasoning_and_finish() -> None:
         TextDelta(" there"),
         Done(),
     ]
+
+
+def test_ai_sdk_ui_message_stream_is_sniffed_from_a_custom_path() -> None:
+    events = data(
+        {"type": "start"},
+        {"type": "reasoning-delta", "id": "r", "delta": "想一想"},
+        {"type": "text-delta", "id": "t", "delta": "你好"},
+        {"type": "finish"},
+        "[DONE]",
+    )
+    assert run("custom", events) == [ReasoningDelta("想一想"), TextDelta("你好"), Done()]
 
 
 def test_custom_typed_messages_are_not_taken_for_anthropic() -> None:

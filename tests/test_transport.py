@@ -262,10 +262,10 @@ def test_retries_5xx_and_429_before_first_byte(server: LoopbackServer) -> None:
 
 def test_backoff_grows_exponentially_with_jitter(server: LoopbackServer) -> None:
     sleeps = RecordedSleeps()
-    url = server.route("/v1/chat/completions", failing(500))
+    url = server.route("/v1/chat/completions", failing(502))
     deltas = collect(url, retries=Retries(attempts=3, backoff=1, sleep=sleeps, jitter=lambda: 0.5))
     assert isinstance(deltas[-1], StreamError)
-    assert deltas[-1].status == 500
+    assert deltas[-1].status == 502
     assert sleeps.waits == [0.5, 1.0, 2.0]
     assert len(server.received) == 4
 

@@ -86,6 +86,7 @@ ErrorKind = Literal[
     "provider",  # the provider reported an error inside the stream
     "protocol",  # the body is not a stream this package understands
     "network",  # the connection broke mid-stream
+    "source",  # the Python source (a generator, an SDK stream) raised an exception
 ]
 
 

@@ -23,6 +23,7 @@ from urllib.parse import urlsplit, urlunsplit
 from ._providers.bodies import BODIES
 from ._providers.readers import (
     READERS,
+    AiSdkReader,
     AnthropicReader,
     CustomReader,
     GeminiReader,
@@ -33,7 +34,15 @@ from ._providers.readers import (
     Sink,
     excerpt,
 )
-from .deltas import Delta, Done
+from .deltas import (
+    Delta,
+    Done,
+    ErrorKind,
+    ReasoningDelta,
+    TextDelta,
+    ToolCallDelta,
+    Usage,
+)
 
 __all__ = [
     "PROVIDERS",
@@ -54,10 +63,11 @@ PROVIDERS = (
     "gemini",
     "ollama-chat",
     "ollama-generate",
+    "ai-sdk",
     "custom",
 )
 
-WireFormat = Literal["sse", "ndjson", "json"]
+WireFormat = Literal["sse", "ndjson", "json", "text"]
 
 # Endpoint paths as the providers document them; OpenAI-compatible servers
 # (vLLM, llama.cpp, LM Studio, Azure, OpenRouter...) keep the same suffixes.
@@ -90,8 +100,12 @@ _READER_OF: dict[str, type[Reader]] = {
     "gemini": GeminiReader,
     "ollama-chat": OllamaReader,
     "ollama-generate": OllamaReader,
+    "ai-sdk": AiSdkReader,
     "custom": CustomReader,
 }
+
+# https://ai-sdk.dev/docs/ai-sdk-ui/stream-protocol: set by toUIMessageStreamResponse().
+_AI_SDK_HEADER = "x-vercel-ai-ui-message-stream"
 
 # The key is only read from the environment for the provider it belongs to: a
 # custom or local server never receives OPENAI_API_KEY unasked.
@@ -242,12 +256,13 @@ def _media_type(content_type: str | None) -> str:
 
 
 def wire_format(provider: str, content_type: str | None) -> WireFormat:
-    """How to split the body into payloads: SSE events, NDJSON lines, or one JSON document.
+    """How to split the body into payloads: SSE events, NDJSON lines, text, or one JSON document.
 
     The Content-Type decides when it is specific. A JSON or HTML body is read
     whole: a server that ignored `stream: true`, or an error or login page
     served with status 200, is one document. Otherwise (missing, text/plain,
-    octet-stream) the provider's own framing is assumed.
+    octet-stream) the body is "text": framed as its first characters show
+    (`streamchat._framing`), unframed text if they look like neither SSE nor NDJSON.
     """
     media = _media_type(content_type)
     if media == "text/event-stream":
@@ -256,19 +271,28 @@ def wire_format(provider: str, content_type: str | None) -> WireFormat:
         return "ndjson"
     if media.endswith(("/json", "+json", "/html")):
         return "json"
+    return "text"
+
+
+def _own_wire(provider: str) -> WireFormat:
     return "ndjson" if provider in _NDJSON_PROVIDERS else "sse"
 
 
-def make_parser(provider: str, content_type: str | None = None) -> StreamParser:
-    """A parser for one answer from `provider` served with `content_type`.
+def make_parser(
+    provider: str, content_type: str | None = None, headers: Mapping[str, str] | None = None
+) -> StreamParser:
+    """A parser for one answer from `provider` served with `content_type` and `headers`.
 
     A body framed unlike the provider's own (SSE from an `/api/chat` path, say)
     comes from some other server: the parser then starts as "custom" and sniffs.
+    The AI SDK names its protocol in a response header, which wins over the path.
     """
     name = _known(provider)
     wire = wire_format(name, content_type)
-    if wire != "json" and wire != wire_format(name, None):
+    if wire in ("sse", "ndjson") and wire != _own_wire(name):
         name = "custom"
+    if headers is not None and headers.get(_AI_SDK_HEADER):
+        name = "ai-sdk"
     return StreamParser(_READER_OF[name](), _media_type(content_type))
 
 
@@ -286,9 +310,11 @@ class StreamParser:
     only marker, and OpenAI-compatible servers that omit `[DONE]` lose nothing.
     """
 
-    def __init__(self, reader: Reader, media_type: str = "") -> None:
+    def __init__(self, reader: Reader, media_type: str = "", origin: str | None = None) -> None:
         self._reader = reader
         self._media_type = media_type
+        # What the payloads come from, when not an HTTP body ("the Python source").
+        self._origin = origin
         self._sink = Sink()
         self._settled = False
 
@@ -305,9 +331,13 @@ class StreamParser:
     def feed(self, data: str, event: str = "message") -> list[Delta]:
         """Read one payload; [] for ignorable ones and for anything after the terminal delta."""
         sink = self._sink
-        if sink.terminal is not None or not data.strip():
+        if sink.terminal is not None or not data:
+            # An empty data field is a keep-alive (so is an SSE comment, which never
+            # gets here); a token of only whitespace (" ", "\n") is text.
             return []
-        if "html" in self._media_type:
+        if not data.strip():
+            self._reader.read_blank(data, event or "message", sink)
+        elif "html" in self._media_type:
             sink.fail("protocol", f"expected a stream, got an HTML page: {excerpt(data)}")
         elif data.strip() == "[DONE]":
             # https://platform.openai.com/docs/api-reference/chat-streaming: the end
@@ -316,6 +346,48 @@ class StreamParser:
         else:
             self._read(data, event or "message")
         return sink.take()
+
+    def feed_text(self, text: str) -> list[Delta]:
+        """Read a piece of an unframed text body: it is answer text, whatever it looks like."""
+        sink = self._sink
+        if sink.terminal is None:
+            if not self._settled:
+                self._reader, self._settled = CustomReader(), True
+            sink.text(text)
+        return sink.take()
+
+    def feed_object(self, payload: object) -> list[Delta]:
+        """Read one payload already decoded: an SDK's chunk or event object as a dict."""
+        if self._sink.terminal is None:
+            if not self._settled and not self._sink.content:
+                self._sniff(payload)
+            data = "" if isinstance(payload, dict) else repr(payload)  # for error messages
+            self._reader.read(payload, data, "message", self._sink)
+        return self._sink.take()
+
+    def feed_delta(self, delta: Delta) -> list[Delta]:
+        """Take a delta a Python source made itself (reasoning, a tool call, usage, the end)."""
+        sink = self._sink
+        if sink.terminal is not None:
+            return []
+        if isinstance(delta, TextDelta):
+            sink.text(delta.text)
+        elif isinstance(delta, ReasoningDelta):
+            sink.reasoning(delta.text)
+        elif isinstance(delta, ToolCallDelta):
+            sink.tool(delta.index, delta.id, delta.name, delta.arguments or None)
+        elif isinstance(delta, Usage):
+            sink.count(delta.input_tokens, delta.output_tokens, delta.reasoning_tokens)
+        elif isinstance(delta, Done):
+            sink.complete(delta.finish_reason)
+        else:
+            sink.fail(delta.kind, delta.message, delta.status)
+        return sink.take()
+
+    def fail(self, kind: ErrorKind, message: str, status: int | None = None) -> list[Delta]:
+        """End the answer with an error found outside the payloads (the source raised)."""
+        self._sink.fail(kind, message, status)
+        return self._sink.take()
 
     def _read(self, data: str, event: str) -> None:
         try:
@@ -357,8 +429,13 @@ class StreamParser:
             problem = self._reader.unexplained(sink) if clean else None
             if problem:
                 sink.fail("protocol", problem)
-            elif clean and (self._reader.ends_on_clean_close or sink.reason is not None):
+            elif clean and sink.reason is not None:
                 sink.complete()
+            elif clean and self._reader.ends_on_clean_close:
+                if sink.content:
+                    sink.complete()
+                else:
+                    sink.fail("protocol", self._no_answer())
             else:
                 how = "ended" if clean else "broke off"
                 sink.fail(
@@ -367,3 +444,12 @@ class StreamParser:
                     f" ({self._reader.marker}): the answer may be cut short",
                 )
         return sink.take()
+
+    def _no_answer(self) -> str:
+        if self._origin:
+            return f"{self._origin} gave no answer (no text, reasoning or tool call)"
+        served = f"a {self._media_type} body" if self._media_type else "a body without Content-Type"
+        return (
+            f"the server sent {served} with no answer in it: expected SSE events, NDJSON"
+            " lines or plain text"
+        )

@@ -19,10 +19,9 @@ from html import unescape
 
 import httpx
 
+from ._framing import Framer, Payload
 from .deltas import Delta, Done, StreamError
-from .ndjson import NDJSONDecoder
 from .providers import ChatRequest, StreamParser, make_parser, wire_format
-from .sse import EventStreamDecoder
 
 __all__ = ["Retries", "Timeouts", "redact", "retry_after", "server_message", "stream_deltas"]
 
@@ -30,6 +29,8 @@ __all__ = ["Retries", "Timeouts", "redact", "retry_after", "server_message", "st
 # buffer megabytes of HTML.
 _ERROR_BODY_LIMIT = 64 * 1024
 _JSON_BODY_LIMIT = 16 * 1024 * 1024
+# Statuses that say "try again later" (RFC 9110 §15.5.9, §15.6.3-5; 529: Anthropic overloaded).
+_TRANSIENT = frozenset({408, 429, 502, 503, 504, 529})
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +57,10 @@ class Retries:
     """Retry a request that failed before its first byte: exponential backoff, full jitter.
 
     Only failures that produced no output are retried (connection errors, 429 and
-    5xx), so a retry can never duplicate text on screen. A `Retry-After` longer than
+    the transient 5xx: a gateway's 502/503/504, Anthropic's 529, any with
+    `Retry-After`), so a retry can never duplicate text on screen. A plain 500 is
+    the handler's own exception (the AI SDK route given a body it cannot read):
+    the same request fails the same way, so it is shown at once. A `Retry-After` longer than
     `max_wait` is not waited out: the error is shown instead, with its advice.
     See https://www.rfc-editor.org/rfc/rfc9110#section-10.2.3 for `Retry-After`.
     """
@@ -69,8 +73,10 @@ class Retries:
 
     def delay(self, attempt: int, error: StreamError) -> float | None:
         """Seconds to wait before retry number `attempt` (0-based), or None for no retry."""
+        status = error.status or 0
         retryable = error.kind == "connect" or (
-            error.kind == "http" and (error.status == 429 or (error.status or 0) >= 500)
+            error.kind == "http"
+            and (status in _TRANSIENT or (status >= 500 and error.retry_after is not None))
         )
         if not retryable or attempt >= self.attempts:
             return None
@@ -167,7 +173,7 @@ async def _stream(
                 return
             content_type = response.headers.get("content-type")
             if session.parser is None:
-                session.parser = make_parser(request.provider, content_type)
+                session.parser = make_parser(request.provider, content_type, response.headers)
             parser = session.parser
             wire = wire_format(request.provider, content_type)
             chunks = _with_deadline(response.aiter_raw(), session.deadline)
@@ -239,24 +245,23 @@ async def _read_stream(
 ) -> AsyncIterator[Delta]:
     parser = session.parser
     assert parser is not None
-    if wire == "sse":
-        decoder = EventStreamDecoder()
-        async for chunk in chunks:
-            for event in decoder.feed(chunk):
-                session.events += 1
-                for delta in parser.feed(event.data, event.event):
-                    yield delta
-            session.last_event_id = decoder.last_event_id or session.last_event_id
-            session.retry_ms = decoder.retry if decoder.retry is not None else session.retry_ms
-    else:
-        lines = NDJSONDecoder()
-        async for chunk in chunks:
-            for line in lines.feed(chunk):
-                for delta in parser.feed(line):
-                    yield delta
-        for line in lines.end():
-            for delta in parser.feed(line):
+    framer = Framer(wire)
+    async for chunk in chunks:
+        for payload in framer.feed(chunk):
+            session.events += 1
+            for delta in _parse(parser, payload):
                 yield delta
+        session.last_event_id = framer.sse.last_event_id or session.last_event_id
+        session.retry_ms = framer.sse.retry if framer.sse.retry is not None else session.retry_ms
+    for payload in framer.end():
+        for delta in _parse(parser, payload):
+            yield delta
+
+
+def _parse(parser: StreamParser, payload: Payload) -> list[Delta]:
+    if payload.event is None:
+        return parser.feed_text(payload.data)
+    return parser.feed(payload.data, payload.event)
 
 
 async def _read_json_body(

@@ -33,6 +33,7 @@ import traitlets
 
 from . import _runner
 from ._pacing import type_out
+from ._sources import PythonSource
 from .deltas import (
     Delta,
     ReasoningDelta,
@@ -375,8 +376,13 @@ class StreamChat(anywidget.AnyWidget):
     """A chat bubble conversation that streams answers from an LLM endpoint.
 
     With no `url` it talks to the embedded demo server, so it works offline and
-    without an API key. `send()` returns at once; the answer types itself in the
-    background, also while other cells run.
+    without an API key. Instead of a URL it also takes a Python source (see
+    `streamchat._sources`): a function given the conversation (OpenAI messages) that
+    returns or yields text or an SDK stream, or one stream (a generator, an SDK
+    stream object), which it types at once as the first answer.
+
+    `send()` returns at once; the answer types itself in the background, also while
+    other cells run.
 
     `provider` is detected from the URL's path unless given (see
     `providers.PROVIDERS`); `api_key` falls back to the provider's environment
@@ -403,7 +409,7 @@ class StreamChat(anywidget.AnyWidget):
 
     def __init__(
         self,
-        url: str | None = None,
+        url: str | Any | None = None,
         *,
         model: str | None = None,
         provider: str = "auto",
@@ -421,11 +427,12 @@ class StreamChat(anywidget.AnyWidget):
         options: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(speed=speed, step=step, prompts=list(prompts), disclaimer=disclaimer)
+        self._source = None if url is None or isinstance(url, str) else PythonSource(url)
         if url is None:
             from .server import demo_server
 
             url = demo_server().url
-        self._url = url
+        self._url = url if isinstance(url, str) else ""
         self._model = model
         self._provider = provider
         self._api_key = api_key
@@ -447,6 +454,9 @@ class StreamChat(anywidget.AnyWidget):
         if self.comm is not None:
             self.comm.on_close(lambda _msg: self._cancel(wait=False))
         _replace_in_cell(self)
+        if self._source is not None and self._source.single:
+            with self._lock:
+                self._start_answer()
 
     # -- validation ----------------------------------------------------------------
 
@@ -510,6 +520,8 @@ class StreamChat(anywidget.AnyWidget):
         """
         from .doctor import diagnose
 
+        if self._source is not None:
+            raise ValueError("the doctor diagnoses HTTP endpoints; this chat streams from Python")
         prompts = [m["content"] for m in self._history if m["role"] == "user"]
         return diagnose(
             self._url,
@@ -744,23 +756,8 @@ class StreamChat(anywidget.AnyWidget):
         try:
             if answer.stop_requested:
                 return "stopped", None
-            request = build_request(
-                self._url,
-                history,
-                provider=self._provider,
-                model=self._model,
-                system=self._system,
-                api_key=self._api_key,
-                headers=self._headers,
-                options=self._options,
-            )
             terminal = await type_out(
-                self._observe(
-                    answer,
-                    stream_deltas(
-                        request, timeouts=self._timeouts, retries=self._retries, client=_client()
-                    ),
-                ),
+                self._observe(answer, self._deltas(history)),
                 answer.typewriter,
                 lambda text: answer.outbox.add("body", text),
                 lambda delta: self._on_delta(answer, delta),
@@ -779,6 +776,25 @@ class StreamChat(anywidget.AnyWidget):
             return "error", terminal.message
         answer.finish_reason = terminal.finish_reason or answer.finish_reason
         return "done", None
+
+    def _deltas(self, history: list[dict[str, str]]) -> AsyncIterator[Delta]:
+        """(loop thread) The answer's deltas, from the URL or from the Python source."""
+        if self._source is not None:
+            system = [{"role": "system", "content": self._system}] if self._system else []
+            return self._source.deltas([*system, *history], self._timeouts)
+        request = build_request(
+            self._url,
+            history,
+            provider=self._provider,
+            model=self._model,
+            system=self._system,
+            api_key=self._api_key,
+            headers=self._headers,
+            options=self._options,
+        )
+        return stream_deltas(
+            request, timeouts=self._timeouts, retries=self._retries, client=_client()
+        )
 
     async def _observe(self, answer: _Answer, deltas: AsyncIterator[Delta]) -> AsyncIterator[Delta]:
         """Pass deltas through, timing the first token and counting what arrived."""

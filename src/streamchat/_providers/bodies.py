@@ -47,8 +47,11 @@ def _openai(messages: Messages, system: str | None) -> Body:
 
 def _responses(messages: Messages, system: str | None) -> Body:
     # https://platform.openai.com/docs/api-reference/responses/create
+    # Each input item says `"type": "message"`: OpenAI infers it, llama.cpp (directly
+    # or behind LiteLLM) answers 400 without it from the second turn on.
     instructions, rest = _split_system(messages, system)
-    body: Body = {"input": rest, "stream": True}
+    items = [{"type": "message", **message} for message in rest]
+    body: Body = {"input": items, "stream": True}
     if instructions:
         body["instructions"] = instructions
     return body
@@ -83,7 +86,33 @@ def _gemini(messages: Messages, system: str | None) -> Body:
 
 def _ollama_chat(messages: Messages, system: str | None) -> Body:
     # https://github.com/ollama/ollama/blob/main/docs/api.md#generate-a-chat-completion
-    return {"messages": _with_system(messages, system), "stream": True}
+    # `/api/chat` is also the AI SDK's stock route, which reads each message's
+    # `parts`; Ollama ignores fields it does not know, so one body serves both, and
+    # the answer's framing (NDJSON or the AI SDK's header) tells them apart.
+    history = _with_system(messages, system)
+    return {
+        "messages": [{**message, "parts": _parts(message)} for message in history],
+        "stream": True,
+    }
+
+
+def _parts(message: dict[str, Any]) -> list[dict[str, Any]]:
+    return [{"type": "text", "text": str(message.get("content", ""))}]
+
+
+def _ai_sdk(messages: Messages, system: str | None) -> Body:
+    # The request of the AI SDK's `useChat` (DefaultChatTransport): UIMessages with
+    # `parts`, which the stock route passes to convertToModelMessages().
+    # https://ai-sdk.dev/docs/reference/ai-sdk-core/ui-message
+    history = _with_system(messages, system)
+    return {
+        "id": "streamchat",
+        "messages": [
+            {"id": f"m{number}", "role": message.get("role"), "parts": _parts(message)}
+            for number, message in enumerate(history, 1)
+        ],
+        "trigger": "submit-message",
+    }
 
 
 def _ollama_generate(messages: Messages, system: str | None) -> Body:
@@ -112,5 +141,6 @@ BODIES: dict[str, Callable[[Messages, str | None], Body]] = {
     "gemini": _gemini,
     "ollama-chat": _ollama_chat,
     "ollama-generate": _ollama_generate,
+    "ai-sdk": _ai_sdk,
     "custom": _custom,
 }

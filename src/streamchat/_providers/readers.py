@@ -121,8 +121,8 @@ class Sink:
         self.finish(reason)
         self._end(Done(self.reason))
 
-    def fail(self, kind: ErrorKind, message: str) -> None:
-        self._end(StreamError(kind, message))
+    def fail(self, kind: ErrorKind, message: str, status: int | None = None) -> None:
+        self._end(StreamError(kind, message, status))
 
     def _end(self, terminal: Done | StreamError) -> None:
         # Usage goes out once, before the terminal delta, even before an error:
@@ -149,7 +149,8 @@ def error_message(payload: dict[str, Any], event: str) -> str | None:
     if isinstance(error, dict) and error:
         return _labelled(error, "type", "status", "code")
     if payload.get("type") == "error" or event == "error":
-        return _labelled(payload, "code")
+        # The AI SDK's UI message stream says {"type": "error", "errorText": "..."}.
+        return _str(payload.get("errorText")) or _labelled(payload, "code")
     if payload.get("object") == "error":  # vLLM's mid-stream error
         return _labelled(payload, "type", "code")
     return None
@@ -196,6 +197,9 @@ class Reader:
             sink.fail(
                 "protocol", f"expected a JSON object in the {self.name} stream, got {excerpt(data)}"
             )
+
+    def read_blank(self, data: str, event: str, sink: Sink) -> None:
+        """Read a payload of only whitespace: nothing, between JSON documents."""
 
     def read_object(self, payload: dict[str, Any], event: str, sink: Sink) -> None:
         raise NotImplementedError
@@ -500,6 +504,178 @@ class OllamaReader(Reader):
             sink.complete(payload.get("done_reason"))
 
 
+class LlamaCppReader(Reader):
+    """llama.cpp's native `/completion` stream: `{"content", "stop"}` objects.
+
+    https://github.com/ggml-org/llama.cpp/blob/master/tools/server/README.md
+    The last one has `"stop": true`, why it stopped (`stop_type`) and the token counts.
+    """
+
+    name = "llama.cpp"
+    marker = '"stop": true'
+
+    # stop_type in the names the other formats use for the same reasons.
+    _REASONS: ClassVar[dict[str, str]] = {"eos": "stop", "word": "stop", "limit": "length"}
+
+    @staticmethod
+    def claims(payload: dict[str, Any]) -> bool:
+        return isinstance(payload.get("stop"), bool) and isinstance(payload.get("content"), str)
+
+    def read_object(self, payload: dict[str, Any], event: str, sink: Sink) -> None:
+        sink.text(payload.get("content"))
+        if payload.get("stop") is True:
+            timings = _obj(payload.get("timings"))
+            sink.count(
+                payload.get("tokens_evaluated", timings.get("prompt_n")),
+                payload.get("tokens_predicted", timings.get("predicted_n")),
+            )
+            kind = _str(payload.get("stop_type"))
+            sink.complete(self._REASONS.get(kind or "", kind))
+
+
+class AiSdkReader(Reader):
+    """The Vercel AI SDK's UI message stream (`toUIMessageStreamResponse()`).
+
+    https://ai-sdk.dev/docs/ai-sdk-ui/stream-protocol#data-stream-protocol
+    SSE events typed `start`, `text-delta`, `reasoning-delta`, `tool-input-*`,
+    `error` (with `errorText`), `finish` (with `finishReason`), then `data: [DONE]`;
+    the response carries the header `x-vercel-ai-ui-message-stream: v1`. Token
+    counts travel only if the route puts them in the finish's `messageMetadata`.
+    """
+
+    name = "ai-sdk"
+    marker = "data: [DONE]"
+
+    def __init__(self) -> None:
+        # Tool calls by toolCallId: their index, and whether their input streamed.
+        self._calls: dict[str, tuple[int, bool]] = {}
+
+    @staticmethod
+    def claims(payload: dict[str, Any]) -> bool:
+        return _str(payload.get("type")) in AiSdkReader.HANDLERS
+
+    def read_object(self, payload: dict[str, Any], event: str, sink: Sink) -> None:
+        handler = self.HANDLERS.get(_str(payload.get("type")) or "")
+        if handler is not None:
+            handler(self, payload, sink)
+
+    def _text(self, payload: dict[str, Any], sink: Sink) -> None:
+        sink.text(payload.get("delta"))
+
+    def _reasoning(self, payload: dict[str, Any], sink: Sink) -> None:
+        sink.reasoning(payload.get("delta"))
+
+    def _call(self, payload: dict[str, Any], streamed: bool) -> int:
+        call_id = str(payload.get("toolCallId"))
+        index, was_streamed = self._calls.get(call_id, (len(self._calls), False))
+        self._calls[call_id] = (index, was_streamed or streamed)
+        return index
+
+    def _tool_start(self, payload: dict[str, Any], sink: Sink) -> None:
+        index = self._call(payload, False)
+        sink.tool(index, payload.get("toolCallId"), payload.get("toolName"))
+
+    def _tool_delta(self, payload: dict[str, Any], sink: Sink) -> None:
+        sink.tool(self._call(payload, True), arguments=payload.get("inputTextDelta"))
+
+    def _tool_input(self, payload: dict[str, Any], sink: Sink) -> None:
+        streamed = self._calls.get(str(payload.get("toolCallId")), (0, False))[1]
+        if not streamed:  # sent whole, without tool-input-delta chunks
+            index = self._call(payload, True)
+            sink.tool(
+                index, payload.get("toolCallId"), payload.get("toolName"), payload.get("input", {})
+            )
+
+    def _metadata(self, payload: dict[str, Any], sink: Sink) -> None:
+        metadata = _obj(payload.get("messageMetadata"))
+        usage = _obj(metadata.get("totalUsage") or metadata.get("usage"))
+        details = _obj(usage.get("outputTokenDetails"))
+        reasoning = usage.get("reasoningTokens", details.get("reasoningTokens"))
+        sink.count(usage.get("inputTokens"), usage.get("outputTokens"), reasoning)
+
+    def _finish(self, payload: dict[str, Any], sink: Sink) -> None:
+        self._metadata(payload, sink)
+        sink.complete(payload.get("finishReason"))
+
+    def _abort(self, payload: dict[str, Any], sink: Sink) -> None:
+        reason = _str(payload.get("reason"))
+        sink.fail("incomplete", "the server aborted the answer" + (f": {reason}" if reason else ""))
+
+    def _ignore(self, payload: dict[str, Any], sink: Sink) -> None:
+        pass
+
+    HANDLERS: ClassVar[dict[str, Handler]] = {
+        "start": _metadata,
+        "message-metadata": _metadata,
+        "start-step": _ignore,
+        "finish-step": _ignore,
+        "text-start": _ignore,
+        "text-end": _ignore,
+        "text-delta": _text,
+        "reasoning-start": _ignore,
+        "reasoning-end": _ignore,
+        "reasoning-delta": _reasoning,
+        "tool-input-start": _tool_start,
+        "tool-input-delta": _tool_delta,
+        "tool-input-available": _tool_input,
+        "finish": _finish,
+        "abort": _abort,
+    }
+
+
+class LangChainReader(Reader):
+    """LangChain's `AIMessageChunk`s, as `chat_model.stream()` yields them (dumped to dicts).
+
+    https://python.langchain.com/api_reference/core/messages/langchain_core.messages.ai.AIMessageChunk.html
+    `content` is text or a list of blocks (text, thinking, reasoning); tool calls come
+    as `tool_call_chunks`. Token counts are per chunk and add up (Anthropic's models
+    report the prompt at the start and the output at the end). There is no end
+    marker: the iterator ends.
+    """
+
+    name = "langchain"
+    marker = "the end of the iterator"
+    ends_on_clean_close = True
+
+    def __init__(self) -> None:
+        self._tokens = [0, 0, 0]
+        self._counted = [False, False, False]
+
+    @staticmethod
+    def claims(payload: dict[str, Any]) -> bool:
+        return payload.get("type") in ("AIMessageChunk", "AIMessage", "ai")
+
+    def read_object(self, payload: dict[str, Any], event: str, sink: Sink) -> None:
+        content = payload.get("content")
+        kwargs = _obj(payload.get("additional_kwargs"))
+        sink.reasoning(kwargs.get("reasoning_content"))
+        if isinstance(content, str):
+            sink.text(content)
+        for block in map(_obj, _list(content)):
+            kind = block.get("type")
+            if kind == "text":
+                sink.text(block.get("text"))
+            elif kind in ("thinking", "reasoning"):
+                sink.reasoning(block.get(kind))
+        for position, call in enumerate(map(_obj, _list(payload.get("tool_call_chunks")))):
+            index = position if call.get("index") is None else call.get("index")
+            sink.tool(index, call.get("id"), call.get("name"), call.get("args"))
+        self._count(_obj(payload.get("usage_metadata")), sink)
+        metadata = _obj(payload.get("response_metadata"))
+        reason = metadata.get("finish_reason") or metadata.get("stop_reason")
+        sink.finish(reason or metadata.get("done_reason"))
+
+    def _count(self, usage: dict[str, Any], sink: Sink) -> None:
+        details = _obj(usage.get("output_token_details"))
+        new = (usage.get("input_tokens"), usage.get("output_tokens"), details.get("reasoning"))
+        for position, value in enumerate(map(_int, new)):
+            if value is not None:
+                self._tokens[position] += value
+                self._counted[position] = True
+        totals = [t if seen else None for t, seen in zip(self._tokens, self._counted, strict=True)]
+        sink.count(*totals)
+
+
 # Fields that carry the text in home-made JSON streams, most specific first.
 _TEXT_KEYS = ("text", "content", "delta", "token", "response", "answer", "message", "output")
 _REASONING_KEYS = ("reasoning", "reasoning_content", "thinking")
@@ -540,6 +716,13 @@ class CustomReader(Reader):
             sink.text(payload if self._mode == "string" and isinstance(payload, str) else data)
         else:
             self._ignore(data)
+
+    def read_blank(self, data: str, event: str, sink: Sink) -> None:
+        # A plain-text server's token " " or "\n" is text (FastAPI's `data: {token}`,
+        # sse-starlette's EventSourceResponse). Before the first token it cannot be
+        # told from a keep-alive, and leading blanks change nothing in Markdown.
+        if self._mode == "text" and event in _TEXT_EVENTS:
+            sink.text(data)
 
     def read_object(self, payload: dict[str, Any], event: str, sink: Sink) -> None:
         kind = str(payload.get("type") or event)
@@ -584,4 +767,7 @@ READERS: tuple[type[Reader], ...] = (
     AnthropicReader,
     GeminiReader,
     OllamaReader,
+    LlamaCppReader,
+    AiSdkReader,
+    LangChainReader,
 )
