@@ -8,12 +8,19 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from loopback import LoopbackServer
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
+
+# Hypothesis's per-example deadline measures the machine's load, not the code: on two
+# busy cores a 20 ms example can take 400 ms. Tests that care about time bound it
+# themselves, with margins chosen for that test.
+settings.register_profile("streamchat", deadline=None)
+settings.load_profile("streamchat")
 
 
 def require(condition: bool, why: str) -> None:
