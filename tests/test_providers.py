@@ -200,7 +200,12 @@ def test_custom_request_sends_history_and_prompt() -> None:
         ),
         ("https://api.openai.com/v1/responses", "OPENAI_API_KEY", "Authorization", "Bearer e"),
         ("https://api.anthropic.com/v1/messages", "ANTHROPIC_API_KEY", "x-api-key", "e"),
-        (GEMINI_URL, "GEMINI_API_KEY", "x-goog-api-key", "e"),
+        (
+            GEMINI_URL.replace("gen.example", "generativelanguage.googleapis.com"),
+            "GEMINI_API_KEY",
+            "x-goog-api-key",
+            "e",
+        ),
     ],
 )
 def test_key_falls_back_to_the_providers_variable(
@@ -222,6 +227,38 @@ def test_other_providers_keys_are_never_sent(monkeypatch: pytest.MonkeyPatch, ur
     monkeypatch.setenv("ANTHROPIC_API_KEY", SECRET)
     request = build_request(url, CHAT)
     assert SECRET not in str(request.headers.values())
+
+
+@pytest.mark.parametrize(
+    ("url", "variable"),
+    [
+        ("http://127.0.0.1:8000/v1/chat/completions", "OPENAI_API_KEY"),  # a local vLLM
+        ("https://llm.colleague.example/v1/chat/completions", "OPENAI_API_KEY"),
+        ("http://api.openai.com/v1/chat/completions", "OPENAI_API_KEY"),  # plain http
+        ("https://api.openai.com.evil.example/v1/responses", "OPENAI_API_KEY"),
+        ("https://proxy.example/v1/messages", "ANTHROPIC_API_KEY"),
+        (GEMINI_URL, "GEMINI_API_KEY"),
+    ],
+)
+def test_environment_keys_go_only_to_their_providers_host_over_https(
+    monkeypatch: pytest.MonkeyPatch, url: str, variable: str
+) -> None:
+    monkeypatch.setenv(variable, SECRET)
+    request = build_request(url, CHAT)
+    assert SECRET not in repr(request.headers) and SECRET not in request.url
+    assert request.withheld_key == variable
+    explicit = build_request(url, CHAT, api_key=SECRET)
+    assert SECRET in str(explicit.headers.values())
+    assert explicit.withheld_key is None
+
+
+def test_a_key_read_from_a_file_loses_its_newline(monkeypatch: pytest.MonkeyPatch) -> None:
+    url = "https://api.openai.com/v1/chat/completions"
+    assert build_request(url, CHAT, api_key=SECRET + "\n").headers["Authorization"] == (
+        f"Bearer {SECRET}"
+    )
+    monkeypatch.setenv("OPENAI_API_KEY", f" {SECRET}\r\n")
+    assert build_request(url, CHAT).headers["Authorization"] == f"Bearer {SECRET}"
 
 
 def test_explicit_key_for_custom_and_ollama_is_a_bearer_token() -> None:

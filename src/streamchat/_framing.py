@@ -40,12 +40,13 @@ class Framer:
 
     `wire` is "sse", "ndjson" or "text" ("text": not known yet, decided by the
     first non-blank characters; it then becomes "sse", "ndjson" or "plain").
+    `max_frame` caps one event or line (see `sse.FrameSplitter`).
     """
 
-    def __init__(self, wire: str) -> None:
+    def __init__(self, wire: str, max_frame: int | None = None) -> None:
         self.wire = wire
-        self.sse = EventStreamDecoder()
-        self._lines = NDJSONDecoder()
+        self.sse = EventStreamDecoder(max_frame)
+        self._lines = NDJSONDecoder(max_frame)
         self._text = codecs.getincrementaldecoder("utf-8")("replace")
         self._held = b""  # the opening bytes of an undecided body, all blank so far
 

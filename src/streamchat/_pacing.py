@@ -38,16 +38,23 @@ async def type_out(
     terminal: list[Done | StreamError] = []
 
     async def produce() -> None:
-        async for delta in deltas:
-            if isinstance(delta, TextDelta):
-                typewriter.push(delta.text, clock())
-            elif isinstance(delta, (Done, StreamError)):
-                terminal.append(delta)
-            else:
-                on_delta(delta)
+        # Whatever ends the stream (its end, a bug in a stage, an exception nobody
+        # mapped), the typewriter is closed and the consumer woken: a producer that
+        # died silently would leave the consumer waiting for ever.
+        try:
+            async for delta in deltas:
+                if isinstance(delta, TextDelta):
+                    typewriter.push(delta.text, clock())
+                elif isinstance(delta, (Done, StreamError)):
+                    terminal.append(delta)
+                else:
+                    on_delta(delta)
+                wake.set()
+        except Exception as exc:  # the terminal delta the stream failed to give
+            terminal.append(StreamError("protocol", f"{type(exc).__name__}: {exc}"))
+        finally:
+            typewriter.close(clock())
             wake.set()
-        typewriter.close(clock())
-        wake.set()
 
     producer = asyncio.ensure_future(produce())
     try:
@@ -61,8 +68,6 @@ async def type_out(
             text = typewriter.take(clock())
             if text:
                 on_text(text)
-            if producer.done() and producer.exception() is not None:
-                break
         await producer
     finally:
         producer.cancel()

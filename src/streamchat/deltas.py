@@ -87,6 +87,8 @@ ErrorKind = Literal[
     "protocol",  # the body is not a stream this package understands
     "network",  # the connection broke mid-stream
     "source",  # the Python source (a generator, an SDK stream) raised an exception
+    "request",  # the request cannot be sent as given (bad URL or header value)
+    "limit",  # the answer passed a size limit (`transport.Limits`); what came is kept
 ]
 
 

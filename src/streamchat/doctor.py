@@ -29,11 +29,13 @@ from typing import Any, Literal
 
 import httpx
 
+from ._secrets import Secrets, mask_url
+from ._validation import request_problem
 from .deltas import Delta, Done, StreamError
 from .ndjson import NDJSONDecoder
-from .providers import ChatRequest, build_request, make_parser, mask_url, wire_format
-from .sse import EventStreamDecoder
-from .transport import redact, server_message
+from .providers import ChatRequest, build_request, make_parser, wire_format
+from .sse import EventStreamDecoder, FrameTooLong
+from .transport import Limits, server_message
 
 __all__ = [
     "Diagnosis",
@@ -686,7 +688,9 @@ FIX_SHORT = "Use a prompt with a longer answer, such as 'Count from 1 to 100, on
 class _Recorder:
     """Sans-I/O: takes (time, raw bytes) reads and keeps the timeline of chunks and events."""
 
-    def __init__(self, provider: str, content_type: str | None, encoding: str) -> None:
+    def __init__(
+        self, provider: str, content_type: str | None, encoding: str, limits: Limits
+    ) -> None:
         self.wire = wire_format(provider, content_type)
         self.chunks: list[tuple[float, int]] = []
         self.events: list[tuple[float, int]] = []
@@ -694,11 +698,13 @@ class _Recorder:
         self.error: StreamError | None = None
         self.complete = False
         self._parser = make_parser(provider, content_type)
-        self._sse = EventStreamDecoder()
-        self._lines = NDJSONDecoder()
+        self._sse = EventStreamDecoder(max_frame=limits.line)
+        self._lines = NDJSONDecoder(max_frame=limits.line)
         self._inflate = (
             zlib.decompressobj(32 + zlib.MAX_WBITS) if encoding in _ZLIB_ENCODINGS else None
         )
+        self._max_body = limits.body
+        self._inflated = 0
 
     @property
     def unterminated(self) -> bool:
@@ -706,12 +712,25 @@ class _Recorder:
 
     def feed(self, t: float, raw: bytes) -> None:
         self.chunks.append((t, len(raw)))
-        self._decode(t, self._inflate.decompress(raw) if self._inflate else raw)
+        self._decode(t, self._inflated_part(raw) if self._inflate else raw)
+
+    def _inflated_part(self, raw: bytes) -> bytes:
+        """Decompress at most the room left under the limit: a gzip bomb stops there.
+
+        (1 MB of gzip can inflate to 1 GB; asking zlib for at most the room left
+        keeps the rest of the input unread.)
+        """
+        assert self._inflate is not None
+        data = self._inflate.decompress(raw, self._max_body - self._inflated + 1)
+        self._inflated += len(data)
+        if self._inflated > self._max_body:
+            raise _TooLarge(f"the body inflates to more than {self._max_body:,} bytes")
+        return data
 
     def end(self, t: float, clean: bool) -> None:
         """The body ended (`clean`: at its proper end) at time `t`."""
         if self._inflate is not None:
-            self._decode(t, self._inflate.flush())
+            self._decode(t, self._inflate.flush(self._max_body - self._inflated + 1))
         if self.wire == "sse":
             self._sse.end()
         elif self.wire == "ndjson":
@@ -755,6 +774,7 @@ def diagnose(
     timeout: float = 30.0,
     http2: bool = False,
     verify: ssl.SSLContext | bool = True,
+    limits: Limits = Limits(),
 ) -> Diagnosis:
     """Send the chat request the client would send and diagnose how its answer arrives.
 
@@ -762,6 +782,8 @@ def diagnose(
     for HTTP/2 the way a browser would (needs the `h2` package). For https URLs a
     separate TLS handshake asks which protocol the server prefers, since browsers
     take HTTP/2 whenever it is offered. `verify` is httpx's (a CA context for tests).
+    `limits.body` caps the decompressed body, `limits.line` one event or line.
+    Reports are pasted into issues: every secret of the request is redacted from it.
     """
     request = build_request(
         url,
@@ -776,10 +798,43 @@ def diagnose(
     if not any(name.lower() == "accept-encoding" for name in headers or {}):
         sent = {k: v for k, v in sent.items() if k.lower() != "accept-encoding"}
         sent["Accept-Encoding"] = ACCEPT_ENCODING
+    secrets = Secrets.of(request.url, request.headers)
+    problem = request_problem(request.url, request.headers)
+    if problem is not None:
+        base = Measurements(mask_url(request.url), request.provider, timeout)
+        return analyse(replace(base, ending="connect", error=secrets.redact(problem)))
     alpn = offered_protocol(request.url, timeout) if request.url.startswith("https:") else None
-    with httpx.Client(http1=True, http2=http2, timeout=timeout, verify=verify) as client:
-        measured = _measure(client, request, sent, timeout)
-    return analyse(replace(measured, alpn=alpn, error=redact(measured.error, request)))
+    with (
+        secrets.active(),
+        httpx.Client(http1=True, http2=http2, timeout=timeout, verify=verify) as client,
+    ):
+        measured = _measure(client, request, sent, _Budget(timeout, limits, secrets))
+    return analyse(_redacted(replace(measured, alpn=alpn), secrets))
+
+
+@dataclass(frozen=True, slots=True)
+class _Budget:
+    """What bounds one measurement: its time, its sizes, and what it must not show."""
+
+    timeout: float
+    limits: Limits
+    secrets: Secrets
+
+
+class _TooLarge(Exception):
+    pass
+
+
+def _redacted(m: Measurements, secrets: Secrets) -> Measurements:
+    """The measurements with every secret of the request masked, wherever a server echoed it."""
+    error = m.stream_error
+    return replace(
+        m,
+        error=secrets.redact(m.error),
+        headers=tuple((name, secrets.redact(value)) for name, value in m.headers),
+        stream_error=error and replace(error, message=secrets.redact(error.message)),
+        sample=secrets.redact(m.sample.decode("utf-8", "replace")).encode(),
+    )
 
 
 def offered_protocol(url: str, timeout: float) -> str | None:
@@ -804,7 +859,7 @@ def offered_protocol(url: str, timeout: float) -> str | None:
 
 
 def _measure(
-    client: httpx.Client, request: ChatRequest, headers: dict[str, str], timeout: float
+    client: httpx.Client, request: ChatRequest, headers: dict[str, str], budget: _Budget
 ) -> Measurements:
     start = time.perf_counter()
 
@@ -812,15 +867,18 @@ def _measure(
         return time.perf_counter() - start
 
     # Reports are pasted into issues: no key from the URL or echoed in a server message.
-    base = Measurements(mask_url(request.url), request.provider, timeout)
+    base = Measurements(mask_url(request.url), request.provider, budget.timeout)
     try:
         with client.stream(
             request.method, request.url, headers=headers, json=request.json
         ) as response:
-            return _read(response, replace(base, **_head(response, clock())), clock)
+            return _read(response, replace(base, **_head(response, clock())), clock, budget)
     except httpx.TimeoutException as exc:
         return replace(base, ending="timeout", error=str(exc) or type(exc).__name__, total=clock())
-    except httpx.TransportError as exc:
+    except httpx.RemoteProtocolError as exc:
+        error = f"the response is not valid HTTP: {exc}"
+        return replace(base, ending="connect", error=error, total=clock())
+    except httpx.HTTPError as exc:
         return replace(base, ending="connect", error=str(exc) or type(exc).__name__, total=clock())
 
 
@@ -834,22 +892,26 @@ def _head(response: httpx.Response, t: float) -> dict[str, Any]:
     }
 
 
-def _read(response: httpx.Response, m: Measurements, clock: Callable[[], float]) -> Measurements:
+def _read(
+    response: httpx.Response, m: Measurements, clock: Callable[[], float], budget: _Budget
+) -> Measurements:
     content_type = response.headers.get("content-type")
     if response.status_code >= 300:
-        error = _error_message(response)
+        error = _error_message(response, budget.secrets)
         return replace(m, ending="http", error=error, total=clock())
     encoding = response.headers.get("content-encoding", "identity").strip().lower()
     if encoding not in _ZLIB_ENCODINGS | {"identity"}:
         error = f"the body is {encoding}-encoded although the doctor asked for {ACCEPT_ENCODING}"
         return replace(m, ending="undecodable", error=error, total=clock())
-    recorder = _Recorder(m.provider, content_type, encoding)
+    recorder = _Recorder(m.provider, content_type, encoding, budget.limits)
     ending, error = _pump(response, recorder, clock, m.timeout)
     end = clock()
     try:
         recorder.end(end, clean=ending == "complete")
     except zlib.error as exc:
         ending, error = "undecodable", f"the {encoding} body is corrupt: {exc}"
+    except (_TooLarge, FrameTooLong) as exc:
+        ending, error = "undecodable", f"{exc}, the doctor's limit"
     return replace(
         m,
         ending=ending,
@@ -865,16 +927,19 @@ def _read(response: httpx.Response, m: Measurements, clock: Callable[[], float])
     )
 
 
-def _error_message(response: httpx.Response) -> str:
+def _error_message(response: httpx.Response, secrets: Secrets) -> str:
     """The server's own explanation of an error status, or where it redirects."""
     if response.is_redirect:
-        return f"redirects to {response.headers.get('location')}"
+        return f"redirects to {mask_url(response.headers.get('location', '?'))}"
     body = bytearray()
-    for piece in response.iter_bytes():
+    for piece in response.iter_raw():  # raw: a compressed error page is not inflated
         body += piece
         if len(body) >= _SAMPLE_LIMIT:
             break
-    return server_message(bytes(body), response.headers.get("content-type", ""))
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        return f"(a {encoding}-compressed error body)"
+    return server_message(bytes(body), response.headers.get("content-type", ""), secrets)
 
 
 def _pump(
@@ -892,6 +957,8 @@ def _pump(
         return "cut", str(exc) or type(exc).__name__
     except zlib.error as exc:
         return "undecodable", f"the compressed body is corrupt: {exc}"
+    except (_TooLarge, FrameTooLong) as exc:
+        return "undecodable", f"{exc}, the doctor's limit"
     return "complete", ""
 
 

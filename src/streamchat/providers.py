@@ -34,6 +34,7 @@ from ._providers.readers import (
     Sink,
     excerpt,
 )
+from ._secrets import mask_headers, mask_url
 from .deltas import (
     Delta,
     Done,
@@ -107,19 +108,15 @@ _READER_OF: dict[str, type[Reader]] = {
 # https://ai-sdk.dev/docs/ai-sdk-ui/stream-protocol: set by toUIMessageStreamResponse().
 _AI_SDK_HEADER = "x-vercel-ai-ui-message-stream"
 
-# The key is only read from the environment for the provider it belongs to: a
-# custom or local server never receives OPENAI_API_KEY unasked.
+# A key is read from the environment only for its provider's own host, over https:
+# a local vLLM, a colleague's server or a proxy at an OpenAI-looking path never
+# receives OPENAI_API_KEY unasked (it must be passed explicitly).
 _KEY_VARIABLES = {
-    "openai": "OPENAI_API_KEY",
-    "openai-responses": "OPENAI_API_KEY",
-    "anthropic": "ANTHROPIC_API_KEY",
-    "gemini": "GEMINI_API_KEY",
+    "openai": ("OPENAI_API_KEY", "api.openai.com"),
+    "openai-responses": ("OPENAI_API_KEY", "api.openai.com"),
+    "anthropic": ("ANTHROPIC_API_KEY", "api.anthropic.com"),
+    "gemini": ("GEMINI_API_KEY", "generativelanguage.googleapis.com"),
 }
-
-_SECRET_HEADERS = frozenset(
-    {"authorization", "proxy-authorization", "x-api-key", "x-goog-api-key", "api-key", "cookie"}
-)
-_SECRET_PARAMS = frozenset({"key", "api_key", "apikey", "access_token", "token"})
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -128,7 +125,9 @@ class ChatRequest:
 
     `provider` is the resolved format name (never "auto"), which `make_parser`
     needs to read the answer. The repr masks credentials, because requests end
-    up in logs, tracebacks and notebook outputs.
+    up in logs, tracebacks and notebook outputs. `withheld_key` names the
+    environment variable whose key was not sent because the URL is not its
+    provider's host, so that a 401 can say so.
     """
 
     method: str
@@ -136,32 +135,14 @@ class ChatRequest:
     headers: dict[str, str]
     json: dict[str, Any] | None
     provider: str
+    withheld_key: str | None = None
 
     def __repr__(self) -> str:
-        headers = {name: _mask_header(name, value) for name, value in self.headers.items()}
         return (
             f"ChatRequest(method={self.method!r}, url={mask_url(self.url)!r}, "
-            f"headers={headers!r}, json={self.json!r}, provider={self.provider!r})"
+            f"headers={mask_headers(self.headers)!r}, json={self.json!r},"
+            f" provider={self.provider!r})"
         )
-
-
-def _mask_header(name: str, value: str) -> str:
-    if name.lower() not in _SECRET_HEADERS:
-        return value
-    scheme, _, credential = value.partition(" ")
-    return f"{scheme} ***" if credential else "***"
-
-
-def mask_url(url: str) -> str:
-    """Gemini also accepts the key as `?key=`; keep it out of the repr too."""
-    parts = urlsplit(url)
-    if not parts.query:
-        return url
-    params = [
-        f"{name}=***" if name.lower() in _SECRET_PARAMS else f"{name}{sep}{value}"
-        for name, sep, value in (param.partition("=") for param in parts.query.split("&"))
-    ]
-    return urlunsplit(parts._replace(query="&".join(params)))
 
 
 def detect_provider(url: str) -> str:
@@ -192,13 +173,29 @@ def build_request(
     if model and name != "gemini":  # Gemini names the model in the URL
         body = {"model": model, **body}
     body.update(options or {})
+    # A key read from a file keeps its newline; no key has surrounding space.
+    explicit = api_key.strip() if api_key else None
+    key, withheld = (explicit, None) if explicit else _environment_key(name, url)
     return ChatRequest(
         method="POST",
         url=_gemini_url(url, model) if name == "gemini" else url,
-        headers=_headers(name, api_key, headers or {}),
+        headers=_headers(name, key, headers or {}),
         json=body,
         provider=name,
+        withheld_key=withheld,
     )
+
+
+def _environment_key(provider: str, url: str) -> tuple[str | None, str | None]:
+    """(the key to send, the variable withheld): a key only for its own https host."""
+    variable, host = _KEY_VARIABLES.get(provider, (None, None))
+    value = os.environ.get(variable, "").strip() if variable else ""
+    if not value:
+        return None, None
+    parts = urlsplit(url)
+    if parts.scheme == "https" and (parts.hostname or "").lower() == host:
+        return value, None
+    return None, variable
 
 
 def _known(provider: str) -> str:
@@ -232,10 +229,8 @@ def _headers(provider: str, api_key: str | None, extra: Mapping[str, str]) -> di
     if provider == "anthropic":
         # https://docs.anthropic.com/en/api/versioning
         headers["anthropic-version"] = "2023-06-01"
-    variable = _KEY_VARIABLES.get(provider)
-    key = api_key or (os.environ.get(variable) if variable else None)
-    if key:
-        headers.update(_credential(provider, key))
+    if api_key:
+        headers.update(_credential(provider, api_key))
     for name, value in extra.items():
         for same in [old for old in headers if old.lower() == name.lower()]:
             del headers[same]

@@ -16,7 +16,7 @@ import functools
 from abc import ABC, abstractmethod
 from typing import ClassVar, Generic, NamedTuple, TypeVar
 
-__all__ = ["EventStreamDecoder", "ServerSentEvent"]
+__all__ = ["EventStreamDecoder", "FrameTooLong", "ServerSentEvent"]
 
 T = TypeVar("T")
 
@@ -44,6 +44,18 @@ class ServerSentEvent(NamedTuple):
 _new_event = functools.partial(tuple.__new__, ServerSentEvent)
 
 
+class FrameTooLong(ValueError):
+    """An event (or NDJSON line) grew past the decoder's `max_frame` characters.
+
+    Without a cap, a server that never ends its event (`data:` lines without the
+    blank line) makes the decoder hold everything it sends.
+    """
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"an event or line is longer than {limit:,} characters")
+        self.limit = limit
+
+
 class FrameSplitter(ABC, Generic[T]):
     """Incremental UTF-8 text, cut into frames at a separator once line ends are LF.
 
@@ -61,11 +73,14 @@ class FrameSplitter(ABC, Generic[T]):
     `str.splitlines` (the `end-of-line` rule of the same section). They are all turned
     into LF so frames can be found with plain `str` searches. A CR ending a chunk is a
     line end at once, and an LF opening the next chunk is then the rest of that CRLF.
+
+    `max_frame` (characters, None for no limit) caps the unfinished frame: `feed`
+    raises `FrameTooLong` when it is passed.
     """
 
     separator: ClassVar[str]
 
-    def __init__(self) -> None:
+    def __init__(self, max_frame: int | None = None) -> None:
         self._undecoded = b""  # the first bytes of a character that continues in the next chunk
         self._at_start = True  # no text yet: a BOM may still come
         self._plain = False  # neither of the above: a chunk can be decoded on its own
@@ -73,6 +88,8 @@ class FrameSplitter(ABC, Generic[T]):
         # The unfinished frame, in pieces so that a long line arriving in many small
         # chunks is joined once, not once per chunk. It never contains the separator.
         self._pending: list[str] = []
+        self._pending_size = 0
+        self._max_frame = max_frame
         self._separator = self.separator  # an instance attribute is quicker to look up
 
     def feed(self, data: bytes) -> list[T]:
@@ -89,18 +106,30 @@ class FrameSplitter(ABC, Generic[T]):
             text = self._normalize_line_ends(text)
         elif "\n" not in text:
             # Fast path for a chunk inside a line: no line end, so no frame ends here.
-            self._pending.append(text)
+            self._hold(text)
             return []
         if text[:1] == "\n" and self._pending_ends_lf():  # the separator straddles chunks
             text = "".join(self._pending) + text
             self._pending = []
+            self._pending_size = 0
         frames = text.split(self._separator)
         if len(frames) == 1:
-            self._pending.append(text)
+            self._hold(text)
             return []
         frames[0] = "".join(self._pending) + frames[0]
-        self._pending = [frames.pop()]
+        self._pending = []
+        self._pending_size = 0
+        self._hold(frames.pop())
+        if self._max_frame is not None and len(frames[0]) > self._max_frame:
+            raise FrameTooLong(self._max_frame)
         return self._frames(frames)
+
+    def _hold(self, text: str) -> None:
+        """Add text to the unfinished frame, within `max_frame`."""
+        self._pending.append(text)
+        self._pending_size += len(text)
+        if self._max_frame is not None and self._pending_size > self._max_frame:
+            raise FrameTooLong(self._max_frame)
 
     def _pending_ends_lf(self) -> bool:
         """Whether the unfinished frame ends with LF: then a leading LF completes "\\n\\n"."""
@@ -122,6 +151,7 @@ class FrameSplitter(ABC, Generic[T]):
         rest = "".join(self._pending) + _utf8_decode(self._undecoded, "replace", True)[0]
         self._undecoded = b""
         self._pending = []
+        self._pending_size = 0
         return rest
 
     def _decode(self, data: bytes) -> str:
@@ -156,8 +186,8 @@ class EventStreamDecoder(FrameSplitter[ServerSentEvent]):
 
     separator = "\n\n"
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, max_frame: int | None = None) -> None:
+        super().__init__(max_frame)
         self._last_event_id = ""
         self._retry: int | None = None
         self._discarded = False

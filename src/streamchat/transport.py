@@ -13,24 +13,40 @@ import random
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from email.utils import parsedate_to_datetime
 from html import unescape
+from http.cookiejar import CookieJar, DefaultCookiePolicy
+from typing import TypeVar
 
 import httpx
 
 from ._framing import Framer, Payload
-from .deltas import Delta, Done, StreamError
+from ._secrets import Secrets, install_log_filter, mask_url
+from ._validation import request_problem
+from .deltas import Delta, Done, ReasoningDelta, StreamError, TextDelta
 from .providers import ChatRequest, StreamParser, make_parser, wire_format
+from .sse import FrameTooLong
 
-__all__ = ["Retries", "Timeouts", "redact", "retry_after", "server_message", "stream_deltas"]
+__all__ = [
+    "Limits",
+    "Retries",
+    "Timeouts",
+    "new_client",
+    "retry_after",
+    "server_message",
+    "stream_deltas",
+]
+
+T = TypeVar("T")
 
 # An error body is read for its message only; a misbehaving server must not make us
 # buffer megabytes of HTML.
 _ERROR_BODY_LIMIT = 64 * 1024
-_JSON_BODY_LIMIT = 16 * 1024 * 1024
 # Statuses that say "try again later" (RFC 9110 §15.5.9, §15.6.3-5; 529: Anthropic overloaded).
 _TRANSIENT = frozenset({408, 429, 502, 503, 504, 529})
+
+install_log_filter()
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +66,23 @@ class Timeouts:
         return httpx.Timeout(
             connect=self.connect, read=self.idle, write=self.idle, pool=self.connect
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    """The most an answer may make this process hold; raise them for unusual answers.
+
+    `line`: characters in one SSE event or NDJSON line (a server that never ends an
+    event would otherwise be held in full). `answer`: characters of text and
+    reasoning in one answer (far above any model's output limit; the widget keeps
+    the answer, its HTML and the history in memory). `body`: bytes of a whole-JSON
+    answer, and of the decompressed body the doctor reads. Passing one ends the
+    answer with a `StreamError` of kind "limit"; what arrived before stays.
+    """
+
+    line: int = 8 * 1024 * 1024
+    answer: int = 8_000_000
+    body: int = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,40 +123,79 @@ async def stream_deltas(
     *,
     timeouts: Timeouts = Timeouts(),
     retries: Retries = Retries(),
+    limits: Limits = Limits(),
     client: httpx.AsyncClient | None = None,
 ) -> AsyncIterator[Delta]:
     """Stream one chat answer as deltas; the last one is always `Done` or `StreamError`.
 
-    Cancelling the consuming task closes the connection at once (the `async with`
-    blocks below exit on `CancelledError`), which is how Stop reaches the server.
+    Nothing escapes as an exception: a request that cannot be sent is refused before
+    any I/O, every failure of httpx (or below it) becomes a `StreamError`, and every
+    error message is redacted of the request's secrets. Cancelling the consuming
+    task closes the connection at once (the `async with` blocks below exit on
+    `CancelledError`), which is how Stop reaches the server.
     """
+    secrets = Secrets.of(request.url, request.headers)
+    problem = request_problem(request.url, request.headers)
+    if problem is not None:
+        yield StreamError("request", secrets.redact(problem))
+        return
     own_client = client is None
     if client is None:
-        client = httpx.AsyncClient(http1=True, http2=False, timeout=timeouts.httpx_timeout())
-    session = _Session(deadline=time.monotonic() + timeouts.total)
+        client = new_client()
+    session = _Session(time.monotonic() + timeouts.total, limits, secrets)
     try:
-        attempt = 0
-        while True:
-            first = True
-            async for delta in _stream(client, request, timeouts, session):
-                wait = (
-                    retries.delay(attempt, delta)
-                    if first and isinstance(delta, StreamError)
-                    else None
-                )
-                first = False
-                if wait is None and isinstance(delta, StreamError):
-                    wait = session.reconnect_delay(request, delta)
-                if wait is not None:
-                    await retries.sleep(wait)
-                    break
+        with secrets.active():
+            async for delta in _attempts(client, request, timeouts, retries, session):
+                if isinstance(delta, StreamError):
+                    delta = replace(delta, message=secrets.redact(delta.message))
                 yield delta
-            else:
-                return
-            attempt += 1
     finally:
         if own_client:
             await client.aclose()
+
+
+def new_client() -> httpx.AsyncClient:
+    """An HTTP client for answers: HTTP/1.1, no connection cap, no cookie jar.
+
+    Many answers may stream at once through one shared client (a notebook of
+    chats): httpx's default pool of 100 connections would make the 101st wait and
+    fail. Cookies are not kept: one endpoint's session cookie must not be sent by
+    another widget to another endpoint. Timeouts are set per request.
+    """
+    return httpx.AsyncClient(
+        http1=True,
+        http2=False,
+        limits=httpx.Limits(max_connections=None, max_keepalive_connections=20),
+        cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
+    )
+
+
+async def _attempts(
+    client: httpx.AsyncClient,
+    request: ChatRequest,
+    timeouts: Timeouts,
+    retries: Retries,
+    session: _Session,
+) -> AsyncIterator[Delta]:
+    attempt = 0
+    while True:
+        first = True
+        async for delta in _stream(client, request, timeouts, session):
+            wait = (
+                retries.delay(attempt, delta) if first and isinstance(delta, StreamError) else None
+            )
+            first = False
+            if wait is None and isinstance(delta, StreamError):
+                wait = session.reconnect_delay(request, delta)
+            if wait is not None and time.monotonic() + wait < session.deadline:
+                await retries.sleep(wait)
+                break
+            yield delta
+            if isinstance(delta, (Done, StreamError)):
+                return
+        else:
+            return
+        attempt += 1
 
 
 @dataclass
@@ -138,10 +210,14 @@ class _Session:
     """
 
     deadline: float
+    limits: Limits
+    secrets: Secrets
     parser: StreamParser | None = None
     last_event_id: str = ""
     retry_ms: int = 3000
     events: int = 0  # events received since the last (re)connection
+    answer_size: int = 0  # characters of text and reasoning received
+    cut: bool = False  # the body ended inside an event
 
     def reconnect_delay(self, request: ChatRequest, error: StreamError) -> float | None:
         if request.method != "GET" or error.kind not in ("incomplete", "network"):
@@ -156,65 +232,149 @@ class _Session:
             return request.headers
         return {**request.headers, "Last-Event-ID": self.last_event_id}
 
+    def over_limit(self, delta: Delta) -> StreamError | None:
+        """Count the answer's characters; an error once they pass `limits.answer`."""
+        if isinstance(delta, (TextDelta, ReasoningDelta)):
+            self.answer_size += len(delta.text)
+            if self.answer_size > self.limits.answer:
+                return StreamError(
+                    "limit",
+                    f"the answer passed {self.limits.answer:,} characters, the limit; what"
+                    " came so far is kept (raise it with Limits(answer=...))",
+                )
+        return None
+
 
 async def _stream(
     client: httpx.AsyncClient, request: ChatRequest, timeouts: Timeouts, session: _Session
 ) -> AsyncIterator[Delta]:
+    response: httpx.Response | None = None
     try:
-        async with client.stream(
+        sent = client.build_request(
             request.method,
             request.url,
             headers=session.headers(request),
             json=request.json,
             timeout=timeouts.httpx_timeout(),
-        ) as response:
-            if response.status_code >= 400:
-                yield await _http_error(response, request)
+        )
+        # The deadline covers the wait for the headers too: a server that sends
+        # one header byte a second never trips the idle timeout.
+        response = await _before(session.deadline, client.send(sent, stream=True))
+        refusal = await _refusal(response, request, session)
+        if refusal is not None:
+            yield refusal
+            return
+        async for delta in _body(response, request, session):
+            limit = session.over_limit(delta)
+            yield delta if limit is None else limit
+            if limit is not None or isinstance(delta, (Done, StreamError)):
                 return
-            content_type = response.headers.get("content-type")
-            if session.parser is None:
-                session.parser = make_parser(request.provider, content_type, response.headers)
-            parser = session.parser
-            wire = wire_format(request.provider, content_type)
-            chunks = _with_deadline(response.aiter_raw(), session.deadline)
-            if wire == "json":
-                deltas = _read_json_body(chunks, parser, content_type)
-            else:
-                deltas = _read_stream(chunks, session, wire)
-            async for delta in deltas:
-                yield delta
-                if isinstance(delta, (Done, StreamError)):
-                    return
-            for delta in parser.end(clean=True):
-                yield delta
-    except httpx.ConnectError as exc:
-        yield StreamError("connect", f"could not connect to {_origin(request.url)}: {exc}")
-    except httpx.ConnectTimeout:
-        yield StreamError(
-            "timeout", f"could not connect to {_origin(request.url)} in {timeouts.connect:g} s"
+    except Exception as exc:
+        yield _error_for(exc, request, timeouts, session, headers_seen=response is not None)
+    finally:
+        if response is not None:
+            await response.aclose()
+
+
+async def _refusal(
+    response: httpx.Response, request: ChatRequest, session: _Session
+) -> StreamError | None:
+    """An error for a response that carries no answer: an error status, a redirect, gzip."""
+    if response.status_code >= 400:
+        return await _http_error(response, request, session)
+    if response.is_redirect:
+        location = mask_url(response.headers.get("location", "?"))
+        return StreamError(
+            "http",
+            f"HTTP {response.status_code} {response.reason_phrase}: the endpoint moved to"
+            f" {location}; use that URL (redirects are not followed: a POST would be re-sent)",
+            status=response.status_code,
         )
-    except (httpx.ReadTimeout, httpx.WriteTimeout, httpx.PoolTimeout):
-        yield _from_partial(
-            session.parser, "timeout", f"no data for {timeouts.idle:g} s (idle timeout)"
+    encoding = response.headers.get("content-encoding", "identity").strip().lower()
+    if encoding not in ("", "identity"):
+        return StreamError(
+            "protocol",
+            f"the server compressed the answer ({encoding}) although the request asked for"
+            " Accept-Encoding: identity; a compressed stream arrives in bursts: turn"
+            " compression off for this endpoint (`streamchat doctor URL` shows where)",
         )
-    except _TotalTimeout:
-        yield _from_partial(
-            session.parser, "timeout", f"the answer took longer than {timeouts.total:g} s"
+    return None
+
+
+async def _body(
+    response: httpx.Response, request: ChatRequest, session: _Session
+) -> AsyncIterator[Delta]:
+    content_type = response.headers.get("content-type")
+    if session.parser is None:
+        session.parser = make_parser(request.provider, content_type, response.headers)
+    parser = session.parser
+    wire = wire_format(request.provider, content_type)
+    chunks = _with_deadline(response.aiter_raw(), session.deadline)
+    if wire == "json":
+        deltas = _read_json_body(chunks, parser, content_type, session)
+    else:
+        deltas = _read_stream(chunks, session, wire)
+    async for delta in deltas:
+        yield delta
+        if isinstance(delta, (Done, StreamError)):
+            return
+    for delta in parser.end(clean=not session.cut):
+        yield delta
+
+
+def _error_for(
+    exc: Exception,
+    request: ChatRequest,
+    timeouts: Timeouts,
+    session: _Session,
+    *,
+    headers_seen: bool,
+) -> StreamError | Done:
+    """Map any exception from the request to the `StreamError` a person can act on.
+
+    Errors before the response's headers cannot have shown anything; errors after
+    them keep the partial answer (`_from_partial`).
+    """
+    origin = _origin(request.url)
+    parser = session.parser
+    if isinstance(exc, httpx.ConnectTimeout):
+        return StreamError("timeout", f"could not connect to {origin} in {timeouts.connect:g} s")
+    if isinstance(exc, httpx.PoolTimeout):
+        return StreamError(
+            "timeout", f"no free connection to {origin} in {timeouts.connect:g} s (pool timeout)"
         )
-    except httpx.RemoteProtocolError as exc:
-        yield _from_partial(
-            session.parser,
+    if isinstance(exc, httpx.ConnectError):
+        return StreamError("connect", f"could not connect to {origin}: {exc}")
+    if isinstance(exc, (httpx.ReadTimeout, httpx.WriteTimeout)):
+        return _from_partial(parser, "timeout", f"no data for {timeouts.idle:g} s (idle timeout)")
+    if isinstance(exc, _TotalTimeout):
+        return _from_partial(parser, "timeout", f"the answer took longer than {timeouts.total:g} s")
+    if isinstance(exc, FrameTooLong):
+        return StreamError(
+            "limit",
+            f"{exc}, the limit; what came so far is kept (raise it with Limits(line=...))",
+        )
+    if isinstance(exc, httpx.RemoteProtocolError) and not headers_seen:
+        return StreamError("protocol", f"{origin} sent a response that is not valid HTTP: {exc}")
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return _from_partial(
+            parser,
             "incomplete",
             "the connection closed before the stream ended (incomplete chunked encoding,"
             f" what browsers call ERR_INCOMPLETE_CHUNKED_ENCODING): {exc}",
         )
-    except (httpx.ReadError, httpx.WriteError, httpx.NetworkError) as exc:
-        yield _from_partial(session.parser, "network", f"the connection broke mid-stream: {exc!r}")
-    except httpx.DecodingError as exc:
-        yield StreamError("protocol", f"could not decode the response body: {exc}")
+    if isinstance(exc, (httpx.UnsupportedProtocol, httpx.InvalidURL, httpx.LocalProtocolError)):
+        return StreamError("request", f"the request could not be sent: {exc}")
+    if isinstance(exc, httpx.DecodingError):
+        return StreamError("protocol", f"could not decode the response body: {exc}")
+    if isinstance(exc, (httpx.TransportError, OSError)) and headers_seen:
+        return _from_partial(parser, "network", f"the connection broke mid-stream: {exc!r}")
+    if isinstance(exc, (httpx.TransportError, OSError)):
+        return StreamError("connect", f"could not reach {origin}: {exc!r}")
+    return _from_partial(parser, "protocol", f"{type(exc).__name__}: {exc}")
 
 
-def _from_partial(parser: StreamParser | None, kind: str, message: str) -> Delta:
+def _from_partial(parser: StreamParser | None, kind: str, message: str) -> StreamError | Done:
     """A failure after the answer's completion marker loses nothing: report it as done."""
     if parser is not None and parser.done:
         return Done()
@@ -225,18 +385,26 @@ class _TotalTimeout(Exception):
     pass
 
 
+async def _before(deadline: float, awaitable: Awaitable[T]) -> T:
+    """Await `awaitable`, or raise `_TotalTimeout` at `deadline`."""
+    remaining = deadline - time.monotonic()
+    if remaining <= 0:
+        if asyncio.iscoroutine(awaitable):
+            awaitable.close()
+        raise _TotalTimeout
+    try:
+        return await asyncio.wait_for(awaitable, remaining)
+    except asyncio.TimeoutError:
+        raise _TotalTimeout from None
+
+
 async def _with_deadline(chunks: AsyncIterator[bytes], deadline: float) -> AsyncIterator[bytes]:
     iterator = chunks.__aiter__()
     while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            raise _TotalTimeout
         try:
-            chunk = await asyncio.wait_for(iterator.__anext__(), remaining)
+            chunk = await _before(deadline, iterator.__anext__())
         except StopAsyncIteration:
             return
-        except asyncio.TimeoutError:
-            raise _TotalTimeout from None
         yield chunk
 
 
@@ -245,7 +413,7 @@ async def _read_stream(
 ) -> AsyncIterator[Delta]:
     parser = session.parser
     assert parser is not None
-    framer = Framer(wire)
+    framer = Framer(wire, max_frame=session.limits.line)
     async for chunk in chunks:
         for payload in framer.feed(chunk):
             session.events += 1
@@ -256,6 +424,7 @@ async def _read_stream(
     for payload in framer.end():
         for delta in _parse(parser, payload):
             yield delta
+    session.cut = framer.wire == "sse" and framer.sse.discarded
 
 
 def _parse(parser: StreamParser, payload: Payload) -> list[Delta]:
@@ -265,50 +434,76 @@ def _parse(parser: StreamParser, payload: Payload) -> list[Delta]:
 
 
 async def _read_json_body(
-    chunks: AsyncIterator[bytes], parser: StreamParser, content_type: str | None
+    chunks: AsyncIterator[bytes], parser: StreamParser, content_type: str | None, session: _Session
 ) -> AsyncIterator[Delta]:
-    """A server that answers with one JSON document instead of a stream.
+    """A server that answers with one JSON document (or an HTML page) instead of a stream.
 
     Many servers ignore `stream: true` or return an error object with status 200;
     the parser sees the document as a single payload so its message is not lost.
     """
+    limits = session.limits
     body = bytearray()
     async for chunk in chunks:
         body += chunk
-        if len(body) > _JSON_BODY_LIMIT:
-            yield StreamError("protocol", "the JSON answer is larger than 16 MiB")
+        if len(body) > limits.body:
+            yield StreamError(
+                "limit",
+                f"the {content_type or 'untyped'} answer is larger than {limits.body:,} bytes,"
+                " the limit (raise it with Limits(body=...))",
+            )
             return
     text = body.decode("utf-8", errors="replace")
     if not text.strip():
         yield StreamError("protocol", f"empty {content_type or 'untyped'} response")
         return
+    if "html" in (content_type or ""):
+        page = server_message(body, "text/html", session.secrets)
+        yield StreamError(
+            "protocol",
+            f"expected a stream, got an HTML page: {page!r}"
+            " (a login page, or a proxy's error page? check the URL and the credentials)",
+        )
+        return
     for delta in parser.feed(text):
         yield delta
 
 
-async def _http_error(response: httpx.Response, request: ChatRequest) -> StreamError:
+async def _http_error(
+    response: httpx.Response, request: ChatRequest, session: _Session
+) -> StreamError:
     body = bytearray()
-    async for chunk in response.aiter_bytes():
+    async for chunk in _with_deadline(response.aiter_bytes(), session.deadline):
         body += chunk
         if len(body) >= _ERROR_BODY_LIMIT:
             break
-    detail = server_message(bytes(body), response.headers.get("content-type", ""))
+    detail = server_message(bytes(body), response.headers.get("content-type", ""), session.secrets)
     message = f"HTTP {response.status_code} {response.reason_phrase}".rstrip()
     if detail:
         message += f": {detail}"
+    if response.status_code == 401 and request.withheld_key:
+        message += (
+            f" ({request.withheld_key} is set, but it is sent only to its provider's own host"
+            f" over https; pass the key for {_origin(request.url)} explicitly: api_key=..."
+            " or --header)"
+        )
     return StreamError(
         "http",
-        redact(message, request),
+        message,
         status=response.status_code,
         retry_after=retry_after(response.headers.get("retry-after")),
     )
 
 
-def server_message(body: bytes, content_type: str) -> str:
-    """The server's own explanation, from a JSON error object, an HTML page or plain text."""
+def server_message(body: bytes, content_type: str, secrets: Secrets | None = None) -> str:
+    """The server's own explanation, from a JSON error object, an HTML page or plain text.
+
+    Secrets are redacted before the text is shortened, so no piece of one survives.
+    """
     text = body.decode("utf-8", errors="replace").strip()
     if not text:
         return ""
+    if secrets is not None:
+        text = secrets.redact(text)
     if "json" in content_type or text[:1] in "{[":
         try:
             found = _json_message(json.loads(text))
@@ -352,16 +547,6 @@ def _shorten(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def redact(message: str, request: ChatRequest) -> str:
-    """Servers sometimes echo the credential they rejected; it must not reach the screen."""
-    for name, value in request.headers.items():
-        if name.lower() in ("authorization", "x-api-key", "x-goog-api-key", "api-key"):
-            secret = value.split(" ", 1)[-1]
-            if len(secret) >= 8:
-                message = message.replace(secret, "[redacted]")
-    return message
-
-
 def retry_after(value: str | None) -> float | None:
     """`Retry-After` as seconds: delay-seconds or an HTTP-date (RFC 9110 §10.2.3)."""
     if not value:
@@ -377,5 +562,8 @@ def retry_after(value: str | None) -> float | None:
 
 
 def _origin(url: str) -> str:
-    parsed = httpx.URL(url)
+    try:
+        parsed = httpx.URL(url)
+    except httpx.InvalidURL:
+        return mask_url(url)
     return f"{parsed.scheme}://{parsed.host}" + (f":{parsed.port}" if parsed.port else "")

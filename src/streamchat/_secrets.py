@@ -1,0 +1,252 @@
+"""The one place for secret handling: what counts as a secret, and how it is masked.
+
+Secrets are API keys and tokens in auth headers (known ones such as `Authorization`
+and any custom header a user adds), secret query parameters (`?key=`) and URL
+credentials (`user:pass@`). Servers echo them back: in a 401 body, an SSE error
+event, an HTML page, a header. Every message a person or a log can see (errors,
+turns, transcripts, doctor reports, CLI stderr, logging) goes through `redact` first,
+and before it is cut short, so no piece of a key survives a truncation.
+
+Two layers: `Secrets` knows the actual values of one request (and the forms a server
+may echo them in: percent-, JSON-, HTML- or Basic-encoded), and `scrub` removes what
+looks like a credential whatever its value (URL userinfo, `key=` parameters, bearer
+tokens), for text whose request is unknown, such as a library's log record.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+import logging
+import re
+import threading
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from urllib.parse import quote, unquote, urlsplit
+
+__all__ = [
+    "REDACTED",
+    "Secrets",
+    "install_log_filter",
+    "is_secret_header",
+    "mask_headers",
+    "mask_url",
+    "scrub",
+]
+
+REDACTED = "[redacted]"
+
+# Headers that carry credentials by definition.
+_AUTH_HEADERS = frozenset(
+    {"authorization", "proxy-authorization", "x-api-key", "x-goog-api-key", "api-key", "cookie"}
+)
+# A name that says "credential", in a header or a query parameter (`X-Custom-Auth`,
+# `X-Portkey-Api-Key`, `access_token`, `sig`...).
+_SECRET_NAME = re.compile(
+    r"auth|key|token|secret|passw|cookie|session|signature|credential|^sig$|^code$", re.I
+)
+# Headers that are never secret: the ones the request builder itself sets. Any
+# other header a user adds may be a gateway's credential under a name we cannot
+# guess, so its value is treated as secret too (when long enough to be one).
+_PUBLIC_HEADERS = frozenset(
+    {
+        "accept",
+        "accept-encoding",
+        "accept-language",
+        "anthropic-version",
+        "anthropic-beta",
+        "cache-control",
+        "connection",
+        "content-type",
+        "content-length",
+        "host",
+        "last-event-id",
+        "user-agent",
+    }
+)
+# Shorter values are not credentials, and replacing them would garble messages.
+_MIN_KNOWN = 4
+_MIN_CUSTOM = 6
+
+# Credentials recognisable by their shape. https://www.rfc-editor.org/rfc/rfc3986#section-3.2.1
+_USERINFO = re.compile(r"(?<=://)[^/\s?#@'\"<>]+@")
+_PARAM_NAME = r"[A-Za-z0-9_.-]*(?:key|token|secret|passw|auth|signature)[A-Za-z0-9_.-]*|sig|code"
+_SECRET_PARAM = re.compile(rf"(?<=[?&;])({_PARAM_NAME})=[^&\s#'\"<>]+", re.I)
+_SECRET_PARAM_NAME = re.compile(rf"(?:{_PARAM_NAME})\Z", re.I)
+_BEARER = re.compile(r"\b(Bearer|Basic|Token)\s+[A-Za-z0-9._~+/=-]{8,}", re.I)
+
+
+def is_secret_header(name: str) -> bool:
+    """Whether a header's value is a credential whatever its length."""
+    lowered = name.lower()
+    return lowered in _AUTH_HEADERS or bool(_SECRET_NAME.search(lowered))
+
+
+def scrub(text: str) -> str:
+    """Mask what looks like a credential in `text`, without knowing any value."""
+    if "://" in text:
+        text = _USERINFO.sub("***@", text)
+    if "=" in text:
+        text = _SECRET_PARAM.sub(lambda match: f"{match.group(1)}=***", text)
+    return _BEARER.sub(lambda match: f"{match.group(1)} ***", text)
+
+
+def mask_url(url: str) -> str:
+    """`url` fit to show: no userinfo, no secret query parameter values."""
+    return scrub(url)
+
+
+def mask_headers(headers: Mapping[str, str]) -> dict[str, str]:
+    """Headers fit to show: credentials masked, keeping an auth scheme (`Bearer ***`)."""
+    return {name: _mask_header(name, value) for name, value in headers.items()}
+
+
+def _mask_header(name: str, value: str) -> str:
+    lowered = name.lower()
+    if lowered in _PUBLIC_HEADERS:
+        return value
+    if not is_secret_header(name) and len(value) < _MIN_CUSTOM:
+        return value
+    scheme, _, credential = value.partition(" ")
+    return f"{scheme} ***" if credential and lowered in _AUTH_HEADERS else "***"
+
+
+class Secrets:
+    """The secret values of one request, and every form a server may echo them in."""
+
+    def __init__(self, values: Iterable[str] = ()) -> None:
+        forms: set[str] = set()
+        for value in values:
+            forms.update(_forms(value))
+        # Longest first, so a secret that contains another is replaced whole.
+        self._forms = sorted((form for form in forms if len(form) >= _MIN_KNOWN), key=len)[::-1]
+
+    @classmethod
+    def of(cls, url: str, headers: Mapping[str, str]) -> Secrets:
+        """The secrets in a request's URL and headers."""
+        return cls([*_header_secrets(headers), *_url_secrets(url)])
+
+    def __bool__(self) -> bool:
+        return bool(self._forms)
+
+    def redact(self, text: str) -> str:
+        """`text` with every known secret, and anything shaped like one, masked.
+
+        A secret cut short by an earlier truncation (`sk-abc…`) is masked too, from
+        its fourth character, so that code which shortens before redacting leaks
+        nothing either.
+        """
+        for form in self._forms:
+            if form in text:
+                text = text.replace(form, REDACTED)
+        if "…" in text:
+            text = self._cut_prefixes(text)
+        return scrub(text)
+
+    def _cut_prefixes(self, text: str) -> str:
+        for form in self._forms:
+            for length in range(len(form) - 1, _MIN_KNOWN - 1, -1):
+                prefix = form[:length] + "…"
+                if prefix in text:
+                    text = text.replace(prefix, REDACTED + "…")
+                    break
+        return text
+
+    @contextmanager
+    def active(self) -> Iterator[None]:
+        """Mask these secrets in log records while the block runs (see `install_log_filter`)."""
+        with _lock:
+            _active.append(self)
+        try:
+            yield
+        finally:
+            with _lock:
+                _active.remove(self)
+
+
+def _header_secrets(headers: Mapping[str, str]) -> Iterator[str]:
+    for name, value in headers.items():
+        lowered = name.lower()
+        if lowered in _PUBLIC_HEADERS:
+            continue
+        if is_secret_header(name) or len(value.strip()) >= _MIN_CUSTOM:
+            yield value
+            yield value.strip()
+            credential = value.strip().partition(" ")[2]
+            if credential:
+                yield credential.strip()
+            if lowered == "cookie":
+                yield from (part.partition("=")[2] for part in value.split(";"))
+
+
+def _url_secrets(url: str) -> Iterator[str]:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return
+    if parts.username or parts.password:
+        # httpx sends URL credentials as Basic auth: the server may echo that form.
+        user, password = unquote(parts.username or ""), unquote(parts.password or "")
+        yield base64.b64encode(f"{user}:{password}".encode()).decode()
+        yield from (part for part in (parts.username, parts.password) if part)
+    for param in parts.query.split("&"):
+        name, _, value = param.partition("=")
+        if value and _SECRET_PARAM_NAME.match(name):
+            yield value
+
+
+def _forms(value: str) -> set[str]:
+    """The secret as sent and as a server may echo it: decoded, quoted, escaped."""
+    forms = {value, unquote(value)}
+    for form in list(forms):
+        forms.add(quote(form, safe=""))
+        forms.add(json.dumps(form)[1:-1])
+        forms.add(html.escape(form))
+    return {form for form in forms if form.strip()}
+
+
+# -- logging ------------------------------------------------------------------------
+
+_lock = threading.Lock()
+_active: list[Secrets] = []
+# httpx logs each request's URL at INFO (with its userinfo); httpcore logs failures
+# at DEBUG with the exception, which may quote a header value.
+_LOGGERS = (
+    "httpx",
+    "httpcore",
+    "httpcore.connection",
+    "httpcore.http11",
+    "httpcore.http2",
+    "httpcore.proxy",
+    "httpcore.socks",
+    "streamchat",
+)
+
+
+class _RedactingFilter(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        with _lock:
+            active = list(_active)
+        clean = scrub(message)
+        for secrets in active:
+            clean = secrets.redact(clean)
+        if clean != message:
+            record.msg, record.args = clean, None
+        return True
+
+
+_filter = _RedactingFilter()
+
+
+def install_log_filter() -> None:
+    """Mask secrets in the records of httpx, httpcore and streamchat (idempotent).
+
+    A filter on a logger sees the records created there (not its children's), so
+    each logger that may quote a request gets one.
+    """
+    for name in _LOGGERS:
+        logger = logging.getLogger(name)
+        if _filter not in logger.filters:
+            logger.addFilter(_filter)
