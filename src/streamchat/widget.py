@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,6 +33,7 @@ import traitlets
 
 from . import _runner
 from ._pacing import type_out
+from ._secrets import Secrets
 from ._sources import PythonSource
 from .deltas import (
     Delta,
@@ -45,7 +46,7 @@ from .deltas import (
 )
 from .providers import build_request
 from .render import MarkdownStream, Patch
-from .transport import Retries, Timeouts, stream_deltas
+from .transport import Limits, Retries, Timeouts, new_client, stream_deltas
 from .typewriter import Typewriter
 
 if TYPE_CHECKING:
@@ -82,11 +83,12 @@ def _client() -> httpx.AsyncClient:
 
     A new `AsyncClient` builds an SSL context first (~50 ms here), which would be
     added to every answer's time to first token; sharing one also reuses
-    keep-alive connections. Timeouts are passed per request by the transport.
+    keep-alive connections. It keeps no cookies and has no connection cap
+    (`transport.new_client`). Timeouts are passed per request by the transport.
     """
     global _http
     if _http is None:
-        _http = httpx.AsyncClient(http1=True, http2=False)
+        _http = new_client()
     return _http
 
 
@@ -390,6 +392,7 @@ class StreamChat(anywidget.AnyWidget):
     arrive, and `step` how many appear at a time; both are also sliders. `max_lag`
     (seconds) lets the typewriter catch up when it falls that far behind the stream.
     `options` are extra body fields in the provider's terms (`temperature`...).
+    `limits` (`transport.Limits`) caps what one answer may make the kernel hold.
     `allow_images` renders Markdown images instead of showing them as links (a
     remote image is a way for injected instructions to leak data).
     """
@@ -425,6 +428,7 @@ class StreamChat(anywidget.AnyWidget):
         retries: Retries = Retries(),
         max_lag: float | None = None,
         options: Mapping[str, Any] | None = None,
+        limits: Limits = Limits(),
     ) -> None:
         super().__init__(speed=speed, step=step, prompts=list(prompts), disclaimer=disclaimer)
         self._source = None if url is None or isinstance(url, str) else PythonSource(url)
@@ -443,6 +447,7 @@ class StreamChat(anywidget.AnyWidget):
         self._retries = retries
         self._max_lag = max_lag
         self._options = dict(options or {})
+        self._limits = limits
         self._lock = threading.RLock()
         self._history: list[dict[str, str]] = []
         self._sources: list[str] = []  # Markdown source of each turn, for the transcript
@@ -501,8 +506,7 @@ class StreamChat(anywidget.AnyWidget):
         prompt = str(prompt)
         if not prompt.strip():
             raise ValueError("the prompt is empty")
-        self._cancel(wait=True)
-        with self._lock:
+        with self._quiet():
             self._history.append({"role": "user", "content": prompt})
             self._append_turn({"role": "user", "text": prompt}, prompt)
             self._start_answer()
@@ -536,8 +540,7 @@ class StreamChat(anywidget.AnyWidget):
 
     def retry(self) -> None:
         """Ask again for the last answer that failed or was stopped, replacing it."""
-        self._cancel(wait=True)
-        with self._lock:
+        with self._quiet():
             if not self._sources or self.turns[-1]["role"] != "assistant":
                 return
             if self.turns[-1]["status"] not in ("error", "stopped"):
@@ -716,6 +719,26 @@ class StreamChat(anywidget.AnyWidget):
         self.status = "waiting"
         _runner.submit(self._run(answer, list(self._history)))
 
+    @contextlib.contextmanager
+    def _quiet(self) -> Iterator[None]:
+        """Hold the lock with no answer live, stopping the live one first.
+
+        `send` and `retry` may come from several threads at once: each stops the
+        live answer outside the lock (its end needs the lock) and checks again
+        under it, so no answer is started over another one and orphaned. On the
+        loop thread nothing can be waited for; the answer's own task ends it there.
+        """
+        while True:
+            self._cancel(wait=True)
+            self._lock.acquire()
+            if self._live is None or _runner.in_loop_thread():
+                break
+            self._lock.release()
+        try:
+            yield
+        finally:
+            self._lock.release()
+
     def _cancel(self, *, wait: bool) -> None:
         answer = getattr(self, "_live", None)  # robust in a half-built widget's close()
         if answer is None:
@@ -771,7 +794,8 @@ class StreamChat(anywidget.AnyWidget):
                     await asyncio.wait_for(answer.stream_closed.wait(), 5)
             return "stopped", None
         except Exception as exc:  # a bad configuration or a parser bug: show it
-            return "error", f"{type(exc).__name__}: {exc}"
+            secrets = Secrets.of(self._url, {**self._headers, "api-key": self._api_key or ""})
+            return "error", secrets.redact(f"{type(exc).__name__}: {exc}")
         if isinstance(terminal, StreamError):
             return "error", terminal.message
         answer.finish_reason = terminal.finish_reason or answer.finish_reason
@@ -793,7 +817,11 @@ class StreamChat(anywidget.AnyWidget):
             options=self._options,
         )
         return stream_deltas(
-            request, timeouts=self._timeouts, retries=self._retries, client=_client()
+            request,
+            timeouts=self._timeouts,
+            retries=self._retries,
+            limits=self._limits,
+            client=_client(),
         )
 
     async def _observe(self, answer: _Answer, deltas: AsyncIterator[Delta]) -> AsyncIterator[Delta]:

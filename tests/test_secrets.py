@@ -1,0 +1,206 @@
+"""No secret echoes: a server that repeats the request back never gets a key on screen.
+
+The echo server below answers every request with everything it received (each
+header, the URL) in four shapes: a 401 JSON error, a 200 SSE error event, a 200 HTML
+page, and a long error body with the key near character 290 (where a message is cut
+at 300). The key, a custom header and the URL's password must appear in none of:
+widget state, comm messages, the transcript, logs at DEBUG, the doctor's text, JSON
+and HTML, the CLI's stderr.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import ipywidgets
+import pytest
+
+from streamchat._secrets import Secrets, mask_headers, mask_url, scrub
+from streamchat.deltas import StreamError
+from streamchat.doctor import diagnose
+from streamchat.providers import build_request
+from streamchat.transport import Retries, server_message, stream_deltas
+from streamchat.widget import StreamChat
+from test_widget import Capture
+
+KEY = "sk-echo-0123456789abcdefSECRET"
+CUSTOM = "portal-4242-custom-value"  # a header whose name does not say "secret"
+PASSWORD = "pw-9876-in-the-url"
+SHAPES = ("401", "sse-error", "html", "long")
+NO_RETRY = Retries(attempts=0)
+HEADERS = ["--header", f"Authorization: Bearer {KEY}", "--header", f"X-Portal-Id: {CUSTOM}"]
+
+
+def echo_of(handler: BaseHTTPRequestHandler) -> str:
+    lines = [f"{handler.command} {handler.path}"]
+    lines += [f"{name}: {value}" for name, value in handler.headers.items()]
+    return " | ".join(lines)
+
+
+class EchoHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        shape = self.path.split("/")[1]
+        echo = echo_of(self)
+        if shape == "401":
+            self._send(401, "application/json", json.dumps({"error": {"message": echo}}))
+        elif shape == "sse-error":
+            event = json.dumps({"error": {"message": f"rejected: {echo}"}})
+            self._send(200, "text/event-stream", f"data: {event}\n\n")
+        elif shape == "html":
+            page = f"<html><title>Login</title><body><p>{echo}</p></body></html>"
+            self._send(200, "text/html", page)
+        else:  # the key (the first secret header) near character 290
+            auth = self.headers.get("Authorization", "")
+            self._send(500, "text/plain", "x" * (290 - len("Bearer ")) + auth + " " + echo)
+
+    def _send(self, status: int, content_type: str, body: str) -> None:
+        data = body.encode()
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+
+@pytest.fixture(scope="module")
+def echo() -> Iterator[str]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), EchoHandler)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    yield f"127.0.0.1:{httpd.server_address[1]}"
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(5)
+
+
+def url_for(host: str, shape: str) -> str:
+    return f"http://reader:{PASSWORD}@{host}/{shape}/v1/chat/completions?key={KEY}x"
+
+
+def assert_clean(*texts: str) -> None:
+    for text in texts:
+        for secret in (KEY, CUSTOM, PASSWORD):
+            assert secret not in text
+        # Nor a piece long enough to matter (a cut key): its first 12 characters.
+        for secret in (KEY, CUSTOM, PASSWORD):
+            assert secret[:12] not in text, text
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_widget_state_messages_transcript_and_logs(echo: str, shape: str, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    chat = StreamChat(
+        url_for(echo, shape),
+        api_key=KEY,
+        headers={"X-Portal-Id": CUSTOM},
+        retries=NO_RETRY,
+        speed=0,
+    )
+    capture = Capture(chat)
+    try:
+        chat.send("hi")
+        assert chat.wait(20)
+        assert chat.status == "error"
+        error = chat.turns[-1]["error"]
+        if shape != "html":  # the page's title is shown, not its echoing body
+            assert "[redacted]" in error or "***" in error, error
+        state = json.dumps(ipywidgets.Widget.get_manager_state(), default=str)
+        assert_clean(state, capture.raw(), chat.transcript, caplog.text, repr(chat), error)
+    finally:
+        chat.close()
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_doctor_text_json_and_html(echo: str, shape: str, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    diagnosis = diagnose(
+        url_for(echo, shape), api_key=KEY, headers={"X-Portal-Id": CUSTOM}, timeout=10
+    )
+    assert diagnosis.verdict != "ok"
+    texts = (
+        diagnosis.render_text(),
+        json.dumps(diagnosis.to_json()),
+        diagnosis._repr_html_(),
+        repr(diagnosis),
+    )
+    assert_clean(*texts, caplog.text)
+
+
+@pytest.mark.parametrize("shape", SHAPES)
+def test_cli_stderr(echo: str, shape: str) -> None:
+    for command in ("chat", "doctor"):
+        result = subprocess.run(
+            [sys.executable, "-m", "streamchat.cli", command, url_for(echo, shape), "hi", *HEADERS],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 1
+        assert_clean(result.stdout, result.stderr)
+
+
+def test_the_transport_redacts_before_the_message_is_cut(echo: str) -> None:
+    request = build_request(url_for(echo, "long"), [], api_key=KEY)
+
+    async def run() -> list:
+        return [d async for d in stream_deltas(request, retries=NO_RETRY)]
+
+    (error,) = asyncio.run(run())
+    assert isinstance(error, StreamError) and error.status == 500
+    assert "[redacted]" in error.message
+    assert_clean(error.message)
+
+
+def test_httpx_info_log_and_the_request_repr_hide_url_credentials(echo: str, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    request = build_request(url_for(echo, "401"), [], api_key=KEY)
+
+    async def run() -> None:
+        async for _ in stream_deltas(request, retries=NO_RETRY):
+            pass
+
+    asyncio.run(run())
+    assert any(r.name == "httpx" and "HTTP Request" in r.getMessage() for r in caplog.records)
+    assert_clean(caplog.text, repr(request))
+
+
+def test_secret_forms_and_shapes() -> None:
+    secrets = Secrets.of(
+        f"https://user:{PASSWORD}@host.example/p?key={KEY}&alt=sse",
+        {"Authorization": f"Bearer {KEY}", "X-Portal-Id": CUSTOM, "Accept": "text/plain"},
+    )
+    echoed = [
+        f"https%3A%2F%2Fuser%3A{PASSWORD}%40host.example",  # percent-encoded on the way back
+        json.dumps({"a": f"Bearer {KEY}"}),
+        f"{KEY[:20]}…",  # cut by someone else's truncation
+        "dXNlcjpwdy05ODc2LWluLXRoZS11cmw=",  # Basic user:PASSWORD
+        f"http://someone:else@other.example/?token={KEY}&sig=abc",
+    ]
+    for text in echoed:
+        assert_clean(secrets.redact(text))
+    assert secrets.redact("text/plain and alt=sse stay") == "text/plain and alt=sse stay"
+    assert scrub("Authorization: Bearer abcdefgh12345") == "Authorization: Bearer ***"
+    assert mask_url(f"https://u:{PASSWORD}@h.example/x?key={KEY}&alt=sse") == (
+        "https://***@h.example/x?key=***&alt=sse"
+    )
+    assert mask_headers({"Authorization": f"Bearer {KEY}", "X-Portal-Id": CUSTOM, "X-V": "1"}) == {
+        "Authorization": "Bearer ***",
+        "X-Portal-Id": "***",
+        "X-V": "1",
+    }
+    message = server_message(("y" * 290 + KEY).encode(), "text/plain", secrets)
+    assert_clean(message)
