@@ -46,6 +46,14 @@ class Received:
         return json.loads(self.body)
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    # The listen backlog: set on the class, because the constructor already listens
+    # (an instance attribute set afterwards leaves it at 5, and a burst of clients
+    # then sees resets).
+    request_queue_size = 256
+
+
 class LoopbackServer:
     def __init__(self) -> None:
         self.scripts: dict[str, list[Script]] = {}
@@ -80,9 +88,7 @@ class LoopbackServer:
             do_GET = _serve
             do_POST = _serve
 
-        self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._httpd.daemon_threads = True
-        self._httpd.request_queue_size = 128
+        self._httpd = _Server(("127.0.0.1", 0), Handler)
         self.port = self._httpd.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}"
         self._thread = threading.Thread(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import os
 import subprocess
 import sys
@@ -37,6 +38,9 @@ END = sse({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}, "[D
 PARTIAL = "Partial answer 你好 "
 HEAD = sse(chunk(PARTIAL))
 BIG = "大" * (10 * 1024 * 1024 // 3)  # one 10 MB event (3 bytes per character)
+
+
+GZIPPED_SSE = {"Content-Type": "text/event-stream", "Content-Encoding": "gzip"}
 
 
 @dataclass
@@ -111,6 +115,27 @@ FAULTS = [
         "provider",
         "overloaded, try later",
         PARTIAL,
+    ),
+    Fault(
+        "redirect",
+        [Script([], status=302, headers={"Location": "https://elsewhere.example/v1/chat"})],
+        "http",
+        "moved to https://elsewhere.example/v1/chat",
+        "",
+    ),
+    Fault(
+        "gzip-despite-identity",
+        [Script([gzip.compress(b"".join([*HEAD, *END]))], headers=GZIPPED_SSE)],
+        "protocol",
+        "compressed the answer (gzip)",
+        "",
+    ),
+    Fault(
+        "megabyte-of-headers",
+        [Script([*HEAD, *END], headers={"X-Big": "a" * (1 << 20)})],
+        "protocol",
+        "headers larger than",
+        "",
     ),
     Fault(
         "trickle",

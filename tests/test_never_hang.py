@@ -28,7 +28,7 @@ from streamchat.transport import Retries, Timeouts, stream_deltas
 from streamchat.typewriter import Typewriter
 from streamchat.widget import StreamChat
 
-from loopback import LoopbackServer, free_port
+from loopback import LoopbackServer, Script, free_port
 
 SECRET = "sk-never-hang-0123456789"
 NO_RETRY = Retries(attempts=0)
@@ -242,3 +242,21 @@ def test_a_producer_that_dies_wakes_the_consumer() -> None:
     assert isinstance(terminal, StreamError)
     assert "a stage broke" in terminal.message
     assert "".join(shown) == "kept "
+
+
+def test_a_cut_close_delimited_custom_answer_exits_non_zero(server: LoopbackServer) -> None:
+    """No Content-Length, no chunks: the body ends when the connection closes, so a
+    crash looks like an end. An event left unterminated shows it was cut."""
+    url = server.route(
+        "/stream",
+        Script([b'data: {"text": "Hello "}\n\n', b'data: {"text": "wor'], close_delimited=True),
+    )
+    result = subprocess.run(
+        [*CHAT, url, "hi", "--speed", "0", "--retries", "0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.stdout == "Hello "
+    assert result.returncode == 1
+    assert "error (incomplete)" in result.stderr

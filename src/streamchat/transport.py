@@ -355,6 +355,12 @@ def _error_for(
             f"{exc}, the limit; what came so far is kept (raise it with Limits(line=...))",
         )
     if isinstance(exc, httpx.RemoteProtocolError) and not headers_seen:
+        if "buffer too long" in str(exc):  # h11's limit on an unfinished response head
+            return StreamError(
+                "protocol",
+                f"{origin} sent response headers larger than httpx accepts (100 KiB):"
+                " a misconfigured proxy or server",
+            )
         return StreamError("protocol", f"{origin} sent a response that is not valid HTTP: {exc}")
     if isinstance(exc, httpx.RemoteProtocolError):
         return _from_partial(

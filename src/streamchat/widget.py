@@ -305,7 +305,13 @@ class _Answer:
     ended: threading.Event = field(default_factory=threading.Event)
 
     def cancel(self) -> None:
-        """(loop thread) Stop the answer, whether or not its task has started yet."""
+        """(loop thread) Stop the answer, whether or not its task has started yet.
+
+        Once only: a second Stop (another thread, a click during the first) must not
+        cancel the task again while it is ending the turn, or the turn never ends.
+        """
+        if self.stop_requested:
+            return
         self.stop_requested = True
         if self.task is not None:
             self.task.cancel()
@@ -765,6 +771,8 @@ class StreamChat(anywidget.AnyWidget):
             else:
                 with contextlib.suppress(asyncio.CancelledError):  # Stop after the last token
                     await answer.outbox.finish()
+        except asyncio.CancelledError:  # a Stop while the answer was ending: it is stopped
+            status, error = "stopped", None
         except Exception as exc:  # a renderer bug: still end the turn, keep the partial
             status, error = "error", f"{type(exc).__name__}: {exc}"
         finally:
