@@ -724,6 +724,7 @@ class _Recorder:
         data = self._inflate.decompress(raw, self._max_body - self._inflated + 1)
         self._inflated += len(data)
         if self._inflated > self._max_body:
+            self._inflate = None  # nothing more is inflated, not even at the end
             raise _TooLarge(f"the body inflates to more than {self._max_body:,} bytes")
         return data
 

@@ -98,6 +98,11 @@ class Typewriter:
     up with the supply, each cluster appearing about max_lag seconds after it
     arrived.
 
+    `max_backlog` (clusters, None for no limit) bounds the text held back: when
+    more than that is waiting, the typewriter drops to speed 0 and shows all of it
+    at the next take, then resumes its pace. A stream far faster than `speed`
+    (a 100 MB answer at 10 chars/s) would otherwise be held in memory whole.
+
     While the stream is open the last cluster is held back if a later push could
     still extend it (every cluster that does not end in a control or LF, e.g. "e"
     before U+0301, or a lone regional indicator); `close()` releases it.
@@ -110,6 +115,7 @@ class Typewriter:
         *,
         max_lag: float | None = None,
         max_rate: float = 60.0,
+        max_backlog: int | None = 200_000,
     ) -> None:
         if max_lag is not None and not max_lag > 0:
             raise ValueError(f"max_lag must be > 0 or None, got {max_lag!r}")
@@ -118,6 +124,7 @@ class Typewriter:
         self._speed = _check_speed(speed)
         self._step = _check_step(step)
         self._max_lag = max_lag
+        self._max_backlog = max_backlog
         self._min_gap = 1.0 / max_rate
         self._ready: deque[str] = deque()  # final clusters not yet taken
         self._tail = ""  # the last cluster while it may still grow
@@ -240,6 +247,8 @@ class Typewriter:
             self._retime(rate)
 
     def _wanted_rate(self) -> float:
+        if self._max_backlog is not None and self.pending > self._max_backlog:
+            return 0.0
         if self._max_lag is None or self._speed == 0:
             return self._speed
         backlog = max(0.0, self._available - self._schedule.due(self._now))
