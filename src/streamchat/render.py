@@ -43,6 +43,7 @@ from streamchat import _markdown
 __all__ = ["MarkdownStream", "Patch", "highlight_css", "render_markdown"]
 
 CODE_CLASS = "streamchat-code"  # wrapper <div> of a highlighted code block
+LINK_HOST_CLASS = "streamchat-link-host"  # the real host after a link text naming another
 IMAGE_MARK = "🖼"
 
 _EXTENSIONS = [
@@ -101,6 +102,69 @@ def _image_link(image: etree.Element, tag: str) -> etree.Element:
     return link
 
 
+# A link text that is itself a URL or a host name ("https://bank.example/login",
+# "bank.example"): the reader takes it for the target.
+_URL_TEXT = re.compile(
+    r"\s*(?:[a-z][a-z0-9+.\-]*://)?([^\s/:?#@]+\.[^\s/:?#@]+)(?:[/:?#]\S*)?\s*", re.I
+)
+
+
+# A file name looks like a host name ("README.md"); it names no site.
+_FILE_SUFFIXES = frozenset(
+    [
+        "md",
+        "py",
+        "txt",
+        "js",
+        "ts",
+        "json",
+        "html",
+        "css",
+        "rs",
+        "go",
+        "sh",
+        "yml",
+        "yaml",
+        "toml",
+        "ipynb",
+        "csv",
+        "pdf",
+        "png",
+        "jpg",
+        "zip",
+    ]
+)
+
+
+class _LinkHosts(Treeprocessor):
+    """After a link whose text names another host than its target, show the real host.
+
+    `[https://bank.example](https://evil.example)` reads as a link to the bank;
+    the reader sees "https://bank.example (evil.example)" instead.
+    """
+
+    def run(self, root: etree.Element) -> None:
+        for link in root.iter("a"):
+            shown = _URL_TEXT.fullmatch("".join(link.itertext()))
+            target = _host(link.get("href", ""))
+            if shown is None or target is None or _same_host(shown.group(1), target):
+                continue
+            if shown.group(1).rpartition(".")[2].lower() in _FILE_SUFFIXES:
+                continue
+            note = etree.SubElement(link, "span")
+            note.set("class", LINK_HOST_CLASS)
+            note.text = f" ({target})"
+
+
+def _host(url: str) -> str | None:
+    match = re.match(r"\s*[a-z][a-z0-9+.\-]*://([^/?#]*)", url, re.I)
+    return match.group(1).rpartition("@")[2].split(":")[0].lower() or None if match else None
+
+
+def _same_host(named: str, target: str) -> bool:
+    return named.lower().rstrip(".") == target.rstrip(".")
+
+
 class _StreamchatExtension(Extension):
     def __init__(self, allow_images: bool) -> None:
         super().__init__()
@@ -112,6 +176,8 @@ class _StreamchatExtension(Extension):
         md.inlinePatterns.deregister("html")
         # After whitespace normalisation (30), before fences are stashed (25).
         md.preprocessors.register(_CommonMarkLines(md), "streamchat_lines", 28)
+        # After inline patterns (20) made the links, magiclink's included.
+        md.treeprocessors.register(_LinkHosts(md), "streamchat_link_hosts", 14)
         if not self.allow_images:
             # After inline patterns made the <img> elements (20).
             md.treeprocessors.register(_ImagesAsLinks(md), "streamchat_images", 15)
@@ -157,13 +223,30 @@ _ATTRIBUTE_VALUES = {
     "td": {"align": {"left", "center", "right"}},
 }
 _SET_ATTRIBUTES = {"a": {"target": "_blank"}, "input": {"disabled": "disabled"}}
+# An allowed image still tells its server which page showed it unless told not to:
+# https://www.w3.org/TR/referrer-policy/#referrer-policy-no-referrer
+_SET_IMAGE_ATTRIBUTES = {**_SET_ATTRIBUTES, "img": {"referrerpolicy": "no-referrer"}}
 _URL_SCHEMES = {"http", "https", "mailto"}
 _SCHEME = re.compile(r"([a-z][a-z0-9+.\-]*):")
 _INVISIBLE = re.compile(r"[\x00-\x20\x7f-\x9f\u00ad\u200b-\u200f\u2028\u2029\u2060\ufeff]+")
+# Classes are an allowlist of exactly what the renderer emits, per element: a class
+# from the host page's namespace (JupyterLab's `jp-Dialog`, written in a fence header
+# `{.text .jp-Dialog}`) would restyle the answer as the page's own UI, e.g. a
+# full-window overlay over the prompt box.
 _PYGMENTS_CLASSES = frozenset(STANDARD_TYPES.values()) - {""}
-_SUBTOKEN_CLASS = re.compile(r"[a-z]{1,3}[0-9]?(?:-[A-Z][A-Za-z0-9]*)+")
-_OTHER_CLASSES = frozenset({CODE_CLASS, "task-list", "task-list-item"})
+# A token type Pygments has no short name for: its parent's name and "-Name" parts
+# (pygments.formatters.html._get_ttype_class), e.g. "n-Magic".
+_SUBTOKEN_CLASS = re.compile(r"([a-z]{1,3}[0-9]?)((?:-[A-Z][A-Za-z0-9]*)+)")
 _LANGUAGE_CLASS = re.compile(r"language-[\w+#.\-]{1,40}")
+_FIXED_CLASSES = {
+    "div": frozenset({CODE_CLASS}),
+    "span": frozenset({LINK_HOST_CLASS}),
+    "ul": frozenset({"task-list"}),
+    "li": frozenset({"task-list-item"}),
+}
+# C0 and C1 controls other than tab and line ends: never text a reader should get,
+# and in a code block Copy would put ESC or BEL sequences on the clipboard.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 
 
 def _safe_url(value: str) -> str | None:
@@ -181,22 +264,28 @@ def _safe_url(value: str) -> str | None:
     return value
 
 
-def _safe_classes(value: str) -> str | None:
-    kept = [
-        name
-        for name in value.split()
-        if name in _PYGMENTS_CLASSES
-        or name in _OTHER_CLASSES
-        or _SUBTOKEN_CLASS.fullmatch(name)
-        or _LANGUAGE_CLASS.fullmatch(name)
-    ]
-    return " ".join(kept) or None
+def _safe_classes(element: str, value: str) -> str | None:
+    fixed = _FIXED_CLASSES.get(element, frozenset())
+    kept = [name for name in value.split() if name in fixed or _emitted(element, name)]
+    if element == "div":  # the fence's language: one, the first (the renderer's own)
+        languages = [name for name in kept if name.startswith("language-")]
+        kept = [name for name in kept if name not in languages[1:]]
+    return " ".join(dict.fromkeys(kept)) or None
+
+
+def _emitted(element: str, name: str) -> bool:
+    if element == "span":
+        if name in _PYGMENTS_CLASSES:
+            return True
+        subtoken = _SUBTOKEN_CLASS.fullmatch(name)
+        return subtoken is not None and subtoken.group(1) in _PYGMENTS_CLASSES
+    return element == "div" and _LANGUAGE_CLASS.fullmatch(name) is not None
 
 
 def _attribute_filter(element: str, attribute: str, value: str) -> str | None:
-    """Keep highlighting classes (allowed_classes with a class attribute panics in nh3)."""
+    """Keep the renderer's own classes (allowed_classes with a class attribute panics in nh3)."""
     if attribute == "class":
-        return _safe_classes(value)
+        return _safe_classes(element, value)
     if attribute in ("href", "src"):
         return _safe_url(value)
     if attribute == "start":
@@ -205,7 +294,7 @@ def _attribute_filter(element: str, attribute: str, value: str) -> str | None:
 
 
 def _sanitize(html_text: str, allow_images: bool) -> str:
-    return nh3.clean(
+    clean = nh3.clean(
         html_text,
         tags=_TAGS | {"img"} if allow_images else _TAGS,
         clean_content_tags={"script", "style"},
@@ -213,9 +302,10 @@ def _sanitize(html_text: str, allow_images: bool) -> str:
         attribute_filter=_attribute_filter,
         link_rel="noopener noreferrer",
         tag_attribute_values=_ATTRIBUTE_VALUES,
-        set_tag_attribute_values=_SET_ATTRIBUTES,
+        set_tag_attribute_values=_SET_IMAGE_ATTRIBUTES if allow_images else _SET_ATTRIBUTES,
         url_schemes=_URL_SCHEMES,
     )
+    return _CONTROL.sub("", clean)
 
 
 def render_markdown(text: str, *, allow_images: bool = False) -> str:
@@ -328,7 +418,7 @@ def _definitions(text: str) -> list[str]:
 
 
 def _escape_text(text: str) -> str:
-    return html.escape(text, quote=False)
+    return html.escape(_CONTROL.sub("", text), quote=False)
 
 
 @functools.cache
@@ -383,7 +473,7 @@ class _CodeBlock:
         self._lexer = _lexer(language) if language else None
         if self._lexer is None:
             language = "text"
-        classes = _safe_classes(f"language-{language} {CODE_CLASS}")
+        classes = _safe_classes("div", f"language-{language} {CODE_CLASS}")
         self._head = f'<div class="{classes}"><pre><span></span><code>'
         self._fence = fence
         self._stack = ["root"]
