@@ -204,3 +204,29 @@ def test_secret_forms_and_shapes() -> None:
     }
     message = server_message(("y" * 290 + KEY).encode(), "text/plain", secrets)
     assert_clean(message)
+
+
+def test_a_401_from_a_host_without_the_environment_key_says_so(monkeypatch) -> None:
+    from loopback import LoopbackServer, Script
+
+    monkeypatch.setenv("OPENAI_API_KEY", KEY)
+    server = LoopbackServer().start()
+    try:
+        url = server.route(
+            "/v1/chat/completions",
+            Script(
+                [b'{"error": "no key"}'], status=401, headers={"Content-Type": "application/json"}
+            ),
+        )
+        request = build_request(url, [{"role": "user", "content": "hi"}])
+
+        async def run() -> list:
+            return [d async for d in stream_deltas(request, retries=NO_RETRY)]
+
+        (error,) = asyncio.run(run())
+        assert "Authorization" not in server.received[-1].headers
+    finally:
+        server.close()
+    assert isinstance(error, StreamError) and error.status == 401
+    assert "OPENAI_API_KEY is set, but it is sent only to its provider's own host" in error.message
+    assert_clean(error.message)

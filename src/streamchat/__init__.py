@@ -26,7 +26,7 @@ from .providers import ChatRequest, build_request, detect_provider, make_parser
 from .render import MarkdownStream, Patch, render_markdown
 from .server import DemoServer, demo_server
 from .sse import EventStreamDecoder, ServerSentEvent
-from .transport import Retries, Timeouts, stream_deltas
+from .transport import Limits, Retries, Timeouts, stream_deltas
 from .typewriter import Typewriter
 
 if TYPE_CHECKING:
@@ -40,6 +40,7 @@ __all__ = [
     "Diagnosis",
     "Done",
     "EventStreamDecoder",
+    "Limits",
     "MarkdownStream",
     "NDJSONDecoder",
     "Patch",

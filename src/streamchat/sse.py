@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import codecs
 import functools
+import sys
 from abc import ABC, abstractmethod
 from typing import ClassVar, Generic, NamedTuple, TypeVar
 
@@ -42,6 +43,11 @@ class ServerSentEvent(NamedTuple):
 # tuple.__new__ skips the Python frame of the generated NamedTuple.__new__; the fast
 # path below builds one event per `data:` block, so this is most of its cost.
 _new_event = functools.partial(tuple.__new__, ServerSentEvent)
+
+# Chunks inside a frame are appended without counting; the pieces are added up every
+# this many appends, so a frame passes `max_frame` by at most this many chunks (64 KiB
+# each at most from httpx) before `FrameTooLong`.
+_CHECK_EVERY = 64
 
 
 class FrameTooLong(ValueError):
@@ -88,8 +94,8 @@ class FrameSplitter(ABC, Generic[T]):
         # The unfinished frame, in pieces so that a long line arriving in many small
         # chunks is joined once, not once per chunk. It never contains the separator.
         self._pending: list[str] = []
-        self._pending_size = 0
-        self._max_frame = max_frame
+        self._max_frame = sys.maxsize if max_frame is None else max_frame
+        self._clear_pending()
         self._separator = self.separator  # an instance attribute is quicker to look up
 
     def feed(self, data: bytes) -> list[T]:
@@ -106,29 +112,45 @@ class FrameSplitter(ABC, Generic[T]):
             text = self._normalize_line_ends(text)
         elif "\n" not in text:
             # Fast path for a chunk inside a line: no line end, so no frame ends here.
-            self._hold(text)
+            pending = self._pending
+            pending.append(text)
+            if len(pending) >= self._check_at:
+                self._count_pending()
             return []
         if text[:1] == "\n" and self._pending_ends_lf():  # the separator straddles chunks
             text = "".join(self._pending) + text
-            self._pending = []
-            self._pending_size = 0
+            self._clear_pending()
         frames = text.split(self._separator)
         if len(frames) == 1:
-            self._hold(text)
+            pending = self._pending
+            pending.append(text)
+            if len(pending) >= self._check_at:
+                self._count_pending()
             return []
         frames[0] = "".join(self._pending) + frames[0]
-        self._pending = []
-        self._pending_size = 0
-        self._hold(frames.pop())
-        if self._max_frame is not None and len(frames[0]) > self._max_frame:
+        self._pending = [frames.pop()]
+        if self._counted:
+            self._clear_pending(self._pending)
+        if len(frames[0]) > self._max_frame:
             raise FrameTooLong(self._max_frame)
         return self._frames(frames)
 
-    def _hold(self, text: str) -> None:
-        """Add text to the unfinished frame, within `max_frame`."""
-        self._pending.append(text)
-        self._pending_size += len(text)
-        if self._max_frame is not None and self._pending_size > self._max_frame:
+    # Sizes are added up lazily: the unfinished frame's pieces are counted once per
+    # `_CHECK_EVERY` appends, so the paths taken for every chunk only compare a length.
+
+    def _clear_pending(self, pieces: list[str] | None = None) -> None:
+        self._pending = pieces or []
+        self._counted = 0  # how many pieces `_pending_size` has added up
+        self._pending_size = 0
+        self._check_at = _CHECK_EVERY
+
+    def _count_pending(self) -> None:
+        """Add up the pieces not counted yet; raise `FrameTooLong` past `max_frame`."""
+        pending = self._pending
+        self._pending_size += sum(map(len, pending[self._counted :]))
+        self._counted = len(pending)
+        self._check_at = self._counted + _CHECK_EVERY
+        if self._pending_size > self._max_frame:
             raise FrameTooLong(self._max_frame)
 
     def _pending_ends_lf(self) -> bool:
@@ -150,8 +172,7 @@ class FrameSplitter(ABC, Generic[T]):
         """At the end of the body: the unfinished frame, a partial character as U+FFFD."""
         rest = "".join(self._pending) + _utf8_decode(self._undecoded, "replace", True)[0]
         self._undecoded = b""
-        self._pending = []
-        self._pending_size = 0
+        self._clear_pending()
         return rest
 
     def _decode(self, data: bytes) -> str:

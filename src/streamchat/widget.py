@@ -394,8 +394,9 @@ class StreamChat(anywidget.AnyWidget):
 
     `provider` is detected from the URL's path unless given (see
     `providers.PROVIDERS`); `api_key` falls back to the provider's environment
-    variable. `speed` is characters (grapheme clusters) per second, 0 = as they
-    arrive, and `step` how many appear at a time; both are also sliders. `max_lag`
+    variable, which is sent only to that provider's own host over https. `speed`
+    is characters (grapheme clusters) per second, 0 = as they arrive, and `step`
+    how many appear at a time; both are also sliders. `max_lag`
     (seconds) lets the typewriter catch up when it falls that far behind the stream.
     `options` are extra body fields in the provider's terms (`temperature`...).
     `limits` (`transport.Limits`) caps what one answer may make the kernel hold.
