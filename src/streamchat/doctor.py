@@ -693,6 +693,7 @@ class _Recorder:
         self.sample = bytearray()
         self.error: StreamError | None = None
         self.complete = False
+        self.event_total = 0
         self._parser = make_parser(provider, content_type)
         self._sse = EventStreamDecoder()
         self._lines = NDJSONDecoder()
@@ -732,6 +733,7 @@ class _Recorder:
     def _count(self, t: float, payloads: list[tuple[str, str]]) -> None:
         if payloads:
             self.events.append((t, len(payloads)))
+            self.event_total += len(payloads)
         for data, event in payloads:
             self._take(self._parser.feed(data, event))
 
@@ -755,6 +757,7 @@ def diagnose(
     timeout: float = 30.0,
     http2: bool = False,
     verify: ssl.SSLContext | bool = True,
+    progress: Callable[[int, int], None] | None = None,
 ) -> Diagnosis:
     """Send the chat request the client would send and diagnose how its answer arrives.
 
@@ -762,6 +765,8 @@ def diagnose(
     for HTTP/2 the way a browser would (needs the `h2` package). For https URLs a
     separate TLS handshake asks which protocol the server prefers, since browsers
     take HTTP/2 whenever it is offered. `verify` is httpx's (a CA context for tests).
+    `progress(bytes, events)` is called after each read, so a caller can show that the
+    measurement is alive (it can take as long as the answer).
     """
     request = build_request(
         url,
@@ -778,7 +783,7 @@ def diagnose(
         sent["Accept-Encoding"] = ACCEPT_ENCODING
     alpn = offered_protocol(request.url, timeout) if request.url.startswith("https:") else None
     with httpx.Client(http1=True, http2=http2, timeout=timeout, verify=verify) as client:
-        measured = _measure(client, request, sent, timeout)
+        measured = _measure(client, request, sent, timeout, progress)
     return analyse(replace(measured, alpn=alpn, error=redact(measured.error, request)))
 
 
@@ -804,7 +809,11 @@ def offered_protocol(url: str, timeout: float) -> str | None:
 
 
 def _measure(
-    client: httpx.Client, request: ChatRequest, headers: dict[str, str], timeout: float
+    client: httpx.Client,
+    request: ChatRequest,
+    headers: dict[str, str],
+    timeout: float,
+    progress: Callable[[int, int], None] | None,
 ) -> Measurements:
     start = time.perf_counter()
 
@@ -817,7 +826,7 @@ def _measure(
         with client.stream(
             request.method, request.url, headers=headers, json=request.json
         ) as response:
-            return _read(response, replace(base, **_head(response, clock())), clock)
+            return _read(response, replace(base, **_head(response, clock())), clock, progress)
     except httpx.TimeoutException as exc:
         return replace(base, ending="timeout", error=str(exc) or type(exc).__name__, total=clock())
     except httpx.TransportError as exc:
@@ -834,7 +843,12 @@ def _head(response: httpx.Response, t: float) -> dict[str, Any]:
     }
 
 
-def _read(response: httpx.Response, m: Measurements, clock: Callable[[], float]) -> Measurements:
+def _read(
+    response: httpx.Response,
+    m: Measurements,
+    clock: Callable[[], float],
+    progress: Callable[[int, int], None] | None,
+) -> Measurements:
     content_type = response.headers.get("content-type")
     if response.status_code >= 300:
         error = _error_message(response)
@@ -844,7 +858,7 @@ def _read(response: httpx.Response, m: Measurements, clock: Callable[[], float])
         error = f"the body is {encoding}-encoded although the doctor asked for {ACCEPT_ENCODING}"
         return replace(m, ending="undecodable", error=error, total=clock())
     recorder = _Recorder(m.provider, content_type, encoding)
-    ending, error = _pump(response, recorder, clock, m.timeout)
+    ending, error = _pump(response, recorder, clock, m.timeout, progress)
     end = clock()
     try:
         recorder.end(end, clean=ending == "complete")
@@ -878,12 +892,20 @@ def _error_message(response: httpx.Response) -> str:
 
 
 def _pump(
-    response: httpx.Response, recorder: _Recorder, clock: Callable[[], float], timeout: float
+    response: httpx.Response,
+    recorder: _Recorder,
+    clock: Callable[[], float],
+    timeout: float,
+    progress: Callable[[int, int], None] | None,
 ) -> tuple[Ending, str]:
     """Read the body into `recorder` until it ends, breaks or the time is up."""
+    received = 0
     try:
         for raw in response.iter_raw():
             recorder.feed(clock(), raw)
+            received += len(raw)
+            if progress is not None:
+                progress(received, recorder.event_total)
             if clock() > timeout:
                 return "timeout", ""
     except httpx.TimeoutException:
@@ -909,17 +931,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run_cli(args: argparse.Namespace) -> int:
+def run_cli(args: argparse.Namespace, progress: Callable[[int, int], None] | None = None) -> int:
     """`streamchat doctor URL [PROMPT]`: print the report; exit 0 only for `ok`."""
     try:
-        diagnosis = _diagnose_args(args)
+        diagnosis = _diagnose_args(args, progress)
     except ImportError as exc:  # --http2 without the h2 package
         raise SystemExit(f"streamchat: {exc}") from None
     print(json.dumps(diagnosis.to_json()) if args.json else diagnosis.render_text())
     return 0 if diagnosis.verdict == "ok" else 1
 
 
-def _diagnose_args(args: argparse.Namespace) -> Diagnosis:
+def _diagnose_args(
+    args: argparse.Namespace, progress: Callable[[int, int], None] | None
+) -> Diagnosis:
     from .cli import parse_headers
 
     return diagnose(
@@ -931,4 +955,5 @@ def _diagnose_args(args: argparse.Namespace) -> Diagnosis:
         system=args.system,
         timeout=args.timeout,
         http2=args.http2,
+        progress=progress,
     )
