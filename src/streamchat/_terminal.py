@@ -20,14 +20,16 @@ real target shows.
 
 from __future__ import annotations
 
+import contextlib
 import math
+import os
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from rich.cells import cell_len
-from rich.console import Console, RenderableType
+from rich.console import Console, ConsoleDimensions, RenderableType
 from rich.control import Control, ControlType
 from rich.markdown import Markdown, UnknownElement
 from rich.spinner import Spinner
@@ -178,6 +180,17 @@ class _Screen:
         return str(Control(ControlType.CARRIAGE_RETURN, (ControlType.ERASE_IN_LINE, 2), *up))
 
 
+def _follow_terminal(console: Console) -> ConsoleDimensions:
+    """Size `console` by the terminal it writes to, as it is now.
+
+    rich prefers $COLUMNS and $LINES, which a parent process may have exported long ago
+    and which do not follow a resize.
+    """
+    with contextlib.suppress(OSError, ValueError):  # not a terminal: keep the given size
+        console.size = os.get_terminal_size(console.file.fileno())
+    return console.size
+
+
 def _cells(line: str) -> int:
     return cell_len(Text.from_ansi(line).plain)
 
@@ -246,7 +259,7 @@ class LiveDisplay:
 
     def paint(self, force: bool = False) -> None:
         now = self._clock()
-        size = self._console.size
+        size = _follow_terminal(self._console)
         changed = self._dirty or self._section is None or size != self._size
         if not force and (not changed or now < self._next_paint):
             return
@@ -256,6 +269,7 @@ class LiveDisplay:
 
     def close(self) -> None:
         """Print what is still open as final, drop the live region, show the cursor."""
+        _follow_terminal(self._console)
         self._end_section(last=True)
         self._screen.draw(self._committed, [])
         self._committed = []

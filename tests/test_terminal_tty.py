@@ -1,0 +1,258 @@
+"""The CLI in a real terminal: tmux runs it against loopback servers and the tests read the screen.
+
+tmux is a terminal emulator with a scrollback, so what these tests read is what a person
+would see and could scroll back to: `capture-pane -S -` is the whole history, `-e` keeps
+the colours. The answers are compared with rich's one-shot render of the same Markdown at
+the same width, which is what the live rendering must add up to.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import regex
+from rich.console import Console
+from rich.markdown import Markdown
+
+from streamchat.server import DemoServer, answer_for
+
+from conftest import require
+from loopback import LoopbackServer, Script, sse, wait_until
+
+CLI = [sys.executable, "-m", "streamchat.cli"]
+ARTIFACTS = Path(__file__).parent.parent / "test-artifacts"
+# tmux 3.3 keeps at most 21 bytes per cell, so it cuts the end off a long ZWJ emoji
+# sequence (a family is 25 bytes); both sides of a comparison are cut the same way.
+_ZWJ_SEQUENCE = regex.compile(
+    r"\p{Extended_Pictographic}\uFE0F?(?:\u200D\p{Extended_Pictographic}?\uFE0F?)+"
+)
+_COLOUR = regex.compile(r"\x1b\[[0-9;]*[34]8;[25];")
+
+
+class Tmux:
+    """One tmux server with one window of a given size, on its own socket."""
+
+    def __init__(self, directory: Path, width: int = 80, height: int = 24) -> None:
+        require(shutil.which("tmux") is not None, "tmux is not installed")
+        self.socket = str(directory / "tmux.sock")
+        self.config = directory / "tmux.conf"
+        # set-clipboard on: an OSC 52 that got through would fill a tmux paste buffer.
+        self.config.write_text(
+            "set -g history-limit 20000\n"
+            "set -g default-terminal screen-256color\n"
+            "set -g set-clipboard on\n"
+            "set -g allow-rename on\n"
+        )
+        self.status = directory / "status"
+        # Nothing from the test run (COLUMNS, NO_COLOR, FORCE_COLOR...) leaks into the window.
+        self.environment = {"PATH": os.environ["PATH"], "HOME": os.environ.get("HOME", "/")}
+        self.width, self.height = width, height
+
+    def tmux(self, *args: str, timeout: float = 10) -> str:
+        result = subprocess.run(
+            ["tmux", "-S", self.socket, *args],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=True,
+            env=self.environment,  # the server's: what the window's programs start with
+        )
+        return result.stdout
+
+    def start(self, argv: list[str], env: dict[str, str] | None = None) -> None:
+        """Run `argv` in the window; its exit status lands in `self.status`."""
+        command = f"{shlex.join(argv)}; echo $? > {shlex.quote(str(self.status))}"
+        command += "; tmux wait-for -S finished; exec cat"  # cat keeps the window open
+        flags = [flag for name, value in (env or {}).items() for flag in ("-e", f"{name}={value}")]
+        self.tmux(
+            "-f",
+            str(self.config),
+            "new-session",
+            "-d",
+            "-x",
+            str(self.width),
+            "-y",
+            str(self.height),
+            *flags,
+            "sh",
+            "-c",
+            command,
+        )
+
+    def wait(self, timeout: float = 60) -> int:
+        self.tmux("wait-for", "finished", timeout=timeout)
+        return int(self.status.read_text())
+
+    def screen(self, colours: bool = False, joined: bool = False) -> str:
+        flags = (["-e"] if colours else []) + (["-J"] if joined else [])
+        return self.tmux("capture-pane", "-p", *flags)
+
+    def history(self, colours: bool = False, joined: bool = False) -> str:
+        """Everything printed: the scrollback and the screen."""
+        flags = (["-e"] if colours else []) + (["-J"] if joined else [])
+        return self.tmux("capture-pane", "-p", "-S", "-", "-E", "-", *flags)
+
+    def close(self) -> None:
+        subprocess.run(["tmux", "-S", self.socket, "kill-server"], capture_output=True)
+
+
+@pytest.fixture
+def tmux(tmp_path: Path) -> Iterator[Tmux]:
+    terminal = Tmux(tmp_path)
+    try:
+        yield terminal
+    finally:
+        terminal.close()
+
+
+@pytest.fixture(scope="module")
+def quick_demo() -> Iterator[DemoServer]:
+    with DemoServer(token_delay=0.002) as server:
+        yield server
+
+
+def one_shot(markdown: str, width: int) -> list[str]:
+    """rich's render of the whole answer at once, as plain lines."""
+    console = Console(width=width, force_terminal=True, color_system=None)
+    with console.capture() as capture:
+        console.print(Markdown(markdown, hyperlinks=False))
+    return capture.get().splitlines()
+
+
+def rows(text: str) -> list[str]:
+    """Screen text as comparable rows: trailing blanks and empty rows at the end dropped."""
+    lines = [_ZWJ_SEQUENCE.sub("<emoji>", line.rstrip()) for line in text.split("\n")]
+    while lines and not lines[-1]:
+        lines.pop()
+    return lines
+
+
+def answer_rows(history: str) -> list[str]:
+    """The rows of the answer: the history without the summary line and what follows."""
+    lines = rows(history)
+    assert lines[-1].startswith("ttft "), lines[-3:]
+    return lines[:-1]
+
+
+def test_demo_answer_renders_as_markdown(tmux: Tmux, quick_demo: DemoServer) -> None:
+    tmux.start([*CLI, "chat", quick_demo.url, "terminal", "--speed", "3000", "--step", "4"])
+    assert tmux.wait() == 0
+    history = tmux.history()
+    shown = answer_rows(history)
+    assert shown == rows("\n".join(one_shot(answer_for("terminal"), 80)))
+    text = "\n".join(shown)
+    assert "Streaming, explained" in text and "A comparison" in text
+    for marker in ("## ", "**", "|---", "| Transport", "```", "\\"):
+        assert marker not in text, marker
+    assert regex.search(r"Transport\s+Direction\s+Fits LLM chat", text)
+    assert "────" in text  # the table's rule
+    assert "中文也可以" in text and "你好，世界" in text
+    assert "waiting for the first token" not in text
+    coloured = tmux.history(colours=True)
+    assert _COLOUR.search(coloured), "no colour in the rendered answer"
+    assert "\x1b[4m" in coloured or ";4m" in coloured or "\x1b[4;" in coloured  # h2 underline
+
+
+def long_answer() -> str:
+    """About five screens of Markdown with numbered lines, and a code block taller than a screen."""
+    parts = []
+    for section in range(1, 4):
+        parts.append(f"## Section {section}")
+        for number in range(1, 4):
+            words = " ".join(f"word{section}{number}{k}" for k in range(24))
+            parts.append(f"Paragraph {section}.{number}: **bold** and *italic* {words}.")
+        parts.append(f"- item {section}.a\n- item {section}.b with `code`\n  - nested {section}")
+        body = f"| a{section} | 1 |\n| b{section} | 22 |"
+        parts.append(f"| Key {section} | Value |\n|---|---:|\n{body}")
+    code = "\n".join(f"line_{n:02} = {n} * {n}  # row {n}" for n in range(1, 41))
+    parts.insert(5, f"```python\n{code}\n```")
+    parts.append("> The end, quoted.")
+    return "\n\n".join(parts) + "\n"
+
+
+def chunked(text: str, size: int) -> list[bytes]:
+    pieces = [text[i : i + size] for i in range(0, len(text), size)]
+    events = [{"choices": [{"index": 0, "delta": {"content": piece}}]} for piece in pieces]
+    return sse(*events, {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}, "[DONE]")
+
+
+def test_answer_three_screens_long_prints_every_line_once(
+    tmux: Tmux, server: LoopbackServer
+) -> None:
+    answer = long_answer()
+    expected = rows("\n".join(one_shot(answer, 80)))
+    assert len(expected) > 3 * tmux.height
+    url = server.route("/v1/chat/completions", Script(chunked(answer, 7), pause=0.001))
+    tmux.start([*CLI, "chat", url, "q", "--speed", "2500", "--step", "3"])
+    assert tmux.wait() == 0
+    assert answer_rows(tmux.history()) == expected
+    history = tmux.history()
+    for n in range(1, 41):
+        assert len(regex.findall(rf"# row {n} *\n", history)) == 1
+
+
+def test_naive_live_markdown_prints_lines_again(tmux: Tmux, tmp_path: Path) -> None:
+    """The check above can fail: rich's Live(Markdown(answer so far)) repeats lines."""
+    source = tmp_path / "answer.md"
+    source.write_text(long_answer())
+    script = (
+        "import sys\n"
+        "from rich.live import Live\n"
+        "from rich.markdown import Markdown\n"
+        "text = open(sys.argv[1]).read()\n"
+        "with Live(vertical_overflow='visible', auto_refresh=False) as live:\n"
+        "    for end in range(40, len(text) + 40, 40):\n"
+        "        live.update(Markdown(text[:end]), refresh=True)\n"
+    )
+    tmux.start([sys.executable, "-c", script, str(source)])
+    assert tmux.wait() == 0
+    assert len(regex.findall(r"# row 1 *\n", tmux.history())) > 1
+
+
+def test_resize_while_streaming_prints_nothing_twice(
+    tmp_path: Path, server: LoopbackServer
+) -> None:
+    """Narrower mid-answer: the terminal rewraps what is shown; nothing is lost or repeated.
+
+    The window shrinks while the server pauses in the middle of a paragraph (the open
+    block, drawn live at 100 columns) and all it sent is on screen, so no frame is on its
+    way to the terminal then (one that is can be drawn over rows the resize rewrapped).
+    """
+    answer = long_answer()
+    chunks = chunked(answer, 5)
+    middle = (answer.index("word2121") + len("word2121 ")) // 5 + 1  # the chunk after it
+    pauses = [2.0 if i == middle else 0.002 for i in range(len(chunks))]
+    url = server.route("/v1/chat/completions", Script(chunks, pause=pauses))
+    tmux = Tmux(tmp_path, width=100, height=24)
+    try:
+        tmux.start([*CLI, "chat", url, "q", "--speed", "0"])
+        sent = " ".join(answer[: middle * 5].split()[-3:])
+
+        def drawn() -> bool:  # the whole frame: the cursor rests below the live region
+            column = tmux.tmux("display", "-p", "#{cursor_x}").strip()
+            return sent in tmux.screen(joined=True) and column == "0"
+
+        wait_until(drawn, timeout=30)
+        tmux.tmux("resize-window", "-x", "60", "-y", "20")
+        assert tmux.wait() == 0
+        history = tmux.history(joined=True)  # rows the terminal rewrapped are joined again
+        for section in range(1, 4):
+            assert len(regex.findall(rf"^Section {section} *$", history, regex.M)) == 1
+            for number in range(1, 4):
+                assert history.count(f"Paragraph {section}.{number}:") == 1
+                for k in range(24):
+                    assert len(regex.findall(rf"\bword{section}{number}{k}\b", history)) == 1
+        for n in range(1, 41):
+            assert len(regex.findall(rf"# row {n} *\n", history)) == 1
+        after = tmux.history().split("Paragraph 2.1")[-1]
+        assert max(len(line.rstrip()) for line in after.split("\n")) <= 60
+        assert "The end, quoted." in after
+    finally:
+        tmux.close()
