@@ -256,3 +256,142 @@ def test_resize_while_streaming_prints_nothing_twice(
         assert "The end, quoted." in after
     finally:
         tmux.close()
+
+
+# Each of these drives a real terminal when written raw: a clipboard write (OSC 52), a
+# hyperlink whose target is not its text (OSC 8), a window title (OSC 0), an erase of
+# what was shown (CR, EL), a bell, and CSI as one C1 byte.
+ATTACK = (
+    "Before\x1b]52;c;cHduZWQ=\x07 clip "
+    "\x1b]8;;https://evil.example/\x1b\\https://bank.example\x1b]8;;\x1b\\ link "
+    "\x1b]0;pwned-title\x07 title shown?\r\x1b[2Kerased bell\x07 csi\x9b31m del\x7f end\n"
+)
+ESCAPED = (
+    "Before␛]52;c;cHduZWQ=␇ clip ␛]8;;https://evil.example/␛\\https://bank.example"
+    "␛]8;;␛\\ link ␛]0;pwned-title␇ title shown?␍␛[2Kerased bell␇ csi<U+009B>31m del␡ end"
+)
+
+
+def attack_url(server: LoopbackServer) -> str:
+    chunks = sse(
+        {"choices": [{"index": 0, "delta": {"reasoning_content": "Think " + ATTACK}}]},
+        *[{"choices": [{"index": 0, "delta": {"content": piece}}]} for piece in ATTACK],
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+        "[DONE]",
+    )
+    return server.route("/v1/chat/completions", Script(chunks))
+
+
+def assert_terminal_untouched(tmux: Tmux) -> None:
+    assert "pwned" not in tmux.tmux("display", "-p", "#{pane_title}")
+    assert tmux.tmux("list-buffers") == ""  # no clipboard write reached tmux
+    text = tmux.history(joined=True)
+    assert "shown?" in text and "erased" in text
+    assert "\x1b]" not in tmux.history(colours=True)
+
+
+@pytest.mark.parametrize("plain", [False, True], ids=["rendered", "plain"])
+def test_control_sequences_from_the_model_are_shown_not_run(
+    tmux: Tmux, server: LoopbackServer, plain: bool
+) -> None:
+    tmux.start([*CLI, "chat", attack_url(server), "q", "--speed", "0", *(["--plain"] * plain)])
+    assert tmux.wait() == 0
+    assert_terminal_untouched(tmux)
+    text = regex.sub(r"\s", "", tmux.history(joined=True))  # rendered text is rewrapped
+    assert text.count(regex.sub(r"\s", "", ESCAPED)) == 2  # reasoning and answer, all visible
+    if not plain:
+        assert "Reasoning" in text
+
+
+def test_the_same_bytes_raw_do_drive_the_terminal(tmux: Tmux, tmp_path: Path) -> None:
+    """The checks above can fail: written as they are, the sequences act."""
+    raw = tmp_path / "raw"
+    raw.write_bytes(ATTACK.encode())
+    tmux.start(["cat", str(raw)])
+    assert tmux.wait() == 0
+    assert "pwned" in tmux.tmux("display", "-p", "#{pane_title}")
+    assert tmux.tmux("list-buffers") != ""
+    assert "shown?" not in tmux.history()
+
+
+def test_reasoning_is_dim_labelled_and_apart(tmux: Tmux, server: LoopbackServer) -> None:
+    chunks = sse(
+        {"choices": [{"index": 0, "delta": {"reasoning_content": "First I think.\nThen "}}]},
+        {"choices": [{"index": 0, "delta": {"reasoning_content": "I decide."}}]},
+        {"choices": [{"index": 0, "delta": {"content": "# The answer\n\nIt is **42**."}}]},
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+        "[DONE]",
+    )
+    url = server.route("/v1/chat/completions", Script(chunks))
+    tmux.start([*CLI, "chat", url, "q", "--speed", "0"])
+    assert tmux.wait() == 0
+    shown = answer_rows(tmux.history())
+    assert shown[:5] == ["Reasoning", "First I think.", "Then I decide.", "", *shown[4:5]]
+    assert shown[4].strip() == "The answer" and shown[-1] == "It is 42."
+    coloured = tmux.history(colours=True)
+    assert regex.search(r"\x1b\[[0-9;]*\b2\b[0-9;]*m(?:\x1b\[[0-9;]*m)*First I think", coloured)
+
+
+def test_status_line_counts_seconds_until_the_first_token(
+    tmux: Tmux, server: LoopbackServer
+) -> None:
+    chunks = sse(
+        {"choices": [{"index": 0, "delta": {"content": "Here."}}]},
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+        "[DONE]",
+    )
+    url = server.route("/v1/chat/completions", Script(chunks, pause=[2.0, 0.0, 0.0]))
+    tmux.start([*CLI, "chat", url, "q", "--speed", "0"])
+    seen = []
+
+    def counting() -> bool:
+        found = regex.search(r"waiting for the first token · (\d+\.\d) s", tmux.screen())
+        if found:
+            seen.append(float(found.group(1)))
+        return len(set(seen)) >= 3  # the seconds go up while it waits
+
+    wait_until(counting, timeout=20)
+    assert seen == sorted(seen)
+    assert tmux.wait() == 0
+    shown = answer_rows(tmux.history())
+    assert shown == ["Here."]  # the status line is gone
+    summary = rows(tmux.history())[-1]
+    assert regex.fullmatch(r"ttft \d\.\d\d s · 5 chars · .*tokens.*", summary), summary
+    assert float(summary.split()[1]) >= 1.5
+
+
+def test_no_color_keeps_the_layout_without_colours(tmux: Tmux, quick_demo: DemoServer) -> None:
+    tmux.start([*CLI, "chat", quick_demo.url, "x", "--speed", "0"], env={"NO_COLOR": "1"})
+    assert tmux.wait() == 0
+    assert answer_rows(tmux.history()) == rows("\n".join(one_shot(answer_for("x"), 80)))
+    coloured = tmux.history(colours=True)
+    assert not _COLOUR.search(coloured)
+    assert not regex.search(r"\x1b\[[0-9;]*\b(?:3[0-7]|4[0-7]|9[0-7]|10[0-7])\b[0-9;]*m", coloured)
+    assert "\x1b[" in coloured  # bold, underline and dim stay
+
+
+def test_plain_on_a_terminal_is_the_text_as_typed(tmux: Tmux, quick_demo: DemoServer) -> None:
+    tmux.start([*CLI, "chat", quick_demo.url, "x", "--speed", "0", "--plain"])
+    assert tmux.wait() == 0
+    assert answer_rows(tmux.history(joined=True)) == rows(answer_for("x"))
+
+
+def test_doctor_shows_progress_while_it_measures(tmux: Tmux) -> None:
+    with DemoServer(token_delay=0.01) as slow:
+        tmux.start([*CLI, "doctor", slow.url])
+        progress = regex.compile(r"measuring · ([\d,]+) bytes · ([\d,]+) events · (\d+\.\d) s")
+        seen = []
+
+        def measuring() -> bool:
+            found = progress.search(tmux.screen())
+            if found:
+                seen.append(tuple(float(g.replace(",", "")) for g in found.groups()))
+            return len({s[0] for s in seen if s[0] > 0}) >= 2
+
+        wait_until(measuring, timeout=30)
+        assert tmux.wait(timeout=90) in (0, 1)
+    assert [s[0] for s in seen] == sorted(s[0] for s in seen)
+    assert max(s[1] for s in seen) > 0
+    screen = tmux.history()
+    assert "measuring ·" not in screen  # the progress line is gone
+    assert "streamchat doctor: http://127.0.0.1" in screen

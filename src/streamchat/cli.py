@@ -25,7 +25,7 @@ from rich.text import Text
 
 from ._pacing import type_out
 from ._terminal import LiveDisplay, Stats, neutralize
-from .deltas import Delta, Done, ReasoningDelta, StreamError, ToolCallDelta
+from .deltas import Delta, ReasoningDelta, StreamError, ToolCallDelta
 from .providers import PROVIDERS, build_request
 from .transport import Retries, Timeouts, stream_deltas
 from .typewriter import Typewriter
@@ -202,7 +202,7 @@ def _type_answer(deltas: AsyncIterator[Delta], args: argparse.Namespace) -> int:
         terminal = asyncio.run(_type_plain(timed, typewriter, sys.stdout, sys.stderr, tty))
     if isinstance(terminal, StreamError):
         message = f"streamchat: error ({terminal.kind}): {neutralize(terminal.message)}"
-        print(message if console else "\n" + message, file=sys.stderr)
+        print(message if tty else "\n" + message, file=sys.stderr)  # a tty's line has ended
     if sys.stderr.isatty():
         Console(stderr=True, highlight=False).print(Text(stats.summary(), "dim"))
     return 1 if isinstance(terminal, StreamError) else 0
@@ -251,6 +251,7 @@ async def _type_plain(
     """
     show: Callable[[str], str] = neutralize if tty else str
     thinking = False
+    last = "\n"
 
     def end_reasoning() -> None:
         nonlocal thinking
@@ -259,7 +260,9 @@ async def _type_plain(
             thinking = False
 
     def on_text(text: str) -> None:
+        nonlocal last
         end_reasoning()
+        last = text[-1]
         out.write(show(text))
         out.flush()
 
@@ -278,8 +281,8 @@ async def _type_plain(
         out.reconfigure(errors="replace")  # a lone surrogate from JSON has no UTF-8 bytes
     terminal = await type_out(deltas, typewriter, on_text, on_delta)
     end_reasoning()
-    if isinstance(terminal, Done) and tty:
-        out.write("\n")
+    if tty and last != "\n":
+        out.write("\n")  # the prompt, the summary or an error starts on a line of its own
     return terminal
 
 
