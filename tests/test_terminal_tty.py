@@ -8,11 +8,20 @@ the same width, which is what the live rendering must add up to.
 
 from __future__ import annotations
 
+import codecs
+import fcntl
+import io
+import json
 import os
+import pty
+import select
 import shlex
 import shutil
+import struct
 import subprocess
 import sys
+import termios
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,9 +29,12 @@ import pytest
 import regex
 from rich.console import Console
 from rich.markdown import Markdown
+from rich.terminal_theme import MONOKAI
+from rich.text import Text
 
 from streamchat.server import DemoServer, answer_for
 
+from chromium import CHROMIUM, CHROMIUM_ARGS, chromium_available
 from conftest import require
 from loopback import LoopbackServer, Script, sse, wait_until
 
@@ -395,3 +407,92 @@ def test_doctor_shows_progress_while_it_measures(tmux: Tmux) -> None:
     screen = tmux.history()
     assert "measuring ·" not in screen  # the progress line is gone
     assert "streamchat doctor: http://127.0.0.1" in screen
+
+
+def record(argv: list[str], width: int, height: int, timeout: float = 90) -> list[list]:
+    """Run `argv` on a fresh pseudo-terminal; what it wrote, as asciicast v2 output events."""
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", height, width, 0, 0))
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": os.environ.get("HOME", "/"),
+        "TERM": "xterm-256color",
+    }
+    process = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env)
+    os.close(slave)
+    decoder = codecs.getincrementaldecoder("utf-8")("replace")
+    events: list[list] = []
+    start = time.monotonic()
+    try:
+        while time.monotonic() - start < timeout:
+            if not select.select([master], [], [], 1.0)[0]:
+                continue
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the program has exited and closed the terminal
+                break
+            if not data:
+                break
+            events.append([round(time.monotonic() - start, 4), "o", decoder.decode(data)])
+        assert process.wait(timeout=10) == 0
+    finally:
+        process.kill()
+        os.close(master)
+    return events
+
+
+# A monospace font whose CJK glyphs are exactly two cells wide, as a terminal draws them.
+_PAGE = """<!doctype html><meta charset="utf-8"><body style="margin:0">
+<pre style="display:inline-block;margin:0;padding:12px;color:{foreground};
+background:{background};font:15px/1.3 'Noto Sans Mono CJK SC','Noto Color Emoji',monospace">
+<code style="font-family:inherit">{code}</code></pre></body>"""
+
+
+def screenshot(ansi: str, path: Path, width: int) -> None:
+    """The captured screen as HTML (rich's export) and a PNG of it drawn by Chromium.
+
+    The .ansi text beside them is the capture itself: `cat` it in a terminal.
+    """
+    path.with_suffix(".ansi").write_text(ansi)
+    console = Console(record=True, width=width, file=io.StringIO(), color_system="truecolor")
+    console.print(Text.from_ansi(ansi), soft_wrap=True)
+    page_html = console.export_html(theme=MONOKAI, inline_styles=True, code_format=_PAGE)
+    path.with_suffix(".html").write_text(page_html)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 800})
+        page.set_content(page_html)
+        page.locator("pre").screenshot(path=str(path.with_suffix(".png")))
+        browser.close()
+
+
+def test_demo_session_is_recorded(tmux: Tmux) -> None:
+    """`streamchat demo` at its own pace: an asciicast, and screenshots mid-answer and at the end.
+
+    Written to test-artifacts/terminal-demo.cast (play it with `asciinema play`),
+    terminal-demo-middle.png and terminal-demo-end.png (with .html and .ansi beside them).
+    """
+    require(chromium_available(), "playwright and /usr/bin/chromium are needed")
+    ARTIFACTS.mkdir(exist_ok=True)
+    tmux.start([*CLI, "demo"])
+    wait_until(lambda: "SSE" in tmux.screen() and "Long polling" not in tmux.screen(), 60)
+    middle = tmux.screen(colours=True)
+    assert tmux.wait() == 0
+    end = tmux.screen(colours=True)
+    screenshot(middle, ARTIFACTS / "terminal-demo-middle", 80)
+    screenshot(end, ARTIFACTS / "terminal-demo-end", 80)
+    assert "Streaming, explained" in tmux.history() and "│" not in Text.from_ansi(middle).plain
+
+    events = record([*CLI, "demo"], width=80, height=24)
+    header = {"version": 2, "width": 80, "height": 24, "title": "streamchat demo"}
+    header["env"] = {"TERM": "xterm-256color"}
+    lines = [json.dumps(header), *(json.dumps(event, ensure_ascii=False) for event in events)]
+    (ARTIFACTS / "terminal-demo.cast").write_text("\n".join(lines) + "\n")
+    output = "".join(event[2] for event in events)
+    assert "waiting for the first token" in output
+    assert len(events) > 100  # typed out, not printed at once
+    assert events[-1][0] - events[0][0] > 5
+    assert "\x1b]" not in output  # no OSC: no title, no hyperlink, no clipboard
+    assert "## " not in output and "ttft " in output
