@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import contextlib
 import io
+import os
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
@@ -41,6 +42,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\nstreamchat: stopped", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `streamchat chat ... | head`: the reader has all it wanted
+        # https://docs.python.org/3/library/signal.html#note-on-sigpipe
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 def _parser() -> argparse.ArgumentParser:
