@@ -80,7 +80,8 @@ class Tmux:
 
     def start(self, argv: list[str], env: dict[str, str] | None = None) -> None:
         """Run `argv` in the window; its exit status lands in `self.status`."""
-        command = f"{shlex.join(argv)}; echo $? > {shlex.quote(str(self.status))}"
+        # The shell survives a Ctrl-C (a trap, not an ignore, which the program would inherit).
+        command = f"trap true INT; {shlex.join(argv)}; echo $? > {shlex.quote(str(self.status))}"
         command += "; tmux wait-for -S finished; exec cat"  # cat keeps the window open
         flags = [flag for name, value in (env or {}).items() for flag in ("-e", f"{name}={value}")]
         self.tmux(
@@ -268,6 +269,24 @@ def test_resize_while_streaming_prints_nothing_twice(
         assert "The end, quoted." in after
     finally:
         tmux.close()
+
+
+def test_ctrl_c_keeps_the_answer_so_far_and_restores_the_terminal(
+    tmux: Tmux, server: LoopbackServer
+) -> None:
+    events = [
+        {"choices": [{"index": 0, "delta": {"content": f"Part {n} **bold**. "}}]} for n in range(50)
+    ]
+    url = server.route("/v1/chat/completions", Script(sse(*events), pause=0.2))
+    tmux.start([*CLI, "chat", url, "q", "--speed", "0"])
+    wait_until(lambda: "Part 3 bold." in tmux.screen(), timeout=30)
+    tmux.tmux("send-keys", "C-c")
+    assert tmux.wait() == 130
+    text = tmux.history()
+    assert "Part 3 bold." in text and "Part 49" not in text and "**" not in text
+    assert "streamchat: stopped" in text
+    flags = tmux.tmux("display", "-p", "#{cursor_flag} #{wrap_flag}").split()
+    assert flags == ["1", "1"]  # the cursor is shown again and lines wrap again
 
 
 # Each of these drives a real terminal when written raw: a clipboard write (OSC 52), a
