@@ -21,6 +21,7 @@ import struct
 import subprocess
 import sys
 import termios
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -467,23 +468,25 @@ background:{background};font:15px/1.3 'Noto Sans Mono CJK SC','Noto Color Emoji'
 <code style="font-family:inherit">{code}</code></pre></body>"""
 
 
-def screenshot(ansi: str, path: Path, width: int) -> None:
-    """The captured screen as HTML (rich's export) and a PNG of it drawn by Chromium.
+def screenshots(captures: dict[str, str], width: int) -> None:
+    """Each captured screen as HTML (rich's export) and a PNG of it drawn by Chromium.
 
     The .ansi text beside them is the capture itself: `cat` it in a terminal.
     """
-    path.with_suffix(".ansi").write_text(ansi)
-    console = Console(record=True, width=width, file=io.StringIO(), color_system="truecolor")
-    console.print(Text.from_ansi(ansi), soft_wrap=True)
-    page_html = console.export_html(theme=MONOKAI, inline_styles=True, code_format=_PAGE)
-    path.with_suffix(".html").write_text(page_html)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1200, "height": 800})
-        page.set_content(page_html)
-        page.locator("pre").screenshot(path=str(path.with_suffix(".png")))
+        for name, ansi in captures.items():
+            path = ARTIFACTS / name
+            path.with_suffix(".ansi").write_text(ansi)
+            console = Console(record=True, width=width, file=io.StringIO())
+            console.print(Text.from_ansi(ansi), soft_wrap=True)
+            html = console.export_html(theme=MONOKAI, inline_styles=True, code_format=_PAGE)
+            path.with_suffix(".html").write_text(html)
+            page.set_content(html)
+            page.locator("pre").screenshot(path=str(path.with_suffix(".png")))
         browser.close()
 
 
@@ -492,26 +495,31 @@ def test_demo_session_is_recorded(tmux: Tmux) -> None:
 
     Written to test-artifacts/terminal-demo.cast (play it with `asciinema play`),
     terminal-demo-middle.png and terminal-demo-end.png (with .html and .ansi beside them).
+    The recording runs on its own pseudo-terminal while tmux runs the same command.
     """
     require(chromium_available(), "playwright and /usr/bin/chromium are needed")
     ARTIFACTS.mkdir(exist_ok=True)
+    recorded: list[list] = []
+    recorder = threading.Thread(
+        target=lambda: recorded.extend(record([*CLI, "demo"], width=80, height=24))
+    )
+    recorder.start()
     tmux.start([*CLI, "demo"])
     wait_until(lambda: "SSE" in tmux.screen() and "Long polling" not in tmux.screen(), 60)
     middle = tmux.screen(colours=True)
     assert tmux.wait() == 0
     end = tmux.screen(colours=True)
-    screenshot(middle, ARTIFACTS / "terminal-demo-middle", 80)
-    screenshot(end, ARTIFACTS / "terminal-demo-end", 80)
+    recorder.join(timeout=90)
+    screenshots({"terminal-demo-middle": middle, "terminal-demo-end": end}, 80)
     assert "Streaming, explained" in tmux.history() and "│" not in Text.from_ansi(middle).plain
 
-    events = record([*CLI, "demo"], width=80, height=24)
     header = {"version": 2, "width": 80, "height": 24, "title": "streamchat demo"}
     header["env"] = {"TERM": "xterm-256color"}
-    lines = [json.dumps(header), *(json.dumps(event, ensure_ascii=False) for event in events)]
+    lines = [json.dumps(header), *(json.dumps(event, ensure_ascii=False) for event in recorded)]
     (ARTIFACTS / "terminal-demo.cast").write_text("\n".join(lines) + "\n")
-    output = "".join(event[2] for event in events)
+    output = "".join(event[2] for event in recorded)
     assert "waiting for the first token" in output
-    assert len(events) > 100  # typed out, not printed at once
-    assert events[-1][0] - events[0][0] > 5
+    assert len(recorded) > 100  # typed out, not printed at once
+    assert recorded[-1][0] - recorded[0][0] > 5
     assert "\x1b]" not in output  # no OSC: no title, no hyperlink, no clipboard
     assert "## " not in output and "ttft " in output
