@@ -234,3 +234,51 @@ def test_summary_line() -> None:
     stats.observe(Done("stop"), 12.5)
     assert stats.summary() == "ttft 0.50 s · 500 chars · 250 chars/s · 120 tokens · 2.5 s"
     assert Stats(start=0.0).summary() == "no token received · tokens not reported"
+
+
+def plain_text(output: str) -> str:
+    return _OWN_SEQUENCES.sub("", output)
+
+
+def test_reasoning_after_the_answer_started_keeps_the_order() -> None:
+    view = console(60, 12)
+    display = LiveDisplay(view, clock=FakeClock())
+    display.reasoning("plan\n")
+    display.answer("First part")
+    display.paint(force=True)
+    display.reasoning("second thoughts")
+    display.answer(" and the rest.")
+    display.close()
+    text = plain_text(written(view))
+    final = [line.rstrip() for line in text.split("\n")]
+    order = ["Reasoning", "plan", "First part", "Reasoning", "second thoughts", "and the rest."]
+    at = 0
+    for word in order:  # each after the one before
+        at = next(i for i in range(at, len(final)) if final[i].endswith(word)) + 1
+
+
+_MARKDOWNISH = st.text(
+    alphabet=st.sampled_from([*"ab 1.-*_`#>|:[]()!~\\\n\t<>/&", "中", "👍", "\u0301", "\x1b"]),
+    max_size=300,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_MARKDOWNISH, st.lists(st.integers(1, 20), min_size=1, max_size=10), st.integers(8, 90))
+def test_any_text_in_any_pieces_draws_without_error(
+    text: str, sizes: list[int], width: int
+) -> None:
+    clock = FakeClock()
+    view = console(width, 8)
+    display = LiveDisplay(view, clock=clock)
+    start = 0
+    for size in sizes * 30:
+        if start >= len(text):
+            break
+        display.answer(neutralize(text[start : start + size]))
+        clock.now += 1
+        display.paint()
+        start += size
+    display.answer(neutralize(text[start:]))
+    display.close()
+    assert "\x1b" not in plain_text(written(view))

@@ -245,6 +245,8 @@ async def _type_live(
     finally:
         painter.cancel()
         display.close()
+        if painter.done() and not painter.cancelled() and painter.exception():
+            raise RuntimeError("drawing the answer failed") from painter.exception()
 
 
 async def _type_plain(
