@@ -242,7 +242,7 @@ def test_resize_while_streaming_prints_nothing_twice(
     answer = long_answer()
     chunks = chunked(answer, 5)
     middle = (answer.index("word2121") + len("word2121 ")) // 5 + 1  # the chunk after it
-    pauses = [2.0 if i == middle else 0.002 for i in range(len(chunks))]
+    pauses = [3.0 if i == middle else 0.002 for i in range(len(chunks))]
     url = server.route("/v1/chat/completions", Script(chunks, pause=pauses))
     tmux = Tmux(tmp_path, width=100, height=24)
     try:
@@ -426,7 +426,7 @@ def test_doctor_shows_progress_while_it_measures(tmux: Tmux) -> None:
     assert max(s[1] for s in seen) > 0
     screen = tmux.history()
     assert "measuring ·" not in screen  # the progress line is gone
-    assert "streamchat doctor: http://127.0.0.1" in screen
+    assert "streamchat doctor:" in screen  # then the report
 
 
 def record(argv: list[str], width: int, height: int, timeout: float = 90) -> list[list]:
