@@ -408,6 +408,15 @@ def test_plain_on_a_terminal_is_the_text_as_typed(tmux: Tmux, quick_demo: DemoSe
     assert answer_rows(tmux.history(joined=True)) == rows(answer_for("x"))
 
 
+def test_a_dumb_terminal_gets_the_plain_text_escaped(tmux: Tmux, server: LoopbackServer) -> None:
+    # tmux sets TERM itself, after the -e variables
+    tmux.start(["env", "TERM=dumb", *CLI, "chat", attack_url(server), "q", "--speed", "0"])
+    assert tmux.wait() == 0
+    assert_terminal_untouched(tmux)
+    assert "reasoning:" in tmux.history()  # the plain output's label: nothing drawn in place
+    assert "\x1b[" not in tmux.history(colours=True).split("reasoning:")[1]
+
+
 def test_doctor_shows_progress_while_it_measures(tmux: Tmux) -> None:
     with DemoServer(token_delay=0.01) as slow:
         tmux.start([*CLI, "doctor", slow.url])
