@@ -148,3 +148,56 @@ def test_demo_command_streams_from_embedded_server() -> None:
     result = run_cli("demo", "terminal demo", "--speed", "0")
     assert result.returncode == 0, result.stderr
     assert result.stdout == answer_for("terminal demo")
+
+
+def test_piped_answer_keeps_every_byte_and_stderr_escapes_them(server: LoopbackServer) -> None:
+    """A pipe gets the model's text exactly, controls included (scripts want the data);
+    stderr, read by a person, shows them escaped, with the reasoning labelled."""
+    hostile = "A\x1b]52;c;aGk=\x07 B\x1b]0;t\x07 C\r\x1b[2K D\x9b1m\x7f 中文 👨‍👩‍👧‍👦\r\n"
+    chunks = sse(
+        {"choices": [{"index": 0, "delta": {"reasoning_content": "think\x1b]0;t\x07"}}]},
+        *[{"choices": [{"index": 0, "delta": {"content": c}}]} for c in hostile],
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
+        "[DONE]",
+    )
+    url = server.route("/v1/chat/completions", Script(chunks))
+    for extra in ([], ["--plain"]):
+        result = subprocess.run(
+            [*CLI, "chat", url, "q", "--speed", "0", *extra], capture_output=True, timeout=60
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout == hostile.encode()
+        assert result.stderr.decode() == "reasoning:\nthink␛]0;t␇\n\n"
+
+
+def test_error_message_from_the_server_is_escaped(server: LoopbackServer) -> None:
+    url = server.route(
+        "/v1/chat/completions",
+        Script(
+            [b'{"error": {"message": "bad \\u001b]0;pwned\\u0007 model"}}'],
+            status=400,
+            headers={"Content-Type": "application/json"},
+        ),
+    )
+    result = run_cli("chat", url, "q", "--speed", "0")
+    assert result.returncode == 1
+    assert "\x1b" not in result.stderr and "\x07" not in result.stderr
+    assert "bad ␛]0;pwned␇ model" in result.stderr
+
+
+def test_a_closed_pipe_ends_quietly(server: LoopbackServer) -> None:
+    """`streamchat chat ... | head -c 10`: head leaves while the answer is still coming."""
+    events = [{"choices": [{"index": 0, "delta": {"content": "0123456789 and more"}}]}] * 3
+    chunks = sse(*events, {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    url = server.route("/v1/chat/completions", Script(chunks, pause=[0, 1.0, 0, 0]))
+    reader = subprocess.Popen(["head", "-c", "10"], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    writer = subprocess.run(
+        [*CLI, "chat", url, "q", "--speed", "0"],
+        stdout=reader.stdin,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=60,
+    )
+    assert reader.communicate(timeout=10)[0] == b"0123456789"
+    assert writer.returncode == 141, writer.stderr
+    assert "Traceback" not in writer.stderr

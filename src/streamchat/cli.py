@@ -1,19 +1,32 @@
 """`streamchat`: chat, serve, demo and doctor from the terminal.
 
-stdout carries exactly the assistant's text, so `streamchat chat ... > answer.md`
-saves the answer; reasoning, progress and errors go to stderr.
+On a terminal, `chat` and `demo` render the answer as live Markdown (`_terminal`).
+Piped, or with `--plain`, stdout carries exactly the assistant's text, so
+`streamchat chat ... > answer.md` saves the answer; reasoning, progress and errors go
+to stderr. Nothing the model or the server sends drives the terminal: control
+characters are shown escaped wherever they would reach one (`_terminal.neutralize`).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import io
+import os
 import sys
-from collections.abc import AsyncIterator, Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import TextIO
 
+from rich.console import Console
+from rich.live import Live
+from rich.spinner import Spinner
+from rich.text import Text
+
 from ._pacing import type_out
-from .deltas import Delta, Done, ReasoningDelta, StreamError, ToolCallDelta
+from ._terminal import LiveDisplay, Stats, neutralize
+from .deltas import Delta, ReasoningDelta, StreamError, ToolCallDelta
 from .providers import PROVIDERS, build_request
 from .transport import Retries, Timeouts, stream_deltas
 from .typewriter import Typewriter
@@ -29,6 +42,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\nstreamchat: stopped", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `streamchat chat ... | head`: the reader has all it wanted
+        # https://docs.python.org/3/library/signal.html#note-on-sigpipe
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -60,7 +77,7 @@ def _parser() -> argparse.ArgumentParser:
     from . import doctor as doctor_module
 
     doctor_module.add_arguments(doctor)
-    doctor.set_defaults(run=doctor_module.run_cli)
+    doctor.set_defaults(run=_run_doctor)
     return parser
 
 
@@ -93,6 +110,11 @@ def _pace_arguments(parser: argparse.ArgumentParser) -> None:
         help="characters per second (0 = as they arrive; default 120 on a terminal, else 0)",
     )
     parser.add_argument("--step", type=int, default=1, help="characters per tick")
+    parser.add_argument(
+        "--plain",
+        action="store_true",
+        help="print the answer's text as it is, without rendering it (always so when piped)",
+    )
 
 
 def parse_headers(values: Sequence[str]) -> dict[str, str]:
@@ -135,32 +157,139 @@ def _run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_doctor(args: argparse.Namespace) -> int:
+    """The doctor's report; on a terminal, a progress line on stderr while it measures.
+
+    The report is held back until the progress line is gone, so the two never mix
+    when stdout and stderr are the same terminal.
+    """
+    from . import doctor
+
+    if not sys.stderr.isatty():
+        return doctor.run_cli(args)
+    report = io.StringIO()
+    console = Console(stderr=True, highlight=False)
+    with _measuring(console) as progress, contextlib.redirect_stdout(report):
+        code = doctor.run_cli(args, progress)
+    sys.stdout.write(report.getvalue())
+    return code
+
+
+@contextlib.contextmanager
+def _measuring(console: Console) -> Iterator[Callable[[int, int], None]]:
+    """A transient status line: bytes and events so far, and the seconds it has taken."""
+    start = time.monotonic()
+    counts = [0, 0]
+
+    def update(received: int, events: int) -> None:
+        counts[:] = received, events
+
+    class Status:
+        def __rich__(self) -> Text:
+            line = f"measuring · {counts[0]:,} bytes · {counts[1]:,} events"
+            return Text(f"{line} · {time.monotonic() - start:.1f} s", "dim")
+
+    spinner = Spinner("dots", Status(), style="dim")
+    with Live(spinner, console=console, transient=True, redirect_stdout=False):
+        yield update
+
+
 def _type_answer(deltas: AsyncIterator[Delta], args: argparse.Namespace) -> int:
-    speed = args.speed if args.speed is not None else (120.0 if sys.stdout.isatty() else 0.0)
-    terminal = asyncio.run(_type(deltas, Typewriter(speed, args.step), sys.stdout, sys.stderr))
+    tty = sys.stdout.isatty()
+    speed = args.speed if args.speed is not None else (120.0 if tty else 0.0)
+    typewriter = Typewriter(speed, args.step)
+    stats = Stats(time.monotonic())
+    timed = _timed(deltas, stats)
+    console = None if args.plain or not tty else _live_console()
+    if console is not None:
+        terminal = asyncio.run(_type_live(timed, typewriter, LiveDisplay(console)))
+    else:
+        terminal = asyncio.run(_type_plain(timed, typewriter, sys.stdout, sys.stderr, tty))
     if isinstance(terminal, StreamError):
-        print(f"\nstreamchat: error ({terminal.kind}): {terminal.message}", file=sys.stderr)
-        return 1
-    return 0
+        message = f"streamchat: error ({terminal.kind}): {neutralize(terminal.message)}"
+        print(message if tty else "\n" + message, file=sys.stderr)  # a tty's line has ended
+    if sys.stderr.isatty():
+        Console(stderr=True, highlight=False).print(Text(stats.summary(), "dim"))
+    return 1 if isinstance(terminal, StreamError) else 0
 
 
-async def _type(
-    deltas: AsyncIterator[Delta], typewriter: Typewriter, out: TextIO, err: TextIO
+def _live_console() -> Console | None:
+    """A console that can redraw in place, or None (a dumb terminal gets the plain text)."""
+    console = Console(highlight=False, markup=False, emoji=False)
+    return None if console.is_dumb_terminal else console
+
+
+async def _timed(deltas: AsyncIterator[Delta], stats: Stats) -> AsyncIterator[Delta]:
+    async for delta in deltas:
+        stats.observe(delta, time.monotonic())
+        yield delta
+
+
+async def _type_live(
+    deltas: AsyncIterator[Delta], typewriter: Typewriter, display: LiveDisplay
 ) -> Delta:
+    def on_delta(delta: Delta) -> None:
+        if isinstance(delta, ReasoningDelta):
+            display.reasoning(neutralize(delta.text))
+        elif isinstance(delta, ToolCallDelta) and delta.name:
+            display.note(f"[tool call: {neutralize(delta.name)}]")
+
+    async def paint() -> None:
+        while True:
+            display.paint()
+            await asyncio.sleep(display.interval)
+
+    painter = asyncio.ensure_future(paint())
+    try:
+        return await type_out(deltas, typewriter, lambda t: display.answer(neutralize(t)), on_delta)
+    finally:
+        painter.cancel()
+        display.close()
+        if painter.done() and not painter.cancelled() and painter.exception():
+            raise RuntimeError("drawing the answer failed") from painter.exception()
+
+
+async def _type_plain(
+    deltas: AsyncIterator[Delta], typewriter: Typewriter, out: TextIO, err: TextIO, tty: bool
+) -> Delta:
+    """The answer's text as it is on a pipe; on a terminal, with its controls escaped.
+
+    Reasoning goes to stderr, labelled, and ends with a blank line before the answer.
+    """
+    show: Callable[[str], str] = neutralize if tty else str
+    thinking = False
+    last = "\n"
+
+    def end_reasoning() -> None:
+        nonlocal thinking
+        if thinking:
+            err.write("\n\n")
+            thinking = False
+
     def on_text(text: str) -> None:
-        out.write(text)
+        nonlocal last
+        end_reasoning()
+        last = text[-1]
+        out.write(show(text))
         out.flush()
 
     def on_delta(delta: Delta) -> None:
+        nonlocal thinking
         if isinstance(delta, ReasoningDelta):
-            err.write(delta.text)
+            if not thinking:
+                err.write("reasoning:\n")
+                thinking = True
+            err.write(neutralize(delta.text))
             err.flush()
         elif isinstance(delta, ToolCallDelta) and delta.name:
-            err.write(f"\n[tool call: {delta.name}]\n")
+            err.write(f"\n[tool call: {neutralize(delta.name)}]\n")
 
+    if not tty and hasattr(out, "reconfigure"):
+        out.reconfigure(errors="replace")  # a lone surrogate from JSON has no UTF-8 bytes
     terminal = await type_out(deltas, typewriter, on_text, on_delta)
-    if isinstance(terminal, Done) and out.isatty():
-        out.write("\n")
+    end_reasoning()
+    if tty and last != "\n":
+        out.write("\n")  # the prompt, the summary or an error starts on a line of its own
     return terminal
 
 

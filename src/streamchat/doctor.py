@@ -697,6 +697,7 @@ class _Recorder:
         self.sample = bytearray()
         self.error: StreamError | None = None
         self.complete = False
+        self.event_total = 0
         self._parser = make_parser(provider, content_type)
         self._sse = EventStreamDecoder(max_frame=limits.line)
         self._lines = NDJSONDecoder(max_frame=limits.line)
@@ -752,6 +753,7 @@ class _Recorder:
     def _count(self, t: float, payloads: list[tuple[str, str]]) -> None:
         if payloads:
             self.events.append((t, len(payloads)))
+            self.event_total += len(payloads)
         for data, event in payloads:
             self._take(self._parser.feed(data, event))
 
@@ -776,6 +778,7 @@ def diagnose(
     http2: bool = False,
     verify: ssl.SSLContext | bool = True,
     limits: Limits = Limits(),
+    progress: Callable[[int, int], None] | None = None,
 ) -> Diagnosis:
     """Send the chat request the client would send and diagnose how its answer arrives.
 
@@ -785,6 +788,8 @@ def diagnose(
     take HTTP/2 whenever it is offered. `verify` is httpx's (a CA context for tests).
     `limits.body` caps the decompressed body, `limits.line` one event or line.
     Reports are pasted into issues: every secret of the request is redacted from it.
+    `progress(bytes, events)` is called after each read, so a caller can show that the
+    measurement is alive (it can take as long as the answer).
     """
     request = build_request(
         url,
@@ -809,7 +814,7 @@ def diagnose(
         secrets.active(),
         httpx.Client(http1=True, http2=http2, timeout=timeout, verify=verify) as client,
     ):
-        measured = _measure(client, request, sent, _Budget(timeout, limits, secrets))
+        measured = _measure(client, request, sent, _Budget(timeout, limits, secrets, progress))
     return analyse(_redacted(replace(measured, alpn=alpn), secrets))
 
 
@@ -820,6 +825,7 @@ class _Budget:
     timeout: float
     limits: Limits
     secrets: Secrets
+    progress: Callable[[int, int], None] | None = None
 
 
 class _TooLarge(Exception):
@@ -905,7 +911,7 @@ def _read(
         error = f"the body is {encoding}-encoded although the doctor asked for {ACCEPT_ENCODING}"
         return replace(m, ending="undecodable", error=error, total=clock())
     recorder = _Recorder(m.provider, content_type, encoding, budget.limits)
-    ending, error = _pump(response, recorder, clock, m.timeout)
+    ending, error = _pump(response, recorder, clock, m.timeout, budget.progress)
     end = clock()
     try:
         recorder.end(end, clean=ending == "complete")
@@ -944,12 +950,20 @@ def _error_message(response: httpx.Response, secrets: Secrets) -> str:
 
 
 def _pump(
-    response: httpx.Response, recorder: _Recorder, clock: Callable[[], float], timeout: float
+    response: httpx.Response,
+    recorder: _Recorder,
+    clock: Callable[[], float],
+    timeout: float,
+    progress: Callable[[int, int], None] | None,
 ) -> tuple[Ending, str]:
     """Read the body into `recorder` until it ends, breaks or the time is up."""
+    received = 0
     try:
         for raw in response.iter_raw():
             recorder.feed(clock(), raw)
+            received += len(raw)
+            if progress is not None:
+                progress(received, recorder.event_total)
             if clock() > timeout:
                 return "timeout", ""
     except httpx.TimeoutException:
@@ -977,17 +991,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def run_cli(args: argparse.Namespace) -> int:
+def run_cli(args: argparse.Namespace, progress: Callable[[int, int], None] | None = None) -> int:
     """`streamchat doctor URL [PROMPT]`: print the report; exit 0 only for `ok`."""
     try:
-        diagnosis = _diagnose_args(args)
+        diagnosis = _diagnose_args(args, progress)
     except ImportError as exc:  # --http2 without the h2 package
         raise SystemExit(f"streamchat: {exc}") from None
     print(json.dumps(diagnosis.to_json()) if args.json else diagnosis.render_text())
     return 0 if diagnosis.verdict == "ok" else 1
 
 
-def _diagnose_args(args: argparse.Namespace) -> Diagnosis:
+def _diagnose_args(
+    args: argparse.Namespace, progress: Callable[[int, int], None] | None
+) -> Diagnosis:
     from .cli import parse_headers
 
     return diagnose(
@@ -999,4 +1015,5 @@ def _diagnose_args(args: argparse.Namespace) -> Diagnosis:
         system=args.system,
         timeout=args.timeout,
         http2=args.http2,
+        progress=progress,
     )
