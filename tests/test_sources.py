@@ -500,6 +500,35 @@ def test_langchain_chat_model_stream() -> None:
     assert deltas[-1] == Done()
 
 
+def test_transformers_text_iterator_streamer() -> None:
+    """The usual local-model recipe: generate() on a thread, the streamer returned."""
+    sdk("transformers")
+    numpy = sdk("numpy")
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast, TextIteratorStreamer
+
+    vocab = {"[UNK]": 0, "Hello": 1, "world": 2, "!": 3, "你好": 4, "prompt": 5}
+    core = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    core.pre_tokenizer = pre_tokenizers.Whitespace()
+    core.decoder = decoders.WordPiece()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, unk_token="[UNK]")
+
+    def generate(streamer: Any) -> None:  # what model.generate does with a streamer
+        streamer.put(numpy.array([[5]]))  # the prompt, skipped
+        for token in (1, 2, 3, 4):
+            streamer.put(numpy.array([token]))
+        streamer.end()
+
+    def answer(messages: list[dict[str, str]]) -> object:
+        streamer = TextIteratorStreamer(tokenizer, skip_prompt=True, timeout=10)
+        threading.Thread(target=generate, args=(streamer,), daemon=True).start()
+        return streamer
+
+    deltas = collect(answer)
+    assert text_of(deltas) == "Hello world! 你好"
+    assert deltas[-1] == Done()
+
+
 def test_an_sdk_http_error_keeps_its_status(server: LoopbackServer) -> None:
     openai = sdk("openai")
     server.route(

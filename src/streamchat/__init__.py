@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from ._sources import source_deltas
 from .deltas import (
     Delta,
     Done,
@@ -62,6 +63,7 @@ __all__ = [
     "make_parser",
     "merge_tool_calls",
     "render_markdown",
+    "source_deltas",
     "stream_deltas",
 ]
 
