@@ -337,27 +337,32 @@ class _Reader:
                 self._loop.call_soon_threadsafe(self._ready.set)
 
     def _run(self, value: object) -> None:
-        iterator: Iterator[object] | None = None
         try:
             if isinstance(value, _Call):
                 value = value.function(value.messages)
             if _reads_async(value, False) or inspect.isawaitable(value):
+                # The loop reads it from here on, and closes it: not this thread.
                 self._put("item", _Handoff(value))
-                return
-            if isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
+            elif isinstance(value, (str, bytes, dict)) or not hasattr(value, "__iter__"):
                 if value is not None:
                     self._put("item", value)
-                return
-            iterator = iter(value)  # type: ignore[call-overload]
+            else:
+                self._read(value)
+        except BaseException as exc:
+            self._put("error", exc)
+        finally:
+            self._put("end", None)
+
+    def _read(self, stream: object) -> None:
+        iterator: Iterator[object] | None = None
+        try:
+            iterator = iter(stream)  # type: ignore[call-overload]
             for item in iterator:
                 if self._stopped.is_set():
                     break
                 self._put("item", item)
-        except BaseException as exc:
-            self._put("error", exc)
         finally:
-            _close(iterator, value)
-            self._put("end", None)
+            _close(iterator, stream)
 
 
 def _close(iterator: object, value: object) -> None:
