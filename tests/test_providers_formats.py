@@ -335,3 +335,31 @@ def test_responses_history_items_say_message() -> None:
         {"type": "message", "role": "assistant", "content": "Hello!"},
         {"type": "message", "role": "user", "content": "again"},
     ]
+
+
+# -- the doctor reads bodies the way the transport does ----------------------------------
+
+
+def test_doctor_reads_a_text_plain_answer_as_a_stream(server: LoopbackServer) -> None:
+    from streamchat.doctor import diagnose
+
+    chunks = [token.encode() for token in TOKENS]
+    url = server.route(
+        "/generate", Script(chunks, pause=0.02, headers={"Content-Type": "text/plain"})
+    )
+    diagnosis = diagnose(url, timeout=20)
+    assert diagnosis.measurements.wire == "plain"
+    assert len(diagnosis.measurements.events) > 5
+    assert "content-type" not in diagnosis.ids
+    assert diagnosis.verdict == "ok"
+
+
+def test_doctor_names_an_event_stream_served_as_text_plain(server: LoopbackServer) -> None:
+    from streamchat.doctor import diagnose
+
+    chunks = [f"data: {token}\n\n".encode() for token in ["Hello", " ", "world"]]
+    url = server.route("/stream", Script(chunks, headers={"Content-Type": "text/plain"}))
+    diagnosis = diagnose(url, timeout=20)
+    assert diagnosis.measurements.wire == "sse"
+    finding = next(f for f in diagnosis.findings if f.id == "content-type")
+    assert "not text/event-stream" in finding.message

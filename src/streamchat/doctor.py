@@ -29,12 +29,12 @@ from typing import Any, Literal
 
 import httpx
 
+from ._framing import Framer, Payload
 from ._secrets import Secrets, mask_url
 from ._validation import request_problem
 from .deltas import Delta, Done, StreamError
-from .ndjson import NDJSONDecoder
 from .providers import ChatRequest, build_request, make_parser, wire_format
-from .sse import EventStreamDecoder, FrameTooLong
+from .sse import FrameTooLong
 from .transport import Limits, server_message
 
 __all__ = [
@@ -82,6 +82,7 @@ _SAMPLE_LIMIT = 64 * 1024
 _STREAM_MEDIA_TYPES = {
     "sse": ("text/event-stream",),
     "ndjson": ("application/x-ndjson", "application/ndjson", "application/jsonl"),
+    "plain": ("text/plain",),  # unframed text: FastAPI's StreamingResponse, the AI SDK's
 }
 REPORTED_HEADERS = (
     "content-type",
@@ -691,7 +692,10 @@ class _Recorder:
     def __init__(
         self, provider: str, content_type: str | None, encoding: str, limits: Limits
     ) -> None:
-        self.wire = wire_format(provider, content_type)
+        wire = wire_format(provider, content_type)
+        self._whole = wire == "json"
+        # The same framing as the transport's, so both read a body the same way.
+        self._framer = Framer(wire, max_frame=limits.line)
         self.chunks: list[tuple[float, int]] = []
         self.events: list[tuple[float, int]] = []
         self.sample = bytearray()
@@ -699,8 +703,6 @@ class _Recorder:
         self.complete = False
         self.event_total = 0
         self._parser = make_parser(provider, content_type)
-        self._sse = EventStreamDecoder(max_frame=limits.line)
-        self._lines = NDJSONDecoder(max_frame=limits.line)
         self._inflate = (
             zlib.decompressobj(32 + zlib.MAX_WBITS) if encoding in _ZLIB_ENCODINGS else None
         )
@@ -708,8 +710,13 @@ class _Recorder:
         self._inflated = 0
 
     @property
+    def wire(self) -> str:
+        """ "sse", "ndjson", "plain" (unframed text), "json", or "text" while undecided."""
+        return "json" if self._whole else self._framer.wire
+
+    @property
     def unterminated(self) -> bool:
-        return self._sse.discarded
+        return self._framer.sse.discarded
 
     def feed(self, t: float, raw: bytes) -> None:
         self.chunks.append((t, len(raw)))
@@ -733,10 +740,8 @@ class _Recorder:
         """The body ended (`clean`: at its proper end) at time `t`."""
         if self._inflate is not None:
             self._decode(t, self._inflate.flush(self._max_body - self._inflated + 1))
-        if self.wire == "sse":
-            self._sse.end()
-        elif self.wire == "ndjson":
-            self._count(t, [(line, "message") for line in self._lines.end()])
+        if not self._whole:
+            self._count(t, self._framer.end())
         elif len(self.sample) < _SAMPLE_LIMIT:
             self._take(self._parser.feed(self.sample.decode("utf-8", "replace")))
         if clean:
@@ -745,17 +750,18 @@ class _Recorder:
     def _decode(self, t: float, data: bytes) -> None:
         if len(self.sample) < _SAMPLE_LIMIT:
             self.sample += data[: _SAMPLE_LIMIT - len(self.sample)]
-        if self.wire == "sse":
-            self._count(t, [(event.data, event.event) for event in self._sse.feed(data)])
-        elif self.wire == "ndjson":
-            self._count(t, [(line, "message") for line in self._lines.feed(data)])
+        if not self._whole:
+            self._count(t, self._framer.feed(data))
 
-    def _count(self, t: float, payloads: list[tuple[str, str]]) -> None:
+    def _count(self, t: float, payloads: list[Payload]) -> None:
         if payloads:
             self.events.append((t, len(payloads)))
             self.event_total += len(payloads)
         for data, event in payloads:
-            self._take(self._parser.feed(data, event))
+            deltas = (
+                self._parser.feed_text(data) if event is None else self._parser.feed(data, event)
+            )
+            self._take(deltas)
 
     def _take(self, deltas: list[Delta]) -> None:
         for delta in deltas:
