@@ -548,3 +548,22 @@ def test_an_sdk_http_error_keeps_its_status(server: LoopbackServer) -> None:
     assert isinstance(error, StreamError)
     assert (error.kind, error.status) == ("http", 404)
     assert "Invalid model" in error.message
+
+
+def test_an_echoed_api_key_never_reaches_the_message(server: LoopbackServer) -> None:
+    openai = sdk("openai")
+    secret = "sk-user-secret-0123456789abcdef"
+    echo = f'{{"error": {{"message": "Incorrect API key provided: {secret}"}}}}'
+    server.route(
+        "/v1/chat/completions",
+        Script([echo.encode()], status=401, headers={"Content-Type": "application/json"}),
+    )
+    client = openai.OpenAI(base_url=server.url + "/v1", api_key=secret, max_retries=0)
+
+    def answer(messages: list[dict[str, str]]) -> object:
+        return client.chat.completions.create(model="m", messages=messages, stream=True)
+
+    (error,) = collect(answer)
+    assert isinstance(error, StreamError) and error.status == 401
+    assert "Incorrect API key provided: [redacted]" in error.message
+    assert secret not in error.message

@@ -30,10 +30,11 @@ import inspect
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 from ._providers.readers import CustomReader
+from ._secrets import Secrets, scrub
 from .deltas import (
     Delta,
     Done,
@@ -151,10 +152,24 @@ def _payload(item: object) -> object:
 
 def _failure(exc: Exception) -> tuple[Any, str, int | None]:
     status = getattr(exc, "status_code", None)
-    message = " ".join(f"{type(exc).__name__}: {exc}".split())
+    message = _redacted(" ".join(f"{type(exc).__name__}: {exc}".split()), exc)
     if isinstance(status, int) and not isinstance(status, bool):
         return "http", message, status
     return "source", message, None
+
+
+def _redacted(message: str, exc: Exception) -> str:
+    """The message without the credential the SDK sent, if the server echoed it back.
+
+    openai's and anthropic's errors carry the HTTP request they made: its headers
+    say which key to look for, as the transport's own requests do.
+    """
+    request = getattr(exc, "request", None)
+    headers = getattr(request, "headers", None)
+    if not isinstance(headers, Mapping):  # an httpx(-like) request: SDKs vendor their own
+        return scrub(message)
+    sent = {str(name): str(value) for name, value in headers.items()}
+    return Secrets.of(str(getattr(request, "url", "")), sent).redact(message)
 
 
 class _Timeout(Exception):
