@@ -452,8 +452,9 @@ def _status_fix(status: int) -> str:
         )
     if status in (401, 403):
         return (
-            "Check the API key: set OPENAI_API_KEY / ANTHROPIC_API_KEY / GEMINI_API_KEY, or"
-            " pass --header 'Authorization: Bearer ...'."
+            "Check the API key: OPENAI_API_KEY / ANTHROPIC_API_KEY / GEMINI_API_KEY are sent"
+            " only to their provider's own host over https; for any other server pass"
+            " --header 'Authorization: Bearer ...'."
         )
     if status == 404:
         return "Check the URL's path and the model name (--model)."
