@@ -23,6 +23,7 @@ import pytest
 
 from streamchat._pacing import type_out
 from streamchat.deltas import Delta, StreamError, TextDelta
+from streamchat.doctor import diagnose
 from streamchat.providers import build_request
 from streamchat.transport import Retries, Timeouts, stream_deltas
 from streamchat.typewriter import Typewriter
@@ -260,3 +261,16 @@ def test_a_cut_close_delimited_custom_answer_exits_non_zero(server: LoopbackServ
     assert result.stdout == "Hello "
     assert result.returncode == 1
     assert "error (incomplete)" in result.stderr
+
+
+def test_the_doctors_timeout_covers_the_wait_for_headers() -> None:
+    slow = TrickleServer()
+    try:
+        started = time.monotonic()
+        diagnosis = diagnose(slow.url, timeout=1.5)
+        elapsed = time.monotonic() - started
+    finally:
+        slow.close()
+    assert diagnosis.measurements.ending == "timeout"
+    assert "did not end within the doctor's 1.5 s" in diagnosis.render_text()
+    assert elapsed < 5, elapsed

@@ -14,6 +14,7 @@ synthetic timelines. docs/nginx.md explains the fixes at length.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import html
 import json
 import math
@@ -21,6 +22,7 @@ import re
 import socket
 import ssl
 import textwrap
+import threading
 import time
 import zlib
 from collections.abc import Callable, Iterator, Sequence
@@ -882,18 +884,68 @@ def _measure(
 
     # Reports are pasted into issues: no key from the URL or echoed in a server message.
     base = Measurements(mask_url(request.url), request.provider, budget.timeout)
+    watchdog = _Watchdog(budget.timeout)
     try:
-        with client.stream(
-            request.method, request.url, headers=headers, json=request.json
-        ) as response:
-            return _read(response, replace(base, **_head(response, clock())), clock, budget)
-    except httpx.TimeoutException as exc:
-        return replace(base, ending="timeout", error=str(exc) or type(exc).__name__, total=clock())
-    except httpx.RemoteProtocolError as exc:
-        error = f"the response is not valid HTTP: {exc}"
-        return replace(base, ending="connect", error=error, total=clock())
+        with (
+            watchdog,
+            client.stream(
+                request.method,
+                request.url,
+                headers=headers,
+                json=request.json,
+                extensions={"trace": watchdog.trace},
+            ) as response,
+        ):
+            measured = _read(response, replace(base, **_head(response, clock())), clock, budget)
     except httpx.HTTPError as exc:
-        return replace(base, ending="connect", error=str(exc) or type(exc).__name__, total=clock())
+        return replace(base, total=clock(), **_failure_of(exc, watchdog.fired, budget.timeout))
+    if watchdog.fired and measured.ending == "cut":
+        return replace(measured, ending="timeout", error="")
+    return measured
+
+
+def _failure_of(exc: httpx.HTTPError, timed_out: bool, timeout: float) -> dict[str, str]:
+    """The ending and error of an exchange that failed before its response head."""
+    if timed_out:
+        return {"ending": "timeout", "error": f"no complete response head in {timeout:g} s"}
+    if isinstance(exc, httpx.TimeoutException):
+        return {"ending": "timeout", "error": str(exc) or type(exc).__name__}
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return {"ending": "connect", "error": f"the response is not valid HTTP: {exc}"}
+    return {"ending": "connect", "error": str(exc) or type(exc).__name__}
+
+
+class _Watchdog:
+    """Shut the connection's socket when the doctor's time is up.
+
+    httpx bounds each read, not the whole exchange: a server that sends its headers
+    one byte a second never trips a read timeout. The socket comes from httpcore's
+    `trace` extension (https://www.encode.io/httpcore/extensions/#trace); shutting
+    it down ends the blocked read at once.
+    """
+
+    def __init__(self, seconds: float) -> None:
+        self.fired = False
+        self._socket: socket.socket | None = None
+        self._timer = threading.Timer(seconds, self._fire)
+        self._timer.daemon = True
+
+    def trace(self, event: str, info: dict[str, Any]) -> None:
+        if event == "connection.connect_tcp.complete":
+            self._socket = info["return_value"].get_extra_info("socket")
+
+    def _fire(self) -> None:
+        self.fired = True
+        if self._socket is not None:
+            with contextlib.suppress(OSError):
+                self._socket.shutdown(socket.SHUT_RDWR)
+
+    def __enter__(self) -> _Watchdog:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._timer.cancel()
 
 
 def _head(response: httpx.Response, t: float) -> dict[str, Any]:
