@@ -230,3 +230,12 @@ def test_a_401_from_a_host_without_the_environment_key_says_so(monkeypatch) -> N
     assert isinstance(error, StreamError) and error.status == 401
     assert "OPENAI_API_KEY is set, but it is sent only to its provider's own host" in error.message
     assert_clean(error.message)
+
+
+def test_prose_about_tokens_is_left_alone() -> None:
+    for text in (
+        "Bearer authentication failed: Token expired",
+        "see https://docs.example/auth?lang=en",
+        "mail me at a@b.example",
+    ):
+        assert scrub(text) == text

@@ -74,7 +74,9 @@ _USERINFO = re.compile(r"(?<=://)[^/\s?#@'\"<>]+@")
 _PARAM_NAME = r"[A-Za-z0-9_.-]*(?:key|token|secret|passw|auth|signature)[A-Za-z0-9_.-]*|sig|code"
 _SECRET_PARAM = re.compile(rf"(?<=[?&;])({_PARAM_NAME})=[^&\s#'\"<>]+", re.I)
 _SECRET_PARAM_NAME = re.compile(rf"(?:{_PARAM_NAME})\Z", re.I)
-_BEARER = re.compile(r"\b(Bearer|Basic|Token)\s+[A-Za-z0-9._~+/=-]{8,}", re.I)
+# A credential after its scheme has a digit somewhere ("Bearer authentication failed"
+# is prose, not a token).
+_BEARER = re.compile(r"\b(Bearer|Basic|Token)\s+(?=[^\s\d]*\d)[A-Za-z0-9._~+/=-]{8,}", re.I)
 
 
 def is_secret_header(name: str) -> bool:

@@ -803,10 +803,9 @@ class StreamChat(anywidget.AnyWidget):
                     await asyncio.wait_for(answer.stream_closed.wait(), 5)
             return "stopped", None
         except Exception as exc:  # a bad configuration or a parser bug: show it
-            secrets = Secrets.of(self._url, {**self._headers, "api-key": self._api_key or ""})
-            return "error", secrets.redact(f"{type(exc).__name__}: {exc}")
-        if isinstance(terminal, StreamError):
-            return "error", terminal.message
+            return "error", self._redact(f"{type(exc).__name__}: {exc}")
+        if isinstance(terminal, StreamError):  # a Python source's too: it may quote a key
+            return "error", self._redact(terminal.message)
         answer.finish_reason = terminal.finish_reason or answer.finish_reason
         return "done", None
 
@@ -832,6 +831,11 @@ class StreamChat(anywidget.AnyWidget):
             limits=self._limits,
             client=_client(),
         )
+
+    def _redact(self, message: str) -> str:
+        """An error message fit for the turn, which is synced and saved with the notebook."""
+        secrets = Secrets.of(self._url, {**self._headers, "api-key": self._api_key or ""})
+        return secrets.redact(message)
 
     async def _observe(self, answer: _Answer, deltas: AsyncIterator[Delta]) -> AsyncIterator[Delta]:
         """Pass deltas through, timing the first token and counting what arrived."""
