@@ -58,7 +58,10 @@ ai_sdk() {
   cp "$dir/package-lock.json" "$dir/node_modules/.streamchat-lock"
 }
 
-step llama_server
+# The build is CPU-bound and the rest mostly downloads: run them side by side.
+step llama_server &
+build=$!
 step gemma_model
 step litellm_proxy
 step ai_sdk
+wait "$build"
