@@ -13,6 +13,8 @@ from hypothesis import settings
 sys.path.insert(0, str(Path(__file__).parent))
 
 from loopback import LoopbackServer
+from servers import real
+from servers.real import Process
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 
@@ -39,3 +41,55 @@ def server() -> Iterator[LoopbackServer]:
         yield srv
     finally:
         srv.close()
+
+
+# -- real serving software (tests/servers/): installed by tests/servers/provision.sh ------------
+
+
+@pytest.fixture(scope="session")
+def server_logs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("server-logs")
+
+
+@pytest.fixture(scope="session")
+def llama_server(server_logs: Path) -> Iterator[Process]:
+    """llama.cpp's llama-server with Gemma 3 270M on 127.0.0.1, shared by the session."""
+    problem = real.missing_llama()
+    require(problem is None, problem or "")
+    with real.start_llama_server(server_logs) as process:
+        yield process
+
+
+@pytest.fixture(scope="session")
+def litellm_proxy(llama_server: Process, server_logs: Path) -> Iterator[Process]:
+    """LiteLLM proxy in front of `llama_server`, model name `real.LITELLM_MODEL`."""
+    problem = real.missing_litellm()
+    require(problem is None, problem or "")
+    with real.start_litellm(llama_server.base_url, server_logs) as process:
+        yield process
+
+
+@pytest.fixture(scope="session")
+def homemade() -> Iterator[str]:
+    """The base URL of the FastAPI and sse-starlette routes in tests/servers/homemade.py."""
+    try:
+        from servers import homemade as servers
+    except ImportError as error:  # fastapi and sse-starlette are test extras
+        require(False, f"the home-made servers need {error.name}: pip install -e '.[test]'")
+        raise
+    with servers.Uvicorn(servers.app()) as server:
+        yield server.base_url
+
+
+@pytest.fixture(scope="session")
+def ai_sdk_app(server_logs: Path) -> Iterator[Process]:
+    """The AI SDK app (tests/servers/node) in front of the demo server, which answers at once."""
+    from streamchat.server import DemoServer
+
+    problem = real.missing_ai_sdk()
+    require(problem is None, problem or "")
+    with (
+        DemoServer(token_delay=0) as demo,
+        real.start_ai_sdk_app(demo.base_url, server_logs) as app,
+    ):
+        yield app
