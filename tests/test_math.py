@@ -105,6 +105,8 @@ def test_join_display_lines_leaves_other_lines_alone(lines: list[str]) -> None:
         ("So $$\n", "So "),
         # Decided: closed formulas, prices, a formula that ended at a line break.
         ("So $x$ and", "So $x$ and"),
+        ("So $x$", "So $x" + PENDING),
+        ("So $$x$$", "So $$x$$"),
         ("It costs $5", "It costs $5"),
         ("$x\nnext", "$x\nnext"),
         ("`$x", "`$x"),
@@ -127,8 +129,9 @@ def test_an_unclosed_formula_has_one_state_while_it_is_typed() -> None:
         ), f"a raw dollar shows at {end}: {marked!r}"
         states.append("none" if not formulas else "done" if formulas[0].closed else "pending")
     assert states[:7] == ["none"] * 7  # "Then $": the "$" is held back
-    assert set(states[7:14]) == {"pending"}
-    assert set(states[14:]) == {"done"}
+    # The closing "$" waits for the next character: "$5-$1" would make it a price.
+    assert set(states[7:15]) == {"pending"}
+    assert set(states[15:]) == {"done"}
 
 
 def test_pending_and_failing_formulas_show_their_source() -> None:

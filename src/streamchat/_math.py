@@ -291,11 +291,15 @@ def mark_pending(text: str) -> str:
             continue
         if char in "$\\":
             formula = match(text, i)
-            if formula is not None:
+            if formula is not None and formula.end == len(text) and formula.opener == "$":
+                text = text[:-1]  # a "$" closer followed by a digit is a price: wait
+            elif formula is not None:
                 i = formula.end
                 continue
             pending = match(text + PENDING, i)
             if pending is not None and pending.end == len(text) + len(PENDING):
+                if pending.opener == "$$" and text.endswith("$"):
+                    text = text[:-1]  # the closer being typed
                 return text + PENDING
             if _opener_at(text, i) is not None and not text[i:].strip("$\\([ \t\n"):
                 return text[:i]
