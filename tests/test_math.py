@@ -265,3 +265,35 @@ def test_text_in_a_formula_is_text() -> None:
 )
 def test_attribute_filter(attribute: str, value: str, kept: bool) -> None:
     assert (_math.attribute_filter("mstyle", attribute, value) == value) is kept
+
+
+def _emitted() -> tuple[set[str], set[str]]:
+    """Every element and attribute name latex2mathml emits for each command it knows."""
+    from latex2mathml import commands
+    from latex2mathml.converter import convert_to_element
+
+    known = {v for v in vars(commands).values() if isinstance(v, str) and v.startswith("\\")}
+    known |= {k for k in commands.CONVERSION_MAP if isinstance(k, str)}
+    tags: set[str] = set()
+    names: set[str] = set()
+    extra = ["x_1^2", "\\sqrt[3]{x}", "\\frac{1}{2}", "\\fcolorbox{red}{blue}{x}"]
+    for command in sorted(known):
+        for latex in (command, f"x{command}{{a}}{{b}}", f"\\begin{{{command[1:]}}}a&b\\end{{x}}"):
+            extra.append(latex)
+    for latex in extra:
+        try:
+            tree = convert_to_element(latex)
+        except Exception:
+            continue
+        for node in tree.iter():
+            tags.add(node.tag)
+            names.update(node.attrib)
+    return tags, names
+
+
+def test_the_allowlist_is_what_latex2mathml_emits() -> None:
+    tags, names = _emitted()
+    assert tags == _math.MATHML_TAGS
+    dropped = {"href", "style", "class", "border-color", "xmlns"}
+    assert dropped <= names, "the commands that set them must still be tried"
+    assert names - dropped <= _math.MATHML_ATTRIBUTES

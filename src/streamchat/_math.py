@@ -42,6 +42,7 @@ from markdown.preprocessors import Preprocessor
 from streamchat import _markdown
 
 __all__ = [
+    "MATHML_ATTRIBUTES",
     "MATHML_TAGS",
     "PENDING",
     "Formula",
@@ -352,6 +353,7 @@ _COLORS = frozenset({"mathcolor", "mathbackground"})
 _LENGTH = re.compile(r"([+-]?)(\d{1,4}(?:\.\d{0,4})?|\.\d{1,4})(em|ex|mu|pt|px|%)?")
 _EM_PER_UNIT = {"em": 1.0, "ex": 0.5, "mu": 1 / 18, "pt": 0.1, "px": 1 / 16, "%": 0.01, "": 1.0}
 _COLOR = re.compile(r"#[0-9a-fA-F]{3,8}|[a-zA-Z]{1,20}")
+MATHML_ATTRIBUTES = frozenset({*_ENUMS, *_TOKEN_LISTS, *_LENGTHS, *_COLORS, "scriptlevel"})
 # Lengths a formula may use, in em: enough for spacing, matrices and \rule, never enough to
 # reach outside the bubble (a raised or pulled-back box could otherwise cover the page).
 _MAX_EM = 20.0
