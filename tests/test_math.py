@@ -7,8 +7,8 @@ from html.parser import HTMLParser
 
 import pytest
 
-from streamchat import _math
-from streamchat._math import PENDING, find, join_display_lines, mark_pending, match, to_html
+from streamchat import _markdown, _math
+from streamchat._math import PENDING, find, mark_pending, match, to_html
 
 
 def sources(text: str) -> list[tuple[str, str]]:
@@ -67,6 +67,12 @@ def test_match_only_at_an_opener() -> None:
     assert (formula.start, formula.end, formula.closed, formula.display) == (2, 5, True, False)
 
 
+def join_display_lines(lines: list[str]) -> list[str]:
+    scanner = _markdown.BlockScanner()
+    in_code = [scanner.feed(line).kind in ("fence", "code") for line in lines]
+    return _math.join_display_lines(lines, in_code)
+
+
 def test_join_display_lines_keeps_latex_away_from_block_rules() -> None:
     lines = ["$$", "a", "- b", "| c |", "$$", "after"]
     assert join_display_lines(lines) == ["$$ a - b | c | $$", "after"]
@@ -81,6 +87,7 @@ def test_join_display_lines_in_quotes_and_lists() -> None:
     "lines",
     [
         ["```", "$$", "- a", "$$", "```"],  # inside a fence
+        ["    $$", "    - a", "    $$"],  # indented code
         ["$$", "a", "", "b $$"],  # a blank line: no formula
         ["$$", "never closed"],
         ["`$$`", "- a"],  # a code span

@@ -29,7 +29,7 @@ from __future__ import annotations
 import functools
 import html
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from xml.etree.ElementTree import Element
 
@@ -39,9 +39,8 @@ from markdown.extensions import Extension
 from markdown.inlinepatterns import InlineProcessor
 from markdown.preprocessors import Preprocessor
 
-from streamchat import _markdown
-
 __all__ = [
+    "HTML_CLASSES",
     "MATHML_ATTRIBUTES",
     "MATHML_TAGS",
     "PENDING",
@@ -69,6 +68,10 @@ _ARITY = {
 _MACRO_DEFINITION = re.compile(r"\\(?:(?:re|provide)?newcommand|[gex]?def|let)(?![A-Za-z])")
 
 _CLOSERS = {"$$": "$$", "\\[": "\\]", "\\(": "\\)"}
+_PENDING_CLASS = "streamchat-math-pending"
+_BLOCK_CLASS = "streamchat-math-block"
+_ERROR_CLASS = "streamchat-math-error"
+HTML_CLASSES = frozenset({_PENDING_CLASS, _BLOCK_CLASS, _ERROR_CLASS})  # what `to_html` writes
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
 _JOIN_LOOKAHEAD = 200  # lines a display formula may span
 
@@ -202,27 +205,24 @@ _CONTAINER = re.compile(r"[ \t>]*(?:(?:[-+*]|\d{1,9}[.)])[ \t]+)?")
 _QUOTE_MARKERS = re.compile(r"[ \t]*(?:>[ \t]?)*")
 
 
-def join_display_lines(lines: list[str]) -> list[str]:
+def join_display_lines(lines: list[str], in_code: list[bool]) -> list[str]:
     """Put each display formula that spans lines on its first line, joined by spaces.
 
     Inside a formula, "- b" or "| x |" at the start of a line is LaTeX, not a list item
     or a table row; once on one line, no block rule can see it. LaTeX treats a line break
-    as a space. Lines in fenced or indented code are left alone.
+    as a space. Lines in fenced or indented code (`in_code`, one flag a line) stay as
+    they are.
     """
-    scanner = _markdown.BlockScanner()
     out: list[str] = []
     i = 0
     while i < len(lines):
         line = lines[i]
-        kind = scanner.feed(line).kind
+        opener = None if in_code[i] else _open_display(line)
         i += 1
-        opener = None if kind in ("fence", "code") else _open_display(line)
         if opener is None:
             out.append(line)
             continue
         taken = _continuation(lines, i, line, opener)
-        for skipped in lines[i : i + taken]:
-            scanner.feed(skipped)
         if taken:
             quotes = _CONTAINER.match(line).group().count(">")  # type: ignore[union-attr]
             parts = [_strip_container(part, quotes) for part in lines[i : i + taken]]
@@ -393,15 +393,13 @@ def _bounded_length(token: str, attribute: str) -> bool:
 def to_html(formula: Formula) -> str:
     """The formula as HTML: MathML; its source while typed or when it cannot convert."""
     if not formula.closed:
-        kind = "streamchat-math-pending"
-        if formula.display:
-            kind += " streamchat-math-block"
+        kind = f"{_PENDING_CLASS} {_BLOCK_CLASS}" if formula.display else _PENDING_CLASS
         return f'<span class="{kind}">{html.escape(formula.source)}</span>'
     mathml = _mathml(formula.source, formula.display)
     if mathml is not None:
         return mathml
     written = f"{formula.opener}{formula.source}{formula.closer}"
-    return f'<code class="streamchat-math-error">{html.escape(written)}</code>'
+    return f'<code class="{_ERROR_CLASS}">{html.escape(written)}</code>'
 
 
 @functools.lru_cache(maxsize=512)
@@ -473,9 +471,16 @@ def _character(reference: re.Match[str]) -> str:
 # --- Python-Markdown ------------------------------------------------------------------------
 
 
+CodeLines = Callable[[list[str]], list[bool]]
+
+
 class _DisplayLines(Preprocessor):
+    def __init__(self, md: markdown.Markdown, code_lines: CodeLines) -> None:
+        super().__init__(md)
+        self.code_lines = code_lines
+
     def run(self, lines: list[str]) -> list[str]:
-        return join_display_lines(lines)
+        return join_display_lines(lines, self.code_lines(lines))
 
 
 class _MathInline(InlineProcessor):
@@ -494,11 +499,19 @@ class _MathInline(InlineProcessor):
 
 
 class MathExtension(Extension):
-    """Math for Python-Markdown: register after the extensions whose priorities it cites."""
+    """Math for Python-Markdown. `code_lines` flags the source lines that are code.
+
+    The renderer's own block scanner knows fences and indented code; taking it as an
+    argument keeps this module free of it.
+    """
+
+    def __init__(self, code_lines: CodeLines) -> None:
+        super().__init__()
+        self.code_lines = code_lines
 
     def extendMarkdown(self, md: markdown.Markdown) -> None:
         # Before CommonMark line normalisation (28) and fence stashing (25).
-        md.preprocessors.register(_DisplayLines(md), "streamchat_math_lines", 29)
+        md.preprocessors.register(_DisplayLines(md, self.code_lines), "streamchat_math_lines", 29)
         # After code spans (190), before backslash escapes (180): "\\(" and "\\{" stay.
         md.inlinePatterns.register(_MathInline(md), "streamchat_math", 185)
         if "$" not in md.ESCAPED_CHARS:
