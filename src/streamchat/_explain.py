@@ -86,6 +86,10 @@ _BY_KIND: dict[str, tuple[str, str]] = {
         "Check that the URL is the chat endpoint (e.g. /v1/chat/completions);"
         " `streamchat doctor URL` shows what the server sent.",
     ),
+    "source": (
+        "The Python code that streams the answer raised an error.",
+        "The exception is below: fix the function or client it comes from, then retry.",
+    ),
 }
 
 
