@@ -50,11 +50,13 @@ _SPELLINGS: dict[Audience, dict[str, str]] = {
         "key": "pass api_key=",
         "timeout": "raise timeouts=Timeouts(total=...)",
         "model": "the model= name",
+        "limits": "pass limits=Limits(...) with more room",
     },
     "terminal": {
         "key": "pass --header 'Authorization: Bearer ...'",
         "timeout": "raise --total-timeout or --idle-timeout",
         "model": "the --model name",
+        "limits": "use streamchat from Python with limits=Limits(...)",
     },
 }
 
@@ -86,6 +88,14 @@ _BY_KIND: dict[str, tuple[str, str]] = {
         "Check that the URL is the chat endpoint (e.g. /v1/chat/completions);"
         " `streamchat doctor URL` shows what the server sent.",
     ),
+    "request": (
+        "The request could not be sent as given.",
+        "Check the URL (with http:// or https://) and the header values (one line each).",
+    ),
+    "limit": (
+        "The answer grew past a size limit, so it stops here; what came is kept.",
+        "If an answer really is that long, {limits}.",
+    ),
     "source": (
         "The Python code that streams the answer raised an error.",
         "The exception is below: fix the function or client it comes from, then retry.",
@@ -98,7 +108,9 @@ def _http(
 ) -> tuple[str, str]:
     if status == 401:
         variable = _KEY_VARIABLES.get(provider or "")
-        where = f"set {variable} or {{key}}" if variable else "{key}"
+        # The variable's key goes to its provider's own host only (the transport's detail
+        # says when it was held back from another host).
+        where = f"set {variable} (for its provider's host) or {{key}}" if variable else "{key}"
         return "The server refused the API key.", f"Check the key: {where}."
     if status == 403:
         return (
