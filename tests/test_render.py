@@ -450,3 +450,17 @@ def test_unclosed_emphasis_renders_as_it_will_end() -> None:
     assert stream.html == "<p>Answer: <strong>forty</strong></p>"
     stream.append(" two** and `x")
     assert stream.html == "<p>Answer: <strong>forty two</strong> and <code>x</code></p>"
+
+
+def test_a_table_with_only_its_header_has_no_empty_row() -> None:
+    """Python-Markdown adds an empty body row; typed out, it showed with the cursor in it."""
+    html = render_markdown("| Name | Kind |\n|---|---|")
+    assert "<tbody>" not in html and "<th>Kind</th>" in html
+    stream = MarkdownStream()
+    header = "| Name | Kind |\n|------|------|\n"
+    for char in header:
+        stream.append(char)
+        assert "<td>" not in stream.html, stream.text
+    for char in "| a | b |\n":
+        stream.append(char)
+    assert "<td>a</td>" in stream.html

@@ -15,12 +15,16 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streamchat._math import MATHML_ATTRIBUTES, MATHML_TAGS
 from streamchat.render import MarkdownStream, render_markdown
 
 from xss_payloads import PAYLOADS
 
 FORBIDDEN_TAGS = {
-    *("script", "iframe", "object", "embed", "style", "svg", "math", "form", "meta"),
+    *("script", "iframe", "object", "embed", "style", "svg", "form", "meta"),
+    # MathML that is not latex2mathml's: foreign content and actions (math itself is
+    # allowed, its elements and attributes only from the renderer's allowlist).
+    *("annotation-xml", "annotation", "semantics", "maction", "mglyph", "malignmark"),
     *("base", "link", "frame", "frameset", "applet", "noscript", "template", "body"),
     *("button", "textarea", "select", "video", "audio", "source", "details", "title"),
 }
@@ -57,6 +61,8 @@ class ScriptFinder(HTMLParser):
 
     def _check_attribute(self, tag: str, name: str, value: str) -> None:
         if name.startswith("on") or name in ("style", "srcdoc", "http-equiv"):
+            self.problems.append(f"{tag}[{name}]")
+        if tag in MATHML_TAGS and name not in MATHML_ATTRIBUTES:
             self.problems.append(f"{tag}[{name}]")
         if name in URL_ATTRIBUTES:
             # html.parser has already decoded character references in `value`.
@@ -97,6 +103,12 @@ def test_the_checker_finds_what_it_looks_for() -> None:
         "a[href='data:text/html,x']",
     ]
     assert not script_constructs('<a href="https://ok.example/a:b">x</a><a href="#x">y</a>')
+    assert script_constructs('<math><mi href="https://x.example">x</mi></math>') == ["mi[href]"]
+    assert script_constructs("<math><semantics><annotation-xml>") == [
+        "<semantics>",
+        "<annotation-xml>",
+    ]
+    assert not script_constructs('<math display="block"><mi mathvariant="bold">x</mi></math>')
 
 
 def test_the_corpus_is_large_enough_and_dangerous() -> None:
@@ -186,3 +198,11 @@ def test_unclosed_fence_keeps_html_as_code_at_every_step() -> None:
         assert "<script" not in stream.html
     assert "&lt;script&gt;" in stream.html
     assert "<pre>" in stream.html
+
+
+def test_math_commands_cannot_link_restyle_or_inject() -> None:
+    for payload in PAYLOADS[-10:]:
+        html = render_markdown(payload)
+        assert not script_constructs(html), html
+        assert " href=" not in html and " style=" not in html and "jp-Dialog" not in html
+    assert render_markdown("$\\href{javascript:alert(1)}{click me}$").count("<math") == 1

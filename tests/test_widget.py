@@ -529,13 +529,13 @@ def test_reasoning_and_tool_calls_travel_as_their_own_parts(server, chats) -> No
     assert chat.wait(10)
     turn = chat.turns[-1]
     assert turn["reasoning_html"] == render_markdown("Think **hard**. Then call.")
-    assert turn["tool_calls"] == [{"name": "lookup", "arguments": '{"q": "x"}'}]
+    assert turn["tool_calls"] == [{"name": "lookup", "arguments": '{"q": "x"}', "after": 0}]
     assert turn["html"] == "<p>Answer.</p>"
     assert chat.stats["finish_reason"] == "tool_calls"
     custom = [m for _, m in capture.custom()]
     assert {m["part"] for m in custom if m["type"] == "patch"} == {"body", "reasoning"}
     tools = [m["tool_calls"] for m in custom if m["type"] == "tools"]
-    assert tools[-1] == [{"name": "lookup", "arguments": '{"q": "x"}'}]
+    assert tools[-1] == [{"name": "lookup", "arguments": '{"q": "x"}', "after": 0}]
     # The history carries the visible answer only: reasoning is not sent back.
     assert chat.messages[-1] == {"role": "assistant", "content": "Answer."}
 
@@ -575,3 +575,67 @@ def test_doctor_diagnoses_the_chats_endpoint(server, chats) -> None:
     assert server.received[-1].json()["messages"][-1]["content"] == "why did it break?"
     assert server.received[-1].headers["Authorization"] == f"Bearer {API_KEY}"
     assert API_KEY not in diagnosis._repr_html_()
+
+
+# --- what the bubble shows: tool-call order, reasoning time, copy source, errors, math ---
+
+
+def test_tool_calls_remember_how_much_text_came_before_them(server, chats) -> None:
+    def delta(**fields: Any) -> dict[str, Any]:
+        return {"choices": [{"index": 0, "delta": fields}]}
+
+    events = [
+        delta(reasoning_content="Think."),
+        delta(tool_calls=[{"index": 0, "id": "a", "function": {"name": "first"}}]),
+        delta(content="Let me check."),
+        delta(tool_calls=[{"index": 1, "id": "b", "function": {"name": "second"}}]),
+        {"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
+        "[DONE]",
+    ]
+    url = server.route("/v1/chat/completions", Script(sse(*events), pause=[0.3, 0, 0, 0, 0, 0]))
+    chat, _ = make(chats, url, speed=0)
+    chat.send("go")
+    assert chat.wait(10)
+    turn = chat.turns[-1]
+    assert [(c["name"], c["after"]) for c in turn["tool_calls"]] == [
+        ("first", 0),
+        ("second", len("Let me check.")),
+    ]
+    # Reasoning lasted from the request until the first tool call (the first byte
+    # waited 0.3 s): the fold label's figure.
+    assert 0.3 <= turn["stats"]["reasoning_seconds"] < 5
+
+
+def test_the_turn_keeps_the_markdown_source_and_latex(server, chats) -> None:
+    answer = "Euler: $e^{i\\pi}+1=0$ and \\(a^2+b^2=c^2\\), costs $5."
+    url = server.route("/v1/chat/completions", Script(openai_chunks(answer)))
+    chat, _ = make(chats, url, speed=0)
+    chat.send("math")
+    assert chat.wait(10)
+    turn = chat.turns[-1]
+    assert turn["source"] == answer
+    assert turn["html"].count("<math") == 2
+    # The source travels with the HTML in the answer's own trait, not in every turns sync.
+    assert getattr(chat, f"html_{turn['id']}")["source"] == answer
+    assert "source" not in chat.get_state("turns")["turns"][-1]
+    assert chat.messages[-1] == {"role": "assistant", "content": answer}
+    assert answer in chat.transcript
+
+
+def test_an_error_says_what_happened_then_the_fix(server, chats) -> None:
+    url = server.route(
+        "/v1/chat/completions",
+        Script(
+            [b'{"error": {"message": "Incorrect API key provided"}}'],
+            status=401,
+            headers={"Content-Type": "application/json"},
+        ),
+    )
+    chat, _ = make(chats, url, provider="openai")
+    chat.send("hi")
+    assert chat.wait(10)
+    what, fix, detail = chat.turns[-1]["error"].split("\n")
+    assert what == "The server refused the API key."
+    assert "OPENAI_API_KEY" in fix and "api_key=" in fix
+    assert detail.startswith("HTTP 401") and "Incorrect API key provided" in detail
+    assert "\n" not in chat.transcript.split("*(error: ")[1].split(")*")[0]

@@ -117,4 +117,15 @@ PAYLOADS: list[str] = [
     "| a |\n|---|\n| <img src=x onerror=alert(1)> |",
     '> <iframe src="javascript:alert(1)">',
     "# <svg onload=alert(1)>",
+    # LaTeX math: converted to MathML, whose commands can carry links, styles and text
+    "$\\href{javascript:alert(1)}{click me}$",
+    "$$\\style{position:fixed;top:0;left:0;width:100vw;height:100vh}{x}$$",
+    "\\(\\class{jp-Dialog}{x}\\)",
+    "\\[\\color{javascript:alert(1)}{x}\\]",
+    "$\\text{<img src=x onerror=alert(1)>}$",
+    "\\[\\text{<script>alert(1)</script>}\\]",
+    "$a<b onmouseover=alert(1)>c$",
+    "$\\mathrm{</math><img src=x onerror=alert(1)>}$",
+    "$$<svg onload=alert(1)>$$",
+    "\\(<iframe src=javascript:alert(1)>\\)",
 ]

@@ -26,6 +26,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal, NamedTuple
 
+from streamchat import _math
+
 TAB = 4  # Python-Markdown's tab_length: one nesting level of a list.
 
 _HR = re.compile(r" {0,3}([-*_])(?: *\1){2,} *$")
@@ -249,6 +251,12 @@ def normalize(lines: list[str]) -> list[str]:
     return _separate_tables(out, fenced)
 
 
+def code_lines(lines: list[str]) -> list[bool]:
+    """Which source lines are fenced or indented code (math must not look inside)."""
+    scanner = BlockScanner()
+    return [scanner.feed(line).kind in ("fence", "code") for line in lines]
+
+
 def _separate_tables(lines: list[str], fenced: list[bool]) -> list[str]:
     """Put a blank line between a paragraph and a table that follows it directly.
 
@@ -293,7 +301,8 @@ def repair(text: str) -> str:
     if fence is not None:
         return _close_fence(text, fence)
     head = text[:context]
-    return hold_partial_line(_complete_table(head + repair_inline(text[context:])))
+    inline = _math.mark_pending(text[context:])
+    return hold_partial_line(_complete_table(head + repair_inline(inline)))
 
 
 def hold_partial_line(text: str) -> str:
@@ -308,7 +317,8 @@ def _scan(text: str) -> tuple[Fence | None, int]:
     """The fence left open at the end, and where the last inline run (paragraph) starts."""
     scanner = BlockScanner()
     context = offset = 0
-    for source in text.split("\n"):
+    # The empty piece after a final line break is no blank line: the paragraph goes on.
+    for source in text.removesuffix("\n").split("\n"):
         line = scanner.feed(source)
         if line.kind in ("blank", "fence", "code"):
             context = offset + len(source) + 1
@@ -379,6 +389,8 @@ class _InlineRepair:
 
     def _step(self, i: int) -> int:
         text, char = self.text, self.text[i]
+        if char in "$\\" and (formula := _math.match(text, i)) is not None:
+            return formula.end  # LaTeX: its "_" and "*" are no emphasis
         if char == "\\":
             return i + 2
         if char == "`":

@@ -24,6 +24,7 @@ from rich.live import Live
 from rich.spinner import Spinner
 from rich.text import Text
 
+from ._explain import explain
 from ._pacing import type_out
 from ._terminal import LiveDisplay, Stats, neutralize
 from .deltas import Delta, ReasoningDelta, StreamError, ToolCallDelta
@@ -138,14 +139,14 @@ def _run_chat(args: argparse.Namespace) -> int:
     )
     timeouts = Timeouts(idle=args.idle_timeout, total=args.total_timeout)
     deltas = stream_deltas(request, timeouts=timeouts, retries=Retries(attempts=args.retries))
-    return _type_answer(deltas, args)
+    return _type_answer(deltas, args, request.provider)
 
 
 def _run_demo(args: argparse.Namespace) -> int:
     from .server import demo_server
 
     request = build_request(demo_server().url, [{"role": "user", "content": args.prompt}])
-    return _type_answer(stream_deltas(request), args)
+    return _type_answer(stream_deltas(request), args, request.provider)
 
 
 def _run_serve(args: argparse.Namespace) -> int:
@@ -194,7 +195,7 @@ def _measuring(console: Console) -> Iterator[Callable[[int, int], None]]:
         yield update
 
 
-def _type_answer(deltas: AsyncIterator[Delta], args: argparse.Namespace) -> int:
+def _type_answer(deltas: AsyncIterator[Delta], args: argparse.Namespace, provider: str) -> int:
     tty = sys.stdout.isatty()
     speed = args.speed if args.speed is not None else (120.0 if tty else 0.0)
     typewriter = Typewriter(speed, args.step)
@@ -206,7 +207,10 @@ def _type_answer(deltas: AsyncIterator[Delta], args: argparse.Namespace) -> int:
     else:
         terminal = asyncio.run(_type_plain(timed, typewriter, sys.stdout, sys.stderr, tty))
     if isinstance(terminal, StreamError):
-        message = f"streamchat: error ({terminal.kind}): {neutralize(terminal.message)}"
+        # Plain words and the fix first; the technical detail (server text) neutralized.
+        told = explain(terminal, provider=provider, audience="terminal")
+        detail = f"error ({terminal.kind}): {neutralize(told.detail)}"
+        message = f"streamchat: {told.what}\n  {told.fix}\n  {detail}"
         print(message if tty else "\n" + message, file=sys.stderr)  # a tty's line has ended
     if sys.stderr.isatty():
         Console(stderr=True, highlight=False).print(Text(stats.summary(), "dim"))

@@ -38,7 +38,7 @@ from pygments.lexers import get_lexer_by_name
 from pygments.token import STANDARD_TYPES, _TokenType
 from pygments.util import ClassNotFound
 
-from streamchat import _markdown
+from streamchat import _markdown, _math
 
 __all__ = ["MarkdownStream", "Patch", "highlight_css", "render_markdown"]
 
@@ -181,6 +181,21 @@ class _StreamchatExtension(Extension):
         if not self.allow_images:
             # After inline patterns made the <img> elements (20).
             md.treeprocessors.register(_ImagesAsLinks(md), "streamchat_images", 15)
+        md.treeprocessors.register(_NoEmptyBody(md), "streamchat_table_body", 14)
+
+
+class _NoEmptyBody(Treeprocessor):
+    """Drops the empty body row Python-Markdown gives a table that has only a header.
+
+    While a table's header is being typed it has no rows yet; an empty row would show a
+    blank line of cells (and the cursor in its last cell) until the first row arrives.
+    """
+
+    def run(self, root: etree.Element) -> None:
+        for table in root.iter("table"):
+            body = table.find("tbody")
+            if body is not None and len(body) == 1 and not "".join(body.itertext()).strip():
+                table.remove(body)
 
 
 _local = threading.local()  # a Markdown instance is stateful: one per thread
@@ -191,7 +206,11 @@ def _converter(allow_images: bool) -> markdown.Markdown:
     md = getattr(_local, key, None)
     if md is None:
         md = markdown.Markdown(
-            extensions=[*_EXTENSIONS, _StreamchatExtension(allow_images)],
+            extensions=[
+                *_EXTENSIONS,
+                _StreamchatExtension(allow_images),
+                _math.MathExtension(_markdown.code_lines),
+            ],
             extension_configs=_EXTENSION_CONFIGS,
             # Keep the number an ordered list starts at: answers often interrupt
             # "1. ... 2. ..." with a code block and go on with "3.".
@@ -208,6 +227,7 @@ _TAGS = {
     *("strong", "em", "del", "code", "pre", "span", "div", "a"),
     *("ul", "ol", "li", "input"),
     *("table", "thead", "tbody", "tr", "th", "td"),
+    *_math.MATHML_TAGS,
 }
 _ATTRIBUTES = {
     "*": {"class"},
@@ -216,6 +236,7 @@ _ATTRIBUTES = {
     "img": {"src", "alt", "title"},
     "ol": {"start"},
     "input": {"checked"},
+    **{tag: set(_math.MATHML_ATTRIBUTES) for tag in _math.MATHML_TAGS},
 }
 _ATTRIBUTE_VALUES = {
     "input": {"type": {"checkbox"}},
@@ -240,7 +261,8 @@ _SUBTOKEN_CLASS = re.compile(r"([a-z]{1,3}[0-9]?)((?:-[A-Z][A-Za-z0-9]*)+)")
 _LANGUAGE_CLASS = re.compile(r"language-[\w+#.\-]{1,40}")
 _FIXED_CLASSES = {
     "div": frozenset({CODE_CLASS}),
-    "span": frozenset({LINK_HOST_CLASS}),
+    "span": frozenset({LINK_HOST_CLASS, *_math.HTML_CLASSES}),  # pending formulas
+    "code": _math.HTML_CLASSES,  # a formula that did not convert
     "ul": frozenset({"task-list"}),
     "li": frozenset({"task-list-item"}),
 }
@@ -284,6 +306,8 @@ def _emitted(element: str, name: str) -> bool:
 
 def _attribute_filter(element: str, attribute: str, value: str) -> str | None:
     """Keep the renderer's own classes (allowed_classes with a class attribute panics in nh3)."""
+    if element in _math.MATHML_TAGS:
+        return _math.attribute_filter(element, attribute, value)
     if attribute == "class":
         return _safe_classes(element, value)
     if attribute in ("href", "src"):
@@ -314,7 +338,8 @@ def render_markdown(text: str, *, allow_images: bool = False) -> str:
     Supported: headings, emphasis, ~~strikethrough~~, `code`, fenced code highlighted by
     Pygments (token classes inside ``<div class="language-X streamchat-code">``, coloured
     by static/highlight.css), tables, task lists, lists after a paragraph, nested lists
-    indented by two spaces, bare URLs as links, block quotes, rules.
+    indented by two spaces, bare URLs as links, block quotes, rules, and LaTeX math
+    (``$...$``, ``\\(...\\)``, ``$$...$$``, ``\\[...\\]``) as MathML (see `_math`).
 
     Raw HTML is escaped (shown as text); links open in a new tab with
     rel="noopener noreferrer" (the opened page gets no handle on the notebook:

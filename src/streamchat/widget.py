@@ -32,6 +32,7 @@ import ipywidgets
 import traitlets
 
 from . import _runner
+from ._explain import explain
 from ._pacing import type_out
 from ._secrets import Secrets
 from ._sources import PythonSource
@@ -44,7 +45,7 @@ from .deltas import (
     Usage,
     merge_tool_calls,
 )
-from .providers import build_request
+from .providers import build_request, detect_provider
 from .render import MarkdownStream, Patch
 from .transport import Limits, Retries, Timeouts, new_client, stream_deltas
 from .typewriter import Typewriter
@@ -194,7 +195,7 @@ class _Outbox:
         self.turn = turn
         self._streams = streams
         self._text = dict.fromkeys(streams, "")
-        self._tools: list[dict[str, str]] | None = None
+        self._tools: list[dict[str, Any]] | None = None
         # (frozen, tail) per part as the views have it, for a snapshot that later
         # patches apply to exactly.
         self.shown = dict.fromkeys(streams, ("", ""))
@@ -206,7 +207,7 @@ class _Outbox:
             self._text[part] += text
             self._schedule()
 
-    def tools(self, calls: list[dict[str, str]]) -> None:
+    def tools(self, calls: list[dict[str, Any]]) -> None:
         self._tools = calls
         self._schedule()
 
@@ -295,7 +296,12 @@ class _Answer:
     usage: Usage | None = None
     finish_reason: str | None = None
     tool_deltas: list[ToolCallDelta] = field(default_factory=list)
-    tool_calls: list[dict[str, str]] = field(default_factory=list)
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    # Characters of answer text received before each tool call's first fragment, so the
+    # view shows calls and text in the order they came.
+    tool_after: dict[int, int] = field(default_factory=dict)
+    reasoning_last: float | None = None  # when the last reasoning arrived
+    reasoning_end: float | None = None  # when the answer itself followed the reasoning
     stream_started: bool = False
     # Set on the loop thread; created there lazily because asyncio.Event binds a loop.
     wake: asyncio.Event | None = None
@@ -324,6 +330,9 @@ class _Answer:
             if span > 0:
                 stats["chars_per_second"] = round(self.received / span, 1)
         stats["duration"] = round(time.monotonic() - self.started, 4)
+        if self.reasoning_last is not None:
+            thought = (self.reasoning_end or self.reasoning_last) - self.started
+            stats["reasoning_seconds"] = round(thought, 1)
         if self.usage is not None:
             for name in ("input_tokens", "output_tokens", "reasoning_tokens"):
                 value = getattr(self.usage, name)
@@ -372,7 +381,7 @@ def _execute_parent() -> dict[str, Any]:
     return parent if parent.get("header", {}).get("msg_type") == "execute_request" else {}
 
 
-_HTML_FIELDS = ("html", "reasoning_html")
+_HTML_FIELDS = ("html", "reasoning_html", "source")  # "source": the answer's Markdown
 
 
 def _turns_to_json(turns: list[dict[str, Any]], _widget: object) -> list[dict[str, Any]]:
@@ -582,7 +591,7 @@ class StreamChat(anywidget.AnyWidget):
                 if turn["status"] == "stopped":
                     note = "\n\n*(stopped)*"
                 elif turn["status"] == "error":
-                    note = f"\n\n*(error: {turn['error']})*"
+                    note = f"\n\n*(error: {' '.join(turn['error'].splitlines())})*"
                 parts.append(f"**Assistant:**\n\n{source}{note}")
             return "\n\n---\n\n".join(parts) + ("\n" if parts else "")
 
@@ -704,6 +713,7 @@ class StreamChat(anywidget.AnyWidget):
                 "role": "assistant",
                 "html": "",
                 "reasoning_html": "",
+                "source": "",
                 "tool_calls": [],
                 "status": "streaming",
                 "error": None,
@@ -805,9 +815,15 @@ class StreamChat(anywidget.AnyWidget):
         except Exception as exc:  # a bad configuration or a parser bug: show it
             return "error", self._redact(f"{type(exc).__name__}: {exc}")
         if isinstance(terminal, StreamError):  # a Python source's too: it may quote a key
-            return "error", self._redact(terminal.message)
+            return "error", self._redact(str(explain(terminal, provider=self._wire_provider())))
         answer.finish_reason = terminal.finish_reason or answer.finish_reason
         return "done", None
+
+    def _wire_provider(self) -> str | None:
+        """The provider format of the URL (None for a Python source): which key it uses."""
+        if self._source is not None:
+            return None
+        return detect_provider(self._url) if self._provider == "auto" else self._provider
 
     def _deltas(self, history: list[dict[str, str]]) -> AsyncIterator[Delta]:
         """(loop thread) The answer's deltas, from the URL or from the Python source."""
@@ -848,6 +864,10 @@ class StreamChat(anywidget.AnyWidget):
                         answer.first = now
                         self.status = "streaming"
                     answer.last = now
+                    if isinstance(delta, ReasoningDelta):
+                        answer.reasoning_last = now
+                    elif answer.reasoning_last is not None and answer.reasoning_end is None:
+                        answer.reasoning_end = now
                     if isinstance(delta, TextDelta):
                         answer.received += len(delta.text)
                 yield delta
@@ -861,8 +881,13 @@ class StreamChat(anywidget.AnyWidget):
             answer.outbox.add("reasoning", delta.text)
         elif isinstance(delta, ToolCallDelta):
             answer.tool_deltas.append(delta)
+            answer.tool_after.setdefault(delta.index, answer.received)
             answer.tool_calls = [
-                {"name": call.name or "", "arguments": call.arguments}
+                {
+                    "name": call.name or "",
+                    "arguments": call.arguments,
+                    "after": answer.tool_after[call.index],
+                }
                 for call in merge_tool_calls(answer.tool_deltas)
             ]
             answer.outbox.tools(answer.tool_calls)
@@ -881,6 +906,7 @@ class StreamChat(anywidget.AnyWidget):
             turns = list(self.turns)
             turns[answer.turn] = {
                 **turns[answer.turn],
+                "source": text,  # for the answer's Copy button
                 "html": answer.body.html,
                 "reasoning_html": answer.reasoning.html,
                 "tool_calls": answer.tool_calls,

@@ -164,6 +164,42 @@ export function toolLabel(call, limit = 120) {
   return `${call.name ?? "tool"}(${short})`;
 }
 
+// --- what the bubble shows ------------------------------------------------------
+
+/** Tool calls made before any text go above it, the others below: the order they came. */
+export function toolsByPlace(calls) {
+  const list = calls ?? [];
+  return {
+    before: list.filter((call) => !(call.after > 0)),
+    after: list.filter((call) => call.after > 0),
+  };
+}
+
+/** The reasoning's fold label: how long the model thought, once it has. */
+export function reasoningLabel(seconds) {
+  if (typeof seconds !== "number" || !Number.isFinite(seconds) || seconds < 0) return "Reasoning";
+  if (seconds < 1) return "Thought for less than a second";
+  return `Thought for ${Math.round(seconds)} s`;
+}
+
+/** What an answer's Copy button copies: its Markdown source, with the disclaimer. */
+export function answerClipboard(source, disclaimer) {
+  const text = String(source ?? "").trimEnd();
+  return disclaimer ? `${text}\n\n— ${disclaimer}\n` : `${text}\n`;
+}
+
+/** An error message's lines: what happened, the fix, then the technical detail. */
+export function errorParts(message) {
+  const [what = "", fix = "", ...detail] = String(message ?? "").split("\n");
+  return { what, fix, detail: detail.join("\n") };
+}
+
+/** The language of a highlighted code block, from its `language-X` class. */
+export function codeLanguage(className) {
+  const found = /(?:^|\s)language-([\w+#.-]+)/.exec(className ?? "");
+  return found && found[1] !== "text" ? found[1] : "";
+}
+
 // ---------------------------------------------------------------------------
 // DOM
 
@@ -205,7 +241,11 @@ function decorateCode(doc, container, later) {
       pre.replaceWith(box);
       box.appendChild(pre);
     }
-    if (box.querySelector(":scope > .streamchat-copy")) continue;
+    if (box.querySelector(":scope > .streamchat-code-bar")) continue;
+    // The button sits in a bar above the code, never over its first line.
+    const bar = h(doc, "div", "streamchat-code-bar");
+    const language = h(doc, "span", "streamchat-code-language");
+    language.textContent = codeLanguage(box.className);
     const button = h(doc, "button", "streamchat-copy", { type: "button", title: "Copy code" });
     button.textContent = "Copy";
     button.addEventListener("click", () => {
@@ -221,7 +261,8 @@ function decorateCode(doc, container, later) {
         },
       );
     });
-    box.appendChild(button);
+    bar.append(language, button);
+    box.insertBefore(bar, pre);
   }
 }
 
@@ -315,6 +356,7 @@ function render({ model, el }) {
     const thinking = h(doc, "div", "streamchat-thinking", { role: "status" });
     const body = h(doc, "div", "streamchat-body");
     body.append(h(doc, "div", "streamchat-frozen"), h(doc, "div", "streamchat-tail"));
+    const toolsAfter = h(doc, "ul", "streamchat-tools streamchat-tools-after");
     const error = h(doc, "div", "streamchat-error", { role: "alert" });
     const errorText = h(doc, "span", "streamchat-error-text");
     const retry = h(doc, "button", "streamchat-retry", { type: "button" });
@@ -324,17 +366,37 @@ function render({ model, el }) {
     const footer = h(doc, "div", "streamchat-footer");
     const stats = h(doc, "span", "streamchat-stats");
     const disclaimer = h(doc, "span", "streamchat-disclaimer");
-    footer.append(stats, disclaimer);
-    bubble.append(reasoning, tools, thinking, body, error, footer);
+    const copyAnswer = h(doc, "button", "streamchat-copy-answer", {
+      type: "button",
+      title: "Copy the answer as Markdown",
+    });
+    copyAnswer.textContent = "Copy";
+    footer.append(stats, disclaimer, copyAnswer);
+    bubble.append(reasoning, tools, thinking, body, toolsAfter, error, footer);
     node.appendChild(bubble);
     const view = {
-      node, body, reasoning, reasoningBody, tools, thinking, error, errorText, footer, stats,
-      disclaimer, state: { frozen: "", tail: "" }, reasoningState: { frozen: "", tail: "" },
+      node, body, reasoning, summary, reasoningBody, tools, toolsAfter, thinking, error,
+      errorText, footer, stats, disclaimer, copyAnswer, source: "", thoughtFor: null,
+      state: { frozen: "", tail: "" }, reasoningState: { frozen: "", tail: "" },
       live: false, awaitingSnapshot: false, stopped: false, timer: null, started: Date.now(),
       reasoningToggled: false,
     };
     reasoning.addEventListener("toggle", () => {
       if (view.live && view.reasoningAuto !== reasoning.open) view.reasoningToggled = true;
+    });
+    copyAnswer.addEventListener("click", () => {
+      const text = answerClipboard(view.source, model.get("disclaimer"));
+      copyText(doc, text).then(
+        () => {
+          copyAnswer.textContent = "Copied";
+          later(() => {
+            copyAnswer.textContent = "Copy";
+          }, 1200);
+        },
+        () => {
+          copyAnswer.textContent = "Copy failed";
+        },
+      );
     });
     fillAssistant(view, turn);
     return view;
@@ -349,16 +411,18 @@ function render({ model, el }) {
   }
 
   function setTools(view, calls) {
-    view.tools.replaceChildren(
-      ...(calls ?? []).map((call) => {
-        const item = h(doc, "li", "streamchat-tool");
-        const code = h(doc, "code", "streamchat-tool-call");
-        code.textContent = toolLabel(call);
-        item.appendChild(code);
-        return item;
-      }),
-    );
-    view.tools.hidden = !(calls ?? []).length;
+    const item = (call) => {
+      const node = h(doc, "li", "streamchat-tool");
+      const code = h(doc, "code", "streamchat-tool-call");
+      code.textContent = toolLabel(call);
+      node.appendChild(code);
+      return node;
+    };
+    const { before, after } = toolsByPlace(calls);
+    view.tools.replaceChildren(...before.map(item));
+    view.tools.hidden = !before.length;
+    view.toolsAfter.replaceChildren(...after.map(item));
+    view.toolsAfter.hidden = !after.length;
   }
 
   function updateThinking(view) {
@@ -381,11 +445,34 @@ function render({ model, el }) {
   function setReasoningVisibility(view) {
     const has = Boolean(view.reasoningState.frozen || view.reasoningState.tail);
     view.reasoning.hidden = !has;
-    if (!has || view.reasoningToggled) return;
+    if (!has) return;
+    if (view.reasoningToggled) {
+      if (!view.live) view.summary.textContent = reasoningLabel(view.thoughtFor);
+      return;
+    }
     // Open while the model is only thinking; fold once the answer itself starts.
     const answering = Boolean(view.state.frozen || view.state.tail) || !view.live;
+    if (answering && view.live && view.thoughtFor === null) {
+      view.thoughtFor = (Date.now() - view.started) / 1000;
+    }
+    view.summary.textContent = reasoningLabel(answering ? view.thoughtFor : null);
     view.reasoningAuto = !answering;
     view.reasoning.open = !answering;
+  }
+
+  /** Plain words in bold, then the fix, then the technical detail in small print. */
+  function setError(view, message) {
+    const { what, fix, detail } = errorParts(message);
+    const strong = h(doc, "strong", "streamchat-error-what");
+    strong.textContent = what;
+    const parts = [strong];
+    for (const [text, name] of [[fix, "streamchat-error-fix"], [detail, "streamchat-error-detail"]]) {
+      if (!text) continue;
+      const line = h(doc, "span", name);
+      line.textContent = text;
+      parts.push(line);
+    }
+    view.errorText.replaceChildren(...parts);
   }
 
   /** A turn with its answer's HTML, from the turn's own `html_<id>` trait. */
@@ -418,13 +505,17 @@ function render({ model, el }) {
       removeCursor(view.body);
       decorateCode(doc, view.body, later);
     }
+    view.source = turn.source ?? "";
+    if (typeof turn.stats?.reasoning_seconds === "number") {
+      view.thoughtFor = turn.stats.reasoning_seconds;
+    }
     setTools(view, turn.tool_calls);
     setReasoningVisibility(view);
     updateThinking(view);
     const failed = turn.status === "error" || turn.status === "stopped" || view.stopped;
     view.error.hidden = !failed || live;
-    view.errorText.textContent =
-      turn.status === "error" ? turn.error || "The answer failed." : "Stopped.";
+    setError(view, turn.status === "error" ? turn.error || "The answer failed." : "Stopped.");
+    view.copyAnswer.hidden = live || !view.source;
     view.footer.hidden = live;
     view.stats.textContent = formatStats(turn.stats);
     const disclaimer = model.get("disclaimer");
@@ -550,7 +641,7 @@ function render({ model, el }) {
         view.thinking.hidden = true;
         view.node.dataset.status = "stopped";
         view.node.removeAttribute("aria-busy");
-        view.errorText.textContent = "Stopped.";
+        setError(view, "Stopped.");
         view.error.hidden = false;
       }
     }
