@@ -256,7 +256,10 @@ class _Renderer:
             text = "\n".join(self.definitions) + "\n\n" + text
         md = _converter(self.allow_images)
         md.reset()
-        return _sanitize(md.convert(text), self.allow_images)
+        try:
+            return _sanitize(md.convert(text), self.allow_images)
+        except RecursionError:  # nesting _markdown.Guard did not foresee: show it as text
+            return f'<p class="{_RAW_CLASS}">{_escape_text(text)}</p>'
 
     def define(self, source: str) -> None:
         size = sum(len(line) for line in self.definitions)
@@ -308,7 +311,14 @@ def _style_rules(style: str, scope: str) -> str:
 _DEFINITION = re.compile(r" {0,3}\[[^\]\n]+\]:[ \t]*\S")  # [label]: url
 _DEFINITIONS_LIMIT = 8_000  # characters of definitions repeated into every block
 _PIECE = 1_000  # a paragraph is cut into parts of about this size, where it is safe
-_PIECE_SEARCH = 16_000  # past this, stop looking for a safe cut (each look reads the part)
+_PIECE_STEP = 500  # after a place where it could not be cut, look again this much later
+# Where a paragraph may be cut: a space or line break after a non-space (not a hard
+# break) and before a letter (nothing a line can start with: list, heading, quote,
+# table...), a space before a code span or link, or right after a CJK sentence end.
+_CUT = re.compile(
+    r"(?<=[^ \\\n])(?:[ \n](?=[^\W\d_])| (?=[`\[]))"  # before a letter, code span or link
+    r"|(?<=[。！？])(?=[^\W\d_])"  # after a CJK sentence end
+)
 _PLAIN_TOKENS = frozenset({"", "n", "p", "w"})  # no colour in either theme: no <span>
 _RAW_CLASS = "streamchat-raw"
 _TABLE_END = "\n</tbody>\n</table>"
@@ -475,48 +485,141 @@ class _Table:
         return self._head + "\n".join(rows) + _TABLE_END
 
 
+def _one_paragraph(block_html: str) -> bool:
+    return (
+        block_html.startswith("<p>")
+        and block_html.endswith("</p>")
+        and block_html.count("<p>") == 1
+    )
+
+
 class _Paragraph:
     """A paragraph that may grow long: cut, where nothing inline is open, into parts
-    rendered once each, so only its last part is re-rendered as text arrives."""
+    rendered once each, so only its last part is rendered again as text arrives.
+
+    A cut goes at a space or line break (or after a CJK full stop) followed by a letter,
+    once the part is `_PIECE` long, and only where `_markdown.inline_closed` says no
+    emphasis, code span or link spans it and the part renders as one plain paragraph:
+    then "<p>" + part + separator + rest is what the whole paragraph renders as. Cuts
+    depend only on the text before them, so streaming and a whole render cut alike.
+    """
 
     def __init__(self, render: Callable[[str], str]) -> None:
         self._render = render
-        self._inner: list[str] = []  # finished parts, without their <p> and </p>
+        self._text = ""  # the paragraph's whole lines, each with its "\n"
+        self._start = 0  # where the part after the last cut starts
+        self._seen = 0  # cut candidates before this position were considered
+        self._check = _PIECE  # the part length from which a cut is considered
+        self._inner: list[str] = []  # finished parts' HTML without <p>, each + separator
+        self._widest = 0  # the longest stretch between cuts
+
+    def add(self, source: str) -> None:
+        self._text += source + "\n"
+        self._scan(self._text)
+
+    def stretch(self, partial: str = "") -> int:
+        """The longest stretch without a cut so far, with the unfinished line `partial`."""
+        if partial:
+            self._scan(self._text + partial)
+        return max(self._widest, len(self._text) + len(partial) - self._start)
+
+    def _scan(self, text: str) -> None:
+        while match := _CUT.search(text, max(self._seen, self._start + self._check)):
+            at = match.start()
+            separator = match.group()
+            part = text[self._start : at]
+            part_html = self._render(part) if _markdown.inline_closed(part) else ""
+            if _one_paragraph(part_html):
+                self._widest = max(self._widest, at - self._start)
+                self._inner.append(part_html[3:-4] + separator)
+                self._start, self._check = at + len(separator), _PIECE
+                continue
+            self._check = at - self._start + _PIECE_STEP
+        self._seen = max(self._seen, len(text) - 1)
+
+    def html(self, partial: str, final: bool) -> str:
+        text = self._text + partial
+        if partial:
+            self._scan(text)
+        rest_text = text[self._start :]
+        rest = self._render(rest_text if final else _markdown.repair(rest_text))
+        if not self._inner:
+            return rest
+        if rest.startswith("<p>"):
+            return "<p>" + "".join(self._inner) + rest[3:]
+        head = "<p>" + "".join(self._inner).rstrip() + "</p>"
+        return head + ("\n" + rest if rest else "")
+
+
+class _List:
+    """A list that grows by items: the items before the last one are rendered once.
+
+    In Python-Markdown a blank line only loosens the items on either side of it, so a
+    list is cut before a top-level item of the same kind that directly follows a
+    non-blank line; each part renders as one list, and its items go inside the first
+    part's <ul> or <ol start=...>.
+    """
+
+    def __init__(self, render: Callable[[str], str], ordered: bool) -> None:
+        self._render = render
+        self._tag = "ol" if ordered else "ul"
+        self._ordered = ordered
+        self._open = ""  # the first part's opening tag
+        self._inner: list[str] = []
         self._rest: list[str] = []
-        self._rest_size = 0
+        self.rest_size = 0
 
     def add(self, source: str, line: _markdown.Line) -> None:
         if self._cuts_before(source, line):
-            part = self._render("\n".join(self._rest))
-            if part.startswith("<p>") and part.endswith("</p>") and part.count("<p>") == 1:
-                self._inner.append(part[3:-4])
-                self._rest, self._rest_size = [], 0
+            parts = self._items(self._render("\n".join(self._rest)))
+            if parts is not None:
+                self._open = self._open or parts[0]
+                self._inner.append(parts[1])
+                self._rest, self.rest_size = [], 0
         self._rest.append(source)
-        self._rest_size += len(source) + 1
+        self.rest_size += len(source) + 1
 
     def _cuts_before(self, source: str, line: _markdown.Line) -> bool:
         return (
-            _PIECE <= self._rest_size <= _PIECE_SEARCH
-            and line.kind == "text"
-            and source[:1].isalpha()
-            and "|" not in source
-            and not self._rest[-1].endswith(("  ", "\\"))
-            and _markdown.inline_closed("\n".join(self._rest))
+            bool(self._rest)
+            and line.kind == "item"
+            and not line.blank_before
+            and not line.text.startswith(" ")
+            and bool(self._rest[-1].strip())
+            and _markdown.ordered_item(source) == self._ordered
         )
+
+    def _items(self, list_html: str) -> tuple[str, str] | None:
+        """A one-list rendering split into its opening tag and its items."""
+        close = f"\n</{self._tag}>"
+        if not list_html.startswith(f"<{self._tag}") or not list_html.endswith(close):
+            return None
+        newline = list_html.find("\n")
+        return list_html[:newline], list_html[newline + 1 : -len(close)]
 
     def html(self, partial: str, final: bool) -> str:
         text = "\n".join([*self._rest, partial] if partial else self._rest)
         rest = self._render(text if final else _markdown.repair(text))
         if not self._inner:
             return rest
-        head = "<p>" + "\n".join(self._inner)
-        if rest.startswith("<p>"):
-            return head + "\n" + rest[3:]
-        return head + "</p>" + ("\n" + rest if rest else "")
+        items = "\n".join(self._inner)
+        if rest.startswith(f"<{self._tag}"):
+            return f"{self._open}\n{items}\n{rest[rest.find(chr(10)) + 1 :]}"
+        return f"{self._open}\n{items}\n</{self._tag}>" + ("\n" + rest if rest else "")
+
+
+def _list_level(line: _markdown.Line) -> int:
+    """How deep in lists a line is (the scanner indents TAB spaces per level)."""
+    return (len(line.text) - len(line.text.lstrip(" "))) // _markdown.TAB
 
 
 class _Block:
-    """One top-level block, built line by line; `html` renders it with a live last line."""
+    """One top-level block, built line by line; `html` renders it with a live last line.
+
+    Its lines decide how it is built: a fenced code block, a table, a paragraph or a
+    list grow part by part; anything else is rendered whole (within `_markdown.Guard`'s
+    limits); what is too costly for Python-Markdown is shown as escaped text.
+    """
 
     def __init__(self, render: Callable[[str], str]) -> None:
         self._render = render
@@ -524,13 +627,22 @@ class _Block:
         self._guard = _markdown.Guard()
         self._partial_guard = _markdown.Guard()
         self._guarded = 0  # characters of the live line the partial guard has seen
+        self._longest = 0  # the longest line
         self._code: _CodeBlock | None = None
         self._raw: _RawText | None = None
+        self._provisional: _RawText | None = None  # while the live line is too costly
         self._table: _Table | None = None
         self._paragraph: _Paragraph | None = None
+        self._list: _List | None = None
         self._table_gap = False
         self._first_kind = ""
+        self._plain = True
         self.closed = False  # a fenced code block whose closing fence arrived
+
+    @property
+    def plain(self) -> bool:
+        """Every line so far is paragraph text (a list after it starts a new block)."""
+        return self._plain and self._code is None
 
     def add(
         self, source: str, line: _markdown.Line, opened: _markdown.Fence | None, closes: bool
@@ -540,8 +652,11 @@ class _Block:
         self._partial_guard, self._guarded = _markdown.Guard(), 0
         first = not self._lines
         self._lines.append(source)
+        self._plain = self._plain and line.kind == "text"
         if first:
             self._first_kind = line.kind
+        if self._provisional is not None:
+            self._provisional.add(source)
         if first and opened is not None:
             self._code = _CodeBlock(opened, source)
         elif self._code is not None:
@@ -553,18 +668,22 @@ class _Block:
             self._raw.add(source)
         else:
             self._guard.feed(source + "\n")
-            self._guard.line(source)
-            if self._guard.risky:
+            self._guard.line(source, _list_level(line))
+            self._longest = max(self._longest, len(source))
+            self._grow(source, line, first)
+            if self._costly():
                 self._raw = _RawText(self._lines)
-                self._table = self._paragraph = None
-            else:
-                self._grow(source, line, first)
+                self._table = self._paragraph = self._list = None
 
     def _grow(self, source: str, line: _markdown.Line, first: bool) -> None:
         if first and line.kind == "text":
             self._paragraph = _Paragraph(self._render)
+        elif first and line.kind == "item" and not line.text.startswith(" "):
+            self._list = _List(self._render, _markdown.ordered_item(source))
         if self._paragraph is not None:
-            self._paragraph.add(source, line)
+            self._paragraph.add(source)
+        if self._list is not None:
+            self._list.add(source, line)
         if len(self._lines) == 2 and self._first_kind in ("row", "text"):
             if "|" in self._lines[0] and "|" in source and _markdown.TABLE_DELIM.match(source):
                 self._table = _Table(self._render, self._lines[0], source)
@@ -575,6 +694,23 @@ class _Block:
             elif self._table_gap or "|" not in source or not self._table.add(source):
                 self._table = None
 
+    def _costly(self, partial: str = "") -> bool:
+        """Too costly for Python-Markdown: every measure only grows with the text."""
+        if self._guard.risky:
+            return True
+        if self._paragraph is not None:  # cut into parts: only a stretch without cuts
+            return self._paragraph.stretch(partial) > _markdown.MAX_STRETCH
+        if max(self._longest, len(partial)) > _markdown.MAX_LINE:
+            return True
+        if self._table is not None:
+            return False
+        if self._list is not None:
+            return self._list.rest_size + len(partial) > _markdown.MAX_BLOCK
+        return (
+            self._guard.size + len(partial) > _markdown.MAX_BLOCK
+            or len(self._lines) > _markdown.MAX_LINES
+        )
+
     def html(self, partial: str = "", *, final: bool = False) -> str:
         """The block's HTML; `partial` is its unfinished last line (none when final)."""
         if self._code is not None:
@@ -584,26 +720,26 @@ class _Block:
             return self._code.html("") + ("\n" + after if after else "")
         if self._raw is not None:
             return self._raw.html(partial)
-        if partial and self._partial_risky(partial):
-            return _RawText(self._lines).html(partial)
+        if partial and self._partial_costly(partial):
+            if self._provisional is None:
+                self._provisional = _RawText(self._lines)
+            return self._provisional.html(partial)
         if self._table is not None:
             return self._table.html(partial, final)
         if self._paragraph is not None:
             return self._paragraph.html(partial, final)
+        if self._list is not None:
+            return self._list.html(partial, final)
         text = "\n".join([*self._lines, partial] if partial else self._lines)
         return self._render(text if final else _markdown.repair(text))
 
-    def _partial_risky(self, partial: str) -> bool:
+    def _partial_costly(self, partial: str) -> bool:
         if len(partial) < self._guarded:
             self._partial_guard, self._guarded = _markdown.Guard(), 0
         self._partial_guard.feed(partial[self._guarded :])
         self._guarded = len(partial)
         self._partial_guard.line(partial[:200])
-        return (
-            self._partial_guard.risky
-            or self._guard.size + len(partial) > _markdown.MAX_BLOCK
-            or self._guard.depth > _markdown.MAX_DEPTH
-        )
+        return self._partial_guard.risky or self._costly(partial)
 
 
 @dataclass(frozen=True, slots=True)
@@ -745,13 +881,25 @@ class MarkdownStream:
         opened = self._scanner.fence if fence_before is None else None
         top_fence = opened is not None and not opened.prefix
         finished = None
-        if start > 0 and (line.starts_block or top_fence or self._block.closed):
+        if start > 0 and (
+            line.starts_block or top_fence or self._block.closed or self._list_after(line)
+        ):
             finished = self._freeze(start)
         if _DEFINITION.match(source):
             self._renderer.define(source)
         closes = fence_before is not None and self._scanner.fence is None
         self._block.add(source, line, opened if top_fence else None, closes)
         return finished
+
+    def _list_after(self, line: _markdown.Line) -> bool:
+        """A top-level list right after a paragraph: Python-Markdown, given the blank line
+        that `_markdown.normalize` puts between them, renders them as two blocks."""
+        return (
+            line.kind == "item"
+            and line.blank_before
+            and not line.text.startswith(" ")
+            and (self._block.plain)
+        )
 
     def _freeze(self, start: int) -> str:
         """Finish the open block at `start` of the tail; the rest starts the next one."""
