@@ -204,9 +204,10 @@ def _attribute_filter(element: str, attribute: str, value: str) -> str | None:
     return value
 
 
-def _sanitize(html_text: str, allow_images: bool) -> str:
-    return nh3.clean(
-        html_text,
+@functools.cache
+def _cleaner(allow_images: bool) -> nh3.Cleaner:
+    """Built once: nh3.clean would convert the allowlists on every call (~30 us)."""
+    return nh3.Cleaner(
         tags=_TAGS | {"img"} if allow_images else _TAGS,
         clean_content_tags={"script", "style"},
         attributes=_ATTRIBUTES,
@@ -216,6 +217,10 @@ def _sanitize(html_text: str, allow_images: bool) -> str:
         set_tag_attribute_values=_SET_ATTRIBUTES,
         url_schemes=_URL_SCHEMES,
     )
+
+
+def _sanitize(html_text: str, allow_images: bool) -> str:
+    return _cleaner(allow_images).clean(html_text)
 
 
 def render_markdown(text: str, *, allow_images: bool = False) -> str:
@@ -310,8 +315,8 @@ def _style_rules(style: str, scope: str) -> str:
 
 _DEFINITION = re.compile(r" {0,3}\[[^\]\n]+\]:[ \t]*\S")  # [label]: url
 _DEFINITIONS_LIMIT = 8_000  # characters of definitions repeated into every block
-_PIECE = 1_000  # a paragraph is cut into parts of about this size, where it is safe
-_PIECE_STEP = 500  # after a place where it could not be cut, look again this much later
+_PIECE = 300  # a paragraph is cut into parts of about this size, where it is safe
+_PIECE_STEP = 200  # after a place where it could not be cut, look again this much later
 # Where a paragraph may be cut: a space or line break after a non-space (not a hard
 # break) and before a letter (nothing a line can start with: list, heading, quote,
 # table...), a space before a code span or link, or right after a CJK sentence end.
@@ -416,6 +421,9 @@ class _CodeBlock:
         return f"{self._head}{''.join(self._done)}{live}</code></pre></div>"
 
     def _highlight(self, text: str, *, keep: bool) -> str:
+        """One line's HTML: escaped text in <span>s whose class is a Pygments token
+        name (`_token_class`), so nothing of the model's reaches the markup and nh3
+        would not change it (tests check that); it is not run, since lines are many."""
         if self._lexer is None:
             return _escape_text(text) + "\n"
         try:
@@ -424,7 +432,7 @@ class _CodeBlock:
             tokens, stack = [("", text + "\n")], ["root"]
         if keep:
             self._stack = stack
-        return _sanitize(_spans(tokens), allow_images=False)
+        return _spans(tokens)
 
 
 class _RawText:
@@ -485,6 +493,65 @@ class _Table:
         return self._head + "\n".join(rows) + _TABLE_END
 
 
+# Typed text that cannot change how the text before it renders (sentence punctuation
+# only after a letter: "1." could start a list), a last word it can follow (not a
+# marker, delimiter or entity being typed), and what would make a word a link.
+_PLAIN_RUN = re.compile(r"(?:[^\W_]|[ ,;'’]|(?<=[^\W\d_])[.!?:)])*")
+_PLAIN_END = re.compile(r"(?:^|\s)((?:[^\W_]|[,;'’])*[^\W_][.!?:)]* *)$")
+_URLISH = re.compile(r"www\.|[A-Za-z][\w+.-]*:|@", re.IGNORECASE)
+_CLOSING = re.compile(r"(?:</(?:p|li|ul|ol|blockquote)>\n?)+$")
+
+
+class _Live:
+    """The live end of a paragraph or list: rendered again as it grows, except when only
+    plain words were added after a plain word, which go in before the closing tags.
+
+    Most updates of a typed answer add just that, and Python-Markdown's fixed cost per
+    call is most of what an update costs.
+    """
+
+    def __init__(self, render: Callable[[str], str]) -> None:
+        self._render = render
+        self._base: str | None = None  # the text last rendered, if it ends in a plain word
+        self._html = ""
+        self._closing = 0
+        self._word = 0  # where the base's last word starts
+        self._shown = ("", "")  # the text and HTML last returned
+
+    def html(self, text: str) -> str:
+        base = self._base
+        if (
+            base is not None
+            and text.startswith(base)
+            and _PLAIN_RUN.fullmatch(text, len(base)) is not None
+            and _URLISH.search(text, self._word) is None
+        ):
+            added = _escape_text(text[len(base) :])
+            self._shown = (
+                text,
+                self._html[: -self._closing] + added + self._html[-self._closing :],
+            )
+            return self._shown[1]
+        self._html = self._render(_markdown.repair(text))
+        closing = _CLOSING.search(self._html)
+        self._closing = len(closing.group()) if closing else 0
+        # The text must end in a plain word that is also the end of the HTML's text:
+        # not inside a code span or block, a link being typed, or anything repaired.
+        end = _PLAIN_END.search(text[-200:])
+        before = self._html[: len(self._html) - self._closing]
+        plain = self._closing and end is not None and before.endswith(end.group(1))
+        self._base = text if plain else None
+        self._word = len(text) - len(end.group(1)) if end is not None else 0
+        self._shown = (text, self._html)
+        return self._html
+
+    def final(self, text: str) -> str:
+        """The text's HTML as finished: what was shown, if nothing in it was repaired."""
+        if self._shown[0] == text and _markdown.repair(text) == text:
+            return self._shown[1]
+        return self._render(text)
+
+
 def _one_paragraph(block_html: str) -> bool:
     return (
         block_html.startswith("<p>")
@@ -512,6 +579,7 @@ class _Paragraph:
         self._check = _PIECE  # the part length from which a cut is considered
         self._inner: list[str] = []  # finished parts' HTML without <p>, each + separator
         self._widest = 0  # the longest stretch between cuts
+        self._live = _Live(render)
 
     def add(self, source: str) -> None:
         self._text += source + "\n"
@@ -542,7 +610,7 @@ class _Paragraph:
         if partial:
             self._scan(text)
         rest_text = text[self._start :]
-        rest = self._render(rest_text if final else _markdown.repair(rest_text))
+        rest = self._live.final(rest_text) if final else self._live.html(rest_text)
         if not self._inner:
             return rest
         if rest.startswith("<p>"):
@@ -568,6 +636,7 @@ class _List:
         self._inner: list[str] = []
         self._rest: list[str] = []
         self.rest_size = 0
+        self._live = _Live(render)
 
     def add(self, source: str, line: _markdown.Line) -> None:
         if self._cuts_before(source, line):
@@ -599,7 +668,7 @@ class _List:
 
     def html(self, partial: str, final: bool) -> str:
         text = "\n".join([*self._rest, partial] if partial else self._rest)
-        rest = self._render(text if final else _markdown.repair(text))
+        rest = self._live.final(text) if final else self._live.html(text)
         if not self._inner:
             return rest
         items = "\n".join(self._inner)
@@ -634,6 +703,7 @@ class _Block:
         self._table: _Table | None = None
         self._paragraph: _Paragraph | None = None
         self._list: _List | None = None
+        self._whole = _Live(render)  # for a block rendered whole
         self._table_gap = False
         self._first_kind = ""
         self._plain = True
@@ -731,7 +801,7 @@ class _Block:
         if self._list is not None:
             return self._list.html(partial, final)
         text = "\n".join([*self._lines, partial] if partial else self._lines)
-        return self._render(text if final else _markdown.repair(text))
+        return self._whole.final(text) if final else self._whole.html(text)
 
     def _partial_costly(self, partial: str) -> bool:
         if len(partial) < self._guarded:
@@ -748,15 +818,17 @@ class Patch:
 
     append: add `html` after the frozen part; it never changes again.
     tail: replace the live (unfinished) last part with `html`.
-    extend: remove the last `drop` characters of the live part (UTF-16 code units, as
-        JavaScript counts string length), then add `html`; an update then costs about
-        the size of what changed instead of the whole open block.
+    extend: in the live part, replace the `drop` characters that come before its last
+        `keep` characters with `html` (both counted in UTF-16 code units, as JavaScript
+        counts string length); an update then costs about the size of the new text
+        instead of the whole open block (`keep` spares the closing tags).
     reset: replace everything (frozen and tail) with `html`; the tail becomes empty.
     """
 
     op: Literal["append", "tail", "extend", "reset"]
     html: str
     drop: int = 0
+    keep: int = 0
 
 
 def _common_prefix(a: str, b: str) -> int:
@@ -774,14 +846,48 @@ def _common_prefix(a: str, b: str) -> int:
     return low
 
 
-def _live_patch(old: str, new: str) -> Patch | None:
-    """The smallest patch that turns the live part `old` into `new`."""
+def _common_suffix(a: str, b: str, limit: int) -> int:
+    """Length of the longest common suffix, at most `limit`."""
+    n = min(len(a), len(b), limit)
+    if a[len(a) - n :] == b[len(b) - n :]:
+        return n
+    low, high = 0, n
+    while high - low > 1:
+        middle = (low + high) // 2
+        if a[len(a) - middle :] == b[len(b) - middle :]:
+            low = middle
+        else:
+            high = middle
+    return low
+
+
+def _units(text: str) -> int:
+    """Length in UTF-16 code units, as JavaScript counts it."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def spliced(live: str, patch: Patch) -> str:
+    """The live part after an "extend" patch (what the front end computes)."""
+    units = live.encode("utf-16-le")
+    cut = len(units) - 2 * patch.keep
+    head = units[: max(0, cut - 2 * patch.drop)].decode("utf-16-le")
+    return head + patch.html + units[cut:].decode("utf-16-le")
+
+
+def live_patch(old: str, new: str) -> Patch | None:
+    """The smallest patch that turns the live part `old` into `new` (None: no change)."""
     if old == new:
         return None
-    keep = _common_prefix(old, new)
-    if keep == 0:
+    start = _common_prefix(old, new)
+    if start == 0:
         return Patch("tail", new)
-    return Patch("extend", new[keep:], len(old[keep:].encode("utf-16-le")) // 2)
+    end = _common_suffix(old, new, min(len(old), len(new)) - start)
+    return Patch(
+        "extend",
+        new[start : len(new) - end],
+        _units(old[start : len(old) - end]),
+        _units(old[len(old) - end :]),
+    )
 
 
 class MarkdownStream:
@@ -837,7 +943,7 @@ class MarkdownStream:
             patches.append(Patch("append", frozen))
             if self._tail_html or live:
                 patches.append(Patch("tail", live))
-        elif (patch := _live_patch(self._tail_html, live)) is not None:
+        elif (patch := live_patch(self._tail_html, live)) is not None:
             patches.append(patch)
         self._tail_html = live
         return patches
