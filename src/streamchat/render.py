@@ -343,7 +343,8 @@ def _definitions(text: str) -> list[str]:
 
 
 def _escape_text(text: str) -> str:
-    return html.escape(text, quote=False)
+    """Text as HTML, exactly as nh3 would serialize it (it drops NUL, reads CR as LF)."""
+    return html.escape(text.replace("\x00", "").replace("\r", "\n"), quote=False)
 
 
 @functools.cache
@@ -472,7 +473,12 @@ class _Table:
         self._rows: list[str] = []
 
     def add(self, row: str) -> bool:
-        """Render one row; False if it does not render as a row of this table."""
+        """Render one row; False if it does not render as a row of this table (or one
+        too costly to render: then the table is measured as a whole)."""
+        guard = _markdown.Guard()
+        guard.feed(row)
+        if guard.risky:
+            return False
         parts = _table_parts(self._render(self._top + row))
         if parts is None or (self._head is not None and parts[0] != self._head):
             return False
@@ -580,10 +586,17 @@ class _Paragraph:
         self._inner: list[str] = []  # finished parts' HTML without <p>, each + separator
         self._widest = 0  # the longest stretch between cuts
         self._live = _Live(render)
+        self.guard = _markdown.Guard()  # measures the whole lines after the last cut
+        self._guarded = 0  # where the text `guard` measures starts
 
     def add(self, source: str) -> None:
         self._text += source + "\n"
         self._scan(self._text)
+        if self._guarded != self._start:  # cut since: measure the new last part
+            self.guard, self._guarded = _markdown.Guard(), self._start
+            self.guard.feed(self._text[self._start :])
+        else:
+            self.guard.feed(source + "\n")
 
     def stretch(self, partial: str = "") -> int:
         """The longest stretch without a cut so far, with the unfinished line `partial`."""
@@ -637,6 +650,7 @@ class _List:
         self._rest: list[str] = []
         self.rest_size = 0
         self._live = _Live(render)
+        self.guard = _markdown.Guard()  # measures the items after the last cut
 
     def add(self, source: str, line: _markdown.Line) -> None:
         if self._cuts_before(source, line):
@@ -645,8 +659,10 @@ class _List:
                 self._open = self._open or parts[0]
                 self._inner.append(parts[1])
                 self._rest, self.rest_size = [], 0
+                self.guard = _markdown.Guard()
         self._rest.append(source)
         self.rest_size += len(source) + 1
+        self.guard.feed(source + "\n")
 
     def _cuts_before(self, source: str, line: _markdown.Line) -> bool:
         return (
@@ -765,19 +781,27 @@ class _Block:
                 self._table = None
 
     def _costly(self, partial: str = "") -> bool:
-        """Too costly for Python-Markdown: every measure only grows with the text."""
-        if self._guard.risky:
+        """Too costly for Python-Markdown to render again as the block grows.
+
+        A paragraph, list or table is measured by the part rendered again (after the
+        last cut; one row), a block rendered whole as a whole. Checked at each whole
+        line, so streaming and `render_markdown` decide alike.
+        """
+        if self._paragraph is not None:
+            stretch = self._paragraph.stretch(partial)
+            return self._paragraph.guard.risky or stretch > _markdown.MAX_STRETCH
+        if self._guard.depth > _markdown.MAX_DEPTH:
             return True
-        if self._paragraph is not None:  # cut into parts: only a stretch without cuts
-            return self._paragraph.stretch(partial) > _markdown.MAX_STRETCH
         if max(self._longest, len(partial)) > _markdown.MAX_LINE:
             return True
         if self._table is not None:
             return False
         if self._list is not None:
-            return self._list.rest_size + len(partial) > _markdown.MAX_BLOCK
+            rest = self._list.rest_size + len(partial)
+            return self._list.guard.risky or rest > _markdown.MAX_BLOCK
         return (
-            self._guard.size + len(partial) > _markdown.MAX_BLOCK
+            self._guard.risky
+            or self._guard.size + len(partial) > _markdown.MAX_BLOCK
             or len(self._lines) > _markdown.MAX_LINES
         )
 
