@@ -185,6 +185,10 @@ def _payload(message: dict) -> object:
     return data
 
 
+def _is_patch(payload: object) -> bool:
+    return isinstance(payload, list) and payload[:1] == ["p"]
+
+
 def _figures(value: tuple, messages: list[dict], update_type: str) -> dict[str, float]:
     cpu, wall, chars, status = value
     assert status == "done", status
@@ -196,8 +200,7 @@ def _figures(value: tuple, messages: list[dict], update_type: str) -> dict[str, 
     updates = sum(
         1
         for m in sent
-        if m["msg_type"] == update_type
-        and (update_type != "comm_msg" or (_payload(m) or [None])[0] == "p")
+        if m["msg_type"] == update_type and (update_type != "comm_msg" or _is_patch(_payload(m)))
     )
     return {
         "chars": chars,

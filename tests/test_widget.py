@@ -596,3 +596,30 @@ def test_doctor_diagnoses_the_chats_endpoint(server, chats) -> None:
     assert server.received[-1].json()["messages"][-1]["content"] == "why did it break?"
     assert server.received[-1].headers["Authorization"] == f"Bearer {API_KEY}"
     assert API_KEY not in diagnosis._repr_html_()
+
+
+@pytest.mark.parametrize("degenerate", ["[" * 50_000, "- " * 1_000 + "x\n" + "> " * 20_000])
+def test_a_degenerate_answer_leaves_other_chats_typing_and_stops_at_once(
+    server, chats, degenerate: str
+) -> None:
+    """A model stuck repeating "[" once froze every chat in the kernel for minutes."""
+    stuck_url = server.route("/stuck", Script(openai_chunks(degenerate, size=20), pause=0.002))
+    calm_url = server.route("/calm", Script(openai_chunks(ANSWER * 6), pause=0.01))
+    stuck, stuck_capture = make(chats, stuck_url, speed=0)
+    calm, calm_capture = make(chats, calm_url, speed=150)
+    stuck.send("repeat yourself")
+    wait_until(lambda: len(stuck_capture.custom()) >= 20)
+    calm.send("a normal question")
+    wait_until(lambda: len(calm_capture.custom()) >= 10)
+    assert stuck.status == "streaming", "the degenerate answer is still being typed"
+    times = [t for t, _ in calm_capture.custom()]
+    # The other chat keeps typing smoothly: no gap a reader would notice.
+    assert max(b - a for a, b in pairwise(times)) < 0.3
+    began = time.monotonic()
+    stuck.stop()
+    assert time.monotonic() - began < 0.5, "Stop must end the answer within 0.5 s"
+    assert stuck.status == "stopped"
+    assert stuck.turns[-1]["status"] == "stopped"
+    assert "streamchat-raw" in stuck.turns[-1]["html"]  # shown as text, not formatted
+    assert calm.wait(30)
+    assert calm.turns[-1]["html"] == render_markdown(ANSWER * 6)

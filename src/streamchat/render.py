@@ -403,7 +403,7 @@ class _CodeBlock:
         self._head = f'<div class="{classes}"><pre><span></span><code>'
         self._fence = fence
         self._stack = ["root"]
-        self._done: list[str] = []
+        self._done = ""  # the finished lines' HTML
         self._blank: list[str] = []  # blank lines, shown once a line follows them
 
     def add(self, text: str) -> None:
@@ -411,15 +411,19 @@ class _CodeBlock:
         if not text.strip():
             self._blank.append(line_html)
             return
-        self._done += self._blank
+        self._done += "".join(self._blank) + line_html
         self._blank = []
-        self._done.append(line_html)
 
     def html(self, partial: str) -> str:
         live = ""
         if partial.strip(" " + self._fence.char):  # not a closing fence being typed
             live = "".join(self._blank) + self._highlight(self._fence.body(partial), keep=False)
-        return f"{self._head}{''.join(self._done)}{live}</code></pre></div>"
+        return f"{self._head}{self._done}{live}</code></pre></div>"
+
+    @property
+    def stable(self) -> int:
+        """How much of `html` cannot change any more."""
+        return len(self._head) + len(self._done)
 
     def _highlight(self, text: str, *, keep: bool) -> str:
         """One line's HTML: escaped text in <span>s whose class is a Pygments token
@@ -470,7 +474,7 @@ class _Table:
         self._render = render
         self._top = f"{header}\n{delimiter}\n"
         self._head: str | None = None
-        self._rows: list[str] = []
+        self._rows = ""  # the finished rows' HTML
 
     def add(self, row: str) -> bool:
         """Render one row; False if it does not render as a row of this table (or one
@@ -483,7 +487,7 @@ class _Table:
         if parts is None or (self._head is not None and parts[0] != self._head):
             return False
         self._head = parts[0]
-        self._rows.append(parts[1])
+        self._rows += ("\n" if self._rows else "") + parts[1]
         return True
 
     def html(self, partial: str, final: bool) -> str:
@@ -491,12 +495,16 @@ class _Table:
         if partial and not final:
             parts = _table_parts(self._render(_markdown.repair(self._top + partial)))
             if parts is not None and parts[0] == (self._head or parts[0]) and parts[1]:
-                rows = [*rows, parts[1]]
+                rows += ("\n" if rows else "") + parts[1]
                 if self._head is None:
                     return parts[0] + parts[1] + _TABLE_END
         if self._head is None:
             return self._render(self._top.rstrip("\n"))
-        return self._head + "\n".join(rows) + _TABLE_END
+        return self._head + rows + _TABLE_END
+
+    @property
+    def stable(self) -> int:
+        return len(self._head) + len(self._rows) if self._head else 0
 
 
 # Typed text that cannot change how the text before it renders (sentence punctuation
@@ -579,11 +587,14 @@ class _Paragraph:
 
     def __init__(self, render: Callable[[str], str]) -> None:
         self._render = render
-        self._text = ""  # the paragraph's whole lines, each with its "\n"
+        # Positions count from the paragraph's start; `_text` holds its whole lines
+        # (each with its "\n") from `_base` on: what is before the last cut is dropped.
+        self._text = ""
+        self._base = 0
         self._start = 0  # where the part after the last cut starts
         self._seen = 0  # cut candidates before this position were considered
         self._check = _PIECE  # the part length from which a cut is considered
-        self._inner: list[str] = []  # finished parts' HTML without <p>, each + separator
+        self._inner = ""  # finished parts' HTML without <p>, each with its separator
         self._widest = 0  # the longest stretch between cuts
         self._live = _Live(render)
         self.guard = _markdown.Guard()  # measures the whole lines after the last cut
@@ -591,45 +602,52 @@ class _Paragraph:
 
     def add(self, source: str) -> None:
         self._text += source + "\n"
-        self._scan(self._text)
+        self._scan()
         if self._guarded != self._start:  # cut since: measure the new last part
             self.guard, self._guarded = _markdown.Guard(), self._start
-            self.guard.feed(self._text[self._start :])
+            self.guard.feed(self._text[self._start - self._base :])
         else:
             self.guard.feed(source + "\n")
+        drop = min(self._start - self._base, len(self._text))
+        self._text, self._base = self._text[drop:], self._base + drop
 
     def stretch(self, partial: str = "") -> int:
         """The longest stretch without a cut so far, with the unfinished line `partial`."""
         if partial:
-            self._scan(self._text + partial)
-        return max(self._widest, len(self._text) + len(partial) - self._start)
+            self._scan(partial)
+        end = self._base + len(self._text) + len(partial)
+        return max(self._widest, end - self._start)
 
-    def _scan(self, text: str) -> None:
-        while match := _CUT.search(text, max(self._seen, self._start + self._check)):
-            at = match.start()
+    def _scan(self, partial: str = "") -> None:
+        base, text = self._base, self._text + partial
+        while match := _CUT.search(text, max(self._seen, self._start + self._check) - base):
+            at = base + match.start()
             separator = match.group()
-            part = text[self._start : at]
+            part = text[self._start - base : at - base]
             part_html = self._render(part) if _markdown.inline_closed(part) else ""
             if _one_paragraph(part_html):
                 self._widest = max(self._widest, at - self._start)
-                self._inner.append(part_html[3:-4] + separator)
+                self._inner += part_html[3:-4] + separator
                 self._start, self._check = at + len(separator), _PIECE
                 continue
             self._check = at - self._start + _PIECE_STEP
-        self._seen = max(self._seen, len(text) - 1)
+        self._seen = max(self._seen, base + len(text) - 1)
 
     def html(self, partial: str, final: bool) -> str:
-        text = self._text + partial
         if partial:
-            self._scan(text)
-        rest_text = text[self._start :]
+            self._scan(partial)
+        rest_text = (self._text + partial)[self._start - self._base :]
         rest = self._live.final(rest_text) if final else self._live.html(rest_text)
         if not self._inner:
             return rest
         if rest.startswith("<p>"):
-            return "<p>" + "".join(self._inner) + rest[3:]
-        head = "<p>" + "".join(self._inner).rstrip() + "</p>"
+            return "<p>" + self._inner + rest[3:]
+        head = "<p>" + self._inner.rstrip() + "</p>"
         return head + ("\n" + rest if rest else "")
+
+    @property
+    def stable(self) -> int:
+        return 3 + len(self._inner) if self._inner else 0
 
 
 class _List:
@@ -646,7 +664,7 @@ class _List:
         self._tag = "ol" if ordered else "ul"
         self._ordered = ordered
         self._open = ""  # the first part's opening tag
-        self._inner: list[str] = []
+        self._items = ""  # the finished items' HTML
         self._rest: list[str] = []
         self.rest_size = 0
         self._live = _Live(render)
@@ -654,10 +672,10 @@ class _List:
 
     def add(self, source: str, line: _markdown.Line) -> None:
         if self._cuts_before(source, line):
-            parts = self._items(self._render("\n".join(self._rest)))
+            parts = self._split(self._render("\n".join(self._rest)))
             if parts is not None:
                 self._open = self._open or parts[0]
-                self._inner.append(parts[1])
+                self._items += ("\n" if self._items else "") + parts[1]
                 self._rest, self.rest_size = [], 0
                 self.guard = _markdown.Guard()
         self._rest.append(source)
@@ -674,7 +692,7 @@ class _List:
             and _markdown.ordered_item(source) == self._ordered
         )
 
-    def _items(self, list_html: str) -> tuple[str, str] | None:
+    def _split(self, list_html: str) -> tuple[str, str] | None:
         """A one-list rendering split into its opening tag and its items."""
         close = f"\n</{self._tag}>"
         if not list_html.startswith(f"<{self._tag}") or not list_html.endswith(close):
@@ -685,12 +703,16 @@ class _List:
     def html(self, partial: str, final: bool) -> str:
         text = "\n".join([*self._rest, partial] if partial else self._rest)
         rest = self._live.final(text) if final else self._live.html(text)
-        if not self._inner:
+        if not self._items:
             return rest
-        items = "\n".join(self._inner)
+        items = self._items
         if rest.startswith(f"<{self._tag}"):
             return f"{self._open}\n{items}\n{rest[rest.find(chr(10)) + 1 :]}"
         return f"{self._open}\n{items}\n</{self._tag}>" + ("\n" + rest if rest else "")
+
+    @property
+    def stable(self) -> int:
+        return len(self._open) + 1 + len(self._items) if self._items else 0
 
 
 def _list_level(line: _markdown.Line) -> int:
@@ -827,6 +849,14 @@ class _Block:
         text = "\n".join([*self._lines, partial] if partial else self._lines)
         return self._whole.final(text) if final else self._whole.html(text)
 
+    @property
+    def stable(self) -> int:
+        """How much of the HTML last returned by `html` cannot change any more."""
+        if self._raw is not None or self._provisional is not None:
+            return 0
+        mode = self._code or self._table or self._paragraph or self._list
+        return mode.stable if mode is not None and not self.closed else 0
+
     def _partial_costly(self, partial: str) -> bool:
         if len(partial) < self._guarded:
             self._partial_guard, self._guarded = _markdown.Guard(), 0
@@ -855,12 +885,14 @@ class Patch:
     keep: int = 0
 
 
-def _common_prefix(a: str, b: str) -> int:
-    """Length of the longest common prefix (slice comparisons run at memcmp speed)."""
+def _common_prefix(a: str, b: str, known: int = 0) -> int:
+    """Length of the longest common prefix, given that the first `known` characters
+    are equal (slice comparisons run at memcmp speed)."""
     n = min(len(a), len(b))
-    if a[:n] == b[:n]:
+    known = min(known, n)
+    if a[known:n] == b[known:n]:
         return n
-    low, high = 0, n  # a[:low] == b[:low]; a[:high] != b[:high]
+    low, high = known, n  # a[:low] == b[:low]; a[:high] != b[:high]
     while high - low > 1:
         middle = (low + high) // 2
         if a[low:middle] == b[low:middle]:
@@ -898,11 +930,12 @@ def spliced(live: str, patch: Patch) -> str:
     return head + patch.html + units[cut:].decode("utf-16-le")
 
 
-def live_patch(old: str, new: str) -> Patch | None:
-    """The smallest patch that turns the live part `old` into `new` (None: no change)."""
-    if old == new:
+def live_patch(old: str, new: str, known: int = 0) -> Patch | None:
+    """The smallest patch that turns the live part `old` into `new` (None: no change);
+    their first `known` characters are known to be equal."""
+    if len(old) == len(new) and old[known:] == new[known:]:
         return None
-    start = _common_prefix(old, new)
+    start = _common_prefix(old, new, known)
     if start == 0:
         return Patch("tail", new)
     end = _common_suffix(old, new, min(len(old), len(new)) - start)
@@ -946,6 +979,7 @@ class MarkdownStream:
         self._renderer = _Renderer(allow_images)
         self._block = _Block(self._renderer)
         self._tail_html = ""  # the open block's HTML as last sent
+        self._stable = 0  # how much of it cannot change
         self._finished = False
 
     @property
@@ -967,9 +1001,10 @@ class MarkdownStream:
             patches.append(Patch("append", frozen))
             if self._tail_html or live:
                 patches.append(Patch("tail", live))
-        elif (patch := live_patch(self._tail_html, live)) is not None:
+        elif (patch := live_patch(self._tail_html, live, self._stable)) is not None:
             patches.append(patch)
         self._tail_html = live
+        self._stable = self._block.stable + (1 if live.startswith("\n") else 0)
         return patches
 
     def finish(self) -> list[Patch]:
