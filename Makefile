@@ -33,3 +33,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_pacing.py
 	$(BIN)/python benchmarks/bench_render.py
 	$(BIN)/python benchmarks/bench_widget_cpu.py
+	$(BIN)/python benchmarks/bench_kernel_cost.py

@@ -9,8 +9,10 @@ fenced code block, a long table) streamed by a loopback server at 200 chars/s:
 
 Kernel CPU is the kernel process's own `time.process_time()` (all its threads: the loop
 thread that renders, the IOPub thread that serializes) over the answer; bytes are the
-JSON of the comm or display messages the front end receives; updates/s counts the patch
-(StreamChat) or update_display_data (naive) messages per second of the answer.
+JSON of what the code chose to send (the widget's message or synced state, the display
+data), and "wire" adds the comm or display envelope Jupyter puts around it (comm id,
+method, metadata); updates/s counts the patch (StreamChat) or update_display_data
+(naive) messages per second of the answer.
 
     python benchmarks/bench_kernel_cost.py [--rate 200] [--scale 1.0] [--kinds prose,code,table]
 
@@ -175,28 +177,37 @@ def _run(client, call: str) -> tuple[tuple, list[dict]]:
     return value, messages
 
 
+def _payload(message: dict) -> object:
+    """What the code chose to send: the display data, or the widget's message or state."""
+    data = message["content"]["data"]
+    if message["msg_type"] == "comm_msg":
+        return data.get("content", data.get("state"))
+    return data
+
+
+def _is_patch(payload: object) -> bool:
+    return isinstance(payload, list) and payload[:1] == ["p"]
+
+
 def _figures(value: tuple, messages: list[dict], update_type: str) -> dict[str, float]:
     cpu, wall, chars, status = value
     assert status == "done", status
-    size = sum(
-        len(json.dumps(m["content"]))
-        for m in messages
-        if m["msg_type"] in ("comm_msg", "display_data", "update_display_data")
-    )
+    sent = [
+        m for m in messages if m["msg_type"] in ("comm_msg", "display_data", "update_display_data")
+    ]
+    payload = sum(len(json.dumps(_payload(m), ensure_ascii=False)) for m in sent)
+    wire = sum(len(json.dumps(m["content"], ensure_ascii=False)) for m in sent)
     updates = sum(
         1
-        for m in messages
-        if m["msg_type"] == update_type
-        and (
-            update_type != "comm_msg"
-            or m["content"]["data"].get("content", {}).get("type") == "patch"
-        )
+        for m in sent
+        if m["msg_type"] == update_type and (update_type != "comm_msg" or _is_patch(_payload(m)))
     )
     return {
         "chars": chars,
         "us/char": 1e6 * cpu / chars,
         "cpu %": 100 * cpu / wall,
-        "bytes/char": size / chars,
+        "bytes/char": payload / chars,
+        "wire/char": wire / chars,
         "updates/s": updates / wall,
     }
 
@@ -220,7 +231,10 @@ def main() -> None:
     try:
         url = server.stdout.readline().strip()
         _run(client, f"exec({SETUP!r}) or ()")
-        print(f"{'':<30}{'chars':>7}{'us/char':>9}{'cpu %':>7}{'bytes/char':>12}{'updates/s':>11}")
+        print(
+            f"{'':<30}{'chars':>7}{'us/char':>9}{'cpu %':>7}{'bytes/char':>12}"
+            f"{'wire/char':>11}{'updates/s':>11}"
+        )
         failed = []
         for kind in args.kinds.split(","):
             for name, call, update in (
@@ -235,7 +249,7 @@ def main() -> None:
                 print(
                     f"{kind + ', ' + name:<30}{figures['chars']:>7}{figures['us/char']:>9.0f}"
                     f"{figures['cpu %']:>7.1f}{figures['bytes/char']:>12.1f}"
-                    f"{figures['updates/s']:>11.1f}",
+                    f"{figures['wire/char']:>11.1f}{figures['updates/s']:>11.1f}",
                     flush=True,
                 )
                 if name == "StreamChat":

@@ -5,6 +5,11 @@ update has ~40 ms. The question is whether the cost per update stays flat as the
 grows: MarkdownStream should cost about the same at the end as at the start (target: within
 2x), while a full re-render of the whole text grows with it.
 
+The second table holds the answer to the harder question: the same within one block that
+keeps growing (a paragraph, a fenced code block, a table, a list), whose open part is what
+every update renders again. Cost per 5-character update (CPU of this thread) when the open
+block already holds 1 KB to 100 KB: target flat within 2x.
+
 Run: .venv/bin/python benchmarks/bench_render.py
 """
 
@@ -123,6 +128,69 @@ def _row(name: str, updates: list[Update]) -> str:
     )
 
 
+BLOCK_SIZES = (1_000, 3_000, 10_000, 30_000, 100_000)
+MEASURED = 60  # updates timed at each size
+
+
+def _long_paragraph(chars: int, rng: random.Random) -> str:
+    return " ".join(_sentence(rng) for _ in range(chars // 40))[:chars]
+
+
+def _long_code(chars: int, rng: random.Random) -> str:
+    lines = [
+        f"    result_{i} = await client.get(url, timeout={i})  # {rng.choice(WORDS)}"
+        for i in range(chars // 60)
+    ]
+    return "```python\n" + "\n".join(lines)
+
+
+def _long_table(chars: int, rng: random.Random) -> str:
+    rows = [
+        f"| `{rng.choice(WORDS)}` | {rng.randint(1, 999)} ms | {rng.choice(WORDS)} |"
+        for _ in range(chars // 35)
+    ]
+    return "| Name | Time | Note |\n|---|--:|---|\n" + "\n".join(rows)
+
+
+def _long_list(chars: int, rng: random.Random) -> str:
+    return "\n".join(f"- {_sentence(rng)}" for _ in range(chars // 60))
+
+
+BLOCKS = {
+    "paragraph": _long_paragraph,
+    "code block": _long_code,
+    "table": _long_table,
+    "list": _long_list,
+}
+
+
+def per_update_in_a_growing_block() -> None:
+    """Median and p95 CPU per 5-character update, by the size of the open block."""
+    print("\nper 5-character update while one block grows (ms of CPU, median / p95):")
+    print(
+        f"{'open block':<12}"
+        + "".join(f"{size // 1000:>10} KB" for size in BLOCK_SIZES)
+        + "   ratio"
+    )
+    for name, make in BLOCKS.items():
+        medians, cells = [], []
+        for size in BLOCK_SIZES:
+            text = make(size + DELTA * MEASURED + 200, random.Random(size))
+            stream = MarkdownStream()
+            stream.append(text[:size])
+            times = []
+            for start in range(size, size + DELTA * MEASURED, DELTA):
+                began = time.thread_time()
+                stream.append(text[start : start + DELTA])
+                times.append(time.thread_time() - began)
+            times.sort()
+            medians.append(statistics.median(times))
+            cells.append(f"{1000 * medians[-1]:.2f}/{1000 * times[int(0.95 * len(times))]:.2f}")
+        ratio = max(medians) / max(min(medians), 1e-6)
+        print(f"{name:<12}" + "".join(f"{cell:>13}" for cell in cells) + f"{ratio:>8.1f}")
+    print("ratio: slowest median over fastest (target <= 2)")
+
+
 def main() -> None:
     answer = make_answer()
     updates, finish_seconds = run_incremental(answer)
@@ -146,6 +214,7 @@ def main() -> None:
     print(
         f"incremental total: {total:.2f} s for the whole answer; finish(): {finish_seconds:.3f} s"
     )
+    per_update_in_a_growing_block()
 
 
 if __name__ == "__main__":

@@ -149,12 +149,15 @@ class PatchApplier:
             assert patch.html != self.tail, "a tail patch that changes nothing"
             self.tail = patch.html
         elif patch.op == "extend":
-            # JavaScript counts UTF-16 code units: drop that many from the end.
+            # JavaScript counts UTF-16 code units: replace `drop` of them before the
+            # last `keep` ones.
             units = self.tail.encode("utf-16-le")
-            assert 0 <= patch.drop * 2 <= len(units)
-            kept = units[: len(units) - 2 * patch.drop].decode("utf-16-le")
-            assert kept + patch.html != self.tail, "an extend patch that changes nothing"
-            self.tail = kept + patch.html
+            assert 0 <= 2 * (patch.drop + patch.keep) <= len(units)
+            cut = len(units) - 2 * patch.keep
+            head = units[: cut - 2 * patch.drop].decode("utf-16-le")
+            tail = head + patch.html + units[cut:].decode("utf-16-le")
+            assert tail != self.tail, "an extend patch that changes nothing"
+            self.tail = tail
         else:
             self.frozen, self.tail = patch.html, ""
 

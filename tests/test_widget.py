@@ -19,7 +19,7 @@ import pytest
 
 from streamchat.render import Patch, render_markdown
 from streamchat.transport import Timeouts
-from streamchat.widget import StreamChat, applied, compact, min_interval
+from streamchat.widget import StreamChat, applied, compact, decode_patch, encode_patch, min_interval
 
 from loopback import Script, free_port, sse, wait_until
 
@@ -76,7 +76,12 @@ class Capture:
         chat._send = capture  # type: ignore[method-assign]
 
     def custom(self) -> list[tuple[float, dict[str, Any]]]:
-        return [(t, m["content"]) for t, m in self.sent if m["method"] == "custom"]
+        """Custom messages; patches decoded from their compact wire form."""
+        return [
+            (t, decode_patch(m["content"]) if isinstance(m["content"], list) else m["content"])
+            for t, m in self.sent
+            if m["method"] == "custom"
+        ]
 
     def states(self) -> list[dict[str, Any]]:
         return [m["state"] for _, m in self.sent if m["method"] == "update"]
@@ -437,11 +442,11 @@ def test_a_connection_error_is_shown_in_the_turn(chats) -> None:
 
 
 def test_the_kernel_budget_is_shared_by_live_answers() -> None:
-    assert min_interval(0) == min_interval(1) == pytest.approx(1 / 60)
-    assert min_interval(8) == pytest.approx(1 / 60)
+    assert min_interval(0) == min_interval(1) == pytest.approx(1 / 40)
+    assert min_interval(8) == pytest.approx(1 / 40)
     assert min_interval(50) == pytest.approx(0.1)
-    assert min_interval(1, messages=2) == pytest.approx(2 / 60)
-    # A 10 kB tail: 25 messages a second for one answer, 12.5 each for two.
+    assert min_interval(1, messages=2) == pytest.approx(2 / 40)
+    # 10 kB of new HTML: 25 messages a second for one answer, 12.5 each for two.
     assert min_interval(1, size=10_000) == pytest.approx(0.04)
     assert min_interval(2, size=10_000) == pytest.approx(0.08)
 
@@ -491,22 +496,38 @@ def test_queued_patches_compact_to_reset_append_tail() -> None:
     ) == [{"op": "reset", "html": "<p>n</p><p>m</p>"}]
 
 
-def test_extends_fold_into_one_change_of_the_live_part() -> None:
-    extend = [Patch("extend", "b</p>", 4), Patch("extend", "c</p>", 4)]
-    assert compact(extend) == [{"op": "extend", "drop": 4, "html": "bc</p>"}]
-    assert compact([Patch("tail", "<p>a</p>"), *extend]) == [{"op": "tail", "html": "<p>abc</p>"}]
-    # A later extend that cuts deeper than the earlier one added drops more of the tail.
-    deeper = [Patch("extend", "x", 1), Patch("extend", "<p>y</p>", 9)]
-    assert compact(deeper) == [{"op": "extend", "drop": 9, "html": "<p>y</p>"}]
-    # Drop counts UTF-16 code units, as the browser does: an emoji is two.
-    shown = applied(("", "<p>🚀</p>"), [{"op": "extend", "drop": 6, "html": "ok</p>"}])
+def test_a_patch_travels_as_a_compact_array() -> None:
+    ops = [
+        {"op": "append", "html": "<p>a</p>"},
+        {"op": "extend", "drop": 0, "keep": 4, "html": "b"},
+    ]
+    wire = encode_patch(7, "reasoning", ops)
+    assert wire == ["p", 7, "r", ["a", "<p>a</p>"], ["e", 0, 4, "b"]]
+    assert decode_patch(wire) == {"type": "patch", "turn": 7, "part": "reasoning", "ops": ops}
+    assert len(json.dumps(encode_patch(12, "body", [ops[1]]))) <= 33  # "b" + 32 of framing
+
+
+def test_queued_changes_of_the_live_part_go_as_one_small_extend() -> None:
+    live = "<p>Hel</p>"
+    patches = [Patch("extend", "l", 0, 4), Patch("extend", "o wor", 0, 4)]
+    assert compact(patches, live) == [{"op": "extend", "drop": 0, "keep": 4, "html": "lo wor"}]
+    assert applied(("", live), compact(patches, live)) == ("", "<p>Hello wor</p>")
+    # A tail and later extends send only what differs from what the views show.
+    code = "<pre><code>a\n</code></pre>"
+    patches = [Patch("tail", "<pre><code>a\nb</code></pre>"), Patch("extend", "\nc", 0, 13)]
+    assert compact(patches, code) == [{"op": "extend", "drop": 0, "keep": 13, "html": "b\nc"}]
+    # Counts are UTF-16 code units, as the browser's: an emoji is two.
+    shown = applied(("", "<p>🚀</p>"), [{"op": "extend", "drop": 2, "keep": 4, "html": "ok"}])
     assert shown == ("", "<p>ok</p>")
-    for patches in ([Patch("tail", "<p>🚀 a</p>"), Patch("extend", "b</p>", 4)], extend, deeper):
-        state = ("", "<p>0123456789</p>")
-        one_by_one = state
+    emoji = "<p>🚀 a</p>"
+    for patches in (
+        [Patch("tail", "<p>🚀 ab</p>"), Patch("extend", "c", 0, 4)],
+        [Patch("extend", "🎉", 1, 4), Patch("append", "<h2>x</h2>"), Patch("tail", "<p>y</p>")],
+    ):
+        one_by_one = ("", emoji)
         for patch in patches:
-            one_by_one = applied(one_by_one, compact([patch]))
-        assert applied(state, compact(patches)) == one_by_one
+            one_by_one = applied(one_by_one, compact([patch], one_by_one[1]))
+        assert applied(("", emoji), compact(patches, emoji)) == one_by_one
 
 
 def test_reasoning_and_tool_calls_travel_as_their_own_parts(server, chats) -> None:
@@ -639,3 +660,30 @@ def test_an_error_says_what_happened_then_the_fix(server, chats) -> None:
     assert "OPENAI_API_KEY" in fix and "api_key=" in fix
     assert detail.startswith("HTTP 401") and "Incorrect API key provided" in detail
     assert "\n" not in chat.transcript.split("*(error: ")[1].split(")*")[0]
+
+
+@pytest.mark.parametrize("degenerate", ["[" * 50_000, "- " * 1_000 + "x\n" + "> " * 20_000])
+def test_a_degenerate_answer_leaves_other_chats_typing_and_stops_at_once(
+    server, chats, degenerate: str
+) -> None:
+    """A model stuck repeating "[" once froze every chat in the kernel for minutes."""
+    stuck_url = server.route("/stuck", Script(openai_chunks(degenerate, size=20), pause=0.002))
+    calm_url = server.route("/calm", Script(openai_chunks(ANSWER * 6), pause=0.01))
+    stuck, stuck_capture = make(chats, stuck_url, speed=0)
+    calm, calm_capture = make(chats, calm_url, speed=150)
+    stuck.send("repeat yourself")
+    wait_until(lambda: len(stuck_capture.custom()) >= 20)
+    calm.send("a normal question")
+    wait_until(lambda: len(calm_capture.custom()) >= 10)
+    assert stuck.status == "streaming", "the degenerate answer is still being typed"
+    times = [t for t, _ in calm_capture.custom()]
+    # The other chat keeps typing smoothly: no gap a reader would notice.
+    assert max(b - a for a, b in pairwise(times)) < 0.3
+    began = time.monotonic()
+    stuck.stop()
+    assert time.monotonic() - began < 0.5, "Stop must end the answer within 0.5 s"
+    assert stuck.status == "stopped"
+    assert stuck.turns[-1]["status"] == "stopped"
+    assert "streamchat-raw" in stuck.turns[-1]["html"]  # shown as text, not formatted
+    assert calm.wait(30)
+    assert calm.turns[-1]["html"] == render_markdown(ANSWER * 6)

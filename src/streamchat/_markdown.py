@@ -100,6 +100,12 @@ def _numbered(marker: re.Match[str]) -> bool:
     return marker.group(3) is not None and int(marker.group(3)) != 1
 
 
+def ordered_item(line: str) -> bool:
+    """The line starts an ordered list item ("1. ...")."""
+    marker = _MARKER.match(line)
+    return marker is not None and marker.group(3) is not None
+
+
 def _interrupts(line: str) -> bool:
     """A line that ends a paragraph without a blank line (so it is never a lazy line)."""
     return bool(_HEADING.match(line) or _QUOTE.match(line) or _HR.match(line))
@@ -486,6 +492,8 @@ class _InlineRepair:
     def _result(self) -> str:
         closers = [self.code_closer]
         text_end = len(self.text.rstrip())
+        if len(self.opens) > MAX_DEPTH:  # closing them all would nest that deep: leave them
+            self.opens = []
         for opener in reversed(self.opens):
             if opener.content < text_end:  # some text follows the opener
                 closers.append(opener.char * opener.length)
@@ -539,14 +547,18 @@ def _paren_end(text: str, i: int) -> int:
 BRACKET_BUDGET = 40_000  # characters scanned for brackets, summed over the block
 CHAR_LIMITS = {"<": 1_000, "`": 1_000, "\\": 1_000}
 MAX_DEPTH = 16  # nested lists and quotes
-MAX_LINE = 8_000  # one line of a paragraph, list or quote (code blocks have no limit)
-MAX_BLOCK = 32_000  # one block re-rendered by Python-Markdown as it grows
+# What Python-Markdown renders again at each update is bounded: a line, a paragraph's
+# stretch between cuts, and a block that cannot be cut into parts.
+MAX_STRETCH = 3_000  # a paragraph's text between two cuts
+MAX_LINE = 4_000
+MAX_BLOCK = 16_000
+MAX_LINES = 400
 
 _NESTING = re.compile(r"(?: *(?:>|[-+*](?= )|\d{1,9}[.)](?= )))+")
 
 
 class Guard:
-    """Decides, one piece of source at a time, whether a block is too costly to render.
+    """Measures, one piece of source at a time, what makes a block costly to render.
 
     Every measure only grows as text is added, so the verdict on a whole block is the
     same whether it was fed at once or in pieces: the stream and `render_markdown`
@@ -559,7 +571,6 @@ class Guard:
         self._open_sum = 0
         self._closed = 0  # characters scanned by brackets already matched
         self._counts = dict.fromkeys(CHAR_LIMITS, 0)
-        self._line = 0  # length of the current line
         self._previous = ""
         self.depth = 0
         self.size = 0
@@ -571,17 +582,13 @@ class Guard:
             self._closed + open_cost > BRACKET_BUDGET
             or any(self._counts[char] > limit for char, limit in CHAR_LIMITS.items())
             or self.depth > MAX_DEPTH
-            or self._line > MAX_LINE
-            or self.size > MAX_BLOCK
         )
 
     def feed(self, text: str) -> None:
-        """Account for `text` (brackets, runs, line lengths); call `line` for nesting."""
+        """Account for `text` (brackets and runs); call `line` for each line's nesting."""
         self.size += len(text)
         for char in CHAR_LIMITS:
             self._counts[char] += text.count(char)
-        newline = text.rfind("\n")
-        self._line = len(text) - newline - 1 if newline >= 0 else self._line + len(text)
         if "[" in text or "]" in text or "(" in text or ")" in text:
             self._brackets(text)
         else:

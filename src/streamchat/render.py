@@ -317,9 +317,10 @@ def _attribute_filter(element: str, attribute: str, value: str) -> str | None:
     return value
 
 
-def _sanitize(html_text: str, allow_images: bool) -> str:
-    clean = nh3.clean(
-        html_text,
+@functools.cache
+def _cleaner(allow_images: bool) -> nh3.Cleaner:
+    """Built once: nh3.clean would convert the allowlists on every call (~30 us)."""
+    return nh3.Cleaner(
         tags=_TAGS | {"img"} if allow_images else _TAGS,
         clean_content_tags={"script", "style"},
         attributes=_ATTRIBUTES,
@@ -329,7 +330,10 @@ def _sanitize(html_text: str, allow_images: bool) -> str:
         set_tag_attribute_values=_SET_IMAGE_ATTRIBUTES if allow_images else _SET_ATTRIBUTES,
         url_schemes=_URL_SCHEMES,
     )
-    return _CONTROL.sub("", clean)
+
+
+def _sanitize(html_text: str, allow_images: bool) -> str:
+    return _CONTROL.sub("", _cleaner(allow_images).clean(html_text))
 
 
 def render_markdown(text: str, *, allow_images: bool = False) -> str:
@@ -371,7 +375,10 @@ class _Renderer:
             text = "\n".join(self.definitions) + "\n\n" + text
         md = _converter(self.allow_images)
         md.reset()
-        return _sanitize(md.convert(text), self.allow_images)
+        try:
+            return _sanitize(md.convert(text), self.allow_images)
+        except RecursionError:  # nesting _markdown.Guard did not foresee: show it as text
+            return f'<p class="{_RAW_CLASS}">{_escape_text(text)}</p>'
 
     def define(self, source: str) -> None:
         size = sum(len(line) for line in self.definitions)
@@ -422,8 +429,15 @@ def _style_rules(style: str, scope: str) -> str:
 
 _DEFINITION = re.compile(r" {0,3}\[[^\]\n]+\]:[ \t]*\S")  # [label]: url
 _DEFINITIONS_LIMIT = 8_000  # characters of definitions repeated into every block
-_PIECE = 1_000  # a paragraph is cut into parts of about this size, where it is safe
-_PIECE_SEARCH = 16_000  # past this, stop looking for a safe cut (each look reads the part)
+_PIECE = 300  # a paragraph is cut into parts of about this size, where it is safe
+_PIECE_STEP = 200  # after a place where it could not be cut, look again this much later
+# Where a paragraph may be cut: a space or line break after a non-space (not a hard
+# break) and before a letter (nothing a line can start with: list, heading, quote,
+# table...), a space before a code span or link, or right after a CJK sentence end.
+_CUT = re.compile(
+    r"(?<=[^ \\\n])(?:[ \n](?=[^\W\d_])| (?=[`\[]))"  # before a letter, code span or link
+    r"|(?<=[。！？])(?=[^\W\d_])"  # after a CJK sentence end
+)
 _PLAIN_TOKENS = frozenset({"", "n", "p", "w"})  # no colour in either theme: no <span>
 _RAW_CLASS = "streamchat-raw"
 _TABLE_END = "\n</tbody>\n</table>"
@@ -443,7 +457,8 @@ def _definitions(text: str) -> list[str]:
 
 
 def _escape_text(text: str) -> str:
-    return html.escape(_CONTROL.sub("", text), quote=False)
+    """Text as HTML, exactly as `_sanitize` would leave it (nh3 reads CR as LF)."""
+    return html.escape(_CONTROL.sub("", text.replace("\r", "\n")), quote=False)
 
 
 @functools.cache
@@ -502,7 +517,7 @@ class _CodeBlock:
         self._head = f'<div class="{classes}"><pre><span></span><code>'
         self._fence = fence
         self._stack = ["root"]
-        self._done: list[str] = []
+        self._done = ""  # the finished lines' HTML
         self._blank: list[str] = []  # blank lines, shown once a line follows them
 
     def add(self, text: str) -> None:
@@ -510,17 +525,24 @@ class _CodeBlock:
         if not text.strip():
             self._blank.append(line_html)
             return
-        self._done += self._blank
+        self._done += "".join(self._blank) + line_html
         self._blank = []
-        self._done.append(line_html)
 
     def html(self, partial: str) -> str:
         live = ""
         if partial.strip(" " + self._fence.char):  # not a closing fence being typed
             live = "".join(self._blank) + self._highlight(self._fence.body(partial), keep=False)
-        return f"{self._head}{''.join(self._done)}{live}</code></pre></div>"
+        return f"{self._head}{self._done}{live}</code></pre></div>"
+
+    @property
+    def stable(self) -> int:
+        """How much of `html` cannot change any more."""
+        return len(self._head) + len(self._done)
 
     def _highlight(self, text: str, *, keep: bool) -> str:
+        """One line's HTML: escaped text in <span>s whose class is a Pygments token
+        name (`_token_class`), so nothing of the model's reaches the markup and nh3
+        would not change it (tests check that); it is not run, since lines are many."""
         if self._lexer is None:
             return _escape_text(text) + "\n"
         try:
@@ -529,7 +551,7 @@ class _CodeBlock:
             tokens, stack = [("", text + "\n")], ["root"]
         if keep:
             self._stack = stack
-        return _sanitize(_spans(tokens), allow_images=False)
+        return _spans(tokens)
 
 
 class _RawText:
@@ -566,15 +588,20 @@ class _Table:
         self._render = render
         self._top = f"{header}\n{delimiter}\n"
         self._head: str | None = None
-        self._rows: list[str] = []
+        self._rows = ""  # the finished rows' HTML
 
     def add(self, row: str) -> bool:
-        """Render one row; False if it does not render as a row of this table."""
+        """Render one row; False if it does not render as a row of this table (or one
+        too costly to render: then the table is measured as a whole)."""
+        guard = _markdown.Guard()
+        guard.feed(row)
+        if guard.risky:
+            return False
         parts = _table_parts(self._render(self._top + row))
         if parts is None or (self._head is not None and parts[0] != self._head):
             return False
         self._head = parts[0]
-        self._rows.append(parts[1])
+        self._rows += ("\n" if self._rows else "") + parts[1]
         return True
 
     def html(self, partial: str, final: bool) -> str:
@@ -582,56 +609,238 @@ class _Table:
         if partial and not final:
             parts = _table_parts(self._render(_markdown.repair(self._top + partial)))
             if parts is not None and parts[0] == (self._head or parts[0]) and parts[1]:
-                rows = [*rows, parts[1]]
+                rows += ("\n" if rows else "") + parts[1]
                 if self._head is None:
                     return parts[0] + parts[1] + _TABLE_END
         if self._head is None:
             return self._render(self._top.rstrip("\n"))
-        return self._head + "\n".join(rows) + _TABLE_END
+        return self._head + rows + _TABLE_END
+
+    @property
+    def stable(self) -> int:
+        return len(self._head) + len(self._rows) if self._head else 0
+
+
+# Typed text that cannot change how the text before it renders (sentence punctuation
+# only after a letter: "1." could start a list), a last word it can follow (not a
+# marker, delimiter or entity being typed), and what would make a word a link.
+_PLAIN_RUN = re.compile(r"(?:[^\W_]|[ ,;'’]|(?<=[^\W\d_])[.!?:)])*")
+_PLAIN_END = re.compile(r"(?:^|\s)((?:[^\W_]|[,;'’])*[^\W_][.!?:)]* *)$")
+_URLISH = re.compile(r"www\.|[A-Za-z][\w+.-]*:|@", re.IGNORECASE)
+_CLOSING = re.compile(r"(?:</(?:p|li|ul|ol|blockquote)>\n?)+$")
+
+
+class _Live:
+    """The live end of a paragraph or list: rendered again as it grows, except when only
+    plain words were added after a plain word, which go in before the closing tags.
+
+    Most updates of a typed answer add just that, and Python-Markdown's fixed cost per
+    call is most of what an update costs.
+    """
+
+    def __init__(self, render: Callable[[str], str]) -> None:
+        self._render = render
+        self._base: str | None = None  # the text last rendered, if it ends in a plain word
+        self._html = ""
+        self._closing = 0
+        self._word = 0  # where the base's last word starts
+        self._shown = ("", "")  # the text and HTML last returned
+
+    def html(self, text: str) -> str:
+        base = self._base
+        if (
+            base is not None
+            and text.startswith(base)
+            and _PLAIN_RUN.fullmatch(text, len(base)) is not None
+            and _URLISH.search(text, self._word) is None
+        ):
+            added = _escape_text(text[len(base) :])
+            self._shown = (
+                text,
+                self._html[: -self._closing] + added + self._html[-self._closing :],
+            )
+            return self._shown[1]
+        self._html = self._render(_markdown.repair(text))
+        closing = _CLOSING.search(self._html)
+        self._closing = len(closing.group()) if closing else 0
+        # The text must end in a plain word that is also the end of the HTML's text:
+        # not inside a code span or block, a link being typed, or anything repaired.
+        end = _PLAIN_END.search(text[-200:])
+        before = self._html[: len(self._html) - self._closing]
+        plain = self._closing and end is not None and before.endswith(end.group(1))
+        self._base = text if plain else None
+        self._word = len(text) - len(end.group(1)) if end is not None else 0
+        self._shown = (text, self._html)
+        return self._html
+
+    def final(self, text: str) -> str:
+        """The text's HTML as finished: what was shown, if nothing in it was repaired."""
+        if self._shown[0] == text and _markdown.repair(text) == text:
+            return self._shown[1]
+        return self._render(text)
+
+
+def _one_paragraph(block_html: str) -> bool:
+    return (
+        block_html.startswith("<p>")
+        and block_html.endswith("</p>")
+        and block_html.count("<p>") == 1
+    )
 
 
 class _Paragraph:
     """A paragraph that may grow long: cut, where nothing inline is open, into parts
-    rendered once each, so only its last part is re-rendered as text arrives."""
+    rendered once each, so only its last part is rendered again as text arrives.
+
+    A cut goes at a space or line break (or after a CJK full stop) followed by a letter,
+    once the part is `_PIECE` long, and only where `_markdown.inline_closed` says no
+    emphasis, code span or link spans it and the part renders as one plain paragraph:
+    then "<p>" + part + separator + rest is what the whole paragraph renders as. Cuts
+    depend only on the text before them, so streaming and a whole render cut alike.
+    """
 
     def __init__(self, render: Callable[[str], str]) -> None:
         self._render = render
-        self._inner: list[str] = []  # finished parts, without their <p> and </p>
+        # Positions count from the paragraph's start; `_text` holds its whole lines
+        # (each with its "\n") from `_base` on: what is before the last cut is dropped.
+        self._text = ""
+        self._base = 0
+        self._start = 0  # where the part after the last cut starts
+        self._seen = 0  # cut candidates before this position were considered
+        self._check = _PIECE  # the part length from which a cut is considered
+        self._inner = ""  # finished parts' HTML without <p>, each with its separator
+        self._widest = 0  # the longest stretch between cuts
+        self._live = _Live(render)
+        self.guard = _markdown.Guard()  # measures the whole lines after the last cut
+        self._guarded = 0  # where the text `guard` measures starts
+
+    def add(self, source: str) -> None:
+        self._text += source + "\n"
+        self._scan()
+        if self._guarded != self._start:  # cut since: measure the new last part
+            self.guard, self._guarded = _markdown.Guard(), self._start
+            self.guard.feed(self._text[self._start - self._base :])
+        else:
+            self.guard.feed(source + "\n")
+        drop = min(self._start - self._base, len(self._text))
+        self._text, self._base = self._text[drop:], self._base + drop
+
+    def stretch(self, partial: str = "") -> int:
+        """The longest stretch without a cut so far, with the unfinished line `partial`."""
+        if partial:
+            self._scan(partial)
+        end = self._base + len(self._text) + len(partial)
+        return max(self._widest, end - self._start)
+
+    def _scan(self, partial: str = "") -> None:
+        base, text = self._base, self._text + partial
+        while match := _CUT.search(text, max(self._seen, self._start + self._check) - base):
+            at = base + match.start()
+            separator = match.group()
+            part = text[self._start - base : at - base]
+            part_html = self._render(part) if _markdown.inline_closed(part) else ""
+            if _one_paragraph(part_html):
+                self._widest = max(self._widest, at - self._start)
+                self._inner += part_html[3:-4] + separator
+                self._start, self._check = at + len(separator), _PIECE
+                continue
+            self._check = at - self._start + _PIECE_STEP
+        self._seen = max(self._seen, base + len(text) - 1)
+
+    def html(self, partial: str, final: bool) -> str:
+        if partial:
+            self._scan(partial)
+        rest_text = (self._text + partial)[self._start - self._base :]
+        rest = self._live.final(rest_text) if final else self._live.html(rest_text)
+        if not self._inner:
+            return rest
+        if rest.startswith("<p>"):
+            return "<p>" + self._inner + rest[3:]
+        head = "<p>" + self._inner.rstrip() + "</p>"
+        return head + ("\n" + rest if rest else "")
+
+    @property
+    def stable(self) -> int:
+        return 3 + len(self._inner) if self._inner else 0
+
+
+class _List:
+    """A list that grows by items: the items before the last one are rendered once.
+
+    In Python-Markdown a blank line only loosens the items on either side of it, so a
+    list is cut before a top-level item of the same kind that directly follows a
+    non-blank line; each part renders as one list, and its items go inside the first
+    part's <ul> or <ol start=...>.
+    """
+
+    def __init__(self, render: Callable[[str], str], ordered: bool) -> None:
+        self._render = render
+        self._tag = "ol" if ordered else "ul"
+        self._ordered = ordered
+        self._open = ""  # the first part's opening tag
+        self._items = ""  # the finished items' HTML
         self._rest: list[str] = []
-        self._rest_size = 0
+        self.rest_size = 0
+        self._live = _Live(render)
+        self.guard = _markdown.Guard()  # measures the items after the last cut
 
     def add(self, source: str, line: _markdown.Line) -> None:
         if self._cuts_before(source, line):
-            part = self._render("\n".join(self._rest))
-            if part.startswith("<p>") and part.endswith("</p>") and part.count("<p>") == 1:
-                self._inner.append(part[3:-4])
-                self._rest, self._rest_size = [], 0
+            parts = self._split(self._render("\n".join(self._rest)))
+            if parts is not None:
+                self._open = self._open or parts[0]
+                self._items += ("\n" if self._items else "") + parts[1]
+                self._rest, self.rest_size = [], 0
+                self.guard = _markdown.Guard()
         self._rest.append(source)
-        self._rest_size += len(source) + 1
+        self.rest_size += len(source) + 1
+        self.guard.feed(source + "\n")
 
     def _cuts_before(self, source: str, line: _markdown.Line) -> bool:
         return (
-            _PIECE <= self._rest_size <= _PIECE_SEARCH
-            and line.kind == "text"
-            and source[:1].isalpha()
-            and "|" not in source
-            and not self._rest[-1].endswith(("  ", "\\"))
-            and _markdown.inline_closed("\n".join(self._rest))
+            bool(self._rest)
+            and line.kind == "item"
+            and not line.blank_before
+            and not line.text.startswith(" ")
+            and bool(self._rest[-1].strip())
+            and _markdown.ordered_item(source) == self._ordered
         )
+
+    def _split(self, list_html: str) -> tuple[str, str] | None:
+        """A one-list rendering split into its opening tag and its items."""
+        close = f"\n</{self._tag}>"
+        if not list_html.startswith(f"<{self._tag}") or not list_html.endswith(close):
+            return None
+        newline = list_html.find("\n")
+        return list_html[:newline], list_html[newline + 1 : -len(close)]
 
     def html(self, partial: str, final: bool) -> str:
         text = "\n".join([*self._rest, partial] if partial else self._rest)
-        rest = self._render(text if final else _markdown.repair(text))
-        if not self._inner:
+        rest = self._live.final(text) if final else self._live.html(text)
+        if not self._items:
             return rest
-        head = "<p>" + "\n".join(self._inner)
-        if rest.startswith("<p>"):
-            return head + "\n" + rest[3:]
-        return head + "</p>" + ("\n" + rest if rest else "")
+        items = self._items
+        if rest.startswith(f"<{self._tag}"):
+            return f"{self._open}\n{items}\n{rest[rest.find(chr(10)) + 1 :]}"
+        return f"{self._open}\n{items}\n</{self._tag}>" + ("\n" + rest if rest else "")
+
+    @property
+    def stable(self) -> int:
+        return len(self._open) + 1 + len(self._items) if self._items else 0
+
+
+def _list_level(line: _markdown.Line) -> int:
+    """How deep in lists a line is (the scanner indents TAB spaces per level)."""
+    return (len(line.text) - len(line.text.lstrip(" "))) // _markdown.TAB
 
 
 class _Block:
-    """One top-level block, built line by line; `html` renders it with a live last line."""
+    """One top-level block, built line by line; `html` renders it with a live last line.
+
+    Its lines decide how it is built: a fenced code block, a table, a paragraph or a
+    list grow part by part; anything else is rendered whole (within `_markdown.Guard`'s
+    limits); what is too costly for Python-Markdown is shown as escaped text.
+    """
 
     def __init__(self, render: Callable[[str], str]) -> None:
         self._render = render
@@ -639,13 +848,23 @@ class _Block:
         self._guard = _markdown.Guard()
         self._partial_guard = _markdown.Guard()
         self._guarded = 0  # characters of the live line the partial guard has seen
+        self._longest = 0  # the longest line
         self._code: _CodeBlock | None = None
         self._raw: _RawText | None = None
+        self._provisional: _RawText | None = None  # while the live line is too costly
         self._table: _Table | None = None
         self._paragraph: _Paragraph | None = None
+        self._list: _List | None = None
+        self._whole = _Live(render)  # for a block rendered whole
         self._table_gap = False
         self._first_kind = ""
+        self._plain = True
         self.closed = False  # a fenced code block whose closing fence arrived
+
+    @property
+    def plain(self) -> bool:
+        """Every line so far is paragraph text (a list after it starts a new block)."""
+        return self._plain and self._code is None
 
     def add(
         self, source: str, line: _markdown.Line, opened: _markdown.Fence | None, closes: bool
@@ -655,8 +874,11 @@ class _Block:
         self._partial_guard, self._guarded = _markdown.Guard(), 0
         first = not self._lines
         self._lines.append(source)
+        self._plain = self._plain and line.kind == "text"
         if first:
             self._first_kind = line.kind
+        if self._provisional is not None:
+            self._provisional.add(source)
         if first and opened is not None:
             self._code = _CodeBlock(opened, source)
         elif self._code is not None:
@@ -668,18 +890,22 @@ class _Block:
             self._raw.add(source)
         else:
             self._guard.feed(source + "\n")
-            self._guard.line(source)
-            if self._guard.risky:
+            self._guard.line(source, _list_level(line))
+            self._longest = max(self._longest, len(source))
+            self._grow(source, line, first)
+            if self._costly():
                 self._raw = _RawText(self._lines)
-                self._table = self._paragraph = None
-            else:
-                self._grow(source, line, first)
+                self._table = self._paragraph = self._list = None
 
     def _grow(self, source: str, line: _markdown.Line, first: bool) -> None:
         if first and line.kind == "text":
             self._paragraph = _Paragraph(self._render)
+        elif first and line.kind == "item" and not line.text.startswith(" "):
+            self._list = _List(self._render, _markdown.ordered_item(source))
         if self._paragraph is not None:
-            self._paragraph.add(source, line)
+            self._paragraph.add(source)
+        if self._list is not None:
+            self._list.add(source, line)
         if len(self._lines) == 2 and self._first_kind in ("row", "text"):
             if "|" in self._lines[0] and "|" in source and _markdown.TABLE_DELIM.match(source):
                 self._table = _Table(self._render, self._lines[0], source)
@@ -690,6 +916,31 @@ class _Block:
             elif self._table_gap or "|" not in source or not self._table.add(source):
                 self._table = None
 
+    def _costly(self, partial: str = "") -> bool:
+        """Too costly for Python-Markdown to render again as the block grows.
+
+        A paragraph, list or table is measured by the part rendered again (after the
+        last cut; one row), a block rendered whole as a whole. Checked at each whole
+        line, so streaming and `render_markdown` decide alike.
+        """
+        if self._paragraph is not None:
+            stretch = self._paragraph.stretch(partial)
+            return self._paragraph.guard.risky or stretch > _markdown.MAX_STRETCH
+        if self._guard.depth > _markdown.MAX_DEPTH:
+            return True
+        if max(self._longest, len(partial)) > _markdown.MAX_LINE:
+            return True
+        if self._table is not None:
+            return False
+        if self._list is not None:
+            rest = self._list.rest_size + len(partial)
+            return self._list.guard.risky or rest > _markdown.MAX_BLOCK
+        return (
+            self._guard.risky
+            or self._guard.size + len(partial) > _markdown.MAX_BLOCK
+            or len(self._lines) > _markdown.MAX_LINES
+        )
+
     def html(self, partial: str = "", *, final: bool = False) -> str:
         """The block's HTML; `partial` is its unfinished last line (none when final)."""
         if self._code is not None:
@@ -699,26 +950,34 @@ class _Block:
             return self._code.html("") + ("\n" + after if after else "")
         if self._raw is not None:
             return self._raw.html(partial)
-        if partial and self._partial_risky(partial):
-            return _RawText(self._lines).html(partial)
+        if partial and self._partial_costly(partial):
+            if self._provisional is None:
+                self._provisional = _RawText(self._lines)
+            return self._provisional.html(partial)
         if self._table is not None:
             return self._table.html(partial, final)
         if self._paragraph is not None:
             return self._paragraph.html(partial, final)
+        if self._list is not None:
+            return self._list.html(partial, final)
         text = "\n".join([*self._lines, partial] if partial else self._lines)
-        return self._render(text if final else _markdown.repair(text))
+        return self._whole.final(text) if final else self._whole.html(text)
 
-    def _partial_risky(self, partial: str) -> bool:
+    @property
+    def stable(self) -> int:
+        """How much of the HTML last returned by `html` cannot change any more."""
+        if self._raw is not None or self._provisional is not None:
+            return 0
+        mode = self._code or self._table or self._paragraph or self._list
+        return mode.stable if mode is not None and not self.closed else 0
+
+    def _partial_costly(self, partial: str) -> bool:
         if len(partial) < self._guarded:
             self._partial_guard, self._guarded = _markdown.Guard(), 0
         self._partial_guard.feed(partial[self._guarded :])
         self._guarded = len(partial)
         self._partial_guard.line(partial[:200])
-        return (
-            self._partial_guard.risky
-            or self._guard.size + len(partial) > _markdown.MAX_BLOCK
-            or self._guard.depth > _markdown.MAX_DEPTH
-        )
+        return self._partial_guard.risky or self._costly(partial)
 
 
 @dataclass(frozen=True, slots=True)
@@ -727,23 +986,27 @@ class Patch:
 
     append: add `html` after the frozen part; it never changes again.
     tail: replace the live (unfinished) last part with `html`.
-    extend: remove the last `drop` characters of the live part (UTF-16 code units, as
-        JavaScript counts string length), then add `html`; an update then costs about
-        the size of what changed instead of the whole open block.
+    extend: in the live part, replace the `drop` characters that come before its last
+        `keep` characters with `html` (both counted in UTF-16 code units, as JavaScript
+        counts string length); an update then costs about the size of the new text
+        instead of the whole open block (`keep` spares the closing tags).
     reset: replace everything (frozen and tail) with `html`; the tail becomes empty.
     """
 
     op: Literal["append", "tail", "extend", "reset"]
     html: str
     drop: int = 0
+    keep: int = 0
 
 
-def _common_prefix(a: str, b: str) -> int:
-    """Length of the longest common prefix (slice comparisons run at memcmp speed)."""
+def _common_prefix(a: str, b: str, known: int = 0) -> int:
+    """Length of the longest common prefix, given that the first `known` characters
+    are equal (slice comparisons run at memcmp speed)."""
     n = min(len(a), len(b))
-    if a[:n] == b[:n]:
+    known = min(known, n)
+    if a[known:n] == b[known:n]:
         return n
-    low, high = 0, n  # a[:low] == b[:low]; a[:high] != b[:high]
+    low, high = known, n  # a[:low] == b[:low]; a[:high] != b[:high]
     while high - low > 1:
         middle = (low + high) // 2
         if a[low:middle] == b[low:middle]:
@@ -753,14 +1016,49 @@ def _common_prefix(a: str, b: str) -> int:
     return low
 
 
-def _live_patch(old: str, new: str) -> Patch | None:
-    """The smallest patch that turns the live part `old` into `new`."""
-    if old == new:
+def _common_suffix(a: str, b: str, limit: int) -> int:
+    """Length of the longest common suffix, at most `limit`."""
+    n = min(len(a), len(b), limit)
+    if a[len(a) - n :] == b[len(b) - n :]:
+        return n
+    low, high = 0, n
+    while high - low > 1:
+        middle = (low + high) // 2
+        if a[len(a) - middle :] == b[len(b) - middle :]:
+            low = middle
+        else:
+            high = middle
+    return low
+
+
+def _units(text: str) -> int:
+    """Length in UTF-16 code units, as JavaScript counts it."""
+    return len(text.encode("utf-16-le")) // 2
+
+
+def spliced(live: str, patch: Patch) -> str:
+    """The live part after an "extend" patch (what the front end computes)."""
+    units = live.encode("utf-16-le")
+    cut = len(units) - 2 * patch.keep
+    head = units[: max(0, cut - 2 * patch.drop)].decode("utf-16-le")
+    return head + patch.html + units[cut:].decode("utf-16-le")
+
+
+def live_patch(old: str, new: str, known: int = 0) -> Patch | None:
+    """The smallest patch that turns the live part `old` into `new` (None: no change);
+    their first `known` characters are known to be equal."""
+    if len(old) == len(new) and old[known:] == new[known:]:
         return None
-    keep = _common_prefix(old, new)
-    if keep == 0:
+    start = _common_prefix(old, new, known)
+    if start == 0:
         return Patch("tail", new)
-    return Patch("extend", new[keep:], len(old[keep:].encode("utf-16-le")) // 2)
+    end = _common_suffix(old, new, min(len(old), len(new)) - start)
+    return Patch(
+        "extend",
+        new[start : len(new) - end],
+        _units(old[start : len(old) - end]),
+        _units(old[len(old) - end :]),
+    )
 
 
 class MarkdownStream:
@@ -795,6 +1093,7 @@ class MarkdownStream:
         self._renderer = _Renderer(allow_images)
         self._block = _Block(self._renderer)
         self._tail_html = ""  # the open block's HTML as last sent
+        self._stable = 0  # how much of it cannot change
         self._finished = False
 
     @property
@@ -816,9 +1115,10 @@ class MarkdownStream:
             patches.append(Patch("append", frozen))
             if self._tail_html or live:
                 patches.append(Patch("tail", live))
-        elif (patch := _live_patch(self._tail_html, live)) is not None:
+        elif (patch := live_patch(self._tail_html, live, self._stable)) is not None:
             patches.append(patch)
         self._tail_html = live
+        self._stable = self._block.stable + (1 if live.startswith("\n") else 0)
         return patches
 
     def finish(self) -> list[Patch]:
@@ -860,13 +1160,25 @@ class MarkdownStream:
         opened = self._scanner.fence if fence_before is None else None
         top_fence = opened is not None and not opened.prefix
         finished = None
-        if start > 0 and (line.starts_block or top_fence or self._block.closed):
+        if start > 0 and (
+            line.starts_block or top_fence or self._block.closed or self._list_after(line)
+        ):
             finished = self._freeze(start)
         if _DEFINITION.match(source):
             self._renderer.define(source)
         closes = fence_before is not None and self._scanner.fence is None
         self._block.add(source, line, opened if top_fence else None, closes)
         return finished
+
+    def _list_after(self, line: _markdown.Line) -> bool:
+        """A top-level list right after a paragraph: Python-Markdown, given the blank line
+        that `_markdown.normalize` puts between them, renders them as two blocks."""
+        return (
+            line.kind == "item"
+            and line.blank_before
+            and not line.text.startswith(" ")
+            and (self._block.plain)
+        )
 
     def _freeze(self, start: int) -> str:
         """Finish the open block at `start` of the tail; the rest starts the next one."""

@@ -46,7 +46,7 @@ from .deltas import (
     merge_tool_calls,
 )
 from .providers import build_request, detect_provider
-from .render import MarkdownStream, Patch
+from .render import MarkdownStream, Patch, live_patch, spliced
 from .transport import Limits, Retries, Timeouts, new_client, stream_deltas
 from .typewriter import Typewriter
 
@@ -58,13 +58,14 @@ __all__ = ["StreamChat"]
 _STATIC = Path(__file__).parent / "static"
 
 # Jupyter's IOPub rate limit drops messages above 1000/s for the whole kernel; half of
-# that is the budget shared by every live answer, and no widget needs more than 60/s
-# (one per display frame).
+# that is the budget shared by every live answer. One widget sends at most 40 a second:
+# smooth typing (a frame every 25 ms), while each message costs the kernel a render
+# and a signed, serialized comm message, so more would only cost more.
 _KERNEL_BUDGET = 500.0
-_MAX_RATE = 60.0
-# Each tick re-sends the open block (the "tail"), so a long code block still being
-# typed costs its whole size per message: bytes are budgeted too, for the browser's
-# sake (it re-parses the tail each time) and for remote notebooks' bandwidth.
+_MAX_RATE = 40.0
+# A tick usually sends only the new text ("extend"), but a reset or a block that is
+# rendered anew can be large: bytes are budgeted too, for the browser's sake and for
+# remote notebooks' bandwidth.
 _KERNEL_BYTES = 250_000.0
 # Rendering and sending run on the background thread, which shares the GIL with the
 # kernel's main thread: all live answers together may use this share of one core,
@@ -115,49 +116,72 @@ def min_interval(live_answers: int, messages: int = 1, size: int = 0, cost: floa
     )
 
 
-def _drop_units(text: str, units: int) -> tuple[str, int]:
-    """`text` without its last `units` UTF-16 code units (how JavaScript counts length),
-    and how many units were left to drop because `text` was shorter."""
-    size = len(text.encode("utf-16-le")) // 2
-    if units >= size:
-        return "", units - size
-    encoded = text.encode("utf-16-le")
-    return encoded[: 2 * (size - units)].decode("utf-16-le"), 0
-
-
-def compact(patches: Iterable[Patch]) -> list[dict[str, Any]]:
+def compact(patches: Iterable[Patch], live: str = "") -> list[dict[str, Any]]:
     """Reduce queued patches to at most reset + append + one change of the live part.
 
-    A tail is dead once a later tail or reset replaces it, appends concatenate, a reset
-    makes everything before it irrelevant, and extends fold into the tail or extend
-    before them, so a tick that was delayed by the rate limit still sends one small
-    message instead of every intermediate state.
+    A reset makes everything before it irrelevant and appends concatenate; tails and
+    extends are applied to `live` (the live part as the views have it) and the result
+    is sent as one patch against it, so a tick that was delayed by the rate limit still
+    sends one small message instead of every intermediate state.
     """
     reset: str | None = None
     appended = ""
-    live: dict[str, Any] | None = None  # {"op": "tail"|"extend", ...}
+    tail, changed = live, False
     for patch in patches:
         if patch.op == "reset":
-            reset, appended, live = patch.html, "", None
+            reset, appended, tail = patch.html, "", ""
         elif patch.op == "append":
             appended += patch.html
         elif patch.op == "tail":
-            live = {"op": "tail", "html": patch.html}
-        elif live is None:
-            live = {"op": "extend", "drop": patch.drop, "html": patch.html}
+            tail, changed = patch.html, True
         else:
-            kept, rest = _drop_units(live["html"], patch.drop)
-            live = {**live, "html": kept + patch.html}
-            if live["op"] == "extend":
-                live["drop"] += rest
+            tail, changed = spliced(tail, patch), True
     ops: list[dict[str, Any]] = []
     if reset is not None:
         ops.append({"op": "reset", "html": reset + appended})
-    elif appended:
+        if tail:
+            ops.append({"op": "tail", "html": tail})
+        return ops
+    if appended:
         ops.append({"op": "append", "html": appended})
-    if live is not None:
-        ops.append(live)
+    if changed and (patch := live_patch(live, tail)) is not None:
+        if patch.op == "tail":
+            ops.append({"op": "tail", "html": patch.html})
+        else:
+            ops.append({"op": "extend", "drop": patch.drop, "keep": patch.keep, "html": patch.html})
     return ops
+
+
+# A patch travels as a JSON array, not an object: at 30-40 messages a second a key
+# name costs more than the new text itself. ["p", turn, part, op...], where part is
+# "b" (body) or "r" (reasoning) and each op is ["a", html] (append), ["t", html]
+# (tail), ["e", drop, keep, html] (extend) or ["r", html] (reset).
+_PARTS = {"body": "b", "reasoning": "r"}
+_OPS = {"append": "a", "tail": "t", "extend": "e", "reset": "r"}
+
+
+def encode_patch(turn: int, part: str, ops: list[dict[str, Any]]) -> list[Any]:
+    """The wire form of a patch message (see `decode_patch`)."""
+    encoded: list[Any] = ["p", turn, _PARTS[part]]
+    for op in ops:
+        if op["op"] == "extend":
+            encoded.append(["e", op["drop"], op["keep"], op["html"]])
+        else:
+            encoded.append([_OPS[op["op"]], op["html"]])
+    return encoded
+
+
+def decode_patch(message: list[Any]) -> dict[str, Any]:
+    """A patch message as {"type": "patch", "turn", "part", "ops": [{"op", "html"...}]}."""
+    parts = {code: name for name, code in _PARTS.items()}
+    names = {code: name for name, code in _OPS.items()}
+    ops = []
+    for op in message[3:]:
+        if op[0] == "e":
+            ops.append({"op": "extend", "drop": op[1], "keep": op[2], "html": op[3]})
+        else:
+            ops.append({"op": names[op[0]], "html": op[1]})
+    return {"type": "patch", "turn": message[1], "part": parts[message[2]], "ops": ops}
 
 
 def applied(shown: tuple[str, str], ops: list[dict[str, Any]]) -> tuple[str, str]:
@@ -169,7 +193,7 @@ def applied(shown: tuple[str, str], ops: list[dict[str, Any]]) -> tuple[str, str
         elif op["op"] == "tail":
             tail = op["html"]
         elif op["op"] == "extend":
-            tail = _drop_units(tail, op["drop"])[0] + op["html"]
+            tail = spliced(tail, Patch("extend", op["html"], op["drop"], op.get("keep", 0)))
         else:
             frozen, tail = op["html"], ""
     return frozen, tail
@@ -187,7 +211,7 @@ class _Outbox:
 
     def __init__(
         self,
-        emit: Callable[[dict[str, Any]], None],
+        emit: Callable[[Any], None],
         turn: int,
         streams: dict[str, MarkdownStream],
     ) -> None:
@@ -228,7 +252,7 @@ class _Outbox:
                 patches += stream.finish()
                 if any(patch.op == "reset" for patch in patches):
                     continue  # the whole answer: the finished turn carries it once
-            ops = compact(patches)
+            ops = compact(patches, self.shown[part][1])
             if ops:
                 self.shown[part] = applied(self.shown[part], ops)
                 rendered[part] = ops
@@ -237,20 +261,23 @@ class _Outbox:
 
     def flush(self, *, final: bool = False) -> None:
         started = time.perf_counter()
-        messages: list[dict[str, Any]] = [
-            {"type": "patch", "turn": self.turn, "part": part, "ops": ops}
-            for part, ops in self._render(final=final).items()
-        ]
+        rendered = self._render(final=final)
+        messages: list[Any] = [encode_patch(self.turn, part, ops) for part, ops in rendered.items()]
         if self._tools is not None:
             messages.append({"type": "tools", "turn": self.turn, "tool_calls": self._tools})
         self.discard()
         for message in messages:
             self._emit(message)
         if messages:
-            size = sum(len(op["html"]) for m in messages for op in m.get("ops", ()))
+            size = sum(len(op["html"]) for ops in rendered.values() for op in ops)
             cost = time.perf_counter() - started
             wait = min_interval(len(_LIVE), len(messages), size, cost)
             self._next = asyncio.get_running_loop().time() + wait
+
+    @property
+    def next_send(self) -> float:
+        """When the next message may go (the loop's clock, time.monotonic)."""
+        return self._next
 
     def snapshot(self) -> dict[str, tuple[str, str]]:
         """What a view that joined late needs: queued text is rendered into it, not sent."""
@@ -278,6 +305,37 @@ class _Outbox:
         if delay > 0:
             await asyncio.sleep(delay)
         self.flush(final=True)
+
+
+class _Framed:
+    """The answer's typewriter as `type_out` sees it: woken no sooner than the outbox
+    may send again.
+
+    Characters revealed before then would only wait in the outbox, so at 200 chars/s
+    the loop wakes about as often as messages go (tens of times a second) instead of
+    once per character; what the reader sees is the same.
+    """
+
+    def __init__(self, typewriter: Typewriter, outbox: _Outbox) -> None:
+        self._typewriter = typewriter
+        self._outbox = outbox
+
+    @property
+    def finished(self) -> bool:
+        return self._typewriter.finished
+
+    def push(self, text: str, now: float) -> None:
+        self._typewriter.push(text, now)
+
+    def close(self, now: float) -> None:
+        self._typewriter.close(now)
+
+    def take(self, now: float) -> str:
+        return self._typewriter.take(now)
+
+    def next_deadline(self) -> float | None:
+        deadline = self._typewriter.next_deadline()
+        return None if deadline is None else max(deadline, self._outbox.next_send)
 
 
 @dataclass(eq=False)
@@ -666,7 +724,7 @@ class StreamChat(anywidget.AnyWidget):
         elif kind == "hello":
             _runner.call_soon(self._send_snapshot)
 
-    def _emit(self, content: dict[str, Any]) -> None:
+    def _emit(self, content: Any) -> None:
         """Send one custom message to every view (ipywidgets' `Widget.send`)."""
         ipywidgets.Widget.send(self, content)
 
@@ -800,7 +858,7 @@ class StreamChat(anywidget.AnyWidget):
                 return "stopped", None
             terminal = await type_out(
                 self._observe(answer, self._deltas(history)),
-                answer.typewriter,
+                _Framed(answer.typewriter, answer.outbox),  # type: ignore[arg-type]
                 lambda text: answer.outbox.add("body", text),
                 lambda delta: self._on_delta(answer, delta),
                 wake=answer.wake,

@@ -5,6 +5,7 @@ import { test } from "node:test";
 import widget, {
   applyOps,
   cursorSpot,
+  decodePatch,
   formatElapsed,
   formatStats,
   nearBottom,
@@ -53,29 +54,47 @@ test("reset replaces everything and forgets earlier appends of the batch", () =>
   assert.equal(result.appended, "<p>more</p>");
 });
 
-test("extend cuts the live end off the tail and adds the new HTML", () => {
+test("extend replaces the code units before the kept closing tags", () => {
   const result = applyOps({ frozen: "<p>a</p>", tail: "<p>Hel</p>" }, [
-    { op: "extend", drop: 4, html: "lo</p>" },
+    { op: "extend", drop: 0, keep: 4, html: "lo" },
   ]);
   assert.deepEqual(result.state, { frozen: "<p>a</p>", tail: "<p>Hello</p>" });
   assert.equal(result.tailChanged, true);
   assert.equal(result.appended, "");
+  const cut = applyOps({ frozen: "", tail: "<p>Help</p>" }, [{ op: "extend", drop: 1, keep: 4, html: "lo" }]);
+  assert.equal(cut.state.tail, "<p>Hello</p>");
 });
 
 test("extend counts UTF-16 code units, so an emoji is two", () => {
-  const result = applyOps({ frozen: "", tail: "<p>🚀</p>" }, [{ op: "extend", drop: 6, html: "ok</p>" }]);
+  const result = applyOps({ frozen: "", tail: "<p>🚀</p>" }, [{ op: "extend", drop: 2, keep: 4, html: "ok" }]);
   assert.equal(result.state.tail, "<p>ok</p>");
 });
 
-test("extends apply in order after a tail, and an empty extend changes nothing", () => {
+test("extends apply in order after a tail; keep defaults to 0; no-op is no change", () => {
   const ops = [
     { op: "tail", html: "<pre>a\n</pre>" },
-    { op: "extend", drop: 6, html: "b\n</pre>" },
+    { op: "extend", drop: 0, keep: 6, html: "b\n" },
     { op: "extend", drop: 6, html: "c\n</pre>" },
   ];
   assert.equal(applyOps(empty, ops).state.tail, "<pre>a\nb\nc\n</pre>");
-  const same = applyOps({ frozen: "", tail: "<p>x</p>" }, [{ op: "extend", drop: 0, html: "" }]);
+  const same = applyOps({ frozen: "", tail: "<p>x</p>" }, [{ op: "extend", drop: 0, keep: 4, html: "" }]);
   assert.equal(same.tailChanged, false);
+});
+
+test("a patch message decodes from its compact wire form", () => {
+  assert.deepEqual(decodePatch(["p", 3, "b", ["a", "<p>x</p>"], ["e", 1, 4, "y"]]), {
+    type: "patch",
+    turn: 3,
+    part: "body",
+    ops: [
+      { op: "append", html: "<p>x</p>" },
+      { op: "extend", drop: 1, keep: 4, html: "y" },
+    ],
+  });
+  const reasoning = decodePatch(["p", 1, "r", ["t", "<p>a"], ["r", "<p>b</p>"]]);
+  assert.equal(reasoning.part, "reasoning");
+  assert.deepEqual(reasoning.ops.map((op) => op.op), ["tail", "reset"]);
+  assert.throws(() => applyOps({ frozen: "", tail: "" }, decodePatch(["p", 1, "b", ["z", ""]]).ops));
 });
 
 test("an unknown op is an error, not silently ignored", () => {

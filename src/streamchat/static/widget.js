@@ -1,8 +1,9 @@
 // streamchat front end (anywidget ESM).
 //
 // The kernel sends the answer as small HTML patches (`append` freezes finished
-// blocks, `tail` replaces the unfinished last block, `extend` cuts `drop` characters
-// off its end and adds the new HTML, `reset` replaces everything),
+// blocks, `tail` replaces the unfinished last block, `extend` replaces `drop`
+// characters just before its last `keep` ones with the new HTML, so the closing tags
+// are not re-sent, `reset` replaces everything),
 // never the whole answer per update; this view applies them to two containers, a
 // frozen one that only grows and a tail that is rewritten. Conversation structure
 // (turns, statuses) comes from the synced `turns` trait, which changes only at turn
@@ -19,7 +20,7 @@ export function applyOps(state, ops) {
   let appended = "";
   let reset = false;
   let tailChanged = false;
-  for (const { op, html, drop = 0 } of ops) {
+  for (const { op, html, drop = 0, keep = 0 } of ops) {
     if (op === "append") {
       frozen += html;
       appended += html;
@@ -27,8 +28,9 @@ export function applyOps(state, ops) {
       tailChanged = tailChanged || tail !== html;
       tail = html;
     } else if (op === "extend") {
-      // `drop` counts UTF-16 code units, as String.length does.
-      const next = tail.slice(0, Math.max(0, tail.length - drop)) + html;
+      // Replace the `drop` code units before the last `keep` ones (String.length units).
+      const cut = Math.max(0, tail.length - keep);
+      const next = tail.slice(0, Math.max(0, cut - drop)) + html + tail.slice(cut);
       tailChanged = tailChanged || tail !== next;
       tail = next;
     } else if (op === "reset") {
@@ -42,6 +44,24 @@ export function applyOps(state, ops) {
     }
   }
   return { state: { frozen, tail }, appended, reset, tailChanged };
+}
+
+const PARTS = { b: "body", r: "reasoning" };
+const OPS = { a: "append", t: "tail", e: "extend", r: "reset" };
+
+/**
+ * A patch message from its wire form, a JSON array (key names would cost more than
+ * the new text at 30-40 messages a second): ["p", turn, part, op...], part "b" or "r",
+ * op ["a", html] | ["t", html] | ["e", drop, keep, html] | ["r", html].
+ */
+export function decodePatch(message) {
+  const [, turn, part, ...wire] = message;
+  const ops = wire.map((op) =>
+    op[0] === "e"
+      ? { op: "extend", drop: op[1], keep: op[2], html: op[3] }
+      : { op: OPS[op[0]] ?? op[0], html: op[1] },
+  );
+  return { type: "patch", turn, part: PARTS[part] ?? part, ops };
 }
 
 /** A snapshot's HTML as `{frozen, tail}`: its last `tail` characters are the live part. */
@@ -597,7 +617,8 @@ function render({ model, el }) {
     syncStatus();
     scrollToEnd();
   }
-  function onCustom(message) {
+  function onCustom(received) {
+    const message = Array.isArray(received) ? decodePatch(received) : received;
     const view = views[message.turn];
     if (!view || view.kind !== "assistant") return;
     if (message.type === "patch") {
