@@ -20,7 +20,10 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
 
+# The real serving software the tests stream from (llama-server, its model, LiteLLM, the AI SDK)
+# is installed into a cache outside the checkout: minutes the first time, seconds after.
 test: lint
+	PYTHON=python3 bash tests/servers/provision.sh
 	node --test tests/js/
 	$(BIN)/pytest
 
