@@ -18,7 +18,7 @@ import pytest
 from streamchat import widget as widget_module
 from streamchat.deltas import Done
 from streamchat.providers import build_request
-from streamchat.transport import Retries, Timeouts, new_client, stream_deltas
+from streamchat.transport import Limits, Retries, Timeouts, new_client, stream_deltas
 from streamchat.widget import StreamChat
 
 from loopback import LoopbackServer, Script, sse
@@ -134,3 +134,23 @@ def test_cookies_are_not_shared_between_widgets_or_endpoints(server: LoopbackSer
         assert not any("Cookie" in headers for headers in sent)
     finally:
         other.close()
+
+
+def test_a_python_source_that_never_ends_is_capped_and_closed(chats) -> None:
+    closed = threading.Event()
+
+    def endless(messages):
+        try:
+            while True:
+                yield "word " * 20
+        finally:
+            closed.set()
+
+    chat = StreamChat(endless, speed=0, limits=Limits(answer=50_000))
+    chats.append(chat)
+    chat.send("go on for ever")
+    assert chat.wait(30)
+    assert chat.status == "error"
+    assert "passed 50,000 characters" in chat.turns[-1]["error"]
+    assert 49_000 < len(chat.messages[-1]["content"]) <= 50_000
+    assert closed.wait(10)

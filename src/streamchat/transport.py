@@ -8,11 +8,13 @@ final `StreamError`, so the caller keeps every delta that arrived before the fai
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import random
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from email.utils import parsedate_to_datetime
 from html import unescape
@@ -32,6 +34,7 @@ __all__ = [
     "Limits",
     "Retries",
     "Timeouts",
+    "cap_answer",
     "new_client",
     "retry_after",
     "server_message",
@@ -145,13 +148,41 @@ async def stream_deltas(
     session = _Session(time.monotonic() + timeouts.total, limits, secrets)
     try:
         with secrets.active():
-            async for delta in _attempts(client, request, timeouts, retries, session):
-                if isinstance(delta, StreamError):
-                    delta = replace(delta, message=secrets.redact(delta.message))
-                yield delta
+            attempts = _attempts(client, request, timeouts, retries, session)
+            async with aclosing(cap_answer(attempts, limits.answer)) as deltas:
+                async for delta in deltas:
+                    if isinstance(delta, StreamError):
+                        delta = replace(delta, message=secrets.redact(delta.message))
+                    yield delta
     finally:
         if own_client:
             await client.aclose()
+
+
+async def cap_answer(deltas: AsyncIterator[Delta], limit: int) -> AsyncIterator[Delta]:
+    """`deltas` until their text and reasoning pass `limit` characters, then a "limit" error.
+
+    What came before the limit is delivered (the partial answer stays); the source is
+    closed at once, so an HTTP answer's connection goes too. Any source of deltas
+    can be capped: the transport's streams and the widget's Python sources.
+    """
+    size = 0
+    try:
+        async for delta in deltas:
+            if isinstance(delta, (TextDelta, ReasoningDelta)):
+                size += len(delta.text)
+                if size > limit:
+                    yield StreamError(
+                        "limit",
+                        f"the answer passed {limit:,} characters, the limit; what came so far"
+                        " is kept (raise it with Limits(answer=...))",
+                    )
+                    return
+            yield delta
+    finally:
+        close = getattr(deltas, "aclose", None)
+        if close is not None:
+            await close()
 
 
 def new_client() -> httpx.AsyncClient:
@@ -177,25 +208,25 @@ async def _attempts(
     retries: Retries,
     session: _Session,
 ) -> AsyncIterator[Delta]:
-    attempt = 0
-    while True:
-        first = True
-        async for delta in _stream(client, request, timeouts, session):
-            wait = (
-                retries.delay(attempt, delta) if first and isinstance(delta, StreamError) else None
-            )
-            first = False
-            if wait is None and isinstance(delta, StreamError):
-                wait = session.reconnect_delay(request, delta)
-            if wait is not None and time.monotonic() + wait < session.deadline:
-                await retries.sleep(wait)
-                break
-            yield delta
-            if isinstance(delta, (Done, StreamError)):
+    # Each connection's generator is closed as soon as it is left (aclosing), so
+    # its response is closed then, not when the garbage collector gets to it.
+    for attempt in itertools.count():
+        async with aclosing(_stream(client, request, timeouts, session)) as deltas:
+            first = True
+            async for delta in deltas:
+                wait = None
+                if isinstance(delta, StreamError):
+                    wait = retries.delay(attempt, delta) if first else None
+                    wait = wait if wait is not None else session.reconnect_delay(request, delta)
+                first = False
+                if wait is not None and time.monotonic() + wait < session.deadline:
+                    break
+                yield delta
+                if isinstance(delta, (Done, StreamError)):
+                    return
+            else:
                 return
-        else:
-            return
-        attempt += 1
+        await retries.sleep(wait)
 
 
 @dataclass
@@ -216,7 +247,6 @@ class _Session:
     last_event_id: str = ""
     retry_ms: int = 3000
     events: int = 0  # events received since the last (re)connection
-    answer_size: int = 0  # characters of text and reasoning received
     cut: bool = False  # the body ended inside an event
 
     def reconnect_delay(self, request: ChatRequest, error: StreamError) -> float | None:
@@ -231,18 +261,6 @@ class _Session:
         if not self.last_event_id:
             return request.headers
         return {**request.headers, "Last-Event-ID": self.last_event_id}
-
-    def over_limit(self, delta: Delta) -> StreamError | None:
-        """Count the answer's characters; an error once they pass `limits.answer`."""
-        if isinstance(delta, (TextDelta, ReasoningDelta)):
-            self.answer_size += len(delta.text)
-            if self.answer_size > self.limits.answer:
-                return StreamError(
-                    "limit",
-                    f"the answer passed {self.limits.answer:,} characters, the limit; what"
-                    " came so far is kept (raise it with Limits(answer=...))",
-                )
-        return None
 
 
 async def _stream(
@@ -265,9 +283,8 @@ async def _stream(
             yield refusal
             return
         async for delta in _body(response, request, session):
-            limit = session.over_limit(delta)
-            yield delta if limit is None else limit
-            if limit is not None or isinstance(delta, (Done, StreamError)):
+            yield delta
+            if isinstance(delta, (Done, StreamError)):
                 return
     except Exception as exc:
         yield _error_for(exc, request, timeouts, session, headers_seen=response is not None)

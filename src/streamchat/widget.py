@@ -47,7 +47,7 @@ from .deltas import (
 )
 from .providers import build_request, detect_provider
 from .render import MarkdownStream, Patch, live_patch, spliced
-from .transport import Limits, Retries, Timeouts, new_client, stream_deltas
+from .transport import Limits, Retries, Timeouts, cap_answer, new_client, stream_deltas
 from .typewriter import Typewriter
 
 if TYPE_CHECKING:
@@ -887,7 +887,8 @@ class StreamChat(anywidget.AnyWidget):
         """(loop thread) The answer's deltas, from the URL or from the Python source."""
         if self._source is not None:
             system = [{"role": "system", "content": self._system}] if self._system else []
-            return self._source.deltas([*system, *history], self._timeouts)
+            deltas = self._source.deltas([*system, *history], self._timeouts)
+            return cap_answer(deltas, self._limits.answer)
         request = build_request(
             self._url,
             history,
