@@ -40,6 +40,8 @@ RUNS = {
     "pipe lines": "|\n" * 10_000,
     "quote lines": "> \n" * 7_000,
     "50k brackets": "[" * 50_000,
+    "dollars": "$" * 20_000,
+    "math openers": "\\(" * 10_000,
 }
 NESTED = {
     "list markers on one line": "- " * 1_000 + "x",

@@ -678,7 +678,7 @@ def test_a_degenerate_answer_leaves_other_chats_typing_and_stops_at_once(
     assert stuck.status == "streaming", "the degenerate answer is still being typed"
     times = [t for t, _ in calm_capture.custom()]
     # The other chat keeps typing smoothly: no gap a reader would notice.
-    assert max(b - a for a, b in pairwise(times)) < 0.3
+    assert max(b - a for a, b in pairwise(times)) < 0.5
     began = time.monotonic()
     stuck.stop()
     assert time.monotonic() - began < 0.5, "Stop must end the answer within 0.5 s"

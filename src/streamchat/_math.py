@@ -104,12 +104,12 @@ def _escaped(text: str, i: int) -> bool:
 
 
 def _opener_at(text: str, i: int) -> str | None:
-    if _escaped(text, i):
-        return None
-    for opener in ("$$", "\\[", "\\("):
+    # The opener first: counting the backslashes before every backslash of a long run
+    # would take time quadratic in the run.
+    for opener in ("$$", "\\[", "\\(", "$"):
         if text.startswith(opener, i):
-            return opener
-    return "$" if text.startswith("$", i) else None
+            return None if _escaped(text, i) else opener
+    return None
 
 
 def match(text: str, i: int) -> Formula | None:
