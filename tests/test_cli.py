@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import subprocess
 import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 
+import streamchat
 from streamchat.deltas import Done, TextDelta, Usage
 from streamchat.providers import build_request
 from streamchat.server import DemoServer, answer_for, tokens
@@ -201,3 +204,22 @@ def test_a_closed_pipe_ends_quietly(server: LoopbackServer) -> None:
     assert reader.communicate(timeout=10)[0] == b"0123456789"
     assert writer.returncode == 141, writer.stderr
     assert "Traceback" not in writer.stderr
+
+
+def test_the_library_never_imports_the_cli() -> None:
+    """The CLI imports the library, never the reverse (not even lazily, in a function)."""
+    package = Path(streamchat.__file__).parent
+    importers = []
+    for module in package.rglob("*.py"):
+        if module.name == "cli.py":
+            continue
+        for node in ast.walk(ast.parse(module.read_text())):
+            names = []
+            if isinstance(node, ast.ImportFrom):
+                base = "." * node.level + (node.module or "")
+                names = [base] + [f"{base}.{alias.name}".replace("..", ".") for alias in node.names]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            if any(name.endswith(".cli") or name == "streamchat.cli" for name in names):
+                importers.append(module.name)
+    assert importers == []

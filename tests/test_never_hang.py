@@ -274,3 +274,72 @@ def test_the_doctors_timeout_covers_the_wait_for_headers() -> None:
     assert diagnosis.measurements.ending == "timeout"
     assert "did not end within the doctor's 1.5 s" in diagnosis.render_text()
     assert elapsed < 5, elapsed
+
+
+class _OneChunk:
+    """A body whose single chunk the test completes by hand: a future, as the
+    awaited item a transport reads. `asked` is set when the reader waits for it."""
+
+    def __init__(self) -> None:
+        self.chunk: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        self.asked = asyncio.Event()
+        self.calls = 0
+
+    def __aiter__(self) -> _OneChunk:
+        return self
+
+    def __anext__(self) -> asyncio.Future[bytes]:
+        self.calls += 1
+        if self.calls > 1:
+            raise StopAsyncIteration
+        self.asked.set()
+        return self.chunk
+
+
+def test_stop_as_a_chunk_arrives_is_not_lost() -> None:
+    """Stop (a cancellation) delivered in the same loop turn as a chunk completes must
+    end the read. `asyncio.wait_for` (Python < 3.12) returned the chunk instead and the
+    answer went on; the race is made exact here, not left to timing."""
+    from streamchat.transport import _with_deadline
+
+    async def run() -> list[bytes]:
+        body = _OneChunk()
+        got: list[bytes] = []
+
+        async def read() -> None:
+            async for chunk in _with_deadline(body, time.monotonic() + 60):
+                got.append(chunk)
+
+        reader = asyncio.ensure_future(read())
+        await body.asked.wait()  # the reader is now suspended on the chunk
+        body.chunk.set_result(b"data")
+        reader.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await reader
+        return got
+
+    assert asyncio.run(run()) == []
+
+
+def test_stop_as_the_typewriter_wakes_is_not_lost() -> None:
+    """The same race in the pacing loop: new text wakes it as Stop arrives."""
+
+    async def run() -> bool:
+        wake = asyncio.Event()
+        shown = asyncio.Event()
+        never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+        async def open_stream() -> AsyncIterator[Delta]:
+            yield TextDelta("abc\n")
+            await never  # the stream stays open
+
+        typing = asyncio.ensure_future(
+            type_out(open_stream(), Typewriter(1), lambda text: shown.set(), wake=wake)
+        )
+        await shown.wait()  # the loop now waits for its next deadline, a second away
+        wake.set()
+        typing.cancel()
+        await asyncio.wait([typing], timeout=10)  # a bound on failure: a lost Stop waits for ever
+        return typing.cancelled()
+
+    assert asyncio.run(run())

@@ -12,6 +12,7 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 
+from ._timeout import within
 from .deltas import Delta, Done, StreamError, TextDelta
 from .typewriter import Typewriter
 
@@ -63,7 +64,7 @@ async def type_out(
             delay = None if deadline is None else deadline - clock()
             if delay is None or delay > 0:
                 with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(wake.wait(), delay)
+                    await within(wake.wait(), delay)
             wake.clear()
             text = typewriter.take(clock())
             if text:

@@ -27,7 +27,6 @@ import collections
 import contextlib
 import dataclasses
 import inspect
-import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
@@ -35,6 +34,7 @@ from typing import Any
 
 from ._providers.readers import CustomReader
 from ._secrets import Secrets, scrub
+from ._timeout import within
 from .deltas import (
     Delta,
     Done,
@@ -184,7 +184,7 @@ async def _items(source: object, messages: Messages, timeouts: Timeouts) -> Asyn
         remaining = deadline - time.monotonic()
         timeout = min(timeouts.idle, remaining)
         try:
-            return await _within(awaitable, max(timeout, 0))
+            return await within(awaitable, max(timeout, 0))
         except asyncio.TimeoutError:
             if timeout < timeouts.idle:
                 raise _Timeout(f"the answer took longer than {timeouts.total:g} s") from None
@@ -202,21 +202,6 @@ async def _items(source: object, messages: Messages, timeouts: Timeouts) -> Asyn
 
 
 Wait = Callable[[Any], Awaitable[Any]]
-
-if sys.version_info >= (3, 11):
-
-    async def _within(awaitable: Awaitable[Any], seconds: float) -> Any:
-        """`awaitable`'s result, or TimeoutError after `seconds`.
-
-        Not `asyncio.wait_for`: before Python 3.12 it loses a cancellation that
-        arrives as the awaited item completes, and Stop would then be ignored while
-        the source keeps running.
-        """
-        async with asyncio.timeout(seconds):
-            return await awaitable
-
-else:  # pragma: no cover - Python 3.10
-    _within = asyncio.wait_for
 
 
 async def _unwrap(value: object, wait: Wait, awaited: bool = False) -> AsyncIterator[object]:

@@ -13,6 +13,7 @@ import argparse
 import asyncio
 import contextlib
 import io
+import json
 import os
 import sys
 import time
@@ -75,9 +76,7 @@ def _parser() -> argparse.ArgumentParser:
     doctor.add_argument("url")
     doctor.add_argument("prompt", nargs="?", default="Say hello.")
     _request_arguments(doctor)
-    from . import doctor as doctor_module
-
-    doctor_module.add_arguments(doctor)
+    _doctor_arguments(doctor)
     doctor.set_defaults(run=_run_doctor)
     return parser
 
@@ -100,6 +99,17 @@ def _request_arguments(parser: argparse.ArgumentParser) -> None:
         type=int,
         default=Retries().attempts,
         help="retries of a request that failed before its first byte (connect, 429, 5xx)",
+    )
+
+
+def _doctor_arguments(parser: argparse.ArgumentParser) -> None:
+    """The doctor's own options (the request options are shared with `chat`)."""
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds to wait for the whole answer"
+    )
+    parser.add_argument(
+        "--http2", action="store_true", help="ask for HTTP/2 like a browser (needs h2)"
     )
 
 
@@ -164,16 +174,38 @@ def _run_doctor(args: argparse.Namespace) -> int:
     The report is held back until the progress line is gone, so the two never mix
     when stdout and stderr are the same terminal.
     """
-    from . import doctor
-
     if not sys.stderr.isatty():
-        return doctor.run_cli(args)
+        return _print_diagnosis(args)
     report = io.StringIO()
     console = Console(stderr=True, highlight=False)
     with _measuring(console) as progress, contextlib.redirect_stdout(report):
-        code = doctor.run_cli(args, progress)
+        code = _print_diagnosis(args, progress)
     sys.stdout.write(report.getvalue())
     return code
+
+
+def _print_diagnosis(
+    args: argparse.Namespace, progress: Callable[[int, int], None] | None = None
+) -> int:
+    """`streamchat doctor URL [PROMPT]`: print the report; exit 0 only for `ok`."""
+    from .doctor import diagnose  # only the doctor needs it: keep `chat`'s start-up short
+
+    try:
+        diagnosis = diagnose(
+            args.url,
+            prompt=args.prompt,
+            provider=args.provider,
+            model=args.model,
+            headers=parse_headers(args.header),
+            system=args.system,
+            timeout=args.timeout,
+            http2=args.http2,
+            progress=progress,
+        )
+    except ImportError as exc:  # --http2 without the h2 package
+        raise SystemExit(f"streamchat: {exc}") from None
+    print(json.dumps(diagnosis.to_json()) if args.json else diagnosis.render_text())
+    return 0 if diagnosis.verdict == "ok" else 1
 
 
 @contextlib.contextmanager

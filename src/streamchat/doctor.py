@@ -13,10 +13,8 @@ synthetic timelines. docs/nginx.md explains the fixes at length.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import html
-import json
 import math
 import re
 import socket
@@ -43,13 +41,11 @@ __all__ = [
     "Diagnosis",
     "Finding",
     "Measurements",
-    "add_arguments",
     "analyse",
     "bursts",
     "diagnose",
     "held_events",
     "offered_protocol",
-    "run_cli",
     "sparkline",
 ]
 
@@ -1034,45 +1030,3 @@ def _pump(
     except (_TooLarge, FrameTooLong) as exc:
         return "undecodable", f"{exc}, the doctor's limit"
     return "complete", ""
-
-
-# -- command line -----------------------------------------------------------------------
-
-
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The doctor's own options (the request options are shared with `chat`)."""
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument(
-        "--timeout", type=float, default=30.0, help="seconds to wait for the whole answer"
-    )
-    parser.add_argument(
-        "--http2", action="store_true", help="ask for HTTP/2 like a browser (needs h2)"
-    )
-
-
-def run_cli(args: argparse.Namespace, progress: Callable[[int, int], None] | None = None) -> int:
-    """`streamchat doctor URL [PROMPT]`: print the report; exit 0 only for `ok`."""
-    try:
-        diagnosis = _diagnose_args(args, progress)
-    except ImportError as exc:  # --http2 without the h2 package
-        raise SystemExit(f"streamchat: {exc}") from None
-    print(json.dumps(diagnosis.to_json()) if args.json else diagnosis.render_text())
-    return 0 if diagnosis.verdict == "ok" else 1
-
-
-def _diagnose_args(
-    args: argparse.Namespace, progress: Callable[[int, int], None] | None
-) -> Diagnosis:
-    from .cli import parse_headers
-
-    return diagnose(
-        args.url,
-        prompt=args.prompt,
-        provider=args.provider,
-        model=args.model,
-        headers=parse_headers(args.header),
-        system=args.system,
-        timeout=args.timeout,
-        http2=args.http2,
-        progress=progress,
-    )

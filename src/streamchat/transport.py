@@ -25,6 +25,7 @@ import httpx
 
 from ._framing import Framer, Payload
 from ._secrets import Secrets, install_log_filter, mask_url
+from ._timeout import within
 from ._validation import request_problem
 from .deltas import Delta, Done, ReasoningDelta, StreamError, TextDelta
 from .providers import ChatRequest, StreamParser, make_parser, wire_format
@@ -416,7 +417,7 @@ async def _before(deadline: float, awaitable: Awaitable[T]) -> T:
             awaitable.close()
         raise _TotalTimeout
     try:
-        return await asyncio.wait_for(awaitable, remaining)
+        return await within(awaitable, remaining)
     except asyncio.TimeoutError:
         raise _TotalTimeout from None
 
