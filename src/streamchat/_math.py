@@ -232,8 +232,14 @@ def join_display_lines(lines: list[str], in_code: list[bool]) -> list[str]:
     return out
 
 
+def _has_display_opener(line: str) -> bool:
+    return "$$" in line or "\\[" in line
+
+
 def _open_display(line: str) -> Formula | None:
     """The display formula opened on this line and not closed on it, if any."""
+    if not _has_display_opener(line):
+        return None
     i = 0
     for formula in find(line):
         i = formula.end
@@ -277,8 +283,8 @@ def mark_pending(text: str) -> str:
     A formula with nothing typed yet after its opener, and a last character that may be
     the start of one ("$", "\\"), are held back instead: they show once decided.
     """
-    if text.endswith(PENDING):
-        return text
+    if text.endswith(PENDING) or ("$" not in text and "\\" not in text):
+        return text  # the second test: most text has no formula, decided at C speed
     if text.endswith("\\") and not _escaped(text, len(text) - 1):
         text = text[:-1]
     i = 0
@@ -480,6 +486,8 @@ class _DisplayLines(Preprocessor):
         self.code_lines = code_lines
 
     def run(self, lines: list[str]) -> list[str]:
+        if not any(_has_display_opener(line) for line in lines):
+            return lines  # the common case, decided without scanning for code
         return join_display_lines(lines, self.code_lines(lines))
 
 
