@@ -124,6 +124,9 @@ class BlockScanner:
         # what follows a blank line (list items, indented blocks; quote lines).
         self._last: Literal["list", "quote", "other"] = "other"
         self._started = False
+        # The closer of a display formula ($$, \[) opened on an earlier line: until it
+        # comes, lines are the formula's ("- b" is LaTeX, not a list item).
+        self._math_closer: str | None = None
 
     @property
     def fence(self) -> Fence | None:
@@ -135,9 +138,17 @@ class BlockScanner:
             return self._fenced(line, self._fence)
         if not line.strip():
             self._prev_blank, self._prev_text, self._after_fence = True, False, False
+            self._math_closer = None  # a formula never spans a blank line
             return Line("", "blank", False, False)
+        if self._math_closer is not None:
+            if self._math_closer in line:
+                self._math_closer = None
+            return Line(line, "text", False, False)
         line_info = self._block_line(line)
         self._prev_blank, self._started = False, True
+        if line_info.kind not in ("fence", "code"):
+            opened = _math.open_display(line)
+            self._math_closer = opened.closer if opened is not None else None
         return line_info
 
     def _fenced(self, line: str, fence: Fence) -> Line:
@@ -395,7 +406,7 @@ class _InlineRepair:
 
     def _step(self, i: int) -> int:
         text, char = self.text, self.text[i]
-        if char in "$\\" and (formula := _math.match(text, i)) is not None:
+        if char in "$\\" and (formula := _math.match(text, i, checked=True)) is not None:
             return formula.end  # LaTeX: its "_" and "*" are no emphasis
         if char == "\\":
             return i + 2

@@ -51,6 +51,7 @@ __all__ = [
     "join_display_lines",
     "mark_pending",
     "match",
+    "open_display",
     "to_html",
 ]
 
@@ -96,25 +97,31 @@ class Formula:
 
 
 def _escaped(text: str, i: int) -> bool:
-    """True when an odd run of backslashes comes right before text[i]."""
-    run = 0
-    while i - run > 0 and text[i - run - 1] == "\\":
-        run += 1
-    return run % 2 == 1
+    """True when an odd run of backslashes comes right before text[i].
+
+    Only the last 256 characters are looked at, so many openers cost little each; a
+    longer run of backslashes is no LaTeX anyone means.
+    """
+    before = text[max(0, i - 256) : i]
+    return (len(before) - len(before.rstrip("\\"))) % 2 == 1
 
 
-def _opener_at(text: str, i: int) -> str | None:
-    # The opener first: counting the backslashes before every backslash of a long run
-    # would take time quadratic in the run.
-    for opener in ("$$", "\\[", "\\(", "$"):
+def _opener_at(text: str, i: int, checked: bool = False) -> str | None:
+    if not checked and _escaped(text, i):
+        return None
+    for opener in ("$$", "\\[", "\\("):
         if text.startswith(opener, i):
-            return None if _escaped(text, i) else opener
-    return None
+            return opener
+    return "$" if text.startswith("$", i) else None
 
 
-def match(text: str, i: int) -> Formula | None:
-    """The formula that opens at text[i], closed or ended by PENDING; None if none does."""
-    opener = _opener_at(text, i)
+def match(text: str, i: int, *, checked: bool = False) -> Formula | None:
+    """The formula that opens at text[i], closed or ended by PENDING; None if none does.
+
+    `checked`: the caller scans left to right stepping over escapes, so text[i] is known
+    not to be escaped (counting the backslashes before it would cost a run's length).
+    """
+    opener = _opener_at(text, i, checked)
     if opener is None:
         return None
     if opener == "$":
@@ -177,7 +184,7 @@ def find(text: str) -> Iterator[Formula]:
         char = text[i]
         if char == "`":
             i = _code_span_end(text, i)
-        elif char in "$\\" and (formula := match(text, i)) is not None:
+        elif char in "$\\" and (formula := match(text, i, checked=True)) is not None:
             yield formula
             i = formula.end
         else:
@@ -217,7 +224,7 @@ def join_display_lines(lines: list[str], in_code: list[bool]) -> list[str]:
     i = 0
     while i < len(lines):
         line = lines[i]
-        opener = None if in_code[i] else _open_display(line)
+        opener = None if in_code[i] else open_display(line)
         i += 1
         if opener is None:
             out.append(line)
@@ -232,8 +239,14 @@ def join_display_lines(lines: list[str], in_code: list[bool]) -> list[str]:
     return out
 
 
-def _open_display(line: str) -> Formula | None:
+def _has_display_opener(line: str) -> bool:
+    return "$$" in line or "\\[" in line
+
+
+def open_display(line: str) -> Formula | None:
     """The display formula opened on this line and not closed on it, if any."""
+    if not _has_display_opener(line):
+        return None
     i = 0
     for formula in find(line):
         i = formula.end
@@ -242,7 +255,7 @@ def _open_display(line: str) -> Formula | None:
         if char == "`":
             i = _code_span_end(line, i)
             continue
-        opener = _opener_at(line, i) if char in "$\\" else None
+        opener = _opener_at(line, i, checked=True) if char in "$\\" else None
         if opener in ("$$", "\\["):
             return Formula(i, len(line), opener, line[i + 2 :], closed=False)
         i += 2 if char == "\\" else 1
@@ -277,8 +290,8 @@ def mark_pending(text: str) -> str:
     A formula with nothing typed yet after its opener, and a last character that may be
     the start of one ("$", "\\"), are held back instead: they show once decided.
     """
-    if text.endswith(PENDING):
-        return text
+    if text.endswith(PENDING) or ("$" not in text and "\\" not in text):
+        return text  # the second test: most text has no formula, decided at C speed
     if text.endswith("\\") and not _escaped(text, len(text) - 1):
         text = text[:-1]
     i = 0
@@ -291,18 +304,18 @@ def mark_pending(text: str) -> str:
             i = end
             continue
         if char in "$\\":
-            formula = match(text, i)
+            formula = match(text, i, checked=True)
             if formula is not None and formula.end == len(text) and formula.opener == "$":
                 text = text[:-1]  # a "$" closer followed by a digit is a price: wait
             elif formula is not None:
                 i = formula.end
                 continue
-            pending = match(text + PENDING, i)
+            pending = match(text + PENDING, i, checked=True)
             if pending is not None and pending.end == len(text) + len(PENDING):
                 if pending.opener == "$$" and text.endswith("$"):
                     text = text[:-1]  # the closer being typed
                 return text + PENDING
-            if _opener_at(text, i) is not None and not text[i:].strip("$\\([ \t\n"):
+            if _opener_at(text, i, True) is not None and not text[i:].strip("$\\([ \t\n"):
                 return text[:i]
         i += 2 if char == "\\" else 1
     return text
@@ -480,6 +493,8 @@ class _DisplayLines(Preprocessor):
         self.code_lines = code_lines
 
     def run(self, lines: list[str]) -> list[str]:
+        if not any(_has_display_opener(line) for line in lines):
+            return lines  # the common case, decided without scanning for code
         return join_display_lines(lines, self.code_lines(lines))
 
 

@@ -1161,7 +1161,7 @@ class MarkdownStream:
         top_fence = opened is not None and not opened.prefix
         finished = None
         if start > 0 and (
-            line.starts_block or top_fence or self._block.closed or self._list_after(line, start)
+            line.starts_block or top_fence or self._block.closed or self._list_after(line)
         ):
             finished = self._freeze(start)
         if _DEFINITION.match(source):
@@ -1170,16 +1170,15 @@ class MarkdownStream:
         self._block.add(source, line, opened if top_fence else None, closes)
         return finished
 
-    def _list_after(self, line: _markdown.Line, start: int) -> bool:
+    def _list_after(self, line: _markdown.Line) -> bool:
         """A top-level list right after a paragraph: Python-Markdown, given the blank line
-        that `_markdown.normalize` puts between them, renders them as two blocks (unless
-        a display formula is open: "- b" inside "$$ ... $$" is LaTeX)."""
-        if not (line.kind == "item" and line.blank_before and not line.text.startswith(" ")):
-            return False
-        if not self._block.plain:
-            return False
-        block = self._tail[:start]
-        return block.count("$$") % 2 == 0 and block.count("\\[") <= block.count("\\]")
+        that `_markdown.normalize` puts between them, renders them as two blocks."""
+        return (
+            line.kind == "item"
+            and line.blank_before
+            and not line.text.startswith(" ")
+            and (self._block.plain)
+        )
 
     def _freeze(self, start: int) -> str:
         """Finish the open block at `start` of the tail; the rest starts the next one."""
