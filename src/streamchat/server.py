@@ -70,14 +70,6 @@ async def stream(url: str) -> None:
 - [x] Render Markdown live
 - [ ] Leave the cursor behind
 
-### Some math
-
-An answer of $n$ tokens at $r$ tokens per second takes \\(t = n / r\\) seconds, and
-$$
-\\sum_{{k=1}}^{{n}} k = \\frac{{n(n+1)}}{{2}}
-$$
-renders as MathML, while prices such as $5 or $20 stay text.
-
 Read more at https://html.spec.whatwg.org/multipage/server-sent-events.html — that's all! 🎉
 """
 
