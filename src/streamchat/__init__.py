@@ -2,8 +2,11 @@
 
 The pipeline's stages are importable on their own (`streamchat.sse`, `.providers`,
 `.typewriter`, `.render`, ...); the names below are the ones most code needs.
-`StreamChat` and the doctor load lazily, so the CLI and the decoders start without
-importing the notebook stack.
+The heavy ones load on first use (PEP 562 module `__getattr__`): `StreamChat` (the
+notebook stack: anywidget, ipywidgets, traitlets), the doctor, the renderer (Markdown,
+MathML, Pygments) and the demo server (uvicorn). So `streamchat.cli` and the
+decoders start without them, while `from streamchat import StreamChat` works as ever.
+https://peps.python.org/pep-0562/
 """
 
 from __future__ import annotations
@@ -24,14 +27,14 @@ from .deltas import (
 )
 from .ndjson import NDJSONDecoder
 from .providers import ChatRequest, build_request, detect_provider, make_parser
-from .render import MarkdownStream, Patch, render_markdown
-from .server import DemoServer, demo_server
 from .sse import EventStreamDecoder, ServerSentEvent
 from .transport import Limits, Retries, Timeouts, stream_deltas
 from .typewriter import Typewriter
 
 if TYPE_CHECKING:
     from .doctor import Diagnosis, diagnose
+    from .render import MarkdownStream, Patch, render_markdown
+    from .server import DemoServer, demo_server
     from .widget import StreamChat
 
 __all__ = [
@@ -67,12 +70,27 @@ __all__ = [
     "stream_deltas",
 ]
 
-_LAZY = {"StreamChat": "widget", "diagnose": "doctor", "Diagnosis": "doctor"}
+_LAZY = {
+    "StreamChat": "widget",
+    "diagnose": "doctor",
+    "Diagnosis": "doctor",
+    "MarkdownStream": "render",
+    "Patch": "render",
+    "render_markdown": "render",
+    "DemoServer": "server",
+    "demo_server": "server",
+}
 
 
 def __getattr__(name: str) -> Any:
     if name in _LAZY:
         from importlib import import_module
 
-        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
+        value = getattr(import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value  # once loaded, a plain attribute
+        return value
     raise AttributeError(f"module 'streamchat' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *__all__})
