@@ -255,3 +255,74 @@ def test_the_lazy_exports_still_import() -> None:
         "assert namespace['StreamChat'] is StreamChat"
     )
     assert all(name in loaded for name in HEAVY)
+
+
+ANTHROPIC_ANSWER = sse(
+    {"type": "message_start", "message": {"id": "m", "role": "assistant", "content": []}},
+    {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+    {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "Hi."}},
+    {"type": "content_block_stop", "index": 0},
+    {"type": "message_delta", "delta": {"stop_reason": "end_turn"}},
+    {"type": "message_stop"},
+)
+
+
+def test_max_tokens_and_options_reach_the_request_body(server: LoopbackServer) -> None:
+    url = server.route("/v1/messages", Script(ANTHROPIC_ANSWER))
+    options = ["--option", "temperature=0.2", "--option", 'stop_sequences=["END"]']
+    options += ["--option", 'metadata={"user_id": "u1"}', "--option", "service_tier=auto"]
+    result = run_cli("chat", url, "q", "--speed", "0", "--max-tokens", "32", *options)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "Hi."
+    body = server.received[0].json()
+    assert body["max_tokens"] == 32  # not the default 4096
+    assert body["temperature"] == 0.2  # JSON: a number
+    assert body["stop_sequences"] == ["END"]
+    assert body["metadata"] == {"user_id": "u1"}
+    assert body["service_tier"] == "auto"  # not JSON: the text itself
+    assert body["stream"] is True  # the request's own fields are kept
+
+
+def test_max_tokens_uses_each_providers_field(server: LoopbackServer) -> None:
+    chunks = sse({"choices": [{"index": 0, "delta": {"content": "Hi."}}]}, "[DONE]")
+    url = server.route("/v1/chat/completions", Script(chunks))
+    result = run_cli("chat", url, "q", "--speed", "0", "--max-tokens", "7")
+    assert result.returncode == 0, result.stderr
+    assert server.received[0].json()["max_tokens"] == 7
+    url = server.route("/v1/responses", Script([b"data: {}\n\n"]))
+    run_cli("chat", url, "q", "--speed", "0", "--max-tokens", "9", "--retries", "0")
+    body = server.received[1].json()
+    assert body["max_output_tokens"] == 9
+    assert "max_tokens" not in body
+
+
+def test_an_option_overrides_the_max_tokens_field(server: LoopbackServer) -> None:
+    url = server.route("/v1/messages", Script(ANTHROPIC_ANSWER))
+    result = run_cli(
+        "chat", url, "q", "--speed", "0", "--max-tokens", "32", "--option", "max_tokens=5"
+    )
+    assert result.returncode == 0, result.stderr
+    assert server.received[0].json()["max_tokens"] == 5
+
+
+def test_the_doctor_sends_max_tokens_and_options(server: LoopbackServer) -> None:
+    url = server.route("/v1/messages", Script(ANTHROPIC_ANSWER))
+    result = run_cli("doctor", url, "--json", "--max-tokens", "16", "--option", "top_k=3")
+    assert result.returncode in (0, 1), result.stderr  # the verdict is not the point here
+    body = server.received[0].json()
+    assert (body["max_tokens"], body["top_k"]) == (16, 3)
+
+
+@pytest.mark.parametrize(
+    ("argument", "message"),
+    [
+        (["--option", "novalue"], "KEY=VALUE"),
+        (["--option", "=1"], "KEY=VALUE"),
+        (["--max-tokens", "0"], "at least 1"),
+        (["--max-tokens", "many"], "invalid"),
+    ],
+)
+def test_bad_request_options_are_refused(argument: list[str], message: str) -> None:
+    result = run_cli("chat", "http://127.0.0.1:9/x", "q", *argument)
+    assert result.returncode != 0
+    assert message in result.stderr

@@ -362,3 +362,29 @@ def test_request_is_immutable() -> None:
 )
 def test_wire_format(provider: str, content_type: str | None, wire: str) -> None:
     assert wire_format(provider, content_type) == wire
+
+
+@pytest.mark.parametrize(
+    ("url", "field"),
+    [
+        ("http://h/v1/chat/completions", {"max_tokens": 5}),
+        ("http://h/v1/messages", {"max_tokens": 5}),
+        ("http://h/v1/responses", {"max_output_tokens": 5}),
+        ("http://h/api/chat", {"options": {"num_predict": 5}}),
+        ("http://h/api/generate", {"options": {"num_predict": 5}}),
+        ("http://h/stream", {"max_tokens": 5}),
+    ],
+)
+def test_max_tokens_goes_in_the_providers_own_field(url: str, field: dict) -> None:
+    body = build_request(url, [{"role": "user", "content": "q"}], max_tokens=5).json or {}
+    assert {key: body[key] for key in field} == field
+    assert ("max_tokens" in body) == ("max_tokens" in field)
+
+
+def test_gemini_max_tokens_and_options() -> None:
+    url = "https://generativelanguage.googleapis.com/v1beta/models/m:streamGenerateContent"
+    request = build_request(url, [{"role": "user", "content": "q"}], max_tokens=5)
+    assert (request.json or {})["generationConfig"] == {"maxOutputTokens": 5}
+    options = {"generationConfig": {"temperature": 0}}
+    request = build_request(url, [{"role": "user", "content": "q"}], max_tokens=5, options=options)
+    assert (request.json or {})["generationConfig"] == {"temperature": 0}  # options win

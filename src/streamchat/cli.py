@@ -18,7 +18,7 @@ import os
 import sys
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import TextIO
+from typing import Any, TextIO
 
 from rich.console import Console
 from rich.live import Live
@@ -89,6 +89,22 @@ def _request_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--system", help="system prompt")
     parser.add_argument(
+        "--max-tokens",
+        type=_positive_int,
+        metavar="N",
+        help="cap the answer at N tokens, in the provider's own field (default: the server's;"
+        " 4096 for Anthropic, which requires one)",
+    )
+    parser.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="extra top-level body field in the provider's terms, e.g. temperature=0.2 or"
+        " stop='[\"END\"]' (VALUE is JSON when it parses, else a string; repeatable;"
+        " overrides --max-tokens's field)",
+    )
+    parser.add_argument(
         "--idle-timeout", type=float, default=Timeouts().idle, help="seconds of silence allowed"
     )
     parser.add_argument(
@@ -138,6 +154,27 @@ def parse_headers(values: Sequence[str]) -> dict[str, str]:
     return headers
 
 
+def parse_options(values: Sequence[str]) -> dict[str, Any]:
+    """`--option KEY=VALUE` pairs as body fields: VALUE as JSON when it parses, else text."""
+    options: dict[str, Any] = {}
+    for value in values:
+        key, sep, raw = value.partition("=")
+        if not sep or not key.strip():
+            raise SystemExit(f"streamchat: --option needs KEY=VALUE, got {value!r}")
+        try:
+            options[key.strip()] = json.loads(raw)
+        except ValueError:
+            options[key.strip()] = raw
+    return options
+
+
+def _positive_int(text: str) -> int:
+    number = int(text)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
 def _run_chat(args: argparse.Namespace) -> int:
     request = build_request(
         args.url,
@@ -146,6 +183,8 @@ def _run_chat(args: argparse.Namespace) -> int:
         model=args.model,
         system=args.system,
         headers=parse_headers(args.header),
+        options=parse_options(args.option),
+        max_tokens=args.max_tokens,
     )
     timeouts = Timeouts(idle=args.idle_timeout, total=args.total_timeout)
     deltas = stream_deltas(request, timeouts=timeouts, retries=Retries(attempts=args.retries))
@@ -201,6 +240,8 @@ def _print_diagnosis(
             timeout=args.timeout,
             http2=args.http2,
             progress=progress,
+            options=parse_options(args.option),
+            max_tokens=args.max_tokens,
         )
     except ImportError as exc:  # --http2 without the h2 package
         raise SystemExit(f"streamchat: {exc}") from None

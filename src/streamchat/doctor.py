@@ -784,6 +784,8 @@ def diagnose(
     verify: ssl.SSLContext | bool = True,
     limits: Limits = Limits(),
     progress: Callable[[int, int], None] | None = None,
+    options: dict[str, Any] | None = None,
+    max_tokens: int | None = None,
 ) -> Diagnosis:
     """Send the chat request the client would send and diagnose how its answer arrives.
 
@@ -794,7 +796,8 @@ def diagnose(
     `limits.body` caps the decompressed body, `limits.line` one event or line.
     Reports are pasted into issues: every secret of the request is redacted from it.
     `progress(bytes, events)` is called after each read, so a caller can show that the
-    measurement is alive (it can take as long as the answer).
+    measurement is alive (it can take as long as the answer). `options` and
+    `max_tokens` are build_request's: a small model told to stop early answers sooner.
     """
     request = build_request(
         url,
@@ -804,6 +807,8 @@ def diagnose(
         system=system,
         api_key=api_key,
         headers=headers,
+        options=options,
+        max_tokens=max_tokens,
     )
     sent = dict(request.headers)
     if not any(name.lower() == "accept-encoding" for name in headers or {}):

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import urlsplit, urlunsplit
 
-from ._providers.bodies import BODIES
+from ._providers.bodies import BODIES, answer_limit
 from ._providers.readers import (
     READERS,
     AiSdkReader,
@@ -161,17 +161,21 @@ def build_request(
     api_key: str | None = None,
     headers: Mapping[str, str] | None = None,
     options: Mapping[str, Any] | None = None,
+    max_tokens: int | None = None,
 ) -> ChatRequest:
     """The streaming request for `messages` ([{"role", "content"}], OpenAI style).
 
+    `max_tokens` caps the answer in whatever field the provider names it.
     `options` are extra top-level body fields in the provider's own terms
     (`temperature`, `max_tokens`, `generationConfig`...); they override the
-    defaults. `headers` override the built ones, whatever their case.
+    defaults and `max_tokens`. `headers` override the built ones, whatever their case.
     """
     name = detect_provider(url) if provider == "auto" else _known(provider)
     body = BODIES[name](messages, system)
     if model and name != "gemini":  # Gemini names the model in the URL
         body = {"model": model, **body}
+    if max_tokens is not None:
+        body.update(answer_limit(name, max_tokens))
     body.update(options or {})
     # A key read from a file keeps its newline; no key has surrounding space.
     explicit = api_key.strip() if api_key else None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["BODIES", "Messages"]
+__all__ = ["BODIES", "Messages", "answer_limit"]
 
 Messages = list[dict[str, Any]]
 Body = dict[str, Any]
@@ -144,3 +144,22 @@ BODIES: dict[str, Callable[[Messages, str | None], Body]] = {
     "ai-sdk": _ai_sdk,
     "custom": _custom,
 }
+
+
+def answer_limit(provider: str, tokens: int) -> Body:
+    """The body fields that cap the answer at `tokens`, in the provider's own terms.
+
+    https://platform.openai.com/docs/api-reference/chat/create (max_tokens),
+    https://platform.openai.com/docs/api-reference/responses/create (max_output_tokens),
+    https://docs.anthropic.com/en/api/messages (max_tokens),
+    https://ai.google.dev/api/generate-content#generationconfig (maxOutputTokens),
+    https://github.com/ollama/ollama/blob/main/docs/modelfile.md#parameter (num_predict).
+    Home-made servers and the AI SDK have no standard field: they get max_tokens.
+    """
+    if provider == "openai-responses":
+        return {"max_output_tokens": tokens}
+    if provider == "gemini":
+        return {"generationConfig": {"maxOutputTokens": tokens}}
+    if provider.startswith("ollama-"):
+        return {"options": {"num_predict": tokens}}
+    return {"max_tokens": tokens}
