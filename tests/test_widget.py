@@ -378,7 +378,7 @@ def test_a_new_prompt_stops_the_answer_being_typed(server, chats) -> None:
 def test_demo_server_works_without_an_api_key(chats) -> None:
     from streamchat.server import DemoServer
 
-    with DemoServer(token_delay=0.001) as demo:
+    with DemoServer(rate=0) as demo:
         chat, capture = make(chats, demo.url, speed=0)
         chat.send("Show me")
         assert chat.wait(30)
