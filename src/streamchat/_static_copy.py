@@ -27,6 +27,8 @@ _NOTES = {"stopped": "(stopped)", "error": "(error: {error})"}
 
 
 def _note(turn: Mapping[str, Any]) -> str:
+    if turn.get("status") == "stopped" and turn.get("note"):
+        return f"({turn['note']})"  # why, when not by Stop
     template = _NOTES.get(turn.get("status") or "")
     return template.format(error=turn.get("error") or "unknown") if template else ""
 

@@ -20,7 +20,6 @@ import itertools
 import sys
 import threading
 import time
-import weakref
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,10 +30,12 @@ import httpx
 import ipywidgets
 import traitlets
 
-from . import _runner
+from . import _messages, _runner
+from ._kernel import Displays, replace_in_cell
 from ._pacing import type_out
 from ._secrets import Secrets
 from ._sources import PythonSource
+from ._static_copy import static_copy, transcript
 from .deltas import (
     Delta,
     ReasoningDelta,
@@ -187,11 +188,11 @@ class _Outbox:
     def __init__(
         self,
         emit: Callable[[dict[str, Any]], None],
-        turn: int,
+        turn_id: int,
         streams: dict[str, MarkdownStream],
     ) -> None:
         self._emit = emit
-        self.turn = turn
+        self.turn_id = turn_id
         self._streams = streams
         self._text = dict.fromkeys(streams, "")
         self._tools: list[dict[str, str]] | None = None
@@ -236,12 +237,12 @@ class _Outbox:
 
     def flush(self, *, final: bool = False) -> None:
         started = time.perf_counter()
-        messages: list[dict[str, Any]] = [
-            {"type": "patch", "turn": self.turn, "part": part, "ops": ops}
+        messages: list[Any] = [
+            _messages.patch(self.turn_id, part, ops)  # type: ignore[arg-type]
             for part, ops in self._render(final=final).items()
         ]
         if self._tools is not None:
-            messages.append({"type": "tools", "turn": self.turn, "tool_calls": self._tools})
+            messages.append(_messages.tools(self.turn_id, self._tools))
         self.discard()
         for message in messages:
             self._emit(message)
@@ -292,6 +293,12 @@ class _Answer:
     first: float | None = None
     last: float | None = None
     received: int = 0
+    # What the typewriter revealed: its pace, told apart from the network's.
+    typed: int = 0
+    first_typed: float | None = None
+    last_typed: float | None = None
+    # Why it was stopped, when not by Stop (shown under the answer).
+    note: str | None = None
     usage: Usage | None = None
     finish_reason: str | None = None
     tool_deltas: list[ToolCallDelta] = field(default_factory=list)
@@ -316,8 +323,20 @@ class _Answer:
         if self.task is not None:
             self.task.cancel()
 
+    def type(self, text: str) -> None:
+        """(loop thread) The typewriter reveals `text`: time it, and send it on."""
+        now = time.monotonic()
+        self.first_typed = self.first_typed or now
+        self.last_typed = now
+        self.typed += len(text)
+        self.outbox.add("body", text)
+
     def stats(self) -> dict[str, Any]:
         stats: dict[str, Any] = {"chars": self.received}
+        if self.first_typed is not None and self.last_typed is not None:
+            span = self.last_typed - self.first_typed
+            if span > 0:
+                stats["typed_per_second"] = round(self.typed / span, 1)
         if self.first is not None:
             stats["ttft"] = round(self.first - self.started, 4)
             span = (self.last or self.first) - self.first
@@ -332,44 +351,6 @@ class _Answer:
         if self.finish_reason:
             stats["finish_reason"] = self.finish_reason
         return stats
-
-
-# Widgets made by each notebook cell, with the execution that made them.
-_BY_CELL: dict[str, tuple[str, list[weakref.ref[StreamChat]]]] = {}
-
-
-def _replace_in_cell(widget: StreamChat) -> None:
-    """Re-running a cell closes the widgets its previous run made, and their streams.
-
-    JupyterLab and Notebook 7 put the cell's id in each execute request's metadata;
-    widgets made by an older execution of the same cell are gone from the page, so
-    their answers must not keep a connection (and a thread's attention) open.
-    Other front ends send no cell id, and then nothing is closed.
-    """
-    parent = _execute_parent()
-    cell = (parent.get("metadata") or {}).get("cellId")
-    if not cell:
-        return
-    run = parent["header"]["msg_id"]
-    previous_run, widgets = _BY_CELL.get(cell, (run, []))
-    if previous_run != run:
-        for old in widgets:
-            if (chat := old()) is not None:
-                chat.close()
-        widgets = []
-    _BY_CELL[cell] = (run, [*widgets, weakref.ref(widget)])
-
-
-def _execute_parent() -> dict[str, Any]:
-    """The execute request being run by the kernel, or {} outside a kernel."""
-    try:
-        from ipykernel.kernelbase import Kernel
-    except ImportError:
-        return {}
-    if not Kernel.initialized():
-        return {}
-    parent = Kernel.instance().get_parent("shell")
-    return parent if parent.get("header", {}).get("msg_type") == "execute_request" else {}
 
 
 _HTML_FIELDS = ("html", "reasoning_html")
@@ -461,11 +442,11 @@ class StreamChat(anywidget.AnyWidget):
         self._live: _Answer | None = None
         self._idle = threading.Event()
         self._idle.set()
-        self._panel: ipywidgets.VBox | None = None
+        self._displays = Displays()
         self.on_msg(self._on_frontend_msg)
         if self.comm is not None:
             self.comm.on_close(lambda _msg: self._cancel(wait=False))
-        _replace_in_cell(self)
+        replace_in_cell(self)
         if self._source is not None and self._source.single:
             with self._lock:
                 self._start_answer()
@@ -503,9 +484,10 @@ class StreamChat(anywidget.AnyWidget):
     def send(self, prompt: str, buffers: Any = None) -> None:  # type: ignore[override]
         """Ask `prompt`; returns at once while the answer streams in the background.
 
-        An answer still being typed is stopped first (its partial text stays in the
-        history). ipywidgets' own `Widget.send` (custom messages) is `_emit` here; a
-        dict is still passed on to it because ipywidgets calls `send({"do": "focus"})`.
+        An answer still being typed is stopped first: its partial text stays in the
+        history, marked "Stopped: a new prompt was sent." ipywidgets' own `Widget.send`
+        (custom messages) is `_emit` here; a dict is still passed on to it because
+        ipywidgets calls `send({"do": "focus"})`.
         """
         if isinstance(prompt, dict):
             ipywidgets.Widget.send(self, prompt, buffers)
@@ -513,14 +495,21 @@ class StreamChat(anywidget.AnyWidget):
         prompt = str(prompt)
         if not prompt.strip():
             raise ValueError("the prompt is empty")
+        if (live := self._live) is not None:
+            live.note = "Stopped: a new prompt was sent."
         with self._quiet():
             self._history.append({"role": "user", "content": prompt})
             self._append_turn({"role": "user", "text": prompt}, prompt)
             self._start_answer()
 
-    def stop(self) -> None:
-        """Stop the answer being typed; its partial text is kept. Closes the connection."""
-        self._cancel(wait=True)
+    def stop(self, turn: int | None = None) -> None:
+        """Stop the answer being typed; its partial text is kept. Closes the connection.
+
+        `turn` (a turn id) names the answer meant; a newer one is left typing.
+        """
+        live = self._live
+        if live is not None and (turn is None or live.outbox.turn_id == turn):
+            self._cancel(wait=True)
 
     def doctor(self, timeout: float = 30.0) -> Diagnosis:
         """Diagnose this chat's endpoint: why an answer came in bursts or broke off.
@@ -545,12 +534,20 @@ class StreamChat(anywidget.AnyWidget):
             timeout=timeout,
         )
 
-    def retry(self) -> None:
-        """Ask again for the last answer that failed or was stopped, replacing it."""
-        with self._quiet():
+    def retry(self, turn: int | None = None) -> None:
+        """Ask again for the last answer, if it failed or was stopped, replacing it.
+
+        `turn` (a turn id) names the answer meant: anything but the last answer is
+        left alone, since its question is no longer the last one. An answer being
+        typed is never retried (Stop it first).
+        """
+        with self._lock:
             if not self._sources or self.turns[-1]["role"] != "assistant":
                 return
-            if self.turns[-1]["status"] not in ("error", "stopped"):
+            last = self.turns[-1]
+            if last["status"] not in ("error", "stopped") or self._live is not None:
+                return
+            if turn is not None and last["id"] != turn:
                 return
             if self._history and self._history[-1]["role"] == "assistant":
                 self._history.pop()
@@ -573,18 +570,7 @@ class StreamChat(anywidget.AnyWidget):
     def transcript(self) -> str:
         """The conversation as Markdown (answers as their Markdown source)."""
         with self._lock:
-            parts = []
-            for turn, source in zip(self.turns, self._sources, strict=True):
-                if turn["role"] == "user":
-                    parts.append(f"**You:**\n\n{source}")
-                    continue
-                note = ""
-                if turn["status"] == "stopped":
-                    note = "\n\n*(stopped)*"
-                elif turn["status"] == "error":
-                    note = f"\n\n*(error: {turn['error']})*"
-                parts.append(f"**Assistant:**\n\n{source}{note}")
-            return "\n\n---\n\n".join(parts) + ("\n" if parts else "")
+            return transcript(self.turns, self._sources)
 
     @property
     def stats(self) -> dict[str, Any]:
@@ -596,65 +582,51 @@ class StreamChat(anywidget.AnyWidget):
             return {}
 
     def close(self) -> None:
-        """Close the widget: stop its stream (closing the connection) and its controls."""
+        """Close the widget: stop its stream (closing the connection)."""
         self._cancel(wait=True)
-        if self._panel is not None:
-            panel, self._panel = self._panel, None
-            for child in panel.children[1].children:
-                child.close()
-            panel.children[1].close()
-            panel.close()
-            for link in self._links:
-                link.close()
         super().close()
 
     # -- display -------------------------------------------------------------------
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        """Show the chat with its speed and step sliders (ipywidgets linked in the browser)."""
-        return self.panel()._repr_mimebundle_(**kwargs)
+        """The widget view, and a static copy of the conversation for where it cannot
+        be drawn (a saved notebook on GitHub, nbviewer, nbconvert; see `_static_copy`)."""
+        with self._lock:
+            return self._bundle(self.turns)
 
-    def panel(self) -> ipywidgets.VBox:
-        """The chat and its pace sliders as one box (what displaying the chat shows)."""
-        if self._panel is None:
-            speed = ipywidgets.FloatSlider(
-                value=self.speed,
-                min=0.0,
-                max=max(600.0, self.speed),
-                step=5.0,
-                description="Speed",
-                readout_format=".0f",
-                tooltip="characters per second (0 = as fast as they arrive)",
-            )
-            speed.add_class("streamchat-speed")
-            step = ipywidgets.IntSlider(
-                value=self.step,
-                min=1,
-                max=max(20, self.step),
-                description="Step",
-                tooltip="characters revealed at a time",
-            )
-            step.add_class("streamchat-step")
-            self._links = [
-                ipywidgets.jslink((self, "speed"), (speed, "value")),
-                ipywidgets.jslink((self, "step"), (step, "value")),
-            ]
-            controls = ipywidgets.HBox([speed, step])
-            controls.add_class("streamchat-controls")
-            self._panel = ipywidgets.VBox([self, controls])
-        return self._panel
+    def _bundle(self, turns: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        bundle = super()._repr_mimebundle_()
+        if bundle is None:  # closed
+            return None
+        data, metadata = bundle
+        return {**data, **static_copy(turns, self._sources)}, metadata
+
+    def _ipython_display_(self) -> None:
+        """Show the chat through a display that each turn end updates, so the notebook's
+        saved output holds the conversation so far."""
+        bundle = self._repr_mimebundle_()
+        if bundle is not None:
+            self._displays.show(*bundle)
+
+    def _show_static_copy(self, turns: list[dict[str, Any]]) -> None:
+        """(turn end) Rewrite every display of the chat with the conversation so far."""
+        bundle = self._bundle(turns)
+        if bundle is not None:
+            self._displays.update(*bundle)
 
     # -- browser messages ----------------------------------------------------------
 
-    def _on_frontend_msg(self, _widget: object, content: dict[str, Any], _buffers: object) -> None:
-        kind = content.get("type") if isinstance(content, dict) else None
-        if kind == "send" and str(content.get("prompt", "")).strip():
-            self.send(str(content["prompt"]))
-        elif kind == "stop":
-            self.stop()
-        elif kind == "retry":
-            self.retry()
-        elif kind == "hello":
+    def _on_frontend_msg(self, _widget: object, content: object, _buffers: object) -> None:
+        message = _messages.parse_browser_message(content)
+        if message is None:
+            return
+        if message["type"] == "send":
+            self.send(message["prompt"])
+        elif message["type"] == "stop":
+            self.stop(message["turn"])
+        elif message["type"] == "retry":
+            self.retry(message["turn"])
+        else:
             _runner.call_soon(self._send_snapshot)
 
     def _emit(self, content: dict[str, Any]) -> None:
@@ -667,19 +639,7 @@ class StreamChat(anywidget.AnyWidget):
         if answer is None:
             return
         shown = answer.outbox.snapshot()
-        self._emit(
-            {
-                "type": "snapshot",
-                "turn": answer.turn,
-                # The whole HTML, and which end of it is the live tail that the next
-                # `tail` patch replaces.
-                "body": "".join(shown["body"]),
-                "body_tail": shown["body"][1],
-                "reasoning": "".join(shown["reasoning"]),
-                "reasoning_tail": shown["reasoning"][1],
-                "tool_calls": answer.tool_calls,
-            }
-        )
+        self._emit(_messages.snapshot(answer.outbox.turn_id, shown, answer.tool_calls))
 
     # -- the answer pipeline -------------------------------------------------------
 
@@ -712,6 +672,7 @@ class StreamChat(anywidget.AnyWidget):
             "",
         )
         turn = len(self.turns) - 1
+        turn_id = self.turns[turn]["id"]
         body = MarkdownStream(allow_images=self._allow_images)
         reasoning = MarkdownStream(allow_images=self._allow_images)
         answer = _Answer(
@@ -719,7 +680,7 @@ class StreamChat(anywidget.AnyWidget):
             typewriter=Typewriter(self.speed, self.step, max_lag=self._max_lag),
             body=body,
             reasoning=reasoning,
-            outbox=_Outbox(self._emit, turn, {"body": body, "reasoning": reasoning}),
+            outbox=_Outbox(self._emit, turn_id, {"body": body, "reasoning": reasoning}),
         )
         self._live = answer
         self._idle.clear()
@@ -791,7 +752,7 @@ class StreamChat(anywidget.AnyWidget):
             terminal = await type_out(
                 self._observe(answer, self._deltas(history)),
                 answer.typewriter,
-                lambda text: answer.outbox.add("body", text),
+                lambda text: answer.type(text),
                 lambda delta: self._on_delta(answer, delta),
                 wake=answer.wake,
             )
@@ -882,8 +843,12 @@ class StreamChat(anywidget.AnyWidget):
                 "tool_calls": answer.tool_calls,
                 "status": status,
                 "error": error,
+                "note": answer.note if status == "stopped" else None,
                 "stats": answer.stats(),
             }
+            # The saved output first: whoever sees the turn end and saves at once
+            # saves this answer too.
+            self._show_static_copy(turns)
             with self.hold_sync():
                 self._publish(turns[answer.turn])
                 self.turns = turns

@@ -272,15 +272,24 @@ def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], 
 def host(request: pytest.FixtureRequest, hosts: Callable[[str], Any], page: Any) -> Iterator[Any]:
     """Each front end in turn, with the page the test drives."""
     chosen = hosts(request.param)
-    # Name what failed to load: the console says only "Failed to load resource".
-    page.on("requestfailed", lambda r: page.console.record(f"request failed: {r.url}"))
-    # Voila's page template links Font Awesome from a CDN; this machine has no
-    # network, so off-machine requests get an empty answer instead of an error.
-    page.route(re.compile(r"^https?://(?!127\.0\.0\.1[:/])"), _empty_answer)
+    offline(page)
     if chosen.name == "notebook":
         page.console.known.append(NOTEBOOK7_SCHEMA_BUG)
     yield chosen
     chosen.after_test()
+
+
+def offline(page: Any) -> None:
+    """Off-machine requests get an empty answer: this machine has no network, and page
+    templates link files from CDNs (Voila's Font Awesome, nbconvert's MathJax). Failed
+    requests are named, as the console says only "Failed to load resource"."""
+    page.on("requestfailed", lambda request: _failed(page, request))
+    page.route(re.compile(r"^https?://(?!127\.0\.0\.1[:/])"), _empty_answer)
+
+
+def _failed(page: Any, request: Any) -> None:
+    if request.failure != "net::ERR_ABORTED":  # not a request cut short by leaving the page
+        page.console.record(f"request failed: {request.url} ({request.failure})")
 
 
 def _empty_answer(route: Any) -> None:
