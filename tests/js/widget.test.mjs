@@ -1,5 +1,6 @@
 // Pure helpers of the front end, run with `node --test tests/js/`.
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
 import widget, {
@@ -222,3 +223,14 @@ test("a slider's span stretches to hold a value set from Python", () => {
   assert.deepEqual(sliderBounds(2000, { min: 0, max: 600 }), { min: 0, max: 2000 });
   assert.deepEqual(sliderBounds(1, { min: 1, max: 20 }), { min: 1, max: 20 });
 });
+
+// The patch semantics shared with the Python suite (tests/test_patch_cases.py).
+const patchCases = JSON.parse(
+  readFileSync(new URL("../patch_cases.json", import.meta.url), "utf-8"),
+).cases;
+
+for (const { name, start, ops, expect } of patchCases) {
+  test(`patch case: ${name}`, () => {
+    assert.deepEqual(applyOps(start, ops).state, expect);
+  });
+}
