@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from streamchat._answer import applied, compact
 from streamchat.render import Patch
-from streamchat.widget import applied, compact
 
 CASES = json.loads((Path(__file__).parent / "patch_cases.json").read_text(encoding="utf-8"))[
     "cases"

@@ -17,9 +17,11 @@ from typing import Any
 
 import pytest
 
+from streamchat._answer import applied, compact
+from streamchat._budget import min_interval
 from streamchat.render import Patch, render_markdown
 from streamchat.transport import Timeouts
-from streamchat.widget import StreamChat, applied, compact, min_interval
+from streamchat.widget import StreamChat
 
 from loopback import Script, free_port, sse, wait_until
 

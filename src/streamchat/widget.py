@@ -20,8 +20,7 @@ import itertools
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,6 +30,8 @@ import ipywidgets
 import traitlets
 
 from . import _messages, _runner
+from ._answer import Answer, Outbox
+from ._budget import LIVE
 from ._kernel import Displays, replace_in_cell
 from ._pacing import type_out
 from ._secrets import Secrets
@@ -46,7 +47,7 @@ from .deltas import (
     merge_tool_calls,
 )
 from .providers import build_request
-from .render import MarkdownStream, Patch
+from .render import MarkdownStream
 from .transport import Limits, Retries, Timeouts, new_client, stream_deltas
 from .typewriter import Typewriter
 
@@ -56,23 +57,6 @@ if TYPE_CHECKING:
 __all__ = ["StreamChat"]
 
 _STATIC = Path(__file__).parent / "static"
-
-# Jupyter's IOPub rate limit drops messages above 1000/s for the whole kernel; half of
-# that is the budget shared by every live answer, and no widget needs more than 60/s
-# (one per display frame).
-_KERNEL_BUDGET = 500.0
-_MAX_RATE = 60.0
-# Each tick re-sends the open block (the "tail"), so a long code block still being
-# typed costs its whole size per message: bytes are budgeted too, for the browser's
-# sake (it re-parses the tail each time) and for remote notebooks' bandwidth.
-_KERNEL_BYTES = 250_000.0
-# Rendering and sending run on the background thread, which shares the GIL with the
-# kernel's main thread: all live answers together may use this share of one core,
-# so a new cell still gets an answer at once while twenty chats type.
-_KERNEL_CPU = 0.25
-
-# Answers being typed right now, across widgets (touched only on the loop thread).
-_LIVE: set[_Answer] = set()
 
 _turn_ids = itertools.count(1)
 
@@ -100,257 +84,6 @@ def _load_css() -> str:
         for path in (_STATIC / "widget.css", _STATIC / "highlight.css")
         if path.is_file()
     )
-
-
-def min_interval(live_answers: int, messages: int = 1, size: int = 0, cost: float = 0) -> float:
-    """Seconds to wait after sending `messages` of `size` bytes that took `cost` seconds
-    to render and send, so all live answers together stay within the kernel's message,
-    byte and CPU budgets."""
-    live = max(1, live_answers)
-    return max(
-        messages / _MAX_RATE,
-        messages * live / _KERNEL_BUDGET,
-        size * live / _KERNEL_BYTES,
-        cost * live / _KERNEL_CPU,
-    )
-
-
-def _drop_units(text: str, units: int) -> tuple[str, int]:
-    """`text` without its last `units` UTF-16 code units (how JavaScript counts length),
-    and how many units were left to drop because `text` was shorter."""
-    size = len(text.encode("utf-16-le")) // 2
-    if units >= size:
-        return "", units - size
-    encoded = text.encode("utf-16-le")
-    return encoded[: 2 * (size - units)].decode("utf-16-le"), 0
-
-
-def compact(patches: Iterable[Patch]) -> list[dict[str, Any]]:
-    """Reduce queued patches to at most reset + append + one change of the live part.
-
-    A tail is dead once a later tail or reset replaces it, appends concatenate, a reset
-    makes everything before it irrelevant, and extends fold into the tail or extend
-    before them, so a tick that was delayed by the rate limit still sends one small
-    message instead of every intermediate state.
-    """
-    reset: str | None = None
-    appended = ""
-    live: dict[str, Any] | None = None  # {"op": "tail"|"extend", ...}
-    for patch in patches:
-        if patch.op == "reset":
-            reset, appended, live = patch.html, "", None
-        elif patch.op == "append":
-            appended += patch.html
-        elif patch.op == "tail":
-            live = {"op": "tail", "html": patch.html}
-        elif live is None:
-            live = {"op": "extend", "drop": patch.drop, "html": patch.html}
-        else:
-            kept, rest = _drop_units(live["html"], patch.drop)
-            live = {**live, "html": kept + patch.html}
-            if live["op"] == "extend":
-                live["drop"] += rest
-    ops: list[dict[str, Any]] = []
-    if reset is not None:
-        ops.append({"op": "reset", "html": reset + appended})
-    elif appended:
-        ops.append({"op": "append", "html": appended})
-    if live is not None:
-        ops.append(live)
-    return ops
-
-
-def applied(shown: tuple[str, str], ops: list[dict[str, Any]]) -> tuple[str, str]:
-    """(frozen, tail) HTML after `ops`: what every view that applied them shows."""
-    frozen, tail = shown
-    for op in ops:
-        if op["op"] == "append":
-            frozen += op["html"]
-        elif op["op"] == "tail":
-            tail = op["html"]
-        elif op["op"] == "extend":
-            tail = _drop_units(tail, op["drop"])[0] + op["html"]
-        else:
-            frozen, tail = op["html"], ""
-    return frozen, tail
-
-
-class _Outbox:
-    """One answer's way to the browser: rendered and sent no faster than the budget allows.
-
-    Lives on the loop thread. Revealed text is queued as text and rendered only when
-    a message can go: `MarkdownStream.append` re-renders the open block, so a long
-    code block costs its whole size per call, and a tick that the rate limit would
-    merge into the next message anyway should not pay for it. A timer sends what
-    came too soon, so the message rate is bounded however fast text arrives.
-    """
-
-    def __init__(
-        self,
-        emit: Callable[[dict[str, Any]], None],
-        turn_id: int,
-        streams: dict[str, MarkdownStream],
-    ) -> None:
-        self._emit = emit
-        self.turn_id = turn_id
-        self._streams = streams
-        self._text = dict.fromkeys(streams, "")
-        self._tools: list[dict[str, str]] | None = None
-        # (frozen, tail) per part as the views have it, for a snapshot that later
-        # patches apply to exactly.
-        self.shown = dict.fromkeys(streams, ("", ""))
-        self._next = 0.0
-        self._timer: asyncio.TimerHandle | None = None
-
-    def add(self, part: str, text: str) -> None:
-        if text:
-            self._text[part] += text
-            self._schedule()
-
-    def tools(self, calls: list[dict[str, str]]) -> None:
-        self._tools = calls
-        self._schedule()
-
-    def _schedule(self) -> None:
-        loop = asyncio.get_running_loop()
-        if loop.time() >= self._next:
-            self.flush()
-        elif self._timer is None:
-            self._timer = loop.call_at(self._next, self.flush)
-
-    def _render(self, *, final: bool = False) -> dict[str, list[dict[str, Any]]]:
-        """Render the queued text: the ops per part, already applied to `shown`."""
-        rendered = {}
-        for part, stream in self._streams.items():
-            text = self._text[part]
-            patches = stream.append(text) if text else []
-            if final:
-                patches += stream.finish()
-                if any(patch.op == "reset" for patch in patches):
-                    continue  # the whole answer: the finished turn carries it once
-            ops = compact(patches)
-            if ops:
-                self.shown[part] = applied(self.shown[part], ops)
-                rendered[part] = ops
-        self._text = dict.fromkeys(self._text, "")
-        return rendered
-
-    def flush(self, *, final: bool = False) -> None:
-        started = time.perf_counter()
-        messages: list[Any] = [
-            _messages.patch(self.turn_id, part, ops)  # type: ignore[arg-type]
-            for part, ops in self._render(final=final).items()
-        ]
-        if self._tools is not None:
-            messages.append(_messages.tools(self.turn_id, self._tools))
-        self.discard()
-        for message in messages:
-            self._emit(message)
-        if messages:
-            size = sum(len(op["html"]) for m in messages for op in m.get("ops", ()))
-            cost = time.perf_counter() - started
-            wait = min_interval(len(_LIVE), len(messages), size, cost)
-            self._next = asyncio.get_running_loop().time() + wait
-
-    def snapshot(self) -> dict[str, tuple[str, str]]:
-        """What a view that joined late needs: queued text is rendered into it, not sent."""
-        self._render()
-        return dict(self.shown)
-
-    def discard(self) -> None:
-        """Forget what is queued (sent, in a snapshot, or the answer was stopped)."""
-        self._text = dict.fromkeys(self._text, "")
-        self._tools = None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    async def finish(self) -> None:
-        """Render the rest as final and send it as soon as the budget allows.
-
-        A view that applied every patch then already shows the final HTML and keeps
-        its DOM (and the person's text selection).
-        """
-        if self._timer is not None:  # this is the last message: it takes the timer's place
-            self._timer.cancel()
-            self._timer = None
-        delay = self._next - asyncio.get_running_loop().time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        self.flush(final=True)
-
-
-@dataclass(eq=False)
-class _Answer:
-    """One assistant answer in progress: its pipeline stages and its bookkeeping."""
-
-    turn: int
-    typewriter: Typewriter
-    body: MarkdownStream
-    reasoning: MarkdownStream
-    outbox: _Outbox
-    started: float = field(default_factory=time.monotonic)
-    first: float | None = None
-    last: float | None = None
-    received: int = 0
-    # What the typewriter revealed: its pace, told apart from the network's.
-    typed: int = 0
-    first_typed: float | None = None
-    last_typed: float | None = None
-    # Why it was stopped, when not by Stop (shown under the answer).
-    note: str | None = None
-    usage: Usage | None = None
-    finish_reason: str | None = None
-    tool_deltas: list[ToolCallDelta] = field(default_factory=list)
-    tool_calls: list[dict[str, str]] = field(default_factory=list)
-    stream_started: bool = False
-    # Set on the loop thread; created there lazily because asyncio.Event binds a loop.
-    wake: asyncio.Event | None = None
-    stream_closed: asyncio.Event | None = None
-    task: asyncio.Task[None] | None = None
-    stop_requested: bool = False
-    ended: threading.Event = field(default_factory=threading.Event)
-
-    def cancel(self) -> None:
-        """(loop thread) Stop the answer, whether or not its task has started yet.
-
-        Once only: a second Stop (another thread, a click during the first) must not
-        cancel the task again while it is ending the turn, or the turn never ends.
-        """
-        if self.stop_requested:
-            return
-        self.stop_requested = True
-        if self.task is not None:
-            self.task.cancel()
-
-    def type(self, text: str) -> None:
-        """(loop thread) The typewriter reveals `text`: time it, and send it on."""
-        now = time.monotonic()
-        self.first_typed = self.first_typed or now
-        self.last_typed = now
-        self.typed += len(text)
-        self.outbox.add("body", text)
-
-    def stats(self) -> dict[str, Any]:
-        stats: dict[str, Any] = {"chars": self.received}
-        if self.first_typed is not None and self.last_typed is not None:
-            span = self.last_typed - self.first_typed
-            if span > 0:
-                stats["typed_per_second"] = round(self.typed / span, 1)
-        if self.first is not None:
-            stats["ttft"] = round(self.first - self.started, 4)
-            span = (self.last or self.first) - self.first
-            if span > 0:
-                stats["chars_per_second"] = round(self.received / span, 1)
-        stats["duration"] = round(time.monotonic() - self.started, 4)
-        if self.usage is not None:
-            for name in ("input_tokens", "output_tokens", "reasoning_tokens"):
-                value = getattr(self.usage, name)
-                if value is not None:
-                    stats[name] = value
-        if self.finish_reason:
-            stats["finish_reason"] = self.finish_reason
-        return stats
 
 
 _HTML_FIELDS = ("html", "reasoning_html")
@@ -439,7 +172,7 @@ class StreamChat(anywidget.AnyWidget):
         self._lock = threading.RLock()
         self._history: list[dict[str, str]] = []
         self._sources: list[str] = []  # Markdown source of each turn, for the transcript
-        self._live: _Answer | None = None
+        self._live: Answer | None = None
         self._idle = threading.Event()
         self._idle.set()
         self._displays = Displays()
@@ -675,12 +408,12 @@ class StreamChat(anywidget.AnyWidget):
         turn_id = self.turns[turn]["id"]
         body = MarkdownStream(allow_images=self._allow_images)
         reasoning = MarkdownStream(allow_images=self._allow_images)
-        answer = _Answer(
+        answer = Answer(
             turn=turn,
             typewriter=Typewriter(self.speed, self.step, max_lag=self._max_lag),
             body=body,
             reasoning=reasoning,
-            outbox=_Outbox(self._emit, turn_id, {"body": body, "reasoning": reasoning}),
+            outbox=Outbox(self._emit, turn_id, {"body": body, "reasoning": reasoning}),
         )
         self._live = answer
         self._idle.clear()
@@ -719,11 +452,11 @@ class StreamChat(anywidget.AnyWidget):
         if wait and not _runner.in_loop_thread() and not sys.is_finalizing():
             answer.ended.wait(10)
 
-    async def _run(self, answer: _Answer, history: list[dict[str, str]]) -> None:
+    async def _run(self, answer: Answer, history: list[dict[str, str]]) -> None:
         answer.task = asyncio.current_task()
         answer.wake = asyncio.Event()
         answer.stream_closed = asyncio.Event()
-        _LIVE.add(answer)
+        LIVE.add(answer)
         try:
             status, error = await self._type(answer, history)
             if status == "stopped":
@@ -738,13 +471,13 @@ class StreamChat(anywidget.AnyWidget):
         except Exception as exc:  # a renderer bug: still end the turn, keep the partial
             status, error = "error", f"{type(exc).__name__}: {exc}"
         finally:
-            _LIVE.discard(answer)
+            LIVE.discard(answer)
         try:
             self._finish(answer, status, error)
         finally:
             answer.ended.set()
 
-    async def _type(self, answer: _Answer, history: list[dict[str, str]]) -> tuple[str, str | None]:
+    async def _type(self, answer: Answer, history: list[dict[str, str]]) -> tuple[str, str | None]:
         """Stream and type the answer; return its final status and error message."""
         try:
             if answer.stop_requested:
@@ -794,7 +527,7 @@ class StreamChat(anywidget.AnyWidget):
             client=_client(),
         )
 
-    async def _observe(self, answer: _Answer, deltas: AsyncIterator[Delta]) -> AsyncIterator[Delta]:
+    async def _observe(self, answer: Answer, deltas: AsyncIterator[Delta]) -> AsyncIterator[Delta]:
         """Pass deltas through, timing the first token and counting what arrived."""
         answer.stream_started = True
         try:
@@ -813,7 +546,7 @@ class StreamChat(anywidget.AnyWidget):
             assert answer.stream_closed is not None
             answer.stream_closed.set()
 
-    def _on_delta(self, answer: _Answer, delta: Delta) -> None:
+    def _on_delta(self, answer: Answer, delta: Delta) -> None:
         if isinstance(delta, ReasoningDelta):
             answer.outbox.add("reasoning", delta.text)
         elif isinstance(delta, ToolCallDelta):
@@ -826,7 +559,7 @@ class StreamChat(anywidget.AnyWidget):
         elif isinstance(delta, Usage):
             answer.usage = delta
 
-    def _finish(self, answer: _Answer, status: str, error: str | None) -> None:
+    def _finish(self, answer: Answer, status: str, error: str | None) -> None:
         """(loop thread) Record the answer in the history and the turn; end the live state."""
         with self._lock:
             if self._live is not answer:
