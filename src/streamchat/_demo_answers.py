@@ -2,7 +2,8 @@
 
 Each preset prompt of the demo notebook lands on its own topic, so every preset shows
 something different (code, a table, Chinese, emoji, math, a reasoning trace); any
-other prompt gets the showcase, which exercises everything the renderer does at once.
+other prompt gets the showcase, which exercises everything the renderer does at once
+but math: a terminal shows LaTeX as its source, so math has its own topic.
 """
 
 from __future__ import annotations
@@ -73,14 +74,6 @@ async def stream(url: str) -> None:
 
 - [x] Render Markdown live
 - [ ] Leave the cursor behind
-
-### Some math
-
-An answer of $n$ tokens at $r$ tokens per second takes \\(t = n / r\\) seconds, and
-$$
-\\sum_{{k=1}}^{{n}} k = \\frac{{n(n+1)}}{{2}}
-$$
-renders as MathML, while prices such as $5 or $20 stay text.
 
 Read more at https://html.spec.whatwg.org/multipage/server-sent-events.html — that's all! 🎉
 """,
