@@ -160,8 +160,8 @@ def decode_patch(message: list[Any]) -> PatchMessage:
         if op[0] == "e":
             ops.append(PatchOp(op="extend", drop=op[1], keep=op[2], html=op[3]))
         else:
-            ops.append(PatchOp(op=names[op[0]], html=op[1]))  # type: ignore[typeddict-item]
-    return PatchMessage(type="patch", turn=message[1], part=parts[message[2]], ops=ops)  # type: ignore[typeddict-item]
+            ops.append(PatchOp(op=names[op[0]], html=op[1]))
+    return PatchMessage(type="patch", turn=message[1], part=parts[message[2]], ops=ops)
 
 
 def tools(turn: int, calls: list[dict[str, Any]]) -> ToolsMessage:
