@@ -42,7 +42,7 @@ def main() -> None:
     parser.add_argument("--answers", type=int, default=3)
     args = parser.parse_args()
     serve = subprocess.Popen(
-        [sys.executable, "-m", "streamchat.cli", "serve", "--port", "0", "--token-delay", "0.004"],
+        [sys.executable, "-m", "streamchat.cli", "serve", "--port", "0", "--rate", "1200"],
         stderr=subprocess.PIPE,
         text=True,
     )

@@ -89,7 +89,7 @@ def ai_sdk_app(server_logs: Path) -> Iterator[Process]:
     problem = real.missing_ai_sdk()
     require(problem is None, problem or "")
     with (
-        DemoServer(token_delay=0) as demo,
+        DemoServer(rate=0) as demo,
         real.start_ai_sdk_app(demo.base_url, server_logs) as app,
     ):
         yield app

@@ -29,12 +29,12 @@ def run_cli(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]
 
 @pytest.fixture(scope="module")
 def fast_demo() -> Iterator[DemoServer]:
-    with DemoServer(token_delay=0.0) as server:
+    with DemoServer(rate=0) as server:
         yield server
 
 
 def test_demo_answer_exercises_everything() -> None:
-    answer = answer_for("*inject* `code` [x](javascript:alert(1))")
+    answer = answer_for("*inject* `snippet` [x](javascript:alert(1))")
     for piece in ("## ", "| Transport |", "```python", "> ", "中文", "👨‍👩‍👧‍👦", "- [x]", "1. "):
         assert piece in answer
     assert "\\*inject\\*" in answer
@@ -130,7 +130,7 @@ def test_bad_header_argument() -> None:
 
 def test_serve_then_chat() -> None:
     serve = subprocess.Popen(
-        [*CLI, "serve", "--port", "0", "--token-delay", "0"],
+        [*CLI, "serve", "--port", "0", "--rate", "0"],
         stderr=subprocess.PIPE,
         text=True,
     )

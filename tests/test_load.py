@@ -25,7 +25,7 @@ WIDGETS = 20
 SETUP = f"""
 from streamchat import StreamChat
 from streamchat.server import DemoServer
-server = DemoServer(token_delay=0.01).start()
+server = DemoServer(rate=400).start()
 chats = [StreamChat(server.url, speed=200) for _ in range({WIDGETS})]
 for chat in chats:
     chat.send("load test")
@@ -124,7 +124,7 @@ CELL = "chat = StreamChat(server.url, speed=20); chat.send('hi'); made.append(ch
 
 def test_rerunning_a_cell_closes_its_widget_and_stream(kernel) -> None:
     run_in_cell(kernel, "from streamchat import StreamChat, DemoServer", "setup")
-    run_in_cell(kernel, "server = DemoServer(token_delay=0.01).start(); made = []", "setup")
+    run_in_cell(kernel, "server = DemoServer(rate=400).start(); made = []", "setup")
     run_in_cell(kernel, CELL, "cell-a")
     run_in_cell(kernel, CELL, "cell-a")  # the same cell, run again
     two = "a = StreamChat(server.url, speed=20); b = StreamChat(server.url); a.send('x'); a"

@@ -70,7 +70,7 @@ def sdk(module: str) -> Any:
 
 @pytest.fixture(scope="module")
 def demo() -> Iterator[DemoServer]:
-    with DemoServer(token_delay=0.0) as server:
+    with DemoServer(rate=0) as server:
         yield server
 
 

@@ -128,7 +128,7 @@ def tmux(tmp_path: Path) -> Iterator[Tmux]:
 
 @pytest.fixture(scope="module")
 def quick_demo() -> Iterator[DemoServer]:
-    with DemoServer(token_delay=0.002) as server:
+    with DemoServer(rate=1500) as server:
         yield server
 
 
@@ -418,7 +418,7 @@ def test_a_dumb_terminal_gets_the_plain_text_escaped(tmux: Tmux, server: Loopbac
 
 
 def test_doctor_shows_progress_while_it_measures(tmux: Tmux) -> None:
-    with DemoServer(token_delay=0.01) as slow:
+    with DemoServer(rate=300) as slow:
         tmux.start([*CLI, "doctor", slow.url])
         progress = regex.compile(r"measuring · ([\d,]+) bytes · ([\d,]+) events · (\d+\.\d) s")
         seen = []

@@ -17,9 +17,13 @@ from typing import Any
 
 import pytest
 
+from streamchat._answer import applied, compact
+from streamchat._budget import min_interval
+from streamchat._messages import decode_patch
+from streamchat._messages import patch as encode_patch
 from streamchat.render import Patch, render_markdown
 from streamchat.transport import Timeouts
-from streamchat.widget import StreamChat, applied, compact, decode_patch, encode_patch, min_interval
+from streamchat.widget import StreamChat
 
 from loopback import Script, free_port, sse, wait_until
 
@@ -249,7 +253,8 @@ def test_retry_replaces_the_failed_answer(server, chats) -> None:
     assert chat.wait(10)
     assert chat.status == "error"
     server.route("/v1/chat/completions", Script(openai_chunks("Better now.")))
-    chat._handle_custom_msg({"type": "retry"}, [])  # what the Retry button sends
+    # What the Retry button sends: the answer it is under.
+    chat._handle_custom_msg({"type": "retry", "turn": chat.turns[-1]["id"]}, [])
     assert chat.wait(10)
     assert chat.status == "done"
     assert [t["role"] for t in chat.turns] == ["user", "assistant"]
@@ -306,7 +311,7 @@ def test_a_view_that_joins_late_gets_a_snapshot(server, chats) -> None:
     messages = [m for _, m in capture.custom()]
     at = next(i for i, m in enumerate(messages) if m["type"] == "snapshot")
     snapshot = messages[at]
-    assert snapshot["turn"] == 1
+    assert snapshot["turn"] == chat.turns[1]["id"], "turns are addressed by id"
     tail = snapshot["body_tail"]
     assert snapshot["body"].endswith(tail)
     shown = (snapshot["body"][: len(snapshot["body"]) - len(tail)], tail)
@@ -383,7 +388,7 @@ def test_a_new_prompt_stops_the_answer_being_typed(server, chats) -> None:
 def test_demo_server_works_without_an_api_key(chats) -> None:
     from streamchat.server import DemoServer
 
-    with DemoServer(token_delay=0.001) as demo:
+    with DemoServer(rate=0) as demo:
         chat, capture = make(chats, demo.url, speed=0)
         chat.send("Show me")
         assert chat.wait(30)
@@ -403,22 +408,14 @@ def test_with_no_url_the_embedded_demo_server_is_used(chats) -> None:
     assert chat._url == demo_server().url
 
 
-def test_display_shows_the_chat_with_linked_sliders(chats) -> None:
-    import ipywidgets
-
+def test_display_is_the_widget_alone_with_a_static_copy(chats) -> None:
+    """The pace sliders are inside the widget's own front end: no ipywidgets box."""
     chat = StreamChat("http://127.0.0.1:9/v1/chat/completions", speed=80, step=2)
     chats.append(chat)
-    bundle = chat._repr_mimebundle_()
-    panel = chat.panel()
-    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == panel.model_id
-    assert panel.children[0] is chat
-    speed, step = panel.children[1].children
-    assert isinstance(speed, ipywidgets.FloatSlider) and speed.value == 80
-    assert isinstance(step, ipywidgets.IntSlider) and step.value == 2
-    assert "streamchat-speed" in speed._dom_classes
-    assert "streamchat-step" in step._dom_classes
-    links = {(link.source[0], link.source[1], link.target[0]) for link in chat._links}
-    assert links == {(chat, "speed", speed), (chat, "step", step)}
+    data, _metadata = chat._repr_mimebundle_()
+    assert data["application/vnd.jupyter.widget-view+json"]["model_id"] == chat.model_id
+    assert "no conversation yet" in data["text/html"]
+    assert "no conversation yet" in data["text/plain"]
 
 
 def test_pace_traits_are_validated(chats) -> None:
@@ -571,14 +568,16 @@ def test_secrets_stay_out_of_messages_state_and_logs_while_streaming(server, cha
     chat, capture = make(
         chats, url, api_key=API_KEY, headers={"X-Custom-Auth": HEADER_SECRET}, speed=0
     )
-    panel = chat.panel()  # the sliders are widgets too, with state of their own
     chat.send("hi")
     assert chat.wait(10)
     assert chat.status == "done"
     assert server.received[-1].headers["Authorization"] == f"Bearer {API_KEY}"
     manager_state = json.dumps(ipywidgets.Widget.get_manager_state(), default=str)
-    assert chat.model_id in manager_state and panel.model_id in manager_state
-    for text in (manager_state, capture.raw(), caplog.text, repr(chat), chat.transcript):
+    assert chat.model_id in manager_state
+    saved = json.dumps(chat._repr_mimebundle_())  # what a saved notebook holds
+    assert "Done. 你好" in json.loads(saved)[0]["text/html"]
+    texts = (manager_state, capture.raw(), caplog.text, repr(chat), chat.transcript, saved)
+    for text in texts:
         assert API_KEY not in text
         assert HEADER_SECRET not in text
     assert len(capture.custom()) > 3  # the answer really streamed as messages

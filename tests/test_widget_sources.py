@@ -137,7 +137,7 @@ def test_an_openai_client_pointed_at_the_demo_server(chats) -> None:
         import openai
     except ImportError:
         require(False, "the openai package is a test dependency")
-    with DemoServer(token_delay=0.0) as demo:
+    with DemoServer(rate=0) as demo:
         client = openai.OpenAI(base_url=demo.base_url, api_key="sk-user-secret-0123456789")
 
         def answer(messages: list[dict[str, str]]) -> object:

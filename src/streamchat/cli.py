@@ -69,7 +69,11 @@ def _parser() -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="run the embedded demo server")
     serve.add_argument("--host", default="127.0.0.1")
     serve.add_argument("--port", type=int, default=8008)
-    serve.add_argument("--token-delay", type=float, default=0.03, help="seconds per token")
+    serve.add_argument(
+        "--rate",
+        type=float,
+        help="characters per second, 0 = unthrottled (default: faster than the Speed slider)",
+    )
     serve.set_defaults(run=_run_serve)
 
     doctor = commands.add_parser("doctor", help="diagnose why an endpoint does not stream")
@@ -199,9 +203,10 @@ def _run_demo(args: argparse.Namespace) -> int:
 
 
 def _run_serve(args: argparse.Namespace) -> int:
-    from .server import DemoServer
+    from .server import DEFAULT_RATE, DemoServer
 
-    server = DemoServer(token_delay=args.token_delay, host=args.host, port=args.port)
+    rate = DEFAULT_RATE if args.rate is None else args.rate
+    server = DemoServer(rate=rate, host=args.host, port=args.port)
     print(f"streamchat demo server: {server.url}", file=sys.stderr, flush=True)
     server.serve_forever()
     return 0

@@ -2,8 +2,12 @@
 
 It lets `StreamChat()` and `streamchat demo` work with no API key and no network,
 and it is a reference for the server side of streaming: it sends the headers that
-keep proxies from buffering (see docs/nginx.md) and flushes every token as its own
-chunk. It is a plain ASGI app served by uvicorn in a background thread.
+keep proxies from buffering (see docs/nginx.md) and sends every token as its own
+event. It is a plain ASGI app served by uvicorn in a background thread.
+
+Each preset prompt gets its own answer (`_demo_answers`). The server sends at a set
+rate in characters per second, by default faster than the widget's Speed slider
+goes, so the pace a person sees is the one the slider sets.
 """
 
 from __future__ import annotations
@@ -19,68 +23,33 @@ from typing import Any
 import regex
 import uvicorn
 
-__all__ = ["DEMO_ANSWER", "DemoServer", "answer_for", "demo_server", "tokens"]
+from ._demo_answers import SHOWCASE, topic_for
+
+__all__ = ["DEFAULT_RATE", "DemoServer", "answer_for", "demo_server", "reasoning_for", "tokens"]
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
-DEMO_ANSWER = """\
-## Streaming, explained 🚀
-
-You asked: *{prompt}*. Here is an answer that shows **everything** the bubble can render,
-typed out token by token like a real model.
-
-Why stream at all?
-- The first words arrive in **milliseconds**, not after the whole answer is written
-- You can stop a wrong answer early
-  - and save tokens
-  - and time ⏱️
-- ~~Waiting for the full reply~~ is a thing of the past
-
-### A comparison
-
-| Transport | Direction | Fits LLM chat |
-|-----------|-----------|:-------------:|
-| SSE | server → client | ✅ |
-| WebSocket | both ways | 🆗 |
-| Long polling | emulated | ❌ |
-
-### Some code
-
-```python
-async def stream(url: str) -> None:
-    async with httpx.AsyncClient() as client:
-        async with client.stream("POST", url, json={{"stream": True}}) as response:
-            async for chunk in response.aiter_raw():
-                print(chunk.decode("utf-8"), end="")
-```
-
-> A proxy that buffers turns a stream into one late burst:
-> send `X-Accel-Buffering: no` and turn gzip off for `text/event-stream`.
-
-### 中文也可以 🇨🇳
-
-流式输出（打字机效果）让用户在第一时间看到回答，而不是等待几千字全部生成。多字节字符在分块之间被切开时，也能正确解码：你好，世界！👨‍👩‍👧‍👦
-
-1. Decode bytes incrementally
-2. Split events on blank lines
-3. Reveal the text at a steady pace
-
-- [x] Render Markdown live
-- [ ] Leave the cursor behind
-
-Read more at https://html.spec.whatwg.org/multipage/server-sent-events.html — that's all! 🎉
-"""
+# Characters per second: above the Speed slider's top (600), so the slider sets the pace.
+DEFAULT_RATE = 1500.0
 
 _TOKEN = regex.compile(r"\s*(?:\p{Han}{1,2}|[\p{L}\p{N}]{1,6}|\X)", regex.V1)
 
 
 def answer_for(prompt: str) -> str:
-    """The demo answer, quoting the prompt (Markdown-escaped so it cannot inject syntax)."""
+    """The answer to `prompt`; the showcase quotes it (Markdown-escaped: no injected syntax)."""
+    topic = topic_for(prompt)
+    if topic is not SHOWCASE:
+        return topic.answer
     shown = " ".join(prompt.split())[:120] or "nothing"
     shown = regex.sub(r"([\\`*_{}\[\]()#+\-.!|<>~])", r"\\\1", shown)
-    return DEMO_ANSWER.format(prompt=shown)
+    return SHOWCASE.answer.format(prompt=shown)
+
+
+def reasoning_for(prompt: str) -> str:
+    """The reasoning sent before the answer to `prompt` ("" for most prompts)."""
+    return topic_for(prompt).reasoning
 
 
 def tokens(text: str) -> Iterator[str]:
@@ -89,8 +58,8 @@ def tokens(text: str) -> Iterator[str]:
 
 
 class _DemoApp:
-    def __init__(self, token_delay: float) -> None:
-        self.token_delay = token_delay
+    def __init__(self, rate: float) -> None:
+        self.rate = rate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -124,12 +93,18 @@ class _DemoApp:
             }
         )
         disconnected = asyncio.ensure_future(_wait_disconnect(receive))
+        loop = asyncio.get_running_loop()
+        started, sent = loop.time(), 0
         try:
-            for payload in _chunks(answer_for(prompt), model):
+            for size, payload in _chunks(prompt, model):
                 if disconnected.done():
                     return
                 await send({"type": "http.response.body", "body": payload, "more_body": True})
-                await asyncio.sleep(self.token_delay)
+                sent += size
+                # Each event leaves when the rate says so; a few share one wake-up
+                # when the rate is higher than the loop's timer resolution.
+                ahead = started + sent / self.rate - loop.time() if self.rate > 0 else 0
+                await asyncio.sleep(ahead if ahead > 0.002 else 0)
             await send({"type": "http.response.body", "body": b"data: [DONE]\n\n"})
         except OSError:
             return  # the client went away (Stop): nothing to clean up
@@ -137,7 +112,8 @@ class _DemoApp:
             disconnected.cancel()
 
 
-def _chunks(answer: str, model: str) -> Iterator[bytes]:
+def _chunks(prompt: str, model: str) -> Iterator[tuple[int, bytes]]:
+    """The answer's SSE events, each with how many characters of text it carries."""
     created = int(time.time())
 
     def event(delta: dict[str, Any], finish: str | None = None, **extra: Any) -> bytes:
@@ -151,23 +127,29 @@ def _chunks(answer: str, model: str) -> Iterator[bytes]:
         }
         return b"data: " + json.dumps(chunk, ensure_ascii=False).encode() + b"\n\n"
 
-    yield event({"role": "assistant", "content": ""})
+    yield 0, event({"role": "assistant", "content": ""})
     count = 0
-    for count, token in enumerate(tokens(answer), 1):  # noqa: B007 - count is used after
-        yield event({"content": token})
-    yield event({}, "stop")
+    parts = {"reasoning_content": reasoning_for(prompt), "content": answer_for(prompt)}
+    for key, text in parts.items():
+        for token in tokens(text):
+            count += 1
+            yield len(token), event({key: token})
+    yield 0, event({}, "stop")
     usage = {"prompt_tokens": 12, "completion_tokens": count, "total_tokens": 12 + count}
     yield (
-        b"data: "
-        + json.dumps(
-            {
-                "id": "chatcmpl-demo",
-                "object": "chat.completion.chunk",
-                "choices": [],
-                "usage": usage,
-            }
-        ).encode()
-        + b"\n\n"
+        0,
+        (
+            b"data: "
+            + json.dumps(
+                {
+                    "id": "chatcmpl-demo",
+                    "object": "chat.completion.chunk",
+                    "choices": [],
+                    "usage": usage,
+                }
+            ).encode()
+            + b"\n\n"
+        ),
     )
 
 
@@ -208,11 +190,13 @@ async def _send_json(send: Send, status: int, payload: object) -> None:
 class DemoServer:
     """The demo app under uvicorn in a daemon thread, on a loopback port picked by the OS.
 
+    `rate` is characters of answer per second (0: as fast as the socket takes them).
+
     The listening socket is bound before the thread starts, so `url` is valid at once:
     an early request waits in the accept backlog instead of failing.
     """
 
-    def __init__(self, token_delay: float = 0.03, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, rate: float = DEFAULT_RATE, host: str = "127.0.0.1", port: int = 0) -> None:
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._socket.bind((host, port))
@@ -221,7 +205,7 @@ class DemoServer:
         self.base_url = f"http://{host}:{self.port}/v1"
         self.url = f"{self.base_url}/chat/completions"
         config = uvicorn.Config(
-            _DemoApp(token_delay), log_level="warning", lifespan="off", access_log=False
+            _DemoApp(rate), log_level="warning", lifespan="off", access_log=False
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(

@@ -20,9 +20,7 @@ import itertools
 import sys
 import threading
 import time
-import weakref
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,11 +29,16 @@ import httpx
 import ipywidgets
 import traitlets
 
-from . import _runner
+from . import _messages, _runner
+from ._answer import Answer, Framed, Outbox
+from ._budget import LIVE
 from ._explain import explain
+from ._kernel import Displays, replace_in_cell
 from ._pacing import type_out
 from ._secrets import Secrets
 from ._sources import PythonSource
+from ._static_copy import static_copy, transcript
+from ._timeout import within
 from .deltas import (
     Delta,
     ReasoningDelta,
@@ -46,7 +49,7 @@ from .deltas import (
     merge_tool_calls,
 )
 from .providers import build_request, detect_provider
-from .render import MarkdownStream, Patch, live_patch, spliced
+from .render import MarkdownStream
 from .transport import Limits, Retries, Timeouts, cap_answer, new_client, stream_deltas
 from .typewriter import Typewriter
 
@@ -56,24 +59,6 @@ if TYPE_CHECKING:
 __all__ = ["StreamChat"]
 
 _STATIC = Path(__file__).parent / "static"
-
-# Jupyter's IOPub rate limit drops messages above 1000/s for the whole kernel; half of
-# that is the budget shared by every live answer. One widget sends at most 40 a second:
-# smooth typing (a frame every 25 ms), while each message costs the kernel a render
-# and a signed, serialized comm message, so more would only cost more.
-_KERNEL_BUDGET = 500.0
-_MAX_RATE = 40.0
-# A tick usually sends only the new text ("extend"), but a reset or a block that is
-# rendered anew can be large: bytes are budgeted too, for the browser's sake and for
-# remote notebooks' bandwidth.
-_KERNEL_BYTES = 250_000.0
-# Rendering and sending run on the background thread, which shares the GIL with the
-# kernel's main thread: all live answers together may use this share of one core,
-# so a new cell still gets an answer at once while twenty chats type.
-_KERNEL_CPU = 0.25
-
-# Answers being typed right now, across widgets (touched only on the loop thread).
-_LIVE: set[_Answer] = set()
 
 _turn_ids = itertools.count(1)
 
@@ -101,342 +86,6 @@ def _load_css() -> str:
         for path in (_STATIC / "widget.css", _STATIC / "highlight.css")
         if path.is_file()
     )
-
-
-def min_interval(live_answers: int, messages: int = 1, size: int = 0, cost: float = 0) -> float:
-    """Seconds to wait after sending `messages` of `size` bytes that took `cost` seconds
-    to render and send, so all live answers together stay within the kernel's message,
-    byte and CPU budgets."""
-    live = max(1, live_answers)
-    return max(
-        messages / _MAX_RATE,
-        messages * live / _KERNEL_BUDGET,
-        size * live / _KERNEL_BYTES,
-        cost * live / _KERNEL_CPU,
-    )
-
-
-def compact(patches: Iterable[Patch], live: str = "") -> list[dict[str, Any]]:
-    """Reduce queued patches to at most reset + append + one change of the live part.
-
-    A reset makes everything before it irrelevant and appends concatenate; tails and
-    extends are applied to `live` (the live part as the views have it) and the result
-    is sent as one patch against it, so a tick that was delayed by the rate limit still
-    sends one small message instead of every intermediate state.
-    """
-    reset: str | None = None
-    appended = ""
-    tail, changed = live, False
-    for patch in patches:
-        if patch.op == "reset":
-            reset, appended, tail = patch.html, "", ""
-        elif patch.op == "append":
-            appended += patch.html
-        elif patch.op == "tail":
-            tail, changed = patch.html, True
-        else:
-            tail, changed = spliced(tail, patch), True
-    ops: list[dict[str, Any]] = []
-    if reset is not None:
-        ops.append({"op": "reset", "html": reset + appended})
-        if tail:
-            ops.append({"op": "tail", "html": tail})
-        return ops
-    if appended:
-        ops.append({"op": "append", "html": appended})
-    if changed and (patch := live_patch(live, tail)) is not None:
-        if patch.op == "tail":
-            ops.append({"op": "tail", "html": patch.html})
-        else:
-            ops.append({"op": "extend", "drop": patch.drop, "keep": patch.keep, "html": patch.html})
-    return ops
-
-
-# A patch travels as a JSON array, not an object: at 30-40 messages a second a key
-# name costs more than the new text itself. ["p", turn, part, op...], where part is
-# "b" (body) or "r" (reasoning) and each op is ["a", html] (append), ["t", html]
-# (tail), ["e", drop, keep, html] (extend) or ["r", html] (reset).
-_PARTS = {"body": "b", "reasoning": "r"}
-_OPS = {"append": "a", "tail": "t", "extend": "e", "reset": "r"}
-
-
-def encode_patch(turn: int, part: str, ops: list[dict[str, Any]]) -> list[Any]:
-    """The wire form of a patch message (see `decode_patch`)."""
-    encoded: list[Any] = ["p", turn, _PARTS[part]]
-    for op in ops:
-        if op["op"] == "extend":
-            encoded.append(["e", op["drop"], op["keep"], op["html"]])
-        else:
-            encoded.append([_OPS[op["op"]], op["html"]])
-    return encoded
-
-
-def decode_patch(message: list[Any]) -> dict[str, Any]:
-    """A patch message as {"type": "patch", "turn", "part", "ops": [{"op", "html"...}]}."""
-    parts = {code: name for name, code in _PARTS.items()}
-    names = {code: name for name, code in _OPS.items()}
-    ops = []
-    for op in message[3:]:
-        if op[0] == "e":
-            ops.append({"op": "extend", "drop": op[1], "keep": op[2], "html": op[3]})
-        else:
-            ops.append({"op": names[op[0]], "html": op[1]})
-    return {"type": "patch", "turn": message[1], "part": parts[message[2]], "ops": ops}
-
-
-def applied(shown: tuple[str, str], ops: list[dict[str, Any]]) -> tuple[str, str]:
-    """(frozen, tail) HTML after `ops`: what every view that applied them shows."""
-    frozen, tail = shown
-    for op in ops:
-        if op["op"] == "append":
-            frozen += op["html"]
-        elif op["op"] == "tail":
-            tail = op["html"]
-        elif op["op"] == "extend":
-            tail = spliced(tail, Patch("extend", op["html"], op["drop"], op.get("keep", 0)))
-        else:
-            frozen, tail = op["html"], ""
-    return frozen, tail
-
-
-class _Outbox:
-    """One answer's way to the browser: rendered and sent no faster than the budget allows.
-
-    Lives on the loop thread. Revealed text is queued as text and rendered only when
-    a message can go: `MarkdownStream.append` re-renders the open block, so a long
-    code block costs its whole size per call, and a tick that the rate limit would
-    merge into the next message anyway should not pay for it. A timer sends what
-    came too soon, so the message rate is bounded however fast text arrives.
-    """
-
-    def __init__(
-        self,
-        emit: Callable[[Any], None],
-        turn: int,
-        streams: dict[str, MarkdownStream],
-    ) -> None:
-        self._emit = emit
-        self.turn = turn
-        self._streams = streams
-        self._text = dict.fromkeys(streams, "")
-        self._tools: list[dict[str, Any]] | None = None
-        # (frozen, tail) per part as the views have it, for a snapshot that later
-        # patches apply to exactly.
-        self.shown = dict.fromkeys(streams, ("", ""))
-        self._next = 0.0
-        self._timer: asyncio.TimerHandle | None = None
-
-    def add(self, part: str, text: str) -> None:
-        if text:
-            self._text[part] += text
-            self._schedule()
-
-    def tools(self, calls: list[dict[str, Any]]) -> None:
-        self._tools = calls
-        self._schedule()
-
-    def _schedule(self) -> None:
-        loop = asyncio.get_running_loop()
-        if loop.time() >= self._next:
-            self.flush()
-        elif self._timer is None:
-            self._timer = loop.call_at(self._next, self.flush)
-
-    def _render(self, *, final: bool = False) -> dict[str, list[dict[str, Any]]]:
-        """Render the queued text: the ops per part, already applied to `shown`."""
-        rendered = {}
-        for part, stream in self._streams.items():
-            text = self._text[part]
-            patches = stream.append(text) if text else []
-            if final:
-                patches += stream.finish()
-                if any(patch.op == "reset" for patch in patches):
-                    continue  # the whole answer: the finished turn carries it once
-            ops = compact(patches, self.shown[part][1])
-            if ops:
-                self.shown[part] = applied(self.shown[part], ops)
-                rendered[part] = ops
-        self._text = dict.fromkeys(self._text, "")
-        return rendered
-
-    def flush(self, *, final: bool = False) -> None:
-        started = time.perf_counter()
-        rendered = self._render(final=final)
-        messages: list[Any] = [encode_patch(self.turn, part, ops) for part, ops in rendered.items()]
-        if self._tools is not None:
-            messages.append({"type": "tools", "turn": self.turn, "tool_calls": self._tools})
-        self.discard()
-        for message in messages:
-            self._emit(message)
-        if messages:
-            size = sum(len(op["html"]) for ops in rendered.values() for op in ops)
-            cost = time.perf_counter() - started
-            wait = min_interval(len(_LIVE), len(messages), size, cost)
-            self._next = asyncio.get_running_loop().time() + wait
-
-    @property
-    def next_send(self) -> float:
-        """When the next message may go (the loop's clock, time.monotonic)."""
-        return self._next
-
-    def snapshot(self) -> dict[str, tuple[str, str]]:
-        """What a view that joined late needs: queued text is rendered into it, not sent."""
-        self._render()
-        return dict(self.shown)
-
-    def discard(self) -> None:
-        """Forget what is queued (sent, in a snapshot, or the answer was stopped)."""
-        self._text = dict.fromkeys(self._text, "")
-        self._tools = None
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    async def finish(self) -> None:
-        """Render the rest as final and send it as soon as the budget allows.
-
-        A view that applied every patch then already shows the final HTML and keeps
-        its DOM (and the person's text selection).
-        """
-        if self._timer is not None:  # this is the last message: it takes the timer's place
-            self._timer.cancel()
-            self._timer = None
-        delay = self._next - asyncio.get_running_loop().time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        self.flush(final=True)
-
-
-class _Framed:
-    """The answer's typewriter as `type_out` sees it: woken no sooner than the outbox
-    may send again.
-
-    Characters revealed before then would only wait in the outbox, so at 200 chars/s
-    the loop wakes about as often as messages go (tens of times a second) instead of
-    once per character; what the reader sees is the same.
-    """
-
-    def __init__(self, typewriter: Typewriter, outbox: _Outbox) -> None:
-        self._typewriter = typewriter
-        self._outbox = outbox
-
-    @property
-    def finished(self) -> bool:
-        return self._typewriter.finished
-
-    def push(self, text: str, now: float) -> None:
-        self._typewriter.push(text, now)
-
-    def close(self, now: float) -> None:
-        self._typewriter.close(now)
-
-    def take(self, now: float) -> str:
-        return self._typewriter.take(now)
-
-    def next_deadline(self) -> float | None:
-        deadline = self._typewriter.next_deadline()
-        return None if deadline is None else max(deadline, self._outbox.next_send)
-
-
-@dataclass(eq=False)
-class _Answer:
-    """One assistant answer in progress: its pipeline stages and its bookkeeping."""
-
-    turn: int
-    typewriter: Typewriter
-    body: MarkdownStream
-    reasoning: MarkdownStream
-    outbox: _Outbox
-    started: float = field(default_factory=time.monotonic)
-    first: float | None = None
-    last: float | None = None
-    received: int = 0
-    usage: Usage | None = None
-    finish_reason: str | None = None
-    tool_deltas: list[ToolCallDelta] = field(default_factory=list)
-    tool_calls: list[dict[str, Any]] = field(default_factory=list)
-    # Characters of answer text received before each tool call's first fragment, so the
-    # view shows calls and text in the order they came.
-    tool_after: dict[int, int] = field(default_factory=dict)
-    reasoning_last: float | None = None  # when the last reasoning arrived
-    reasoning_end: float | None = None  # when the answer itself followed the reasoning
-    stream_started: bool = False
-    # Set on the loop thread; created there lazily because asyncio.Event binds a loop.
-    wake: asyncio.Event | None = None
-    stream_closed: asyncio.Event | None = None
-    task: asyncio.Task[None] | None = None
-    stop_requested: bool = False
-    ended: threading.Event = field(default_factory=threading.Event)
-
-    def cancel(self) -> None:
-        """(loop thread) Stop the answer, whether or not its task has started yet.
-
-        Once only: a second Stop (another thread, a click during the first) must not
-        cancel the task again while it is ending the turn, or the turn never ends.
-        """
-        if self.stop_requested:
-            return
-        self.stop_requested = True
-        if self.task is not None:
-            self.task.cancel()
-
-    def stats(self) -> dict[str, Any]:
-        stats: dict[str, Any] = {"chars": self.received}
-        if self.first is not None:
-            stats["ttft"] = round(self.first - self.started, 4)
-            span = (self.last or self.first) - self.first
-            if span > 0:
-                stats["chars_per_second"] = round(self.received / span, 1)
-        stats["duration"] = round(time.monotonic() - self.started, 4)
-        if self.reasoning_last is not None:
-            thought = (self.reasoning_end or self.reasoning_last) - self.started
-            stats["reasoning_seconds"] = round(thought, 1)
-        if self.usage is not None:
-            for name in ("input_tokens", "output_tokens", "reasoning_tokens"):
-                value = getattr(self.usage, name)
-                if value is not None:
-                    stats[name] = value
-        if self.finish_reason:
-            stats["finish_reason"] = self.finish_reason
-        return stats
-
-
-# Widgets made by each notebook cell, with the execution that made them.
-_BY_CELL: dict[str, tuple[str, list[weakref.ref[StreamChat]]]] = {}
-
-
-def _replace_in_cell(widget: StreamChat) -> None:
-    """Re-running a cell closes the widgets its previous run made, and their streams.
-
-    JupyterLab and Notebook 7 put the cell's id in each execute request's metadata;
-    widgets made by an older execution of the same cell are gone from the page, so
-    their answers must not keep a connection (and a thread's attention) open.
-    Other front ends send no cell id, and then nothing is closed.
-    """
-    parent = _execute_parent()
-    cell = (parent.get("metadata") or {}).get("cellId")
-    if not cell:
-        return
-    run = parent["header"]["msg_id"]
-    previous_run, widgets = _BY_CELL.get(cell, (run, []))
-    if previous_run != run:
-        for old in widgets:
-            if (chat := old()) is not None:
-                chat.close()
-        widgets = []
-    _BY_CELL[cell] = (run, [*widgets, weakref.ref(widget)])
-
-
-def _execute_parent() -> dict[str, Any]:
-    """The execute request being run by the kernel, or {} outside a kernel."""
-    try:
-        from ipykernel.kernelbase import Kernel
-    except ImportError:
-        return {}
-    if not Kernel.initialized():
-        return {}
-    parent = Kernel.instance().get_parent("shell")
-    return parent if parent.get("header", {}).get("msg_type") == "execute_request" else {}
 
 
 _HTML_FIELDS = ("html", "reasoning_html", "source")  # "source": the answer's Markdown
@@ -525,14 +174,14 @@ class StreamChat(anywidget.AnyWidget):
         self._lock = threading.RLock()
         self._history: list[dict[str, str]] = []
         self._sources: list[str] = []  # Markdown source of each turn, for the transcript
-        self._live: _Answer | None = None
+        self._live: Answer | None = None
         self._idle = threading.Event()
         self._idle.set()
-        self._panel: ipywidgets.VBox | None = None
+        self._displays = Displays()
         self.on_msg(self._on_frontend_msg)
         if self.comm is not None:
             self.comm.on_close(lambda _msg: self._cancel(wait=False))
-        _replace_in_cell(self)
+        replace_in_cell(self)
         if self._source is not None and self._source.single:
             with self._lock:
                 self._start_answer()
@@ -570,9 +219,10 @@ class StreamChat(anywidget.AnyWidget):
     def send(self, prompt: str, buffers: Any = None) -> None:  # type: ignore[override]
         """Ask `prompt`; returns at once while the answer streams in the background.
 
-        An answer still being typed is stopped first (its partial text stays in the
-        history). ipywidgets' own `Widget.send` (custom messages) is `_emit` here; a
-        dict is still passed on to it because ipywidgets calls `send({"do": "focus"})`.
+        An answer still being typed is stopped first: its partial text stays in the
+        history, marked "Stopped: a new prompt was sent." ipywidgets' own `Widget.send`
+        (custom messages) is `_emit` here; a dict is still passed on to it because
+        ipywidgets calls `send({"do": "focus"})`.
         """
         if isinstance(prompt, dict):
             ipywidgets.Widget.send(self, prompt, buffers)
@@ -580,14 +230,21 @@ class StreamChat(anywidget.AnyWidget):
         prompt = str(prompt)
         if not prompt.strip():
             raise ValueError("the prompt is empty")
+        if (live := self._live) is not None:
+            live.note = "Stopped: a new prompt was sent."
         with self._quiet():
             self._history.append({"role": "user", "content": prompt})
             self._append_turn({"role": "user", "text": prompt}, prompt)
             self._start_answer()
 
-    def stop(self) -> None:
-        """Stop the answer being typed; its partial text is kept. Closes the connection."""
-        self._cancel(wait=True)
+    def stop(self, turn: int | None = None) -> None:
+        """Stop the answer being typed; its partial text is kept. Closes the connection.
+
+        `turn` (a turn id) names the answer meant; a newer one is left typing.
+        """
+        live = self._live
+        if live is not None and (turn is None or live.outbox.turn_id == turn):
+            self._cancel(wait=True)
 
     def doctor(self, timeout: float = 30.0) -> Diagnosis:
         """Diagnose this chat's endpoint: why an answer came in bursts or broke off.
@@ -612,12 +269,20 @@ class StreamChat(anywidget.AnyWidget):
             timeout=timeout,
         )
 
-    def retry(self) -> None:
-        """Ask again for the last answer that failed or was stopped, replacing it."""
-        with self._quiet():
+    def retry(self, turn: int | None = None) -> None:
+        """Ask again for the last answer, if it failed or was stopped, replacing it.
+
+        `turn` (a turn id) names the answer meant: anything but the last answer is
+        left alone, since its question is no longer the last one. An answer being
+        typed is never retried (Stop it first).
+        """
+        with self._lock:
             if not self._sources or self.turns[-1]["role"] != "assistant":
                 return
-            if self.turns[-1]["status"] not in ("error", "stopped"):
+            last = self.turns[-1]
+            if last["status"] not in ("error", "stopped") or self._live is not None:
+                return
+            if turn is not None and last["id"] != turn:
                 return
             if self._history and self._history[-1]["role"] == "assistant":
                 self._history.pop()
@@ -640,18 +305,7 @@ class StreamChat(anywidget.AnyWidget):
     def transcript(self) -> str:
         """The conversation as Markdown (answers as their Markdown source)."""
         with self._lock:
-            parts = []
-            for turn, source in zip(self.turns, self._sources, strict=True):
-                if turn["role"] == "user":
-                    parts.append(f"**You:**\n\n{source}")
-                    continue
-                note = ""
-                if turn["status"] == "stopped":
-                    note = "\n\n*(stopped)*"
-                elif turn["status"] == "error":
-                    note = f"\n\n*(error: {' '.join(turn['error'].splitlines())})*"
-                parts.append(f"**Assistant:**\n\n{source}{note}")
-            return "\n\n---\n\n".join(parts) + ("\n" if parts else "")
+            return transcript(self.turns, self._sources)
 
     @property
     def stats(self) -> dict[str, Any]:
@@ -663,65 +317,51 @@ class StreamChat(anywidget.AnyWidget):
             return {}
 
     def close(self) -> None:
-        """Close the widget: stop its stream (closing the connection) and its controls."""
+        """Close the widget: stop its stream (closing the connection)."""
         self._cancel(wait=True)
-        if self._panel is not None:
-            panel, self._panel = self._panel, None
-            for child in panel.children[1].children:
-                child.close()
-            panel.children[1].close()
-            panel.close()
-            for link in self._links:
-                link.close()
         super().close()
 
     # -- display -------------------------------------------------------------------
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
-        """Show the chat with its speed and step sliders (ipywidgets linked in the browser)."""
-        return self.panel()._repr_mimebundle_(**kwargs)
+        """The widget view, and a static copy of the conversation for where it cannot
+        be drawn (a saved notebook on GitHub, nbviewer, nbconvert; see `_static_copy`)."""
+        with self._lock:
+            return self._bundle(self.turns)
 
-    def panel(self) -> ipywidgets.VBox:
-        """The chat and its pace sliders as one box (what displaying the chat shows)."""
-        if self._panel is None:
-            speed = ipywidgets.FloatSlider(
-                value=self.speed,
-                min=0.0,
-                max=max(600.0, self.speed),
-                step=5.0,
-                description="Speed",
-                readout_format=".0f",
-                tooltip="characters per second (0 = as fast as they arrive)",
-            )
-            speed.add_class("streamchat-speed")
-            step = ipywidgets.IntSlider(
-                value=self.step,
-                min=1,
-                max=max(20, self.step),
-                description="Step",
-                tooltip="characters revealed at a time",
-            )
-            step.add_class("streamchat-step")
-            self._links = [
-                ipywidgets.jslink((self, "speed"), (speed, "value")),
-                ipywidgets.jslink((self, "step"), (step, "value")),
-            ]
-            controls = ipywidgets.HBox([speed, step])
-            controls.add_class("streamchat-controls")
-            self._panel = ipywidgets.VBox([self, controls])
-        return self._panel
+    def _bundle(self, turns: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+        bundle = super()._repr_mimebundle_()
+        if bundle is None:  # closed
+            return None
+        data, metadata = bundle
+        return {**data, **static_copy(turns, self._sources)}, metadata
+
+    def _ipython_display_(self) -> None:
+        """Show the chat through a display that each turn end updates, so the notebook's
+        saved output holds the conversation so far."""
+        bundle = self._repr_mimebundle_()
+        if bundle is not None:
+            self._displays.show(*bundle)
+
+    def _show_static_copy(self, turns: list[dict[str, Any]]) -> None:
+        """(turn end) Rewrite every display of the chat with the conversation so far."""
+        bundle = self._bundle(turns)
+        if bundle is not None:
+            self._displays.update(*bundle)
 
     # -- browser messages ----------------------------------------------------------
 
-    def _on_frontend_msg(self, _widget: object, content: dict[str, Any], _buffers: object) -> None:
-        kind = content.get("type") if isinstance(content, dict) else None
-        if kind == "send" and str(content.get("prompt", "")).strip():
-            self.send(str(content["prompt"]))
-        elif kind == "stop":
-            self.stop()
-        elif kind == "retry":
-            self.retry()
-        elif kind == "hello":
+    def _on_frontend_msg(self, _widget: object, content: object, _buffers: object) -> None:
+        message = _messages.parse_browser_message(content)
+        if message is None:
+            return
+        if message["type"] == "send":
+            self.send(message["prompt"])
+        elif message["type"] == "stop":
+            self.stop(message["turn"])
+        elif message["type"] == "retry":
+            self.retry(message["turn"])
+        else:
             _runner.call_soon(self._send_snapshot)
 
     def _emit(self, content: Any) -> None:
@@ -734,19 +374,7 @@ class StreamChat(anywidget.AnyWidget):
         if answer is None:
             return
         shown = answer.outbox.snapshot()
-        self._emit(
-            {
-                "type": "snapshot",
-                "turn": answer.turn,
-                # The whole HTML, and which end of it is the live tail that the next
-                # `tail` patch replaces.
-                "body": "".join(shown["body"]),
-                "body_tail": shown["body"][1],
-                "reasoning": "".join(shown["reasoning"]),
-                "reasoning_tail": shown["reasoning"][1],
-                "tool_calls": answer.tool_calls,
-            }
-        )
+        self._emit(_messages.snapshot(answer.outbox.turn_id, shown, answer.tool_calls))
 
     # -- the answer pipeline -------------------------------------------------------
 
@@ -780,14 +408,15 @@ class StreamChat(anywidget.AnyWidget):
             "",
         )
         turn = len(self.turns) - 1
+        turn_id = self.turns[turn]["id"]
         body = MarkdownStream(allow_images=self._allow_images)
         reasoning = MarkdownStream(allow_images=self._allow_images)
-        answer = _Answer(
+        answer = Answer(
             turn=turn,
             typewriter=Typewriter(self.speed, self.step, max_lag=self._max_lag),
             body=body,
             reasoning=reasoning,
-            outbox=_Outbox(self._emit, turn, {"body": body, "reasoning": reasoning}),
+            outbox=Outbox(self._emit, turn_id, {"body": body, "reasoning": reasoning}),
         )
         self._live = answer
         self._idle.clear()
@@ -826,11 +455,11 @@ class StreamChat(anywidget.AnyWidget):
         if wait and not _runner.in_loop_thread() and not sys.is_finalizing():
             answer.ended.wait(10)
 
-    async def _run(self, answer: _Answer, history: list[dict[str, str]]) -> None:
+    async def _run(self, answer: Answer, history: list[dict[str, str]]) -> None:
         answer.task = asyncio.current_task()
         answer.wake = asyncio.Event()
         answer.stream_closed = asyncio.Event()
-        _LIVE.add(answer)
+        LIVE.add(answer)
         try:
             status, error = await self._type(answer, history)
             if status == "stopped":
@@ -845,21 +474,21 @@ class StreamChat(anywidget.AnyWidget):
         except Exception as exc:  # a renderer bug: still end the turn, keep the partial
             status, error = "error", f"{type(exc).__name__}: {exc}"
         finally:
-            _LIVE.discard(answer)
+            LIVE.discard(answer)
         try:
             self._finish(answer, status, error)
         finally:
             answer.ended.set()
 
-    async def _type(self, answer: _Answer, history: list[dict[str, str]]) -> tuple[str, str | None]:
+    async def _type(self, answer: Answer, history: list[dict[str, str]]) -> tuple[str, str | None]:
         """Stream and type the answer; return its final status and error message."""
         try:
             if answer.stop_requested:
                 return "stopped", None
             terminal = await type_out(
                 self._observe(answer, self._deltas(history)),
-                _Framed(answer.typewriter, answer.outbox),  # type: ignore[arg-type]
-                lambda text: answer.outbox.add("body", text),
+                Framed(answer.typewriter, answer.outbox),  # type: ignore[arg-type]
+                answer.type,
                 lambda delta: self._on_delta(answer, delta),
                 wake=answer.wake,
             )
@@ -867,8 +496,8 @@ class StreamChat(anywidget.AnyWidget):
             if answer.stream_started:
                 # Stop means the connection is closed by the time stop() returns.
                 assert answer.stream_closed is not None
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(answer.stream_closed.wait(), 5)
+                with contextlib.suppress(TimeoutError):
+                    await within(answer.stream_closed.wait(), 5)
             return "stopped", None
         except Exception as exc:  # a bad configuration or a parser bug: show it
             return "error", self._redact(f"{type(exc).__name__}: {exc}")
@@ -912,7 +541,7 @@ class StreamChat(anywidget.AnyWidget):
         secrets = Secrets.of(self._url, {**self._headers, "api-key": self._api_key or ""})
         return secrets.redact(message)
 
-    async def _observe(self, answer: _Answer, deltas: AsyncIterator[Delta]) -> AsyncIterator[Delta]:
+    async def _observe(self, answer: Answer, deltas: AsyncIterator[Delta]) -> AsyncIterator[Delta]:
         """Pass deltas through, timing the first token and counting what arrived."""
         answer.stream_started = True
         try:
@@ -935,7 +564,7 @@ class StreamChat(anywidget.AnyWidget):
             assert answer.stream_closed is not None
             answer.stream_closed.set()
 
-    def _on_delta(self, answer: _Answer, delta: Delta) -> None:
+    def _on_delta(self, answer: Answer, delta: Delta) -> None:
         if isinstance(delta, ReasoningDelta):
             answer.outbox.add("reasoning", delta.text)
         elif isinstance(delta, ToolCallDelta):
@@ -953,7 +582,7 @@ class StreamChat(anywidget.AnyWidget):
         elif isinstance(delta, Usage):
             answer.usage = delta
 
-    def _finish(self, answer: _Answer, status: str, error: str | None) -> None:
+    def _finish(self, answer: Answer, status: str, error: str | None) -> None:
         """(loop thread) Record the answer in the history and the turn; end the live state."""
         with self._lock:
             if self._live is not answer:
@@ -971,8 +600,12 @@ class StreamChat(anywidget.AnyWidget):
                 "tool_calls": answer.tool_calls,
                 "status": status,
                 "error": error,
+                "note": answer.note if status == "stopped" else None,
                 "stats": answer.stats(),
             }
+            # The saved output first: whoever sees the turn end and saves at once
+            # saves this answer too.
+            self._show_static_copy(turns)
             with self.hold_sync():
                 self._publish(turns[answer.turn])
                 self.turns = turns

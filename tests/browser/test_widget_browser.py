@@ -124,16 +124,15 @@ def rate(samples: list[list[float]]) -> float:
 
 
 def set_slider(page: Any, css_class: str, value: float) -> None:
-    """Type a value into an ipywidgets slider's editable readout, like a person would."""
-    readout = page.locator(f".{css_class} .widget-readout")
-    readout.click()
-    page.keyboard.press("Control+a")
-    page.keyboard.type(str(value))
-    page.keyboard.press("Enter")
-    page.wait_for_function(
-        "([selector, value]) => document.querySelector(selector).textContent.trim() === value",
-        arg=[f".{css_class} .widget-readout", f"{value:g}"],
+    """Move one of the widget's own range inputs to `value`, as a drag does."""
+    page.locator(f".{css_class} input[type=range]").evaluate(
+        """(input, value) => {
+          input.value = String(value);
+          input.dispatchEvent(new Event('input', {bubbles: true}));
+        }""",
+        value,
     )
+    page.locator(f".{css_class} output").filter(has_text=f"{value:g}").wait_for()
 
 
 def shoot(page: Any, name: str, selector: str = ".jp-OutputArea-output:has(.streamchat)") -> None:

@@ -1,5 +1,6 @@
 // Pure helpers of the front end, run with `node --test tests/js/`.
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
 import { test } from "node:test";
 
 import widget, {
@@ -8,6 +9,8 @@ import widget, {
   decodePatch,
   formatElapsed,
   formatStats,
+  ownsKey,
+  sliderBounds,
   nearBottom,
   shouldSend,
   splitSnapshot,
@@ -116,7 +119,12 @@ test("stats read as one short line and skip what the provider did not report", (
   assert.equal(formatStats({}), "");
   assert.equal(
     formatStats({ ttft: 0.4234, chars_per_second: 118.4, input_tokens: 12, output_tokens: 345 }),
-    "first token 0.42 s · 118 chars/s · 12 in / 345 out tokens",
+    "first token 0.42 s · received 118 chars/s · 12 in / 345 out tokens",
+  );
+  assert.equal(
+    formatStats({ chars_per_second: 1480, typed_per_second: 119.6 }),
+    "received 1480 chars/s · typed 120 chars/s",
+    "the network's pace and the typewriter's, told apart",
   );
   assert.equal(formatStats({ ttft: 1, output_tokens: 3 }), "first token 1.00 s · ? in / 3 out tokens");
   assert.equal(formatStats({ reasoning_tokens: 7 }), "7 reasoning tokens");
@@ -214,3 +222,34 @@ test("a snapshot splits into frozen HTML and the live tail", () => {
   // A tail that is not the end of the HTML is ignored rather than mis-split.
   assert.deepEqual(splitSnapshot("<p>a</p>", "<p>x"), { frozen: "<p>a</p>", tail: "" });
 });
+
+test("keys in the widget are its own, except the host's Ctrl/Meta shortcuts", () => {
+  const key = (k, mods = {}) => ({ key: k, ctrlKey: false, metaKey: false, ...mods });
+  for (const plain of ["a", "b", "d", "m", "x", "Enter", "Escape", "ArrowUp", " "]) {
+    assert.ok(ownsKey(key(plain)), plain);
+  }
+  assert.ok(ownsKey(key("Enter", { shiftKey: true })), "Shift+Enter runs a cell elsewhere");
+  assert.ok(ownsKey(key("Enter", { ctrlKey: true })));
+  assert.ok(ownsKey(key("Z", { ctrlKey: true, shiftKey: true })), "redo edits the text");
+  assert.ok(ownsKey(key("a", { metaKey: true })));
+  assert.ok(!ownsKey(key("s", { ctrlKey: true })), "Ctrl+S still saves the notebook");
+  assert.ok(!ownsKey(key("C", { ctrlKey: true, shiftKey: true })), "the command palette");
+  assert.ok(ownsKey(key("ArrowLeft", { ctrlKey: true, shiftKey: true })), "select a word");
+});
+
+test("a slider's span stretches to hold a value set from Python", () => {
+  assert.deepEqual(sliderBounds(120, { min: 0, max: 600 }), { min: 0, max: 600 });
+  assert.deepEqual(sliderBounds(2000, { min: 0, max: 600 }), { min: 0, max: 2000 });
+  assert.deepEqual(sliderBounds(1, { min: 1, max: 20 }), { min: 1, max: 20 });
+});
+
+// The patch semantics shared with the Python suite (tests/test_patch_cases.py).
+const patchCases = JSON.parse(
+  readFileSync(new URL("../patch_cases.json", import.meta.url), "utf-8"),
+).cases;
+
+for (const { name, start, ops, expect } of patchCases) {
+  test(`patch case: ${name}`, () => {
+    assert.deepEqual(applyOps(start, ops).state, expect);
+  });
+}

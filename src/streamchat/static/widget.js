@@ -12,6 +12,23 @@
 // conversation. A view displayed again or after a reload rebuilds from these traits
 // and asks the kernel (`hello`) for a snapshot of an answer still being typed.
 //
+// The messages, as declared in streamchat/_messages.py (turns addressed by id):
+/**
+ * @typedef {{op: "append" | "tail" | "reset", html: string} |
+ *   {op: "extend", html: string, drop: number, keep: number}} PatchOp
+ * @typedef {{type: "patch", turn: number, part: "body" | "reasoning", ops: PatchOp[]}} PatchMessage
+ * @typedef {Array} PatchWire a PatchMessage as sent: ["p", turn, "b" | "r", op...]
+ *   (see `decodePatch`)
+ * @typedef {{name: string, arguments: string, after: number}} ToolCall `after`: characters
+ *   of answer text received before the call's first fragment
+ * @typedef {{type: "tools", turn: number, tool_calls: ToolCall[]}} ToolsMessage
+ * @typedef {{type: "snapshot", turn: number, body: string, body_tail: string,
+ *   reasoning: string, reasoning_tail: string, tool_calls: ToolCall[]}} SnapshotMessage
+ * @typedef {PatchMessage | ToolsMessage | SnapshotMessage} KernelMessage
+ * @typedef {{type: "send", prompt: string} | {type: "stop", turn: number | null} |
+ *   {type: "retry", turn: number} | {type: "hello"}} BrowserMessage
+ */
+//
 // Everything above `render` is pure (no DOM globals) so `node --test` can import it.
 
 /** Apply patch ops to a `{frozen, tail}` state; also say what the DOM must do. */
@@ -78,13 +95,47 @@ export function shouldSend(event) {
   return !event.isComposing && event.keyCode !== 229;
 }
 
-/** The footer line: "first token 0.42 s · 118 chars/s · 12 in / 345 out tokens". */
+// Keys with Ctrl or Meta that edit text in the prompt box (select all, copy, paste,
+// cut, undo, redo, word moves): the box's, not the notebook's (Ctrl+Z would undo a
+// cell deletion). Other Ctrl/Meta combinations (Ctrl+S, the command palette) stay the
+// host's.
+const EDITING_CHORDS = new Set([
+  "a", "c", "v", "x", "z", "y", "Enter", "Backspace", "Delete",
+  "ArrowLeft", "ArrowRight", "ArrowUp", "ArrowDown", "Home", "End",
+]);
+
+/**
+ * Whether a key pressed inside the widget belongs to it, never to the host's
+ * shortcuts: every key without Ctrl/Meta (letters are command-mode shortcuts in
+ * Jupyter; Shift+Enter runs a cell), and the text-editing chords.
+ */
+export function ownsKey(event) {
+  if (!event.ctrlKey && !event.metaKey) return true;
+  const key = event.key.length === 1 ? event.key.toLowerCase() : event.key;
+  // With Shift, letters are the host's (Ctrl+Shift+C: JupyterLab's command palette),
+  // but for redo.
+  if (key.length === 1 && event.shiftKey && key !== "z") return false;
+  return EDITING_CHORDS.has(key);
+}
+
+/** A range input's bounds for a trait value: the slider's span, stretched to hold it. */
+export function sliderBounds(value, { min, max }) {
+  return { min: Math.min(min, value), max: Math.max(max, value) };
+}
+
+/**
+ * The footer line: "first token 0.42 s · received 1480 chars/s · typed 120 chars/s ·
+ * 12 in / 345 out tokens". Received is the network's pace, typed the typewriter's
+ * (the Speed slider's, or the network's when the typewriter waits for text).
+ */
 export function formatStats(stats) {
   if (!stats) return "";
   const parts = [];
   if (typeof stats.ttft === "number") parts.push(`first token ${stats.ttft.toFixed(2)} s`);
-  if (typeof stats.chars_per_second === "number" && stats.chars_per_second > 0) {
-    parts.push(`${Math.round(stats.chars_per_second)} chars/s`);
+  for (const [key, label] of [["chars_per_second", "received"], ["typed_per_second", "typed"]]) {
+    if (typeof stats[key] === "number" && stats[key] > 0) {
+      parts.push(`${label} ${Math.round(stats[key])} chars/s`);
+    }
   }
   const input = stats.input_tokens;
   const output = stats.output_tokens;
@@ -172,6 +223,7 @@ export function turnSignature(turn) {
     (turn.reasoning_html ?? "").length,
     turn.id ?? null,
     turn.error ?? "",
+    turn.note ?? "",
     turn.tool_calls ?? [],
     turn.stats ?? {},
   ]);
@@ -332,13 +384,17 @@ function render({ model, el }) {
   const stop = h(doc, "button", "streamchat-stop", { type: "button" });
   stop.textContent = "Stop";
   form.append(input, send, stop);
-  root.append(log, presets, form);
+  const controls = h(doc, "div", "streamchat-controls");
+  const notice = h(doc, "div", "streamchat-notice", { role: "alert" });
+  notice.hidden = true;
+  root.append(log, presets, notice, form, controls);
   el.appendChild(root);
 
   /** Per turn index: {sig, node, body, reasoning, state, reasoningState, live, ...}. */
   const views = [];
   let follow = true;
   let localStop = false;
+  let disconnected = false;
   let firstRender = true;
 
   const scrollToEnd = () => {
@@ -381,7 +437,7 @@ function render({ model, el }) {
     const errorText = h(doc, "span", "streamchat-error-text");
     const retry = h(doc, "button", "streamchat-retry", { type: "button" });
     retry.textContent = "Retry";
-    retry.addEventListener("click", () => model.send({ type: "retry" }));
+    retry.addEventListener("click", () => tell({ type: "retry", turn: view.id }));
     error.append(errorText, retry);
     const footer = h(doc, "div", "streamchat-footer");
     const stats = h(doc, "span", "streamchat-stats");
@@ -396,8 +452,8 @@ function render({ model, el }) {
     node.appendChild(bubble);
     const view = {
       node, body, reasoning, summary, reasoningBody, tools, toolsAfter, thinking, error,
-      errorText, footer, stats, disclaimer, copyAnswer, source: "", thoughtFor: null,
-      state: { frozen: "", tail: "" }, reasoningState: { frozen: "", tail: "" },
+      errorText, footer, stats, disclaimer, copyAnswer, retry, id: turn.id, source: "",
+      thoughtFor: null, state: { frozen: "", tail: "" }, reasoningState: { frozen: "", tail: "" },
       live: false, awaitingSnapshot: false, stopped: false, timer: null, started: Date.now(),
       reasoningToggled: false,
     };
@@ -503,6 +559,7 @@ function render({ model, el }) {
 
   /** Show a turn from the `turns` trait (a finished turn, or the start of a live one). */
   function fillAssistant(view, turn) {
+    view.id = turn.id;
     const live = turn.status === "streaming" && !view.stopped;
     const wasLive = view.live;
     view.live = live;
@@ -534,7 +591,10 @@ function render({ model, el }) {
     updateThinking(view);
     const failed = turn.status === "error" || turn.status === "stopped" || view.stopped;
     view.error.hidden = !failed || live;
-    setError(view, turn.status === "error" ? turn.error || "The answer failed." : "Stopped.");
+    setError(
+      view,
+      turn.status === "error" ? turn.error || "The answer failed." : turn.note || "Stopped.",
+    );
     view.copyAnswer.hidden = live || !view.source;
     view.footer.hidden = live;
     view.stats.textContent = formatStats(turn.stats);
@@ -612,14 +672,17 @@ function render({ model, el }) {
       }
       view.sig = sig;
     });
-    if (asked) model.send({ type: "hello" });
+    if (asked) tell({ type: "hello" });
+    placeRetry();
     if (!LIVE.has(model.get("status"))) localStop = false;
     syncStatus();
     scrollToEnd();
   }
+  /** @param {PatchWire | ToolsMessage | SnapshotMessage} received */
   function onCustom(received) {
+    /** @type {KernelMessage} */
     const message = Array.isArray(received) ? decodePatch(received) : received;
-    const view = views[message.turn];
+    const view = views.find((each) => each.kind === "assistant" && each.id === message.turn);
     if (!view || view.kind !== "assistant") return;
     if (message.type === "patch") {
       applyPatch(view, message.part, message.ops);
@@ -639,19 +702,59 @@ function render({ model, el }) {
     }
   }
 
-  function sendPrompt(text) {
-    const prompt = text.trim();
-    if (!prompt) return;
-    localStop = false;
-    log.appendChild(userNode(prompt, true));
-    follow = true;
-    scrollToEnd();
-    model.send({ type: "send", prompt });
+  /**
+   * Send a message to the kernel; false (and the widget says why) when it is gone.
+   * @param {BrowserMessage} message
+   */
+  function tell(message) {
+    if (disconnected) return false;
+    try {
+      model.send(message);
+      return true;
+    } catch {
+      // A restarted or shut-down kernel: the comm is disposed and send throws.
+      showDisconnected();
+      return false;
+    }
   }
 
-  function stopNow() {
-    // The kernel may be busy (a blocking cell) and read this message late: stop
-    // applying patches here at once, so what the person sees stops now.
+  /** Ask `text`; true when it went to the kernel (the caller may clear the box). */
+  function sendPrompt(text) {
+    const prompt = text.trim();
+    if (!prompt || disconnected) return false;
+    const pending = userNode(prompt, true);
+    log.appendChild(pending);
+    if (!tell({ type: "send", prompt })) {
+      pending.remove();
+      return false;
+    }
+    localStop = false;
+    follow = true;
+    scrollToEnd();
+    return true;
+  }
+
+  function showDisconnected() {
+    if (disconnected) return;
+    disconnected = true;
+    root.dataset.connection = "lost";
+    notice.textContent =
+      "This chat has lost its kernel (restarted or shut down), so it cannot answer. " +
+      "Run its cell again for a new chat; the conversation above stays as it was.";
+    notice.hidden = false;
+    stopLocally();
+    for (const control of root.querySelectorAll("textarea, button, input")) {
+      // Copying (a code block, an answer) needs no kernel.
+      const copies = control.classList.contains("streamchat-copy") ||
+        control.classList.contains("streamchat-copy-answer");
+      if (!copies) control.disabled = true;
+    }
+    syncStatus();
+  }
+
+  /** Stop showing the live answer at once (what the person sees stops now). */
+  function stopLocally() {
+    const live = views.find((view) => view.kind === "assistant" && view.live);
     localStop = true;
     for (const view of views) {
       if (view.kind === "assistant" && view.live) {
@@ -667,18 +770,22 @@ function render({ model, el }) {
       }
     }
     syncStatus();
-    model.send({ type: "stop" });
+    return live;
   }
 
-  listen(input, "keydown", (event) => {
-    if (event.key !== "Enter") return; // other keys (Ctrl+S...) stay the notebook's
-    // Enter belongs to the prompt box: front ends that listen in the bubble phase
-    // must not also run the cell or enter edit mode.
-    event.stopPropagation();
+  function stopNow() {
+    // The kernel may be busy (a blocking cell) and read this message late: stop
+    // applying patches here at once, and name the turn, so a Stop read late never
+    // stops a newer answer.
+    const live = stopLocally();
+    tell({ type: "stop", turn: live?.id ?? null });
+  }
+
+  function promptKey(event) {
+    if (event.key !== "Enter") return;
     if (shouldSend(event)) {
       event.preventDefault();
-      sendPrompt(input.value);
-      input.value = "";
+      if (sendPrompt(input.value)) input.value = "";
     } else if (event.shiftKey && !event.isComposing) {
       // JupyterLab cancels line breaks typed anywhere inside a cell (its guard
       // against Shift+Enter running *and* typing), so insert the newline here.
@@ -686,13 +793,74 @@ function render({ model, el }) {
       input.setRangeText("\n", input.selectionStart, input.selectionEnd, "end");
       input.dispatchEvent(new Event("input", { bubbles: true }));
     }
-  });
+  }
+
+  // Keys pressed in the widget are the widget's, in every host. Listening on the
+  // window at capture phase runs before any host listener (Notebook 7 and JupyterLab
+  // handle shortcuts on the document at capture phase, so a listener on the widget
+  // would come too late); stopping the event there keeps it from every host handler,
+  // while the browser's default action (typing, moving a slider) still happens.
+  // composedPath() sees into shadow roots (marimo renders the widget in one).
+  const onKey = (event) => {
+    const path = event.composedPath();
+    if (!path.includes(root) || !ownsKey(event)) return;
+    event.stopPropagation();
+    if (event.type === "keydown" && path[0] === input) promptKey(event);
+  };
+  for (const type of ["keydown", "keypress", "keyup"]) listen(doc.defaultView, type, onKey, true);
   listen(send, "click", () => {
-    sendPrompt(input.value);
-    input.value = "";
+    if (sendPrompt(input.value)) input.value = "";
     input.focus();
   });
   listen(stop, "click", stopNow);
+
+  /** Retry only on the last answer, once nothing streams: retrying an older answer
+   * would answer a question out of its place in the conversation. */
+  function placeRetry() {
+    const last = views[views.length - 1];
+    for (const view of views) {
+      if (view.kind !== "assistant") continue;
+      view.retry.hidden = view !== last || LIVE.has(status()) || disconnected;
+    }
+  }
+
+  // The pace controls live in the widget itself, bound to the `speed` and `step`
+  // traits, so every host that renders an anywidget (marimo too) has them.
+  const SLIDERS = {
+    speed: { label: "Speed", unit: "chars/s", min: 0, max: 600, step: 5,
+      title: "Characters per second (0 = as fast as they arrive)" },
+    step: { label: "Step", unit: "at a time", min: 1, max: 20, step: 1,
+      title: "Characters revealed at a time" },
+  };
+
+  function slider(name) {
+    const spec = SLIDERS[name];
+    const label = h(doc, "label", `streamchat-slider streamchat-${name}`, { title: spec.title });
+    const text = h(doc, "span", "streamchat-slider-label");
+    text.textContent = spec.label;
+    const range = h(doc, "input", "streamchat-range", { type: "range", step: String(spec.step) });
+    const value = h(doc, "output", "streamchat-slider-value");
+    const unit = h(doc, "span", "streamchat-slider-unit");
+    unit.textContent = spec.unit;
+    label.append(text, range, value, unit);
+    const show = () => {
+      const current = Number(model.get(name));
+      const bounds = sliderBounds(current, spec);
+      range.min = String(bounds.min);
+      range.max = String(bounds.max);
+      range.value = String(current);
+      value.textContent = String(current);
+    };
+    listen(range, "input", () => {
+      value.textContent = range.value;
+      model.set(name, Number(range.value));
+      model.save_changes();
+    });
+    onModel(`change:${name}`, show);
+    show();
+    return label;
+  }
+  controls.append(slider("speed"), slider("step"));
 
   function renderPrompts() {
     const prompts = model.get("prompts") ?? [];
@@ -718,7 +886,10 @@ function render({ model, el }) {
   onModel("change:status", () => {
     if (!LIVE.has(model.get("status"))) localStop = false;
     syncStatus();
+    placeRetry();
   });
+  // ipywidgets closes a model whose comm closed (the kernel went away).
+  onModel("comm:close", showDisconnected);
   onModel("change:prompts", renderPrompts);
   onModel("change:disclaimer", renderDisclaimer);
   onModel("msg:custom", onCustom);

@@ -1,0 +1,299 @@
+"""One answer's life on the kernel side: its state, and its way to the browser.
+
+`Answer` holds an answer in progress (pipeline stages, timings, what was typed);
+`Outbox` renders what the typewriter reveals into patches and sends them within the
+send budget (`_budget`), and `Framed` wakes the typewriter no sooner than the outbox
+may send. `compact` and `applied` say what queued patches amount to;
+their meaning is shared with the front end through tests/patch_cases.json.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from . import _messages
+from ._budget import LIVE, min_interval
+from .deltas import ToolCallDelta, Usage
+from .render import MarkdownStream, Patch, live_patch, spliced
+from .typewriter import Typewriter
+
+__all__ = ["Answer", "Framed", "Outbox", "applied", "compact"]
+
+
+def compact(patches: Iterable[Patch], live: str = "") -> list[dict[str, Any]]:
+    """Reduce queued patches to at most reset + append + one change of the live part.
+
+    A reset makes everything before it irrelevant and appends concatenate; tails and
+    extends are applied to `live` (the live part as the views have it) and the result
+    is sent as one patch against it, so a tick that was delayed by the rate limit still
+    sends one small message instead of every intermediate state.
+    """
+    reset: str | None = None
+    appended = ""
+    tail, changed = live, False
+    for patch in patches:
+        if patch.op == "reset":
+            reset, appended, tail = patch.html, "", ""
+        elif patch.op == "append":
+            appended += patch.html
+        elif patch.op == "tail":
+            tail, changed = patch.html, True
+        else:
+            tail, changed = spliced(tail, patch), True
+    ops: list[dict[str, Any]] = []
+    if reset is not None:
+        ops.append({"op": "reset", "html": reset + appended})
+        if tail:
+            ops.append({"op": "tail", "html": tail})
+        return ops
+    if appended:
+        ops.append({"op": "append", "html": appended})
+    if changed and (patch := live_patch(live, tail)) is not None:
+        if patch.op == "tail":
+            ops.append({"op": "tail", "html": patch.html})
+        else:
+            ops.append({"op": "extend", "drop": patch.drop, "keep": patch.keep, "html": patch.html})
+    return ops
+
+
+def applied(shown: tuple[str, str], ops: list[dict[str, Any]]) -> tuple[str, str]:
+    """(frozen, tail) HTML after `ops`: what every view that applied them shows."""
+    frozen, tail = shown
+    for op in ops:
+        if op["op"] == "append":
+            frozen += op["html"]
+        elif op["op"] == "tail":
+            tail = op["html"]
+        elif op["op"] == "extend":
+            tail = spliced(tail, Patch("extend", op["html"], op["drop"], op.get("keep", 0)))
+        else:
+            frozen, tail = op["html"], ""
+    return frozen, tail
+
+
+class Outbox:
+    """One answer's way to the browser: rendered and sent no faster than the budget allows.
+
+    Lives on the loop thread. Revealed text is queued as text and rendered only when
+    a message can go: `MarkdownStream.append` re-renders the open block, so a long
+    code block costs its whole size per call, and a tick that the rate limit would
+    merge into the next message anyway should not pay for it. A timer sends what
+    came too soon, so the message rate is bounded however fast text arrives.
+    """
+
+    def __init__(
+        self,
+        emit: Callable[[Any], None],
+        turn_id: int,
+        streams: dict[str, MarkdownStream],
+    ) -> None:
+        self._emit = emit
+        self.turn_id = turn_id
+        self._streams = streams
+        self._text = dict.fromkeys(streams, "")
+        self._tools: list[dict[str, Any]] | None = None
+        # (frozen, tail) per part as the views have it, for a snapshot that later
+        # patches apply to exactly.
+        self.shown = dict.fromkeys(streams, ("", ""))
+        self._next = 0.0
+        self._timer: asyncio.TimerHandle | None = None
+
+    def add(self, part: str, text: str) -> None:
+        if text:
+            self._text[part] += text
+            self._schedule()
+
+    def tools(self, calls: list[dict[str, Any]]) -> None:
+        self._tools = calls
+        self._schedule()
+
+    def _schedule(self) -> None:
+        loop = asyncio.get_running_loop()
+        if loop.time() >= self._next:
+            self.flush()
+        elif self._timer is None:
+            self._timer = loop.call_at(self._next, self.flush)
+
+    def _render(self, *, final: bool = False) -> dict[str, list[dict[str, Any]]]:
+        """Render the queued text: the ops per part, already applied to `shown`."""
+        rendered = {}
+        for part, stream in self._streams.items():
+            text = self._text[part]
+            patches = stream.append(text) if text else []
+            if final:
+                patches += stream.finish()
+                if any(patch.op == "reset" for patch in patches):
+                    continue  # the whole answer: the finished turn carries it once
+            ops = compact(patches, self.shown[part][1])
+            if ops:
+                self.shown[part] = applied(self.shown[part], ops)
+                rendered[part] = ops
+        self._text = dict.fromkeys(self._text, "")
+        return rendered
+
+    def flush(self, *, final: bool = False) -> None:
+        started = time.perf_counter()
+        rendered = self._render(final=final)
+        messages: list[Any] = [
+            _messages.patch(self.turn_id, part, ops)  # type: ignore[arg-type]
+            for part, ops in rendered.items()
+        ]
+        if self._tools is not None:
+            messages.append(_messages.tools(self.turn_id, self._tools))
+        self.discard()
+        for message in messages:
+            self._emit(message)
+        if messages:
+            size = sum(len(op["html"]) for ops in rendered.values() for op in ops)
+            cost = time.perf_counter() - started
+            wait = min_interval(len(LIVE), len(messages), size, cost)
+            self._next = asyncio.get_running_loop().time() + wait
+
+    @property
+    def next_send(self) -> float:
+        """When the next message may go (the loop's clock, time.monotonic)."""
+        return self._next
+
+    def snapshot(self) -> dict[str, tuple[str, str]]:
+        """What a view that joined late needs: queued text is rendered into it, not sent."""
+        self._render()
+        return dict(self.shown)
+
+    def discard(self) -> None:
+        """Forget what is queued (sent, in a snapshot, or the answer was stopped)."""
+        self._text = dict.fromkeys(self._text, "")
+        self._tools = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    async def finish(self) -> None:
+        """Render the rest as final and send it as soon as the budget allows.
+
+        A view that applied every patch then already shows the final HTML and keeps
+        its DOM (and the person's text selection).
+        """
+        if self._timer is not None:  # this is the last message: it takes the timer's place
+            self._timer.cancel()
+            self._timer = None
+        delay = self._next - asyncio.get_running_loop().time()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        self.flush(final=True)
+
+
+class Framed:
+    """The answer's typewriter as `type_out` sees it: woken no sooner than the outbox
+    may send again.
+
+    Characters revealed before then would only wait in the outbox, so at 200 chars/s
+    the loop wakes about as often as messages go (tens of times a second) instead of
+    once per character; what the reader sees is the same.
+    """
+
+    def __init__(self, typewriter: Typewriter, outbox: Outbox) -> None:
+        self._typewriter = typewriter
+        self._outbox = outbox
+
+    @property
+    def finished(self) -> bool:
+        return self._typewriter.finished
+
+    def push(self, text: str, now: float) -> None:
+        self._typewriter.push(text, now)
+
+    def close(self, now: float) -> None:
+        self._typewriter.close(now)
+
+    def take(self, now: float) -> str:
+        return self._typewriter.take(now)
+
+    def next_deadline(self) -> float | None:
+        deadline = self._typewriter.next_deadline()
+        return None if deadline is None else max(deadline, self._outbox.next_send)
+
+
+@dataclass(eq=False)
+class Answer:
+    """One assistant answer in progress: its pipeline stages and its bookkeeping."""
+
+    turn: int
+    typewriter: Typewriter
+    body: MarkdownStream
+    reasoning: MarkdownStream
+    outbox: Outbox
+    started: float = field(default_factory=time.monotonic)
+    first: float | None = None
+    last: float | None = None
+    received: int = 0
+    # What the typewriter revealed: its pace, told apart from the network's.
+    typed: int = 0
+    first_typed: float | None = None
+    last_typed: float | None = None
+    # Why it was stopped, when not by Stop (shown under the answer).
+    note: str | None = None
+    usage: Usage | None = None
+    finish_reason: str | None = None
+    tool_deltas: list[ToolCallDelta] = field(default_factory=list)
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    # Characters of answer text received before each tool call's first fragment, so the
+    # view shows calls and text in the order they came.
+    tool_after: dict[int, int] = field(default_factory=dict)
+    reasoning_last: float | None = None  # when the last reasoning arrived
+    reasoning_end: float | None = None  # when the answer itself followed the reasoning
+    stream_started: bool = False
+    # Set on the loop thread; created there lazily because asyncio.Event binds a loop.
+    wake: asyncio.Event | None = None
+    stream_closed: asyncio.Event | None = None
+    task: asyncio.Task[None] | None = None
+    stop_requested: bool = False
+    ended: threading.Event = field(default_factory=threading.Event)
+
+    def cancel(self) -> None:
+        """(loop thread) Stop the answer, whether or not its task has started yet.
+
+        Once only: a second Stop (another thread, a click during the first) must not
+        cancel the task again while it is ending the turn, or the turn never ends.
+        """
+        if self.stop_requested:
+            return
+        self.stop_requested = True
+        if self.task is not None:
+            self.task.cancel()
+
+    def type(self, text: str) -> None:
+        """(loop thread) The typewriter reveals `text`: time it, and send it on."""
+        now = time.monotonic()
+        self.first_typed = self.first_typed or now
+        self.last_typed = now
+        self.typed += len(text)
+        self.outbox.add("body", text)
+
+    def stats(self) -> dict[str, Any]:
+        stats: dict[str, Any] = {"chars": self.received}
+        if self.first_typed is not None and self.last_typed is not None:
+            span = self.last_typed - self.first_typed
+            if span > 0:
+                stats["typed_per_second"] = round(self.typed / span, 1)
+        if self.first is not None:
+            stats["ttft"] = round(self.first - self.started, 4)
+            span = (self.last or self.first) - self.first
+            if span > 0:
+                stats["chars_per_second"] = round(self.received / span, 1)
+        stats["duration"] = round(time.monotonic() - self.started, 4)
+        if self.reasoning_last is not None:
+            thought = (self.reasoning_end or self.reasoning_last) - self.started
+            stats["reasoning_seconds"] = round(thought, 1)
+        if self.usage is not None:
+            for name in ("input_tokens", "output_tokens", "reasoning_tokens"):
+                value = getattr(self.usage, name)
+                if value is not None:
+                    stats[name] = value
+        if self.finish_reason:
+            stats["finish_reason"] = self.finish_reason
+        return stats

@@ -1,0 +1,104 @@
+"""A chat in a notebook that is saved, converted and outlives its kernel (JupyterLab).
+
+The saved output must be readable where the widget cannot be drawn (GitHub, nbviewer,
+`jupyter nbconvert`, VS Code without a kernel): it carries a static copy of the
+conversation. After a kernel restart the old chat says it lost its kernel.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from .conftest import ARTIFACTS, VENV_BIN, offline
+from .frontends import LOAD
+
+pytestmark = pytest.mark.browser
+
+SECRET = "sk-test-0123456789abcdef"
+
+
+def ask_and_wait(page: Any, prompt: str, answers: int) -> None:
+    box = page.locator("textarea.streamchat-input")
+    box.fill(prompt)
+    box.press("Enter")
+    page.wait_for_function(
+        "(n) => document.querySelectorAll("
+        "'.streamchat-assistant[data-status=\"done\"]').length === n",
+        arg=answers,
+        timeout=LOAD,
+    )
+
+
+def test_a_saved_notebook_holds_the_conversation(page: Any, hosts: Callable[[str], Any]) -> None:
+    lab = hosts("lab")
+    offline(page)
+    (lab.root / "key.txt").write_text(SECRET)  # a key the cell's source does not show
+    source = (
+        "from streamchat import StreamChat\n"
+        "chat = StreamChat(speed=0, api_key=open('key.txt').read())\n"
+        "chat"
+    )
+    lab.open_chat(page, "saved", source)
+    ask_and_wait(page, "Show me a table", 1)
+    ask_and_wait(page, "Write some Python code", 2)
+    # The saved output is rewritten at each turn end, through the chat's display.
+    page.locator("textarea.streamchat-input").press("Control+s")  # the host's shortcut
+    page.wait_for_function(
+        "() => !document.querySelector('.lm-TabBar-tab.lm-mod-current.jp-mod-dirty')"
+    )
+    path = lab.root / "saved.ipynb"
+    notebook = json.loads(path.read_text(encoding="utf-8"))
+    (output,) = notebook["cells"][0]["outputs"]
+    copy = "".join(output["data"]["text/html"])  # nbformat may split it in lines
+    assert "Streaming front ends compared" in copy, "the first answer"
+    assert "aconnect_sse" in copy, "the second answer"
+    assert "Show me a table" in "".join(output["data"]["text/plain"])
+    assert SECRET not in path.read_text(encoding="utf-8")
+    assert "widgets" not in notebook["metadata"], "no widget state saved by default"
+
+    subprocess.run(
+        [str(VENV_BIN / "jupyter"), "nbconvert", "--to", "html", str(path)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    html = (lab.root / "saved.html").read_text(encoding="utf-8")
+    assert "Streaming front ends compared" in html and "aconnect_sse" in html
+    assert "widget-view+json" not in html and "html-manager" not in html
+    assert SECRET not in html
+    page.goto(path.with_suffix(".html").as_uri())
+    page.locator(".streamchat-transcript").screenshot(path=str(ARTIFACTS / "nbconvert-copy.png"))
+    lab.after_test()
+    page.console.check()
+
+
+def test_after_a_kernel_restart_the_chat_says_its_kernel_is_gone(
+    page: Any, hosts: Callable[[str], Any]
+) -> None:
+    lab = hosts("lab")
+    lab.open_chat(page, "restart", "from streamchat import StreamChat\nStreamChat(speed=0)")
+    ask_and_wait(page, "Why stream LLM answers?", 1)
+    page.locator(".lm-MenuBar-itemLabel", has_text="Kernel").click()
+    page.locator(".lm-Menu-itemLabel", has_text="Restart Kernel…").click()
+    page.locator(".jp-Dialog-button.jp-mod-accept").click()
+    page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=LOAD)
+    box = page.locator("textarea.streamchat-input")
+    box.fill("Are you there?")
+    box.press("Enter")
+    notice = page.locator(".streamchat-notice")
+    notice.wait_for(timeout=10_000)
+    assert "lost its kernel" in notice.inner_text()
+    assert box.is_disabled()
+    assert box.input_value() == "Are you there?", "the prompt is kept, not lost"
+    assert page.locator(".streamchat-user").count() == 1, "no pending bubble for it"
+    assert page.locator(".streamchat-assistant .streamchat-body h2").count() == 1
+    page.locator(".jp-OutputArea-output:has(.streamchat)").screenshot(
+        path=str(ARTIFACTS / "lab-kernel-gone.png")
+    )
+    lab.after_test()
+    page.console.check()
