@@ -109,7 +109,7 @@ class Server:
             raise
         return server
 
-    def wait_until_up(self, path: str, timeout: float = 90.0) -> None:
+    def wait_until_up(self, path: str, timeout: float = 180.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:

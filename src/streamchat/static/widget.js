@@ -770,6 +770,7 @@ function render({ model, el }) {
       }
     }
     syncStatus();
+    placeRetry();
     return live;
   }
 
