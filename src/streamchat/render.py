@@ -65,7 +65,9 @@ _EXTENSION_CONFIGS = {
     # Any info string opens a fence ("```python title=x.py"), as in CommonMark.
     "pymdownx.superfences": {"relaxed_headers": True},
     # "~x~" subscript would eat the tildes of "~5 min ~ 10 min"; only "~~x~~" strikes.
-    "pymdownx.tilde": {"subscript": False},
+    # Not "smart": GFM strikes "~~x~~" inside a word too, and Chinese has no spaces
+    # between words ("不要~~忘记~~保存", https://github.github.com/gfm/#strikethrough-extension-).
+    "pymdownx.tilde": {"subscript": False, "smart_delete": False},
     "tables": {"use_align_attribute": True},
 }
 
