@@ -167,6 +167,8 @@ def test_the_transport_redacts_before_the_message_is_cut(echo: str) -> None:
 
 def test_httpx_info_log_and_the_request_repr_hide_url_credentials(echo: str, caplog) -> None:
     caplog.set_level(logging.DEBUG)
+    # Importing litellm (another test's SDK) sets the httpx logger to WARNING for good.
+    caplog.set_level(logging.DEBUG, logger="httpx")
     request = build_request(url_for(echo, "401"), [], api_key=KEY)
 
     async def run() -> None:
