@@ -58,7 +58,7 @@ def test_a_generator_streams_stops_and_shows_its_exception(page: Any, lab: Jupyt
     ask(page, "fail")
     wait_status(page, "error", timeout=30_000)
     answer = page.locator(".streamchat-assistant").last
-    assert answer.locator("strong").inner_text() == "Partial"
+    assert answer.locator(".streamchat-body strong").inner_text() == "Partial"
     assert "RuntimeError: the model crashed" in answer.locator(".streamchat-error").inner_text()
     shoot(page, "lab-generator-error.png")
     page.console.check()
