@@ -135,6 +135,9 @@ def test_the_sliders_inside_the_widget_set_the_pace(page: Any, host: Any) -> Non
     print(f"{host.name}: slider 20 -> {slow_rate:.0f} chars/s, slider 300 -> {fast_rate:.0f}")
     assert 10 <= slow_rate <= 30
     assert fast_rate > 4 * slow_rate
+    # Slow again, so the answer is still typing when Stop is clicked (at 300 chars/s the
+    # rest of it takes about 2 s, less than a screenshot on a loaded machine).
+    drag_slider(page, "speed", 20)
     shoot(page, host, "pace")
     page.locator(".streamchat-stop").click()
     wait_status(page, "stopped", timeout=20_000)
