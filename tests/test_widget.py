@@ -264,7 +264,9 @@ def test_retry_replaces_the_failed_answer(server, chats) -> None:
 
 def test_patches_only_at_a_bounded_rate(server, chats) -> None:
     text = ANSWER * 4
-    url = server.route("/v1/chat/completions", Script(openai_chunks(text, size=2), pause=0.0))
+    # Fast, but spread over ~0.6 s: all of it arriving inside one 25 ms send interval
+    # would rightly travel as one append holding the whole answer.
+    url = server.route("/v1/chat/completions", Script(openai_chunks(text, size=2), pause=0.002))
     chat, capture = make(chats, url, speed=0)
     chat.send("fast")
     assert chat.wait(20)

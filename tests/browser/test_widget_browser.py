@@ -163,7 +163,9 @@ def notebook7(jupyter_servers: Callable[[str], Jupyter], page: Any) -> Iterator[
 
 
 def test_answer_renders_with_inline_cursor_then_finishes(page: Any, lab: Jupyter) -> None:
-    open_and_run(page, lab, "render.ipynb", [chat_cell(speed=0)])
+    # Typed at 300 chars/s: as it arrives (the demo server sends 1,500 chars/s) the
+    # answer could end before the cursor is sampled 8 times.
+    open_and_run(page, lab, "render.ipynb", [chat_cell(speed=300)])
     ask(page, "Show me what you can render")
     wait_length(page, 30)
     spots = []
