@@ -441,7 +441,8 @@ SCROLL = """() => {
 
 
 def test_scrolling_follows_the_answer_until_the_person_scrolls_up(page: Any, lab: Jupyter) -> None:
-    open_and_run(page, lab, "scroll.ipynb", [chat_cell(speed=150)])
+    # 60 chars/s: the answer must still be typing when 100 more characters are awaited.
+    open_and_run(page, lab, "scroll.ipynb", [chat_cell(speed=60)])
     ask(page, "Scroll test")
     # The log scrolls once the answer is taller than it; until then it follows the end.
     page.wait_for_function(
