@@ -27,6 +27,7 @@ def test_compacted_ops_give_the_same_result(case: dict[str, Any]) -> None:
     """What the rate limit merges into one message shows what the ops one by one show."""
     start = (case["start"]["frozen"], case["start"]["tail"])
     patches = [
-        Patch(op["op"], op["html"], op.get("drop", 0), op.get("keep", 0)) for op in case["ops"]
+        Patch(op["op"], op.get("html", ""), op.get("drop", 0), op.get("keep", 0), op.get("size", 0))
+        for op in case["ops"]
     ]
     assert applied(start, compact(patches, start[1])) == applied(start, case["ops"])

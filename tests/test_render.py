@@ -10,7 +10,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streamchat.render import MarkdownStream, Patch, highlight_css, render_markdown
+from streamchat.render import (
+    MarkdownStream,
+    Patch,
+    _units,
+    committed,
+    highlight_css,
+    render_markdown,
+)
 
 # --- realistic answers ---------------------------------------------------------------------
 
@@ -158,6 +165,11 @@ class PatchApplier:
             tail = head + patch.html + units[cut:].decode("utf-16-le")
             assert tail != self.tail, "an extend patch that changes nothing"
             self.tail = tail
+        elif patch.op == "commit":
+            assert 0 < patch.size <= _units(self.tail), "a commit of more than is live"
+            head = committed(self.tail, patch.size)
+            self.frozen += head
+            self.tail = self.tail[len(head) :]
         else:
             self.frozen, self.tail = patch.html, ""
 
@@ -359,7 +371,7 @@ def test_patches_rebuild_the_html_at_every_step(document: str, sizes: list[int])
 def test_character_by_character(document: str) -> None:
     stream, patches = stream_all(list(document))
     assert stream.html == render_markdown(document)
-    assert sum(patch.op == "append" for patch in patches) >= 2
+    assert sum(patch.op in ("append", "commit") for patch in patches) >= 2
 
 
 def test_windows_line_ends() -> None:
@@ -371,11 +383,19 @@ def test_windows_line_ends() -> None:
 
 def test_finished_blocks_are_sent_once_and_the_tail_stays_small() -> None:
     paragraphs = [f"Paragraph number {n} with some **text**." for n in range(30)]
-    _, patches = stream_all([p + "\n\n" for p in paragraphs])
-    appends = [patch for patch in patches if patch.op == "append"]
-    assert len(appends) == 30
-    assert all(p.split(" with")[0] in a.html for p, a in zip(paragraphs, appends, strict=True))
+    stream, patches = stream_all([p + "\n\n" for p in paragraphs])
+    # Each paragraph is shown live, then committed as it is: its HTML goes once.
+    assert [patch.op for patch in patches].count("commit") == 30
+    assert sum(len(patch.html) for patch in patches) == len(stream.html)
     assert max(len(patch.html) for patch in patches if patch.op == "tail") < 100
+
+
+def test_a_block_that_finishes_unlike_its_live_rendering_is_appended() -> None:
+    stream = MarkdownStream()
+    stream.append("Some *open")  # shown repaired: the emphasis closed
+    patches = stream.append(" text\n\nNext\n")  # finished as typed: the star shows
+    assert patches[0] == Patch("append", "<p>Some *open text</p>")
+    assert stream.html == "<p>Some *open text</p>\n<p>Next</p>"
 
 
 def test_a_late_reference_definition_resets() -> None:
@@ -398,7 +418,7 @@ def test_no_patch_when_nothing_changes() -> None:
 def test_finish_is_final() -> None:
     stream = MarkdownStream()
     stream.append("Hi")
-    assert stream.finish() == [Patch("append", "<p>Hi</p>"), Patch("tail", "")]
+    assert stream.finish() == [Patch("commit", size=len("<p>Hi</p>"))]
     assert stream.finish() == []
     with pytest.raises(RuntimeError):
         stream.append("more")

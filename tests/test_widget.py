@@ -280,7 +280,7 @@ def test_patches_only_at_a_bounded_rate(server, chats) -> None:
     gaps = [b - a for a, b in pairwise(times)]
     assert min(gaps) >= 1 / 60 - 0.002, "more than 60 messages a second"
     for _, message in custom:
-        assert all(op["op"] in ("append", "tail", "extend") for op in message["ops"])
+        assert all(op["op"] in ("append", "commit", "tail", "extend") for op in message["ops"])
         assert escaped not in json.dumps(message, ensure_ascii=False)
     # The whole HTML travels once, in the finished turn; patches add up to about one copy.
     assert sum(escaped in json.dumps(s, ensure_ascii=False) for s in capture.states()) == 1
@@ -497,13 +497,15 @@ def test_queued_patches_compact_to_reset_append_tail() -> None:
 
 def test_a_patch_travels_as_a_compact_array() -> None:
     ops = [
+        {"op": "commit", "size": 12},
         {"op": "append", "html": "<p>a</p>"},
         {"op": "extend", "drop": 0, "keep": 4, "html": "b"},
     ]
     wire = encode_patch(7, "reasoning", ops)
-    assert wire == ["p", 7, "r", ["a", "<p>a</p>"], ["e", 0, 4, "b"]]
+    assert wire == [7, "r", "c", 12, "a", "<p>a</p>", "e", 0, 4, "b"]
     assert decode_patch(wire) == {"type": "patch", "turn": 7, "part": "reasoning", "ops": ops}
-    assert len(json.dumps(encode_patch(12, "body", [ops[1]]))) <= 33  # "b" + 32 of framing
+    compact_json = json.dumps(encode_patch(12, "body", [ops[2]]), separators=(",", ":"))
+    assert len(compact_json) <= 20  # "b" + 19 of framing, as the kernel sends it (no spaces)
 
 
 def test_queued_changes_of_the_live_part_go_as_one_small_extend() -> None:
@@ -522,6 +524,9 @@ def test_queued_changes_of_the_live_part_go_as_one_small_extend() -> None:
     for patches in (
         [Patch("tail", "<p>🚀 ab</p>"), Patch("extend", "c", 0, 4)],
         [Patch("extend", "🎉", 1, 4), Patch("append", "<h2>x</h2>"), Patch("tail", "<p>y</p>")],
+        [Patch("extend", "!", 0, 4), Patch("commit", size=11), Patch("tail", "<p>y</p>")],
+        [Patch("commit", size=10), Patch("append", "<h2>x</h2>"), Patch("tail", "<p>y</p>")],
+        [Patch("commit", size=10), Patch("tail", "<p>z</p>"), Patch("commit", size=8)],
     ):
         one_by_one = ("", emoji)
         for patch in patches:

@@ -9,6 +9,7 @@ not followed (they cannot run script); every other link is left to do what it do
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 import pytest
@@ -35,11 +36,19 @@ window.__play = (steps) => {
   const frozen = document.getElementById("frozen");
   const tail = document.getElementById("tail");
   frozen.innerHTML = ""; tail.innerHTML = "";
+  let live = "";  // the live part's HTML as sent (the widget keeps it as a string too)
   for (const ops of steps) {
     for (const op of ops) {
       if (op.op === "append") frozen.insertAdjacentHTML("beforeend", op.html);
-      else if (op.op === "tail") tail.innerHTML = op.html;
-      else { frozen.innerHTML = op.html; tail.innerHTML = ""; }
+      else if (op.op === "commit") {
+        frozen.insertAdjacentHTML("beforeend", live.slice(0, op.size));
+        live = live.slice(op.size);
+      } else if (op.op === "tail") live = op.html;
+      else if (op.op === "extend") {
+        const cut = Math.max(0, live.length - op.keep);
+        live = live.slice(0, Math.max(0, cut - op.drop)) + op.html + live.slice(cut);
+      } else { frozen.innerHTML = op.html; live = ""; }
+      tail.innerHTML = live;
     }
     for (const element of document.querySelectorAll(".streamchat-body *")) {
       for (const type of ["mouseover", "mouseenter", "mousemove", "focus", "animationstart"]) {
@@ -72,12 +81,12 @@ def page() -> Iterator:
         browser.close()
 
 
-def typed(payload: str, allow_images: bool) -> list[list[dict[str, str]]]:
+def typed(payload: str, allow_images: bool) -> list[list[dict[str, object]]]:
     """The patches of `payload` fed one character at a time: one step per character."""
     stream = MarkdownStream(allow_images=allow_images)
     steps = [stream.append(char) for char in payload]
     steps.append(stream.finish())
-    return [[{"op": p.op, "html": p.html} for p in step] for step in steps if step]
+    return [[dataclasses.asdict(patch) for patch in step] for step in steps if step]
 
 
 @pytest.mark.browser

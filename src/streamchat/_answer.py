@@ -19,45 +19,57 @@ from typing import Any
 from . import _messages
 from ._budget import LIVE, min_interval
 from .deltas import ToolCallDelta, Usage
-from .render import MarkdownStream, Patch, live_patch, spliced
+from .render import MarkdownStream, Patch, committed, live_patch, spliced
 from .typewriter import Typewriter
 
 __all__ = ["Answer", "Framed", "Outbox", "applied", "compact"]
 
 
 def compact(patches: Iterable[Patch], live: str = "") -> list[dict[str, Any]]:
-    """Reduce queued patches to at most reset + append + one change of the live part.
+    """Reduce queued patches to at most reset + commit + append + one change of the live part.
 
     A reset makes everything before it irrelevant and appends concatenate; tails and
     extends are applied to `live` (the live part as the views have it) and the result
     is sent as one patch against it, so a tick that was delayed by the rate limit still
-    sends one small message instead of every intermediate state.
+    sends one small message instead of every intermediate state. A commit stays a
+    commit while what it freezes is still what the views show; otherwise it becomes
+    part of the append.
     """
     reset: str | None = None
+    commit = 0  # UTF-16 units of the views' live part to freeze first
     appended = ""
-    tail, changed = live, False
+    tail = live
     for patch in patches:
         if patch.op == "reset":
-            reset, appended, tail = patch.html, "", ""
+            reset, commit, appended, tail, live = patch.html, 0, "", "", ""
         elif patch.op == "append":
             appended += patch.html
         elif patch.op == "tail":
-            tail, changed = patch.html, True
+            tail = patch.html
+        elif patch.op == "extend":
+            tail = spliced(tail, patch)
         else:
-            tail, changed = spliced(tail, patch), True
+            head = committed(tail, patch.size)
+            if reset is None and not commit and not appended and live.startswith(head):
+                commit, live = patch.size, live[len(head) :]
+            else:
+                appended += head
+            tail = tail[len(head) :]
     ops: list[dict[str, Any]] = []
     if reset is not None:
         ops.append({"op": "reset", "html": reset + appended})
-        if tail:
-            ops.append({"op": "tail", "html": tail})
-        return ops
-    if appended:
-        ops.append({"op": "append", "html": appended})
-    if changed and (patch := live_patch(live, tail)) is not None:
-        if patch.op == "tail":
-            ops.append({"op": "tail", "html": patch.html})
+    else:
+        if commit:
+            ops.append({"op": "commit", "size": commit})
+        if appended:
+            ops.append({"op": "append", "html": appended})
+    if (change := live_patch(live, tail)) is not None:
+        if change.op == "tail":
+            ops.append({"op": "tail", "html": change.html})
         else:
-            ops.append({"op": "extend", "drop": patch.drop, "keep": patch.keep, "html": patch.html})
+            ops.append(
+                {"op": "extend", "drop": change.drop, "keep": change.keep, "html": change.html}
+            )
     return ops
 
 
@@ -71,6 +83,9 @@ def applied(shown: tuple[str, str], ops: list[dict[str, Any]]) -> tuple[str, str
             tail = op["html"]
         elif op["op"] == "extend":
             tail = spliced(tail, Patch("extend", op["html"], op["drop"], op.get("keep", 0)))
+        elif op["op"] == "commit":
+            head = committed(tail, op["size"])
+            frozen, tail = frozen + head, tail[len(head) :]
         else:
             frozen, tail = op["html"], ""
     return frozen, tail
@@ -149,7 +164,7 @@ class Outbox:
         for message in messages:
             self._emit(message)
         if messages:
-            size = sum(len(op["html"]) for ops in rendered.values() for op in ops)
+            size = sum(len(op.get("html", "")) for ops in rendered.values() for op in ops)
             cost = time.perf_counter() - started
             wait = min_interval(len(LIVE), len(messages), size, cost)
             self._next = asyncio.get_running_loop().time() + wait

@@ -93,13 +93,16 @@ def parse_browser_message(content: object) -> BrowserMessage | None:
 class PatchOp(TypedDict, total=False):
     """One change to a part's HTML: `append` to the frozen blocks, replace the live
     `tail`, `extend` it (replace the `drop` UTF-16 code units before its last `keep`
-    ones with `html`, so the closing tags are not sent again), or `reset` the whole
-    part. Their meaning, shared by both suites: tests/patch_cases.json."""
+    ones with `html`, so the closing tags are not sent again), `commit` the first
+    `size` UTF-16 code units of the live part to the frozen blocks (a block that
+    finished as it was shown is not sent again), or `reset` the whole part. Their
+    meaning, shared by both suites: tests/patch_cases.json."""
 
-    op: Literal["append", "tail", "extend", "reset"]
+    op: Literal["append", "tail", "extend", "commit", "reset"]
     html: str
     drop: int
     keep: int
+    size: int
 
 
 class PatchMessage(TypedDict):
@@ -132,36 +135,43 @@ class SnapshotMessage(TypedDict):
     tool_calls: list[dict[str, Any]]
 
 
-# A patch travels as a JSON array, not an object: at 30-40 messages a second a key
-# name costs more than the new text itself. ["p", turn, part, op...], where part is
-# "b" (body) or "r" (reasoning) and each op is ["a", html] (append), ["t", html]
-# (tail), ["e", drop, keep, html] (extend) or ["r", html] (reset).
+# A patch travels as one flat JSON array, not an object: at 30-40 messages a second
+# key names and nesting would cost more than the new text itself. [turn, part, op...]:
+# part is "b" (body) or "r" (reasoning), and the ops follow one another, each a code
+# and its arguments: "a", html (append) | "t", html (tail) | "e", drop, keep, html
+# (extend) | "c", size (commit) | "r", html (reset). The other messages are objects.
 _PARTS = {"body": "b", "reasoning": "r"}
-_OPS = {"append": "a", "tail": "t", "extend": "e", "reset": "r"}
+_ARGUMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "append": ("a", ("html",)),
+    "tail": ("t", ("html",)),
+    "extend": ("e", ("drop", "keep", "html")),
+    "commit": ("c", ("size",)),
+    "reset": ("r", ("html",)),
+}
+_OPS = {code: (name, fields) for name, (code, fields) in _ARGUMENTS.items()}
 
 
 def patch(turn: int, part: Part, ops: list[PatchOp]) -> list[Any]:
     """The wire form of a patch message (see `decode_patch`)."""
-    encoded: list[Any] = ["p", turn, _PARTS[part]]
+    encoded: list[Any] = [turn, _PARTS[part]]
     for op in ops:
-        if op["op"] == "extend":
-            encoded.append(["e", op["drop"], op["keep"], op["html"]])
-        else:
-            encoded.append([_OPS[op["op"]], op["html"]])
+        code, fields = _ARGUMENTS[op["op"]]
+        encoded.append(code)
+        encoded += [op[field] for field in fields]  # type: ignore[literal-required]
     return encoded
 
 
 def decode_patch(message: list[Any]) -> PatchMessage:
     """A patch message from its wire form (what widget.js's `decodePatch` does)."""
     parts = {code: name for name, code in _PARTS.items()}
-    names = {code: name for name, code in _OPS.items()}
     ops: list[PatchOp] = []
-    for op in message[3:]:
-        if op[0] == "e":
-            ops.append(PatchOp(op="extend", drop=op[1], keep=op[2], html=op[3]))
-        else:
-            ops.append(PatchOp(op=names[op[0]], html=op[1]))
-    return PatchMessage(type="patch", turn=message[1], part=parts[message[2]], ops=ops)
+    index = 2
+    while index < len(message):
+        name, fields = _OPS[message[index]]
+        values = message[index + 1 : index + 1 + len(fields)]
+        ops.append(PatchOp(op=name, **dict(zip(fields, values, strict=True))))  # type: ignore[misc, typeddict-item]
+        index += 1 + len(fields)
+    return PatchMessage(type="patch", turn=message[0], part=parts[message[1]], ops=ops)
 
 
 def tools(turn: int, calls: list[dict[str, Any]]) -> ToolsMessage:

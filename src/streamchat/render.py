@@ -992,13 +992,16 @@ class Patch:
         `keep` characters with `html` (both counted in UTF-16 code units, as JavaScript
         counts string length); an update then costs about the size of the new text
         instead of the whole open block (`keep` spares the closing tags).
+    commit: the live part's first `size` UTF-16 code units join the frozen part; a block
+        that finished as it was shown is not sent again.
     reset: replace everything (frozen and tail) with `html`; the tail becomes empty.
     """
 
-    op: Literal["append", "tail", "extend", "reset"]
-    html: str
+    op: Literal["append", "tail", "extend", "commit", "reset"]
+    html: str = ""
     drop: int = 0
     keep: int = 0
+    size: int = 0
 
 
 def _common_prefix(a: str, b: str, known: int = 0) -> int:
@@ -1036,6 +1039,13 @@ def _common_suffix(a: str, b: str, limit: int) -> int:
 def _units(text: str) -> int:
     """Length in UTF-16 code units, as JavaScript counts it."""
     return len(text.encode("utf-16-le")) // 2
+
+
+def committed(live: str, size: int) -> str:
+    """The first `size` UTF-16 code units of the live part: what a "commit" freezes."""
+    if _units(live) == len(live):  # no character outside the BMP: units are characters
+        return live[:size]
+    return live.encode("utf-16-le")[: 2 * size].decode("utf-16-le")
 
 
 def spliced(live: str, patch: Patch) -> str:
@@ -1113,11 +1123,11 @@ class MarkdownStream:
         patches = []
         frozen = self._take_lines()
         live = self._joined(self._block.html(_source_line(self._tail[self._scanned :])))
+        known = self._stable
         if frozen:  # the blocks that were live are finished: the live part starts afresh
-            patches.append(Patch("append", frozen))
-            if self._tail_html or live:
-                patches.append(Patch("tail", live))
-        elif (patch := live_patch(self._tail_html, live, self._stable)) is not None:
+            patches += self._frozen_patches(frozen)
+            known = 0
+        if (patch := live_patch(self._tail_html, live, known)) is not None:
             patches.append(patch)
         self._tail_html = live
         self._stable = self._block.stable + (1 if live.startswith("\n") else 0)
@@ -1129,9 +1139,7 @@ class MarkdownStream:
             return []
         self._finished = True
         patches = []
-        last = self._close_block()
-        if last:
-            patches.append(Patch("append", last))
+        patches += self._frozen_patches(self._close_block())
         if self._tail_html:
             self._tail_html = ""
             patches.append(Patch("tail", ""))
@@ -1142,18 +1150,34 @@ class MarkdownStream:
                 patches.append(Patch("reset", full))
         return patches
 
+    def _frozen_patches(self, blocks: list[str]) -> list[Patch]:
+        """Patches that freeze the finished `blocks`: a commit of the ones the live part
+        already shows as they are (the usual case: a block finishes as it was last
+        rendered, and is not sent again), an append of the others. `_tail_html` is left
+        as the views' live part after them."""
+        shown = 0
+        while shown < len(blocks) and self._tail_html.startswith(blocks[shown]):
+            self._tail_html = self._tail_html[len(blocks[shown]) :]
+            shown += 1
+        patches = []
+        if size := _units("".join(blocks[:shown])):
+            patches.append(Patch("commit", size=size))
+        if rest := "".join(blocks[shown:]):
+            patches.append(Patch("append", rest))
+        return patches
+
     # -- the block machine, shared with render_markdown ------------------------------------
 
-    def _take_lines(self) -> str:
+    def _take_lines(self) -> list[str]:
         """Feed the open block's whole lines; return the HTML of the blocks they finished."""
-        frozen = []
+        frozen: list[str] = []
         while (end := self._tail.find("\n", self._scanned)) >= 0:
             start = self._scanned
             self._scanned = end + 1
             html_text = self._feed_line(self._tail[start:end], start)
             if html_text is not None:
                 frozen.append(html_text)
-        return "".join(frozen)
+        return frozen
 
     def _feed_line(self, raw: str, start: int) -> str | None:
         source = _source_line(raw)
@@ -1193,18 +1217,20 @@ class MarkdownStream:
         self._block = _Block(self._renderer)
         return block_html
 
-    def _close_block(self) -> str:
+    def _close_block(self) -> list[str]:
         """Finish the last block (its unterminated last line counts as a line)."""
-        frozen = ""
+        frozen = []
         if self._scanned < len(self._tail):
-            frozen = self._feed_line(self._tail[self._scanned :], self._scanned) or ""
+            html_text = self._feed_line(self._tail[self._scanned :], self._scanned)
+            if html_text is not None:
+                frozen.append(html_text)
             self._scanned = len(self._tail)
         last = self._joined(self._block.html(final=True))
         self._frozen_text.append(self._tail)
         self._tail = ""
         if last:
             self._frozen_html.append(last)
-        return frozen + last
+        return [*frozen, last]
 
     def _joined(self, block_html: str) -> str:
         """Python-Markdown puts one newline between top-level elements."""

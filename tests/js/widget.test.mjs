@@ -85,19 +85,20 @@ test("extends apply in order after a tail; keep defaults to 0; no-op is no chang
 });
 
 test("a patch message decodes from its compact wire form", () => {
-  assert.deepEqual(decodePatch(["p", 3, "b", ["a", "<p>x</p>"], ["e", 1, 4, "y"]]), {
+  assert.deepEqual(decodePatch([3, "b", "c", 8, "a", "<p>x</p>", "e", 1, 4, "y"]), {
     type: "patch",
     turn: 3,
     part: "body",
     ops: [
+      { op: "commit", size: 8 },
       { op: "append", html: "<p>x</p>" },
       { op: "extend", drop: 1, keep: 4, html: "y" },
     ],
   });
-  const reasoning = decodePatch(["p", 1, "r", ["t", "<p>a"], ["r", "<p>b</p>"]]);
+  const reasoning = decodePatch([1, "r", "t", "<p>a", "r", "<p>b</p>"]);
   assert.equal(reasoning.part, "reasoning");
   assert.deepEqual(reasoning.ops.map((op) => op.op), ["tail", "reset"]);
-  assert.throws(() => applyOps({ frozen: "", tail: "" }, decodePatch(["p", 1, "b", ["z", ""]]).ops));
+  assert.throws(() => decodePatch([1, "b", "z", ""]), /unknown patch op/);
 });
 
 test("an unknown op is an error, not silently ignored", () => {

@@ -15,10 +15,11 @@
 // The messages, as declared in streamchat/_messages.py (turns addressed by id):
 /**
  * @typedef {{op: "append" | "tail" | "reset", html: string} |
- *   {op: "extend", html: string, drop: number, keep: number}} PatchOp
+ *   {op: "extend", html: string, drop: number, keep: number} |
+ *   {op: "commit", size: number}} PatchOp
  * @typedef {{type: "patch", turn: number, part: "body" | "reasoning", ops: PatchOp[]}} PatchMessage
- * @typedef {Array} PatchWire a PatchMessage as sent: ["p", turn, "b" | "r", op...]
- *   (see `decodePatch`)
+ * @typedef {Array} PatchWire a PatchMessage as sent: [turn, "b" | "r", op...], each op a
+ *   code and its arguments (see `decodePatch`)
  * @typedef {{name: string, arguments: string, after: number}} ToolCall `after`: characters
  *   of answer text received before the call's first fragment
  * @typedef {{type: "tools", turn: number, tool_calls: ToolCall[]}} ToolsMessage
@@ -37,8 +38,15 @@ export function applyOps(state, ops) {
   let appended = "";
   let reset = false;
   let tailChanged = false;
-  for (const { op, html, drop = 0, keep = 0 } of ops) {
-    if (op === "append") {
+  for (const { op, html, drop = 0, keep = 0, size = 0 } of ops) {
+    if (op === "commit") {
+      // The first `size` code units of the live part join the frozen part as they are.
+      const head = tail.slice(0, size);
+      frozen += head;
+      appended += head;
+      tail = tail.slice(size);
+      tailChanged = tailChanged || size > 0;
+    } else if (op === "append") {
       frozen += html;
       appended += html;
     } else if (op === "tail") {
@@ -64,20 +72,35 @@ export function applyOps(state, ops) {
 }
 
 const PARTS = { b: "body", r: "reasoning" };
-const OPS = { a: "append", t: "tail", e: "extend", r: "reset" };
+/** Each op's code on the wire, with its name and the names of its arguments. */
+const OPS = {
+  a: ["append", ["html"]],
+  t: ["tail", ["html"]],
+  e: ["extend", ["drop", "keep", "html"]],
+  c: ["commit", ["size"]],
+  r: ["reset", ["html"]],
+};
 
 /**
- * A patch message from its wire form, a JSON array (key names would cost more than
- * the new text at 30-40 messages a second): ["p", turn, part, op...], part "b" or "r",
- * op ["a", html] | ["t", html] | ["e", drop, keep, html] | ["r", html].
+ * A patch message from its wire form, one flat JSON array (key names and nesting would
+ * cost more than the new text at 30-40 messages a second): [turn, part, op...], part
+ * "b" or "r", each op a code and its arguments: "a", html | "t", html |
+ * "e", drop, keep, html | "c", size | "r", html.
  */
 export function decodePatch(message) {
-  const [, turn, part, ...wire] = message;
-  const ops = wire.map((op) =>
-    op[0] === "e"
-      ? { op: "extend", drop: op[1], keep: op[2], html: op[3] }
-      : { op: OPS[op[0]] ?? op[0], html: op[1] },
-  );
+  const [turn, part] = message;
+  const ops = [];
+  for (let index = 2; index < message.length; ) {
+    const code = message[index];
+    if (!Object.hasOwn(OPS, code)) throw new Error(`unknown patch op: ${code}`);
+    const [op, fields] = OPS[code];
+    const decoded = { op };
+    fields.forEach((field, offset) => {
+      decoded[field] = message[index + 1 + offset];
+    });
+    ops.push(decoded);
+    index += 1 + fields.length;
+  }
   return { type: "patch", turn, part: PARTS[part] ?? part, ops };
 }
 
