@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from streamchat._answer import applied, compact
+from patch_view import applied
 from streamchat._budget import min_interval
 from streamchat._messages import decode_patch
 from streamchat._messages import patch as encode_patch
@@ -196,6 +196,43 @@ def test_a_turn_boundary_sends_that_turn_only(server, chats) -> None:
     assert [state[f"html_{i}"]["html"] for i in ids] == [first_html, render_markdown(second)]
 
 
+def test_a_finished_answer_is_not_sent_again(server, chats) -> None:
+    """The views built the answer's HTML from the patches: the turn end sends only its
+    source and the sizes to check against, and the kernel keeps the HTML for new pages."""
+    answer = "## Plan\n\n" + ANSWER * 8 + "\n\n```python\nprint('🚀')\n```\n"
+    url = server.route("/v1/chat/completions", Script(openai_chunks(answer), pause=0.0))
+    chat, capture = make(chats, url, speed=0)
+    chat.send("go")
+    assert chat.wait(10)
+    turn = chat.turns[-1]
+    html = turn["html"]
+    ended = [m for _, m in capture.custom() if m["type"] == "ended"]
+    assert ended == [
+        {
+            "type": "ended",
+            "turn": turn["id"],
+            "source": answer,
+            "html_size": len(html.encode("utf-16-le")) // 2,
+            "reasoning_size": 0,
+        }
+    ]
+    assert json.dumps(html)[1:-1] not in json.dumps([state for state in capture.states()])
+    assert chat.get_state()[f"html_{turn['id']}"]["html"] == html
+    # What the patches built is that HTML, and the patches carried each block once.
+    patches = [m for _, m in capture.custom() if m["type"] == "patch" and m["part"] == "body"]
+    shown = ("", "")
+    for message in patches:
+        shown = applied(shown, message["ops"])
+    assert shown[0] + shown[1] == html
+    sent = sum(len(op.html) for m in patches for op in m["ops"])
+    assert sent < 1.3 * len(html), (sent, len(html))
+    # A view that could not check its copy asks for it again.
+    before = len(capture.sent)
+    chat._on_frontend_msg(chat, {"type": "resend", "turn": turn["id"]}, None)
+    assert capture.states()[-1] == {f"html_{turn['id']}": chat.get_state()[f"html_{turn['id']}"]}
+    assert len(capture.sent) == before + 1
+
+
 def test_stop_closes_the_connection_and_keeps_the_partial(server, chats) -> None:
     url = server.route("/v1/chat/completions", Script(openai_chunks(ANSWER * 5), pause=0.02))
     chat, capture = make(chats, url, speed=0)
@@ -273,19 +310,21 @@ def test_patches_only_at_a_bounded_rate(server, chats) -> None:
     final = chat.turns[-1]["html"]
     escaped = json.dumps(final, ensure_ascii=False)[1:-1]  # as it appears inside a message
     assert len(final) > 1000
-    custom = capture.custom()
+    *custom, (_, ended) = capture.custom()
     assert custom, "the answer must travel as patches"
     assert {m["type"] for _, m in custom} == {"patch"}
+    assert ended["type"] == "ended"  # once, at the end: no HTML in it
     times = [t for t, _ in custom]
     gaps = [b - a for a, b in pairwise(times)]
     assert min(gaps) >= 1 / 60 - 0.002, "more than 60 messages a second"
     for _, message in custom:
-        assert all(op["op"] in ("append", "commit", "tail", "extend") for op in message["ops"])
-        assert escaped not in json.dumps(message, ensure_ascii=False)
-    # The whole HTML travels once, in the finished turn; patches add up to about one copy.
-    assert sum(escaped in json.dumps(s, ensure_ascii=False) for s in capture.states()) == 1
-    patch_bytes = sum(len(json.dumps(m, ensure_ascii=False)) for _, m in custom)
-    assert patch_bytes < 4 * len(final)
+        assert all(op.op in ("append", "commit", "tail", "extend") for op in message["ops"])
+    wire = [m["content"] for _, m in capture.sent if m["method"] == "custom"]
+    assert not any(escaped in json.dumps(m, ensure_ascii=False) for m in wire)
+    # The HTML travels in the patches only; they add up to about one copy.
+    assert not any(escaped in json.dumps(s, ensure_ascii=False) for s in capture.states())
+    patch_bytes = sum(len(json.dumps(m, ensure_ascii=False)) for m in wire if m is not wire[-1])
+    assert patch_bytes < 2 * len(final)
 
 
 def test_typing_is_paced_and_a_speed_change_applies_mid_answer(server, chats) -> None:
@@ -399,7 +438,7 @@ def test_demo_server_works_without_an_api_key(chats) -> None:
     for fragment in ("<h2", "<table", "<pre", "<blockquote", "你好", "🚀"):
         assert fragment in html
     assert chat.stats["output_tokens"] > 10
-    assert all(m["type"] == "patch" for _, m in capture.custom())
+    assert {m["type"] for _, m in capture.custom()} == {"patch", "ended"}
 
 
 def test_with_no_url_the_embedded_demo_server_is_used(chats) -> None:
@@ -475,32 +514,15 @@ def test_a_long_open_block_is_sent_within_the_byte_budget(server, chats) -> None
     chat, capture = make(chats, url, speed=0)
     chat.send("a long code block")
     assert chat.wait(30)
-    sent = [(t, len(json.dumps(m))) for t, m in capture.custom()]
+    sent = [(t, len(json.dumps(m["content"]))) for t, m in capture.sent if m["method"] == "custom"]
     assert len(chat.turns[-1]["html"]) > 30_000
     for i, (start, _) in enumerate(sent):
         window = sum(size for t, size in sent[i:] if t - start < 1.0)
         assert window <= 250_000 + 60_000, "over the byte budget (plus one message)"
 
 
-def test_queued_patches_compact_to_reset_append_tail() -> None:
-    assert compact([]) == []
-    assert compact([Patch("tail", "<p>a"), Patch("tail", "<p>ab")]) == [
-        {"op": "tail", "html": "<p>ab"}
-    ]
-    assert compact(
-        [Patch("append", "<h2>x</h2>"), Patch("tail", "<p>a"), Patch("append", "<p>b</p>")]
-    ) == [{"op": "append", "html": "<h2>x</h2><p>b</p>"}, {"op": "tail", "html": "<p>a"}]
-    assert compact(
-        [Patch("append", "<p>old</p>"), Patch("reset", "<p>n</p>"), Patch("append", "<p>m</p>")]
-    ) == [{"op": "reset", "html": "<p>n</p><p>m</p>"}]
-
-
 def test_a_patch_travels_as_a_compact_array() -> None:
-    ops = [
-        {"op": "commit", "size": 12},
-        {"op": "append", "html": "<p>a</p>"},
-        {"op": "extend", "drop": 0, "keep": 4, "html": "b"},
-    ]
+    ops = [Patch("commit", size=12), Patch("append", "<p>a</p>"), Patch("extend", "b", 0, 4)]
     wire = encode_patch(7, "reasoning", ops)
     assert wire == [7, "r", "c", 12, "a", "<p>a</p>", "e", 0, 4, "b"]
     assert decode_patch(wire) == {"type": "patch", "turn": 7, "part": "reasoning", "ops": ops}
@@ -508,30 +530,10 @@ def test_a_patch_travels_as_a_compact_array() -> None:
     assert len(compact_json) <= 20  # "b" + 19 of framing, as the kernel sends it (no spaces)
 
 
-def test_queued_changes_of_the_live_part_go_as_one_small_extend() -> None:
-    live = "<p>Hel</p>"
-    patches = [Patch("extend", "l", 0, 4), Patch("extend", "o wor", 0, 4)]
-    assert compact(patches, live) == [{"op": "extend", "drop": 0, "keep": 4, "html": "lo wor"}]
-    assert applied(("", live), compact(patches, live)) == ("", "<p>Hello wor</p>")
-    # A tail and later extends send only what differs from what the views show.
-    code = "<pre><code>a\n</code></pre>"
-    patches = [Patch("tail", "<pre><code>a\nb</code></pre>"), Patch("extend", "\nc", 0, 13)]
-    assert compact(patches, code) == [{"op": "extend", "drop": 0, "keep": 13, "html": "b\nc"}]
-    # Counts are UTF-16 code units, as the browser's: an emoji is two.
-    shown = applied(("", "<p>🚀</p>"), [{"op": "extend", "drop": 2, "keep": 4, "html": "ok"}])
+def test_patch_counts_are_utf16_code_units_as_in_the_browser() -> None:
+    shown = applied(("", "<p>🚀</p>"), [Patch("extend", "ok", drop=2, keep=4)])
     assert shown == ("", "<p>ok</p>")
-    emoji = "<p>🚀 a</p>"
-    for patches in (
-        [Patch("tail", "<p>🚀 ab</p>"), Patch("extend", "c", 0, 4)],
-        [Patch("extend", "🎉", 1, 4), Patch("append", "<h2>x</h2>"), Patch("tail", "<p>y</p>")],
-        [Patch("extend", "!", 0, 4), Patch("commit", size=11), Patch("tail", "<p>y</p>")],
-        [Patch("commit", size=10), Patch("append", "<h2>x</h2>"), Patch("tail", "<p>y</p>")],
-        [Patch("commit", size=10), Patch("tail", "<p>z</p>"), Patch("commit", size=8)],
-    ):
-        one_by_one = ("", emoji)
-        for patch in patches:
-            one_by_one = applied(one_by_one, compact([patch], one_by_one[1]))
-        assert applied(("", emoji), compact(patches, emoji)) == one_by_one
+    assert applied(("", "<p>🚀</p>\n<p>a"), [Patch("commit", size=9)]) == ("<p>🚀</p>", "\n<p>a")
 
 
 def test_reasoning_and_tool_calls_travel_as_their_own_parts(server, chats) -> None:

@@ -3,8 +3,7 @@
 `Answer` holds an answer in progress (pipeline stages, timings, what was typed);
 `Outbox` renders what the typewriter reveals into patches and sends them within the
 send budget (`_budget`), and `Framed` wakes the typewriter no sooner than the outbox
-may send. `compact` and `applied` say what queued patches amount to;
-their meaning is shared with the front end through tests/patch_cases.json.
+may send.
 """
 
 from __future__ import annotations
@@ -12,83 +11,17 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import _messages
 from ._budget import LIVE, min_interval
 from .deltas import ToolCallDelta, Usage
-from .render import MarkdownStream, Patch, committed, live_patch, spliced
+from .render import MarkdownStream, Patch
 from .typewriter import Typewriter
 
-__all__ = ["Answer", "Framed", "Outbox", "applied", "compact"]
-
-
-def compact(patches: Iterable[Patch], live: str = "") -> list[dict[str, Any]]:
-    """Reduce queued patches to at most reset + commit + append + one change of the live part.
-
-    A reset makes everything before it irrelevant and appends concatenate; tails and
-    extends are applied to `live` (the live part as the views have it) and the result
-    is sent as one patch against it, so a tick that was delayed by the rate limit still
-    sends one small message instead of every intermediate state. A commit stays a
-    commit while what it freezes is still what the views show; otherwise it becomes
-    part of the append.
-    """
-    reset: str | None = None
-    commit = 0  # UTF-16 units of the views' live part to freeze first
-    appended = ""
-    tail = live
-    for patch in patches:
-        if patch.op == "reset":
-            reset, commit, appended, tail, live = patch.html, 0, "", "", ""
-        elif patch.op == "append":
-            appended += patch.html
-        elif patch.op == "tail":
-            tail = patch.html
-        elif patch.op == "extend":
-            tail = spliced(tail, patch)
-        else:
-            head = committed(tail, patch.size)
-            if reset is None and not commit and not appended and live.startswith(head):
-                commit, live = patch.size, live[len(head) :]
-            else:
-                appended += head
-            tail = tail[len(head) :]
-    ops: list[dict[str, Any]] = []
-    if reset is not None:
-        ops.append({"op": "reset", "html": reset + appended})
-    else:
-        if commit:
-            ops.append({"op": "commit", "size": commit})
-        if appended:
-            ops.append({"op": "append", "html": appended})
-    if (change := live_patch(live, tail)) is not None:
-        if change.op == "tail":
-            ops.append({"op": "tail", "html": change.html})
-        else:
-            ops.append(
-                {"op": "extend", "drop": change.drop, "keep": change.keep, "html": change.html}
-            )
-    return ops
-
-
-def applied(shown: tuple[str, str], ops: list[dict[str, Any]]) -> tuple[str, str]:
-    """(frozen, tail) HTML after `ops`: what every view that applied them shows."""
-    frozen, tail = shown
-    for op in ops:
-        if op["op"] == "append":
-            frozen += op["html"]
-        elif op["op"] == "tail":
-            tail = op["html"]
-        elif op["op"] == "extend":
-            tail = spliced(tail, Patch("extend", op["html"], op["drop"], op.get("keep", 0)))
-        elif op["op"] == "commit":
-            head = committed(tail, op["size"])
-            frozen, tail = frozen + head, tail[len(head) :]
-        else:
-            frozen, tail = op["html"], ""
-    return frozen, tail
+__all__ = ["Answer", "Framed", "Outbox"]
 
 
 class Outbox:
@@ -112,9 +45,6 @@ class Outbox:
         self._streams = streams
         self._text = dict.fromkeys(streams, "")
         self._tools: list[dict[str, Any]] | None = None
-        # (frozen, tail) per part as the views have it, for a snapshot that later
-        # patches apply to exactly.
-        self.shown = dict.fromkeys(streams, ("", ""))
         self._next = 0.0
         self._timer: asyncio.TimerHandle | None = None
 
@@ -134,20 +64,20 @@ class Outbox:
         elif self._timer is None:
             self._timer = loop.call_at(self._next, self.flush)
 
-    def _render(self, *, final: bool = False) -> dict[str, list[dict[str, Any]]]:
-        """Render the queued text: the ops per part, already applied to `shown`."""
+    def _render(self, *, final: bool = False) -> dict[str, list[Patch]]:
+        """Render the queued text: the patches per part.
+
+        One render per message, so the patches of a part are already as small as its
+        change: `MarkdownStream` makes them against what it last gave the views.
+        """
         rendered = {}
         for part, stream in self._streams.items():
             text = self._text[part]
             patches = stream.append(text) if text else []
             if final:
                 patches += stream.finish()
-                if any(patch.op == "reset" for patch in patches):
-                    continue  # the whole answer: the finished turn carries it once
-            ops = compact(patches, self.shown[part][1])
-            if ops:
-                self.shown[part] = applied(self.shown[part], ops)
-                rendered[part] = ops
+            if patches:
+                rendered[part] = patches
         self._text = dict.fromkeys(self._text, "")
         return rendered
 
@@ -164,7 +94,7 @@ class Outbox:
         for message in messages:
             self._emit(message)
         if messages:
-            size = sum(len(op.get("html", "")) for ops in rendered.values() for op in ops)
+            size = sum(len(patch.html) for patches in rendered.values() for patch in patches)
             cost = time.perf_counter() - started
             wait = min_interval(len(LIVE), len(messages), size, cost)
             self._next = asyncio.get_running_loop().time() + wait
@@ -175,9 +105,10 @@ class Outbox:
         return self._next
 
     def snapshot(self) -> dict[str, tuple[str, str]]:
-        """What a view that joined late needs: queued text is rendered into it, not sent."""
+        """What a view that joined late needs, (frozen, live) HTML per part: queued text
+        is rendered into it, not sent (the snapshot goes to every view)."""
         self._render()
-        return dict(self.shown)
+        return {part: stream.shown for part, stream in self._streams.items()}
 
     def discard(self) -> None:
         """Forget what is queued (sent, in a snapshot, or the answer was stopped)."""

@@ -10,17 +10,21 @@ from __future__ import annotations
 
 from typing import Any, Literal, TypedDict
 
+from .render import Patch, _units
+
 __all__ = [
     "BrowserMessage",
+    "EndedMessage",
     "HelloMessage",
     "PatchMessage",
-    "PatchOp",
+    "ResendMessage",
     "RetryMessage",
     "SendMessage",
     "SnapshotMessage",
     "StopMessage",
     "ToolsMessage",
     "decode_patch",
+    "ended",
     "parse_browser_message",
     "patch",
     "snapshot",
@@ -60,7 +64,15 @@ class HelloMessage(TypedDict):
     type: Literal["hello"]
 
 
-BrowserMessage = SendMessage | StopMessage | RetryMessage | HelloMessage
+class ResendMessage(TypedDict):
+    """A view that could not check a finished answer's HTML (see `EndedMessage`) asks
+    for the answer's `html_<id>` trait."""
+
+    type: Literal["resend"]
+    turn: int
+
+
+BrowserMessage = SendMessage | StopMessage | RetryMessage | HelloMessage | ResendMessage
 
 
 def _turn_id(value: object) -> int | None:
@@ -84,34 +96,25 @@ def parse_browser_message(content: object) -> BrowserMessage | None:
             return RetryMessage(type="retry", turn=turn)
     elif kind == "hello":
         return HelloMessage(type="hello")
+    elif kind == "resend":
+        turn = _turn_id(content.get("turn"))
+        if turn is not None:
+            return ResendMessage(type="resend", turn=turn)
     return None
 
 
 # -- kernel -> browser ---------------------------------------------------------------
 
 
-class PatchOp(TypedDict, total=False):
-    """One change to a part's HTML: `append` to the frozen blocks, replace the live
-    `tail`, `extend` it (replace the `drop` UTF-16 code units before its last `keep`
-    ones with `html`, so the closing tags are not sent again), `commit` the first
-    `size` UTF-16 code units of the live part to the frozen blocks (a block that
-    finished as it was shown is not sent again), or `reset` the whole part. Their
-    meaning, shared by both suites: tests/patch_cases.json."""
-
-    op: Literal["append", "tail", "extend", "commit", "reset"]
-    html: str
-    drop: int
-    keep: int
-    size: int
-
-
 class PatchMessage(TypedDict):
-    """A patch as `decode_patch` reads it; it travels in the compact form `patch` makes."""
+    """Changes to a part's HTML (`render.Patch`: append, tail, extend, commit, reset; their
+    meaning, shared by both suites: tests/patch_cases.json), as `decode_patch` reads them;
+    they travel in the compact form `patch` makes."""
 
     type: Literal["patch"]
     turn: int
     part: Part
-    ops: list[PatchOp]
+    ops: list[Patch]
 
 
 class ToolsMessage(TypedDict):
@@ -121,6 +124,18 @@ class ToolsMessage(TypedDict):
     type: Literal["tools"]
     turn: int
     tool_calls: list[dict[str, Any]]
+
+
+class EndedMessage(TypedDict):
+    """An answer ended. Every view that applied its patches already holds its final HTML,
+    so the HTML is not sent again: the view checks it against the sizes (UTF-16 code
+    units) and keeps it, with the Markdown `source`, as the model's `html_<id>`."""
+
+    type: Literal["ended"]
+    turn: int
+    source: str
+    html_size: int
+    reasoning_size: int
 
 
 class SnapshotMessage(TypedDict):
@@ -151,27 +166,37 @@ _ARGUMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
 _OPS = {code: (name, fields) for name, (code, fields) in _ARGUMENTS.items()}
 
 
-def patch(turn: int, part: Part, ops: list[PatchOp]) -> list[Any]:
+def patch(turn: int, part: Part, ops: list[Patch]) -> list[Any]:
     """The wire form of a patch message (see `decode_patch`)."""
     encoded: list[Any] = [turn, _PARTS[part]]
     for op in ops:
-        code, fields = _ARGUMENTS[op["op"]]
+        code, fields = _ARGUMENTS[op.op]
         encoded.append(code)
-        encoded += [op[field] for field in fields]  # type: ignore[literal-required]
+        encoded += [getattr(op, field) for field in fields]
     return encoded
 
 
 def decode_patch(message: list[Any]) -> PatchMessage:
     """A patch message from its wire form (what widget.js's `decodePatch` does)."""
     parts = {code: name for name, code in _PARTS.items()}
-    ops: list[PatchOp] = []
+    ops: list[Patch] = []
     index = 2
     while index < len(message):
         name, fields = _OPS[message[index]]
         values = message[index + 1 : index + 1 + len(fields)]
-        ops.append(PatchOp(op=name, **dict(zip(fields, values, strict=True))))  # type: ignore[misc, typeddict-item]
+        ops.append(Patch(name, **dict(zip(fields, values, strict=True))))
         index += 1 + len(fields)
     return PatchMessage(type="patch", turn=message[0], part=parts[message[1]], ops=ops)
+
+
+def ended(turn: int, source: str, html: str, reasoning_html: str) -> EndedMessage:
+    return EndedMessage(
+        type="ended",
+        turn=turn,
+        source=source,
+        html_size=_units(html),
+        reasoning_size=_units(reasoning_html),
+    )
 
 
 def tools(turn: int, calls: list[dict[str, Any]]) -> ToolsMessage:

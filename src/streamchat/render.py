@@ -1116,6 +1116,11 @@ class MarkdownStream:
     def html(self) -> str:
         return "".join(self._frozen_html) + self._tail_html
 
+    @property
+    def shown(self) -> tuple[str, str]:
+        """(frozen, live) HTML: what the patches so far left in a view."""
+        return "".join(self._frozen_html), self._tail_html
+
     def append(self, delta: str) -> list[Patch]:
         if self._finished:
             raise RuntimeError("MarkdownStream.append() after finish()")

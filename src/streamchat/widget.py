@@ -361,6 +361,8 @@ class StreamChat(anywidget.AnyWidget):
             self.stop(message["turn"])
         elif message["type"] == "retry":
             self.retry(message["turn"])
+        elif message["type"] == "resend":
+            self._resend(message["turn"])
         else:
             _runner.call_soon(self._send_snapshot)
 
@@ -383,14 +385,25 @@ class StreamChat(anywidget.AnyWidget):
         self.turns = [*self.turns, {"id": next(_turn_ids), **turn}]
 
     def _publish(self, turn: dict[str, Any]) -> None:
-        """Sync one finished answer's HTML as the trait `html_<id>`, before the turns
-        that refer to it (a trait added to a widget is sent at once)."""
+        """Keep one finished answer's HTML as the trait `html_<id>`, without sending it.
+
+        Every view that applied the answer's patches already holds that HTML: the
+        "ended" message gives them the source and the sizes to check it against, and
+        they keep it in their model. The trait is still part of the state that a page
+        opened later asks for (`get_state` reads `keys`), and a view that could not
+        check its copy asks for it ("resend").
+        """
         name = f"html_{turn['id']}"
-        value = {key: turn[key] for key in _HTML_FIELDS}
+        self.add_traits(**{name: traitlets.Dict({key: turn[key] for key in _HTML_FIELDS})})
+        self.keys.append(name)  # after the value is set: setting a synced trait sends it
+        self._emit(
+            _messages.ended(turn["id"], turn["source"], turn["html"], turn["reasoning_html"])
+        )
+
+    def _resend(self, turn: int) -> None:
+        name = f"html_{turn}"
         if self.has_trait(name):
-            setattr(self, name, value)
-        else:
-            self.add_traits(**{name: traitlets.Dict(value).tag(sync=True)})
+            self.send_state(name)
 
     def _start_answer(self) -> None:
         """(under the lock) Add a live assistant turn and start typing it."""

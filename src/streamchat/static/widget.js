@@ -25,9 +25,13 @@
  * @typedef {{type: "tools", turn: number, tool_calls: ToolCall[]}} ToolsMessage
  * @typedef {{type: "snapshot", turn: number, body: string, body_tail: string,
  *   reasoning: string, reasoning_tail: string, tool_calls: ToolCall[]}} SnapshotMessage
- * @typedef {PatchMessage | ToolsMessage | SnapshotMessage} KernelMessage
+ * @typedef {{type: "ended", turn: number, source: string, html_size: number,
+ *   reasoning_size: number}} EndedMessage an answer ended: the views that applied its
+ *   patches keep the HTML they built as the model's `html_<turn>` (sizes in UTF-16 units)
+ * @typedef {PatchMessage | ToolsMessage | SnapshotMessage | EndedMessage} KernelMessage
  * @typedef {{type: "send", prompt: string} | {type: "stop", turn: number | null} |
- *   {type: "retry", turn: number} | {type: "hello"}} BrowserMessage
+ *   {type: "retry", turn: number} | {type: "hello"} | {type: "resend", turn: number}}
+ *   BrowserMessage
  */
 //
 // Everything above `render` is pure (no DOM globals) so `node --test` can import it.
@@ -577,7 +581,36 @@ function render({ model, el }) {
   /** A turn with its answer's HTML, from the turn's own `html_<id>` trait. */
   function withHtml(turn) {
     const stored = turn.id != null ? model.get(`html_${turn.id}`) : undefined;
+    if (!stored && turn.id != null && !LIVE.has(turn.status)) resend(turn.id);
     return stored ? { ...turn, ...stored } : turn;
+  }
+
+  const resent = new Set();
+  /** Ask the kernel for a finished answer's `html_<id>` (this view holds no checked copy). */
+  function resend(id) {
+    if (resent.has(id)) return;
+    resent.add(id);
+    onModel(`change:html_${id}`, renderTurns);
+    tell({ type: "resend", turn: id });
+  }
+
+  /** Keep the HTML this view built from the patches as the model's `html_<id>`, if it is
+   * the kernel's (same sizes); otherwise ask for the kernel's. */
+  function keepAnswer(view, message) {
+    const { frozen, tail } = view.state;
+    const html = frozen + tail;
+    const reasoning = view.reasoningState.frozen + view.reasoningState.tail;
+    const checked =
+      view.live &&
+      !view.stopped &&
+      !view.awaitingSnapshot &&
+      html.length === message.html_size &&
+      reasoning.length === message.reasoning_size;
+    if (checked) {
+      model.set(`html_${message.turn}`, { html, reasoning_html: reasoning, source: message.source });
+    } else {
+      resend(message.turn);
+    }
   }
 
   /** Show a turn from the `turns` trait (a finished turn, or the start of a live one). */
@@ -701,13 +734,18 @@ function render({ model, el }) {
     syncStatus();
     scrollToEnd();
   }
-  /** @param {PatchWire | ToolsMessage | SnapshotMessage} received */
+  /** @param {PatchWire | ToolsMessage | SnapshotMessage | EndedMessage} received */
   function onCustom(received) {
     /** @type {KernelMessage} */
     const message = Array.isArray(received) ? decodePatch(received) : received;
     const view = views.find((each) => each.kind === "assistant" && each.id === message.turn);
-    if (!view || view.kind !== "assistant") return;
-    if (message.type === "patch") {
+    if (!view || view.kind !== "assistant") {
+      if (message.type === "ended") resend(message.turn);
+      return;
+    }
+    if (message.type === "ended") {
+      keepAnswer(view, message);
+    } else if (message.type === "patch") {
       applyPatch(view, message.part, message.ops);
     } else if (message.type === "snapshot") {
       if (!view.live || view.stopped) return;
