@@ -128,13 +128,34 @@ def serve(rate: float, scale: float) -> None:
 
 
 SETUP = """
-import json, time
+import json, os, threading, time
 import httpx
 from IPython.display import Markdown, display
 from streamchat import StreamChat
 
+def thread_cpu():
+    # CPU seconds per thread of this process, by Python thread name ("native" for the
+    # threads Python did not start: zmq's I/O threads).
+    names = {t.native_id: t.name for t in threading.enumerate()}
+    tick = os.sysconf("SC_CLK_TCK")
+    cpu = {}
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        name = names.get(int(tid), "native")
+        cpu[name] = cpu.get(name, 0.0) + (int(fields[11]) + int(fields[12])) / tick
+    return cpu
+
+def spent(before):
+    after = thread_cpu()
+    return {name: after[name] - before.get(name, 0.0) for name in after}
+
 def run_streamchat(url, kind, rate):
     chat = StreamChat(url, speed=rate)
+    threads = thread_cpu()
     c0, t0 = time.process_time(), time.monotonic()
     chat.send(kind)
     chat.wait(600)
@@ -142,12 +163,13 @@ def run_streamchat(url, kind, rate):
     chars = len(chat.messages[-1]["content"])
     status = chat.status
     chat.close()
-    return (cpu, wall, chars, status)
+    return (cpu, wall, chars, status, spent(threads))
 
 def run_naive(url, kind, rate):
     body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": kind}]}
     handle = display(Markdown(""), display_id=True)
     acc, last = "", 0.0
+    threads = thread_cpu()
     c0, t0 = time.process_time(), time.monotonic()
     with httpx.stream("POST", url, json=body, timeout=60) as response:
         for line in response.iter_lines():
@@ -159,7 +181,8 @@ def run_naive(url, kind, rate):
                 handle.update(Markdown(acc))
                 last = now
     handle.update(Markdown(acc))
-    return (time.process_time() - c0, time.monotonic() - t0, len(acc), "done")
+    cpu, wall = time.process_time() - c0, time.monotonic() - t0
+    return (cpu, wall, len(acc), "done", spent(threads))
 """
 
 
@@ -202,7 +225,7 @@ def _size(value: object) -> int:
 
 
 def _figures(value: tuple, messages: list[dict], update_type: str) -> dict[str, float]:
-    cpu, wall, chars, status = value
+    cpu, wall, chars, status, threads = value
     assert status == "done", status
     sent = [
         m for m in messages if m["msg_type"] in ("comm_msg", "display_data", "update_display_data")
@@ -221,7 +244,24 @@ def _figures(value: tuple, messages: list[dict], update_type: str) -> dict[str, 
         "bytes/char": payload / chars,
         "wire/char": wire / chars,
         "updates/s": updates / wall,
+        "threads": {name: 1e6 * seconds / chars for name, seconds in threads.items()},
     }
+
+
+THREADS = {
+    "streamchat-loop": "loop",
+    "MainThread": "main",
+    "IOPub": "iopub",
+    "native": "zmq (native)",
+}
+
+
+def _by_thread(figures: dict[str, float]) -> str:
+    """CPU us/char per thread: where the kernel's time went."""
+    threads: dict[str, float] = figures["threads"]  # type: ignore[assignment]
+    known = {label: threads.get(name, 0.0) for name, label in THREADS.items()}
+    known["other"] = sum(v for name, v in threads.items() if name not in THREADS)
+    return "  ".join(f"{label} {value:.0f}" for label, value in known.items())
 
 
 def main() -> None:
@@ -249,7 +289,7 @@ def main() -> None:
             f"{'':<30}{'chars':>7}{'us/char':>9}{'cpu %':>7}{'bytes/char':>12}"
             f"{'wire/char':>11}{'updates/s':>11}"
         )
-        failed = []
+        failed, breakdown = [], []
         for kind in args.kinds.split(","):
             for name, call, update in (
                 ("StreamChat", f"run_streamchat({url!r}, {kind!r}, {args.rate})", "comm_msg"),
@@ -266,12 +306,15 @@ def main() -> None:
                     f"{figures['wire/char']:>11.1f}{figures['updates/s']:>11.1f}",
                     flush=True,
                 )
+                breakdown.append(f"{kind + ', ' + name:<30}{_by_thread(figures)}")
                 if name == "StreamChat":
                     failed += [
                         f"{kind} {key}"
                         for key, limit in TARGETS.items()
                         if (figures[key] > limit if key != "updates/s" else figures[key] < limit)
                     ]
+        print("\nkernel CPU by thread, us/char (the rest of us/char: threads that ended)")
+        print("\n".join(breakdown))
         print("targets met" if not failed else f"targets missed: {', '.join(failed)}")
     finally:
         client.stop_channels()

@@ -128,7 +128,7 @@ class StreamChat(anywidget.AnyWidget):
     step = traitlets.Int(1).tag(sync=True)
     prompts = traitlets.List(traitlets.Unicode()).tag(sync=True)
     disclaimer = traitlets.Unicode("").tag(sync=True)
-    # The HTML of a finished answer is synced once, in its own `html_<turn id>` trait
+    # The HTML of a finished answer is kept in its own `html_<turn id>` trait
     # (`_publish`): the turns list is re-sent at every turn boundary, and carrying every
     # answer's HTML in it would re-send the whole conversation each time.
     turns = traitlets.List(traitlets.Dict()).tag(sync=True, to_json=_turns_to_json)

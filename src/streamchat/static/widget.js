@@ -1,15 +1,17 @@
 // streamchat front end (anywidget ESM).
 //
 // The kernel sends the answer as small HTML patches (`append` freezes finished
-// blocks, `tail` replaces the unfinished last block, `extend` replaces `drop`
-// characters just before its last `keep` ones with the new HTML, so the closing tags
-// are not re-sent, `reset` replaces everything),
+// blocks, `commit` freezes the start of the live part as it is shown, `tail`
+// replaces the unfinished last block, `extend` replaces `drop` characters just
+// before its last `keep` ones with the new HTML, so the closing tags are not
+// re-sent, `reset` replaces everything),
 // never the whole answer per update; this view applies them to two containers, a
 // frozen one that only grows and a tail that is rewritten. Conversation structure
 // (turns, statuses) comes from the synced `turns` trait, which changes only at turn
-// boundaries and leaves out the answers' HTML: each finished answer's HTML is synced
-// once, in its own `html_<turn id>` trait, so a turn boundary never re-sends the
-// conversation. A view displayed again or after a reload rebuilds from these traits
+// boundaries and leaves out the answers' HTML: a finished answer's HTML lives in its
+// own `html_<turn id>` trait, which the kernel does not send at the turn end (the
+// views built it from the patches; the `ended` message lets them check and keep it),
+// so a turn boundary never re-sends the conversation. A view displayed again or after a reload rebuilds from these traits
 // and asks the kernel (`hello`) for a snapshot of an answer still being typed.
 //
 // The messages, as declared in streamchat/_messages.py (turns addressed by id):
