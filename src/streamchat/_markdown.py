@@ -30,6 +30,7 @@ from streamchat import _math
 
 TAB = 4  # Python-Markdown's tab_length: one nesting level of a list.
 
+_LETTER = re.compile(r"[^\W\d_]")
 _HR = re.compile(r" {0,3}([-*_])(?: *\1){2,} *$")
 _MARKER = re.compile(r"( *)([-+*]|(\d{1,9})\.)( +)(?=\S)")
 _HEADING = re.compile(r" {0,3}#{1,6}(?: |$)")
@@ -132,6 +133,17 @@ class BlockScanner:
     def fence(self) -> Fence | None:
         """The fenced code block still open after the lines fed so far."""
         return self._fence
+
+    def starts_block(self, partial: str) -> bool:
+        """Whether the unfinished line `partial`, however it goes on, starts a top-level
+        block: text that begins with a letter (no marker, fence, quote or indent) after
+        a blank line, outside a fence (`_block_line`'s `starts`)."""
+        return (
+            self._fence is None
+            and self._prev_blank
+            and self._started
+            and _LETTER.match(partial) is not None
+        )
 
     def feed(self, line: str) -> Line:
         if self._fence is not None:

@@ -440,6 +440,7 @@ _CUT = re.compile(
     r"(?<=[^ \\\n])(?:[ \n](?=[^\W\d_])| (?=[`\[]))"  # before a letter, code span or link
     r"|(?<=[。！？])(?=[^\W\d_])"  # after a CJK sentence end
 )
+_LETTER = re.compile(r"[^\W\d_]")
 _PLAIN_TOKENS = frozenset({"", "n", "p", "w"})  # no colour in either theme: no <span>
 _RAW_CLASS = "streamchat-raw"
 _TABLE_END = "\n</tbody>\n</table>"
@@ -506,6 +507,46 @@ def _spans(tokens: list[tuple[str, str]]) -> str:
     return "".join(out)
 
 
+class _Run:
+    """Append-only HTML kept as pieces, so growing it copies nothing already there.
+
+    `unread` gives what was added since it was last read (by `unread` or `text`): a block
+    reports its live HTML as the part the views already have plus that, so an update
+    costs the size of what changed, not of the whole block.
+    """
+
+    __slots__ = ("_pieces", "_read", "size")
+
+    def __init__(self) -> None:
+        self._pieces: list[str] = []
+        self._read = 0  # the size when last read
+        self.size = 0
+
+    def add(self, piece: str) -> None:
+        if piece:
+            self._pieces.append(piece)
+            self.size += len(piece)
+
+    def text(self) -> str:
+        """The whole HTML (joined once: the pieces become one)."""
+        if len(self._pieces) > 1:
+            self._pieces = ["".join(self._pieces)]
+        self._read = self.size
+        return self._pieces[0] if self._pieces else ""
+
+    def unread(self) -> tuple[int, str]:
+        """The size when last read, and what was added since."""
+        start, size, index = self._read, self.size, len(self._pieces)
+        while size > start:
+            index -= 1
+            size -= len(self._pieces[index])
+        self._read = self.size
+        return start, "".join(self._pieces[index:])
+
+
+_CODE_END = "</code></pre></div>"
+
+
 class _CodeBlock:
     """A fenced code block, highlighted one line at a time: each finished line once."""
 
@@ -519,7 +560,7 @@ class _CodeBlock:
         self._head = f'<div class="{classes}"><pre><span></span><code>'
         self._fence = fence
         self._stack = ["root"]
-        self._done = ""  # the finished lines' HTML
+        self._done = _Run()  # the finished lines' HTML
         self._blank: list[str] = []  # blank lines, shown once a line follows them
 
     def add(self, text: str) -> None:
@@ -527,19 +568,23 @@ class _CodeBlock:
         if not text.strip():
             self._blank.append(line_html)
             return
-        self._done += "".join(self._blank) + line_html
+        self._done.add("".join(self._blank) + line_html)
         self._blank = []
 
     def html(self, partial: str) -> str:
-        live = ""
-        if partial.strip(" " + self._fence.char):  # not a closing fence being typed
-            live = "".join(self._blank) + self._highlight(self._fence.body(partial), keep=False)
-        return f"{self._head}{self._done}{live}</code></pre></div>"
+        return self._head + self._done.text() + self._line(partial) + _CODE_END
 
-    @property
-    def stable(self) -> int:
-        """How much of `html` cannot change any more."""
-        return len(self._head) + len(self._done)
+    def live(self, partial: str, shown: bool) -> tuple[int, str]:
+        """(how much of the HTML last returned is still its start, the HTML after it)."""
+        if not shown:
+            return 0, self.html(partial)
+        start, added = self._done.unread()
+        return len(self._head) + start, added + self._line(partial) + _CODE_END
+
+    def _line(self, partial: str) -> str:
+        if not partial.strip(" " + self._fence.char):  # a closing fence being typed
+            return ""
+        return "".join(self._blank) + self._highlight(self._fence.body(partial), keep=False)
 
     def _highlight(self, text: str, *, keep: bool) -> str:
         """One line's HTML: escaped text in <span>s whose class is a Pygments token
@@ -590,7 +635,7 @@ class _Table:
         self._render = render
         self._top = f"{header}\n{delimiter}\n"
         self._head: str | None = None
-        self._rows = ""  # the finished rows' HTML
+        self._rows = _Run()  # the finished rows' HTML, each with its line break
 
     def add(self, row: str) -> bool:
         """Render one row; False if it does not render as a row of this table (or one
@@ -603,24 +648,37 @@ class _Table:
         if parts is None or (self._head is not None and parts[0] != self._head):
             return False
         self._head = parts[0]
-        self._rows += ("\n" if self._rows else "") + parts[1]
+        self._rows.add(parts[1] + "\n")
         return True
 
     def html(self, partial: str, final: bool) -> str:
-        rows = self._rows
-        if partial and not final:
-            parts = _table_parts(self._render(_markdown.repair(self._top + partial)))
-            if parts is not None and parts[0] == (self._head or parts[0]) and parts[1]:
-                rows += ("\n" if rows else "") + parts[1]
-                if self._head is None:
-                    return parts[0] + parts[1] + _TABLE_END
+        live = self._live_row(partial) if partial and not final else None
         if self._head is None:
+            if live is not None:
+                return live[0] + live[1] + _TABLE_END
             return self._render(self._top.rstrip("\n"))
-        return self._head + rows + _TABLE_END
+        return self._head + self._body(self._rows.text(), live)
 
-    @property
-    def stable(self) -> int:
-        return len(self._head) + len(self._rows) if self._head else 0
+    def live(self, partial: str, shown: bool) -> tuple[int, str]:
+        """(how much of the HTML last returned is still its start, the HTML after it)."""
+        if not shown or self._head is None or not self._rows.size:
+            return 0, self.html(partial, False)
+        start, added = self._rows.unread()
+        rest = self._body(added, self._live_row(partial) if partial else None)
+        return len(self._head) + start, rest
+
+    def _live_row(self, partial: str) -> tuple[str, str] | None:
+        """The unfinished row's rendering: (table head, row), if it is a row of this table."""
+        parts = _table_parts(self._render(_markdown.repair(self._top + partial)))
+        if parts is not None and parts[0] == (self._head or parts[0]) and parts[1]:
+            return parts
+        return None
+
+    @staticmethod
+    def _body(rows: str, live: tuple[str, str] | None) -> str:
+        """`rows` (each ending in a line break, after at least one row), the live row,
+        and the table's end."""
+        return rows + (live[1] + _TABLE_END if live is not None else _TABLE_END[1:])
 
 
 # Typed text that cannot change how the text before it renders (sentence punctuation
@@ -710,7 +768,9 @@ class _Paragraph:
         self._start = 0  # where the part after the last cut starts
         self._seen = 0  # cut candidates before this position were considered
         self._check = _PIECE  # the part length from which a cut is considered
-        self._inner = ""  # finished parts' HTML without <p>, each with its separator
+        self._inner = _Run()  # finished parts' HTML without <p>, each with its separator
+        self._trailing = ""  # the white space that ends `_inner`
+        self._trailing_read = ""  # ... when `_inner` was last read
         self._widest = 0  # the longest stretch between cuts
         self._live = _Live(render)
         self.guard = _markdown.Guard()  # measures the whole lines after the last cut
@@ -743,27 +803,52 @@ class _Paragraph:
             part_html = self._render(part) if _markdown.inline_closed(part) else ""
             if _one_paragraph(part_html):
                 self._widest = max(self._widest, at - self._start)
-                self._inner += part_html[3:-4] + separator
+                self._add_part(part_html[3:-4] + separator)
                 self._start, self._check = at + len(separator), _PIECE
                 continue
             self._check = at - self._start + _PIECE_STEP
         self._seen = max(self._seen, base + len(text) - 1)
 
+    def _add_part(self, part: str) -> None:
+        self._inner.add(part)
+        core = part.rstrip()
+        self._trailing = part[len(core) :] if core else self._trailing + part
+
     def html(self, partial: str, final: bool) -> str:
+        return self._whole(self._rest(partial, final))
+
+    def live(self, partial: str, shown: bool) -> tuple[int, str]:
+        """(how much of the HTML last returned is still its start, the HTML after it)."""
+        rest = self._rest(partial, False)
+        if not shown or not self._inner.size:
+            return 0, self._whole(rest)
+        start, added = self._inner.unread()
+        if not start:
+            return 0, self._whole(rest)
+        trailing, self._trailing_read = self._trailing_read, self._trailing
+        # "<p>" and the parts before the white space that ended them are as shown.
+        return 3 + start - len(trailing), self._joined(trailing + added, rest)
+
+    def _rest(self, partial: str, final: bool) -> str:
+        """The HTML of the text after the last cut."""
         if partial:
             self._scan(partial)
         rest_text = (self._text + partial)[self._start - self._base :]
-        rest = self._live.final(rest_text) if final else self._live.html(rest_text)
-        if not self._inner:
-            return rest
-        if rest.startswith("<p>"):
-            return "<p>" + self._inner + rest[3:]
-        head = "<p>" + self._inner.rstrip() + "</p>"
-        return head + ("\n" + rest if rest else "")
+        return self._live.final(rest_text) if final else self._live.html(rest_text)
 
-    @property
-    def stable(self) -> int:
-        return 3 + len(self._inner) if self._inner else 0
+    def _whole(self, rest: str) -> str:
+        if not self._inner.size:
+            return rest
+        self._trailing_read = self._trailing
+        return "<p>" + self._joined(self._inner.text(), rest)
+
+    def _joined(self, inner: str, rest: str) -> str:
+        """`inner`, the end of the parts' HTML (with at least their trailing white space),
+        and the rest's HTML, after "<p>"."""
+        if rest.startswith("<p>"):
+            return inner + rest[3:]
+        head = inner[: len(inner) - len(self._trailing)] + "</p>"
+        return head + ("\n" + rest if rest else "")
 
 
 class _List:
@@ -780,7 +865,7 @@ class _List:
         self._tag = "ol" if ordered else "ul"
         self._ordered = ordered
         self._open = ""  # the first part's opening tag
-        self._items = ""  # the finished items' HTML
+        self._items = _Run()  # the finished items' HTML, each part's with a line break
         self._rest: list[str] = []
         self.rest_size = 0
         self._live = _Live(render)
@@ -791,7 +876,7 @@ class _List:
             parts = self._split(self._render("\n".join(self._rest)))
             if parts is not None:
                 self._open = self._open or parts[0]
-                self._items += ("\n" if self._items else "") + parts[1]
+                self._items.add(parts[1] + "\n")
                 self._rest, self.rest_size = [], 0
                 self.guard = _markdown.Guard()
         self._rest.append(source)
@@ -817,18 +902,32 @@ class _List:
         return list_html[:newline], list_html[newline + 1 : -len(close)]
 
     def html(self, partial: str, final: bool) -> str:
-        text = "\n".join([*self._rest, partial] if partial else self._rest)
-        rest = self._live.final(text) if final else self._live.html(text)
-        if not self._items:
-            return rest
-        items = self._items
-        if rest.startswith(f"<{self._tag}"):
-            return f"{self._open}\n{items}\n{rest[rest.find(chr(10)) + 1 :]}"
-        return f"{self._open}\n{items}\n</{self._tag}>" + ("\n" + rest if rest else "")
+        return self._whole(self._rest_html(partial, final))
 
-    @property
-    def stable(self) -> int:
-        return len(self._open) + 1 + len(self._items) if self._items else 0
+    def live(self, partial: str, shown: bool) -> tuple[int, str]:
+        """(how much of the HTML last returned is still its start, the HTML after it)."""
+        rest = self._rest_html(partial, False)
+        if not shown or not self._items.size:
+            return 0, self._whole(rest)
+        start, added = self._items.unread()
+        if not start:
+            return 0, self._whole(rest)
+        return len(self._open) + 1 + start, self._joined(added, rest)
+
+    def _rest_html(self, partial: str, final: bool) -> str:
+        text = "\n".join([*self._rest, partial] if partial else self._rest)
+        return self._live.final(text) if final else self._live.html(text)
+
+    def _whole(self, rest: str) -> str:
+        if not self._items.size:
+            return rest
+        return f"{self._open}\n" + self._joined(self._items.text(), rest)
+
+    def _joined(self, items: str, rest: str) -> str:
+        """`items` (the end of the finished items' HTML) and the rest's HTML."""
+        if rest.startswith(f"<{self._tag}"):
+            return items + rest[rest.find("\n") + 1 :]
+        return f"{items}</{self._tag}>" + ("\n" + rest if rest else "")
 
 
 def _list_level(line: _markdown.Line) -> int:
@@ -858,6 +957,7 @@ class _Block:
         self._paragraph: _Paragraph | None = None
         self._list: _List | None = None
         self._whole = _Live(render)  # for a block rendered whole
+        self._shown: object = None  # what rendered the live HTML last returned
         self._table_gap = False
         self._first_kind = ""
         self._plain = True
@@ -900,8 +1000,10 @@ class _Block:
                 self._table = self._paragraph = self._list = None
 
     def _grow(self, source: str, line: _markdown.Line, first: bool) -> None:
+        if first and line.kind != "text":
+            self._paragraph = None  # begun for the line while it was typed (`_first_line`)
         if first and line.kind == "text":
-            self._paragraph = _Paragraph(self._render)
+            self._paragraph = self._paragraph or _Paragraph(self._render)
         elif first and line.kind == "item" and not line.text.startswith(" "):
             self._list = _List(self._render, _markdown.ordered_item(source))
         if self._paragraph is not None:
@@ -948,10 +1050,11 @@ class _Block:
         if self._code is not None:
             if not self.closed:
                 return self._code.html("" if final else partial)
-            after = self._render(_markdown.repair(partial)) if partial.strip() else ""
+            after = self._after_fence(partial)
             return self._code.html("") + ("\n" + after if after else "")
         if self._raw is not None:
             return self._raw.html(partial)
+        self._first_line(partial)
         if partial and self._partial_costly(partial):
             if self._provisional is None:
                 self._provisional = _RawText(self._lines)
@@ -965,13 +1068,40 @@ class _Block:
         text = "\n".join([*self._lines, partial] if partial else self._lines)
         return self._whole.final(text) if final else self._whole.html(text)
 
-    @property
-    def stable(self) -> int:
-        """How much of the HTML last returned by `html` cannot change any more."""
-        if self._raw is not None or self._provisional is not None:
-            return 0
-        mode = self._code or self._table or self._paragraph or self._list
-        return mode.stable if mode is not None and not self.closed else 0
+    def live(self, partial: str) -> tuple[int, str]:
+        """The live HTML as (how much of the HTML last returned is still its start, the
+        HTML after it): an update then costs the size of what changed, not of the block."""
+        mode = self._live_mode(partial)
+        shown, self._shown = self._shown, mode
+        if mode is None:
+            return 0, self.html(partial)
+        if mode is not self._code:
+            return mode.live(partial, shown is mode)
+        if not self.closed:
+            return self._code.live(partial, shown is mode)
+        fixed, rest = self._code.live("", shown is mode)
+        after = self._after_fence(partial)
+        return fixed, rest + ("\n" + after if after else "")
+
+    def _live_mode(self, partial: str) -> _CodeBlock | _Table | _Paragraph | _List | None:
+        """What renders the live HTML part by part (None: rendered whole)."""
+        if self._code is not None:
+            return self._code
+        if self._raw is not None:
+            return None
+        self._first_line(partial)
+        if partial and self._partial_costly(partial):
+            return None
+        return self._table or self._paragraph or self._list
+
+    def _first_line(self, partial: str) -> None:
+        """A paragraph's first line is cut as it is typed, as its later lines are: text
+        that starts with a letter can only be a paragraph's."""
+        if not self._lines and self._paragraph is None and _LETTER.match(partial):
+            self._paragraph = _Paragraph(self._render)
+
+    def _after_fence(self, partial: str) -> str:
+        return self._render(_markdown.repair(partial)) if partial.strip() else ""
 
     def _partial_costly(self, partial: str) -> bool:
         if len(partial) < self._guarded:
@@ -1056,13 +1186,14 @@ def spliced(live: str, patch: Patch) -> str:
     return head + patch.html + units[cut:].decode("utf-16-le")
 
 
-def live_patch(old: str, new: str, known: int = 0) -> Patch | None:
+def live_patch(old: str, new: str, known: int = 0, *, whole: bool = True) -> Patch | None:
     """The smallest patch that turns the live part `old` into `new` (None: no change);
-    their first `known` characters are known to be equal."""
+    their first `known` characters are known to be equal. When not `whole`, `old` and
+    `new` are the ends of the live part after a start that stays: never a "tail"."""
     if len(old) == len(new) and old[known:] == new[known:]:
         return None
     start = _common_prefix(old, new, known)
-    if start == 0:
+    if start == 0 and whole:
         return Patch("tail", new)
     end = _common_suffix(old, new, min(len(old), len(new)) - start)
     return Patch(
@@ -1104,8 +1235,11 @@ class MarkdownStream:
         self._scanned = 0  # where the first line of the open block not yet scanned starts
         self._renderer = _Renderer(allow_images)
         self._block = _Block(self._renderer)
-        self._tail_html = ""  # the open block's HTML as last sent
-        self._stable = 0  # how much of it cannot change
+        # The live part as last sent: a start that no longer changes, in pieces, and the
+        # rest; an update compares only the rest with the block's new HTML after that start.
+        self._shown_start: list[str] = []
+        self._shown_size = 0
+        self._shown_rest = ""
         self._finished = False
 
     @property
@@ -1114,29 +1248,51 @@ class MarkdownStream:
 
     @property
     def html(self) -> str:
-        return "".join(self._frozen_html) + self._tail_html
+        return "".join(self._frozen_html) + self._shown_live()
 
     @property
     def shown(self) -> tuple[str, str]:
         """(frozen, live) HTML: what the patches so far left in a view."""
-        return "".join(self._frozen_html), self._tail_html
+        return "".join(self._frozen_html), self._shown_live()
 
     def append(self, delta: str) -> list[Patch]:
         if self._finished:
             raise RuntimeError("MarkdownStream.append() after finish()")
         self._tail += delta
-        patches = []
         frozen = self._take_lines()
-        live = self._joined(self._block.html(_source_line(self._tail[self._scanned :])))
-        known = self._stable
-        if frozen:  # the blocks that were live are finished: the live part starts afresh
-            patches += self._frozen_patches(frozen)
-            known = 0
-        if (patch := live_patch(self._tail_html, live, known)) is not None:
+        partial = _source_line(self._tail[self._scanned :])
+        if self._scanned and self._scanner.starts_block(partial):
+            frozen.append(self._freeze(self._scanned))  # the block before it is done
+        patches = self._frozen_patches([block for block in frozen if block])
+        fixed, rest = self._block.live(partial)
+        if self._frozen_html:  # Python-Markdown puts one newline between top-level elements
+            if fixed:
+                fixed += 1
+            elif rest:
+                rest = "\n" + rest
+        if (patch := self._live_patch(fixed, rest)) is not None:
             patches.append(patch)
-        self._tail_html = live
-        self._stable = self._block.stable + (1 if live.startswith("\n") else 0)
         return patches
+
+    def _shown_live(self) -> str:
+        if len(self._shown_start) > 1:
+            self._shown_start = ["".join(self._shown_start)]
+        return "".join(self._shown_start) + self._shown_rest
+
+    def _live_patch(self, fixed: int, rest: str) -> Patch | None:
+        """The patch from the live part as shown to its first `fixed` characters + `rest`."""
+        if fixed < self._shown_size:  # rendered whole again (the start is 0 then)
+            old = self._shown_live()
+            self._shown_start, self._shown_size = [old[:fixed]], fixed
+            old_rest = old[fixed:]
+        else:
+            moved = fixed - self._shown_size
+            if moved:
+                self._shown_start.append(self._shown_rest[:moved])
+                self._shown_size = fixed
+            old_rest = self._shown_rest[moved:]
+        self._shown_rest = rest
+        return live_patch(old_rest, rest, whole=not fixed)
 
     def finish(self) -> list[Patch]:
         """Render the last block as final; check the result against a full render."""
@@ -1145,8 +1301,8 @@ class MarkdownStream:
         self._finished = True
         patches = []
         patches += self._frozen_patches(self._close_block())
-        if self._tail_html:
-            self._tail_html = ""
+        if self._shown_size or self._shown_rest:
+            self._shown_start, self._shown_size, self._shown_rest = [], 0, ""
             patches.append(Patch("tail", ""))
         if self._renderer.definitions:  # a late one may change a block rendered before it
             full = render_markdown(self.text, allow_images=self._allow_images)
@@ -1158,12 +1314,15 @@ class MarkdownStream:
     def _frozen_patches(self, blocks: list[str]) -> list[Patch]:
         """Patches that freeze the finished `blocks`: a commit of the ones the live part
         already shows as they are (the usual case: a block finishes as it was last
-        rendered, and is not sent again), an append of the others. `_tail_html` is left
-        as the views' live part after them."""
-        shown = 0
-        while shown < len(blocks) and self._tail_html.startswith(blocks[shown]):
-            self._tail_html = self._tail_html[len(blocks[shown]) :]
+        rendered, and is not sent again), an append of the others. The live part as
+        shown is left as the views' live part after them."""
+        if not blocks:
+            return []
+        live, shown = self._shown_live(), 0
+        while shown < len(blocks) and live.startswith(blocks[shown]):
+            live = live[len(blocks[shown]) :]
             shown += 1
+        self._shown_start, self._shown_size, self._shown_rest = [], 0, live
         patches = []
         if size := _units("".join(blocks[:shown])):
             patches.append(Patch("commit", size=size))
