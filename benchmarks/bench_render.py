@@ -129,39 +129,48 @@ def _row(name: str, updates: list[Update]) -> str:
 
 
 BLOCK_SIZES = (1_000, 3_000, 10_000, 30_000, 100_000)
-MEASURED = 60  # updates timed at each size
+MEASURED = 120  # updates timed at each size
 
 
-def _long_paragraph(chars: int, rng: random.Random) -> str:
-    return " ".join(_sentence(rng) for _ in range(chars // 40))[:chars]
+# Each kind is made of units (sentences, lines, rows, items) joined by its separator.
+def _sentences(count: int, rng: random.Random) -> list[str]:
+    return [_sentence(rng) for _ in range(count)]
 
 
-def _long_code(chars: int, rng: random.Random) -> str:
-    lines = [
+def _code_lines(count: int, rng: random.Random) -> list[str]:
+    return [
         f"    result_{i} = await client.get(url, timeout={i})  # {rng.choice(WORDS)}"
-        for i in range(chars // 60)
+        for i in range(count)
     ]
-    return "```python\n" + "\n".join(lines)
 
 
-def _long_table(chars: int, rng: random.Random) -> str:
-    rows = [
+def _rows(count: int, rng: random.Random) -> list[str]:
+    return [
         f"| `{rng.choice(WORDS)}` | {rng.randint(1, 999)} ms | {rng.choice(WORDS)} |"
-        for _ in range(chars // 35)
+        for _ in range(count)
     ]
-    return "| Name | Time | Note |\n|---|--:|---|\n" + "\n".join(rows)
 
 
-def _long_list(chars: int, rng: random.Random) -> str:
-    return "\n".join(f"- {_sentence(rng)}" for _ in range(chars // 60))
+def _items(count: int, rng: random.Random) -> list[str]:
+    return [f"- {_sentence(rng)}" for _ in range(count)]
 
 
+# kind: (its opening, its units, their separator, characters per unit, roughly)
 BLOCKS = {
-    "paragraph": _long_paragraph,
-    "code block": _long_code,
-    "table": _long_table,
-    "list": _long_list,
+    "paragraph": ("", _sentences, " ", 40),
+    "code block": ("```python\n", _code_lines, "\n", 60),
+    "table": ("| Name | Time | Note |\n|---|--:|---|\n", _rows, "\n", 35),
+    "list": ("", _items, "\n", 60),
 }
+
+
+def growing_block(kind: str, size: int) -> tuple[str, str]:
+    """A block of `kind` of about `size` characters, and the text then typed into it:
+    the same at every size, so only the open block's size differs."""
+    opening, units, separator, unit = BLOCKS[kind]
+    block = opening + separator.join(units(size // unit, random.Random(size)))
+    typed = separator + separator.join(units(DELTA * MEASURED // unit + 2, random.Random(0)))
+    return block, typed[: DELTA * MEASURED]
 
 
 def per_update_in_a_growing_block() -> None:
@@ -172,22 +181,26 @@ def per_update_in_a_growing_block() -> None:
         + "".join(f"{size // 1000:>10} KB" for size in BLOCK_SIZES)
         + "   ratio"
     )
-    for name, make in BLOCKS.items():
+    for name in BLOCKS:
         medians, cells = [], []
         for size in BLOCK_SIZES:
-            text = make(size + DELTA * MEASURED + 200, random.Random(size))
+            block, typed = growing_block(name, size)
             stream = MarkdownStream()
-            stream.append(text[:size])
+            stream.append(block)
             times = []
-            for start in range(size, size + DELTA * MEASURED, DELTA):
+            for start in range(0, len(typed), DELTA):
                 began = time.thread_time()
-                stream.append(text[start : start + DELTA])
+                stream.append(typed[start : start + DELTA])
                 times.append(time.thread_time() - began)
+            began = time.thread_time()
+            stream.finish()
+            finish = time.thread_time() - began
             times.sort()
             medians.append(statistics.median(times))
             cells.append(f"{1000 * medians[-1]:.2f}/{1000 * times[int(0.95 * len(times))]:.2f}")
         ratio = max(medians) / max(min(medians), 1e-6)
         print(f"{name:<12}" + "".join(f"{cell:>13}" for cell in cells) + f"{ratio:>8.1f}")
+        print(f"{'':<12}finish() at 100 KB: {1000 * finish:.1f} ms")
     print("ratio: slowest median over fastest (target <= 2)")
 
 

@@ -577,6 +577,7 @@ MAX_LINE = 4_000
 MAX_BLOCK = 16_000
 MAX_LINES = 400
 
+_BRACKET = re.compile(r"[\[\]()]")
 _NESTING = re.compile(r"(?: *(?:>|[-+*](?= )|\d{1,9}[.)](?= )))+")
 
 
@@ -619,8 +620,9 @@ class Guard:
         self._pos += len(text)
 
     def _brackets(self, text: str) -> None:
-        previous = self._previous
-        for offset, char in enumerate(text):
+        for match in _BRACKET.finditer(text):  # only brackets: a loop per character is slow
+            offset, char = match.start(), match.group()
+            previous = text[offset - 1] if offset else self._previous
             if char == "[" or (char == "(" and previous == "]"):
                 self._open.append(self._pos + offset)
                 self._open_sum += self._pos + offset
@@ -628,8 +630,7 @@ class Guard:
                 start = self._open.pop()
                 self._open_sum -= start
                 self._closed += self._pos + offset - start
-            previous = char
-        self._previous = previous
+        self._previous = text[-1:] or self._previous
 
     def line(self, source: str, indent_levels: int = 0) -> None:
         """Note one whole line's nesting: quote and list markers before its text."""
