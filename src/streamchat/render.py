@@ -630,6 +630,108 @@ def _table_parts(table_html: str) -> tuple[str, str] | None:
     return table_html[: start + 8], table_html[start + 8 : -len(_TABLE_END)]
 
 
+# Cell text that renders as itself (escaped, stripped of spaces): nothing inline in it.
+_PLAIN_CELL = re.compile(r"(?:[^\W_]|[ .,;:%/()+\-'’?!#=])*")
+_CELL_SPLIT = re.compile(r"\||`+")
+_TICKS = re.compile(r"`+")
+
+
+def _cells(row: str) -> list[str] | None:
+    """The cells of a row of a table whose header has a border pipe, split as
+    Python-Markdown splits them (markdown.extensions.tables: border pipes dropped, no
+    split inside a code span); None for a row with a backslash (escaped pipes) or an
+    unpaired backtick run (a code span being typed), which are left to Python-Markdown."""
+    if "\\" in row:
+        return None
+    row = row.strip(" ")
+    row = row[1:] if row.startswith("|") else row
+    row = row[:-1] if row.endswith("|") else row
+    cells, start, position = [], 0, 0
+    while (found := _CELL_SPLIT.search(row, position)) is not None:
+        if found.group() == "|":
+            cells.append(row[start : found.start()])
+            start = position = found.end()
+            continue
+        position = _code_span_end(row, found)
+        if position < 0:
+            return None
+    return [*cells, row[start:]]
+
+
+def _code_span_end(row: str, opener: re.Match[str]) -> int:
+    """Where the code span opened by the backtick run `opener` ends: after the next run
+    of the same length (-1: none)."""
+    position = opener.end()
+    while (run := _TICKS.search(row, position)) is not None:
+        if len(run.group()) == len(opener.group()):
+            return run.end()
+        position = run.end()
+    return -1
+
+
+def _alignment(delimiter_cell: str) -> str:
+    cell = delimiter_cell.strip(" ")
+    if cell.startswith(":"):
+        return ' align="center"' if cell.endswith(":") else ' align="left"'
+    return ' align="right"' if cell.endswith(":") else ""
+
+
+class _RowCells:
+    """The table row being typed, built cell by cell: a plain cell is its escaped text,
+    any other is rendered alone (in a one-column table), once when it is finished, so an
+    update does not render the whole row under the header again with Python-Markdown."""
+
+    def __init__(self, render: Callable[[str], str], header: str, delimiter: str) -> None:
+        self._render = render
+        columns = _cells(delimiter) if header.strip(" ").startswith("|") else None
+        self._aligns = [_alignment(cell) for cell in columns or []]
+        self._finished: dict[str, str] = {}  # finished cells' HTML, by their text
+
+    def clear(self) -> None:
+        """A row was finished: its cells are not needed any more."""
+        self._finished.clear()
+
+    def row(self, partial: str) -> str | None:
+        """The row's HTML as Python-Markdown renders it ("": none yet; None: to be
+        rendered whole)."""
+        if "|" not in partial or not _markdown.hold_partial_line(partial):
+            return None  # no row (yet): a fence being typed, say
+        if not partial.strip(" |"):
+            return ""  # no cell text yet: no row to show (`_NoEmptyBody`)
+        cells = _cells(partial) if self._aligns else None
+        if cells is None:
+            return None
+        out = ["<tr>"]
+        # What `_cells` stripped from the row's end: a border pipe, spaces.
+        end = "|" if partial.rstrip(" ").endswith("|") else partial[len(partial.rstrip(" ")) :]
+        for index, align in enumerate(self._aligns):
+            text = cells[index] if index < len(cells) else ""
+            finished = index < len(cells) - 1
+            cell_html = self._cell(text if finished else text + end, finished)
+            if cell_html is None:
+                return None
+            out.append(f"<td{align}>{cell_html}</td>")
+        out.append("</tr>")
+        return "\n".join(out)
+
+    def _cell(self, text: str, finished: bool) -> str | None:
+        """A cell's HTML; `text` as in the row (the row's end with the last cell)."""
+        plain = text.strip(" |")
+        if _PLAIN_CELL.fullmatch(plain) and _URLISH.search(plain) is None:
+            return _escape_text(plain)
+        if text in self._finished:
+            return self._finished[text]
+        source = f"|x|\n|-|\n|{text}"
+        # The cell being typed is repaired as the row's end (a formula there is pending).
+        parts = _table_parts(self._render(source if finished else _markdown.repair(source)))
+        if parts is None or not parts[1].startswith("<tr>\n<td>"):
+            return None
+        cell_html = parts[1][len("<tr>\n<td>") : -len("</td>\n</tr>")]
+        if finished:
+            self._finished[text] = cell_html
+        return cell_html
+
+
 class _Table:
     """A table that grows by rows: each row is rendered once, under the same header."""
 
@@ -638,6 +740,7 @@ class _Table:
         self._top = f"{header}\n{delimiter}\n"
         self._head: str | None = None
         self._rows = _Run()  # the finished rows' HTML, each with its line break
+        self._cells = _RowCells(render, header, delimiter)  # the row being typed
 
     def add(self, row: str) -> bool:
         """Render one row; False if it does not render as a row of this table (or one
@@ -651,6 +754,7 @@ class _Table:
             return False
         self._head = parts[0]
         self._rows.add(parts[1] + "\n")
+        self._cells.clear()
         return True
 
     def html(self, partial: str, final: bool) -> str:
@@ -671,6 +775,8 @@ class _Table:
 
     def _live_row(self, partial: str) -> tuple[str, str] | None:
         """The unfinished row's rendering: (table head, row), if it is a row of this table."""
+        if self._head is not None and (row := self._cells.row(partial)) is not None:
+            return (self._head, row) if row else None
         parts = _table_parts(self._render(_markdown.repair(self._top + partial)))
         if parts is not None and parts[0] == (self._head or parts[0]) and parts[1]:
             return parts
@@ -807,7 +913,9 @@ class _Paragraph:
             at = base + match.start()
             separator = match.group()
             part = text[self._start - base : at - base]
-            part_html = self._render(part) if _markdown.inline_closed(part) else ""
+            # The separator comes next: a delimiter run ending the part can grow no more.
+            closed = _markdown.inline_closed(part + separator)
+            part_html = self._render(part) if closed else ""
             if _one_paragraph(part_html):
                 self._widest = max(self._widest, at - self._start)
                 self._add_part(part_html[3:-4] + separator)
