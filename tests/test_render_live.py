@@ -85,3 +85,15 @@ def test_an_update_costs_the_same_in_a_block_of_1_kb_and_of_100_kb(kind: str) ->
 
     small, large = cost(1_000), cost(100_000)
     assert large < 3 * small, f"{small * 1000:.1f} ms at 1 KB, {large * 1000:.1f} ms at 100 KB"
+
+
+@pytest.mark.parametrize("words", range(20, 80, 3))
+def test_a_long_paragraph_is_never_cut_inside_a_formula(words: int) -> None:
+    """Wherever the cuts of a long paragraph fall, each formula stays whole."""
+    text = (
+        "word " * words
+        + "so $a + b + c = d$ and \\(x + y + z\\) and $$u + v + w$$ and, as a block,\n"
+        + "\\[\nc = \\sqrt{a^2 + b^2}\n\\]\nthen "
+        + "word " * 80
+    )
+    assert render_markdown(text).count("<math") == 4

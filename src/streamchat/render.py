@@ -431,8 +431,8 @@ def _style_rules(style: str, scope: str) -> str:
 
 _DEFINITION = re.compile(r" {0,3}\[[^\]\n]+\]:[ \t]*\S")  # [label]: url
 _DEFINITIONS_LIMIT = 8_000  # characters of definitions repeated into every block
-_PIECE = 300  # a paragraph is cut into parts of about this size, where it is safe
-_PIECE_STEP = 200  # after a place where it could not be cut, look again this much later
+_PIECE = 150  # a paragraph is cut into parts of about this size, where it is safe
+_PIECE_STEP = 100  # after a place where it could not be cut, look again this much later
 # Where a paragraph may be cut: a space or line break after a non-space (not a hard
 # break) and before a letter (nothing a line can start with: list, heading, quote,
 # table...), a space before a code span or link, or right after a CJK sentence end.
@@ -494,6 +494,50 @@ def _lex_line(lexer: Lexer, text: str, stack: list[str]) -> tuple[list[tuple[str
         return [(_token_class(kind), value) for _, kind, value in tokens], context.stack
     tokens = lexer.get_tokens_unprocessed(text)
     return [(_token_class(kind), value) for _, kind, value in tokens], ["root"]
+
+
+class _LiveLine:
+    """The code line being typed, lexed again from a little before where it last ended.
+
+    Lexing the whole line again at each update was most of what an update of a code
+    block cost. A regex lexer can resume where one of its matches began, in the state
+    it was in there, so the tokens before the last few such places are kept. A rule may
+    look ahead past its match, so the live line may rarely be coloured otherwise than
+    the whole line would be; a finished line is always lexed whole (`_CodeBlock.add`).
+    """
+
+    BACK = 2  # matches lexed again before the line's old end
+
+    def __init__(self, lexer: RegexLexer) -> None:
+        self._lexer = lexer
+        self._text = ""  # the text last lexed (with its line break)
+        self._stack: list[str] = []  # the state it started in
+        self._tokens: list[tuple[str, str]] = []
+        self._starts: list[tuple[int, int, list[str]]] = []  # (position, token, state)
+
+    def tokens(self, text: str, stack: list[str]) -> list[tuple[str, str]]:
+        """Tokens of `text`, a line with its line break, starting in the state `stack`."""
+        resume = self._resume(text, stack)
+        position, index, state = resume if resume is not None else (0, 0, stack)
+        tokens = self._tokens[:index]
+        starts = [start for start in self._starts if start[0] < position]
+        context = LexerContext(text, position, stack=list(state))
+        for at, kind, value in ExtendedRegexLexer.get_tokens_unprocessed(
+            self._lexer,  # type: ignore[arg-type]
+            context=context,
+        ):
+            if at == context.pos:  # a match begins here, lexed in this state
+                starts.append((at, len(tokens), list(context.stack)))
+            tokens.append((_token_class(kind), value))
+        self._text, self._stack, self._tokens, self._starts = text, stack, tokens, starts
+        return tokens
+
+    def _resume(self, text: str, stack: list[str]) -> tuple[int, int, list[str]] | None:
+        old_end = len(self._text) - 1  # before the line break
+        if stack != self._stack or old_end <= 0 or text[:old_end] != self._text[:old_end]:
+            return None
+        before = [start for start in self._starts if start[0] < old_end]
+        return before[-1 - self.BACK] if len(before) > self.BACK else None
 
 
 def _spans(tokens: list[tuple[str, str]]) -> str:
@@ -564,6 +608,8 @@ class _CodeBlock:
         self._stack = ["root"]
         self._done = _Run()  # the finished lines' HTML
         self._blank: list[str] = []  # blank lines, shown once a line follows them
+        lexer = self._lexer
+        self._live_line = _LiveLine(lexer) if isinstance(lexer, RegexLexer) else None
 
     def add(self, text: str) -> None:
         line_html = self._highlight(text, keep=True)
@@ -595,6 +641,8 @@ class _CodeBlock:
         if self._lexer is None:
             return _escape_text(text) + "\n"
         try:
+            if not keep and self._live_line is not None:
+                return _spans(self._live_line.tokens(text + "\n", self._stack))
             tokens, stack = _lex_line(self._lexer, text + "\n", self._stack)
         except Exception:  # a lexer callback that cannot resume mid-text: this line plain
             tokens, stack = [("", text + "\n")], ["root"]
@@ -911,10 +959,13 @@ class _Paragraph:
         base, text = self._base, self._text + partial
         while match := _CUT.search(text, max(self._seen, self._start + self._check) - base):
             at = base + match.start()
+            if at - self._start > _markdown.MAX_STRETCH:
+                break  # no cut for too long: the block shows as text (`_Block._costly`)
             separator = match.group()
             part = text[self._start - base : at - base]
             # The separator comes next: a delimiter run ending the part can grow no more.
             closed = _markdown.inline_closed(part + separator)
+            closed = closed and not _math.may_go_on(part, separator)
             part_html = self._render(part) if closed else ""
             if _one_paragraph(part_html):
                 self._widest = max(self._widest, at - self._start)
