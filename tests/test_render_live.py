@@ -97,3 +97,21 @@ def test_a_long_paragraph_is_never_cut_inside_a_formula(words: int) -> None:
         + "word " * 80
     )
     assert render_markdown(text).count("<math") == 4
+
+
+FINISHED_ROWS = [
+    *ROWS,
+    "| `a | b` | unpaired ` tick | c |",
+    "| escaped \\| pipe | b | c | d |",
+    "| | | | |",
+    "|  spaced  cells  |   x   | 7 |",
+    "| `` ` `` | *a | b* | c |",
+]
+
+
+def test_finished_rows_render_as_python_markdown_renders_the_whole_table() -> None:
+    table = "\n".join([HEADER, DELIMITER, *FINISHED_ROWS])
+    assert render_markdown(table) == _Renderer(allow_images=False)(table)
+    for row in FINISHED_ROWS:
+        one = f"{HEADER}\n{DELIMITER}\n| first | row | 1 | ok |\n{row}"
+        assert render_markdown(one) == _Renderer(allow_images=False)(one), row

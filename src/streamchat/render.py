@@ -684,11 +684,13 @@ _CELL_SPLIT = re.compile(r"\||`+")
 _TICKS = re.compile(r"`+")
 
 
-def _cells(row: str) -> list[str] | None:
+def _cells(row: str, final: bool = True) -> list[str] | None:
     """The cells of a row of a table whose header has a border pipe, split as
     Python-Markdown splits them (markdown.extensions.tables: border pipes dropped, no
-    split inside a code span); None for a row with a backslash (escaped pipes) or an
-    unpaired backtick run (a code span being typed), which are left to Python-Markdown."""
+    split inside a code span, an unpaired backtick run is text); None for a row with a
+    backslash (escaped pipes), left to Python-Markdown. In a row being typed (not
+    `final`) an unpaired run is a code span being typed: the rest of the row is its
+    cell, and None if a pipe follows it (the whole row is repaired and rendered)."""
     if "\\" in row:
         return None
     row = row.strip(" ")
@@ -701,8 +703,9 @@ def _cells(row: str) -> list[str] | None:
             start = position = found.end()
             continue
         position = _code_span_end(row, found)
-        if position < 0:
-            return None
+        if position < 0 and not final:
+            return None if "|" in row[found.end() :] else [*cells, row[start:]]
+        position = position if position >= 0 else found.end()
     return [*cells, row[start:]]
 
 
@@ -739,14 +742,14 @@ class _RowCells:
         """A row was finished: its cells are not needed any more."""
         self._finished.clear()
 
-    def row(self, partial: str) -> str | None:
-        """The row's HTML as Python-Markdown renders it ("": none yet; None: to be
-        rendered whole)."""
+    def row(self, partial: str, final: bool = False) -> str | None:
+        """The row's HTML as Python-Markdown renders it (repaired unless `final`; "":
+        none yet; None: to be rendered whole)."""
         if "|" not in partial or not _markdown.hold_partial_line(partial):
             return None  # no row (yet): a fence being typed, say
         if not partial.strip(" |"):
             return ""  # no cell text yet: no row to show (`_NoEmptyBody`)
-        cells = _cells(partial) if self._aligns else None
+        cells = _cells(partial, final) if self._aligns else None
         if cells is None:
             return None
         out = ["<tr>"]
@@ -754,7 +757,7 @@ class _RowCells:
         end = "|" if partial.rstrip(" ").endswith("|") else partial[len(partial.rstrip(" ")) :]
         for index, align in enumerate(self._aligns):
             text = cells[index] if index < len(cells) else ""
-            finished = index < len(cells) - 1
+            finished = final or index < len(cells) - 1
             cell_html = self._cell(text if finished else text + end, finished)
             if cell_html is None:
                 return None
@@ -797,6 +800,10 @@ class _Table:
         guard.feed(row)
         if guard.risky:
             return False
+        if self._head is not None and (built := self._cells.row(row, final=True)):
+            self._rows.add(built + "\n")
+            self._cells.clear()
+            return True
         parts = _table_parts(self._render(self._top + row))
         if parts is None or (self._head is not None and parts[0] != self._head):
             return False
