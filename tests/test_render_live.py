@@ -115,3 +115,14 @@ def test_finished_rows_render_as_python_markdown_renders_the_whole_table() -> No
     for row in FINISHED_ROWS:
         one = f"{HEADER}\n{DELIMITER}\n| first | row | 1 | ok |\n{row}"
         assert render_markdown(one) == _Renderer(allow_images=False)(one), row
+
+
+def test_a_fence_typed_after_a_table_is_no_row_of_it() -> None:
+    """The table shows as it finishes, so it is committed, not sent again."""
+    text = "| a | b |\n|---|---|\n| 1 | 2 |\n\n```python\nprint(1)\n```\n"
+    stream, patches = MarkdownStream(), []
+    for start in range(0, len(text), 2):
+        patches += stream.append(text[start : start + 2])
+        assert "<td>`" not in stream.html
+    assert not any(patch.op == "append" and "<table>" in patch.html for patch in patches)
+    assert any(patch.op == "commit" for patch in patches)

@@ -1310,14 +1310,12 @@ class Patch:
     size: int = 0
 
 
-def _common_prefix(a: str, b: str, known: int = 0) -> int:
-    """Length of the longest common prefix, given that the first `known` characters
-    are equal (slice comparisons run at memcmp speed)."""
+def _common_prefix(a: str, b: str) -> int:
+    """Length of the longest common prefix (slice comparisons run at memcmp speed)."""
     n = min(len(a), len(b))
-    known = min(known, n)
-    if a[known:n] == b[known:n]:
+    if a[:n] == b[:n]:
         return n
-    low, high = known, n  # a[:low] == b[:low]; a[:high] != b[:high]
+    low, high = 0, n  # a[:low] == b[:low]; a[:high] != b[:high]
     while high - low > 1:
         middle = (low + high) // 2
         if a[low:middle] == b[low:middle]:
@@ -1362,13 +1360,13 @@ def spliced(live: str, patch: Patch) -> str:
     return head + patch.html + units[cut:].decode("utf-16-le")
 
 
-def live_patch(old: str, new: str, known: int = 0, *, whole: bool = True) -> Patch | None:
-    """The smallest patch that turns the live part `old` into `new` (None: no change);
-    their first `known` characters are known to be equal. When not `whole`, `old` and
-    `new` are the ends of the live part after a start that stays: never a "tail"."""
-    if len(old) == len(new) and old[known:] == new[known:]:
+def live_patch(old: str, new: str, *, whole: bool = True) -> Patch | None:
+    """The smallest patch that turns the live part `old` into `new` (None: no change).
+    When not `whole`, `old` and `new` are the ends of the live part after a start that
+    stays: never a "tail"."""
+    if old == new:
         return None
-    start = _common_prefix(old, new, known)
+    start = _common_prefix(old, new)
     if start == 0 and whole:
         return Patch("tail", new)
     end = _common_suffix(old, new, min(len(old), len(new)) - start)
