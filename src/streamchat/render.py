@@ -371,16 +371,23 @@ class _Renderer:
 
     allow_images: bool
     definitions: list[str] = field(default_factory=list)
+    # The last source and its HTML: while a link's target is typed, say, the repaired
+    # open block stays the same from one update to the next.
+    _last: tuple[str, str] = ("", "")
 
     def __call__(self, text: str) -> str:
         if self.definitions:
             text = "\n".join(self.definitions) + "\n\n" + text
+        if text == self._last[0]:
+            return self._last[1]
         md = _converter(self.allow_images)
         md.reset()
         try:
-            return _sanitize(md.convert(text), self.allow_images)
+            html_text = _sanitize(md.convert(text), self.allow_images)
         except RecursionError:  # nesting _markdown.Guard did not foresee: show it as text
-            return f'<p class="{_RAW_CLASS}">{_escape_text(text)}</p>'
+            html_text = f'<p class="{_RAW_CLASS}">{_escape_text(text)}</p>'
+        self._last = (text, html_text)
+        return html_text
 
     def define(self, source: str) -> None:
         size = sum(len(line) for line in self.definitions)
@@ -680,6 +687,7 @@ def _table_parts(table_html: str) -> tuple[str, str] | None:
 
 # Cell text that renders as itself (escaped, stripped of spaces): nothing inline in it.
 _PLAIN_CELL = re.compile(r"(?:[^\W_]|[ .,;:%/()+\-'’?!#=])*")
+_CODE_CELL = re.compile(r"`([^`\\]*)(`?)")  # one code span, maybe still open
 _CELL_SPLIT = re.compile(r"\||`+")
 _TICKS = re.compile(r"`+")
 
@@ -745,10 +753,10 @@ class _RowCells:
     def row(self, partial: str, final: bool = False) -> str | None:
         """The row's HTML as Python-Markdown renders it (repaired unless `final`; "":
         none yet; None: to be rendered whole)."""
-        if "|" not in partial or not _markdown.hold_partial_line(partial):
-            return None  # no row (yet): a fence being typed, say
-        if not partial.strip(" |"):
-            return ""  # no cell text yet: no row to show (`_NoEmptyBody`)
+        if "|" not in partial:
+            return None  # no row: a fence being typed, say
+        if not partial.strip(" |") or not _markdown.hold_partial_line(partial):
+            return ""  # no cell text yet: no row to show (`_NoEmptyBody`, `repair`)
         cells = _cells(partial, final) if self._aligns else None
         if cells is None:
             return None
@@ -770,6 +778,11 @@ class _RowCells:
         plain = text.strip(" |")
         if _PLAIN_CELL.fullmatch(plain) and _URLISH.search(plain) is None:
             return _escape_text(plain)
+        code = _CODE_CELL.fullmatch(text.strip(" "))
+        if code is not None and code.group(1).strip() and (code.group(2) or not finished):
+            # One code span (closed, or being typed: repaired shut), its text stripped
+            # as Python-Markdown's BacktickInlineProcessor strips it.
+            return f"<code>{_escape_text(code.group(1).strip())}</code>"
         if text in self._finished:
             return self._finished[text]
         source = f"|x|\n|-|\n|{text}"
