@@ -861,9 +861,11 @@ class _Table:
 # only after a letter: "1." could start a list), a last word it can follow (not a
 # marker, delimiter or entity being typed), and what would make a word a link.
 _PLAIN_RUN = re.compile(r"(?:[^\W_]|[ ,;'’]|(?<=[^\W\d_])[.!?:)])*")
-_PLAIN_END = re.compile(r"(?:^|\s)((?:[^\W_]|[,;'’])*[^\W_][.!?:)]* *)$")
+_PLAIN_END = re.compile(r"(?:^|[\s*_~`])((?:[^\W_]|[,;'’])*[^\W_][.!?:)]* *)$")
 _URLISH = re.compile(r"www\.|[A-Za-z][\w+.-]*:|@", re.IGNORECASE)
-_CLOSING = re.compile(r"(?:</(?:p|li|ul|ol|blockquote)>\n?)+$")
+# Closing tags after the last word: of the emphasis or code span it is typed in (the
+# repaired text closes them), then of the block.
+_CLOSING = re.compile(r"(?:</(?:strong|em|del|code)>)*(?:</(?:p|li|ul|ol|blockquote)>\n?)+$")
 
 
 class _Live:
