@@ -275,7 +275,19 @@ def baseline_costs(source: str, section: str) -> dict[str, list[float]]:
     return json.loads(result.stdout)
 
 
-SECTIONS = {"blocks": growing_block_costs, "answers": answer_costs}
+def incremental_costs() -> list[float]:
+    """The 100 KB answer typed in 5-character updates: median seconds per update in its
+    first and last 5%, and the total."""
+    updates, _ = run_incremental(make_answer())
+    edge = max(1, int(len(updates) * EDGE))
+    return [
+        statistics.median(u.seconds for u in updates[:edge]),
+        statistics.median(u.seconds for u in updates[-edge:]),
+        sum(u.seconds for u in updates),
+    ]
+
+
+SECTIONS = {"blocks": growing_block_costs, "answers": answer_costs, "whole": incremental_costs}
 
 
 def main() -> None:
@@ -288,6 +300,11 @@ def main() -> None:
         return
     whole_answer()
     if options.baseline:
+        first, last, total = baseline_costs(options.baseline, "whole")
+        print(
+            f"baseline incremental: median {1000 * first:.3f} ms (first 5%), "
+            f"{1000 * last:.3f} ms (last 5%), total {total:.2f} s"
+        )
         print_growing_block(baseline_costs(options.baseline, "blocks"), "baseline")
     print_growing_block(growing_block_costs(), "this tree")
     baseline = baseline_costs(options.baseline, "answers") if options.baseline else None
