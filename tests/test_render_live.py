@@ -6,12 +6,21 @@ a long paragraph or list); what the reader sees must be what a whole render show
 
 from __future__ import annotations
 
+import copy
+import random
 import time
 
 import pytest
 
 from streamchat import _markdown
-from streamchat.render import MarkdownStream, _Renderer, _RowCells, _table_parts, render_markdown
+from streamchat.render import (
+    MarkdownStream,
+    _Renderer,
+    _RowCells,
+    _source_line,
+    _table_parts,
+    render_markdown,
+)
 
 HEADER, DELIMITER = "| Name | Code | Time | Note |", "|:--|:-:|--:|---|"
 ROWS = [
@@ -126,3 +135,56 @@ def test_a_fence_typed_after_a_table_is_no_row_of_it() -> None:
         assert "<td>`" not in stream.html
     assert not any(patch.op == "append" and "<table>" in patch.html for patch in patches)
     assert any(patch.op == "commit" for patch in patches)
+
+
+PIECES = [
+    *("word", "other", " ", " ", "\n", "\n", "\n\n", "**", "*", "_", "`", "```python\n"),
+    *("~~", "$", "$$", "\\(", "\\)", "| a | b |\n|---|---|\n", "|", " | ", "- ", "1. "),
+    *("> ", "# ", "[x](http://e.com)", "[", "]", "<b>", "&", "www.x.com", "\t", "。"),
+    *("你好", "Sentence one. ", "`co|de`", "\\|", "a_b", "[l]: http://d\n", "[l]"),
+]
+ROWS_TYPED = ["| 1 | 2 |\n", "| `x` | y |\n", "| p", " q |", "\n", "|", "z"]
+
+
+def assert_live_html_is_built_whole(stream: MarkdownStream) -> None:
+    """The live part the views were sent equals the open block's HTML rendered whole
+    (on a copy of its state): the start a block says is unchanged really is."""
+    partial = _source_line(stream._tail[stream._scanned :])
+    whole = copy.deepcopy(stream._block).html(partial)
+    frozen = "".join(stream._frozen_html)
+    assert stream.html == frozen + ("\n" + whole if frozen and whole else whole)
+
+
+def test_the_live_html_built_from_pieces_is_the_live_html_built_whole() -> None:
+    rng = random.Random(8)
+    for _ in range(40):
+        text = "".join(rng.choice(PIECES) for _ in range(rng.choice([20, 80, 300])))
+        if rng.random() < 0.3:
+            text = " ".join(rng.choice(["word", "**b**", "`c`", "$x$"]) for _ in range(300)) + text
+        if rng.random() < 0.3:
+            text = "| a | b |\n|:-|-:|\n" + "".join(rng.choices(ROWS_TYPED, k=40)) + text
+        stream, end = MarkdownStream(), 0
+        while end < len(text):
+            size = rng.choice([1, 2, 5, 13, 40])
+            stream.append(text[end : end + size])
+            end += size
+            assert_live_html_is_built_whole(stream)
+
+
+@pytest.mark.parametrize(
+    "deltas",
+    [
+        ["| a | b |\n|---|---|\n", "| 1 | 2 |\n| 3"],  # the first row at once
+        ["| a | b |\n|---|---|\n|", " 1 | 2 |\n", "| 3 | 4 |\n|"],
+        ["Some text that goes on", " and on.\n\nNext", " paragraph **bo", "ld** end"],
+        ["- one\n- two\n", "- three\n", "- fo", "ur\n\nAfter"],
+        ["```python\nx = 1\n", "y = 2\n```", "\nText after"],
+    ],
+)
+def test_the_live_html_is_right_when_a_block_changes_its_way_of_growing(
+    deltas: list[str],
+) -> None:
+    stream = MarkdownStream()
+    for delta in deltas:
+        stream.append(delta)
+        assert_live_html_is_built_whole(stream)

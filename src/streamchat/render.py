@@ -838,6 +838,8 @@ class _Table:
         if not shown or self._head is None or not self._rows.size:
             return 0, self.html(partial, False)
         start, added = self._rows.unread()
+        if not start:  # the rows' first showing: what came before had no rows
+            return 0, self.html(partial, False)
         rest = self._body(added, self._live_row(partial) if partial else None)
         return len(self._head) + start, rest
 
