@@ -10,13 +10,21 @@ keeps growing (a paragraph, a fenced code block, a table, a list), whose open pa
 every update renders again. Cost per 5-character update (CPU of this thread) when the open
 block already holds 1 KB to 100 KB: target flat within 2x.
 
-Run: .venv/bin/python benchmarks/bench_render.py
+The third table: CPU per 6-character update on the answers of bench_kernel_cost.py
+(prose, a 260-line code block, a 200-row table), against another tree if given one.
+
+Run: .venv/bin/python benchmarks/bench_render.py [--baseline path/to/other/src]
 """
 
 from __future__ import annotations
 
+import argparse
+import json
+import os
 import random
 import statistics
+import subprocess
+import sys
 import time
 from dataclasses import dataclass
 
@@ -129,69 +137,181 @@ def _row(name: str, updates: list[Update]) -> str:
 
 
 BLOCK_SIZES = (1_000, 3_000, 10_000, 30_000, 100_000)
-MEASURED = 60  # updates timed at each size
+MEASURED = 120  # updates timed at each size
 
 
-def _long_paragraph(chars: int, rng: random.Random) -> str:
-    return " ".join(_sentence(rng) for _ in range(chars // 40))[:chars]
+# Each kind is made of units (sentences, lines, rows, items) joined by its separator.
+def _sentences(count: int, rng: random.Random) -> list[str]:
+    return [_sentence(rng) for _ in range(count)]
 
 
-def _long_code(chars: int, rng: random.Random) -> str:
-    lines = [
+def _code_lines(count: int, rng: random.Random) -> list[str]:
+    return [
         f"    result_{i} = await client.get(url, timeout={i})  # {rng.choice(WORDS)}"
-        for i in range(chars // 60)
+        for i in range(count)
     ]
-    return "```python\n" + "\n".join(lines)
 
 
-def _long_table(chars: int, rng: random.Random) -> str:
-    rows = [
+def _rows(count: int, rng: random.Random) -> list[str]:
+    return [
         f"| `{rng.choice(WORDS)}` | {rng.randint(1, 999)} ms | {rng.choice(WORDS)} |"
-        for _ in range(chars // 35)
+        for _ in range(count)
     ]
-    return "| Name | Time | Note |\n|---|--:|---|\n" + "\n".join(rows)
 
 
-def _long_list(chars: int, rng: random.Random) -> str:
-    return "\n".join(f"- {_sentence(rng)}" for _ in range(chars // 60))
+def _items(count: int, rng: random.Random) -> list[str]:
+    return [f"- {_sentence(rng)}" for _ in range(count)]
 
 
+# kind: (its opening, its units, their separator, characters per unit, roughly)
 BLOCKS = {
-    "paragraph": _long_paragraph,
-    "code block": _long_code,
-    "table": _long_table,
-    "list": _long_list,
+    "paragraph": ("", _sentences, " ", 40),
+    "code block": ("```python\n", _code_lines, "\n", 60),
+    "table": ("| Name | Time | Note |\n|---|--:|---|\n", _rows, "\n", 35),
+    "list": ("", _items, "\n", 60),
 }
 
 
-def per_update_in_a_growing_block() -> None:
-    """Median and p95 CPU per 5-character update, by the size of the open block."""
-    print("\nper 5-character update while one block grows (ms of CPU, median / p95):")
+def growing_block(kind: str, size: int) -> tuple[str, str]:
+    """A block of `kind` of about `size` characters, and the text then typed into it:
+    the same at every size, so only the open block's size differs."""
+    opening, units, separator, unit = BLOCKS[kind]
+    block = opening + separator.join(units(size // unit, random.Random(size)))
+    typed = separator + separator.join(units(DELTA * MEASURED // unit + 2, random.Random(0)))
+    return block, typed[: DELTA * MEASURED]
+
+
+def growing_block_costs() -> dict[str, list[float]]:
+    """Per kind: the median and p95 CPU seconds per update at each block size, then
+    finish() at the largest."""
+    costs = {}
+    for name in BLOCKS:
+        row = []
+        for size in BLOCK_SIZES:
+            block, typed = growing_block(name, size)
+            stream = MarkdownStream()
+            stream.append(block)
+            times = []
+            for start in range(0, len(typed), DELTA):
+                began = time.thread_time()
+                stream.append(typed[start : start + DELTA])
+                times.append(time.thread_time() - began)
+            began = time.thread_time()
+            stream.finish()
+            finish = time.thread_time() - began
+            times.sort()
+            row += [statistics.median(times), times[int(0.95 * len(times))]]
+        costs[name] = [*row, finish]
+    return costs
+
+
+def print_growing_block(costs: dict[str, list[float]], title: str) -> None:
+    print(f"\nper 5-character update while one block grows, {title} (ms of CPU, median/p95):")
     print(
         f"{'open block':<12}"
         + "".join(f"{size // 1000:>10} KB" for size in BLOCK_SIZES)
-        + "   ratio"
+        + f"{'ratio':>8}{'finish()':>10}"
     )
-    for name, make in BLOCKS.items():
-        medians, cells = [], []
-        for size in BLOCK_SIZES:
-            text = make(size + DELTA * MEASURED + 200, random.Random(size))
-            stream = MarkdownStream()
-            stream.append(text[:size])
-            times = []
-            for start in range(size, size + DELTA * MEASURED, DELTA):
-                began = time.thread_time()
-                stream.append(text[start : start + DELTA])
-                times.append(time.thread_time() - began)
-            times.sort()
-            medians.append(statistics.median(times))
-            cells.append(f"{1000 * medians[-1]:.2f}/{1000 * times[int(0.95 * len(times))]:.2f}")
+    for name, row in costs.items():
+        medians = row[0:-1:2]
+        cells = [f"{1000 * row[i]:.2f}/{1000 * row[i + 1]:.2f}" for i in range(0, len(row) - 1, 2)]
         ratio = max(medians) / max(min(medians), 1e-6)
-        print(f"{name:<12}" + "".join(f"{cell:>13}" for cell in cells) + f"{ratio:>8.1f}")
-    print("ratio: slowest median over fastest (target <= 2)")
+        print(
+            f"{name:<12}"
+            + "".join(f"{cell:>13}" for cell in cells)
+            + f"{ratio:>8.1f}{1000 * row[-1]:>8.1f}ms"
+        )
+    print("ratio: slowest median over fastest (target <= 2); finish() with the 100 KB block")
+
+
+ANSWER_DELTA = 6  # characters per update: the widget renders ~33 times a second at 200 chars/s
+ROUNDS = 9
+
+
+def answer_costs() -> dict[str, list[float]]:
+    """Per answer of bench_kernel_cost (prose, a 260-line code block, a 200-row table):
+    its characters, its updates and the least mean CPU microseconds per update over
+    ROUNDS streams (finish() included)."""
+    from bench_kernel_cost import KINDS  # here: it imports the Jupyter stack
+
+    costs = {}
+    for name, make in KINDS.items():
+        text = make()
+        updates = range(0, len(text), ANSWER_DELTA)
+        best = float("inf")
+        for _ in range(ROUNDS):
+            stream = MarkdownStream()
+            began = time.thread_time()
+            for start in updates:
+                stream.append(text[start : start + ANSWER_DELTA])
+            stream.finish()
+            best = min(best, (time.thread_time() - began) / len(updates))
+        costs[name] = [len(text), len(updates), best * 1e6]
+    return costs
+
+
+def print_answers(costs: dict[str, list[float]], baseline: dict[str, list[float]] | None) -> None:
+    print(
+        f"\nper {ANSWER_DELTA}-character update of bench_kernel_cost's answers "
+        f"(us of CPU, best of {ROUNDS}, finish() included):"
+    )
+    print(
+        f"{'answer':<8}{'chars':>7}{'updates':>9}{'this tree':>11}"
+        + (f"{'baseline':>10}{'ratio':>7}" if baseline else "")
+    )
+    for name, (chars, updates, cost) in costs.items():
+        line = f"{name:<8}{chars:>7.0f}{updates:>9.0f}{cost:>11.0f}"
+        if baseline:
+            line += f"{baseline[name][2]:>10.0f}{cost / baseline[name][2]:>7.2f}"
+        print(line)
+
+
+def baseline_costs(source: str, section: str) -> dict[str, list[float]]:
+    """A section measured with the streamchat package found in `source` (a src folder,
+    e.g. `git archive main src | tar -x -C /tmp/main`), in a child process."""
+    command = [sys.executable, __file__, "--json", section]
+    environment = {**os.environ, "PYTHONPATH": source}
+    result = subprocess.run(command, env=environment, capture_output=True, text=True, check=True)
+    return json.loads(result.stdout)
+
+
+def incremental_costs() -> list[float]:
+    """The 100 KB answer typed in 5-character updates: median seconds per update in its
+    first and last 5%, and the total."""
+    updates, _ = run_incremental(make_answer())
+    edge = max(1, int(len(updates) * EDGE))
+    return [
+        statistics.median(u.seconds for u in updates[:edge]),
+        statistics.median(u.seconds for u in updates[-edge:]),
+        sum(u.seconds for u in updates),
+    ]
+
+
+SECTIONS = {"blocks": growing_block_costs, "answers": answer_costs, "whole": incremental_costs}
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--baseline", help="a src folder holding another streamchat to compare")
+    parser.add_argument("--json", choices=SECTIONS, help=argparse.SUPPRESS)
+    options = parser.parse_args()
+    if options.json:
+        print(json.dumps(SECTIONS[options.json]()))
+        return
+    whole_answer()
+    if options.baseline:
+        first, last, total = baseline_costs(options.baseline, "whole")
+        print(
+            f"baseline incremental: median {1000 * first:.3f} ms (first 5%), "
+            f"{1000 * last:.3f} ms (last 5%), total {total:.2f} s"
+        )
+        print_growing_block(baseline_costs(options.baseline, "blocks"), "baseline")
+    print_growing_block(growing_block_costs(), "this tree")
+    baseline = baseline_costs(options.baseline, "answers") if options.baseline else None
+    print_answers(answer_costs(), baseline)
+
+
+def whole_answer() -> None:
     answer = make_answer()
     updates, finish_seconds = run_incremental(answer)
     edge = max(1, int(len(updates) * EDGE))
@@ -214,7 +334,6 @@ def main() -> None:
     print(
         f"incremental total: {total:.2f} s for the whole answer; finish(): {finish_seconds:.3f} s"
     )
-    per_update_in_a_growing_block()
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ from streamchat import _math
 
 TAB = 4  # Python-Markdown's tab_length: one nesting level of a list.
 
+_LETTER = re.compile(r"[^\W\d_]")
 _HR = re.compile(r" {0,3}([-*_])(?: *\1){2,} *$")
 _MARKER = re.compile(r"( *)([-+*]|(\d{1,9})\.)( +)(?=\S)")
 _HEADING = re.compile(r" {0,3}#{1,6}(?: |$)")
@@ -132,6 +133,17 @@ class BlockScanner:
     def fence(self) -> Fence | None:
         """The fenced code block still open after the lines fed so far."""
         return self._fence
+
+    def starts_block(self, partial: str) -> bool:
+        """Whether the unfinished line `partial`, however it goes on, starts a top-level
+        block: text that begins with a letter (no marker, fence, quote or indent) after
+        a blank line, outside a fence (`_block_line`'s `starts`)."""
+        return (
+            self._fence is None
+            and self._prev_blank
+            and self._started
+            and _LETTER.match(partial) is not None
+        )
 
     def feed(self, line: str) -> Line:
         if self._fence is not None:
@@ -565,6 +577,7 @@ MAX_LINE = 4_000
 MAX_BLOCK = 16_000
 MAX_LINES = 400
 
+_BRACKET = re.compile(r"[\[\]()]")
 _NESTING = re.compile(r"(?: *(?:>|[-+*](?= )|\d{1,9}[.)](?= )))+")
 
 
@@ -607,8 +620,9 @@ class Guard:
         self._pos += len(text)
 
     def _brackets(self, text: str) -> None:
-        previous = self._previous
-        for offset, char in enumerate(text):
+        for match in _BRACKET.finditer(text):  # only brackets: a loop per character is slow
+            offset, char = match.start(), match.group()
+            previous = text[offset - 1] if offset else self._previous
             if char == "[" or (char == "(" and previous == "]"):
                 self._open.append(self._pos + offset)
                 self._open_sum += self._pos + offset
@@ -616,8 +630,7 @@ class Guard:
                 start = self._open.pop()
                 self._open_sum -= start
                 self._closed += self._pos + offset - start
-            previous = char
-        self._previous = previous
+        self._previous = text[-1:] or self._previous
 
     def line(self, source: str, indent_levels: int = 0) -> None:
         """Note one whole line's nesting: quote and list markers before its text."""

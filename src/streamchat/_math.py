@@ -191,6 +191,28 @@ def find(text: str) -> Iterator[Formula]:
             i += 2 if char == "\\" else 1
 
 
+def may_go_on(text: str, separator: str) -> bool:
+    """Whether a formula opened in `text` could still close after it and `separator`
+    (a space or a line break): then a paragraph must not be cut there.
+
+    Conservative (a price such as "$5 a week" holds cuts back to the end of its line),
+    and a function of `text` and `separator` alone, so a stream and a whole render cut
+    alike. "$...$" never spans a line break; the other delimiters may.
+    """
+    if "$" not in text and "\\" not in text:
+        return False
+    end = 0
+    for formula in find(text):
+        end = formula.end
+    rest = text[end:]
+    if "$$" in rest or "\\[" in rest or "\\(" in rest:
+        return True
+    return separator != "\n" and _DOLLAR_OPENER.search(rest, rest.rfind("\n") + 1) is not None
+
+
+_DOLLAR_OPENER = re.compile(r"\$\S")
+
+
 def _code_span_end(text: str, i: int) -> int:
     """Past the code span opening at text[i], or past its backticks if it never closes."""
     end = _run_end(text, i)

@@ -371,16 +371,23 @@ class _Renderer:
 
     allow_images: bool
     definitions: list[str] = field(default_factory=list)
+    # The last source and its HTML: while a link's target is typed, say, the repaired
+    # open block stays the same from one update to the next.
+    _last: tuple[str, str] = ("", "")
 
     def __call__(self, text: str) -> str:
         if self.definitions:
             text = "\n".join(self.definitions) + "\n\n" + text
+        if text == self._last[0]:
+            return self._last[1]
         md = _converter(self.allow_images)
         md.reset()
         try:
-            return _sanitize(md.convert(text), self.allow_images)
+            html_text = _sanitize(md.convert(text), self.allow_images)
         except RecursionError:  # nesting _markdown.Guard did not foresee: show it as text
-            return f'<p class="{_RAW_CLASS}">{_escape_text(text)}</p>'
+            html_text = f'<p class="{_RAW_CLASS}">{_escape_text(text)}</p>'
+        self._last = (text, html_text)
+        return html_text
 
     def define(self, source: str) -> None:
         size = sum(len(line) for line in self.definitions)
@@ -431,8 +438,8 @@ def _style_rules(style: str, scope: str) -> str:
 
 _DEFINITION = re.compile(r" {0,3}\[[^\]\n]+\]:[ \t]*\S")  # [label]: url
 _DEFINITIONS_LIMIT = 8_000  # characters of definitions repeated into every block
-_PIECE = 300  # a paragraph is cut into parts of about this size, where it is safe
-_PIECE_STEP = 200  # after a place where it could not be cut, look again this much later
+_PIECE = 150  # a paragraph is cut into parts of about this size, where it is safe
+_PIECE_STEP = 100  # after a place where it could not be cut, look again this much later
 # Where a paragraph may be cut: a space or line break after a non-space (not a hard
 # break) and before a letter (nothing a line can start with: list, heading, quote,
 # table...), a space before a code span or link, or right after a CJK sentence end.
@@ -440,13 +447,16 @@ _CUT = re.compile(
     r"(?<=[^ \\\n])(?:[ \n](?=[^\W\d_])| (?=[`\[]))"  # before a letter, code span or link
     r"|(?<=[。！？])(?=[^\W\d_])"  # after a CJK sentence end
 )
+_LETTER = re.compile(r"[^\W\d_]")
 _PLAIN_TOKENS = frozenset({"", "n", "p", "w"})  # no colour in either theme: no <span>
 _RAW_CLASS = "streamchat-raw"
 _TABLE_END = "\n</tbody>\n</table>"
 
 
 def _source_line(raw: str) -> str:
-    return raw.rstrip("\r").expandtabs(_markdown.TAB)
+    raw = raw.rstrip("\r")
+    # expandtabs copies even a line without tabs, slowly (150 us for 100 KB).
+    return raw.expandtabs(_markdown.TAB) if "\t" in raw else raw
 
 
 def _definitions(text: str) -> list[str]:
@@ -493,6 +503,50 @@ def _lex_line(lexer: Lexer, text: str, stack: list[str]) -> tuple[list[tuple[str
     return [(_token_class(kind), value) for _, kind, value in tokens], ["root"]
 
 
+class _LiveLine:
+    """The code line being typed, lexed again from a little before where it last ended.
+
+    Lexing the whole line again at each update was most of what an update of a code
+    block cost. A regex lexer can resume where one of its matches began, in the state
+    it was in there, so the tokens before the last few such places are kept. A rule may
+    look ahead past its match, so the live line may rarely be coloured otherwise than
+    the whole line would be; a finished line is always lexed whole (`_CodeBlock.add`).
+    """
+
+    BACK = 2  # matches lexed again before the line's old end
+
+    def __init__(self, lexer: RegexLexer) -> None:
+        self._lexer = lexer
+        self._text = ""  # the text last lexed (with its line break)
+        self._stack: list[str] = []  # the state it started in
+        self._tokens: list[tuple[str, str]] = []
+        self._starts: list[tuple[int, int, list[str]]] = []  # (position, token, state)
+
+    def tokens(self, text: str, stack: list[str]) -> list[tuple[str, str]]:
+        """Tokens of `text`, a line with its line break, starting in the state `stack`."""
+        resume = self._resume(text, stack)
+        position, index, state = resume if resume is not None else (0, 0, stack)
+        tokens = self._tokens[:index]
+        starts = [start for start in self._starts if start[0] < position]
+        context = LexerContext(text, position, stack=list(state))
+        for at, kind, value in ExtendedRegexLexer.get_tokens_unprocessed(
+            self._lexer,  # type: ignore[arg-type]
+            context=context,
+        ):
+            if at == context.pos:  # a match begins here, lexed in this state
+                starts.append((at, len(tokens), list(context.stack)))
+            tokens.append((_token_class(kind), value))
+        self._text, self._stack, self._tokens, self._starts = text, stack, tokens, starts
+        return tokens
+
+    def _resume(self, text: str, stack: list[str]) -> tuple[int, int, list[str]] | None:
+        old_end = len(self._text) - 1  # before the line break
+        if stack != self._stack or old_end <= 0 or text[:old_end] != self._text[:old_end]:
+            return None
+        before = [start for start in self._starts if start[0] < old_end]
+        return before[-1 - self.BACK] if len(before) > self.BACK else None
+
+
 def _spans(tokens: list[tuple[str, str]]) -> str:
     out, index = [], 0
     while index < len(tokens):
@@ -504,6 +558,46 @@ def _spans(tokens: list[tuple[str, str]]) -> str:
         text = _escape_text(value)
         out.append(text if name in _PLAIN_TOKENS else f'<span class="{name}">{text}</span>')
     return "".join(out)
+
+
+class _Run:
+    """Append-only HTML kept as pieces, so growing it copies nothing already there.
+
+    `unread` gives what was added since it was last read (by `unread` or `text`): a block
+    reports its live HTML as the part the views already have plus that, so an update
+    costs the size of what changed, not of the whole block.
+    """
+
+    __slots__ = ("_pieces", "_read", "size")
+
+    def __init__(self) -> None:
+        self._pieces: list[str] = []
+        self._read = 0  # the size when last read
+        self.size = 0
+
+    def add(self, piece: str) -> None:
+        if piece:
+            self._pieces.append(piece)
+            self.size += len(piece)
+
+    def text(self) -> str:
+        """The whole HTML (joined once: the pieces become one)."""
+        if len(self._pieces) > 1:
+            self._pieces = ["".join(self._pieces)]
+        self._read = self.size
+        return self._pieces[0] if self._pieces else ""
+
+    def unread(self) -> tuple[int, str]:
+        """The size when last read, and what was added since."""
+        start, size, index = self._read, self.size, len(self._pieces)
+        while size > start:
+            index -= 1
+            size -= len(self._pieces[index])
+        self._read = self.size
+        return start, "".join(self._pieces[index:])
+
+
+_CODE_END = "</code></pre></div>"
 
 
 class _CodeBlock:
@@ -519,27 +613,33 @@ class _CodeBlock:
         self._head = f'<div class="{classes}"><pre><span></span><code>'
         self._fence = fence
         self._stack = ["root"]
-        self._done = ""  # the finished lines' HTML
+        self._done = _Run()  # the finished lines' HTML
         self._blank: list[str] = []  # blank lines, shown once a line follows them
+        lexer = self._lexer
+        self._live_line = _LiveLine(lexer) if isinstance(lexer, RegexLexer) else None
 
     def add(self, text: str) -> None:
         line_html = self._highlight(text, keep=True)
         if not text.strip():
             self._blank.append(line_html)
             return
-        self._done += "".join(self._blank) + line_html
+        self._done.add("".join(self._blank) + line_html)
         self._blank = []
 
     def html(self, partial: str) -> str:
-        live = ""
-        if partial.strip(" " + self._fence.char):  # not a closing fence being typed
-            live = "".join(self._blank) + self._highlight(self._fence.body(partial), keep=False)
-        return f"{self._head}{self._done}{live}</code></pre></div>"
+        return self._head + self._done.text() + self._line(partial) + _CODE_END
 
-    @property
-    def stable(self) -> int:
-        """How much of `html` cannot change any more."""
-        return len(self._head) + len(self._done)
+    def live(self, partial: str, shown: bool) -> tuple[int, str]:
+        """(how much of the HTML last returned is still its start, the HTML after it)."""
+        if not shown:
+            return 0, self.html(partial)
+        start, added = self._done.unread()
+        return len(self._head) + start, added + self._line(partial) + _CODE_END
+
+    def _line(self, partial: str) -> str:
+        if not partial.strip(" " + self._fence.char):  # a closing fence being typed
+            return ""
+        return "".join(self._blank) + self._highlight(self._fence.body(partial), keep=False)
 
     def _highlight(self, text: str, *, keep: bool) -> str:
         """One line's HTML: escaped text in <span>s whose class is a Pygments token
@@ -548,6 +648,8 @@ class _CodeBlock:
         if self._lexer is None:
             return _escape_text(text) + "\n"
         try:
+            if not keep and self._live_line is not None:
+                return _spans(self._live_line.tokens(text + "\n", self._stack))
             tokens, stack = _lex_line(self._lexer, text + "\n", self._stack)
         except Exception:  # a lexer callback that cannot resume mid-text: this line plain
             tokens, stack = [("", text + "\n")], ["root"]
@@ -583,6 +685,117 @@ def _table_parts(table_html: str) -> tuple[str, str] | None:
     return table_html[: start + 8], table_html[start + 8 : -len(_TABLE_END)]
 
 
+# Cell text that renders as itself (escaped, stripped of spaces): nothing inline in it.
+_PLAIN_CELL = re.compile(r"(?:[^\W_]|[ .,;:%/()+\-'’?!#=])*")
+_CODE_CELL = re.compile(r"`([^`\\]*)(`?)")  # one code span, maybe still open
+_CELL_SPLIT = re.compile(r"\||`+")
+_TICKS = re.compile(r"`+")
+
+
+def _cells(row: str, final: bool = True) -> list[str] | None:
+    """The cells of a row of a table whose header has a border pipe, split as
+    Python-Markdown splits them (markdown.extensions.tables: border pipes dropped, no
+    split inside a code span, an unpaired backtick run is text); None for a row with a
+    backslash (escaped pipes), left to Python-Markdown. In a row being typed (not
+    `final`) an unpaired run is a code span being typed: the rest of the row is its
+    cell, and None if a pipe follows it (the whole row is repaired and rendered)."""
+    if "\\" in row:
+        return None
+    row = row.strip(" ")
+    row = row[1:] if row.startswith("|") else row
+    row = row[:-1] if row.endswith("|") else row
+    cells, start, position = [], 0, 0
+    while (found := _CELL_SPLIT.search(row, position)) is not None:
+        if found.group() == "|":
+            cells.append(row[start : found.start()])
+            start = position = found.end()
+            continue
+        position = _code_span_end(row, found)
+        if position < 0 and not final:
+            return None if "|" in row[found.end() :] else [*cells, row[start:]]
+        position = position if position >= 0 else found.end()
+    return [*cells, row[start:]]
+
+
+def _code_span_end(row: str, opener: re.Match[str]) -> int:
+    """Where the code span opened by the backtick run `opener` ends: after the next run
+    of the same length (-1: none)."""
+    position = opener.end()
+    while (run := _TICKS.search(row, position)) is not None:
+        if len(run.group()) == len(opener.group()):
+            return run.end()
+        position = run.end()
+    return -1
+
+
+def _alignment(delimiter_cell: str) -> str:
+    cell = delimiter_cell.strip(" ")
+    if cell.startswith(":"):
+        return ' align="center"' if cell.endswith(":") else ' align="left"'
+    return ' align="right"' if cell.endswith(":") else ""
+
+
+class _RowCells:
+    """The table row being typed, built cell by cell: a plain cell is its escaped text,
+    any other is rendered alone (in a one-column table), once when it is finished, so an
+    update does not render the whole row under the header again with Python-Markdown."""
+
+    def __init__(self, render: Callable[[str], str], header: str, delimiter: str) -> None:
+        self._render = render
+        columns = _cells(delimiter) if header.strip(" ").startswith("|") else None
+        self._aligns = [_alignment(cell) for cell in columns or []]
+        self._finished: dict[str, str] = {}  # finished cells' HTML, by their text
+
+    def clear(self) -> None:
+        """A row was finished: its cells are not needed any more."""
+        self._finished.clear()
+
+    def row(self, partial: str, final: bool = False) -> str | None:
+        """The row's HTML as Python-Markdown renders it (repaired unless `final`; "":
+        none yet; None: to be rendered whole)."""
+        if "|" not in partial:
+            return None  # no row: a fence being typed, say
+        if not partial.strip(" |") or not _markdown.hold_partial_line(partial):
+            return ""  # no cell text yet: no row to show (`_NoEmptyBody`, `repair`)
+        cells = _cells(partial, final) if self._aligns else None
+        if cells is None:
+            return None
+        out = ["<tr>"]
+        # What `_cells` stripped from the row's end: a border pipe, spaces.
+        end = "|" if partial.rstrip(" ").endswith("|") else partial[len(partial.rstrip(" ")) :]
+        for index, align in enumerate(self._aligns):
+            text = cells[index] if index < len(cells) else ""
+            finished = final or index < len(cells) - 1
+            cell_html = self._cell(text if finished else text + end, finished)
+            if cell_html is None:
+                return None
+            out.append(f"<td{align}>{cell_html}</td>")
+        out.append("</tr>")
+        return "\n".join(out)
+
+    def _cell(self, text: str, finished: bool) -> str | None:
+        """A cell's HTML; `text` as in the row (the row's end with the last cell)."""
+        plain = text.strip(" |")
+        if _PLAIN_CELL.fullmatch(plain) and _URLISH.search(plain) is None:
+            return _escape_text(plain)
+        code = _CODE_CELL.fullmatch(text.strip(" "))
+        if code is not None and code.group(1).strip() and (code.group(2) or not finished):
+            # One code span (closed, or being typed: repaired shut), its text stripped
+            # as Python-Markdown's BacktickInlineProcessor strips it.
+            return f"<code>{_escape_text(code.group(1).strip())}</code>"
+        if text in self._finished:
+            return self._finished[text]
+        source = f"|x|\n|-|\n|{text}"
+        # The cell being typed is repaired as the row's end (a formula there is pending).
+        parts = _table_parts(self._render(source if finished else _markdown.repair(source)))
+        if parts is None or not parts[1].startswith("<tr>\n<td>"):
+            return None
+        cell_html = parts[1][len("<tr>\n<td>") : -len("</td>\n</tr>")]
+        if finished:
+            self._finished[text] = cell_html
+        return cell_html
+
+
 class _Table:
     """A table that grows by rows: each row is rendered once, under the same header."""
 
@@ -590,7 +803,8 @@ class _Table:
         self._render = render
         self._top = f"{header}\n{delimiter}\n"
         self._head: str | None = None
-        self._rows = ""  # the finished rows' HTML
+        self._rows = _Run()  # the finished rows' HTML, each with its line break
+        self._cells = _RowCells(render, header, delimiter)  # the row being typed
 
     def add(self, row: str) -> bool:
         """Render one row; False if it does not render as a row of this table (or one
@@ -599,37 +813,61 @@ class _Table:
         guard.feed(row)
         if guard.risky:
             return False
+        if self._head is not None and (built := self._cells.row(row, final=True)):
+            self._rows.add(built + "\n")
+            self._cells.clear()
+            return True
         parts = _table_parts(self._render(self._top + row))
         if parts is None or (self._head is not None and parts[0] != self._head):
             return False
         self._head = parts[0]
-        self._rows += ("\n" if self._rows else "") + parts[1]
+        self._rows.add(parts[1] + "\n")
+        self._cells.clear()
         return True
 
     def html(self, partial: str, final: bool) -> str:
-        rows = self._rows
-        if partial and not final:
-            parts = _table_parts(self._render(_markdown.repair(self._top + partial)))
-            if parts is not None and parts[0] == (self._head or parts[0]) and parts[1]:
-                rows += ("\n" if rows else "") + parts[1]
-                if self._head is None:
-                    return parts[0] + parts[1] + _TABLE_END
+        live = self._live_row(partial) if partial and not final else None
         if self._head is None:
+            if live is not None:
+                return live[0] + live[1] + _TABLE_END
             return self._render(self._top.rstrip("\n"))
-        return self._head + rows + _TABLE_END
+        return self._head + self._body(self._rows.text(), live)
 
-    @property
-    def stable(self) -> int:
-        return len(self._head) + len(self._rows) if self._head else 0
+    def live(self, partial: str, shown: bool) -> tuple[int, str]:
+        """(how much of the HTML last returned is still its start, the HTML after it)."""
+        if not shown or self._head is None or not self._rows.size:
+            return 0, self.html(partial, False)
+        start, added = self._rows.unread()
+        if not start:  # the rows' first showing: what came before had no rows
+            return 0, self.html(partial, False)
+        rest = self._body(added, self._live_row(partial) if partial else None)
+        return len(self._head) + start, rest
+
+    def _live_row(self, partial: str) -> tuple[str, str] | None:
+        """The unfinished row's rendering: (table head, row), if it is a row of this table."""
+        if self._head is not None and (row := self._cells.row(partial)) is not None:
+            return (self._head, row) if row else None
+        parts = _table_parts(self._render(_markdown.repair(self._top + partial)))
+        if parts is not None and parts[0] == (self._head or parts[0]) and parts[1]:
+            return parts
+        return None
+
+    @staticmethod
+    def _body(rows: str, live: tuple[str, str] | None) -> str:
+        """`rows` (each ending in a line break, after at least one row), the live row,
+        and the table's end."""
+        return rows + (live[1] + _TABLE_END if live is not None else _TABLE_END[1:])
 
 
 # Typed text that cannot change how the text before it renders (sentence punctuation
 # only after a letter: "1." could start a list), a last word it can follow (not a
 # marker, delimiter or entity being typed), and what would make a word a link.
 _PLAIN_RUN = re.compile(r"(?:[^\W_]|[ ,;'’]|(?<=[^\W\d_])[.!?:)])*")
-_PLAIN_END = re.compile(r"(?:^|\s)((?:[^\W_]|[,;'’])*[^\W_][.!?:)]* *)$")
+_PLAIN_END = re.compile(r"(?:^|[\s*_~`])((?:[^\W_]|[,;'’])*[^\W_][.!?:)]* *)$")
 _URLISH = re.compile(r"www\.|[A-Za-z][\w+.-]*:|@", re.IGNORECASE)
-_CLOSING = re.compile(r"(?:</(?:p|li|ul|ol|blockquote)>\n?)+$")
+# Closing tags after the last word: of the emphasis or code span it is typed in (the
+# repaired text closes them), then of the block.
+_CLOSING = re.compile(r"(?:</(?:strong|em|del|code)>)*(?:</(?:p|li|ul|ol|blockquote)>\n?)+$")
 
 
 class _Live:
@@ -710,7 +948,9 @@ class _Paragraph:
         self._start = 0  # where the part after the last cut starts
         self._seen = 0  # cut candidates before this position were considered
         self._check = _PIECE  # the part length from which a cut is considered
-        self._inner = ""  # finished parts' HTML without <p>, each with its separator
+        self._inner = _Run()  # finished parts' HTML without <p>, each with its separator
+        self._trailing = ""  # the white space that ends `_inner`
+        self._trailing_read = ""  # ... when `_inner` was last read
         self._widest = 0  # the longest stretch between cuts
         self._live = _Live(render)
         self.guard = _markdown.Guard()  # measures the whole lines after the last cut
@@ -734,36 +974,71 @@ class _Paragraph:
         end = self._base + len(self._text) + len(partial)
         return max(self._widest, end - self._start)
 
+    def last_cut_in(self, partial: str) -> int:
+        """Where in the unfinished line `partial` the part after the last cut starts."""
+        self._scan(partial)
+        return max(0, self._start - self._base - len(self._text))
+
     def _scan(self, partial: str = "") -> None:
         base, text = self._base, self._text + partial
         while match := _CUT.search(text, max(self._seen, self._start + self._check) - base):
             at = base + match.start()
+            if at - self._start > _markdown.MAX_STRETCH:
+                break  # no cut for too long: the block shows as text (`_Block._costly`)
             separator = match.group()
             part = text[self._start - base : at - base]
-            part_html = self._render(part) if _markdown.inline_closed(part) else ""
+            # The separator comes next: a delimiter run ending the part can grow no more.
+            closed = _markdown.inline_closed(part + separator)
+            closed = closed and not _math.may_go_on(part, separator)
+            part_html = self._render(part) if closed else ""
             if _one_paragraph(part_html):
                 self._widest = max(self._widest, at - self._start)
-                self._inner += part_html[3:-4] + separator
+                self._add_part(part_html[3:-4] + separator)
                 self._start, self._check = at + len(separator), _PIECE
                 continue
             self._check = at - self._start + _PIECE_STEP
         self._seen = max(self._seen, base + len(text) - 1)
 
+    def _add_part(self, part: str) -> None:
+        self._inner.add(part)
+        core = part.rstrip()
+        self._trailing = part[len(core) :] if core else self._trailing + part
+
     def html(self, partial: str, final: bool) -> str:
+        return self._whole(self._rest(partial, final))
+
+    def live(self, partial: str, shown: bool) -> tuple[int, str]:
+        """(how much of the HTML last returned is still its start, the HTML after it)."""
+        rest = self._rest(partial, False)
+        if not shown or not self._inner.size:
+            return 0, self._whole(rest)
+        start, added = self._inner.unread()
+        if not start:
+            return 0, self._whole(rest)
+        trailing, self._trailing_read = self._trailing_read, self._trailing
+        # "<p>" and the parts before the white space that ended them are as shown.
+        return 3 + start - len(trailing), self._joined(trailing + added, rest)
+
+    def _rest(self, partial: str, final: bool) -> str:
+        """The HTML of the text after the last cut."""
         if partial:
             self._scan(partial)
         rest_text = (self._text + partial)[self._start - self._base :]
-        rest = self._live.final(rest_text) if final else self._live.html(rest_text)
-        if not self._inner:
-            return rest
-        if rest.startswith("<p>"):
-            return "<p>" + self._inner + rest[3:]
-        head = "<p>" + self._inner.rstrip() + "</p>"
-        return head + ("\n" + rest if rest else "")
+        return self._live.final(rest_text) if final else self._live.html(rest_text)
 
-    @property
-    def stable(self) -> int:
-        return 3 + len(self._inner) if self._inner else 0
+    def _whole(self, rest: str) -> str:
+        if not self._inner.size:
+            return rest
+        self._trailing_read = self._trailing
+        return "<p>" + self._joined(self._inner.text(), rest)
+
+    def _joined(self, inner: str, rest: str) -> str:
+        """`inner`, the end of the parts' HTML (with at least their trailing white space),
+        and the rest's HTML, after "<p>"."""
+        if rest.startswith("<p>"):
+            return inner + rest[3:]
+        head = inner[: len(inner) - len(self._trailing)] + "</p>"
+        return head + ("\n" + rest if rest else "")
 
 
 class _List:
@@ -780,7 +1055,7 @@ class _List:
         self._tag = "ol" if ordered else "ul"
         self._ordered = ordered
         self._open = ""  # the first part's opening tag
-        self._items = ""  # the finished items' HTML
+        self._items = _Run()  # the finished items' HTML, each part's with a line break
         self._rest: list[str] = []
         self.rest_size = 0
         self._live = _Live(render)
@@ -791,7 +1066,7 @@ class _List:
             parts = self._split(self._render("\n".join(self._rest)))
             if parts is not None:
                 self._open = self._open or parts[0]
-                self._items += ("\n" if self._items else "") + parts[1]
+                self._items.add(parts[1] + "\n")
                 self._rest, self.rest_size = [], 0
                 self.guard = _markdown.Guard()
         self._rest.append(source)
@@ -817,18 +1092,32 @@ class _List:
         return list_html[:newline], list_html[newline + 1 : -len(close)]
 
     def html(self, partial: str, final: bool) -> str:
-        text = "\n".join([*self._rest, partial] if partial else self._rest)
-        rest = self._live.final(text) if final else self._live.html(text)
-        if not self._items:
-            return rest
-        items = self._items
-        if rest.startswith(f"<{self._tag}"):
-            return f"{self._open}\n{items}\n{rest[rest.find(chr(10)) + 1 :]}"
-        return f"{self._open}\n{items}\n</{self._tag}>" + ("\n" + rest if rest else "")
+        return self._whole(self._rest_html(partial, final))
 
-    @property
-    def stable(self) -> int:
-        return len(self._open) + 1 + len(self._items) if self._items else 0
+    def live(self, partial: str, shown: bool) -> tuple[int, str]:
+        """(how much of the HTML last returned is still its start, the HTML after it)."""
+        rest = self._rest_html(partial, False)
+        if not shown or not self._items.size:
+            return 0, self._whole(rest)
+        start, added = self._items.unread()
+        if not start:
+            return 0, self._whole(rest)
+        return len(self._open) + 1 + start, self._joined(added, rest)
+
+    def _rest_html(self, partial: str, final: bool) -> str:
+        text = "\n".join([*self._rest, partial] if partial else self._rest)
+        return self._live.final(text) if final else self._live.html(text)
+
+    def _whole(self, rest: str) -> str:
+        if not self._items.size:
+            return rest
+        return f"{self._open}\n" + self._joined(self._items.text(), rest)
+
+    def _joined(self, items: str, rest: str) -> str:
+        """`items` (the end of the finished items' HTML) and the rest's HTML."""
+        if rest.startswith(f"<{self._tag}"):
+            return items + rest[rest.find("\n") + 1 :]
+        return f"{items}</{self._tag}>" + ("\n" + rest if rest else "")
 
 
 def _list_level(line: _markdown.Line) -> int:
@@ -850,6 +1139,7 @@ class _Block:
         self._guard = _markdown.Guard()
         self._partial_guard = _markdown.Guard()
         self._guarded = 0  # characters of the live line the partial guard has seen
+        self._guard_start = 0  # where in the live line what it measures starts
         self._longest = 0  # the longest line
         self._code: _CodeBlock | None = None
         self._raw: _RawText | None = None
@@ -858,6 +1148,7 @@ class _Block:
         self._paragraph: _Paragraph | None = None
         self._list: _List | None = None
         self._whole = _Live(render)  # for a block rendered whole
+        self._shown: object = None  # what rendered the live HTML last returned
         self._table_gap = False
         self._first_kind = ""
         self._plain = True
@@ -873,7 +1164,7 @@ class _Block:
     ) -> None:
         """A whole source line; `opened` is the fence it opens at top level, if any, and
         `closes` says it closes the fence open before it."""
-        self._partial_guard, self._guarded = _markdown.Guard(), 0
+        self._partial_guard, self._guarded, self._guard_start = _markdown.Guard(), 0, 0
         first = not self._lines
         self._lines.append(source)
         self._plain = self._plain and line.kind == "text"
@@ -900,8 +1191,10 @@ class _Block:
                 self._table = self._paragraph = self._list = None
 
     def _grow(self, source: str, line: _markdown.Line, first: bool) -> None:
+        if first and line.kind != "text":
+            self._paragraph = None  # begun for the line while it was typed (`_first_line`)
         if first and line.kind == "text":
-            self._paragraph = _Paragraph(self._render)
+            self._paragraph = self._paragraph or _Paragraph(self._render)
         elif first and line.kind == "item" and not line.text.startswith(" "):
             self._list = _List(self._render, _markdown.ordered_item(source))
         if self._paragraph is not None:
@@ -948,10 +1241,11 @@ class _Block:
         if self._code is not None:
             if not self.closed:
                 return self._code.html("" if final else partial)
-            after = self._render(_markdown.repair(partial)) if partial.strip() else ""
+            after = self._after_fence(partial)
             return self._code.html("") + ("\n" + after if after else "")
         if self._raw is not None:
             return self._raw.html(partial)
+        self._first_line(partial)
         if partial and self._partial_costly(partial):
             if self._provisional is None:
                 self._provisional = _RawText(self._lines)
@@ -965,17 +1259,46 @@ class _Block:
         text = "\n".join([*self._lines, partial] if partial else self._lines)
         return self._whole.final(text) if final else self._whole.html(text)
 
-    @property
-    def stable(self) -> int:
-        """How much of the HTML last returned by `html` cannot change any more."""
-        if self._raw is not None or self._provisional is not None:
-            return 0
-        mode = self._code or self._table or self._paragraph or self._list
-        return mode.stable if mode is not None and not self.closed else 0
+    def live(self, partial: str) -> tuple[int, str]:
+        """The live HTML as (how much of the HTML last returned is still its start, the
+        HTML after it): an update then costs the size of what changed, not of the block."""
+        mode = self._live_mode(partial)
+        shown, self._shown = self._shown, mode
+        if mode is None:
+            return 0, self.html(partial)
+        if mode is not self._code:
+            return mode.live(partial, shown is mode)
+        if not self.closed:
+            return self._code.live(partial, shown is mode)
+        fixed, rest = self._code.live("", shown is mode)
+        after = self._after_fence(partial)
+        return fixed, rest + ("\n" + after if after else "")
+
+    def _live_mode(self, partial: str) -> _CodeBlock | _Table | _Paragraph | _List | None:
+        """What renders the live HTML part by part (None: rendered whole)."""
+        if self._code is not None:
+            return self._code
+        if self._raw is not None:
+            return None
+        self._first_line(partial)
+        if partial and self._partial_costly(partial):
+            return None
+        return self._table or self._paragraph or self._list
+
+    def _first_line(self, partial: str) -> None:
+        """A paragraph's first line is cut as it is typed, as its later lines are: text
+        that starts with a letter can only be a paragraph's."""
+        if not self._lines and self._paragraph is None and _LETTER.match(partial):
+            self._paragraph = _Paragraph(self._render)
+
+    def _after_fence(self, partial: str) -> str:
+        return self._render(_markdown.repair(partial)) if partial.strip() else ""
 
     def _partial_costly(self, partial: str) -> bool:
-        if len(partial) < self._guarded:
-            self._partial_guard, self._guarded = _markdown.Guard(), 0
+        # A paragraph renders again only what follows its last cut: measure that.
+        start = self._paragraph.last_cut_in(partial) if self._paragraph is not None else 0
+        if len(partial) < self._guarded or start > self._guard_start:
+            self._partial_guard, self._guarded, self._guard_start = _markdown.Guard(), start, start
         self._partial_guard.feed(partial[self._guarded :])
         self._guarded = len(partial)
         self._partial_guard.line(partial[:200])
@@ -1004,14 +1327,12 @@ class Patch:
     size: int = 0
 
 
-def _common_prefix(a: str, b: str, known: int = 0) -> int:
-    """Length of the longest common prefix, given that the first `known` characters
-    are equal (slice comparisons run at memcmp speed)."""
+def _common_prefix(a: str, b: str) -> int:
+    """Length of the longest common prefix (slice comparisons run at memcmp speed)."""
     n = min(len(a), len(b))
-    known = min(known, n)
-    if a[known:n] == b[known:n]:
+    if a[:n] == b[:n]:
         return n
-    low, high = known, n  # a[:low] == b[:low]; a[:high] != b[:high]
+    low, high = 0, n  # a[:low] == b[:low]; a[:high] != b[:high]
     while high - low > 1:
         middle = (low + high) // 2
         if a[low:middle] == b[low:middle]:
@@ -1056,13 +1377,14 @@ def spliced(live: str, patch: Patch) -> str:
     return head + patch.html + units[cut:].decode("utf-16-le")
 
 
-def live_patch(old: str, new: str, known: int = 0) -> Patch | None:
-    """The smallest patch that turns the live part `old` into `new` (None: no change);
-    their first `known` characters are known to be equal."""
-    if len(old) == len(new) and old[known:] == new[known:]:
+def live_patch(old: str, new: str, *, whole: bool = True) -> Patch | None:
+    """The smallest patch that turns the live part `old` into `new` (None: no change).
+    When not `whole`, `old` and `new` are the ends of the live part after a start that
+    stays: never a "tail"."""
+    if old == new:
         return None
-    start = _common_prefix(old, new, known)
-    if start == 0:
+    start = _common_prefix(old, new)
+    if start == 0 and whole:
         return Patch("tail", new)
     end = _common_suffix(old, new, min(len(old), len(new)) - start)
     return Patch(
@@ -1104,8 +1426,11 @@ class MarkdownStream:
         self._scanned = 0  # where the first line of the open block not yet scanned starts
         self._renderer = _Renderer(allow_images)
         self._block = _Block(self._renderer)
-        self._tail_html = ""  # the open block's HTML as last sent
-        self._stable = 0  # how much of it cannot change
+        # The live part as last sent: a start that no longer changes, in pieces, and the
+        # rest; an update compares only the rest with the block's new HTML after that start.
+        self._shown_start: list[str] = []
+        self._shown_size = 0
+        self._shown_rest = ""
         self._finished = False
 
     @property
@@ -1114,29 +1439,51 @@ class MarkdownStream:
 
     @property
     def html(self) -> str:
-        return "".join(self._frozen_html) + self._tail_html
+        return "".join(self._frozen_html) + self._shown_live()
 
     @property
     def shown(self) -> tuple[str, str]:
         """(frozen, live) HTML: what the patches so far left in a view."""
-        return "".join(self._frozen_html), self._tail_html
+        return "".join(self._frozen_html), self._shown_live()
 
     def append(self, delta: str) -> list[Patch]:
         if self._finished:
             raise RuntimeError("MarkdownStream.append() after finish()")
         self._tail += delta
-        patches = []
         frozen = self._take_lines()
-        live = self._joined(self._block.html(_source_line(self._tail[self._scanned :])))
-        known = self._stable
-        if frozen:  # the blocks that were live are finished: the live part starts afresh
-            patches += self._frozen_patches(frozen)
-            known = 0
-        if (patch := live_patch(self._tail_html, live, known)) is not None:
+        partial = _source_line(self._tail[self._scanned :])
+        if self._scanned and self._scanner.starts_block(partial):
+            frozen.append(self._freeze(self._scanned))  # the block before it is done
+        patches = self._frozen_patches([block for block in frozen if block])
+        fixed, rest = self._block.live(partial)
+        if self._frozen_html:  # Python-Markdown puts one newline between top-level elements
+            if fixed:
+                fixed += 1
+            elif rest:
+                rest = "\n" + rest
+        if (patch := self._live_patch(fixed, rest)) is not None:
             patches.append(patch)
-        self._tail_html = live
-        self._stable = self._block.stable + (1 if live.startswith("\n") else 0)
         return patches
+
+    def _shown_live(self) -> str:
+        if len(self._shown_start) > 1:
+            self._shown_start = ["".join(self._shown_start)]
+        return "".join(self._shown_start) + self._shown_rest
+
+    def _live_patch(self, fixed: int, rest: str) -> Patch | None:
+        """The patch from the live part as shown to its first `fixed` characters + `rest`."""
+        if fixed < self._shown_size:  # rendered whole again (the start is 0 then)
+            old = self._shown_live()
+            self._shown_start, self._shown_size = [old[:fixed]], fixed
+            old_rest = old[fixed:]
+        else:
+            moved = fixed - self._shown_size
+            if moved:
+                self._shown_start.append(self._shown_rest[:moved])
+                self._shown_size = fixed
+            old_rest = self._shown_rest[moved:]
+        self._shown_rest = rest
+        return live_patch(old_rest, rest, whole=not fixed)
 
     def finish(self) -> list[Patch]:
         """Render the last block as final; check the result against a full render."""
@@ -1145,8 +1492,8 @@ class MarkdownStream:
         self._finished = True
         patches = []
         patches += self._frozen_patches(self._close_block())
-        if self._tail_html:
-            self._tail_html = ""
+        if self._shown_size or self._shown_rest:
+            self._shown_start, self._shown_size, self._shown_rest = [], 0, ""
             patches.append(Patch("tail", ""))
         if self._renderer.definitions:  # a late one may change a block rendered before it
             full = render_markdown(self.text, allow_images=self._allow_images)
@@ -1158,12 +1505,15 @@ class MarkdownStream:
     def _frozen_patches(self, blocks: list[str]) -> list[Patch]:
         """Patches that freeze the finished `blocks`: a commit of the ones the live part
         already shows as they are (the usual case: a block finishes as it was last
-        rendered, and is not sent again), an append of the others. `_tail_html` is left
-        as the views' live part after them."""
-        shown = 0
-        while shown < len(blocks) and self._tail_html.startswith(blocks[shown]):
-            self._tail_html = self._tail_html[len(blocks[shown]) :]
+        rendered, and is not sent again), an append of the others. The live part as
+        shown is left as the views' live part after them."""
+        if not blocks:
+            return []
+        live, shown = self._shown_live(), 0
+        while shown < len(blocks) and live.startswith(blocks[shown]):
+            live = live[len(blocks[shown]) :]
             shown += 1
+        self._shown_start, self._shown_size, self._shown_rest = [], 0, live
         patches = []
         if size := _units("".join(blocks[:shown])):
             patches.append(Patch("commit", size=size))
