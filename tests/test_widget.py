@@ -325,7 +325,7 @@ def test_patches_only_at_a_bounded_rate(server, chats) -> None:
     assert not any(escaped in json.dumps(s, ensure_ascii=False) for s in capture.states())
     patches = [json.dumps(m, ensure_ascii=False, separators=(",", ":")) for m in wire[:-1]]
     framing = 20 * len(patches)  # [turn,"b","e",drop,keep,"..."] around each change
-    assert sum(map(len, patches)) - framing < 1.5 * len(escaped)
+    assert sum(map(len, patches)) - framing < 2 * len(escaped), "the answer went twice"
 
 
 def test_typing_is_paced_and_a_speed_change_applies_mid_answer(server, chats) -> None:
@@ -492,7 +492,7 @@ def test_the_kernel_budget_is_shared_by_live_answers() -> None:
 
 def test_many_answers_at_once_stay_within_the_kernel_budget(server, chats) -> None:
     url = server.route(
-        "/v1/chat/completions", Script(openai_chunks(ANSWER * 6, size=2), pause=0.005)
+        "/v1/chat/completions", Script(openai_chunks(ANSWER * 6, size=2), pause=0.01)
     )
     pairs = [make(chats, url, speed=0) for _ in range(30)]
     for chat, _ in pairs:
