@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import random
 import re
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
@@ -21,9 +23,11 @@ from html import unescape
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import TypeVar
 
+import httpcore
 import httpx
 
 from ._framing import Framer, Payload
+from ._network import AsyncioBackend
 from ._secrets import Secrets, install_log_filter, mask_url
 from ._timeout import within
 from ._validation import request_problem
@@ -192,14 +196,40 @@ def new_client() -> httpx.AsyncClient:
     Many answers may stream at once through one shared client (a notebook of
     chats): httpx's default pool of 100 connections would make the 101st wait and
     fail. Cookies are not kept: one endpoint's session cookie must not be sent by
-    another widget to another endpoint. Timeouts are set per request.
+    another widget to another endpoint. Timeouts are set per request. Proxies
+    come from the environment, as for any httpx client; direct connections read
+    their sockets with `_network.AsyncioBackend`. The TLS context is the process's
+    one (`_tls_context`): building it is most of the cost of a new client.
     """
-    return httpx.AsyncClient(
+    client = httpx.AsyncClient(
         http1=True,
         http2=False,
+        verify=_tls_context(),
         limits=httpx.Limits(max_connections=None, max_keepalive_connections=20),
         cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
     )
+    pool = getattr(client._transport, "_pool", None)
+    if type(pool) is httpcore.AsyncConnectionPool:  # not a proxy's pool
+        pool._network_backend = AsyncioBackend()
+    return client
+
+
+_tls_contexts: dict[tuple[str, ...], ssl.SSLContext] = {}
+
+
+def _tls_context() -> ssl.SSLContext:
+    """httpx's default TLS context (certifi's CAs, or SSL_CERT_FILE/SSL_CERT_DIR), built once.
+
+    Loading the CA bundle takes tens of milliseconds of CPU; every client shares the
+    result. A change of the variables httpx reads builds a new one, so `verify`
+    means what it meant. The context is only read after it is built (all our
+    clients speak HTTP/1.1, so httpcore sets the same ALPN list on it each time).
+    """
+    key = tuple(os.environ.get(name, "") for name in ("SSL_CERT_FILE", "SSL_CERT_DIR"))
+    context = _tls_contexts.get(key)
+    if context is None:
+        context = _tls_contexts[key] = httpx.create_ssl_context(verify=True, trust_env=True)
+    return context
 
 
 async def _attempts(
