@@ -22,6 +22,7 @@ import asyncio
 import math
 import select
 import ssl
+import time
 from collections import deque
 from collections.abc import Iterable
 from typing import Any
@@ -30,7 +31,7 @@ import httpcore
 
 from ._timeout import within
 
-__all__ = ["AsyncioBackend"]
+__all__ = ["AsyncioBackend", "AsyncioStream"]
 
 # httpcore's `SOCKET_OPTION`: the arguments of one `socket.setsockopt` call.
 SocketOption = (
@@ -106,13 +107,22 @@ class _Reader(asyncio.Protocol):
             waiter.set_result(True)
 
 
-class _Stream(httpcore.AsyncNetworkStream):
+class AsyncioStream(httpcore.AsyncNetworkStream):
     def __init__(self, transport: asyncio.Transport, reader: _Reader) -> None:
         self._transport = transport
         self._reader = reader
         reader.transport = transport
         self._timer: asyncio.TimerHandle | None = None
         self._deadline = math.inf  # when the read in progress times out
+
+    def abort_at(self, deadline: float) -> asyncio.TimerHandle:
+        """Drop the connection at `deadline` (a `time.monotonic()` time); cancel to keep it.
+
+        A read waiting then ends (what was already received is still read first), so
+        a whole answer's time limit costs one timer, not one per read.
+        """
+        loop = self._reader.loop
+        return loop.call_at(loop.time() + deadline - time.monotonic(), self._transport.abort)
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         reader = self._reader
@@ -202,7 +212,7 @@ class _Stream(httpcore.AsyncNetworkStream):
             await self.aclose()
             raise httpcore.ConnectError(str(exc)) from exc
         assert transport is not None
-        return _Stream(transport, self._reader)
+        return AsyncioStream(transport, self._reader)
 
     def get_extra_info(self, info: str) -> Any:
         transport = self._transport
@@ -248,7 +258,7 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         except OSError as exc:
             raise httpcore.ConnectError(str(exc)) from exc
         _set_options(transport, socket_options)
-        return _Stream(transport, reader)
+        return AsyncioStream(transport, reader)
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(seconds)

@@ -27,7 +27,7 @@ import httpcore
 import httpx
 
 from ._framing import Framer, Payload
-from ._network import AsyncioBackend
+from ._network import AsyncioBackend, AsyncioStream
 from ._secrets import Secrets, install_log_filter, mask_url
 from ._timeout import within
 from ._validation import request_problem
@@ -357,7 +357,7 @@ async def _body(
         session.parser = make_parser(request.provider, content_type, response.headers)
     parser = session.parser
     wire = wire_format(request.provider, content_type)
-    chunks = _with_deadline(response.aiter_raw(), session.deadline)
+    chunks = _body_chunks(response, session.deadline)
     if wire == "json":
         deltas = _read_json_body(chunks, parser, content_type, session)
     else:
@@ -450,6 +450,30 @@ async def _before(deadline: float, awaitable: Awaitable[T]) -> T:
         return await within(awaitable, remaining)
     except asyncio.TimeoutError:
         raise _TotalTimeout from None
+
+
+async def _body_chunks(response: httpx.Response, deadline: float) -> AsyncIterator[bytes]:
+    """The body as it arrives, or `_TotalTimeout` at `deadline`.
+
+    On our own sockets (`new_client`) one timer drops the connection at the deadline;
+    a read then fails and is reported as the deadline. A stream arrives in many small
+    reads (50 a second), and a timer around each read was a cost on the loop thread.
+    """
+    stream = response.extensions.get("network_stream")
+    if not isinstance(stream, AsyncioStream):  # a client the caller passed in
+        async for chunk in _with_deadline(response.aiter_raw(), deadline):
+            yield chunk
+        return
+    timer = stream.abort_at(deadline)
+    try:
+        async for chunk in response.aiter_raw():
+            yield chunk
+    except httpx.TransportError:
+        if time.monotonic() >= deadline:
+            raise _TotalTimeout from None
+        raise
+    finally:
+        timer.cancel()
 
 
 async def _with_deadline(chunks: AsyncIterator[bytes], deadline: float) -> AsyncIterator[bytes]:
