@@ -208,6 +208,9 @@ def new_client() -> httpx.AsyncClient:
         limits=httpx.Limits(max_connections=None, max_keepalive_connections=20),
         cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
     )
+    # httpx has no option for httpcore's network backend, and passing a transport
+    # would turn off its proxies from the environment: so the default transport's
+    # pool gets ours. tests/test_network.py fails if an httpx upgrade moves it.
     pool = getattr(client._transport, "_pool", None)
     if type(pool) is httpcore.AsyncConnectionPool:  # not a proxy's pool
         pool._network_backend = AsyncioBackend()
