@@ -33,6 +33,7 @@ format: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_sse.py
+	$(BIN)/python benchmarks/bench_stream_cpu.py
 	$(BIN)/python benchmarks/bench_pacing.py
 	$(BIN)/python benchmarks/bench_render.py
 	$(BIN)/python benchmarks/bench_widget_cpu.py

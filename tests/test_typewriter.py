@@ -6,8 +6,9 @@ until `next_deadline()` and then calls `take()`, so wake-ups are counted exactly
 
 from __future__ import annotations
 
+import asyncio
 import math
-from collections.abc import Iterable
+from collections.abc import AsyncIterator, Iterable
 from itertools import pairwise
 
 import pytest
@@ -15,6 +16,8 @@ import regex
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from streamchat._pacing import type_out
+from streamchat.deltas import Delta, TextDelta
 from streamchat.typewriter import Typewriter
 
 GAP = 1 / 60  # the default max_rate's minimum distance between two reveals
@@ -549,3 +552,41 @@ def test_a_deadline_never_wakes_the_consumer_for_nothing(
     tw.close(now)
     shown += "".join(t for _, t in drain(tw, now))
     assert shown == text
+
+
+class CountingTypewriter(Typewriter):
+    """Counts the pacing loop's wake-ups: it calls `take` once per wake-up."""
+
+    takes = 0
+
+    def take(self, now: float) -> str:
+        self.takes += 1
+        return super().take(now)
+
+
+def test_text_that_changes_no_deadline_does_not_wake_the_pacing_loop() -> None:
+    """50 events arrive, one a loop turn, while the first character is on screen and the
+    second is due a fifth of a second later: one wake-up for the first, none for the rest."""
+
+    async def run() -> tuple[int, str]:
+        typewriter = CountingTypewriter(5)
+        shown: list[str] = []
+        pushed = asyncio.Event()
+
+        async def events() -> AsyncIterator[Delta]:
+            for _ in range(50):
+                yield TextDelta("abcd")
+                await asyncio.sleep(0)  # the next event comes on a later loop turn
+            pushed.set()
+            await asyncio.get_running_loop().create_future()  # the stream stays open
+
+        typing = asyncio.ensure_future(type_out(events(), typewriter, shown.append))
+        await pushed.wait()
+        takes = typewriter.takes
+        typing.cancel()
+        await asyncio.wait([typing], timeout=10)
+        return takes, "".join(shown)
+
+    takes, shown = asyncio.run(run())
+    assert shown == "a"
+    assert takes <= 2  # one per event (50) before

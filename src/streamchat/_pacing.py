@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import time
 from collections.abc import AsyncIterator, Callable
 
@@ -37,6 +38,10 @@ async def type_out(
     """
     wake = wake or asyncio.Event()
     terminal: list[Done | StreamError] = []
+    # When the consumer wakes by itself (inf: only when woken); -inf while it runs.
+    # Text that does not make the next reveal come sooner needs no extra wake-up:
+    # at 50 events a second that would be a loop turn per event for nothing.
+    asleep_until = -math.inf
 
     async def produce() -> None:
         # Whatever ends the stream (its end, a bug in a stage, an exception nobody
@@ -46,11 +51,14 @@ async def type_out(
             async for delta in deltas:
                 if isinstance(delta, TextDelta):
                     typewriter.push(delta.text, clock())
+                    deadline = typewriter.next_deadline()
+                    if deadline is not None and deadline < asleep_until:
+                        wake.set()
                 elif isinstance(delta, (Done, StreamError)):
                     terminal.append(delta)
+                    wake.set()
                 else:
                     on_delta(delta)
-                wake.set()
         except Exception as exc:  # the terminal delta the stream failed to give
             terminal.append(StreamError("protocol", f"{type(exc).__name__}: {exc}"))
         finally:
@@ -63,8 +71,12 @@ async def type_out(
             deadline = typewriter.next_deadline()
             delay = None if deadline is None else deadline - clock()
             if delay is None or delay > 0:
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await within(wake.wait(), delay)
+                asleep_until = math.inf if deadline is None else deadline
+                try:
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await within(wake.wait(), delay)
+                finally:
+                    asleep_until = -math.inf
             wake.clear()
             text = typewriter.take(clock())
             if text:

@@ -10,8 +10,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import os
 import random
 import re
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
@@ -21,9 +23,11 @@ from html import unescape
 from http.cookiejar import CookieJar, DefaultCookiePolicy
 from typing import TypeVar
 
+import httpcore
 import httpx
 
 from ._framing import Framer, Payload
+from ._network import AsyncioBackend, AsyncioStream
 from ._secrets import Secrets, install_log_filter, mask_url
 from ._timeout import within
 from ._validation import request_problem
@@ -192,14 +196,43 @@ def new_client() -> httpx.AsyncClient:
     Many answers may stream at once through one shared client (a notebook of
     chats): httpx's default pool of 100 connections would make the 101st wait and
     fail. Cookies are not kept: one endpoint's session cookie must not be sent by
-    another widget to another endpoint. Timeouts are set per request.
+    another widget to another endpoint. Timeouts are set per request. Proxies
+    come from the environment, as for any httpx client; direct connections read
+    their sockets with `_network.AsyncioBackend`. The TLS context is the process's
+    one (`_tls_context`): building it is most of the cost of a new client.
     """
-    return httpx.AsyncClient(
+    client = httpx.AsyncClient(
         http1=True,
         http2=False,
+        verify=_tls_context(),
         limits=httpx.Limits(max_connections=None, max_keepalive_connections=20),
         cookies=CookieJar(policy=DefaultCookiePolicy(allowed_domains=[])),
     )
+    # httpx has no option for httpcore's network backend, and passing a transport
+    # would turn off its proxies from the environment: so the default transport's
+    # pool gets ours. tests/test_network.py fails if an httpx upgrade moves it.
+    pool = getattr(client._transport, "_pool", None)
+    if type(pool) is httpcore.AsyncConnectionPool:  # not a proxy's pool
+        pool._network_backend = AsyncioBackend()
+    return client
+
+
+_tls_contexts: dict[tuple[str, ...], ssl.SSLContext] = {}
+
+
+def _tls_context() -> ssl.SSLContext:
+    """httpx's default TLS context (certifi's CAs, or SSL_CERT_FILE/SSL_CERT_DIR), built once.
+
+    Loading the CA bundle takes tens of milliseconds of CPU; every client shares the
+    result. A change of the variables httpx reads builds a new one, so `verify`
+    means what it meant. The context is only read after it is built (all our
+    clients speak HTTP/1.1, so httpcore sets the same ALPN list on it each time).
+    """
+    key = tuple(os.environ.get(name, "") for name in ("SSL_CERT_FILE", "SSL_CERT_DIR"))
+    context = _tls_contexts.get(key)
+    if context is None:
+        context = _tls_contexts[key] = httpx.create_ssl_context(verify=True, trust_env=True)
+    return context
 
 
 async def _attempts(
@@ -327,7 +360,7 @@ async def _body(
         session.parser = make_parser(request.provider, content_type, response.headers)
     parser = session.parser
     wire = wire_format(request.provider, content_type)
-    chunks = _with_deadline(response.aiter_raw(), session.deadline)
+    chunks = _body_chunks(response, session.deadline)
     if wire == "json":
         deltas = _read_json_body(chunks, parser, content_type, session)
     else:
@@ -420,6 +453,30 @@ async def _before(deadline: float, awaitable: Awaitable[T]) -> T:
         return await within(awaitable, remaining)
     except asyncio.TimeoutError:
         raise _TotalTimeout from None
+
+
+async def _body_chunks(response: httpx.Response, deadline: float) -> AsyncIterator[bytes]:
+    """The body as it arrives, or `_TotalTimeout` at `deadline`.
+
+    On our own sockets (`new_client`) one timer drops the connection at the deadline;
+    a read then fails and is reported as the deadline. A stream arrives in many small
+    reads (50 a second), and a timer around each read was a cost on the loop thread.
+    """
+    stream = response.extensions.get("network_stream")
+    if not isinstance(stream, AsyncioStream):  # a client the caller passed in
+        async for chunk in _with_deadline(response.aiter_raw(), deadline):
+            yield chunk
+        return
+    timer = stream.abort_at(deadline)
+    try:
+        async for chunk in response.aiter_raw():
+            yield chunk
+    except httpx.TransportError:
+        if time.monotonic() >= deadline:
+            raise _TotalTimeout from None
+        raise
+    finally:
+        timer.cancel()
 
 
 async def _with_deadline(chunks: AsyncIterator[bytes], deadline: float) -> AsyncIterator[bytes]:

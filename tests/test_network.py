@@ -1,0 +1,230 @@
+"""The sockets under the transport: `_network.AsyncioBackend` and `new_client`'s TLS context.
+
+Real servers on 127.0.0.1 (the loopback server, over TLS too, and raw sockets for what
+it cannot do: close a kept-alive connection, send megabytes at once).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from streamchat._network import _HIGH_WATER, AsyncioBackend
+from streamchat.deltas import Delta, Done, StreamError, TextDelta
+from streamchat.providers import build_request
+from streamchat.transport import Retries, Timeouts, new_client, stream_deltas
+
+from conftest import require
+from loopback import LoopbackServer, Script, sse
+
+PATH = "/v1/chat/completions"
+PIECES = ["one ", "two ", "three ", "four ", "five"]
+STREAM = sse(*({"choices": [{"index": 0, "delta": {"content": p}}]} for p in PIECES), "[DONE]")
+# Complete at the body's end (a finish reason, no [DONE]): the response is read to its
+# end, so its connection goes back to the pool (an answer closed at [DONE] closes it).
+WHOLE = [*STREAM[:-1], *sse({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})]
+NO_RETRIES = Retries(attempts=0)
+
+
+def collect(url: str, timeouts: Timeouts = Timeouts(), client=None) -> list[Delta]:
+    request = build_request(url, [{"role": "user", "content": "hi"}])
+
+    async def run() -> list[Delta]:
+        deltas = stream_deltas(request, timeouts=timeouts, retries=NO_RETRIES, client=client)
+        return [delta async for delta in deltas]
+
+    return asyncio.run(run())
+
+
+def text_of(deltas: list[Delta]) -> str:
+    return "".join(delta.text for delta in deltas if isinstance(delta, TextDelta))
+
+
+def test_new_client_reads_through_the_asyncio_backend_with_one_tls_context() -> None:
+    async def run() -> tuple[object, object, object]:
+        async with new_client() as first, new_client() as second:
+            pools = first._transport._pool, second._transport._pool
+            return pools[0]._network_backend, pools[0]._ssl_context, pools[1]._ssl_context
+
+    backend, first_context, second_context = asyncio.run(run())
+    assert isinstance(backend, AsyncioBackend)  # fails if an httpx upgrade moves the pool
+    assert first_context is second_context
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path) -> Iterator[tuple[LoopbackServer, Path]]:
+    """The loopback server behind TLS, with a self-signed certificate for 127.0.0.1."""
+    openssl = shutil.which("openssl")
+    require(openssl is not None, "openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            str(openssl), "req", "-x509", "-newkey", "ec",
+            "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
+            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+            "-keyout", str(key), "-out", str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    server = LoopbackServer()
+    server._httpd.socket = context.wrap_socket(server._httpd.socket, server_side=True)
+    server.url = server.url.replace("http://", "https://")
+    server.start()
+    try:
+        yield server, cert
+    finally:
+        server.close()
+
+
+def test_https_answer_streams_whole(
+    tls_server: tuple[LoopbackServer, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, cert = tls_server
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))  # trusted the way httpx reads it
+    deltas = collect(server.route(PATH, Script(STREAM)))
+    assert text_of(deltas) == "".join(PIECES)
+    assert isinstance(deltas[-1], Done)
+
+
+def test_https_with_an_untrusted_certificate_is_refused(
+    tls_server: tuple[LoopbackServer, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, _ = tls_server
+    monkeypatch.delenv("SSL_CERT_FILE", raising=False)
+    monkeypatch.delenv("SSL_CERT_DIR", raising=False)
+    (error,) = collect(server.route(PATH, Script(STREAM)))
+    assert isinstance(error, StreamError)
+    assert error.kind == "connect"
+    assert "CERTIFICATE_VERIFY_FAILED" in error.message
+    assert not server.received
+
+
+def test_idle_timeout_counts_from_the_last_chunk(server: LoopbackServer) -> None:
+    # Chunks 0.25 s apart for 1.5 s, longer than the idle timeout, then silence: the
+    # read timer (armed once, re-armed when it fires early) must not fire in between.
+    url = server.route(PATH, Script([*STREAM[:-1], b": keep\n\n"], pause=0.25, hang=30))
+    started = time.monotonic()
+    deltas = collect(url, Timeouts(idle=0.8))
+    elapsed = time.monotonic() - started
+    assert text_of(deltas) == "".join(PIECES)
+    assert isinstance(deltas[-1], StreamError)
+    assert deltas[-1].kind == "timeout"
+    assert "idle" in deltas[-1].message
+    assert 6 * 0.25 + 0.8 - 0.1 < elapsed < 6 * 0.25 + 0.8 + 5
+
+
+def test_a_shorter_idle_timeout_on_a_reused_connection_applies(server: LoopbackServer) -> None:
+    url = server.route(PATH, Script(WHOLE), Script(STREAM[:1], hang=30))
+
+    async def run() -> tuple[list[Delta], list[Delta], float]:
+        async with new_client() as client:
+            request = build_request(url, [{"role": "user", "content": "hi"}])
+            first = stream_deltas(request, timeouts=Timeouts(idle=60), client=client)
+            done = [delta async for delta in first]
+            assert len(client._transport._pool.connections) == 1  # kept alive: reused next
+            started = time.monotonic()
+            second = stream_deltas(request, timeouts=Timeouts(idle=0.3), client=client)
+            cut = [delta async for delta in second]
+            elapsed = time.monotonic() - started
+            return done, cut, elapsed
+
+    done, cut, elapsed = asyncio.run(run())
+    assert isinstance(done[-1], Done)
+    assert text_of(cut) == PIECES[0]
+    assert isinstance(cut[-1], StreamError) and "idle" in cut[-1].message
+    assert elapsed < 5  # not the first request's 60 s
+
+
+class RawServer:
+    """Answers each connection's one request with `response`, then closes it."""
+
+    def __init__(self, response: bytes) -> None:
+        self.response = response
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.connections = 0
+        self.closed = threading.Event()
+        threading.Thread(target=self._serve, daemon=True).start()
+
+    def _serve(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.connections += 1
+            with conn:
+                head = b""
+                while b"\r\n\r\n" not in head:
+                    head += conn.recv(65536)
+                conn.sendall(self.response)
+            self.closed.set()  # closed without "Connection: close": as an idle timeout does
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def test_a_kept_alive_connection_the_server_closed_is_not_reused() -> None:
+    body = b"".join(WHOLE)
+    server = RawServer(
+        b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+    url = f"http://127.0.0.1:{server.port}{PATH}"
+    request = build_request(url, [{"role": "user", "content": "hi"}])
+
+    async def run() -> list[list[Delta]]:
+        answers = []
+        async with new_client() as client:
+            for _ in range(2):
+                server.closed.clear()
+                answers.append([d async for d in stream_deltas(request, client=client)])
+                assert await asyncio.to_thread(server.closed.wait, 10)
+        return answers
+
+    try:
+        answers = asyncio.run(run())
+    finally:
+        server.close()
+    assert [text_of(answer) for answer in answers] == ["".join(PIECES)] * 2
+    assert all(isinstance(answer[-1], Done) for answer in answers)
+    assert server.connections == 2
+
+
+def test_a_fast_body_is_buffered_up_to_a_bound_then_read_whole() -> None:
+    payload = bytes(range(256)) * (4 * _HIGH_WATER // 256)  # 4 MiB
+    server = RawServer(payload)
+
+    async def run() -> tuple[bytes, int]:
+        stream = await AsyncioBackend().connect_tcp("127.0.0.1", server.port, timeout=5)
+        await stream.write(b"GET / HTTP/1.1\r\n\r\n", timeout=5)
+        reader = stream._reader
+        deadline = time.monotonic() + 10
+        while reader.transport.is_reading():  # nobody reads: the socket must be paused
+            assert time.monotonic() < deadline, "reading was never paused"
+            await asyncio.sleep(0.01)
+        held = reader.size
+        received = bytearray()
+        while chunk := await stream.read(65536, timeout=5):
+            received += chunk
+        await stream.aclose()
+        return bytes(received), held
+
+    try:
+        received, held = asyncio.run(run())
+    finally:
+        server.close()
+    assert _HIGH_WATER < held <= _HIGH_WATER + 1024 * 1024
+    assert received == payload
