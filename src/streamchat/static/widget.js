@@ -301,6 +301,44 @@ export function codeLanguage(className) {
   return found && found[1] !== "text" ? found[1] : "";
 }
 
+// Kernel statuses after which the comm a view talks through is gone: a new kernel
+// process ("starting", "restarting", "autorestarting") holds none of the old comms,
+// a "terminating" or "dead" one answers nothing.
+const KERNEL_GONE = new Set(["starting", "restarting", "autorestarting", "terminating", "dead"]);
+
+/**
+ * Call `onLost` (once) as soon as the host says the kernel behind a view's model is
+ * gone, not at the next send. JupyterLab, Notebook 7 and Voila hand anywidget their
+ * ipywidgets manager: its `kernel` is the kernel connection (a Lumino object whose
+ * `statusChanged` says restarting or dead, and `disposed` that it was shut down) and,
+ * in a notebook, its `context.sessionContext` says when the notebook changes kernel.
+ * Hosts without these (marimo) give nothing to watch: a failed send says it then.
+ * Returns the cleanup.
+ */
+export function watchKernel(manager, onLost) {
+  const kernel = manager?.kernel;
+  if (!kernel?.statusChanged?.connect) return () => {};
+  let lost = false;
+  const lose = () => {
+    if (lost) return;
+    lost = true;
+    onLost();
+  };
+  const watched = [
+    [kernel.statusChanged, (_sender, status) => KERNEL_GONE.has(status) && lose()],
+    [kernel.disposed, lose],
+    [
+      manager.context?.sessionContext?.kernelChanged,
+      (_sender, change) => change?.newValue !== kernel && lose(),
+    ],
+  ].filter(([signal]) => signal?.connect);
+  for (const [signal, slot] of watched) signal.connect(slot);
+  if (kernel.isDisposed || kernel.status === "dead") lose();
+  return () => {
+    for (const [signal, slot] of watched) signal.disconnect(slot);
+  };
+}
+
 // ---------------------------------------------------------------------------
 // DOM
 
@@ -376,6 +414,10 @@ class Scope {
   later(callback, ms) {
     const id = setTimeout(callback, ms);
     this.cleanups.push(() => clearTimeout(id));
+  }
+
+  add(cleanup) {
+    this.cleanups.push(cleanup);
   }
 
   dispose() {
@@ -857,8 +899,10 @@ class Conversation {
       this.syncStatus();
       this.placeRetry();
     });
-    // ipywidgets closes a model whose comm closed (the kernel went away).
+    // ipywidgets closes a model whose comm closed (the kernel went away); the host's
+    // kernel connection says so sooner, on restart or shut-down.
     scope.onModel(model, "comm:close", () => this.showDisconnected());
+    scope.add(watchKernel(model.widget_manager, () => this.showDisconnected()));
     scope.onModel(model, "change:prompts", () => this.renderPrompts());
     scope.onModel(model, "change:disclaimer", () => this.renderDisclaimer());
     scope.onModel(model, "msg:custom", (message) => this.onCustom(message));
