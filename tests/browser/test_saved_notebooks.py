@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from .conftest import ARTIFACTS, VENV_BIN, offline
-from .frontends import LOAD
+from .frontends import KERNEL_READY, LOAD
 
 pytestmark = pytest.mark.browser
 
@@ -74,6 +74,38 @@ def test_a_saved_notebook_holds_the_conversation(page: Any, hosts: Callable[[str
     assert SECRET not in html
     page.goto(path.with_suffix(".html").as_uri())
     page.locator(".streamchat-transcript").screenshot(path=str(ARTIFACTS / "nbconvert-copy.png"))
+    lab.after_test()
+    page.console.check()
+
+
+def test_a_saved_notebook_reopened_without_its_model_shows_the_conversation(
+    page: Any, hosts: Callable[[str], Any]
+) -> None:
+    """Reopened after its kernel ended, the chat's output shows the saved conversation
+    (JupyterLab would otherwise pick the widget view and say the model is not found)."""
+    lab = hosts("lab")
+    offline(page)
+    lab.open_chat(page, "reopened", "from streamchat import StreamChat\nStreamChat(speed=0)")
+    ask_and_wait(page, "Show me a table", 1)
+    page.locator("textarea.streamchat-input").press("Control+s")
+    page.wait_for_function(
+        "() => !document.querySelector('.lm-TabBar-tab.lm-mod-current.jp-mod-dirty')"
+    )
+    lab.after_test()  # the kernel, and the widget's model with it, is gone
+    page.goto(lab.document_url("reopened.ipynb"))
+    # A new kernel starts with the notebook; once it is idle the widget manager has
+    # looked for the chat's model in it and found none.
+    page.wait_for_function(KERNEL_READY, polling=50, timeout=LOAD)
+    output = page.locator(".jp-OutputArea-output").first
+    copy = output.locator(".streamchat-transcript")
+    copy.wait_for(timeout=LOAD)
+    assert "Streaming front ends compared" in copy.inner_text()
+    assert "Show me a table" in copy.inner_text()
+    assert copy.locator("table th").count() >= 2, "the answer's table, as HTML"
+    assert page.get_by_text("model not found").count() == 0
+    assert page.get_by_text("Error displaying widget").count() == 0
+    assert page.locator(".streamchat textarea").count() == 0, "no dead widget"
+    page.locator(".jp-Cell").first.screenshot(path=str(ARTIFACTS / "lab-reopened-saved.png"))
     lab.after_test()
     page.console.check()
 
