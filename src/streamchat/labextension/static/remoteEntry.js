@@ -40,6 +40,13 @@
     return parent ? parent.rendermime : null;
   }
 
+  /** Whether `widget` is in a notebook (JupyterLab, Notebook 7): a panel with a session. */
+  function inNotebook(widget) {
+    let parent = widget.parent;
+    while (parent && !parent.sessionContext) parent = parent.parent;
+    return Boolean(parent);
+  }
+
   /** The ipywidgets manager the notebook's own widget renderers get, once it has one. */
   function managerOf(rendermime) {
     if (!rendermime || !rendermime.getFactory(WIDGET)) return new Promise(() => {});
@@ -65,6 +72,9 @@
         const rendermime = outputRendermime(this);
         const view = model.data[WIDGET];
         if (!view) return this.showCopy(rendermime, model);
+        // Elsewhere (Voila renders a notebook's outputs as an app, never a saved one):
+        // the host's own widget renderer, as if this extension were not there.
+        if (!inNotebook(this)) return this.showHostWidget(rendermime, model);
         const found = this.manager_(rendermime);
         // A live chat (its cell just ran): the manager and the model are there at once.
         let manager = await Promise.race([found, nextTask()]);
@@ -105,6 +115,13 @@
         this.stopWaiting = () => manager.restored.disconnect(show);
       }
 
+      showHostWidget(rendermime, model) {
+        if (!rendermime || !rendermime.getFactory(WIDGET)) return this.showCopy(rendermime, model);
+        const widget = rendermime.createRenderer(WIDGET);
+        this.addWidget(widget);
+        return widget.renderModel(model);
+      }
+
       /** The conversation as saved: the output's text/html, sanitized by JupyterLab. */
       async showCopy(rendermime, model) {
         const html = model.data["text/html"];
@@ -130,8 +147,21 @@
     };
   }
 
+  /** The page's configuration (JupyterLab's PageConfig, read where it keeps it). */
+  function pageConfig() {
+    try {
+      return JSON.parse(document.getElementById("jupyter-config-data").textContent);
+    } catch {
+      return {};
+    }
+  }
+
   const modules = {
     async "./mimeExtension"() {
+      // Voila draws outputs outside any output area, so this renderer could not find the
+      // host's widget renderer to hand the chat to; Voila shows running apps, never a
+      // saved chat, so ipywidgets keeps the output there.
+      if (/voila/i.test(String(pageConfig().appUrl || ""))) return [];
       let widgets;
       try {
         widgets = await load("@jupyter-widgets/jupyterlab-manager");
