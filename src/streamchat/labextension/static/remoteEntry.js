@@ -51,7 +51,9 @@
   function managerOf(rendermime) {
     if (!rendermime || !rendermime.getFactory(WIDGET)) return new Promise(() => {});
     const renderer = rendermime.createRenderer(WIDGET);
-    return renderer._manager ? renderer._manager.promise : new Promise(() => {});
+    const found = renderer._manager ? renderer._manager.promise : new Promise(() => {});
+    renderer.dispose(); // only asked: its signal connections go with it
+    return found;
   }
 
   const nextTask = () => new Promise((resolve) => setTimeout(() => resolve(null), 0));
@@ -75,7 +77,7 @@
         // Elsewhere (Voila renders a notebook's outputs as an app, never a saved one):
         // the host's own widget renderer, as if this extension were not there.
         if (!inNotebook(this)) return this.showHostWidget(rendermime, model);
-        const found = this.manager_(rendermime);
+        const found = this.findManager(rendermime);
         // A live chat (its cell just ran): the manager and the model are there at once.
         let manager = await Promise.race([found, nextTask()]);
         if (manager && manager.has_model(view.model_id)) return super.renderModel(model);
@@ -89,7 +91,7 @@
       /** The notebook's ipywidgets manager: outputs drawn before the notebook had one
        * get it from it (it looks for renderers by class), later ones from the
        * notebook's renderer factory. */
-      async manager_(rendermime) {
+      async findManager(rendermime) {
         let given = false;
         const own = this._manager.promise.then((manager) => {
           given = true;
