@@ -458,6 +458,26 @@ def test_display_is_the_widget_alone_with_a_static_copy(chats) -> None:
     assert data["application/vnd.jupyter.widget-view+json"]["model_id"] == chat.model_id
     assert "no conversation yet" in data["text/html"]
     assert "no conversation yet" in data["text/plain"]
+    # Ranked first by streamchat's JupyterLab extension (labextension/), which shows
+    # the static copy when the widget's model is gone.
+    assert data["application/vnd.streamchat.chat+json"] == {}
+
+
+def test_the_jupyterlab_extension_is_packaged() -> None:
+    """pyproject's shared-data installs labextension/ where JupyterLab looks for
+    prebuilt extensions; its package.json names the script that defines it."""
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    pyproject = (root / "pyproject.toml").read_text(encoding="utf-8")
+    assert '"src/streamchat/labextension" = "share/jupyter/labextensions/streamchat"' in pyproject
+    source = root / "src" / "streamchat" / "labextension"
+    package = json.loads((source / "package.json").read_text(encoding="utf-8"))
+    assert package["name"] == "streamchat"
+    script = (source / package["jupyterlab"]["_build"]["load"]).read_text(encoding="utf-8")
+    assert "application/vnd.streamchat.chat+json" in script
+    assert "window._JUPYTERLAB.streamchat" in script
 
 
 def test_pace_traits_are_validated(chats) -> None:

@@ -59,6 +59,7 @@ if TYPE_CHECKING:
 __all__ = ["StreamChat"]
 
 _STATIC = Path(__file__).parent / "static"
+_CHAT_MIME_TYPE = "application/vnd.streamchat.chat+json"
 
 _turn_ids = itertools.count(1)
 
@@ -334,7 +335,9 @@ class StreamChat(anywidget.AnyWidget):
         if bundle is None:  # closed
             return None
         data, metadata = bundle
-        return {**data, **static_copy(turns, self._sources)}, metadata
+        # Ranked before the widget view by streamchat's JupyterLab extension, whose
+        # renderer shows the static copy when the widget's model is gone (labextension/).
+        return {_CHAT_MIME_TYPE: {}, **data, **static_copy(turns, self._sources)}, metadata
 
     def _ipython_display_(self) -> None:
         """Show the chat through a display that each turn end updates, so the notebook's

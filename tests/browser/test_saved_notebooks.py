@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 import subprocess
+import urllib.request
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from .conftest import ARTIFACTS, VENV_BIN, offline
-from .frontends import LOAD
+from .frontends import KERNEL_READY, LOAD
 
 pytestmark = pytest.mark.browser
 
@@ -77,28 +78,95 @@ def test_a_saved_notebook_holds_the_conversation(page: Any, hosts: Callable[[str
     page.console.check()
 
 
-def test_after_a_kernel_restart_the_chat_says_its_kernel_is_gone(
+def test_a_saved_notebook_reopened_without_its_model_shows_the_conversation(
     page: Any, hosts: Callable[[str], Any]
 ) -> None:
+    """Reopened after its kernel ended, the chat's output shows the saved conversation
+    (JupyterLab would otherwise pick the widget view and say the model is not found)."""
     lab = hosts("lab")
-    lab.open_chat(page, "restart", "from streamchat import StreamChat\nStreamChat(speed=0)")
-    ask_and_wait(page, "Why stream LLM answers?", 1)
+    offline(page)
+    lab.open_chat(page, "reopened", "from streamchat import StreamChat\nStreamChat(speed=0)")
+    ask_and_wait(page, "Show me a table", 1)
+    page.locator("textarea.streamchat-input").press("Control+s")
+    page.wait_for_function(
+        "() => !document.querySelector('.lm-TabBar-tab.lm-mod-current.jp-mod-dirty')"
+    )
+    lab.after_test()  # the kernel, and the widget's model with it, is gone
+    page.goto(lab.document_url("reopened.ipynb"))
+    # A new kernel starts with the notebook; once it is idle the widget manager has
+    # looked for the chat's model in it and found none.
+    page.wait_for_function(KERNEL_READY, polling=50, timeout=LOAD)
+    output = page.locator(".jp-OutputArea-output").first
+    copy = output.locator(".streamchat-transcript")
+    copy.wait_for(timeout=LOAD)
+    assert "Streaming front ends compared" in copy.inner_text()
+    assert "Show me a table" in copy.inner_text()
+    assert copy.locator("table th").count() >= 2, "the answer's table, as HTML"
+    assert page.get_by_text("model not found").count() == 0
+    assert page.get_by_text("Error displaying widget").count() == 0
+    assert page.locator(".streamchat textarea").count() == 0, "no dead widget"
+    page.locator(".jp-Cell").first.screenshot(path=str(ARTIFACTS / "lab-reopened-saved.png"))
+    lab.after_test()
+    page.console.check()
+
+
+def restart_from_the_menu(page: Any, lab: Any) -> None:
     page.locator(".lm-MenuBar-itemLabel", has_text="Kernel").click()
     page.locator(".lm-Menu-itemLabel", has_text="Restart Kernel…").click()
     page.locator(".jp-Dialog-button.jp-mod-accept").click()
+    # Restarted: a session being restarted cannot be shut down after the test.
     page.wait_for_selector(".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=LOAD)
+
+
+def jupyter_api(lab: Any, method: str, path: str) -> Any:
+    request = urllib.request.Request(
+        f"{lab.server.base}/api/{path}",
+        headers={"Authorization": f"token {lab.token}"},
+        method=method,
+    )
+    with urllib.request.urlopen(request, timeout=60) as response:
+        body = response.read()
+    return json.loads(body) if body else None
+
+
+def the_kernel(lab: Any) -> str:
+    (session,) = jupyter_api(lab, "GET", "sessions")
+    return session["kernel"]["id"]
+
+
+def restart_by_the_api(page: Any, lab: Any) -> None:
+    jupyter_api(lab, "POST", f"kernels/{the_kernel(lab)}/restart")
+
+
+def shut_down_by_the_api(page: Any, lab: Any) -> None:
+    jupyter_api(lab, "DELETE", f"kernels/{the_kernel(lab)}")
+
+
+@pytest.mark.parametrize(
+    "end_kernel", [restart_from_the_menu, restart_by_the_api, shut_down_by_the_api]
+)
+def test_after_a_kernel_restart_the_chat_says_its_kernel_is_gone(
+    page: Any, hosts: Callable[[str], Any], end_kernel: Callable[[Any, Any], None]
+) -> None:
+    """The chat says it lost its kernel as soon as the host knows, with nothing sent;
+    what the person was typing stays in the box."""
+    lab = hosts("lab")
+    lab.open_chat(page, "restart", "from streamchat import StreamChat\nStreamChat(speed=0)")
+    ask_and_wait(page, "Why stream LLM answers?", 1)
     box = page.locator("textarea.streamchat-input")
     box.fill("Are you there?")
-    box.press("Enter")
+    end_kernel(page, lab)
     notice = page.locator(".streamchat-notice")
-    notice.wait_for(timeout=10_000)
+    notice.wait_for(timeout=30_000)  # the host says so at once; margin for load
     assert "lost its kernel" in notice.inner_text()
     assert box.is_disabled()
+    assert page.locator(".streamchat-send").is_disabled()
     assert box.input_value() == "Are you there?", "the prompt is kept, not lost"
-    assert page.locator(".streamchat-user").count() == 1, "no pending bubble for it"
+    assert page.locator(".streamchat-user").count() == 1, "nothing was sent"
     assert page.locator(".streamchat-assistant .streamchat-body h2").count() == 1
+    name = end_kernel.__name__.replace("_", "-")
     page.locator(".jp-OutputArea-output:has(.streamchat)").screenshot(
-        path=str(ARTIFACTS / "lab-kernel-gone.png")
+        path=str(ARTIFACTS / f"lab-kernel-gone-{name}.png")
     )
     lab.after_test()
     page.console.check()

@@ -301,6 +301,44 @@ export function codeLanguage(className) {
   return found && found[1] !== "text" ? found[1] : "";
 }
 
+// Kernel statuses after which the comm a view talks through is gone: a new kernel
+// process ("starting", "restarting", "autorestarting") holds none of the old comms,
+// a "terminating" or "dead" one answers nothing.
+const KERNEL_GONE = new Set(["starting", "restarting", "autorestarting", "terminating", "dead"]);
+
+/**
+ * Call `onLost` (once) as soon as the host says the kernel behind a view's model is
+ * gone, not at the next send. JupyterLab, Notebook 7 and Voila hand anywidget their
+ * ipywidgets manager: its `kernel` is the kernel connection (a Lumino object whose
+ * `statusChanged` says restarting or dead, and `disposed` that it was shut down) and,
+ * in a notebook, its `context.sessionContext` says when the notebook changes kernel.
+ * Hosts without these (marimo) give nothing to watch: a failed send says it then.
+ * Returns the cleanup.
+ */
+export function watchKernel(manager, onLost) {
+  const kernel = manager?.kernel;
+  if (!kernel?.statusChanged?.connect) return () => {};
+  let lost = false;
+  const lose = () => {
+    if (lost) return;
+    lost = true;
+    onLost();
+  };
+  const watched = [
+    [kernel.statusChanged, (_sender, status) => KERNEL_GONE.has(status) && lose()],
+    [kernel.disposed, lose],
+    [
+      manager.context?.sessionContext?.kernelChanged,
+      (_sender, change) => change?.newValue !== kernel && lose(),
+    ],
+  ].filter(([signal]) => signal?.connect);
+  for (const [signal, slot] of watched) signal.connect(slot);
+  if (kernel.isDisposed || kernel.status === "dead") lose();
+  return () => {
+    for (const [signal, slot] of watched) signal.disconnect(slot);
+  };
+}
+
 // ---------------------------------------------------------------------------
 // DOM
 
@@ -350,58 +388,406 @@ function decorateCode(doc, container, later) {
     const button = h(doc, "button", "streamchat-copy", { type: "button", title: "Copy code" });
     button.textContent = "Copy";
     button.addEventListener("click", () => {
-      copyText(doc, (pre.querySelector("code") ?? pre).textContent).then(
-        () => {
-          button.textContent = "Copied";
-          later(() => {
-            button.textContent = "Copy";
-          }, 1200);
-        },
-        () => {
-          button.textContent = "Copy failed";
-        },
-      );
+      copyWithFeedback(doc, button, (pre.querySelector("code") ?? pre).textContent, later);
     });
     bar.append(language, button);
     box.insertBefore(bar, pre);
   }
 }
 
-function placeCursor(doc, body) {
-  for (const old of body.querySelectorAll(".streamchat-cursor")) old.remove();
-  const cursor = h(doc, "span", "streamchat-cursor", { "aria-hidden": "true" });
-  const tail = body.querySelector(".streamchat-tail");
-  const frozen = body.querySelector(".streamchat-frozen");
-  const root = tail && lastMeaningful(tail) ? tail : frozen ?? body;
-  const spot = cursorSpot(root);
-  let ref = spot.ref;
-  if (typeof spot.split === "number") ref = ref.splitText(spot.split);
-  spot.parent.insertBefore(cursor, ref);
-}
+/** Listeners, model handlers and timers one view owns; `dispose` undoes them all. */
+class Scope {
+  constructor() {
+    this.cleanups = [];
+  }
 
-function removeCursor(body) {
-  for (const old of body.querySelectorAll(".streamchat-cursor")) old.remove();
-}
-
-function render({ model, el }) {
-  const doc = el.ownerDocument;
-  const cleanups = [];
-  const listen = (target, type, handler, options) => {
+  listen(target, type, handler, options) {
     target.addEventListener(type, handler, options);
-    cleanups.push(() => target.removeEventListener(type, handler, options));
-  };
-  const onModel = (name, handler) => {
-    model.on(name, handler);
-    cleanups.push(() => model.off(name, handler));
-  };
-  const later = (callback, ms) => {
-    const id = setTimeout(callback, ms);
-    cleanups.push(() => clearTimeout(id));
-  };
+    this.cleanups.push(() => target.removeEventListener(type, handler, options));
+  }
 
-  const root = h(doc, "div", "streamchat");
-  const log = h(doc, "div", "streamchat-log", { role: "log", "aria-live": "polite" });
-  const presets = h(doc, "div", "streamchat-prompts");
+  onModel(model, name, handler) {
+    model.on(name, handler);
+    this.cleanups.push(() => model.off(name, handler));
+  }
+
+  later(callback, ms) {
+    const id = setTimeout(callback, ms);
+    this.cleanups.push(() => clearTimeout(id));
+  }
+
+  add(cleanup) {
+    this.cleanups.push(cleanup);
+  }
+
+  dispose() {
+    for (const cleanup of this.cleanups.splice(0)) cleanup();
+  }
+}
+
+// --- a part: one `body` or `reasoning` area ------------------------------------
+
+/**
+ * One area of an answer, its body or its reasoning: the frozen HTML, which only
+ * grows, then the live tail that patches rewrite, and the typing cursor.
+ */
+class Part {
+  constructor(doc, className) {
+    this.doc = doc;
+    this.node = h(doc, "div", className);
+    this.frozenNode = h(doc, "div", "streamchat-frozen");
+    this.tailNode = h(doc, "div", "streamchat-tail");
+    this.node.append(this.frozenNode, this.tailNode);
+    this.state = { frozen: "", tail: "" };
+  }
+
+  get html() {
+    return this.state.frozen + this.state.tail;
+  }
+
+  get empty() {
+    return !this.state.frozen && !this.state.tail;
+  }
+
+  /** Show `state` ({frozen, tail}) as a whole: a finished answer, a snapshot. */
+  set(state) {
+    this.frozenNode.innerHTML = state.frozen;
+    this.tailNode.innerHTML = state.tail;
+    this.state = state;
+  }
+
+  /** Apply patch ops; true when the frozen HTML grew or was replaced. */
+  apply(ops) {
+    const { state, appended, reset, tailChanged } = applyOps(this.state, ops);
+    if (reset) this.frozenNode.innerHTML = state.frozen;
+    else if (appended) this.frozenNode.insertAdjacentHTML("beforeend", appended);
+    if (tailChanged || reset) this.tailNode.innerHTML = state.tail;
+    this.state = state;
+    return Boolean(appended || reset);
+  }
+
+  placeCursor() {
+    this.removeCursor();
+    const cursor = h(this.doc, "span", "streamchat-cursor", { "aria-hidden": "true" });
+    const root = lastMeaningful(this.tailNode) ? this.tailNode : this.frozenNode;
+    const spot = cursorSpot(root);
+    let ref = spot.ref;
+    if (typeof spot.split === "number") ref = ref.splitText(spot.split);
+    spot.parent.insertBefore(cursor, ref);
+  }
+
+  removeCursor() {
+    for (const old of this.node.querySelectorAll(".streamchat-cursor")) old.remove();
+  }
+}
+
+// --- an answer: one assistant turn ---------------------------------------------
+
+/** A copy button's label says "Copied" for a moment, or that copying failed. */
+function copyWithFeedback(doc, button, text, later) {
+  copyText(doc, text).then(
+    () => {
+      button.textContent = "Copied";
+      later(() => {
+        button.textContent = "Copy";
+      }, 1200);
+    },
+    () => {
+      button.textContent = "Copy failed";
+    },
+  );
+}
+
+/**
+ * One assistant turn: the reasoning fold, tool calls, the body, the error or note,
+ * Retry and Copy. `host` gives what the answer needs from its conversation:
+ * `model`, `later` (a timer undone with the view) and `retry(id)`.
+ */
+class Answer {
+  constructor(doc, host, turn) {
+    this.doc = doc;
+    this.host = host;
+    this.id = turn.id;
+    this.source = "";
+    this.thoughtFor = null;
+    this.live = false;
+    this.awaitingSnapshot = false;
+    this.stopped = false;
+    this.timer = null;
+    this.started = Date.now();
+    this.reasoningToggled = false;
+    this.reasoningAuto = undefined;
+    this.build();
+    this.fill(turn);
+  }
+
+  build() {
+    const doc = this.doc;
+    this.node = h(doc, "div", "streamchat-turn streamchat-assistant");
+    const bubble = h(doc, "div", "streamchat-bubble");
+    this.reasoning = h(doc, "details", "streamchat-reasoning");
+    this.summary = h(doc, "summary", "streamchat-reasoning-summary");
+    this.summary.textContent = "Reasoning";
+    this.thought = new Part(doc, "streamchat-reasoning-body");
+    this.reasoning.append(this.summary, this.thought.node);
+    this.tools = h(doc, "ul", "streamchat-tools");
+    this.thinking = h(doc, "div", "streamchat-thinking", { role: "status" });
+    this.body = new Part(doc, "streamchat-body");
+    this.toolsAfter = h(doc, "ul", "streamchat-tools streamchat-tools-after");
+    this.error = h(doc, "div", "streamchat-error", { role: "alert" });
+    this.errorText = h(doc, "span", "streamchat-error-text");
+    this.retry = h(doc, "button", "streamchat-retry", { type: "button" });
+    this.retry.textContent = "Retry";
+    this.retry.addEventListener("click", () => this.host.retry(this.id));
+    this.error.append(this.errorText, this.retry);
+    this.footer = h(doc, "div", "streamchat-footer");
+    this.stats = h(doc, "span", "streamchat-stats");
+    this.disclaimer = h(doc, "span", "streamchat-disclaimer");
+    this.copyAnswer = h(doc, "button", "streamchat-copy-answer", {
+      type: "button",
+      title: "Copy the answer as Markdown",
+    });
+    this.copyAnswer.textContent = "Copy";
+    this.copyAnswer.addEventListener("click", () => {
+      const text = answerClipboard(this.source, this.host.model.get("disclaimer"));
+      copyWithFeedback(doc, this.copyAnswer, text, this.host.later);
+    });
+    this.footer.append(this.stats, this.disclaimer, this.copyAnswer);
+    bubble.append(
+      this.reasoning, this.tools, this.thinking, this.body.node, this.toolsAfter, this.error,
+      this.footer,
+    );
+    this.node.appendChild(bubble);
+    this.reasoning.addEventListener("toggle", () => {
+      if (this.live && this.reasoningAuto !== this.reasoning.open) this.reasoningToggled = true;
+    });
+  }
+
+  /** Show a turn from the `turns` trait (a finished turn, or the start of a live one). */
+  fill(turn) {
+    this.id = turn.id;
+    const live = turn.status === "streaming" && !this.stopped;
+    const wasLive = this.live;
+    this.live = live;
+    this.node.dataset.status = this.stopped ? "stopped" : turn.status;
+    if (live) {
+      this.node.setAttribute("aria-busy", "true");
+    } else {
+      this.node.removeAttribute("aria-busy");
+      this.showFinal(turn, wasLive);
+    }
+    this.source = turn.source ?? "";
+    if (typeof turn.stats?.reasoning_seconds === "number") {
+      this.thoughtFor = turn.stats.reasoning_seconds;
+    }
+    this.setTools(turn.tool_calls);
+    this.setReasoningVisibility();
+    this.updateThinking();
+    const failed = turn.status === "error" || turn.status === "stopped" || this.stopped;
+    this.error.hidden = !failed || live;
+    this.setError(
+      turn.status === "error" ? turn.error || "The answer failed." : turn.note || "Stopped.",
+    );
+    this.copyAnswer.hidden = live || !this.source;
+    this.footer.hidden = live;
+    this.stats.textContent = formatStats(turn.stats);
+    const disclaimer = this.host.model.get("disclaimer");
+    this.disclaimer.textContent = disclaimer;
+    this.disclaimer.hidden = !disclaimer || turn.status !== "done";
+  }
+
+  /** A finished turn's HTML. A view that applied every patch already shows it: its DOM
+   * (and any selection the person made) is left alone. A locally stopped view keeps
+   * what it showed when Stop was clicked. */
+  showFinal(turn, wasLive) {
+    if (!this.stopped && (this.body.html !== (turn.html ?? "") || !wasLive)) {
+      this.body.set({ frozen: turn.html ?? "", tail: "" });
+    }
+    if (this.thought.html !== (turn.reasoning_html ?? "")) {
+      this.thought.set({ frozen: turn.reasoning_html ?? "", tail: "" });
+    }
+    this.body.removeCursor();
+    decorateCode(this.doc, this.body.node, this.host.later);
+  }
+
+  /** Apply a kernel message addressed to this turn; true when the DOM changed. */
+  receive(message) {
+    if (message.type === "patch") return this.applyPatch(message.part, message.ops);
+    if (message.type === "snapshot") return this.applySnapshot(message);
+    if (message.type === "tools" && this.live && !this.stopped) this.setTools(message.tool_calls);
+    return false;
+  }
+
+  applyPatch(partName, ops) {
+    if (!this.live || this.stopped || this.awaitingSnapshot) return false;
+    const part = partName === "body" ? this.body : this.thought;
+    const grew = part.apply(ops);
+    if (part === this.body) {
+      if (grew) decorateCode(this.doc, part.frozenNode, this.host.later);
+      this.body.placeCursor();
+    }
+    this.setReasoningVisibility();
+    this.updateThinking();
+    return true;
+  }
+
+  /** @param {SnapshotMessage} message */
+  applySnapshot(message) {
+    if (!this.live || this.stopped) return false;
+    this.awaitingSnapshot = false;
+    this.body.set(splitSnapshot(message.body, message.body_tail));
+    this.thought.set(splitSnapshot(message.reasoning, message.reasoning_tail));
+    this.setTools(message.tool_calls);
+    decorateCode(this.doc, this.body.node, this.host.later);
+    this.body.placeCursor();
+    this.setReasoningVisibility();
+    this.updateThinking();
+    return true;
+  }
+
+  /** Stop showing the live answer at once (what the person sees stops now). */
+  stopHere() {
+    this.stopped = true;
+    this.live = false;
+    this.body.removeCursor();
+    this.stopTimer();
+    this.thinking.hidden = true;
+    this.node.dataset.status = "stopped";
+    this.node.removeAttribute("aria-busy");
+    this.setError("Stopped.");
+    this.error.hidden = false;
+  }
+
+  setTools(calls) {
+    const item = (call) => {
+      const node = h(this.doc, "li", "streamchat-tool");
+      const code = h(this.doc, "code", "streamchat-tool-call");
+      code.textContent = toolLabel(call);
+      node.appendChild(code);
+      return node;
+    };
+    const { before, after } = toolsByPlace(calls);
+    this.tools.replaceChildren(...before.map(item));
+    this.tools.hidden = !before.length;
+    this.toolsAfter.replaceChildren(...after.map(item));
+    this.toolsAfter.hidden = !after.length;
+  }
+
+  updateThinking() {
+    const show = this.live && !this.stopped && this.body.empty && this.thought.empty;
+    this.thinking.hidden = !show;
+    if (show && this.timer === null) {
+      const tick = () => {
+        this.thinking.textContent = `Thinking… ${formatElapsed(Date.now() - this.started)}`;
+      };
+      tick();
+      this.timer = setInterval(tick, 100);
+    } else if (!show) {
+      this.stopTimer();
+    }
+  }
+
+  stopTimer() {
+    if (this.timer !== null) clearInterval(this.timer);
+    this.timer = null;
+  }
+
+  setReasoningVisibility() {
+    const has = !this.thought.empty;
+    this.reasoning.hidden = !has;
+    if (!has) return;
+    if (this.reasoningToggled) {
+      if (!this.live) this.summary.textContent = reasoningLabel(this.thoughtFor);
+      return;
+    }
+    // Open while the model is only thinking; fold once the answer itself starts.
+    const answering = !this.body.empty || !this.live;
+    if (answering && this.live && this.thoughtFor === null) {
+      this.thoughtFor = (Date.now() - this.started) / 1000;
+    }
+    this.summary.textContent = reasoningLabel(answering ? this.thoughtFor : null);
+    this.reasoningAuto = !answering;
+    this.reasoning.open = !answering;
+  }
+
+  /** Plain words in bold, then the fix, then the technical detail in small print. */
+  setError(message) {
+    const { what, fix, detail } = errorParts(message);
+    const strong = h(this.doc, "strong", "streamchat-error-what");
+    strong.textContent = what;
+    const parts = [strong];
+    for (const [text, name] of [[fix, "streamchat-error-fix"], [detail, "streamchat-error-detail"]]) {
+      if (!text) continue;
+      const line = h(this.doc, "span", name);
+      line.textContent = text;
+      parts.push(line);
+    }
+    this.errorText.replaceChildren(...parts);
+  }
+
+  dispose() {
+    this.stopTimer();
+    this.node.remove();
+  }
+}
+
+// --- the conversation: turns, prompt box, controls --------------------------------
+
+/** A question's bubble; never HTML: the prompt is the person's own text. */
+class Question {
+  constructor(doc, text, pending = false) {
+    const pendingClass = pending ? " streamchat-pending" : "";
+    this.node = h(doc, "div", `streamchat-turn streamchat-user${pendingClass}`);
+    const bubble = h(doc, "div", "streamchat-bubble");
+    bubble.textContent = text;
+    this.node.appendChild(bubble);
+  }
+
+  dispose() {
+    this.node.remove();
+  }
+}
+
+// The pace controls live in the widget itself, bound to the `speed` and `step`
+// traits, so every host that renders an anywidget (marimo too) has them.
+const SLIDERS = {
+  speed: { label: "Speed", unit: "chars/s", min: 0, max: 600, step: 5,
+    title: "Characters per second (0 = as fast as they arrive)" },
+  step: { label: "Step", unit: "at a time", min: 1, max: 20, step: 1,
+    title: "Characters revealed at a time" },
+};
+
+/** A range input bound to the trait `name`, both ways. */
+function slider(doc, model, scope, name) {
+  const spec = SLIDERS[name];
+  const label = h(doc, "label", `streamchat-slider streamchat-${name}`, { title: spec.title });
+  const text = h(doc, "span", "streamchat-slider-label");
+  text.textContent = spec.label;
+  const range = h(doc, "input", "streamchat-range", { type: "range", step: String(spec.step) });
+  const value = h(doc, "output", "streamchat-slider-value");
+  const unit = h(doc, "span", "streamchat-slider-unit");
+  unit.textContent = spec.unit;
+  label.append(text, range, value, unit);
+  const show = () => {
+    const current = Number(model.get(name));
+    const bounds = sliderBounds(current, spec);
+    range.min = String(bounds.min);
+    range.max = String(bounds.max);
+    range.value = String(current);
+    value.textContent = String(current);
+  };
+  scope.listen(range, "input", () => {
+    value.textContent = range.value;
+    model.set(name, Number(range.value));
+    model.save_changes();
+  });
+  scope.onModel(model, `change:${name}`, show);
+  show();
+  return label;
+}
+
+/** The prompt box with Send and Stop. */
+function promptForm(doc) {
   const form = h(doc, "div", "streamchat-form");
   const input = h(doc, "textarea", "streamchat-input", {
     rows: "2",
@@ -413,355 +799,231 @@ function render({ model, el }) {
   const stop = h(doc, "button", "streamchat-stop", { type: "button" });
   stop.textContent = "Stop";
   form.append(input, send, stop);
-  const controls = h(doc, "div", "streamchat-controls");
-  const notice = h(doc, "div", "streamchat-notice", { role: "alert" });
-  notice.hidden = true;
-  root.append(log, presets, notice, form, controls);
-  el.appendChild(root);
+  return { form, input, send, stop };
+}
 
-  /** Per turn index: {sig, node, body, reasoning, state, reasoningState, live, ...}. */
-  const views = [];
-  let follow = true;
-  let localStop = false;
-  let disconnected = false;
-  let firstRender = true;
-
-  const scrollToEnd = () => {
-    if (follow) log.scrollTop = log.scrollHeight;
-  };
-  listen(log, "scroll", () => {
-    follow = nearBottom(log.scrollTop, log.clientHeight, log.scrollHeight);
-  });
-
-  const status = () => (localStop && LIVE.has(model.get("status")) ? "stopped" : model.get("status"));
-  const syncStatus = () => {
-    const now = status();
-    root.dataset.status = now;
-    stop.disabled = !LIVE.has(now);
-  };
-
-  function userNode(text, pending = false) {
-    const node = h(doc, "div", `streamchat-turn streamchat-user${pending ? " streamchat-pending" : ""}`);
-    const bubble = h(doc, "div", "streamchat-bubble");
-    bubble.textContent = text; // never HTML: the prompt is the person's own text
-    node.appendChild(bubble);
-    return node;
+/** Enter and Shift+Enter in the prompt box: send, or a newline. */
+function promptKey(event, input, submit) {
+  if (event.key !== "Enter") return;
+  if (shouldSend(event)) {
+    event.preventDefault();
+    submit();
+  } else if (event.shiftKey && !event.isComposing) {
+    // JupyterLab cancels line breaks typed anywhere inside a cell (its guard
+    // against Shift+Enter running *and* typing), so insert the newline here.
+    event.preventDefault();
+    input.setRangeText("\n", input.selectionStart, input.selectionEnd, "end");
+    input.dispatchEvent(new Event("input", { bubbles: true }));
   }
+}
 
-  function assistantNode(turn) {
-    const node = h(doc, "div", "streamchat-turn streamchat-assistant");
-    const bubble = h(doc, "div", "streamchat-bubble");
-    const reasoning = h(doc, "details", "streamchat-reasoning");
-    const summary = h(doc, "summary", "streamchat-reasoning-summary");
-    summary.textContent = "Reasoning";
-    const reasoningBody = h(doc, "div", "streamchat-reasoning-body");
-    reasoningBody.append(h(doc, "div", "streamchat-frozen"), h(doc, "div", "streamchat-tail"));
-    reasoning.append(summary, reasoningBody);
-    const tools = h(doc, "ul", "streamchat-tools");
-    const thinking = h(doc, "div", "streamchat-thinking", { role: "status" });
-    const body = h(doc, "div", "streamchat-body");
-    body.append(h(doc, "div", "streamchat-frozen"), h(doc, "div", "streamchat-tail"));
-    const toolsAfter = h(doc, "ul", "streamchat-tools streamchat-tools-after");
-    const error = h(doc, "div", "streamchat-error", { role: "alert" });
-    const errorText = h(doc, "span", "streamchat-error-text");
-    const retry = h(doc, "button", "streamchat-retry", { type: "button" });
-    retry.textContent = "Retry";
-    retry.addEventListener("click", () => tell({ type: "retry", turn: view.id }));
-    error.append(errorText, retry);
-    const footer = h(doc, "div", "streamchat-footer");
-    const stats = h(doc, "span", "streamchat-stats");
-    const disclaimer = h(doc, "span", "streamchat-disclaimer");
-    const copyAnswer = h(doc, "button", "streamchat-copy-answer", {
-      type: "button",
-      title: "Copy the answer as Markdown",
-    });
-    copyAnswer.textContent = "Copy";
-    footer.append(stats, disclaimer, copyAnswer);
-    bubble.append(reasoning, tools, thinking, body, toolsAfter, error, footer);
-    node.appendChild(bubble);
-    const view = {
-      node, body, reasoning, summary, reasoningBody, tools, toolsAfter, thinking, error,
-      errorText, footer, stats, disclaimer, copyAnswer, retry, id: turn.id, source: "",
-      thoughtFor: null, state: { frozen: "", tail: "" }, reasoningState: { frozen: "", tail: "" },
-      live: false, awaitingSnapshot: false, stopped: false, timer: null, started: Date.now(),
-      reasoningToggled: false,
+/**
+ * The whole chat in one view: the list of turns (built from the `turns` trait and
+ * kept up to date by the kernel's messages), the prompt box, the preset prompts, the
+ * pace controls and the connection notice.
+ */
+class Conversation {
+  constructor(model, el) {
+    this.model = model;
+    this.doc = el.ownerDocument;
+    this.scope = new Scope();
+    /** Per turn index: a Question or an Answer, with `sig` (turnSignature). */
+    this.views = [];
+    this.follow = true;
+    this.localStop = false;
+    this.disconnected = false;
+    this.firstRender = true;
+    /** Turns whose `html_<id>` this view asked the kernel for (`resend`), once each. */
+    this.resent = new Set();
+    this.answerHost = {
+      model,
+      later: (callback, ms) => this.scope.later(callback, ms),
+      retry: (id) => this.tell({ type: "retry", turn: id }),
     };
-    reasoning.addEventListener("toggle", () => {
-      if (view.live && view.reasoningAuto !== reasoning.open) view.reasoningToggled = true;
-    });
-    copyAnswer.addEventListener("click", () => {
-      const text = answerClipboard(view.source, model.get("disclaimer"));
-      copyText(doc, text).then(
-        () => {
-          copyAnswer.textContent = "Copied";
-          later(() => {
-            copyAnswer.textContent = "Copy";
-          }, 1200);
-        },
-        () => {
-          copyAnswer.textContent = "Copy failed";
-        },
-      );
-    });
-    fillAssistant(view, turn);
-    return view;
+    this.build(el);
+    this.wire();
+    this.renderPrompts();
+    this.renderTurns();
+    this.firstRender = false;
   }
 
-  function setPart(view, part, state) {
-    const container = part === "body" ? view.body : view.reasoningBody;
-    container.querySelector(".streamchat-frozen").innerHTML = state.frozen;
-    container.querySelector(".streamchat-tail").innerHTML = state.tail;
-    if (part === "body") view.state = state;
-    else view.reasoningState = state;
+  build(el) {
+    const doc = this.doc;
+    this.root = h(doc, "div", "streamchat");
+    this.log = h(doc, "div", "streamchat-log", { role: "log", "aria-live": "polite" });
+    this.presets = h(doc, "div", "streamchat-prompts");
+    const { form, input, send, stop } = promptForm(doc);
+    Object.assign(this, { input, send, stop });
+    const controls = h(doc, "div", "streamchat-controls");
+    controls.append(
+      slider(doc, this.model, this.scope, "speed"),
+      slider(doc, this.model, this.scope, "step"),
+    );
+    this.notice = h(doc, "div", "streamchat-notice", { role: "alert" });
+    this.notice.hidden = true;
+    this.root.append(this.log, this.presets, this.notice, form, controls);
+    el.appendChild(this.root);
   }
 
-  function setTools(view, calls) {
-    const item = (call) => {
-      const node = h(doc, "li", "streamchat-tool");
-      const code = h(doc, "code", "streamchat-tool-call");
-      code.textContent = toolLabel(call);
-      node.appendChild(code);
-      return node;
+  wire() {
+    const { scope, model } = this;
+    scope.listen(this.log, "scroll", () => {
+      const { log } = this;
+      this.follow = nearBottom(log.scrollTop, log.clientHeight, log.scrollHeight);
+    });
+    // Keys pressed in the widget are the widget's, in every host. Listening on the
+    // window at capture phase runs before any host listener (Notebook 7 and JupyterLab
+    // handle shortcuts on the document at capture phase, so a listener on the widget
+    // would come too late); stopping the event there keeps it from every host handler,
+    // while the browser's default action (typing, moving a slider) still happens.
+    // composedPath() sees into shadow roots (marimo renders the widget in one).
+    const onKey = (event) => {
+      const path = event.composedPath();
+      if (!path.includes(this.root) || !ownsKey(event)) return;
+      event.stopPropagation();
+      if (event.type === "keydown" && path[0] === this.input) {
+        promptKey(event, this.input, () => this.submit());
+      }
     };
-    const { before, after } = toolsByPlace(calls);
-    view.tools.replaceChildren(...before.map(item));
-    view.tools.hidden = !before.length;
-    view.toolsAfter.replaceChildren(...after.map(item));
-    view.toolsAfter.hidden = !after.length;
+    for (const type of ["keydown", "keypress", "keyup"]) {
+      scope.listen(this.doc.defaultView, type, onKey, true);
+    }
+    scope.listen(this.send, "click", () => {
+      this.submit();
+      this.input.focus();
+    });
+    scope.listen(this.stop, "click", () => this.stopNow());
+    scope.onModel(model, "change:turns", () => this.renderTurns());
+    scope.onModel(model, "change:status", () => {
+      if (!LIVE.has(model.get("status"))) this.localStop = false;
+      this.syncStatus();
+      this.placeRetry();
+    });
+    // ipywidgets closes a model whose comm closed (the kernel went away); the host's
+    // kernel connection says so sooner, on restart or shut-down.
+    scope.onModel(model, "comm:close", () => this.showDisconnected());
+    scope.add(watchKernel(model.widget_manager, () => this.showDisconnected()));
+    scope.onModel(model, "change:prompts", () => this.renderPrompts());
+    scope.onModel(model, "change:disclaimer", () => this.renderDisclaimer());
+    scope.onModel(model, "msg:custom", (message) => this.onCustom(message));
   }
 
-  function updateThinking(view) {
-    const empty = !view.state.frozen && !view.state.tail && !view.reasoningState.frozen &&
-      !view.reasoningState.tail;
-    const show = view.live && !view.stopped && empty;
-    view.thinking.hidden = !show;
-    if (show && view.timer === null) {
-      const tick = () => {
-        view.thinking.textContent = `Thinking… ${formatElapsed(Date.now() - view.started)}`;
-      };
-      tick();
-      view.timer = setInterval(tick, 100);
-    } else if (!show && view.timer !== null) {
-      clearInterval(view.timer);
-      view.timer = null;
-    }
+  status() {
+    const now = this.model.get("status");
+    return this.localStop && LIVE.has(now) ? "stopped" : now;
   }
 
-  function setReasoningVisibility(view) {
-    const has = Boolean(view.reasoningState.frozen || view.reasoningState.tail);
-    view.reasoning.hidden = !has;
-    if (!has) return;
-    if (view.reasoningToggled) {
-      if (!view.live) view.summary.textContent = reasoningLabel(view.thoughtFor);
-      return;
-    }
-    // Open while the model is only thinking; fold once the answer itself starts.
-    const answering = Boolean(view.state.frozen || view.state.tail) || !view.live;
-    if (answering && view.live && view.thoughtFor === null) {
-      view.thoughtFor = (Date.now() - view.started) / 1000;
-    }
-    view.summary.textContent = reasoningLabel(answering ? view.thoughtFor : null);
-    view.reasoningAuto = !answering;
-    view.reasoning.open = !answering;
+  syncStatus() {
+    const now = this.status();
+    this.root.dataset.status = now;
+    this.stop.disabled = !LIVE.has(now);
   }
 
-  /** Plain words in bold, then the fix, then the technical detail in small print. */
-  function setError(view, message) {
-    const { what, fix, detail } = errorParts(message);
-    const strong = h(doc, "strong", "streamchat-error-what");
-    strong.textContent = what;
-    const parts = [strong];
-    for (const [text, name] of [[fix, "streamchat-error-fix"], [detail, "streamchat-error-detail"]]) {
-      if (!text) continue;
-      const line = h(doc, "span", name);
-      line.textContent = text;
-      parts.push(line);
-    }
-    view.errorText.replaceChildren(...parts);
+  scrollToEnd() {
+    if (this.follow) this.log.scrollTop = this.log.scrollHeight;
+  }
+
+  answers() {
+    return this.views.filter((view) => view instanceof Answer);
   }
 
   /** A turn with its answer's HTML, from the turn's own `html_<id>` trait. */
-  function withHtml(turn) {
-    const stored = turn.id != null ? model.get(`html_${turn.id}`) : undefined;
-    if (!stored && turn.id != null && !LIVE.has(turn.status)) resend(turn.id);
+  withHtml(turn) {
+    const stored = turn.id != null ? this.model.get(`html_${turn.id}`) : undefined;
+    if (!stored && turn.id != null && !LIVE.has(turn.status)) this.resend(turn.id);
     return stored ? { ...turn, ...stored } : turn;
   }
 
-  const resent = new Set();
   /** Ask the kernel for a finished answer's `html_<id>` (this view holds no checked copy). */
-  function resend(id) {
-    if (resent.has(id)) return;
-    resent.add(id);
-    onModel(`change:html_${id}`, renderTurns);
-    tell({ type: "resend", turn: id });
+  resend(id) {
+    if (this.resent.has(id)) return;
+    this.resent.add(id);
+    this.scope.onModel(this.model, `change:html_${id}`, () => this.renderTurns());
+    this.tell({ type: "resend", turn: id });
   }
 
-  /** Keep the HTML this view built from the patches as the model's `html_<id>`, if it is
-   * the kernel's (same sizes); otherwise ask for the kernel's. */
-  function keepAnswer(view, message) {
-    const { frozen, tail } = view.state;
-    const html = frozen + tail;
-    const reasoning = view.reasoningState.frozen + view.reasoningState.tail;
+  /** Keep the HTML `answer` built from the patches as the model's `html_<id>`, if it is
+   * the kernel's (same sizes); otherwise ask for the kernel's.
+   * @param {EndedMessage} message */
+  keepAnswer(answer, message) {
+    const html = answer.body.html;
+    const reasoning = answer.thought.html;
     const checked =
-      view.live &&
-      !view.stopped &&
-      !view.awaitingSnapshot &&
+      answer.live &&
+      !answer.stopped &&
+      !answer.awaitingSnapshot &&
       html.length === message.html_size &&
       reasoning.length === message.reasoning_size;
     if (checked) {
-      model.set(`html_${message.turn}`, { html, reasoning_html: reasoning, source: message.source });
+      this.model.set(`html_${message.turn}`, {
+        html,
+        reasoning_html: reasoning,
+        source: message.source,
+      });
     } else {
-      resend(message.turn);
+      this.resend(message.turn);
     }
   }
 
-  /** Show a turn from the `turns` trait (a finished turn, or the start of a live one). */
-  function fillAssistant(view, turn) {
-    view.id = turn.id;
-    const live = turn.status === "streaming" && !view.stopped;
-    const wasLive = view.live;
-    view.live = live;
-    view.node.dataset.status = view.stopped ? "stopped" : turn.status;
-    if (live) {
-      view.node.setAttribute("aria-busy", "true");
-    } else {
-      view.node.removeAttribute("aria-busy");
-      // A view that applied every patch already shows this HTML: leave its DOM (and
-      // any selection the person made) alone. A locally stopped view keeps what it
-      // showed when Stop was clicked.
-      const shown = view.state.frozen + view.state.tail;
-      if (!view.stopped && (shown !== (turn.html ?? "") || !wasLive)) {
-        setPart(view, "body", { frozen: turn.html ?? "", tail: "" });
-      }
-      const reasoningShown = view.reasoningState.frozen + view.reasoningState.tail;
-      if (reasoningShown !== (turn.reasoning_html ?? "")) {
-        setPart(view, "reasoning", { frozen: turn.reasoning_html ?? "", tail: "" });
-      }
-      removeCursor(view.body);
-      decorateCode(doc, view.body, later);
-    }
-    view.source = turn.source ?? "";
-    if (typeof turn.stats?.reasoning_seconds === "number") {
-      view.thoughtFor = turn.stats.reasoning_seconds;
-    }
-    setTools(view, turn.tool_calls);
-    setReasoningVisibility(view);
-    updateThinking(view);
-    const failed = turn.status === "error" || turn.status === "stopped" || view.stopped;
-    view.error.hidden = !failed || live;
-    setError(
-      view,
-      turn.status === "error" ? turn.error || "The answer failed." : turn.note || "Stopped.",
-    );
-    view.copyAnswer.hidden = live || !view.source;
-    view.footer.hidden = live;
-    view.stats.textContent = formatStats(turn.stats);
-    const disclaimer = model.get("disclaimer");
-    view.disclaimer.textContent = disclaimer;
-    view.disclaimer.hidden = !disclaimer || turn.status !== "done";
-  }
-
-  function applyPatch(view, part, ops) {
-    if (!view.live || view.stopped || view.awaitingSnapshot) return;
-    const container = part === "body" ? view.body : view.reasoningBody;
-    const old = part === "body" ? view.state : view.reasoningState;
-    const { state, appended, reset, tailChanged } = applyOps(old, ops);
-    const frozenNode = container.querySelector(".streamchat-frozen");
-    if (reset) frozenNode.innerHTML = state.frozen;
-    else if (appended) frozenNode.insertAdjacentHTML("beforeend", appended);
-    if (tailChanged || reset) container.querySelector(".streamchat-tail").innerHTML = state.tail;
-    if (part === "body") {
-      view.state = state;
-      if (appended || reset) decorateCode(doc, frozenNode, later);
-      placeCursor(doc, view.body);
-    } else {
-      view.reasoningState = state;
-    }
-    setReasoningVisibility(view);
-    updateThinking(view);
-    scrollToEnd();
-  }
-
-  function stopTimers(view) {
-    if (view.timer !== null) clearInterval(view.timer);
-    view.timer = null;
-  }
-
-  function renderTurns() {
-    const turns = model.get("turns") ?? [];
-    for (const pending of log.querySelectorAll(".streamchat-pending")) pending.remove();
-    while (views.length > turns.length) {
-      const gone = views.pop();
-      if (gone.kind === "assistant") stopTimers(gone);
-      gone.node.remove();
-    }
+  renderTurns() {
+    const turns = this.model.get("turns") ?? [];
+    for (const pending of this.log.querySelectorAll(".streamchat-pending")) pending.remove();
+    while (this.views.length > turns.length) this.views.pop().dispose();
     let asked = false;
     turns.forEach((synced, index) => {
-      const turn = synced.role === "assistant" ? withHtml(synced) : synced;
-      const sig = turnSignature(turn);
-      let view = views[index];
-      if (view && view.sig === sig) return;
-      if (view && view.role !== turn.role) {
-        if (view.kind === "assistant") stopTimers(view);
-        view.node.remove();
-        view = undefined;
-      }
-      if (turn.role === "user") {
-        const node = userNode(turn.text ?? "");
-        if (view) view.node.replaceWith(node);
-        else log.appendChild(node);
-        views[index] = { kind: "user", role: "user", node, sig };
-        return;
-      }
-      if (!view) {
-        view = assistantNode(turn);
-        view.kind = "assistant";
-        view.role = "assistant";
-        log.appendChild(view.node);
-        views[index] = view;
-        // A turn already live when this view first saw it: its earlier patches went
-        // to other views, so ask the kernel for the whole of it.
-        if (view.live && firstRender) {
-          view.awaitingSnapshot = true;
-          asked = true;
-        }
-      } else {
-        fillAssistant(view, turn);
-      }
-      view.sig = sig;
+      const turn = synced.role === "assistant" ? this.withHtml(synced) : synced;
+      asked = this.renderTurn(index, turn) || asked;
     });
-    if (asked) tell({ type: "hello" });
-    placeRetry();
-    if (!LIVE.has(model.get("status"))) localStop = false;
-    syncStatus();
-    scrollToEnd();
+    if (asked) this.tell({ type: "hello" });
+    this.placeRetry();
+    if (!LIVE.has(this.model.get("status"))) this.localStop = false;
+    this.syncStatus();
+    this.scrollToEnd();
   }
+
+  /** Bring the view at `index` up to date with `turn`; true when it needs a snapshot. */
+  renderTurn(index, turn) {
+    const sig = turnSignature(turn);
+    let view = this.views[index];
+    if (view && view.sig === sig) return false;
+    const kind = turn.role === "user" ? Question : Answer;
+    if (view && !(view instanceof kind)) {
+      view.dispose();
+      view = undefined;
+    }
+    let asked = false;
+    if (turn.role === "user") {
+      const node = new Question(this.doc, turn.text ?? "");
+      if (view) view.node.replaceWith(node.node);
+      else this.log.appendChild(node.node);
+      view = node;
+    } else if (!view) {
+      view = new Answer(this.doc, this.answerHost, turn);
+      this.log.appendChild(view.node);
+      // A turn already live when this view first saw it: its earlier patches went
+      // to other views, so ask the kernel for the whole of it.
+      if (view.live && this.firstRender) {
+        view.awaitingSnapshot = true;
+        asked = true;
+      }
+    } else {
+      view.fill(turn);
+    }
+    view.sig = sig;
+    this.views[index] = view;
+    return asked;
+  }
+
   /** @param {PatchWire | ToolsMessage | SnapshotMessage | EndedMessage} received */
-  function onCustom(received) {
+  onCustom(received) {
     /** @type {KernelMessage} */
     const message = Array.isArray(received) ? decodePatch(received) : received;
-    const view = views.find((each) => each.kind === "assistant" && each.id === message.turn);
-    if (!view || view.kind !== "assistant") {
-      if (message.type === "ended") resend(message.turn);
-      return;
-    }
+    const answer = this.answers().find((each) => each.id === message.turn);
     if (message.type === "ended") {
-      keepAnswer(view, message);
-    } else if (message.type === "patch") {
-      applyPatch(view, message.part, message.ops);
-    } else if (message.type === "snapshot") {
-      if (!view.live || view.stopped) return;
-      view.awaitingSnapshot = false;
-      setPart(view, "body", splitSnapshot(message.body, message.body_tail));
-      setPart(view, "reasoning", splitSnapshot(message.reasoning, message.reasoning_tail));
-      setTools(view, message.tool_calls);
-      decorateCode(doc, view.body, later);
-      placeCursor(doc, view.body);
-      setReasoningVisibility(view);
-      updateThinking(view);
-      scrollToEnd();
-    } else if (message.type === "tools") {
-      if (view.live && !view.stopped) setTools(view, message.tool_calls);
+      if (answer) this.keepAnswer(answer, message);
+      else this.resend(message.turn);
+    } else if (answer?.receive(message)) {
+      this.scrollToEnd();
     }
   }
 
@@ -769,206 +1031,112 @@ function render({ model, el }) {
    * Send a message to the kernel; false (and the widget says why) when it is gone.
    * @param {BrowserMessage} message
    */
-  function tell(message) {
-    if (disconnected) return false;
+  tell(message) {
+    if (this.disconnected) return false;
     try {
-      model.send(message);
+      this.model.send(message);
       return true;
     } catch {
       // A restarted or shut-down kernel: the comm is disposed and send throws.
-      showDisconnected();
+      this.showDisconnected();
       return false;
     }
+  }
+
+  /** Send what the prompt box holds; clear it once it went to the kernel. */
+  submit() {
+    if (this.sendPrompt(this.input.value)) this.input.value = "";
   }
 
   /** Ask `text`; true when it went to the kernel (the caller may clear the box). */
-  function sendPrompt(text) {
+  sendPrompt(text) {
     const prompt = text.trim();
-    if (!prompt || disconnected) return false;
-    const pending = userNode(prompt, true);
-    log.appendChild(pending);
-    if (!tell({ type: "send", prompt })) {
-      pending.remove();
+    if (!prompt || this.disconnected) return false;
+    const pending = new Question(this.doc, prompt, true);
+    this.log.appendChild(pending.node);
+    if (!this.tell({ type: "send", prompt })) {
+      pending.dispose();
       return false;
     }
-    localStop = false;
-    follow = true;
-    scrollToEnd();
+    this.localStop = false;
+    this.follow = true;
+    this.scrollToEnd();
     return true;
   }
 
-  function showDisconnected() {
-    if (disconnected) return;
-    disconnected = true;
-    root.dataset.connection = "lost";
-    notice.textContent =
+  showDisconnected() {
+    if (this.disconnected) return;
+    this.disconnected = true;
+    this.root.dataset.connection = "lost";
+    this.notice.textContent =
       "This chat has lost its kernel (restarted or shut down), so it cannot answer. " +
       "Run its cell again for a new chat; the conversation above stays as it was.";
-    notice.hidden = false;
-    stopLocally();
-    for (const control of root.querySelectorAll("textarea, button, input")) {
+    this.notice.hidden = false;
+    this.stopLocally();
+    for (const control of this.root.querySelectorAll("textarea, button, input")) {
       // Copying (a code block, an answer) needs no kernel.
       const copies = control.classList.contains("streamchat-copy") ||
         control.classList.contains("streamchat-copy-answer");
       if (!copies) control.disabled = true;
     }
-    syncStatus();
+    this.syncStatus();
   }
 
-  /** Stop showing the live answer at once (what the person sees stops now). */
-  function stopLocally() {
-    const live = views.find((view) => view.kind === "assistant" && view.live);
-    localStop = true;
-    for (const view of views) {
-      if (view.kind === "assistant" && view.live) {
-        view.stopped = true;
-        view.live = false;
-        removeCursor(view.body);
-        stopTimers(view);
-        view.thinking.hidden = true;
-        view.node.dataset.status = "stopped";
-        view.node.removeAttribute("aria-busy");
-        setError(view, "Stopped.");
-        view.error.hidden = false;
-      }
-    }
-    syncStatus();
-    placeRetry();
-    return live;
+  /** Stop showing the live answer at once; returns the answer that was live. */
+  stopLocally() {
+    const live = this.answers().filter((answer) => answer.live);
+    this.localStop = true;
+    for (const answer of live) answer.stopHere();
+    this.syncStatus();
+    this.placeRetry();
+    return live[0];
   }
 
-  function stopNow() {
+  stopNow() {
     // The kernel may be busy (a blocking cell) and read this message late: stop
     // applying patches here at once, and name the turn, so a Stop read late never
     // stops a newer answer.
-    const live = stopLocally();
-    tell({ type: "stop", turn: live?.id ?? null });
+    const live = this.stopLocally();
+    this.tell({ type: "stop", turn: live?.id ?? null });
   }
-
-  function promptKey(event) {
-    if (event.key !== "Enter") return;
-    if (shouldSend(event)) {
-      event.preventDefault();
-      if (sendPrompt(input.value)) input.value = "";
-    } else if (event.shiftKey && !event.isComposing) {
-      // JupyterLab cancels line breaks typed anywhere inside a cell (its guard
-      // against Shift+Enter running *and* typing), so insert the newline here.
-      event.preventDefault();
-      input.setRangeText("\n", input.selectionStart, input.selectionEnd, "end");
-      input.dispatchEvent(new Event("input", { bubbles: true }));
-    }
-  }
-
-  // Keys pressed in the widget are the widget's, in every host. Listening on the
-  // window at capture phase runs before any host listener (Notebook 7 and JupyterLab
-  // handle shortcuts on the document at capture phase, so a listener on the widget
-  // would come too late); stopping the event there keeps it from every host handler,
-  // while the browser's default action (typing, moving a slider) still happens.
-  // composedPath() sees into shadow roots (marimo renders the widget in one).
-  const onKey = (event) => {
-    const path = event.composedPath();
-    if (!path.includes(root) || !ownsKey(event)) return;
-    event.stopPropagation();
-    if (event.type === "keydown" && path[0] === input) promptKey(event);
-  };
-  for (const type of ["keydown", "keypress", "keyup"]) listen(doc.defaultView, type, onKey, true);
-  listen(send, "click", () => {
-    if (sendPrompt(input.value)) input.value = "";
-    input.focus();
-  });
-  listen(stop, "click", stopNow);
 
   /** Retry only on the last answer, once nothing streams: retrying an older answer
    * would answer a question out of its place in the conversation. */
-  function placeRetry() {
-    const last = views[views.length - 1];
-    for (const view of views) {
-      if (view.kind !== "assistant") continue;
-      view.retry.hidden = view !== last || LIVE.has(status()) || disconnected;
+  placeRetry() {
+    const last = this.views[this.views.length - 1];
+    for (const answer of this.answers()) {
+      answer.retry.hidden = answer !== last || LIVE.has(this.status()) || this.disconnected;
     }
   }
 
-  // The pace controls live in the widget itself, bound to the `speed` and `step`
-  // traits, so every host that renders an anywidget (marimo too) has them.
-  const SLIDERS = {
-    speed: { label: "Speed", unit: "chars/s", min: 0, max: 600, step: 5,
-      title: "Characters per second (0 = as fast as they arrive)" },
-    step: { label: "Step", unit: "at a time", min: 1, max: 20, step: 1,
-      title: "Characters revealed at a time" },
-  };
-
-  function slider(name) {
-    const spec = SLIDERS[name];
-    const label = h(doc, "label", `streamchat-slider streamchat-${name}`, { title: spec.title });
-    const text = h(doc, "span", "streamchat-slider-label");
-    text.textContent = spec.label;
-    const range = h(doc, "input", "streamchat-range", { type: "range", step: String(spec.step) });
-    const value = h(doc, "output", "streamchat-slider-value");
-    const unit = h(doc, "span", "streamchat-slider-unit");
-    unit.textContent = spec.unit;
-    label.append(text, range, value, unit);
-    const show = () => {
-      const current = Number(model.get(name));
-      const bounds = sliderBounds(current, spec);
-      range.min = String(bounds.min);
-      range.max = String(bounds.max);
-      range.value = String(current);
-      value.textContent = String(current);
-    };
-    listen(range, "input", () => {
-      value.textContent = range.value;
-      model.set(name, Number(range.value));
-      model.save_changes();
-    });
-    onModel(`change:${name}`, show);
-    show();
-    return label;
-  }
-  controls.append(slider("speed"), slider("step"));
-
-  function renderPrompts() {
-    const prompts = model.get("prompts") ?? [];
-    presets.replaceChildren(
+  renderPrompts() {
+    const prompts = this.model.get("prompts") ?? [];
+    this.presets.replaceChildren(
       ...prompts.map((prompt) => {
-        const button = h(doc, "button", "streamchat-prompt", { type: "button" });
+        const button = h(this.doc, "button", "streamchat-prompt", { type: "button" });
         button.textContent = prompt;
-        button.addEventListener("click", () => sendPrompt(prompt));
+        button.addEventListener("click", () => this.sendPrompt(prompt));
         return button;
       }),
     );
-    presets.hidden = prompts.length === 0;
+    this.presets.hidden = prompts.length === 0;
   }
 
-  function renderDisclaimer() {
-    for (const view of views) {
-      if (view.kind === "assistant") view.sig = undefined;
-    }
-    renderTurns();
+  renderDisclaimer() {
+    for (const answer of this.answers()) answer.sig = undefined;
+    this.renderTurns();
   }
 
-  onModel("change:turns", renderTurns);
-  onModel("change:status", () => {
-    if (!LIVE.has(model.get("status"))) localStop = false;
-    syncStatus();
-    placeRetry();
-  });
-  // ipywidgets closes a model whose comm closed (the kernel went away).
-  onModel("comm:close", showDisconnected);
-  onModel("change:prompts", renderPrompts);
-  onModel("change:disclaimer", renderDisclaimer);
-  onModel("msg:custom", onCustom);
+  dispose() {
+    for (const answer of this.answers()) answer.stopTimer();
+    this.scope.dispose();
+    this.root.remove();
+  }
+}
 
-  renderPrompts();
-  renderTurns();
-  firstRender = false;
-
-  return () => {
-    for (const view of views) {
-      if (view.kind === "assistant") stopTimers(view);
-    }
-    for (const cleanup of cleanups.splice(0)) cleanup();
-    root.remove();
-  };
+function render({ model, el }) {
+  const conversation = new Conversation(model, el);
+  return () => conversation.dispose();
 }
 
 export default { render };
