@@ -15,6 +15,7 @@ method, metadata); updates/s counts the patch (StreamChat) or update_display_dat
 (naive) messages per second of the answer.
 
     python benchmarks/bench_kernel_cost.py [--rate 200] [--scale 1.0] [--kinds prose,code,table]
+        [--baseline path/to/other/src]   (a second kernel runs that tree's StreamChat)
 
 Targets for StreamChat on every kind: <= 150 us/char, <= 8 bytes/char, >= 30 updates/s.
 """
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import ast
 import json
+import os
 import subprocess
 import sys
 import time
@@ -272,6 +274,9 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200.0, help="chars/s, stream and typing")
     parser.add_argument("--scale", type=float, default=1.0, help="answer length factor")
     parser.add_argument("--kinds", default="prose,code,table")
+    parser.add_argument(
+        "--baseline", metavar="SRC", help="also run StreamChat from another tree's src/"
+    )
     parser.add_argument("--serve", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -282,48 +287,57 @@ def main() -> None:
         stdout=subprocess.PIPE,
         text=True,
     )
-    manager, client = start_new_kernel(kernel_name="python3")
+    kernels = {"": start_new_kernel(kernel_name="python3")}
+    if args.baseline:  # its streamchat first on the kernel's path
+        env = {**os.environ, "PYTHONPATH": os.path.abspath(args.baseline)}
+        kernels[" (baseline)"] = start_new_kernel(kernel_name="python3", env=env)
     try:
         url = server.stdout.readline().strip()
-        _run(client, f"exec({SETUP!r}) or ()")
-        for call in ("run_streamchat", "run_naive"):
-            _run(client, f"{call}({url!r}, {WARM_UP!r}, {args.rate})")
-        print(
-            f"{'':<30}{'chars':>7}{'us/char':>9}{'cpu %':>7}{'bytes/char':>12}"
-            f"{'wire/char':>11}{'updates/s':>11}"
-        )
-        failed, breakdown = [], []
-        for kind in args.kinds.split(","):
-            for name, call, update in (
-                ("StreamChat", f"run_streamchat({url!r}, {kind!r}, {args.rate})", "comm_msg"),
-                (
-                    "naive display/update",
-                    f"run_naive({url!r}, {kind!r}, {args.rate})",
-                    "update_display_data",
-                ),
-            ):
-                figures = _figures(*_run(client, call), update)
-                print(
-                    f"{kind + ', ' + name:<30}{figures['chars']:>7}{figures['us/char']:>9.0f}"
-                    f"{figures['cpu %']:>7.1f}{figures['bytes/char']:>12.1f}"
-                    f"{figures['wire/char']:>11.1f}{figures['updates/s']:>11.1f}",
-                    flush=True,
-                )
-                breakdown.append(f"{kind + ', ' + name:<30}{_by_thread(figures)}")
-                if name == "StreamChat":
-                    failed += [
-                        f"{kind} {key}"
-                        for key, limit in TARGETS.items()
-                        if (figures[key] > limit if key != "updates/s" else figures[key] < limit)
-                    ]
-        print("\nkernel CPU by thread, us/char (the rest of us/char: threads that ended)")
-        print("\n".join(breakdown))
-        print("targets met" if not failed else f"targets missed: {', '.join(failed)}")
+        for _, client in kernels.values():
+            _run(client, f"exec({SETUP!r}) or ()")
+            for call in ("run_streamchat", "run_naive"):
+                _run(client, f"{call}({url!r}, {WARM_UP!r}, {args.rate})")
+        _measure(kernels, url, args)
     finally:
-        client.stop_channels()
-        manager.shutdown_kernel(now=True)
+        for manager, client in kernels.values():
+            client.stop_channels()
+            manager.shutdown_kernel(now=True)
         server.terminate()
         server.wait(timeout=10)
+
+
+def _measure(kernels: dict, url: str, args: argparse.Namespace) -> None:
+    """Print the table (each kind: StreamChat, the baseline's if any, the naive loop)."""
+    print(
+        f"{'':<36}{'chars':>7}{'us/char':>9}{'cpu %':>7}{'bytes/char':>12}"
+        f"{'wire/char':>11}{'updates/s':>11}"
+    )
+    failed, breakdown = [], []
+    for kind in args.kinds.split(","):
+        runs = [
+            (f"StreamChat{label}", client, "run_streamchat", "comm_msg")
+            for label, (_, client) in kernels.items()
+        ]
+        runs.append(("naive display/update", kernels[""][1], "run_naive", "update_display_data"))
+        for name, client, function, update in runs:
+            call = f"{function}({url!r}, {kind!r}, {args.rate})"
+            figures = _figures(*_run(client, call), update)
+            print(
+                f"{kind + ', ' + name:<36}{figures['chars']:>7}{figures['us/char']:>9.0f}"
+                f"{figures['cpu %']:>7.1f}{figures['bytes/char']:>12.1f}"
+                f"{figures['wire/char']:>11.1f}{figures['updates/s']:>11.1f}",
+                flush=True,
+            )
+            breakdown.append(f"{kind + ', ' + name:<36}{_by_thread(figures)}")
+            if name == "StreamChat":
+                failed += [
+                    f"{kind} {key}"
+                    for key, limit in TARGETS.items()
+                    if (figures[key] > limit if key != "updates/s" else figures[key] < limit)
+                ]
+    print("\nkernel CPU by thread, us/char (the rest of us/char: threads that ended)")
+    print("\n".join(breakdown))
+    print("targets met" if not failed else f"targets missed: {', '.join(failed)}")
 
 
 if __name__ == "__main__":

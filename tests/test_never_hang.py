@@ -21,7 +21,7 @@ import h11
 import httpx
 import pytest
 
-from streamchat._pacing import type_out
+from streamchat._pacing import Wake, type_out
 from streamchat.deltas import Delta, StreamError, TextDelta
 from streamchat.doctor import diagnose
 from streamchat.providers import build_request
@@ -325,7 +325,7 @@ def test_stop_as_the_typewriter_wakes_is_not_lost() -> None:
     """The same race in the pacing loop: new text wakes it as Stop arrives."""
 
     async def run() -> bool:
-        wake = asyncio.Event()
+        wake = Wake()
         shown = asyncio.Event()
         never: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 

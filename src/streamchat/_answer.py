@@ -17,6 +17,7 @@ from typing import Any
 
 from . import _messages
 from ._budget import LIVE, min_interval
+from ._pacing import Wake
 from .deltas import ToolCallDelta, Usage
 from .render import MarkdownStream, Patch
 from .typewriter import Typewriter
@@ -194,7 +195,7 @@ class Answer:
     reasoning_end: float | None = None  # when the answer itself followed the reasoning
     stream_started: bool = False
     # Set on the loop thread; created there lazily because asyncio.Event binds a loop.
-    wake: asyncio.Event | None = None
+    wake: Wake | None = None
     stream_closed: asyncio.Event | None = None
     task: asyncio.Task[None] | None = None
     stop_requested: bool = False

@@ -34,7 +34,7 @@ from ._answer import Answer, Framed, Outbox
 from ._budget import LIVE
 from ._explain import explain
 from ._kernel import Displays, replace_in_cell
-from ._pacing import type_out
+from ._pacing import Wake, type_out
 from ._secrets import Secrets
 from ._sources import PythonSource
 from ._static_copy import static_copy, transcript
@@ -473,7 +473,7 @@ class StreamChat(anywidget.AnyWidget):
 
     async def _run(self, answer: Answer, history: list[dict[str, str]]) -> None:
         answer.task = asyncio.current_task()
-        answer.wake = asyncio.Event()
+        answer.wake = Wake()
         answer.stream_closed = asyncio.Event()
         LIVE.add(answer)
         try:
