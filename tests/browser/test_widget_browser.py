@@ -460,3 +460,20 @@ def test_scrolling_follows_the_answer_until_the_person_scrolls_up(page: Any, lab
     page.locator(".streamchat-stop").click()
     wait_status(page, "stopped", timeout=10_000)
     page.console.check()
+
+
+def test_the_view_stays_across_a_turn_end(page: Any, lab: Jupyter) -> None:
+    """The kernel rewrites the output's saved copy at each turn end; the chat on screen
+    must stay the same view, with what the person was typing and where the focus was."""
+    open_and_run(page, lab, "stays.ipynb", [chat_cell(speed=300)])
+    ask(page, "Show me what you can render")
+    wait_length(page, 30)
+    page.evaluate("() => { document.querySelector('.streamchat').dataset.mark = 'first'; }")
+    box = page.locator("textarea.streamchat-input").last
+    box.fill("a draft typed while the answer types")
+    box.focus()
+    wait_status(page, "done")
+    assert page.locator('.streamchat[data-mark="first"]').count() == 1, "the view was redrawn"
+    assert box.input_value() == "a draft typed while the answer types"
+    assert page.evaluate("() => document.activeElement.classList.contains('streamchat-input')")
+    page.console.check()

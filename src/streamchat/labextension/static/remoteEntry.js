@@ -77,10 +77,14 @@
         // Elsewhere (Voila renders a notebook's outputs as an app, never a saved one):
         // the host's own widget renderer, as if this extension were not there.
         if (!inNotebook(this)) return this.showHostWidget(rendermime, model);
+        // The same chat again: the kernel updates the output at each turn end (its
+        // saved copy). ipywidgets' renderer would draw a new view, losing what the
+        // person is typing, the focus and the scroll; the view shown stays.
+        if (this.shownModel === view.model_id && this.widgets.length) return undefined;
         const found = this.findManager(rendermime);
         // A live chat (its cell just ran): the manager and the model are there at once.
         let manager = await Promise.race([found, nextTask()]);
-        if (manager && manager.has_model(view.model_id)) return super.renderModel(model);
+        if (manager && manager.has_model(view.model_id)) return this.showWidget(model);
         await this.showCopy(rendermime, model);
         // With no kernel at all there is never a manager: the copy stays.
         manager = manager || (await found);
@@ -109,12 +113,17 @@
           if (this.isDisposed || !manager.has_model(modelId)) return false;
           this.stopWaiting();
           for (const child of [...this.widgets]) child.dispose();
-          void super.renderModel(model);
+          void this.showWidget(model);
           return true;
         };
         if (show() || manager.restoredStatus) return;
         manager.restored.connect(show);
         this.stopWaiting = () => manager.restored.disconnect(show);
+      }
+
+      async showWidget(model) {
+        await super.renderModel(model);
+        this.shownModel = model.data[WIDGET].model_id;
       }
 
       showHostWidget(rendermime, model) {
