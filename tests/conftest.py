@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from streamchat.widget import StreamChat
+
 sys.path.insert(0, str(Path(__file__).parent))
 
 from loopback import LoopbackServer
@@ -41,6 +43,15 @@ def server() -> Iterator[LoopbackServer]:
         yield srv
     finally:
         srv.close()
+
+
+@pytest.fixture
+def chats() -> Iterator[list[StreamChat]]:
+    """The widgets a test makes (it appends them), closed after it."""
+    made: list[StreamChat] = []
+    yield made
+    for chat in made:
+        chat.close()
 
 
 # -- real serving software (tests/servers/): installed by tests/servers/provision.sh ------------

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
-
-import pytest
 
 from streamchat import widget as widget_module
 from streamchat.deltas import Done
@@ -32,14 +29,6 @@ def answer(text: str) -> list[bytes]:
         {"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]},
         "[DONE]",
     )
-
-
-@pytest.fixture
-def chats() -> Iterator[list[StreamChat]]:
-    made: list[StreamChat] = []
-    yield made
-    for chat in made:
-        chat.close()
 
 
 def at_once(count: int, action) -> None:

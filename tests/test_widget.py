@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import threading
 import time
-from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -92,14 +91,6 @@ class Capture:
 
     def raw(self) -> str:
         return json.dumps([m for _, m in self.sent], ensure_ascii=False)
-
-
-@pytest.fixture
-def chats() -> Iterator[list[StreamChat]]:
-    made: list[StreamChat] = []
-    yield made
-    for chat in made:
-        chat.close()
 
 
 def make(chats: list[StreamChat], url: str, **kwargs: Any) -> tuple[StreamChat, Capture]:

@@ -17,14 +17,6 @@ from conftest import require
 from loopback import wait_until
 
 
-@pytest.fixture
-def chats() -> Iterator[list[StreamChat]]:
-    made: list[StreamChat] = []
-    yield made
-    for chat in made:
-        chat.close()
-
-
 def make(chats: list[StreamChat], source: object, **kwargs: Any) -> StreamChat:
     chat = StreamChat(source, **kwargs)
     chats.append(chat)

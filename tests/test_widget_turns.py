@@ -2,29 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
 from streamchat._messages import parse_browser_message
 from streamchat.widget import StreamChat
-from test_widget import ANSWER, Capture, openai_chunks
+from test_widget import ANSWER, make, openai_chunks
 
 from loopback import Script, wait_until
-
-
-@pytest.fixture
-def chats() -> Iterator[list[StreamChat]]:
-    made: list[StreamChat] = []
-    yield made
-    for chat in made:
-        chat.close()
-
-
-def make(chats: list[StreamChat], url: str, **kwargs: object) -> tuple[StreamChat, Capture]:
-    chat = StreamChat(url, **kwargs)  # type: ignore[arg-type]
-    chats.append(chat)
-    return chat, Capture(chat)
 
 
 def browser(chat: StreamChat, **message: object) -> None:
