@@ -5,7 +5,11 @@ fenced code block, a long table) streamed by a loopback server at 200 chars/s:
 
 * StreamChat types the answer at `speed=200`;
 * the naive notebook loop reads the same stream with httpx and calls
-  `display(Markdown(acc), display_id=True).update(...)` at most 60 times a second.
+  `display(Markdown(acc), display_id=True).update(...)` at most 60 times a second;
+* the floor: a thread that only wakes 30 times a second and sends a 6-character comm
+  message, for as long as the answer types. It reads nothing and renders nothing: it
+  is what any widget updating at the target's 30 a second costs this kernel at the
+  least (each message wakes the IOPub thread and zmq's I/O thread too).
 
 Kernel CPU is the kernel process's own `time.process_time()` (all its threads: the loop
 thread that renders, the IOPub thread that serializes) over the answer; bytes are the
@@ -134,7 +138,7 @@ def serve(rate: float, scale: float) -> None:
 
 SETUP = """
 import json, os, threading, time
-import httpx
+import anywidget, httpx
 from IPython.display import Markdown, display
 from streamchat import StreamChat
 
@@ -169,6 +173,29 @@ def run_streamchat(url, kind, rate):
     status = chat.status
     chat.close()
     return (cpu, wall, chars, status, spent(threads))
+
+class Floor(anywidget.AnyWidget):
+    _esm = "export default { render() {} }"
+
+def run_floor(chars, rate):
+    # What any widget that updates 30 times a second costs at the least: a thread that
+    # wakes 30 times a second and sends one 6-character message, for as long as typing
+    # `chars` at `rate` takes. No HTTP, no rendering.
+    widget = Floor()
+    threads = thread_cpu()
+    c0, t0 = time.process_time(), time.monotonic()
+    def frames():
+        at = time.monotonic()
+        for _ in range(round(chars / rate * 30)):
+            at += 1 / 30
+            time.sleep(max(0.0, at - time.monotonic()))
+            widget.send([1, "b", "e", 0, 0, "abcdef"])
+    sender = threading.Thread(target=frames, name="floor")
+    sender.start()
+    sender.join()
+    cpu, wall = time.process_time() - c0, time.monotonic() - t0
+    widget.close()
+    return (cpu, wall, chars, "done", spent(threads))
 
 def run_naive(url, kind, rate):
     body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": kind}]}
@@ -307,7 +334,8 @@ def main() -> None:
 
 
 def _measure(kernels: dict, url: str, args: argparse.Namespace) -> None:
-    """Print the table (each kind: StreamChat, the baseline's if any, the naive loop)."""
+    """Print the table (each kind: StreamChat, the baseline's if any, the naive loop, the
+    floor)."""
     print(
         f"{'':<36}{'chars':>7}{'us/char':>9}{'cpu %':>7}{'bytes/char':>12}"
         f"{'wire/char':>11}{'updates/s':>11}"
@@ -315,13 +343,18 @@ def _measure(kernels: dict, url: str, args: argparse.Namespace) -> None:
     failed, breakdown = [], []
     for kind in args.kinds.split(","):
         runs = [
-            (f"StreamChat{label}", client, "run_streamchat", "comm_msg")
+            (f"StreamChat{label}", client, f"run_streamchat({url!r}, {kind!r}, {args.rate})")
             for label, (_, client) in kernels.items()
         ]
-        runs.append(("naive display/update", kernels[""][1], "run_naive", "update_display_data"))
-        for name, client, function, update in runs:
-            call = f"{function}({url!r}, {kind!r}, {args.rate})"
-            figures = _figures(*_run(client, call), update)
+        runs.append(
+            ("naive display/update", kernels[""][1], f"run_naive({url!r}, {kind!r}, {args.rate})")
+        )
+        runs.append(("floor: 30 sends/s", kernels[""][1], f"run_floor({{chars}}, {args.rate})"))
+        chars = 0
+        for name, client, call in runs:
+            update = "update_display_data" if name.startswith("naive") else "comm_msg"
+            figures = _figures(*_run(client, call.format(chars=chars)), update)
+            chars = chars or figures["chars"]
             print(
                 f"{kind + ', ' + name:<36}{figures['chars']:>7}{figures['us/char']:>9.0f}"
                 f"{figures['cpu %']:>7.1f}{figures['bytes/char']:>12.1f}"

@@ -18,7 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from streamchat._network import _HIGH_WATER, AsyncioBackend
+from streamchat import _frames
+from streamchat._network import _HIGH_WATER, AsyncioBackend, _Reader
 from streamchat.deltas import Delta, Done, StreamError, TextDelta
 from streamchat.providers import build_request
 from streamchat.transport import Retries, Timeouts, new_client, stream_deltas
@@ -109,6 +110,72 @@ def test_https_with_an_untrusted_certificate_is_refused(
     assert error.kind == "connect"
     assert "CERTIFICATE_VERIFY_FAILED" in error.message
     assert not server.received
+
+
+# 120 events 5 ms apart: 0.6 s, about 22 frames.
+FAST = sse(*({"choices": [{"index": 0, "delta": {"content": "ab"}}]} for _ in range(120)), "[DONE]")
+
+
+def wake_ups() -> int:
+    """How many times this thread has slept and been woken (Linux)."""
+    status = Path(f"/proc/self/task/{threading.get_native_id()}/status").read_text()
+    return int(status.split("voluntary_ctxt_switches:")[1].split()[0])
+
+
+def reads_of(url: str, monkeypatch: pytest.MonkeyPatch) -> tuple[str, list[float], int]:
+    """The answer's text, when its socket delivered data (the loop's clock), and how
+    many times the loop's thread woke up meanwhile."""
+    delivered: list[float] = []
+    original = _Reader.data_received
+
+    def data_received(reader: _Reader, data: bytes) -> None:
+        delivered.append(reader.loop.time())
+        original(reader, data)
+
+    monkeypatch.setattr(_Reader, "data_received", data_received)
+    before = wake_ups()
+    text = text_of(collect(url))
+    return text, delivered, wake_ups() - before
+
+
+def assert_read_once_a_frame(delivered: list[float], woken: int) -> None:
+    frames = (delivered[-1] - delivered[0]) / _frames.PERIOD + 2
+    assert len(delivered) <= frames, f"{len(delivered)} reads in {frames:.0f} frames"
+    # After the first read (and the headers), each is on a frame: the socket was not
+    # watched in between.
+    late = [t for t in delivered[2:] if t - _frames.frame_at(t - _frames.PERIOD / 2) > 0.01]
+    assert len(late) <= 2, late
+    # The thread slept between frames (plus the connection's set-up and close).
+    assert woken <= frames + 10, f"{woken} wake-ups in {frames:.0f} frames"
+
+
+def test_a_socket_that_delivered_data_is_read_again_at_the_next_frame(
+    server: LoopbackServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 200 events a second would wake the loop thread 200 times; frames: 36.
+    text, delivered, woken = reads_of(server.route(PATH, Script(FAST, pause=0.005)), monkeypatch)
+    assert text == "ab" * 120
+    assert_read_once_a_frame(delivered, woken)
+
+
+def test_under_tls_the_tcp_socket_is_held_until_the_next_frame_too(
+    tls_server: tuple[LoopbackServer, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    server, cert = tls_server
+    monkeypatch.setenv("SSL_CERT_FILE", str(cert))
+    text, delivered, woken = reads_of(server.route(PATH, Script(FAST, pause=0.005)), monkeypatch)
+    assert text == "ab" * 120
+    assert_read_once_a_frame(delivered, woken)
+
+
+def test_frames_are_one_grid() -> None:
+    period = _frames.PERIOD
+    assert _frames.frame_at(100 * period) == 100 * period
+    assert _frames.frame_at(100 * period + 1e-7) == 100 * period  # the clock read between
+    assert _frames.frame_at(100 * period + 1e-4) == 101 * period
+    assert _frames.frame_after(100 * period) == 101 * period
+    assert _frames.frame_after(100 * period - 1e-4) == 100 * period
+    assert 30 <= 1 / period <= 40  # smooth typing, the fewest wake-ups
 
 
 def test_idle_timeout_counts_from_the_last_chunk(server: LoopbackServer) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 
 from patch_view import applied
+from streamchat import _frames, _runner
 from streamchat._budget import min_interval
 from streamchat._messages import decode_patch
 from streamchat._messages import patch as encode_patch
@@ -492,13 +493,42 @@ def test_a_connection_error_is_shown_in_the_turn(chats) -> None:
 
 
 def test_the_kernel_budget_is_shared_by_live_answers() -> None:
-    assert min_interval(0) == min_interval(1) == pytest.approx(1 / 40)
-    assert min_interval(8) == pytest.approx(1 / 40)
+    # One answer's own rate is one message a frame (the outbox's rule).
+    assert min_interval(0) == min_interval(1) == pytest.approx(1 / 500)
+    assert min_interval(8) == pytest.approx(8 / 500)
     assert min_interval(50) == pytest.approx(0.1)
-    assert min_interval(1, messages=2) == pytest.approx(2 / 40)
+    assert min_interval(50, messages=2) == pytest.approx(0.2)
     # 10 kB of new HTML: 25 messages a second for one answer, 12.5 each for two.
     assert min_interval(1, size=10_000) == pytest.approx(0.04)
     assert min_interval(2, size=10_000) == pytest.approx(0.08)
+
+
+def loop_thread_wake_ups() -> int:
+    """How many times the shared loop's thread has slept and been woken (Linux)."""
+    thread = _runner._thread
+    assert thread is not None and thread.native_id is not None
+    status = Path(f"/proc/self/task/{thread.native_id}/status").read_text()
+    return int(status.split("voluntary_ctxt_switches:")[1].split()[0])
+
+
+def test_the_loop_thread_wakes_once_a_frame_while_an_answer_types(server, chats) -> None:
+    # 200 one-character events a second, typed at 200 chars/s: each event and each
+    # typing step could wake the thread (400 a second); frames keep it near 36.
+    url = server.route(
+        "/v1/chat/completions", Script(openai_chunks("word " * 60, size=1), pause=0.005)
+    )
+    chat, capture = make(chats, url, speed=200)
+    _runner.loop()  # started before counting
+    before, started = loop_thread_wake_ups(), time.monotonic()
+    chat.send("go")
+    assert chat.wait(30)
+    woken, seconds = loop_thread_wake_ups() - before, time.monotonic() - started
+    assert chat.status == "done"
+    assert chat.messages[-1]["content"] == "word " * 60
+    assert seconds > 1.2  # typed at its pace
+    assert woken / seconds <= 1.4 / _frames.PERIOD, f"{woken} wake-ups in {seconds:.2f} s"
+    patches = [t for t, message in capture.custom() if message.get("type") == "patch"]
+    assert len(patches) / seconds >= 20  # and still typing smoothly
 
 
 def test_many_answers_at_once_stay_within_the_kernel_budget(server, chats) -> None:

@@ -17,6 +17,7 @@ from typing import Any
 
 from . import _messages
 from ._budget import LIVE, min_interval
+from ._frames import frame_after
 from ._pacing import Wake
 from .deltas import ToolCallDelta, Usage
 from .render import MarkdownStream, Patch
@@ -98,7 +99,8 @@ class Outbox:
             size = sum(len(patch.html) for patches in rendered.values() for patch in patches)
             cost = time.perf_counter() - started
             wait = min_interval(len(LIVE), len(messages), size, cost)
-            self._next = asyncio.get_running_loop().time() + wait
+            now = asyncio.get_running_loop().time()
+            self._next = max(frame_after(now), now + wait)  # one message a frame at most
 
     @property
     def next_send(self) -> float:

@@ -9,11 +9,9 @@ from __future__ import annotations
 __all__ = ["LIVE", "min_interval"]
 
 # Jupyter's IOPub rate limit drops messages above 1000/s for the whole kernel; half of
-# that is the budget shared by every live answer. One widget sends at most 40 a second:
-# smooth typing (a frame every 25 ms), while each message costs the kernel a render
-# and a signed, serialized comm message, so more would only cost more.
+# that is the budget shared by every live answer. One answer sends at most one message
+# a frame (`_frames`, 32 a second: smooth typing), which the outbox keeps to itself.
 _KERNEL_BUDGET = 500.0
-_MAX_RATE = 40.0
 # A tick usually sends only the new text ("extend"), but a reset or a block that is
 # rendered anew can be large: bytes are budgeted too, for the browser's sake and for
 # remote notebooks' bandwidth.
@@ -33,7 +31,6 @@ def min_interval(live_answers: int, messages: int = 1, size: int = 0, cost: floa
     byte and CPU budgets."""
     live = max(1, live_answers)
     return max(
-        messages / _MAX_RATE,
         messages * live / _KERNEL_BUDGET,
         size * live / _KERNEL_BYTES,
         cost * live / _KERNEL_CPU,

@@ -29,6 +29,7 @@ from typing import Any
 
 import httpcore
 
+from ._frames import frame_after
 from ._timeout import within
 
 __all__ = ["AsyncioBackend", "AsyncioStream"]
@@ -44,10 +45,20 @@ _HIGH_WATER = 1024 * 1024  # bytes buffered before the socket stops being read
 
 
 class _Reader(asyncio.Protocol):
-    """What the socket delivered, and the one read waiting for it, if any."""
+    """What the socket delivered, and the one read waiting for it, if any.
 
-    def __init__(self) -> None:
+    With `frames`, a socket that delivered data is not watched again before the next
+    frame (`_frames`): a model's events, 50 a second, are then read in the typing
+    loop's wake-ups instead of each in its own. Under TLS the TCP transport is paused
+    too (`raw`): pausing the TLS transport only stops the decrypted data, and the
+    socket would still wake the loop for every record.
+    """
+
+    def __init__(self, frames: bool = False) -> None:
         self.loop = asyncio.get_running_loop()
+        self.frames = frames
+        self.held: asyncio.TimerHandle | None = None  # resumes reading at the next frame
+        self.raw: asyncio.Transport | None = None  # the TCP transport under TLS
         self.transport: asyncio.Transport | None = None
         self.chunks: deque[bytes] = deque()
         self.size = 0  # bytes in `chunks`
@@ -62,9 +73,33 @@ class _Reader(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self.chunks.append(data)
         self.size += len(data)
-        if self.size > _HIGH_WATER and self.transport is not None:
-            self.transport.pause_reading()  # TCP holds the server back until a read
+        transport = self.transport
+        if transport is not None:
+            if self.size > _HIGH_WATER or self.frames:
+                transport.pause_reading()  # TCP holds the server back until a read
+            if self.frames:
+                if self.raw is not None:
+                    self.raw.pause_reading()
+                if self.held is None:
+                    self.held = self.loop.call_at(frame_after(self.loop.time()), self._release)
         self._wake()
+
+    def _release(self) -> None:
+        self.held = None
+        self._resume()
+
+    def _resume(self) -> None:
+        transport = self.transport
+        if (
+            self.size <= _HIGH_WATER
+            and self.held is None
+            and transport is not None
+            and not transport.is_reading()
+            and not transport.is_closing()
+        ):
+            if self.raw is not None:
+                self.raw.resume_reading()
+            transport.resume_reading()
 
     def eof_received(self) -> bool:
         self.eof = True
@@ -72,6 +107,9 @@ class _Reader(asyncio.Protocol):
         return False  # close the transport: HTTP/1.1 never half-closes
 
     def connection_lost(self, exc: Exception | None) -> None:
+        if self.held is not None:
+            self.held.cancel()
+            self.held = None
         self.eof = True
         self.error = exc
         self._wake()
@@ -91,14 +129,7 @@ class _Reader(asyncio.Protocol):
             chunk, rest = chunk[:max_bytes], chunk[max_bytes:]
             self.chunks.appendleft(rest)
         self.size -= len(chunk)
-        transport = self.transport
-        if (
-            self.size <= _HIGH_WATER
-            and transport is not None
-            and not transport.is_reading()
-            and not transport.is_closing()
-        ):
-            transport.resume_reading()
+        self._resume()
         return chunk
 
     def _wake(self) -> None:
@@ -212,6 +243,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
             await self.aclose()
             raise httpcore.ConnectError(str(exc)) from exc
         assert transport is not None
+        self._reader.raw = self._transport
         return AsyncioStream(transport, self._reader)
 
     def get_extra_info(self, info: str) -> Any:
@@ -236,7 +268,13 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
 
 
 class AsyncioBackend(httpcore.AsyncNetworkBackend):
-    """httpcore's network backend for the asyncio loop, without anyio in the read path."""
+    """httpcore's network backend for the asyncio loop, without anyio in the read path.
+
+    `frames`: read each socket at most once a frame after data came (see `_Reader`).
+    """
+
+    def __init__(self, *, frames: bool = False) -> None:
+        self._frames = frames
 
     async def connect_tcp(
         self,
@@ -249,7 +287,11 @@ class AsyncioBackend(httpcore.AsyncNetworkBackend):
         loop = asyncio.get_running_loop()
         local = None if local_address is None else (local_address, 0)
         connect = loop.create_connection(
-            _Reader, host, port, local_addr=local, happy_eyeballs_delay=_HAPPY_EYEBALLS
+            lambda: _Reader(self._frames),
+            host,
+            port,
+            local_addr=local,
+            happy_eyeballs_delay=_HAPPY_EYEBALLS,
         )
         try:
             transport, reader = await within(connect, timeout)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import math
-import time
 from collections.abc import AsyncIterator, Callable
 
+from ._frames import frame_at
 from .deltas import Delta, Done, StreamError, TextDelta
 from .typewriter import Typewriter
 
@@ -39,13 +39,14 @@ class Wake:
     def clear(self) -> None:
         self._set = False
 
-    async def wait(self, delay: float | None = None) -> None:
-        """Return once set, or after `delay` seconds (None: no limit)."""
+    async def wait(self, until: float | None = None) -> None:
+        """Return once set, or at the first frame at or after `until` (the loop's clock,
+        None: no limit): the answer's socket reads wake on frames too (`_frames`)."""
         if self._set:
             return
         loop = asyncio.get_running_loop()
         self._waiter = waiter = loop.create_future()
-        timer = None if delay is None else loop.call_later(delay, _resolve, waiter)
+        timer = None if until is None else loop.call_at(frame_at(until), _resolve, waiter)
         try:
             await waiter
         finally:
@@ -65,7 +66,6 @@ async def type_out(
     on_text: Callable[[str], None],
     on_delta: Callable[[Delta], None] = lambda delta: None,
     *,
-    clock: Callable[[], float] = time.monotonic,
     wake: Wake | None = None,
 ) -> Done | StreamError:
     """Reveal the answer through `typewriter`; return the stream's terminal delta.
@@ -76,6 +76,7 @@ async def type_out(
     `typewriter.speed` from outside make the change apply at once.
     """
     wake = wake or Wake()
+    clock = asyncio.get_running_loop().time  # the typewriter's times are the timers' times
     terminal: list[Done | StreamError] = []
     # When the consumer wakes by itself (inf: only when woken); -inf while it runs.
     # Text that does not make the next reveal come sooner needs no extra wake-up:
@@ -108,11 +109,10 @@ async def type_out(
     try:
         while not typewriter.finished:
             deadline = typewriter.next_deadline()
-            delay = None if deadline is None else deadline - clock()
-            if delay is None or delay > 0:
+            if deadline is None or deadline > clock():
                 asleep_until = math.inf if deadline is None else deadline
                 try:
-                    await wake.wait(delay)
+                    await wake.wait(deadline)
                 finally:
                     asleep_until = -math.inf
             wake.clear()

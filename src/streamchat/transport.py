@@ -213,7 +213,7 @@ def new_client() -> httpx.AsyncClient:
     # pool gets ours. tests/test_network.py fails if an httpx upgrade moves it.
     pool = getattr(client._transport, "_pool", None)
     if type(pool) is httpcore.AsyncConnectionPool:  # not a proxy's pool
-        pool._network_backend = AsyncioBackend()
+        pool._network_backend = AsyncioBackend(frames=True)
     return client
 
 
