@@ -6,10 +6,11 @@ fenced code block, a long table) streamed by a loopback server at 200 chars/s:
 * StreamChat types the answer at `speed=200`;
 * the naive notebook loop reads the same stream with httpx and calls
   `display(Markdown(acc), display_id=True).update(...)` at most 60 times a second;
-* the floor: a thread that only wakes 30 times a second and sends a 6-character comm
-  message, for as long as the answer types. It reads nothing and renders nothing: it
-  is what any widget updating at the target's 30 a second costs this kernel at the
-  least (each message wakes the IOPub thread and zmq's I/O thread too).
+* the floor: a thread that reads the same stream from a plain socket 30 times a second,
+  decodes each event's JSON and sends what came as one comm message. No HTTP library,
+  no pacing, no Markdown: it is what any widget that shows the stream at the target's
+  30 updates a second costs this kernel at the least (each message also wakes the
+  IOPub thread and zmq's I/O thread).
 
 Kernel CPU is the kernel process's own `time.process_time()` (all its threads: the loop
 thread that renders, the IOPub thread that serializes) over the answer; bytes are the
@@ -30,12 +31,10 @@ import argparse
 import ast
 import json
 import os
-import subprocess
-import sys
-import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from jupyter_client.manager import start_new_kernel
+
+import paced
 
 TARGETS = {"us/char": 150.0, "bytes/char": 8.0, "updates/s": 30.0}
 TOKEN = 4  # characters per streamed token
@@ -99,45 +98,18 @@ def _server_answer(kind: str, scale: float) -> str:
     return KINDS[kind](scale)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    """An OpenAI-style chat completions stream of the answer named by the prompt."""
-
-    rate = 200.0
-    scale = 1.0
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        kind = body["messages"][-1]["content"]
-        answer = _server_answer(kind, self.scale)
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Cache-Control", "no-cache")
-        self.end_headers()
-        started = time.monotonic()
-        for n, start in enumerate(range(0, len(answer), TOKEN)):
-            delay = started + n * TOKEN / self.rate - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            delta = {"choices": [{"index": 0, "delta": {"content": answer[start : start + TOKEN]}}]}
-            self.wfile.write(f"data: {json.dumps(delta)}\n\n".encode())
-            self.wfile.flush()
-        self.wfile.write(b"data: [DONE]\n\n")
-        self.wfile.flush()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 def serve(rate: float, scale: float) -> None:
-    """Run the loopback server (in its own process: its CPU is not the kernel's)."""
-    _Handler.rate, _Handler.scale = rate, scale
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    print(f"http://127.0.0.1:{server.server_port}/v1/chat/completions", flush=True)
-    server.serve_forever()
+    """The loopback server: the answer named by the prompt, TOKEN characters an event."""
+
+    def tokens(kind: str) -> list[str]:
+        answer = _server_answer(kind, scale)
+        return [answer[start : start + TOKEN] for start in range(0, len(answer), TOKEN)]
+
+    paced.serve(tokens, rate / TOKEN)
 
 
 SETUP = """
-import json, os, threading, time
+import json, os, socket, threading, time, urllib.parse
 import anywidget, httpx
 from IPython.display import Markdown, display
 from streamchat import StreamChat
@@ -177,25 +149,54 @@ def run_streamchat(url, kind, rate):
 class Floor(anywidget.AnyWidget):
     _esm = "export default { render() {} }"
 
-def run_floor(chars, rate):
-    # What any widget that updates 30 times a second costs at the least: a thread that
-    # wakes 30 times a second and sends one 6-character message, for as long as typing
-    # `chars` at `rate` takes. No HTTP, no rendering.
+def run_floor(url, kind, rate):
+    # The least any widget that shows this stream 30 times a second can cost: a thread
+    # reads it from a plain socket 30 times a second, decodes each event's JSON and
+    # sends what came as one comm message. No HTTP library, no pacing, no Markdown.
     widget = Floor()
+    parts = urllib.parse.urlsplit(url)
+    body = json.dumps(
+        {"model": "m", "stream": True, "messages": [{"role": "user", "content": kind}]}
+    ).encode()
+    head = f"POST {parts.path} HTTP/1.1\\r\\nHost: {parts.netloc}\\r\\n"
+    head += f"Content-Type: application/json\\r\\nContent-Length: {len(body)}\\r\\n\\r\\n"
+    shown = []
+    def frames():
+        with socket.create_connection((parts.hostname, parts.port)) as sock:
+            sock.sendall(head.encode() + body)
+            sock.setblocking(False)
+            buffer, done, at = b"", False, time.monotonic()
+            while not done:
+                at += 1 / 30
+                time.sleep(max(0.0, at - time.monotonic()))
+                while True:
+                    try:
+                        data = sock.recv(65536)
+                    except BlockingIOError:
+                        break
+                    done = done or not data
+                    if not data:
+                        break
+                    buffer += data
+                *events, buffer = buffer.split(b"\\n\\n")
+                new = []
+                for event in events:
+                    data = event.rpartition(b"data: ")[2]
+                    if data == b"[DONE]":
+                        done = True
+                    elif data.startswith(b"{"):
+                        new.append(json.loads(data)["choices"][0]["delta"].get("content") or "")
+                if new:
+                    shown.append("".join(new))
+                    widget.send([1, "b", "e", 0, 0, shown[-1]])
     threads = thread_cpu()
     c0, t0 = time.process_time(), time.monotonic()
-    def frames():
-        at = time.monotonic()
-        for _ in range(round(chars / rate * 30)):
-            at += 1 / 30
-            time.sleep(max(0.0, at - time.monotonic()))
-            widget.send([1, "b", "e", 0, 0, "abcdef"])
-    sender = threading.Thread(target=frames, name="floor")
-    sender.start()
-    sender.join()
+    reader = threading.Thread(target=frames, name="floor")
+    reader.start()
+    reader.join()
     cpu, wall = time.process_time() - c0, time.monotonic() - t0
     widget.close()
-    return (cpu, wall, chars, "done", spent(threads))
+    return (cpu, wall, len("".join(shown)), "done", spent(threads))
 
 def run_naive(url, kind, rate):
     body = {"model": "m", "stream": True, "messages": [{"role": "user", "content": kind}]}
@@ -309,17 +310,12 @@ def main() -> None:
     if args.serve:
         serve(args.rate, args.scale)
         return
-    server = subprocess.Popen(
-        [sys.executable, __file__, "--serve", "--rate", str(args.rate), "--scale", str(args.scale)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    server, url = paced.start(__file__, "--rate", str(args.rate), "--scale", str(args.scale))
     kernels = {"": start_new_kernel(kernel_name="python3")}
     if args.baseline:  # its streamchat first on the kernel's path
         env = {**os.environ, "PYTHONPATH": os.path.abspath(args.baseline)}
         kernels[" (baseline)"] = start_new_kernel(kernel_name="python3", env=env)
     try:
-        url = server.stdout.readline().strip()
         for _, client in kernels.values():
             _run(client, f"exec({SETUP!r}) or ()")
             for call in ("run_streamchat", "run_naive"):

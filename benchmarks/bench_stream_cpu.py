@@ -29,14 +29,12 @@ import argparse
 import asyncio
 import json
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Awaitable, Callable
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 
+import paced
 from streamchat import build_request, stream_deltas
 from streamchat._pacing import type_out
 from streamchat.deltas import TextDelta
@@ -46,41 +44,8 @@ from streamchat.typewriter import Typewriter
 TOKEN = "abcd"  # 4 characters per event, as in bench_kernel_cost
 
 
-class _Handler(BaseHTTPRequestHandler):
-    events = 1500
-    rate = 300.0  # events per second
-
-    def do_POST(self) -> None:
-        self.rfile.read(int(self.headers["Content-Length"]))
-        self.send_response(200)
-        self.send_header("Content-Type", "text/event-stream")
-        self.send_header("Cache-Control", "no-cache")
-        self.end_headers()
-        started = time.monotonic()
-        for n in range(self.events):
-            delay = started + n / self.rate - time.monotonic()
-            if delay > 0:
-                time.sleep(delay)
-            delta = {
-                "id": "chatcmpl-1",
-                "object": "chat.completion.chunk",
-                "model": "m",
-                "choices": [{"index": 0, "delta": {"content": TOKEN}, "finish_reason": None}],
-            }
-            self.wfile.write(f"data: {json.dumps(delta)}\n\n".encode())
-            self.wfile.flush()
-        self.wfile.write(b"data: [DONE]\n\n")
-        self.wfile.flush()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 def serve(events: int, rate: float) -> None:
-    _Handler.events, _Handler.rate = events, rate
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    print(f"http://127.0.0.1:{server.server_port}/v1/chat/completions", flush=True)
-    server.serve_forever()
+    paced.serve(lambda prompt: [TOKEN] * events, rate)
 
 
 BODY = {"model": "m", "stream": True, "messages": [{"role": "user", "content": "go"}]}
@@ -161,26 +126,13 @@ def main() -> None:
     if args.serve:
         serve(args.events, args.rate)
         return
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            __file__,
-            "--serve",
-            "--events",
-            str(args.events),
-            "--rate",
-            str(args.rate),
-        ],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
+    server, url = paced.start(__file__, "--events", str(args.events), "--rate", str(args.rate))
     clients = {  # before anything else: the first new_client() builds the TLS context
         "new_client(), first": client_ms(new_client),
         "new_client(), later": min(client_ms(new_client) for _ in range(3)),
         "httpx.AsyncClient()": min(client_ms(httpx.AsyncClient) for _ in range(3)),
     }
     try:
-        url = server.stdout.readline().strip()
         figures = asyncio.run(measure(url, args.events, args.rate, args.rounds))
     finally:
         server.terminate()

@@ -7,6 +7,7 @@ it cannot do: close a kept-alive connection, send megabytes at once).
 from __future__ import annotations
 
 import asyncio
+import itertools
 import shutil
 import socket
 import ssl
@@ -20,9 +21,11 @@ import pytest
 
 from streamchat import _frames
 from streamchat._network import _HIGH_WATER, AsyncioBackend, _Reader
+from streamchat._pacing import type_out
 from streamchat.deltas import Delta, Done, StreamError, TextDelta
 from streamchat.providers import build_request
 from streamchat.transport import Retries, Timeouts, new_client, stream_deltas
+from streamchat.typewriter import Typewriter
 
 from conftest import require
 from loopback import LoopbackServer, Script, sse
@@ -166,6 +169,35 @@ def test_under_tls_the_tcp_socket_is_held_until_the_next_frame_too(
     text, delivered, woken = reads_of(server.route(PATH, Script(FAST, pause=0.005)), monkeypatch)
     assert text == "ab" * 120
     assert_read_once_a_frame(delivered, woken)
+
+
+@pytest.mark.parametrize(("speed", "every"), [(400.0, 3), (0.0, 1)])
+def test_while_a_typewriter_paces_the_text_its_socket_is_read_every_third_frame(
+    server: LoopbackServer, monkeypatch: pytest.MonkeyPatch, speed: float, every: int
+) -> None:
+    # 240 characters at 400 chars/s: 0.6 s of typing either way. Shown as it comes
+    # (speed 0), every frame's data is wanted at once.
+    url = server.route(PATH, Script(FAST, pause=0.005))
+    delivered: list[float] = []
+    original = _Reader.data_received
+
+    def data_received(reader: _Reader, data: bytes) -> None:
+        delivered.append(reader.loop.time())
+        original(reader, data)
+
+    monkeypatch.setattr(_Reader, "data_received", data_received)
+    request = build_request(url, [{"role": "user", "content": "hi"}])
+    shown: list[str] = []
+
+    async def run() -> None:
+        deltas = stream_deltas(request, retries=NO_RETRIES)
+        await type_out(deltas, Typewriter(speed, max_lag=None), shown.append)
+
+    asyncio.run(run())
+    assert "".join(shown) == "ab" * 120
+    gaps = sorted(b - a for a, b in itertools.pairwise(delivered[1:]))
+    median = gaps[len(gaps) // 2]
+    assert median == pytest.approx(every * _frames.PERIOD, abs=0.006), gaps
 
 
 def test_frames_are_one_grid() -> None:

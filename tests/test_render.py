@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 from streamchat.render import (
     MarkdownStream,
     Patch,
-    _units,
     committed,
     highlight_css,
     render_markdown,
+    utf16_length,
 )
 
 # --- realistic answers ---------------------------------------------------------------------
@@ -166,7 +166,7 @@ class PatchApplier:
             assert tail != self.tail, "an extend patch that changes nothing"
             self.tail = tail
         elif patch.op == "commit":
-            assert 0 < patch.size <= _units(self.tail), "a commit of more than is live"
+            assert 0 < patch.size <= utf16_length(self.tail), "a commit of more than is live"
             head = committed(self.tail, patch.size)
             self.frozen += head
             self.tail = self.tail[len(head) :]

@@ -153,6 +153,10 @@ class Framed:
     def finished(self) -> bool:
         return self._typewriter.finished
 
+    @property
+    def speed(self) -> float:
+        return self._typewriter.speed
+
     def push(self, text: str, now: float) -> None:
         self._typewriter.push(text, now)
 

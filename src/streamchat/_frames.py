@@ -17,13 +17,25 @@ has nothing new to show (the text is a link's address, say) sends nothing.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from contextvars import ContextVar
 
-__all__ = ["PERIOD", "frame_after", "frame_at"]
+__all__ = ["PERIOD", "READ_EVERY", "frame_after", "frame_at"]
 
 PERIOD = 1 / 36
 # A deadline this close after a frame belongs to it: the clock read between computing
 # a deadline and arming its timer must not push a wake-up to the next frame.
 _SLACK = 1e-6
+
+
+# How many frames a socket that delivered data stays unread: 1, every frame, unless the
+# task that reads it says otherwise. The typing loop sets it for the task that reads its
+# answer (`_pacing.type_out`): while a typewriter paces the text, reading every third
+# frame delays it by at most 83 ms and the typewriter's schedule keeps the typing as
+# smooth, for a third of the reads. A callable, read at each hold, so that a speed
+# changed mid-answer applies. A context variable because the reads happen deep inside
+# httpx, in that task: the network backend reads it there (`_network.AsyncioStream.read`).
+READ_EVERY: ContextVar[Callable[[], int]] = ContextVar("streamchat_read_every", default=lambda: 1)
 
 
 def frame_at(when: float) -> float:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal, TypedDict
 
-from .render import Patch, _units
+from .render import Patch, utf16_length
 
 __all__ = [
     "BrowserMessage",
@@ -194,8 +194,8 @@ def ended(turn: int, source: str, html: str, reasoning_html: str) -> EndedMessag
         type="ended",
         turn=turn,
         source=source,
-        html_size=_units(html),
-        reasoning_size=_units(reasoning_html),
+        html_size=utf16_length(html),
+        reasoning_size=utf16_length(reasoning_html),
     )
 
 

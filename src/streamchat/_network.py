@@ -29,7 +29,7 @@ from typing import Any
 
 import httpcore
 
-from ._frames import frame_after
+from ._frames import PERIOD, READ_EVERY, frame_after
 from ._timeout import within
 
 __all__ = ["AsyncioBackend", "AsyncioStream"]
@@ -49,7 +49,8 @@ class _Reader(asyncio.Protocol):
 
     With `frames`, a socket that delivered data is not watched again before the next
     frame (`_frames`): a model's events, 50 a second, are then read in the typing
-    loop's wake-ups instead of each in its own. Under TLS the TCP transport is paused
+    loop's wake-ups instead of each in its own; for `READ_EVERY` frames when the
+    reading task's consumer says it can wait. Under TLS the TCP transport is paused
     too (`raw`): pausing the TLS transport only stops the decrypted data, and the
     socket would still wake the loop for every record.
     """
@@ -59,6 +60,7 @@ class _Reader(asyncio.Protocol):
         self.frames = frames
         self.held: asyncio.TimerHandle | None = None  # resumes reading at the next frame
         self.raw: asyncio.Transport | None = None  # the TCP transport under TLS
+        self.read_every = READ_EVERY.get()  # frames to hold; set again by each read
         self.transport: asyncio.Transport | None = None
         self.chunks: deque[bytes] = deque()
         self.size = 0  # bytes in `chunks`
@@ -81,7 +83,8 @@ class _Reader(asyncio.Protocol):
                 if self.raw is not None:
                     self.raw.pause_reading()
                 if self.held is None:
-                    self.held = self.loop.call_at(frame_after(self.loop.time()), self._release)
+                    release = frame_after(self.loop.time() + (self.read_every() - 1) * PERIOD)
+                    self.held = self.loop.call_at(release, self._release)
         self._wake()
 
     def _release(self) -> None:
@@ -157,6 +160,7 @@ class AsyncioStream(httpcore.AsyncNetworkStream):
 
     async def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
         reader = self._reader
+        reader.read_every = READ_EVERY.get()  # the reading task's (see _frames)
         if not reader.chunks and not reader.eof:
             await self._wait(timeout)
         if reader.chunks:

@@ -11,7 +11,7 @@ import asyncio
 import math
 from collections.abc import AsyncIterator, Callable
 
-from ._frames import frame_at
+from ._frames import READ_EVERY, frame_at
 from .deltas import Delta, Done, StreamError, TextDelta
 from .typewriter import Typewriter
 
@@ -105,7 +105,13 @@ async def type_out(
             typewriter.close(clock())
             wake.set()
 
-    producer = asyncio.ensure_future(produce())
+    # The producer reads the network: every third frame while the text is paced, every
+    # frame when it is shown as it comes (speed 0), see `_frames.READ_EVERY`.
+    paced = READ_EVERY.set(lambda: 3 if typewriter.speed > 0 else 1)
+    try:
+        producer = asyncio.ensure_future(produce())  # runs in a copy of this context
+    finally:
+        READ_EVERY.reset(paced)
     try:
         while not typewriter.finished:
             deadline = typewriter.next_deadline()

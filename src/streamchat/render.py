@@ -1357,14 +1357,15 @@ def _common_suffix(a: str, b: str, limit: int) -> int:
     return low
 
 
-def _units(text: str) -> int:
-    """Length in UTF-16 code units, as JavaScript counts it."""
+def utf16_length(text: str) -> int:
+    """Length in UTF-16 code units, as JavaScript counts it: the unit of every size a
+    patch or message gives the views."""
     return len(text.encode("utf-16-le")) // 2
 
 
 def committed(live: str, size: int) -> str:
     """The first `size` UTF-16 code units of the live part: what a "commit" freezes."""
-    if _units(live) == len(live):  # no character outside the BMP: units are characters
+    if utf16_length(live) == len(live):  # no character outside the BMP: units are characters
         return live[:size]
     return live.encode("utf-16-le")[: 2 * size].decode("utf-16-le")
 
@@ -1390,8 +1391,8 @@ def live_patch(old: str, new: str, *, whole: bool = True) -> Patch | None:
     return Patch(
         "extend",
         new[start : len(new) - end],
-        _units(old[start : len(old) - end]),
-        _units(old[len(old) - end :]),
+        utf16_length(old[start : len(old) - end]),
+        utf16_length(old[len(old) - end :]),
     )
 
 
@@ -1515,7 +1516,7 @@ class MarkdownStream:
             shown += 1
         self._shown_start, self._shown_size, self._shown_rest = [], 0, live
         patches = []
-        if size := _units("".join(blocks[:shown])):
+        if size := utf16_length("".join(blocks[:shown])):
             patches.append(Patch("commit", size=size))
         if rest := "".join(blocks[shown:]):
             patches.append(Patch("append", rest))
