@@ -345,12 +345,10 @@ def _measure(kernels: dict, url: str, args: argparse.Namespace) -> None:
         runs.append(
             ("naive display/update", kernels[""][1], f"run_naive({url!r}, {kind!r}, {args.rate})")
         )
-        runs.append(("floor: 30 sends/s", kernels[""][1], f"run_floor({{chars}}, {args.rate})"))
-        chars = 0
+        runs.append(("floor", kernels[""][1], f"run_floor({url!r}, {kind!r}, {args.rate})"))
         for name, client, call in runs:
             update = "update_display_data" if name.startswith("naive") else "comm_msg"
-            figures = _figures(*_run(client, call.format(chars=chars)), update)
-            chars = chars or figures["chars"]
+            figures = _figures(*_run(client, call), update)
             print(
                 f"{kind + ', ' + name:<36}{figures['chars']:>7}{figures['us/char']:>9.0f}"
                 f"{figures['cpu %']:>7.1f}{figures['bytes/char']:>12.1f}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Iterator
 from itertools import pairwise
 from pathlib import Path
 from typing import Any
@@ -529,6 +530,25 @@ def test_the_loop_thread_wakes_once_a_frame_while_an_answer_types(server, chats)
     assert woken / seconds <= 1.4 / _frames.PERIOD, f"{woken} wake-ups in {seconds:.2f} s"
     patches = [t for t, message in capture.custom() if message.get("type") == "patch"]
     assert len(patches) / seconds >= 20  # and still typing smoothly
+
+
+def test_a_generator_source_wakes_the_loop_thread_once_a_frame_too(chats) -> None:
+    # A sync generator (an SDK stream) read on its own thread, 200 items a second.
+    def source(messages: list[dict[str, str]]) -> Iterator[str]:
+        for _ in range(300):
+            time.sleep(0.005)
+            yield "w"
+
+    chat = StreamChat(source, speed=200)
+    chats.append(chat)
+    _runner.loop()
+    before, started = loop_thread_wake_ups(), time.monotonic()
+    chat.send("go")
+    assert chat.wait(30)
+    woken, seconds = loop_thread_wake_ups() - before, time.monotonic() - started
+    assert chat.status == "done"
+    assert chat.messages[-1]["content"] == "w" * 300
+    assert woken / seconds <= 1.4 / _frames.PERIOD, f"{woken} wake-ups in {seconds:.2f} s"
 
 
 def test_many_answers_at_once_stay_within_the_kernel_budget(server, chats) -> None:

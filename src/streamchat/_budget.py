@@ -10,7 +10,7 @@ __all__ = ["LIVE", "min_interval"]
 
 # Jupyter's IOPub rate limit drops messages above 1000/s for the whole kernel; half of
 # that is the budget shared by every live answer. One answer sends at most one message
-# a frame (`_frames`, 32 a second: smooth typing), which the outbox keeps to itself.
+# a frame (`_frames`, 36 a second: smooth typing), which the outbox keeps to itself.
 _KERNEL_BUDGET = 500.0
 # A tick usually sends only the new text ("extend"), but a reset or a block that is
 # rendered anew can be large: bytes are budgeted too, for the browser's sake and for

@@ -58,7 +58,7 @@ class _Reader(asyncio.Protocol):
     def __init__(self, frames: bool = False) -> None:
         self.loop = asyncio.get_running_loop()
         self.frames = frames
-        self.held: asyncio.TimerHandle | None = None  # resumes reading at the next frame
+        self.held: asyncio.TimerHandle | None = None  # resumes reading when the hold ends
         self.raw: asyncio.Transport | None = None  # the TCP transport under TLS
         self.read_every = READ_EVERY.get()  # frames to hold; set again by each read
         self.transport: asyncio.Transport | None = None

@@ -32,6 +32,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
+from ._frames import PERIOD, READ_EVERY, frame_after
+from ._pacing import Wake
 from ._providers.readers import CustomReader
 from ._secrets import Secrets, scrub
 from ._timeout import within
@@ -290,8 +292,11 @@ class _Handoff:
 class _Reader:
     """A sync iterator (or a sync function's call) read on a daemon thread.
 
-    Items wait in a deque; the loop is woken once per batch, when the deque was
-    empty. `stop()` makes the thread close the iterator after its current item.
+    Items wait in a deque. The loop is woken only when a batch is awaited and none
+    is there, and a batch is taken at most once a frame (`READ_EVERY` frames while
+    the text is paced): an SDK's 50 events a second are taken in the typing loop's
+    wake-ups, as the network backend does for sockets (`_frames`). `stop()` makes
+    the thread close the iterator after its current item.
     """
 
     def __init__(self, value: object) -> None:
@@ -299,6 +304,8 @@ class _Reader:
         self._items: collections.deque[tuple[str, object]] = collections.deque()
         self._lock = threading.Lock()
         self._ready = asyncio.Event()
+        self._waiting = False  # a batch awaits `_ready`: the next item wakes the loop
+        self._held_until: float | None = None  # no batch before this frame
         self._stopped = threading.Event()
         self._thread = threading.Thread(
             target=self._run, args=(value,), name="streamchat-source", daemon=True
@@ -310,13 +317,18 @@ class _Reader:
 
     async def batch(self) -> list[object]:
         """The items produced since the last call (waiting for at least one)."""
+        if self._held_until is not None:
+            await Wake().wait(self._held_until)
         while True:
             with self._lock:
                 if self._items:
                     batch, self._items = self._items, collections.deque()
                     break
                 self._ready.clear()
+                self._waiting = True
             await self._ready.wait()
+        holding = READ_EVERY.get()() - 1  # the frames after the next one
+        self._held_until = frame_after(self._loop.time() + holding * PERIOD)
         items: list[object] = []
         for kind, value in batch:
             if kind == "error":
@@ -330,7 +342,7 @@ class _Reader:
 
     def _put(self, kind: str, value: object) -> None:
         with self._lock:
-            wake = not self._items
+            wake, self._waiting = self._waiting, False
             self._items.append((kind, value))
         if wake and not self._stopped.is_set():  # after Stop nobody waits; the loop may be gone
             with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
