@@ -176,8 +176,9 @@ def test_while_a_typewriter_paces_the_text_its_socket_is_read_every_third_frame(
     server: LoopbackServer, monkeypatch: pytest.MonkeyPatch, speed: float, every: int
 ) -> None:
     # 240 characters at 400 chars/s: 0.6 s of typing either way. Shown as it comes
-    # (speed 0), every frame's data is wanted at once.
-    url = server.route(PATH, Script(FAST, pause=0.005))
+    # (speed 0), every frame's data is wanted at once. The first token comes 30 ms
+    # after the headers.
+    url = server.route(PATH, Script(FAST, pause=[0.03] + [0.005] * (len(FAST) - 1)))
     delivered: list[float] = []
     original = _Reader.data_received
 
@@ -195,6 +196,8 @@ def test_while_a_typewriter_paces_the_text_its_socket_is_read_every_third_frame(
 
     asyncio.run(run())
     assert "".join(shown) == "ab" * 120
+    # The first token is not held back: until text came, every frame's data is wanted.
+    assert delivered[1] - delivered[0] < 0.045, delivered[:3]
     gaps = sorted(b - a for a, b in itertools.pairwise(delivered[1:]))
     median = gaps[len(gaps) // 2]
     assert median == pytest.approx(every * _frames.PERIOD, abs=0.006), gaps

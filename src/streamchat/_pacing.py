@@ -82,14 +82,20 @@ async def type_out(
     # Text that does not make the next reveal come sooner needs no extra wake-up:
     # at 50 events a second that would be a loop turn per event for nothing.
     asleep_until = -math.inf
+    # Whether the last delta was text the typewriter paces: the reads may then wait for
+    # every third frame (`_frames.READ_EVERY`). Before the first token, during reasoning
+    # (not paced) and at speed 0 (shown as it comes), every frame's data is wanted.
+    paced = False
 
     async def produce() -> None:
+        nonlocal paced
         # Whatever ends the stream (its end, a bug in a stage, an exception nobody
         # mapped), the typewriter is closed and the consumer woken: a producer that
         # died silently would leave the consumer waiting for ever.
         try:
             async for delta in deltas:
-                if isinstance(delta, TextDelta):
+                paced = isinstance(delta, TextDelta)
+                if paced:
                     typewriter.push(delta.text, clock())
                     deadline = typewriter.next_deadline()
                     if deadline is not None and deadline < asleep_until:
@@ -105,13 +111,11 @@ async def type_out(
             typewriter.close(clock())
             wake.set()
 
-    # The producer reads the network: every third frame while the text is paced, every
-    # frame when it is shown as it comes (speed 0), see `_frames.READ_EVERY`.
-    paced = READ_EVERY.set(lambda: 3 if typewriter.speed > 0 else 1)
+    reads = READ_EVERY.set(lambda: 3 if paced and typewriter.speed > 0 else 1)
     try:
         producer = asyncio.ensure_future(produce())  # runs in a copy of this context
     finally:
-        READ_EVERY.reset(paced)
+        READ_EVERY.reset(reads)
     try:
         while not typewriter.finished:
             deadline = typewriter.next_deadline()
