@@ -150,7 +150,7 @@ class SnapshotMessage(TypedDict):
     tool_calls: list[dict[str, Any]]
 
 
-# A patch travels as one flat JSON array, not an object: at 30-40 messages a second
+# A patch travels as one flat JSON array, not an object: at 30-36 messages a second
 # key names and nesting would cost more than the new text itself. [turn, part, op...]:
 # part is "b" (body) or "r" (reasoning), and the ops follow one another, each a code
 # and its arguments: "a", html (append) | "t", html (tail) | "e", drop, keep, html

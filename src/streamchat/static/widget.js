@@ -89,7 +89,7 @@ const OPS = {
 
 /**
  * A patch message from its wire form, one flat JSON array (key names and nesting would
- * cost more than the new text at 30-40 messages a second): [turn, part, op...], part
+ * cost more than the new text at 30-36 messages a second): [turn, part, op...], part
  * "b" or "r", each op a code and its arguments: "a", html | "t", html |
  * "e", drop, keep, html | "c", size | "r", html.
  */
