@@ -6,10 +6,12 @@ for the read timeout (a timer, and a look-up of the running async library), and
 resumes, then pauses, the socket's reading (two `epoll_ctl` system calls). On
 the kernel's one loop thread that was most of the cost of receiving an event.
 
-Here the socket keeps reading into a buffer (paused only when the buffer is full:
-the server is then held back by TCP), a read waits on one future, and the read
+Here the socket reads into a buffer, a read waits on one future, and the read
 timeout is one timer per connection, re-armed lazily: a read only notes its
 deadline, and the timer, when it fires early, sleeps again until the latest one.
+The socket is paused when the buffer is full (the server is then held back by TCP)
+and, with `frames`, after each delivery until a later frame (`_frames`): one pause
+and one resume a frame, not one wake-up of the loop thread per event.
 
 The contract is httpcore's `AsyncNetworkBackend`; its errors are httpcore's
 (`ConnectError`, `ReadTimeout`, ...), which httpx maps to its own as for anyio.
