@@ -512,11 +512,18 @@ def loop_thread_wake_ups() -> int:
     return int(status.split("voluntary_ctxt_switches:")[1].split()[0])
 
 
+def frame_bound(seconds: float) -> float:
+    """Wake-ups allowed in `seconds`: one a frame, a quarter more for other work the
+    shared loop does meanwhile, and 20 for connecting and ending (~185 a second
+    without frames)."""
+    return 1.25 * seconds / _frames.PERIOD + 20
+
+
 def test_the_loop_thread_wakes_once_a_frame_while_an_answer_types(server, chats) -> None:
     # 200 one-character events a second, typed at 200 chars/s: each event and each
     # typing step could wake the thread (400 a second); frames keep it near 36.
     url = server.route(
-        "/v1/chat/completions", Script(openai_chunks("word " * 60, size=1), pause=0.005)
+        "/v1/chat/completions", Script(openai_chunks("word " * 100, size=1), pause=0.005)
     )
     chat, capture = make(chats, url, speed=200)
     _runner.loop()  # started before counting
@@ -525,9 +532,9 @@ def test_the_loop_thread_wakes_once_a_frame_while_an_answer_types(server, chats)
     assert chat.wait(30)
     woken, seconds = loop_thread_wake_ups() - before, time.monotonic() - started
     assert chat.status == "done"
-    assert chat.messages[-1]["content"] == "word " * 60
-    assert seconds > 1.2  # typed at its pace
-    assert woken / seconds <= 1.4 / _frames.PERIOD, f"{woken} wake-ups in {seconds:.2f} s"
+    assert chat.messages[-1]["content"] == "word " * 100
+    assert seconds > 2.0  # typed at its pace
+    assert woken <= frame_bound(seconds), f"{woken} wake-ups in {seconds:.2f} s"
     patches = [t for t, message in capture.custom() if message.get("type") == "patch"]
     assert len(patches) / seconds >= 20  # and still typing smoothly
 
@@ -535,7 +542,7 @@ def test_the_loop_thread_wakes_once_a_frame_while_an_answer_types(server, chats)
 def test_a_generator_source_wakes_the_loop_thread_once_a_frame_too(chats) -> None:
     # A sync generator (an SDK stream) read on its own thread, 200 items a second.
     def source(messages: list[dict[str, str]]) -> Iterator[str]:
-        for _ in range(300):
+        for _ in range(500):
             time.sleep(0.005)
             yield "w"
 
@@ -547,8 +554,8 @@ def test_a_generator_source_wakes_the_loop_thread_once_a_frame_too(chats) -> Non
     assert chat.wait(30)
     woken, seconds = loop_thread_wake_ups() - before, time.monotonic() - started
     assert chat.status == "done"
-    assert chat.messages[-1]["content"] == "w" * 300
-    assert woken / seconds <= 1.4 / _frames.PERIOD, f"{woken} wake-ups in {seconds:.2f} s"
+    assert chat.messages[-1]["content"] == "w" * 500
+    assert woken <= frame_bound(seconds), f"{woken} wake-ups in {seconds:.2f} s"
 
 
 def test_many_answers_at_once_stay_within_the_kernel_budget(server, chats) -> None:
