@@ -30,7 +30,7 @@ from streamchat import _math
 
 TAB = 4  # Python-Markdown's tab_length: one nesting level of a list.
 
-_LETTER = re.compile(r"[^\W\d_]")
+LETTER = re.compile(r"[^\W\d_]")  # a letter of any script
 _HR = re.compile(r" {0,3}([-*_])(?: *\1){2,} *$")
 _MARKER = re.compile(r"( *)([-+*]|(\d{1,9})\.)( +)(?=\S)")
 _HEADING = re.compile(r" {0,3}#{1,6}(?: |$)")
@@ -142,7 +142,7 @@ class BlockScanner:
             self._fence is None
             and self._prev_blank
             and self._started
-            and _LETTER.match(partial) is not None
+            and LETTER.match(partial) is not None
         )
 
     def feed(self, line: str) -> Line:

@@ -447,7 +447,6 @@ _CUT = re.compile(
     r"(?<=[^ \\\n])(?:[ \n](?=[^\W\d_])| (?=[`\[]))"  # before a letter, code span or link
     r"|(?<=[。！？])(?=[^\W\d_])"  # after a CJK sentence end
 )
-_LETTER = re.compile(r"[^\W\d_]")
 _PLAIN_TOKENS = frozenset({"", "n", "p", "w"})  # no colour in either theme: no <span>
 _RAW_CLASS = "streamchat-raw"
 _TABLE_END = "\n</tbody>\n</table>"
@@ -1288,7 +1287,7 @@ class _Block:
     def _first_line(self, partial: str) -> None:
         """A paragraph's first line is cut as it is typed, as its later lines are: text
         that starts with a letter can only be a paragraph's."""
-        if not self._lines and self._paragraph is None and _LETTER.match(partial):
+        if not self._lines and self._paragraph is None and _markdown.LETTER.match(partial):
             self._paragraph = _Paragraph(self._render)
 
     def _after_fence(self, partial: str) -> str:
