@@ -36,6 +36,13 @@ def require(condition: bool, why: str) -> None:
     pytest.skip(why)
 
 
+def wake_ups(native_id: int) -> int:
+    """How many times thread `native_id` of this process has slept and been woken
+    (its voluntary context switches; Linux)."""
+    status = Path(f"/proc/self/task/{native_id}/status").read_text()
+    return int(status.split("voluntary_ctxt_switches:")[1].split()[0])
+
+
 @pytest.fixture
 def server() -> Iterator[LoopbackServer]:
     srv = LoopbackServer().start()

@@ -27,7 +27,7 @@ from streamchat.providers import build_request
 from streamchat.transport import Retries, Timeouts, new_client, stream_deltas
 from streamchat.typewriter import Typewriter
 
-from conftest import require
+from conftest import require, wake_ups
 from loopback import LoopbackServer, Script, sse
 
 PATH = "/v1/chat/completions"
@@ -119,15 +119,8 @@ def test_https_with_an_untrusted_certificate_is_refused(
 FAST = sse(*({"choices": [{"index": 0, "delta": {"content": "ab"}}]} for _ in range(120)), "[DONE]")
 
 
-def wake_ups() -> int:
-    """How many times this thread has slept and been woken (Linux)."""
-    status = Path(f"/proc/self/task/{threading.get_native_id()}/status").read_text()
-    return int(status.split("voluntary_ctxt_switches:")[1].split()[0])
-
-
-def reads_of(url: str, monkeypatch: pytest.MonkeyPatch) -> tuple[str, list[float], int]:
-    """The answer's text, when its socket delivered data (the loop's clock), and how
-    many times the loop's thread woke up meanwhile."""
+def deliveries(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """When sockets deliver data from now on (the loop's clock), filled in as they do."""
     delivered: list[float] = []
     original = _Reader.data_received
 
@@ -136,9 +129,16 @@ def reads_of(url: str, monkeypatch: pytest.MonkeyPatch) -> tuple[str, list[float
         original(reader, data)
 
     monkeypatch.setattr(_Reader, "data_received", data_received)
-    before = wake_ups()
+    return delivered
+
+
+def reads_of(url: str, monkeypatch: pytest.MonkeyPatch) -> tuple[str, list[float], int]:
+    """The answer's text, when its socket delivered data (the loop's clock), and how
+    many times the loop's thread (this one) woke up meanwhile."""
+    delivered = deliveries(monkeypatch)
+    before = wake_ups(threading.get_native_id())
     text = text_of(collect(url))
-    return text, delivered, wake_ups() - before
+    return text, delivered, wake_ups(threading.get_native_id()) - before
 
 
 def assert_read_once_a_frame(delivered: list[float], woken: int) -> None:
@@ -179,14 +179,7 @@ def test_while_a_typewriter_paces_the_text_its_socket_is_read_every_third_frame(
     # (speed 0), every frame's data is wanted at once. The first token comes 30 ms
     # after the headers.
     url = server.route(PATH, Script(FAST, pause=[0.03] + [0.005] * (len(FAST) - 1)))
-    delivered: list[float] = []
-    original = _Reader.data_received
-
-    def data_received(reader: _Reader, data: bytes) -> None:
-        delivered.append(reader.loop.time())
-        original(reader, data)
-
-    monkeypatch.setattr(_Reader, "data_received", data_received)
+    delivered = deliveries(monkeypatch)
     request = build_request(url, [{"role": "user", "content": "hi"}])
     shown: list[str] = []
 

@@ -26,6 +26,7 @@ from streamchat.render import Patch, render_markdown
 from streamchat.transport import Timeouts
 from streamchat.widget import StreamChat
 
+from conftest import wake_ups
 from loopback import Script, free_port, sse, wait_until
 
 ANSWER = """\
@@ -504,12 +505,16 @@ def test_the_kernel_budget_is_shared_by_live_answers() -> None:
     assert min_interval(2, size=10_000) == pytest.approx(0.08)
 
 
-def loop_thread_wake_ups() -> int:
-    """How many times the shared loop's thread has slept and been woken (Linux)."""
+def answer_wake_ups(chat: StreamChat) -> tuple[int, float]:
+    """Ask `chat` and wait for its answer: how many times the shared loop's thread woke
+    up meanwhile, and in how many seconds."""
+    _runner.loop()  # started before counting
     thread = _runner._thread
     assert thread is not None and thread.native_id is not None
-    status = Path(f"/proc/self/task/{thread.native_id}/status").read_text()
-    return int(status.split("voluntary_ctxt_switches:")[1].split()[0])
+    before, started = wake_ups(thread.native_id), time.monotonic()
+    chat.send("go")
+    assert chat.wait(30)
+    return wake_ups(thread.native_id) - before, time.monotonic() - started
 
 
 def frame_bound(seconds: float) -> float:
@@ -526,11 +531,7 @@ def test_the_loop_thread_wakes_once_a_frame_while_an_answer_types(server, chats)
         "/v1/chat/completions", Script(openai_chunks("word " * 100, size=1), pause=0.005)
     )
     chat, capture = make(chats, url, speed=200)
-    _runner.loop()  # started before counting
-    before, started = loop_thread_wake_ups(), time.monotonic()
-    chat.send("go")
-    assert chat.wait(30)
-    woken, seconds = loop_thread_wake_ups() - before, time.monotonic() - started
+    woken, seconds = answer_wake_ups(chat)
     assert chat.status == "done"
     assert chat.messages[-1]["content"] == "word " * 100
     assert seconds > 2.0  # typed at its pace
@@ -548,11 +549,7 @@ def test_a_generator_source_wakes_the_loop_thread_once_a_frame_too(chats) -> Non
 
     chat = StreamChat(source, speed=200)
     chats.append(chat)
-    _runner.loop()
-    before, started = loop_thread_wake_ups(), time.monotonic()
-    chat.send("go")
-    assert chat.wait(30)
-    woken, seconds = loop_thread_wake_ups() - before, time.monotonic() - started
+    woken, seconds = answer_wake_ups(chat)
     assert chat.status == "done"
     assert chat.messages[-1]["content"] == "w" * 500
     assert woken <= frame_bound(seconds), f"{woken} wake-ups in {seconds:.2f} s"
