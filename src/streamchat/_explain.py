@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from streamchat.deltas import StreamError
-from streamchat.providers import _KEY_VARIABLES
+from streamchat.providers import PROVIDERS, lookup
 
 __all__ = ["Explanation", "explain"]
 
@@ -107,10 +107,10 @@ def _http(
     status: int, retry_after: float | None, provider: str | None, spell: dict[str, str]
 ) -> tuple[str, str]:
     if status == 401:
-        variable = _KEY_VARIABLES.get(provider or "")
+        key = lookup(provider).key if provider in PROVIDERS else None
         # The variable's key goes to its provider's own host only (the transport's detail
         # says when it was held back from another host).
-        where = f"set {variable} (for its provider's host) or {{key}}" if variable else "{key}"
+        where = f"set {key.variable} (for its provider's host) or {{key}}" if key else "{key}"
         return "The server refused the API key.", f"Check the key: {where}."
     if status == 403:
         return (

@@ -33,7 +33,14 @@ from ._framing import Framer, Payload
 from ._secrets import Secrets, mask_url
 from ._validation import request_problem
 from .deltas import Delta, Done, StreamError
-from .providers import ChatRequest, build_request, make_parser, wire_format
+from .providers import (
+    MEDIA_TYPES,
+    ChatRequest,
+    build_request,
+    key_variables,
+    make_parser,
+    wire_format,
+)
 from .sse import FrameTooLong
 from .transport import Limits, server_message
 
@@ -77,11 +84,6 @@ MIN_DURATION = 0.5
 MIN_EVENTS = 5
 
 _SAMPLE_LIMIT = 64 * 1024
-_STREAM_MEDIA_TYPES = {
-    "sse": ("text/event-stream",),
-    "ndjson": ("application/x-ndjson", "application/ndjson", "application/jsonl"),
-    "plain": ("text/plain",),  # unframed text: FastAPI's StreamingResponse, the AI SDK's
-}
 REPORTED_HEADERS = (
     "content-type",
     "content-encoding",
@@ -420,9 +422,9 @@ def _verdict(m: Measurements, findings: tuple[Finding, ...]) -> Verdict:
 
 
 def _is_stream(m: Measurements) -> bool:
-    if m.wire not in _STREAM_MEDIA_TYPES or _protocol_error(m):
+    if m.wire not in MEDIA_TYPES or _protocol_error(m):
         return False
-    return bool(m.events) or m.media_type in _STREAM_MEDIA_TYPES[m.wire]
+    return bool(m.events) or m.media_type in MEDIA_TYPES[m.wire]
 
 
 def _protocol_error(m: Measurements) -> str | None:
@@ -450,7 +452,7 @@ def _status_fix(status: int) -> str:
         )
     if status in (401, 403):
         return (
-            "Check the API key: OPENAI_API_KEY / ANTHROPIC_API_KEY / GEMINI_API_KEY are sent"
+            f"Check the API key: {' / '.join(key_variables())} are sent"
             " only to their provider's own host over https; for any other server pass"
             " --header 'Authorization: Bearer ...'."
         )
@@ -474,8 +476,8 @@ def _content_type(m: Measurements) -> Iterator[Finding]:
         detail = _protocol_error(m) or server_message(m.sample, m.media_type)
         message = f"the answer is not a stream ({shown})" + (f": {detail}" if detail else "")
         yield Finding("content-type", message, FIX_NOT_STREAMING)
-    elif m.wire in _STREAM_MEDIA_TYPES and m.media_type not in _STREAM_MEDIA_TYPES[m.wire]:
-        expected = _STREAM_MEDIA_TYPES[m.wire][0]
+    elif m.wire in MEDIA_TYPES and m.media_type not in MEDIA_TYPES[m.wire]:
+        expected = MEDIA_TYPES[m.wire][0]
         message = f"the stream is served as {shown}, not {expected}"
         yield Finding("content-type", message, FIX_CONTENT_TYPE)
 
