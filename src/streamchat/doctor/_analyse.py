@@ -83,10 +83,16 @@ def _verdict(m: Measurements, findings: tuple[Finding, ...]) -> Verdict:
     return "buffered" if "buffering" in ids else "ok"
 
 
+def _stream_types(m: Measurements) -> tuple[str, ...]:
+    """The media types of the body's framing: () for a JSON document or an undecided body."""
+    return MEDIA_TYPES.get(m.wire or "", ())
+
+
 def _is_stream(m: Measurements) -> bool:
-    if m.wire not in MEDIA_TYPES or _protocol_error(m):
+    types = _stream_types(m)
+    if not types or _protocol_error(m):
         return False
-    return bool(m.events) or m.media_type in MEDIA_TYPES[m.wire]
+    return bool(m.events) or m.media_type in types
 
 
 def _protocol_error(m: Measurements) -> str | None:
@@ -115,9 +121,8 @@ def _content_type(m: Measurements) -> Iterator[Finding]:
         detail = _protocol_error(m) or server_message(m.sample, m.media_type)
         message = f"the answer is not a stream ({shown})" + (f": {detail}" if detail else "")
         yield Finding("content-type", message, FIX_NOT_STREAMING)
-    elif m.wire in MEDIA_TYPES and m.media_type not in MEDIA_TYPES[m.wire]:
-        expected = MEDIA_TYPES[m.wire][0]
-        message = f"the stream is served as {shown}, not {expected}"
+    elif (types := _stream_types(m)) and m.media_type not in types:
+        message = f"the stream is served as {shown}, not {types[0]}"
         yield Finding("content-type", message, FIX_CONTENT_TYPE)
 
 

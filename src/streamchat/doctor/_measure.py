@@ -152,21 +152,22 @@ def _measure(
         ):
             measured = _read(response, replace(base, **_head(response, clock())), clock, budget)
     except httpx.HTTPError as exc:
-        return replace(base, total=clock(), **_failure_of(exc, watchdog.fired, budget.timeout))
+        ending, error = _failure_of(exc, watchdog.fired, budget.timeout)
+        return replace(base, total=clock(), ending=ending, error=error)
     if watchdog.fired and measured.ending == "cut":
         return replace(measured, ending="timeout", error="")
     return measured
 
 
-def _failure_of(exc: httpx.HTTPError, timed_out: bool, timeout: float) -> dict[str, str]:
+def _failure_of(exc: httpx.HTTPError, timed_out: bool, timeout: float) -> tuple[Ending, str]:
     """The ending and error of an exchange that failed before its response head."""
     if timed_out:
-        return {"ending": "timeout", "error": f"no complete response head in {timeout:g} s"}
+        return "timeout", f"no complete response head in {timeout:g} s"
     if isinstance(exc, httpx.TimeoutException):
-        return {"ending": "timeout", "error": str(exc) or type(exc).__name__}
+        return "timeout", str(exc) or type(exc).__name__
     if isinstance(exc, httpx.RemoteProtocolError):
-        return {"ending": "connect", "error": f"the response is not valid HTTP: {exc}"}
-    return {"ending": "connect", "error": str(exc) or type(exc).__name__}
+        return "connect", f"the response is not valid HTTP: {exc}"
+    return "connect", str(exc) or type(exc).__name__
 
 
 class _Watchdog:
