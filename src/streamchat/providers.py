@@ -90,7 +90,7 @@ class ChatRequest:
 
 def detect_provider(url: str) -> str:
     """The request format implied by the URL's path; "custom" when nothing matches."""
-    return detect(urlsplit(url).path.rstrip("/")).name
+    return detect(url).name
 
 
 def build_request(
@@ -112,7 +112,7 @@ def build_request(
     (`temperature`, `max_tokens`, `generationConfig`...); they override the
     defaults and `max_tokens`. `headers` override the built ones, whatever their case.
     """
-    spec = detect(urlsplit(url).path.rstrip("/")) if provider == "auto" else lookup(provider)
+    spec = detect(url) if provider == "auto" else lookup(provider)
     body = spec.body(messages, system)
     if model and spec.url is None:  # else the model is named in the URL
         body = {"model": model, **body}

@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Literal
+from urllib.parse import urlsplit
 
 from . import bodies
 from .ai_sdk import AiSdkReader
@@ -189,8 +190,9 @@ def lookup(name: str) -> Provider:
     return provider
 
 
-def detect(path: str) -> Provider:
-    """The provider a URL's path implies (without a trailing slash); `CUSTOM` when none."""
+def detect(url: str) -> Provider:
+    """The provider a URL's path implies; `CUSTOM` when none does."""
+    path = urlsplit(url).path.rstrip("/")
     return next(
         (provider for provider in REGISTRY if provider.path and provider.path.search(path)),
         CUSTOM,
