@@ -17,6 +17,7 @@ SANS_IO = (
     "streamchat.deltas",
     "streamchat._framing",
     "streamchat.providers",
+    "streamchat.typewriter",
 )
 # The HTTP client and its transport, the terminal toolkit, the Markdown engines,
 # the notebook stack and the demo server.
