@@ -1,13 +1,15 @@
 """Every stream reader, in the order a payload's shape is sniffed.
 
-One reader per module; `registry` says which provider uses which.
+One reader per module; `registry` says which provider uses which. What they
+share (`Sink`, `Reader`, `excerpt`) lives in `base` and is re-exported here, so
+this module's names are the ones it had before the split.
 """
 
 from __future__ import annotations
 
 from .ai_sdk import AiSdkReader
 from .anthropic import AnthropicReader
-from .base import Reader
+from .base import Reader, Sink, excerpt
 from .custom import CustomReader
 from .gemini import GeminiReader
 from .langchain import LangChainReader
@@ -26,7 +28,10 @@ __all__ = [
     "LlamaCppReader",
     "OllamaReader",
     "OpenAIChatReader",
+    "Reader",
     "ResponsesReader",
+    "Sink",
+    "excerpt",
 ]
 
 # Sniffing order: the hinted format is tried first, then these.

@@ -58,7 +58,7 @@ def held_events(arrivals: Sequence[tuple[float, int]]) -> int:
 
 
 def analyse(m: Measurements) -> Diagnosis:
-    """The verdict and findings for recorded measurements (no I/O; see module docstring).
+    """The verdict and findings for recorded measurements (no I/O: see `streamchat.doctor`).
 
     Verdicts, most serious first: `error` (no response, an error status, or an
     error reported inside the stream), `not-streaming` (one JSON or HTML document,
