@@ -27,6 +27,7 @@ from streamchat.doctor import (
     held_events,
     sparkline,
 )
+from streamchat.providers import MEDIA_TYPES, wire_format
 
 from conftest import require
 from loopback import LoopbackServer, Script, free_port, sse
@@ -116,6 +117,24 @@ def test_ndjson_stream(server: LoopbackServer) -> None:
     assert diagnosis.verdict == "ok", diagnosis.render_text()
     assert diagnosis.measurements.wire == "ndjson"
     assert diagnosis.measurements.event_count == 7
+
+
+@pytest.mark.parametrize(
+    "media_type", [*MEDIA_TYPES["ndjson"], "application/json-seq", "application/x-lines"]
+)
+def test_the_doctors_ndjson_types_are_the_transports(
+    server: LoopbackServer, media_type: str
+) -> None:
+    """One rule: a body the transport frames as NDJSON by its type is a well-typed stream."""
+    lines = [json.dumps({"response": "w ", "done": False}), json.dumps({"done": True})]
+    script = Script(
+        [line.encode() + b"\n" for line in lines],
+        headers={"Content-Type": media_type, **NO_CACHE},
+    )
+    diagnosis = diagnose(server.route("/api/generate", script))
+    assert diagnosis.measurements.wire == "ndjson"
+    transport_frames_it = wire_format("ollama-generate", media_type) == "ndjson"
+    assert ("content-type" not in diagnosis.ids) == transport_frames_it, diagnosis.render_text()
 
 
 def test_json_answer_is_not_streaming(server: LoopbackServer) -> None:

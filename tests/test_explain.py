@@ -38,6 +38,24 @@ def test_a_401_names_the_key_variable_and_the_option() -> None:
     assert "--header" in explain(error, provider="openai", audience="terminal").fix
 
 
+@pytest.mark.parametrize(
+    ("provider", "header"),
+    [
+        ("openai", "'Authorization: Bearer ...'"),
+        ("anthropic", "'x-api-key: ...'"),
+        ("gemini", "'x-goog-api-key: ...'"),
+        ("custom", "'Authorization: Bearer ...'"),
+        (None, "'Authorization: Bearer ...'"),
+    ],
+)
+def test_a_401_in_the_terminal_names_the_providers_key_header(
+    provider: str | None, header: str
+) -> None:
+    """Anthropic and Gemini refuse a Bearer token: the fix names the header they read."""
+    error = StreamError("http", "HTTP 401 Unauthorized", status=401)
+    assert f"--header {header}" in explain(error, provider=provider, audience="terminal").fix
+
+
 def test_a_cut_stream_says_so_before_the_jargon() -> None:
     message = (
         "the connection closed before the stream ended (incomplete chunked encoding, what"

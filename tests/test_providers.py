@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import ast
+from pathlib import Path
+
 import pytest
 
+import streamchat
 from streamchat.providers import (
     PROVIDERS,
     ChatRequest,
     build_request,
     detect_provider,
+    key_variables,
     make_parser,
     wire_format,
 )
@@ -388,3 +393,45 @@ def test_gemini_max_tokens_and_options() -> None:
     options = {"generationConfig": {"temperature": 0}}
     request = build_request(url, [{"role": "user", "content": "q"}], max_tokens=5, options=options)
     assert (request.json or {})["generationConfig"] == {"temperature": 0}  # options win
+
+
+def test_key_variables_are_every_providers_once() -> None:
+    """The list the secret redaction reads: each variable once, in the registry's order."""
+    assert key_variables() == KEY_VARIABLES
+
+
+REGISTRY_MODULE = Path(streamchat.__file__).parent / "_providers" / "registry.py"
+
+
+def _keyed_names(tree: ast.AST) -> list[str]:
+    """Provider names used as a table's keys or compared against (a branch on a name)."""
+    found: list[ast.expr] = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Dict):
+            found += [key for key in node.keys if key is not None]
+        elif isinstance(node, ast.Compare):
+            for operand in [node.left, *node.comparators]:
+                found += operand.elts if isinstance(operand, ast.Tuple | ast.Set) else [operand]
+    return [
+        node.value for node in found if isinstance(node, ast.Constant) and node.value in PROVIDERS
+    ]
+
+
+def test_provider_names_are_table_keys_in_the_registry_only() -> None:
+    """One provider registry: no other module keeps a table of providers or branches on one."""
+    package = REGISTRY_MODULE.parent.parent
+    keyed = {
+        str(path.relative_to(package)): names
+        for path in sorted(package.rglob("*.py"))
+        if path != REGISTRY_MODULE
+        and (names := _keyed_names(ast.parse(path.read_text(encoding="utf-8"))))
+    }
+    assert keyed == {}
+    declared = [
+        node.args[0].value
+        for node in ast.walk(ast.parse(REGISTRY_MODULE.read_text(encoding="utf-8")))
+        if isinstance(node, ast.Call)
+        and getattr(node.func, "id", None) == "Provider"
+        and isinstance(node.args[0], ast.Constant)
+    ]
+    assert declared == list(PROVIDERS)  # each declared once, there

@@ -37,6 +37,7 @@ from streamchat.providers import (
     ChatRequest,
     StreamParser,
     build_request,
+    lookup,
     make_parser,
     wire_format,
 )
@@ -605,8 +606,9 @@ def ids(recording: Recording) -> str:
 
 
 STRUCTURED = [r for r in RECORDINGS if r.provider != "custom"]
-SSE_HINTS = [p for p in PROVIDERS if wire_format(p, None) == "sse"]
-NDJSON_HINTS = [p for p in PROVIDERS if wire_format(p, None) == "ndjson"]
+# The providers whose own framing is SSE, and NDJSON (from the registry).
+SSE_HINTS = [p for p in PROVIDERS if lookup(p).wire == "sse"]
+NDJSON_HINTS = [p for p in PROVIDERS if lookup(p).wire == "ndjson"]
 
 
 # ---------------------------------------------------------------------------
@@ -992,6 +994,7 @@ def test_custom_hint_sniffs_every_format(recording: Recording) -> None:
 @pytest.mark.parametrize("recording", STRUCTURED, ids=ids)
 def test_payload_shape_wins_over_a_wrong_hint(recording: Recording) -> None:
     hints = NDJSON_HINTS if recording.ndjson else SSE_HINTS
+    assert len(hints) >= 2
     for hint in hints:
         assert run(hint, recording.events, recording.content_type) == recording.expected, hint
 

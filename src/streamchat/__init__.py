@@ -2,10 +2,11 @@
 
 The pipeline's stages are importable on their own (`streamchat.sse`, `.providers`,
 `.typewriter`, `.render`, ...); the names below are the ones most code needs.
-The heavy ones load on first use (PEP 562 module `__getattr__`): `StreamChat` (the
-notebook stack: anywidget, ipywidgets, traitlets), the doctor, the renderer (Markdown,
-MathML, Pygments) and the demo server (uvicorn). So `streamchat.cli` and the
-decoders start without them, while `from streamchat import StreamChat` works as ever.
+Every one loads on first use (PEP 562 module `__getattr__`), so importing a stage
+pays for that stage only: `import streamchat.sse` (a sans-I/O decoder) loads
+neither httpx nor rich, `streamchat.cli` starts without the notebook stack
+(anywidget, ipywidgets, traitlets), the renderer or the demo server, and
+`from streamchat import StreamChat` works as ever.
 https://peps.python.org/pep-0562/
 """
 
@@ -13,28 +14,27 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from ._sources import source_deltas
-from .deltas import (
-    Delta,
-    Done,
-    ReasoningDelta,
-    StreamError,
-    TextDelta,
-    ToolCall,
-    ToolCallDelta,
-    Usage,
-    merge_tool_calls,
-)
-from .ndjson import NDJSONDecoder
-from .providers import ChatRequest, build_request, detect_provider, make_parser
-from .sse import EventStreamDecoder, ServerSentEvent
-from .transport import Limits, Retries, Timeouts, stream_deltas
-from .typewriter import Typewriter
-
 if TYPE_CHECKING:
+    from ._sources import source_deltas
+    from .deltas import (
+        Delta,
+        Done,
+        ReasoningDelta,
+        StreamError,
+        TextDelta,
+        ToolCall,
+        ToolCallDelta,
+        Usage,
+        merge_tool_calls,
+    )
     from .doctor import Diagnosis, diagnose
+    from .ndjson import NDJSONDecoder
+    from .providers import ChatRequest, build_request, detect_provider, make_parser
     from .render import MarkdownStream, Patch, render_markdown
     from .server import DemoServer, demo_server
+    from .sse import EventStreamDecoder, ServerSentEvent
+    from .transport import Limits, Retries, Timeouts, stream_deltas
+    from .typewriter import Typewriter
     from .widget import StreamChat
 
 __all__ = [
@@ -70,16 +70,31 @@ __all__ = [
     "stream_deltas",
 ]
 
-_LAZY = {
-    "StreamChat": "widget",
-    "diagnose": "doctor",
-    "Diagnosis": "doctor",
-    "MarkdownStream": "render",
-    "Patch": "render",
-    "render_markdown": "render",
-    "DemoServer": "server",
-    "demo_server": "server",
+# Where each name lives: the imports above, which only type checkers read, as data.
+_MODULES: dict[str, tuple[str, ...]] = {
+    "_sources": ("source_deltas",),
+    "deltas": (
+        "Delta",
+        "Done",
+        "ReasoningDelta",
+        "StreamError",
+        "TextDelta",
+        "ToolCall",
+        "ToolCallDelta",
+        "Usage",
+        "merge_tool_calls",
+    ),
+    "doctor": ("Diagnosis", "diagnose"),
+    "ndjson": ("NDJSONDecoder",),
+    "providers": ("ChatRequest", "build_request", "detect_provider", "make_parser"),
+    "render": ("MarkdownStream", "Patch", "render_markdown"),
+    "server": ("DemoServer", "demo_server"),
+    "sse": ("EventStreamDecoder", "ServerSentEvent"),
+    "transport": ("Limits", "Retries", "Timeouts", "stream_deltas"),
+    "typewriter": ("Typewriter",),
+    "widget": ("StreamChat",),
 }
+_LAZY = {name: module for module, names in _MODULES.items() for name in names}
 
 
 def __getattr__(name: str) -> Any:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from streamchat.deltas import StreamError
-from streamchat.providers import _KEY_VARIABLES
+from streamchat.providers import PROVIDERS, Provider, lookup
 
 __all__ = ["Explanation", "explain"]
 
@@ -36,10 +36,15 @@ class Explanation:
 def explain(
     error: StreamError, *, provider: str | None = None, audience: Audience = "notebook"
 ) -> Explanation:
-    """Plain words and a fix for `error`; `provider` names the API key's variable."""
+    """Plain words and a fix for `error`; `provider` names the API key's variable and header."""
     spell = _SPELLINGS[audience]
+    known = lookup(provider) if provider in PROVIDERS else None
+    if known is not None and audience == "terminal":
+        # The header that carries this provider's key (Anthropic's and Gemini's are their own).
+        ((header, value),) = known.credentials("...").items()
+        spell = {**spell, "key": f"pass --header '{header}: {value}'"}
     if error.kind == "http":
-        what, fix = _http(error.status or 0, error.retry_after, provider, spell)
+        what, fix = _http(error.status or 0, error.retry_after, known, spell)
     else:
         what, fix = _BY_KIND[error.kind]
     return Explanation(what, fix.format(**spell), error.message)
@@ -104,13 +109,13 @@ _BY_KIND: dict[str, tuple[str, str]] = {
 
 
 def _http(
-    status: int, retry_after: float | None, provider: str | None, spell: dict[str, str]
+    status: int, retry_after: float | None, provider: Provider | None, spell: dict[str, str]
 ) -> tuple[str, str]:
     if status == 401:
-        variable = _KEY_VARIABLES.get(provider or "")
+        key = provider.key if provider is not None else None
         # The variable's key goes to its provider's own host only (the transport's detail
         # says when it was held back from another host).
-        where = f"set {variable} (for its provider's host) or {{key}}" if variable else "{key}"
+        where = f"set {key.variable} (for its provider's host) or {{key}}" if key else "{key}"
         return "The server refused the API key.", f"Check the key: {where}."
     if status == 403:
         return (

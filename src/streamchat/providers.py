@@ -14,25 +14,23 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-from ._providers.bodies import BODIES, answer_limit
-from ._providers.readers import (
-    READERS,
-    AiSdkReader,
-    AnthropicReader,
-    CustomReader,
-    GeminiReader,
-    OllamaReader,
-    OpenAIChatReader,
-    Reader,
-    ResponsesReader,
-    Sink,
-    excerpt,
+from ._providers.base import Reader, Sink, excerpt
+from ._providers.custom import CustomReader
+from ._providers.readers import READERS
+from ._providers.registry import (
+    CUSTOM,
+    MEDIA_TYPES,
+    PROVIDERS,
+    REGISTRY,
+    Provider,
+    detect,
+    key_variables,
+    lookup,
 )
 from ._secrets import mask_headers, mask_url
 from .deltas import (
@@ -46,77 +44,22 @@ from .deltas import (
 )
 
 __all__ = [
+    "MEDIA_TYPES",
     "PROVIDERS",
     "ChatRequest",
+    "Provider",
     "StreamParser",
     "WireFormat",
     "build_request",
     "detect_provider",
+    "key_variables",
+    "lookup",
     "make_parser",
     "mask_url",
     "wire_format",
 ]
 
-PROVIDERS = (
-    "openai",
-    "openai-responses",
-    "anthropic",
-    "gemini",
-    "ollama-chat",
-    "ollama-generate",
-    "ai-sdk",
-    "custom",
-)
-
 WireFormat = Literal["sse", "ndjson", "json", "text"]
-
-# Endpoint paths as the providers document them; OpenAI-compatible servers
-# (vLLM, llama.cpp, LM Studio, Azure, OpenRouter...) keep the same suffixes.
-_PATHS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"/chat/completions$"), "openai"),
-    (re.compile(r"/responses$"), "openai-responses"),
-    (re.compile(r"/v1/messages$"), "anthropic"),
-    (re.compile(r":(stream)?generateContent$", re.IGNORECASE), "gemini"),
-    (re.compile(r"/api/chat$"), "ollama-chat"),
-    (re.compile(r"/api/generate$"), "ollama-generate"),
-)
-
-_NDJSON_PROVIDERS = frozenset({"ollama-chat", "ollama-generate"})
-_NDJSON_TYPES = frozenset(
-    {
-        "application/x-ndjson",
-        "application/ndjson",
-        "application/jsonl",
-        "application/jsonlines",
-        "application/x-jsonlines",
-        "application/x-json-stream",
-        "application/stream+json",
-    }
-)
-
-_READER_OF: dict[str, type[Reader]] = {
-    "openai": OpenAIChatReader,
-    "openai-responses": ResponsesReader,
-    "anthropic": AnthropicReader,
-    "gemini": GeminiReader,
-    "ollama-chat": OllamaReader,
-    "ollama-generate": OllamaReader,
-    "ai-sdk": AiSdkReader,
-    "custom": CustomReader,
-}
-
-# https://ai-sdk.dev/docs/ai-sdk-ui/stream-protocol: set by toUIMessageStreamResponse().
-_AI_SDK_HEADER = "x-vercel-ai-ui-message-stream"
-
-# A key is read from the environment only for its provider's own host, over https:
-# a local vLLM, a colleague's server or a proxy at an OpenAI-looking path never
-# receives OPENAI_API_KEY unasked (it must be passed explicitly).
-_KEY_VARIABLES = {
-    "openai": ("OPENAI_API_KEY", "api.openai.com"),
-    "openai-responses": ("OPENAI_API_KEY", "api.openai.com"),
-    "anthropic": ("ANTHROPIC_API_KEY", "api.anthropic.com"),
-    "gemini": ("GEMINI_API_KEY", "generativelanguage.googleapis.com"),
-}
 
 
 @dataclass(frozen=True, slots=True, repr=False)
@@ -147,8 +90,7 @@ class ChatRequest:
 
 def detect_provider(url: str) -> str:
     """The request format implied by the URL's path; "custom" when nothing matches."""
-    path = urlsplit(url).path.rstrip("/")
-    return next((name for pattern, name in _PATHS if pattern.search(path)), "custom")
+    return detect(url).name
 
 
 def build_request(
@@ -170,84 +112,55 @@ def build_request(
     (`temperature`, `max_tokens`, `generationConfig`...); they override the
     defaults and `max_tokens`. `headers` override the built ones, whatever their case.
     """
-    name = detect_provider(url) if provider == "auto" else _known(provider)
-    body = BODIES[name](messages, system)
-    if model and name != "gemini":  # Gemini names the model in the URL
+    spec = detect(url) if provider == "auto" else lookup(provider)
+    body = spec.body(messages, system)
+    if model and spec.url is None:  # else the model is named in the URL
         body = {"model": model, **body}
     if max_tokens is not None:
-        body.update(answer_limit(name, max_tokens))
+        body.update(spec.limit(max_tokens))
     body.update(options or {})
     # A key read from a file keeps its newline; no key has surrounding space.
     explicit = api_key.strip() if api_key else None
-    key, withheld = (explicit, None) if explicit else _environment_key(name, url)
+    key, withheld = (explicit, None) if explicit else _environment_key(spec, url)
     return ChatRequest(
         method="POST",
-        url=_gemini_url(url, model) if name == "gemini" else url,
-        headers=_headers(name, key, headers or {}),
+        url=spec.url(url, model) if spec.url else url,
+        headers=_headers(spec, key, headers or {}),
         json=body,
-        provider=name,
+        provider=spec.name,
         withheld_key=withheld,
     )
 
 
-def _environment_key(provider: str, url: str) -> tuple[str | None, str | None]:
+def _environment_key(provider: Provider, url: str) -> tuple[str | None, str | None]:
     """(the key to send, the variable withheld): a key only for its own https host."""
-    variable, host = _KEY_VARIABLES.get(provider, (None, None))
-    value = os.environ.get(variable, "").strip() if variable else ""
+    if provider.key is None:
+        return None, None
+    value = os.environ.get(provider.key.variable, "").strip()
     if not value:
         return None, None
     parts = urlsplit(url)
-    if parts.scheme == "https" and (parts.hostname or "").lower() == host:
+    if parts.scheme == "https" and (parts.hostname or "").lower() == provider.key.host:
         return value, None
-    return None, variable
+    return None, provider.key.variable
 
 
-def _known(provider: str) -> str:
-    if provider not in PROVIDERS:
-        raise ValueError(f"unknown provider {provider!r}; expected one of {', '.join(PROVIDERS)}")
-    return provider
-
-
-def _gemini_url(url: str, model: str | None) -> str:
-    """Put `model` into the path, and ask for SSE (without `alt=sse` the answer is one array).
-
-    https://ai.google.dev/api/generate-content#method:-models.streamgeneratecontent
-    """
-    parts = urlsplit(url)
-    path = parts.path
-    if model:
-        name = model.removeprefix("models/")
-        path = re.sub(r"(/models/)[^/:]+(?=:)", lambda match: match.group(1) + name, path)
-    query = parts.query
-    names = {param.partition("=")[0] for param in query.split("&")}
-    if path.endswith(":streamGenerateContent") and "alt" not in names:
-        query = f"{query}&alt=sse" if query else "alt=sse"
-    return urlunsplit(parts._replace(path=path, query=query))
-
-
-def _headers(provider: str, api_key: str | None, extra: Mapping[str, str]) -> dict[str, str]:
+def _headers(provider: Provider, api_key: str | None, extra: Mapping[str, str]) -> dict[str, str]:
     # identity: a compressed stream is buffered by gzip and by proxies, which
     # turns the typewriter into one late burst.
-    accept = "application/x-ndjson" if provider in _NDJSON_PROVIDERS else "text/event-stream"
-    headers = {"Accept": accept, "Accept-Encoding": "identity", "Content-Type": "application/json"}
-    if provider == "anthropic":
-        # https://docs.anthropic.com/en/api/versioning
-        headers["anthropic-version"] = "2023-06-01"
+    headers = {
+        "Accept": provider.accept,
+        "Accept-Encoding": "identity",
+        "Content-Type": "application/json",
+        **dict(provider.headers),
+    }
     if api_key:
-        headers.update(_credential(provider, api_key))
+        headers.update(provider.credentials(api_key))
     for name, value in extra.items():
         for same in [old for old in headers if old.lower() == name.lower()]:
             del headers[same]
         headers[name] = value
     return headers
-
-
-def _credential(provider: str, key: str) -> dict[str, str]:
-    if provider == "anthropic":
-        return {"x-api-key": key}
-    if provider == "gemini":
-        return {"x-goog-api-key": key}
-    return {"Authorization": f"Bearer {key}"}
 
 
 def _media_type(content_type: str | None) -> str:
@@ -264,17 +177,13 @@ def wire_format(provider: str, content_type: str | None) -> WireFormat:
     (`streamchat._framing`), unframed text if they look like neither SSE nor NDJSON.
     """
     media = _media_type(content_type)
-    if media == "text/event-stream":
+    if media in MEDIA_TYPES["sse"]:
         return "sse"
-    if media in _NDJSON_TYPES:
+    if media in MEDIA_TYPES["ndjson"]:
         return "ndjson"
     if media.endswith(("/json", "+json", "/html")):
         return "json"
     return "text"
-
-
-def _own_wire(provider: str) -> WireFormat:
-    return "ndjson" if provider in _NDJSON_PROVIDERS else "sse"
 
 
 def make_parser(
@@ -286,13 +195,13 @@ def make_parser(
     comes from some other server: the parser then starts as "custom" and sniffs.
     The AI SDK names its protocol in a response header, which wins over the path.
     """
-    name = _known(provider)
-    wire = wire_format(name, content_type)
-    if wire in ("sse", "ndjson") and wire != _own_wire(name):
-        name = "custom"
-    if headers is not None and headers.get(_AI_SDK_HEADER):
-        name = "ai-sdk"
-    return StreamParser(_READER_OF[name](), _media_type(content_type))
+    spec = lookup(provider)
+    wire = wire_format(provider, content_type)
+    if wire in ("sse", "ndjson") and wire != spec.wire:
+        spec = CUSTOM
+    signed = (p for p in REGISTRY if p.signature and headers and headers.get(p.signature))
+    spec = next(signed, spec)
+    return StreamParser(spec.reader(), _media_type(content_type))
 
 
 class StreamParser:

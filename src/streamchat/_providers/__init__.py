@@ -1,1 +1,1 @@
-"""Private parts of `streamchat.providers`: request bodies and per-format stream readers."""
+"""Private parts of `streamchat.providers`: the registry, request bodies, one reader per format."""

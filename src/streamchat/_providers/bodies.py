@@ -1,14 +1,39 @@
-"""Request bodies: the caller's OpenAI-style messages in each provider's own shape."""
+"""Requests: the caller's OpenAI-style messages in each provider's own shape.
+
+One builder per format (`registry` says which provider uses which), the fields
+that cap an answer's length, and Gemini's URL, which names the model and the framing.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
-__all__ = ["BODIES", "Messages", "answer_limit"]
+__all__ = [
+    "Body",
+    "BodyBuilder",
+    "Messages",
+    "ai_sdk",
+    "anthropic",
+    "custom",
+    "gemini",
+    "gemini_url",
+    "generation_config",
+    "max_output_tokens",
+    "max_tokens",
+    "num_predict",
+    "ollama_chat",
+    "ollama_generate",
+    "openai",
+    "responses",
+]
 
 Messages = list[dict[str, Any]]
 Body = dict[str, Any]
+# (messages, system prompt) -> the JSON body
+BodyBuilder = Callable[[Messages, str | None], Body]
 
 # "developer" is the newer OpenAI name for the system role.
 _SYSTEM_ROLES = frozenset({"system", "developer"})
@@ -35,7 +60,7 @@ def _last_user(messages: Messages) -> str:
     return str(users[-1].get("content", "")) if users else ""
 
 
-def _openai(messages: Messages, system: str | None) -> Body:
+def openai(messages: Messages, system: str | None) -> Body:
     # https://platform.openai.com/docs/api-reference/chat/create#chat-create-stream_options
     # include_usage adds a last chunk with token counts and empty `choices`.
     return {
@@ -45,7 +70,7 @@ def _openai(messages: Messages, system: str | None) -> Body:
     }
 
 
-def _responses(messages: Messages, system: str | None) -> Body:
+def responses(messages: Messages, system: str | None) -> Body:
     # https://platform.openai.com/docs/api-reference/responses/create
     # Each input item says `"type": "message"`: OpenAI infers it, llama.cpp (directly
     # or behind LiteLLM) answers 400 without it from the second turn on.
@@ -57,7 +82,7 @@ def _responses(messages: Messages, system: str | None) -> Body:
     return body
 
 
-def _anthropic(messages: Messages, system: str | None) -> Body:
+def anthropic(messages: Messages, system: str | None) -> Body:
     # https://docs.anthropic.com/en/api/messages: max_tokens is required, and the
     # system prompt is a top-level field (a "system" message is rejected).
     instructions, rest = _split_system(messages, system)
@@ -67,7 +92,7 @@ def _anthropic(messages: Messages, system: str | None) -> Body:
     return body
 
 
-def _gemini(messages: Messages, system: str | None) -> Body:
+def gemini(messages: Messages, system: str | None) -> Body:
     # https://ai.google.dev/api/generate-content#request-body: roles are user and model;
     # streaming is chosen by the URL (streamGenerateContent), not by the body.
     instructions, rest = _split_system(messages, system)
@@ -84,7 +109,7 @@ def _gemini(messages: Messages, system: str | None) -> Body:
     return body
 
 
-def _ollama_chat(messages: Messages, system: str | None) -> Body:
+def ollama_chat(messages: Messages, system: str | None) -> Body:
     # https://github.com/ollama/ollama/blob/main/docs/api.md#generate-a-chat-completion
     # `/api/chat` is also the AI SDK's stock route, which reads each message's
     # `parts`; Ollama ignores fields it does not know, so one body serves both, and
@@ -100,7 +125,7 @@ def _parts(message: dict[str, Any]) -> list[dict[str, Any]]:
     return [{"type": "text", "text": str(message.get("content", ""))}]
 
 
-def _ai_sdk(messages: Messages, system: str | None) -> Body:
+def ai_sdk(messages: Messages, system: str | None) -> Body:
     # The request of the AI SDK's `useChat` (DefaultChatTransport): UIMessages with
     # `parts`, which the stock route passes to convertToModelMessages().
     # https://ai-sdk.dev/docs/reference/ai-sdk-core/ui-message
@@ -115,7 +140,7 @@ def _ai_sdk(messages: Messages, system: str | None) -> Body:
     }
 
 
-def _ollama_generate(messages: Messages, system: str | None) -> Body:
+def ollama_generate(messages: Messages, system: str | None) -> Body:
     # https://github.com/ollama/ollama/blob/main/docs/api.md#generate-a-completion:
     # one prompt, no history.
     instructions, rest = _split_system(messages, system)
@@ -125,7 +150,7 @@ def _ollama_generate(messages: Messages, system: str | None) -> Body:
     return body
 
 
-def _custom(messages: Messages, system: str | None) -> Body:
+def custom(messages: Messages, system: str | None) -> Body:
     # Home-made servers read either the history or just the prompt: send both.
     return {
         "messages": _with_system(messages, system),
@@ -134,32 +159,43 @@ def _custom(messages: Messages, system: str | None) -> Body:
     }
 
 
-BODIES: dict[str, Callable[[Messages, str | None], Body]] = {
-    "openai": _openai,
-    "openai-responses": _responses,
-    "anthropic": _anthropic,
-    "gemini": _gemini,
-    "ollama-chat": _ollama_chat,
-    "ollama-generate": _ollama_generate,
-    "ai-sdk": _ai_sdk,
-    "custom": _custom,
-}
+# The field that caps the answer's tokens, in each provider's own terms.
+# Home-made servers and the AI SDK have no standard field: they get max_tokens.
 
 
-def answer_limit(provider: str, tokens: int) -> Body:
-    """The body fields that cap the answer at `tokens`, in the provider's own terms.
-
-    https://platform.openai.com/docs/api-reference/chat/create (max_tokens),
-    https://platform.openai.com/docs/api-reference/responses/create (max_output_tokens),
-    https://docs.anthropic.com/en/api/messages (max_tokens),
-    https://ai.google.dev/api/generate-content#generationconfig (maxOutputTokens),
-    https://github.com/ollama/ollama/blob/main/docs/modelfile.md#parameter (num_predict).
-    Home-made servers and the AI SDK have no standard field: they get max_tokens.
-    """
-    if provider == "openai-responses":
-        return {"max_output_tokens": tokens}
-    if provider == "gemini":
-        return {"generationConfig": {"maxOutputTokens": tokens}}
-    if provider.startswith("ollama-"):
-        return {"options": {"num_predict": tokens}}
+def max_tokens(tokens: int) -> Body:
+    """https://platform.openai.com/docs/api-reference/chat/create (max_tokens),
+    https://docs.anthropic.com/en/api/messages (max_tokens)."""
     return {"max_tokens": tokens}
+
+
+def max_output_tokens(tokens: int) -> Body:
+    """https://platform.openai.com/docs/api-reference/responses/create (max_output_tokens)."""
+    return {"max_output_tokens": tokens}
+
+
+def generation_config(tokens: int) -> Body:
+    """https://ai.google.dev/api/generate-content#generationconfig (maxOutputTokens)."""
+    return {"generationConfig": {"maxOutputTokens": tokens}}
+
+
+def num_predict(tokens: int) -> Body:
+    """https://github.com/ollama/ollama/blob/main/docs/modelfile.md#parameter (num_predict)."""
+    return {"options": {"num_predict": tokens}}
+
+
+def gemini_url(url: str, model: str | None) -> str:
+    """Put `model` into the path, and ask for SSE (without `alt=sse` the answer is one array).
+
+    https://ai.google.dev/api/generate-content#method:-models.streamgeneratecontent
+    """
+    parts = urlsplit(url)
+    path = parts.path
+    if model:
+        name = model.removeprefix("models/")
+        path = re.sub(r"(/models/)[^/:]+(?=:)", lambda match: match.group(1) + name, path)
+    query = parts.query
+    names = {param.partition("=")[0] for param in query.split("&")}
+    if path.endswith(":streamGenerateContent") and "alt" not in names:
+        query = f"{query}&alt=sse" if query else "alt=sse"
+    return urlunsplit(parts._replace(path=path, query=query))
