@@ -72,17 +72,18 @@ _ORIGIN = "the Python source"
 _DELTAS = (TextDelta, ReasoningDelta, ToolCallDelta, Usage, Done, StreamError)
 
 # Backpressure (see the module's docstring). The loop spends at most `_FRAME_WORK` units
-# on a source per frame: an item costs `_ITEM_WORK` plus its characters, so a frame
-# takes ~1000 one-character tokens or 32 K of text (a few ms). Text is handed on in
-# pieces of at most `_PIECE` characters (a megabyte yielded at once is typed on over
-# many frames). The reader thread's queue holds at most `_QUEUE_ITEMS` items and
-# `_QUEUE_CHARS` characters (more only for one longer item). A typewriter that holds
+# on a source per frame: a delta costs `_ITEM_WORK` plus its characters, so a frame
+# takes ~1000 SDK chunks or 32 K of text (a few ms; a thread's strings come joined).
+# Text is handed on in pieces of at most `_PIECE` characters (a megabyte yielded at
+# once is typed on over many frames). The reader thread's queue holds at most
+# `_QUEUE_ITEMS` items (~200 KB of small objects) and `_QUEUE_CHARS` characters (more
+# only for one longer item). A typewriter that holds
 # `_AHEAD` clusters has minutes of text at any useful speed; `_POLL` is how often a
 # held source looks again (s), so a faster speed set meanwhile is felt within it.
 _FRAME_WORK = 32 * 1024
 _ITEM_WORK = 32
 _PIECE = 8 * 1024
-_QUEUE_ITEMS = 1024
+_QUEUE_ITEMS = 4096
 _QUEUE_CHARS = 64 * 1024
 _AHEAD = 32 * 1024
 _POLL = 0.25
@@ -429,8 +430,10 @@ class _Reader:
     awaited and none is there, and a batch is taken at most once a frame
     (`READ_EVERY` frames while the text is paced): an SDK's 50 events a second are
     taken in the typing loop's wake-ups, as the network backend does for sockets
-    (`_frames`). `stop()` makes the thread close the iterator after its current item,
-    and interrupts the source's code if it is running Python (`_interrupt`).
+    (`_frames`). Consecutive strings of a batch are joined: a generator of
+    one-character tokens costs the loop what its text costs, not a delta per token.
+    `stop()` makes the thread close the iterator after its current item, and
+    interrupts the source's code if it is running Python (`_interrupt`).
     """
 
     def __init__(self, value: object, normal: _Items) -> None:
@@ -444,6 +447,7 @@ class _Reader:
         self._held_until: float | None = None  # no batch before this frame
         self._stopped = False
         self._inside = False  # the thread runs the source's code (it may be interrupted)
+        self._inside_lock = threading.Lock()  # `_inside` and the interrupt, together
         self._thread = threading.Thread(
             target=self._run, args=(value,), name="streamchat-source", daemon=True
         )
@@ -453,6 +457,7 @@ class _Reader:
         with self._cond:
             self._stopped = True
             self._cond.notify_all()
+        with self._inside_lock:
             if self._inside:
                 _interrupt(self._thread, _Stopped)
 
@@ -472,7 +477,14 @@ class _Reader:
         holding = READ_EVERY.get()() - 1  # the frames after the next one
         self._held_until = frame_after(self._loop.time() + holding * PERIOD)
         items: list[object] = []
+        text: list[str] = []  # consecutive strings: one item, whatever the tokens were
         for kind, value in batch:
+            if kind == "item" and type(value) is str:
+                text.append(value)
+                continue
+            if text:
+                items.append("".join(text))
+                text = []
             if kind == "error":
                 if items:  # deliver what came before the exception first
                     with self._cond:
@@ -480,6 +492,8 @@ class _Reader:
                     return items
                 raise value  # type: ignore[misc]
             items.append(_END if kind == "end" else value)
+        if text:
+            items.append("".join(text))
         return items
 
     def _put(self, kind: str, value: object = None) -> bool:
@@ -506,14 +520,14 @@ class _Reader:
 
     def _source(self, function: Callable[..., Any], *args: object) -> Any:
         """(thread) Run the source's code (its call, `next`, `model_dump`) interruptibly."""
-        with self._cond:
+        with self._inside_lock:
             if self._stopped:
                 raise _Stopped
             self._inside = True
         try:
             return function(*args)
         finally:
-            with self._cond:
+            with self._inside_lock:
                 self._inside = False
                 if self._stopped:  # an interrupt that came as the code returned: not here
                     _interrupt(self._thread, None)
@@ -542,12 +556,12 @@ class _Reader:
         iterator: Iterator[object] | None = None
         try:
             iterator = self._source(iter, stream)
+            normal = self._normal
             while True:
                 try:
-                    item = self._source(next, iterator)
+                    each = self._source(lambda: normal(next(iterator)))  # type: ignore[arg-type]
                 except StopIteration:
                     break
-                each = self._source(self._normal, item)
                 if each is not None and not self._put("item", each):
                     return
             tail = self._normal.flush()
