@@ -4,7 +4,7 @@ A real FastAPI server on 127.0.0.1 answers every request with a 401 that quotes 
 bare key it was sent, as LiteLLM's proxy does ("Received API Key = sk-..."). The
 clients are the real openai SDK and litellm, used as Python sources of a `StreamChat`:
 the key must not reach the turn's state, the saved static copy, the transcript or the
-logs. The openai SDK (since 2.x) adds its `Authorization` header only as it sends, so
+logs. The openai SDK (3.x) adds its `Authorization` header only as it sends, so
 the request on its error holds no key: the redaction must not depend on it.
 """
 

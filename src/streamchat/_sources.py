@@ -233,7 +233,7 @@ def _redacted(message: str, exc: Exception) -> str:
     one the SDK sent when its error carries its request (openai's and anthropic's do).
 
     Not relied upon: an SDK may add its `Authorization` header only as it sends (openai
-    since 2.x), so the request on its error need not hold the key.
+    3.x does), so the request on its error need not hold the key.
     """
     request = getattr(exc, "request", None)
     headers = getattr(request, "headers", None)
