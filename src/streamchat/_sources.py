@@ -45,7 +45,7 @@ import inspect
 import reprlib
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
 from ._frames import BACKLOG, PERIOD, READ_EVERY, frame_after
@@ -270,7 +270,7 @@ class _Clock:
             raise _Timeout(f"no item from the source for {timeout:g} s (idle timeout)") from None
 
 
-async def _items(source: object, messages: Messages, clock: _Clock) -> AsyncIterator[object]:
+async def _items(source: object, messages: Messages, clock: _Clock) -> AsyncGenerator[object, None]:
     """The source's items, whatever kind of source it is, each within the timeouts."""
     value = source
     awaited = inspect.iscoroutinefunction(source) or inspect.isasyncgenfunction(source)
@@ -288,7 +288,7 @@ Wait = Callable[[Any], Awaitable[Any]]
 
 async def _unwrap(
     value: object, wait: Wait, normal: _Items, awaited: bool = False
-) -> AsyncIterator[object]:
+) -> AsyncGenerator[object, None]:
     """The items of `value`: a stream's items, an awaitable's result's, or `value` itself.
 
     A function's result may be text, a whole response object, a stream or an
