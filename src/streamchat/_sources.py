@@ -87,6 +87,7 @@ _QUEUE_ITEMS = 4096
 _QUEUE_CHARS = 64 * 1024
 _AHEAD = 32 * 1024
 _POLL = 0.25
+_GRACE = 0.2  # s a source's code may still run after Stop before it is interrupted
 # Errors of the stream's framing mean, for a Python source, that the source misbehaved:
 # there is no connection or server to blame (`_explain` speaks of the Python code).
 _SOURCE_KINDS = frozenset({"incomplete", "protocol", "network", "connect", "request"})
@@ -439,7 +440,7 @@ class _Reader:
     def __init__(self, value: object, normal: _Items) -> None:
         self._loop = asyncio.get_running_loop()
         self._normal = normal
-        self._cond = threading.Condition()  # re-entrant: see `_interrupt`
+        self._cond = threading.Condition()
         self._items: collections.deque[tuple[str, object]] = collections.deque()
         self._chars = 0  # text in `_items`
         self._ready = asyncio.Event()
@@ -454,11 +455,17 @@ class _Reader:
         self._thread.start()
 
     def stop(self) -> None:
+        """(loop thread) Stop reading: at once if the thread waits on the queue, after its
+        current item if it is in the source's code, or interrupted there a moment later
+        (`_GRACE`: an SDK's read that is about to return closes its response cleanly)."""
         with self._cond:
             self._stopped = True
             self._cond.notify_all()
+        self._loop.call_later(_GRACE, self._interrupt_if_inside)
+
+    def _interrupt_if_inside(self) -> None:
         with self._inside_lock:
-            if self._inside:
+            if self._inside:  # still in the call it was in at Stop (no call starts after)
                 _interrupt(self._thread, _Stopped)
 
     async def batch(self) -> list[object]:
