@@ -48,7 +48,7 @@ import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from typing import Any
 
-from ._frames import BACKLOG, PERIOD, READ_EVERY, frame_after
+from ._frames import BACKLOG, PERIOD, READ_EVERY, frame_after, frame_at
 from ._pacing import Wake
 from ._providers.readers import CustomReader
 from ._secrets import Secrets
@@ -204,17 +204,20 @@ class _Pace:
 
     def __init__(self, clock: _Clock) -> None:
         self._clock = clock
+        self._frame = -1.0  # the frame the work below was done in
         self._work = 0
 
     async def spend(self, delta: Delta) -> None:
+        loop = asyncio.get_running_loop()
+        frame = frame_at(loop.time())
+        if frame != self._frame:
+            self._frame, self._work = frame, 0
         text = delta.text if isinstance(delta, (TextDelta, ReasoningDelta)) else ""
         self._work += _ITEM_WORK + len(text)
-        if self._work >= _FRAME_WORK:
-            self._work = 0
-            await Wake().wait(frame_after(asyncio.get_running_loop().time()))
+        if self._work >= _FRAME_WORK:  # the rest waits for the next frame
+            await Wake().wait(frame_after(loop.time()))
         held = BACKLOG.get()
         if held() > _AHEAD:
-            loop = asyncio.get_running_loop()
             started = loop.time()
             while held() > _AHEAD:
                 await Wake().wait(loop.time() + _POLL)
