@@ -464,7 +464,8 @@ class _Reader:
         with self._cond:
             self._stopped = True
             self._cond.notify_all()
-        self._loop.call_later(_GRACE, self._interrupt_if_inside)
+        with contextlib.suppress(RuntimeError):  # the loop is closing: no interrupt then
+            self._loop.call_later(_GRACE, self._interrupt_if_inside)
 
     def _interrupt_if_inside(self) -> None:
         with self._inside_lock:
