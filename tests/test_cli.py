@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -326,3 +327,48 @@ def test_bad_request_options_are_refused(argument: list[str], message: str) -> N
     result = run_cli("chat", "http://127.0.0.1:9/x", "q", *argument)
     assert result.returncode != 0
     assert message in result.stderr
+
+
+def run_in_terminal(args: list[str], columns: int, rows: int, timeout: float = 60) -> str:
+    """Run the CLI in a pseudo-terminal of `columns` x `rows`; all it wrote, as text."""
+    import fcntl
+    import os
+    import pty
+    import select
+    import struct
+    import termios
+    import time
+
+    controller, terminal = pty.openpty()
+    fcntl.ioctl(terminal, termios.TIOCSWINSZ, struct.pack("HHHH", rows, columns, 0, 0))
+    environment = {k: v for k, v in os.environ.items() if k not in ("COLUMNS", "LINES")}
+    process = subprocess.Popen(
+        [*CLI, *args], stdin=terminal, stdout=terminal, stderr=terminal, env=environment
+    )
+    os.close(terminal)
+    out = bytearray()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([controller], [], [], 0.5)
+        if ready:
+            try:
+                data = os.read(controller, 65536)
+            except OSError:  # the terminal closed: the process is gone
+                break
+            if not data:
+                break
+            out += data
+        elif process.poll() is not None:
+            break
+    process.kill()
+    process.wait()
+    os.close(controller)
+    return out.decode("utf-8", "replace")
+
+
+def test_a_terminal_that_reports_no_size_gets_80_columns(fast_demo: DemoServer) -> None:
+    """Some CI runners, `script` and IDE consoles report 0x0: the answer still shows."""
+    shown = run_in_terminal(["chat", fast_demo.url, "hi", "--speed", "0"], columns=0, rows=0)
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", shown)
+    assert "Streaming, explained" in plain, plain[-2000:]
+    assert "typed out token by token like a real model" in plain  # 80 columns: one line

@@ -239,5 +239,37 @@ def test_prose_about_tokens_is_left_alone() -> None:
         "Bearer authentication failed: Token expired",
         "see https://docs.example/auth?lang=en",
         "mail me at a@b.example",
+        "pip install sk-learn-compatible-estimators; task-0123456789-abcdefghij",
+        "AIza is how Google's keys start",
     ):
         assert scrub(text) == text
+
+
+def test_bare_keys_are_masked_by_their_shape() -> None:
+    """Servers quote keys without a scheme: "Incorrect API key provided: sk-..."."""
+    keys = (
+        "sk-proj-Zq3vT8kLm2Wn5Rb7Yc1Xd4Fg6Hj9Kp0Qs",
+        "sk-ant-api03-Hq7Lm2Vn4Bc8Xz1Wk5Jd9Rt3Yp6Fs0Ga",
+        "sk-or-v1-0123456789abcdef0123456789abcdef",
+        "AIzaSyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q",
+    )
+    for key in keys:
+        text = f'{{"error": "Incorrect API key provided: {key}. See the docs."}}'
+        assert scrub(text) == '{"error": "Incorrect API key provided: [redacted]. See the docs."}'
+        assert Secrets().redact(f"key={key}") == "key=[redacted]"
+
+
+def test_the_environments_keys_are_masked_everywhere(monkeypatch, caplog) -> None:
+    """Whatever sent it (an SDK reads OPENAI_API_KEY itself), a provider variable's value is
+    masked in every message and log record; a short test value garbles nothing."""
+    value = "proxy-master-7f3a9c2e41b8"
+    monkeypatch.setenv("OPENAI_API_KEY", value)
+    monkeypatch.setenv("GEMINI_API_KEY", "test")
+    echoed = f"bad key {value}, JSON {json.dumps(value)}, cut {value[:10]}…; a test"
+    assert (
+        Secrets().redact(echoed) == 'bad key [redacted], JSON "[redacted]", cut [redacted]…; a test'
+    )
+    assert Secrets.of("http://h.example/v1", {}).redact(value) == "[redacted]"
+    caplog.set_level(logging.DEBUG)
+    logging.getLogger("streamchat").warning("the proxy refused %s", value)
+    assert value not in caplog.text and "[redacted]" in caplog.text

@@ -567,3 +567,65 @@ def test_an_echoed_api_key_never_reaches_the_message(server: LoopbackServer) -> 
     assert isinstance(error, StreamError) and error.status == 401
     assert "Incorrect API key provided: [redacted]" in error.message
     assert secret not in error.message
+
+
+# -- items that are not text ---------------------------------------------------------------
+
+
+def test_bytes_are_utf8_text_even_split_between_items() -> None:
+    items = [b"caf\xc3", b"\xa9 ", "and ", bytearray(b"na\xc3\xafve"), b" \xff", b"\xe2\x82"]
+    deltas = collect(iter(items))
+    # Invalid and cut-short sequences become U+FFFD, as a body's do.
+    assert text_of(deltas) == "café and naïve \ufffd\ufffd"
+    assert deltas[-1] == Done()
+
+    async def chunks(messages: list[dict[str, str]]) -> AsyncIterator[bytes]:
+        for piece in (b"\xe4\xbd", b"\xa0\xe5\xa5\xbd"):
+            yield piece
+
+    assert text_of(collect(chunks)) == "你好"
+    assert text_of(collect(lambda messages: b"whole \xf0\x9f\x91\x8b")) == "whole 👋"
+
+
+def test_none_is_skipped() -> None:
+    deltas = collect(iter([None, "a", None, "b", None]))
+    assert deltas == [TextDelta("ab"), Done()]  # the thread's strings come joined
+
+
+@pytest.mark.parametrize(
+    ("item", "name"),
+    [(["x"], "list"), (3, "int"), (iter(["x"]), "list_iterator"), (object(), "object")],
+    ids=["list", "int", "iterator", "object"],
+)
+def test_any_other_item_is_an_error_naming_its_type(item: object, name: str) -> None:
+    deltas = collect(iter(["Partial", item, "never shown"]))
+    assert text_of(deltas) == "Partial"  # what came before stays
+    error = deltas[-1]
+    assert isinstance(error, StreamError) and error.kind == "source"
+    assert f"gave an item of type {name} (" in error.message
+    assert "expected text (str, or bytes in UTF-8)" in error.message
+
+
+def test_a_returned_pydantic_model_is_one_item_not_its_fields() -> None:
+    sdk("langchain_core")
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+    from langchain_core.messages import AIMessage
+
+    model = GenericFakeChatModel(messages=iter([AIMessage(content="Hello there, world")]))
+    deltas = collect(lambda messages: model.invoke(messages))  # not .stream(): one message
+    assert text_of(deltas) == "Hello there, world"
+    assert deltas[-1] == Done()
+
+
+def test_a_python_sources_errors_speak_of_the_source_not_a_connection() -> None:
+    """Chunks in OpenAI's shape that never say they are finished: the source's fault."""
+    from streamchat._explain import explain
+
+    chunk = {"choices": [{"index": 0, "delta": {"content": "Hi"}}]}
+    for source in (iter([chunk, chunk]), iter([]), iter([{"unknown": 1}])):
+        error = collect(source)[-1]
+        assert isinstance(error, StreamError) and error.kind == "source", error
+        told = str(explain(error))
+        assert "Python" in told
+        for word in ("connection", "doctor", "server", "URL"):
+            assert word not in told.split("\n")[0] + told.split("\n")[1], told

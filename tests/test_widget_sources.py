@@ -103,7 +103,7 @@ def test_an_exception_in_the_generator_shows_in_the_bubble_and_retry_runs_it_aga
     turn = chat.turns[-1]
     assert turn["status"] == "error"
     # Plain words and the fix first, the exception as it was raised last.
-    assert turn["error"].startswith("The Python code that streams the answer raised an error.")
+    assert turn["error"].startswith("The Python code that streams the answer failed.")
     assert turn["error"].endswith("\nRuntimeError: GPU out of memory")
     assert turn["html"] == render_markdown("Partial ")
     chat.retry()
@@ -151,3 +151,15 @@ def test_the_doctor_is_for_urls(chats) -> None:
     chat = make(chats, lambda messages: "hi")
     with pytest.raises(ValueError, match="HTTP endpoints"):
         chat.doctor()
+
+
+def test_a_mixed_stream_ends_with_an_error_about_the_source(chats) -> None:
+    """Text, then an item it cannot type: the bubble names the item, not a connection."""
+    chat = make(chats, lambda messages: iter(["Partial ", b"bytes, ", None, ["a", "list"]]))
+    chat.send("go")
+    assert chat.wait(10)
+    turn = chat.turns[-1]
+    assert turn["status"] == "error"
+    assert chat.messages[-1]["content"] == "Partial bytes, "
+    assert "TypeError: the Python source gave an item of type list (['a', 'list'])" in turn["error"]
+    assert "connection" not in turn["error"] and "doctor" not in turn["error"]

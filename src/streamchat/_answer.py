@@ -157,6 +157,10 @@ class Framed:
     def speed(self) -> float:
         return self._typewriter.speed
 
+    @property
+    def pending(self) -> int:
+        return self._typewriter.pending
+
     def push(self, text: str, now: float) -> None:
         self._typewriter.push(text, now)
 

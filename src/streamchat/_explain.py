@@ -101,9 +101,9 @@ _BY_KIND: dict[str, tuple[str, str]] = {
         "The answer grew past a size limit, so it stops here; what came is kept.",
         "If an answer really is that long, {limits}.",
     ),
-    "source": (
-        "The Python code that streams the answer raised an error.",
-        "The exception is below: fix the function or client it comes from, then retry.",
+    "source": (  # an exception, an item it cannot type, a stream that ended short
+        "The Python code that streams the answer failed.",
+        "Its error is below: fix the function, generator or client it comes from, then retry.",
     ),
 }
 

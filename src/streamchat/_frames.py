@@ -21,7 +21,7 @@ import math
 from collections.abc import Callable
 from contextvars import ContextVar
 
-__all__ = ["PERIOD", "READ_EVERY", "frame_after", "frame_at"]
+__all__ = ["BACKLOG", "PERIOD", "READ_EVERY", "frame_after", "frame_at"]
 
 PERIOD = 1 / 36
 # A deadline this close after a frame belongs to it: the clock read between computing
@@ -37,6 +37,13 @@ _SLACK = 1e-6
 # changed mid-answer applies. A context variable because the reads happen deep inside
 # httpx, in that task: the network backend reads it there (`_network.AsyncioStream.read`).
 READ_EVERY: ContextVar[Callable[[], int]] = ContextVar("streamchat_read_every", default=lambda: 1)
+
+# How much text the typing loop holds that it has not shown yet (grapheme clusters), for
+# the task that reads its answer; 0 where nothing types (`source_deltas` read on its
+# own). A Python source is read no further while this is high: a generator can produce
+# far faster than a typewriter shows, and without this backpressure an endless one fills
+# the memory (`_sources`). A socket needs none: the typewriter's `max_backlog` bounds it.
+BACKLOG: ContextVar[Callable[[], int]] = ContextVar("streamchat_backlog", default=lambda: 0)
 
 
 def frame_at(when: float) -> float:

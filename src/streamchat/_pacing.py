@@ -11,7 +11,7 @@ import asyncio
 import math
 from collections.abc import AsyncIterator, Callable
 
-from ._frames import READ_EVERY, frame_at
+from ._frames import BACKLOG, READ_EVERY, frame_at
 from .deltas import Delta, Done, StreamError, TextDelta
 from .typewriter import Typewriter
 
@@ -112,9 +112,11 @@ async def type_out(
             wake.set()
 
     reads = READ_EVERY.set(lambda: 3 if paced and typewriter.speed > 0 else 1)
+    held = BACKLOG.set(lambda: typewriter.pending)
     try:
         producer = asyncio.ensure_future(produce())  # runs in a copy of this context
     finally:
+        BACKLOG.reset(held)
         READ_EVERY.reset(reads)
     try:
         while not typewriter.finished:

@@ -7,18 +7,24 @@ event, an HTML page, a header. Every message a person or a log can see (errors,
 turns, transcripts, doctor reports, CLI stderr, logging) goes through `redact` first,
 and before it is cut short, so no piece of a key survives a truncation.
 
-Two layers: `Secrets` knows the actual values of one request (and the forms a server
-may echo them in: percent-, JSON-, HTML- or Basic-encoded), and `scrub` removes what
-looks like a credential whatever its value (URL userinfo, `key=` parameters, bearer
-tokens), for text whose request is unknown, such as a library's log record.
+Three layers: `Secrets` knows the actual values of one request (and the forms a server
+may echo them in: percent-, JSON-, HTML- or Basic-encoded); every `Secrets` also masks
+the credentials the whole process knows of, the values of the providers' key variables
+in the environment (`providers._KEY_VARIABLES`); and `scrub` removes what looks like a
+credential whatever its value (URL userinfo, `key=` parameters, bearer tokens, bare
+keys shaped like OpenAI's, Anthropic's or Google's), for text whose request is unknown,
+such as a library's log record or an SDK's error. None of it depends on what an SDK
+keeps of its request: a Python source's SDK error is masked as well as a URL's.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import html
 import json
 import logging
+import os
 import re
 import threading
 from collections.abc import Iterable, Iterator, Mapping
@@ -68,6 +74,9 @@ _PUBLIC_HEADERS = frozenset(
 # Shorter values are not credentials, and replacing them would garble messages.
 _MIN_KNOWN = 4
 _MIN_CUSTOM = 6
+# An environment variable's value is masked in every message of the process, not only
+# in one request's: a short test value ("test", "dummy") must not garble them all.
+_MIN_ENVIRONMENT = 8
 
 # Credentials recognisable by their shape. https://www.rfc-editor.org/rfc/rfc3986#section-3.2.1
 _USERINFO = re.compile(r"(?<=://)[^/\s?#@'\"<>]+@")
@@ -77,6 +86,13 @@ _SECRET_PARAM_NAME = re.compile(rf"(?:{_PARAM_NAME})\Z", re.I)
 # A credential after its scheme has a digit somewhere ("Bearer authentication failed"
 # is prose, not a token).
 _BEARER = re.compile(r"\b(Bearer|Basic|Token)\s+(?=[^\s\d]*\d)[A-Za-z0-9._~+/=-]{8,}", re.I)
+# Bare API keys, by the shapes the providers give them: OpenAI's `sk-...` (`sk-proj-`,
+# OpenRouter's `sk-or-v1-`, LiteLLM's virtual keys), Anthropic's `sk-ant-...` and
+# Google's `AIza` + 35. Servers quote them without a scheme ("Incorrect API key
+# provided: sk-..."). A digit is required, so that words ("sk-learn-compatible") stay.
+_KEY_SHAPE = re.compile(
+    r"\b(?:sk-(?=[A-Za-z0-9_-]*\d)[A-Za-z0-9_-]{16,}|AIza[0-9A-Za-z_-]{35})(?![A-Za-z0-9_-])"
+)
 
 
 def is_secret_header(name: str) -> bool:
@@ -91,7 +107,8 @@ def scrub(text: str) -> str:
         text = _USERINFO.sub("***@", text)
     if "=" in text:
         text = _SECRET_PARAM.sub(lambda match: f"{match.group(1)}=***", text)
-    return _BEARER.sub(lambda match: f"{match.group(1)} ***", text)
+    text = _BEARER.sub(lambda match: f"{match.group(1)} ***", text)
+    return _KEY_SHAPE.sub(REDACTED, text)
 
 
 def mask_url(url: str) -> str:
@@ -135,16 +152,21 @@ class Secrets:
     def redact(self, text: str) -> str:
         """`text` with every known secret, and anything shaped like one, masked.
 
-        A secret cut short by an earlier truncation (`sk-abc…`) is masked too, from
-        its fourth character, so that code which shortens before redacting leaks
-        nothing either.
+        Known: this request's secrets and the process's (`_environment`). A secret cut
+        short by an earlier truncation (`sk-abc…`) is masked too, from its fourth
+        character, so that code which shortens before redacting leaks nothing either.
         """
+        for secrets in (self, _environment()):
+            text = secrets._replace(text)
+        return scrub(text)
+
+    def _replace(self, text: str) -> str:
         for form in self._forms:
             if form in text:
                 text = text.replace(form, REDACTED)
         if "…" in text:
             text = self._cut_prefixes(text)
-        return scrub(text)
+        return text
 
     def _cut_prefixes(self, text: str) -> str:
         for form in self._forms:
@@ -198,6 +220,23 @@ def _url_secrets(url: str) -> Iterator[str]:
             yield value
 
 
+def _environment() -> Secrets:
+    """The values of the providers' key variables set in this process's environment.
+
+    Masked in every message whether or not they were sent: an SDK reads them itself
+    (openai's client reads OPENAI_API_KEY), and a server may quote one back.
+    """
+    from .providers import _KEY_VARIABLES  # here: providers imports this module
+
+    names = sorted({name for name, _host in _KEY_VARIABLES.values()})
+    return _environment_secrets(tuple(os.environ.get(name, "").strip() for name in names))
+
+
+@functools.lru_cache(maxsize=8)
+def _environment_secrets(values: tuple[str, ...]) -> Secrets:
+    return Secrets(value for value in values if len(value) >= _MIN_ENVIRONMENT)
+
+
 def _forms(value: str) -> set[str]:
     """The secret as sent and as a server may echo it: decoded, quoted, escaped."""
     forms = {value, unquote(value)}
@@ -231,7 +270,7 @@ class _RedactingFilter(logging.Filter):
         message = record.getMessage()
         with _lock:
             active = list(_active)
-        clean = scrub(message)
+        clean = Secrets().redact(message)  # the environment's keys, key-shaped text
         for secrets in active:
             clean = secrets.redact(clean)
         if clean != message:

@@ -180,6 +180,9 @@ class _Screen:
         return str(Control(ControlType.CARRIAGE_RETURN, (ControlType.ERASE_IN_LINE, 2), *up))
 
 
+_FALLBACK_COLUMNS, _FALLBACK_LINES = 80, 25
+
+
 def _follow_terminal(console: Console) -> ConsoleDimensions:
     """Size `console` by the terminal it writes to, as it is now.
 
@@ -187,7 +190,10 @@ def _follow_terminal(console: Console) -> ConsoleDimensions:
     and which do not follow a resize.
     """
     with contextlib.suppress(OSError, ValueError):  # not a terminal: keep the given size
-        console.size = os.get_terminal_size(console.file.fileno())
+        columns, lines = os.get_terminal_size(console.file.fileno())
+        # Some terminals report 0x0 (CI runners, `script`, IDE consoles): rich's own
+        # fallback then, 80x25, rather than a width at which nothing is printed.
+        console.size = (columns or _FALLBACK_COLUMNS, lines or _FALLBACK_LINES)
     return console.size
 
 

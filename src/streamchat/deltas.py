@@ -7,6 +7,7 @@ the partial answer: everything before the terminal delta is already delivered.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -24,11 +25,32 @@ __all__ = [
 ]
 
 
+# Half of a UTF-16 pair on its own: JSON may escape one ("\ud800"), `json.loads` gives it
+# back, and no UTF-8 encoder takes it (the comm, the saved notebook, the terminal).
+# https://www.rfc-editor.org/rfc/rfc8259#section-8.2
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_has_surrogate = _SURROGATE.search
+
+
+def _set_valid(delta: object, *fields: str) -> None:
+    """Replace each lone surrogate in `delta`'s text `fields` by U+FFFD, as invalid UTF-8
+    is decoded. Every delta that carries text passes here when it is made, whichever
+    format or Python source it came from: one place, instead of one per reader."""
+    for name in fields:
+        value = getattr(delta, name)
+        if isinstance(value, str) and _SURROGATE.search(value):
+            object.__setattr__(delta, name, _SURROGATE.sub("\ufffd", value))
+
+
 @dataclass(frozen=True, slots=True)
 class TextDelta:
     """A piece of the assistant's visible answer."""
 
     text: str
+
+    def __post_init__(self) -> None:
+        if _has_surrogate(self.text):  # inline: made for every token
+            _set_valid(self, "text")
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +58,10 @@ class ReasoningDelta:
     """A piece of the model's reasoning ("thinking"), shown apart from the answer."""
 
     text: str
+
+    def __post_init__(self) -> None:
+        if _has_surrogate(self.text):  # inline: made for every token
+            _set_valid(self, "text")
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +76,9 @@ class ToolCallDelta:
     id: str | None = None
     name: str | None = None
     arguments: str = ""
+
+    def __post_init__(self) -> None:
+        _set_valid(self, "id", "name", "arguments")
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +129,9 @@ class StreamError:
     message: str
     status: int | None = None
     retry_after: float | None = None
+
+    def __post_init__(self) -> None:
+        _set_valid(self, "message")  # it may quote what the server sent
 
     def __str__(self) -> str:
         return self.message
