@@ -10,7 +10,7 @@ and before it is cut short, so no piece of a key survives a truncation.
 Three layers: `Secrets` knows the actual values of one request (and the forms a server
 may echo them in: percent-, JSON-, HTML- or Basic-encoded); every `Secrets` also masks
 the credentials the whole process knows of, the values of the providers' key variables
-in the environment (`providers._KEY_VARIABLES`); and `scrub` removes what looks like a
+in the environment (the registry's `key_variables()`); and `scrub` removes what looks like a
 credential whatever its value (URL userinfo, `key=` parameters, bearer tokens, bare
 keys shaped like OpenAI's, Anthropic's or Google's), for text whose request is unknown,
 such as a library's log record or an SDK's error. None of it depends on what an SDK
@@ -30,6 +30,8 @@ import threading
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from urllib.parse import quote, unquote, urlsplit
+
+from ._providers.registry import key_variables
 
 __all__ = [
     "REDACTED",
@@ -226,9 +228,7 @@ def _environment() -> Secrets:
     Masked in every message whether or not they were sent: an SDK reads them itself
     (openai's client reads OPENAI_API_KEY), and a server may quote one back.
     """
-    from .providers import _KEY_VARIABLES  # here: providers imports this module
-
-    names = sorted({name for name, _host in _KEY_VARIABLES.values()})
+    names = key_variables()
     return _environment_secrets(tuple(os.environ.get(name, "").strip() for name in names))
 
 
