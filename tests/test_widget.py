@@ -183,11 +183,12 @@ def test_a_turn_boundary_sends_that_turn_only(server, chats) -> None:
     later = json.dumps([m for _, m in capture.sent[sent_before:]], ensure_ascii=False)
     assert json.dumps(first_html, ensure_ascii=False)[1:-1] not in later
     assert len(later) < len(first_html) / 3, "the second turn re-sent the first"
-    # The answers' HTML is synced once each, in its own trait, for views made later.
+    # The answers' HTML is in the state a view made later asks for, in one trait.
     state = chat.get_state()
     assert all("html" not in turn for turn in state["turns"])
     ids = [turn["id"] for turn in chat.turns if turn["role"] == "assistant"]
-    assert [state[f"html_{i}"]["html"] for i in ids] == [first_html, render_markdown(second)]
+    finished = state["finished"]
+    assert [finished[str(i)]["html"] for i in ids] == [first_html, render_markdown(second)]
 
 
 def test_a_finished_answer_is_not_sent_again(server, chats) -> None:
@@ -211,7 +212,7 @@ def test_a_finished_answer_is_not_sent_again(server, chats) -> None:
         }
     ]
     assert json.dumps(html)[1:-1] not in json.dumps([state for state in capture.states()])
-    assert chat.get_state()[f"html_{turn['id']}"]["html"] == html
+    assert chat.get_state()["finished"][str(turn["id"])]["html"] == html
     # What the patches built is that HTML, and the patches carried each block once.
     patches = [m for _, m in capture.custom() if m["type"] == "patch" and m["part"] == "body"]
     shown = ("", "")
@@ -220,11 +221,17 @@ def test_a_finished_answer_is_not_sent_again(server, chats) -> None:
     assert shown[0] + shown[1] == html
     sent = sum(len(op.html) for m in patches for op in m["ops"])
     assert sent < 1.3 * len(html), (sent, len(html))
-    # A view that could not check its copy asks for it again.
+    # A view that could not check its copy asks for it again: one message, that answer's.
     before = len(capture.sent)
     chat._on_frontend_msg(chat, {"type": "resend", "turn": turn["id"]}, None)
-    assert capture.states()[-1] == {f"html_{turn['id']}": chat.get_state()[f"html_{turn['id']}"]}
     assert len(capture.sent) == before + 1
+    assert capture.custom()[-1][1] == {
+        "type": "finished",
+        "turn": turn["id"],
+        "html": html,
+        "reasoning_html": "",
+        "source": answer,
+    }
 
 
 def test_stop_closes_the_connection_and_keeps_the_partial(server, chats) -> None:
@@ -639,7 +646,8 @@ def test_secrets_stay_out_of_messages_state_and_logs_while_streaming(server, cha
     import ipywidgets
 
     caplog.set_level(logging.DEBUG)
-    url = server.route("/v1/chat/completions", Script(openai_chunks(ANSWER), pause=0.002))
+    # Half a second of stream: a dozen frames at least, however loaded the machine.
+    url = server.route("/v1/chat/completions", Script(openai_chunks(ANSWER * 3), pause=0.004))
     chat, capture = make(
         chats, url, api_key=API_KEY, headers={"X-Custom-Auth": HEADER_SECRET}, speed=0
     )
@@ -710,8 +718,8 @@ def test_the_turn_keeps_the_markdown_source_and_latex(server, chats) -> None:
     turn = chat.turns[-1]
     assert turn["source"] == answer
     assert turn["html"].count("<math") == 2
-    # The source travels with the HTML in the answer's own trait, not in every turns sync.
-    assert getattr(chat, f"html_{turn['id']}")["source"] == answer
+    # The source is kept with the HTML in `finished`, not in every turns sync.
+    assert chat.finished[str(turn["id"])]["source"] == answer
     assert "source" not in chat.get_state("turns")["turns"][-1]
     assert chat.messages[-1] == {"role": "assistant", "content": answer}
     assert answer in chat.transcript
