@@ -7,6 +7,7 @@ receive: patches only, at a bounded rate, and never a secret.
 
 from __future__ import annotations
 
+import bisect
 import json
 import threading
 import time
@@ -94,6 +95,17 @@ class Capture:
 
     def raw(self) -> str:
         return json.dumps([m for _, m in self.sent], ensure_ascii=False)
+
+
+def most_in_a_window(times: list[float], width: float) -> int:
+    """The most of `times` that fall in any window `width` seconds long.
+
+    Rates are bounded over windows, never by the gap between two messages: frames are
+    on a grid, and after a late one the next comes early (an 8 ms gap on a loaded
+    machine is no burst)."""
+    ordered = sorted(times)
+    counts = (bisect.bisect_right(ordered, t + width) - i for i, t in enumerate(ordered))
+    return max(counts, default=0)
 
 
 def make(chats: list[StreamChat], url: str, **kwargs: Any) -> tuple[StreamChat, Capture]:
@@ -316,8 +328,11 @@ def test_patches_only_at_a_bounded_rate(server, chats) -> None:
     assert {m["type"] for _, m in custom} == {"patch"}
     assert ended["type"] == "ended"  # once, at the end: no HTML in it
     times = [t for t, _ in custom]
-    gaps = [b - a for a, b in pairwise(times)]
-    assert min(gaps) >= 1 / 60 - 0.002, "more than 60 messages a second"
+    assert times[-1] - times[0] > 0.25, "the stream lasts long enough to count over windows"
+    # One message a frame at most (36 a second): at most 9 frames start in any quarter
+    # second, and a message sent late for the frame before may share it.
+    most = most_in_a_window(times, 0.25)
+    assert most <= 0.25 / _frames.PERIOD + 2, f"{most} messages in a quarter second"
     for _, message in custom:
         assert all(op.op in ("append", "commit", "tail", "extend") for op in message["ops"])
     wire = [m["content"] for _, m in capture.sent if m["method"] == "custom"]
@@ -759,8 +774,10 @@ def test_a_degenerate_answer_leaves_other_chats_typing_and_stops_at_once(
     wait_until(lambda: len(calm_capture.custom()) >= 10)
     assert stuck.status == "streaming", "the degenerate answer is still being typed"
     times = [t for t, _ in calm_capture.custom()]
-    # The other chat keeps typing smoothly: no gap a reader would notice.
-    assert max(b - a for a, b in pairwise(times)) < 0.5
+    # The other chat keeps typing smoothly: no pause a reader would notice. One pause
+    # may be the loaded machine's; a renderer stalling the loop makes them all long.
+    gaps = sorted(b - a for a, b in pairwise(times))
+    assert gaps[-2] < 0.25 and gaps[-1] < 1.0, gaps[-3:]
     began = time.monotonic()
     stuck.stop()
     assert time.monotonic() - began < 0.5, "Stop must end the answer within 0.5 s"
