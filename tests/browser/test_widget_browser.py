@@ -464,6 +464,43 @@ def test_scrolling_follows_the_answer_until_the_person_scrolls_up(page: Any, lab
     page.console.check()
 
 
+def test_finished_answers_reach_a_reloaded_page_and_a_second_view(page: Any, lab: Jupyter) -> None:
+    """Finished answers' HTML is never re-sent at a turn end: the views keep what they
+    built, and a page opened later gets it all in the state the kernel gives it."""
+    done = '.streamchat-assistant[data-status="done"]'
+
+    def answers_shown(count: int) -> None:
+        page.wait_for_function(
+            f"(n) => document.querySelectorAll('{done}').length === n", arg=count, timeout=LOAD
+        )
+
+    def save_and_reload() -> None:
+        # Saved, the outputs name the widget model, which the kernel still holds.
+        page.keyboard.press("Control+s")
+        page.wait_for_function(
+            "() => !document.querySelector('.lm-TabBar-tab.lm-mod-current.jp-mod-dirty')"
+        )
+        page.reload()
+
+    open_and_run(page, lab, "finished.ipynb", [chat_cell(speed=0), "chat"])
+    ask(page, "Show me a table")
+    answers_shown(1)
+    ask(page, "Explain SSE")
+    answers_shown(2)
+    set_slider(page, "streamchat-speed", 200)  # a save_changes: uploads nothing else
+    save_and_reload()
+    answers_shown(2)
+    assert page.locator(f"{done} table th").count() >= 2, "the first answer's table"
+    assert "text/event-stream" in page.locator(done).nth(1).inner_text()
+    run_cell(page, 1)  # the same chat shown again: a second view of the model
+    answers_shown(4)
+    ask(page, "Show me a table")  # from the second view; both views type it
+    answers_shown(6)
+    assert page.locator(f"{done} table th").count() >= 8, "each view, both tables"
+    shoot(page, "lab-finished-after-reload.png")
+    page.console.check()
+
+
 def test_the_view_stays_across_a_turn_end(page: Any, lab: Jupyter) -> None:
     """The kernel rewrites the output's saved copy at each turn end; the chat on screen
     must stay the same view, with what the person was typing and where the focus was."""
