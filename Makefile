@@ -64,3 +64,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_render.py
 	$(BIN)/python benchmarks/bench_widget_cpu.py
 	$(BIN)/python benchmarks/bench_kernel_cost.py
+	$(BIN)/python benchmarks/bench_turn_end.py
