@@ -221,8 +221,13 @@ def test_a_finished_answer_is_not_sent_again(server, chats) -> None:
             "source": answer,
             "html_size": len(html.encode("utf-16-le")) // 2,
             "reasoning_size": 0,
+            "fields": {
+                key: turn[key] for key in ("tool_calls", "status", "error", "note", "stats")
+            },
         }
     ]
+    # The turns list is not re-sent at the turn end: "ended" carries the turn's fields.
+    assert not [state for state in capture.states() if "turns" in state][1:]
     assert json.dumps(html)[1:-1] not in json.dumps([state for state in capture.states()])
     assert chat.get_state()["finished"][str(turn["id"])]["html"] == html
     # What the patches built is that HTML, and the patches carried each block once.

@@ -28,6 +28,26 @@ def sizes_of_the_saved_copy(chat: StreamChat) -> list[int]:
     return sizes
 
 
+def sizes_of_turn_ends(chat: StreamChat) -> list[int]:
+    """The bytes of the comm messages (state and custom) each turn end sends."""
+    sizes: list[int] = []
+    counted = [0]
+    send, finish = chat._send, chat._finish
+
+    def counting_send(msg: dict[str, Any], buffers: Any = None) -> None:
+        counted[0] += len(json.dumps(msg, ensure_ascii=False).encode())
+        send(msg, buffers=buffers)
+
+    def counting_finish(*args: Any) -> None:
+        before = counted[0]
+        finish(*args)
+        sizes.append(counted[0] - before)
+
+    chat._send = counting_send  # type: ignore[method-assign]
+    chat._finish = counting_finish  # type: ignore[method-assign]
+    return sizes
+
+
 def ask(chat: StreamChat, times: int) -> None:
     for n in range(times):
         chat.send(f"question {n}")
@@ -39,10 +59,13 @@ def test_a_turn_end_sends_no_more_of_the_saved_copy_at_turn_150_than_at_turn_30(
     chat = StreamChat(lambda messages: ANSWER, speed=0)
     chats.append(chat)
     sizes = sizes_of_the_saved_copy(chat)
+    messages = sizes_of_turn_ends(chat)
     ask(chat, 150)
     assert len(sizes) == 150, "one rewrite per turn end"
     print(f"saved copy per turn end: turn 10 {sizes[9]:,} B, 30 {sizes[29]:,}, 150 {sizes[-1]:,}")
+    print(f"messages per turn end: turn 10 {messages[9]:,} B, 150 {messages[-1]:,}")
     assert sizes[-1] <= sizes[29] * 1.05, "the copy grows with the conversation"
+    assert messages[-1] <= messages[9] + 100, "the turn end's messages grow with the conversation"
     assert sizes[-1] < 1_000_000
     # The copy says what it left out; the transcript still has everything.
     copy = chat._repr_mimebundle_()[0]

@@ -132,13 +132,17 @@ class EndedMessage(TypedDict):
     """An answer ended. Every view that applied its patches already holds its final HTML,
     so the HTML is not sent again: the view checks it against the sizes (UTF-16 code
     units) and keeps it, with the Markdown `source`, in the model's `finished` under
-    the turn's id (saved with the notebook's widget state)."""
+    the turn's id (saved with the notebook's widget state). `fields` are the turn's
+    new values in `turns` (status, error, note, stats, tool_calls): the kernel changes
+    its `turns` in place at a turn end, without re-sending the list, and each view does
+    the same with its model's."""
 
     type: Literal["ended"]
     turn: int
     source: str
     html_size: int
     reasoning_size: int
+    fields: dict[str, Any]
 
 
 class FinishedMessage(TypedDict):
@@ -203,13 +207,16 @@ def decode_patch(message: list[Any]) -> PatchMessage:
     return PatchMessage(type="patch", turn=message[0], part=parts[message[1]], ops=ops)
 
 
-def ended(turn: int, source: str, html: str, reasoning_html: str) -> EndedMessage:
+def ended(
+    turn: int, source: str, html: str, reasoning_html: str, fields: dict[str, Any]
+) -> EndedMessage:
     return EndedMessage(
         type="ended",
         turn=turn,
         source=source,
         html_size=utf16_length(html),
         reasoning_size=utf16_length(reasoning_html),
+        fields=fields,
     )
 
 

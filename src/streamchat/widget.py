@@ -404,8 +404,9 @@ class StreamChat(anywidget.AnyWidget):
         self._sources += [source for _, source in turns]
         self.turns = [*self.turns, *({"id": next(_turn_ids), **turn} for turn, _ in turns)]
 
-    def _publish(self, turn: dict[str, Any]) -> None:
-        """(under the lock) Keep one finished answer's HTML in `finished`, without sending it.
+    def _publish(self, turn: dict[str, Any], fields: dict[str, Any]) -> None:
+        """(under the lock) Keep one finished answer's HTML in `finished`, without sending it,
+        and tell the views the turn ended, with its new `fields` (status, stats...).
 
         Every view that applied the answer's patches already holds that HTML: the
         "ended" message gives them the source and the sizes to check it against, and
@@ -414,7 +415,9 @@ class StreamChat(anywidget.AnyWidget):
         """
         self.finished[str(turn["id"])] = {key: turn[key] for key in _HTML_FIELDS}
         self._emit(
-            _messages.ended(turn["id"], turn["source"], turn["html"], turn["reasoning_html"])
+            _messages.ended(
+                turn["id"], turn["source"], turn["html"], turn["reasoning_html"], fields
+            )
         )
 
     def _resend(self, turn: int) -> None:
@@ -627,24 +630,28 @@ class StreamChat(anywidget.AnyWidget):
             if text:
                 self._history.append({"role": "assistant", "content": text})
             self._sources[answer.turn] = text
-            turns = list(self.turns)
-            turns[answer.turn] = {
-                **turns[answer.turn],
-                "source": text,  # for the answer's Copy button
-                "html": answer.body.html,
-                "reasoning_html": answer.reasoning.html,
+            fields = {
                 "tool_calls": answer.tool_calls,
                 "status": status,
                 "error": error,
                 "note": answer.note if status == "stopped" else None,
                 "stats": answer.stats(),
             }
+            turn = {
+                **self.turns[answer.turn],
+                "source": text,  # for the answer's Copy button
+                "html": answer.body.html,
+                "reasoning_html": answer.reasoning.html,
+                **fields,
+            }
+            # In place: `turns` is not re-sent at a turn end (its size grows with the
+            # conversation); "ended" carries the turn's new fields to the views, and a
+            # page opened later reads them in the state it asks for.
+            self.turns[answer.turn] = turn
             # The saved output first: whoever sees the turn end and saves at once
             # saves this answer too.
-            self._show_static_copy(turns)
-            with self.hold_sync():
-                self._publish(turns[answer.turn])
-                self.turns = turns
+            self._show_static_copy(self.turns)
+            self._publish(turn, fields)
             self.status = status
             self._live = None
             self._idle.set()

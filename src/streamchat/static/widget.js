@@ -29,8 +29,9 @@
  * @typedef {{type: "snapshot", turn: number, body: string, body_tail: string,
  *   reasoning: string, reasoning_tail: string, tool_calls: ToolCall[]}} SnapshotMessage
  * @typedef {{type: "ended", turn: number, source: string, html_size: number,
- *   reasoning_size: number}} EndedMessage an answer ended: the views that applied its
- *   patches keep the HTML they built in the model's `finished` (sizes in UTF-16 units)
+ *   reasoning_size: number, fields: Object}} EndedMessage an answer ended: the views that
+ *   applied its patches keep the HTML they built in the model's `finished` (sizes in
+ *   UTF-16 units); `fields` (status, stats...) go into the model's `turns` in place
  * @typedef {{type: "finished", turn: number, html: string, reasoning_html: string,
  *   source: string}} FinishedMessage a finished answer's HTML, asked for with `resend`
  * @typedef {PatchMessage | ToolsMessage | SnapshotMessage | EndedMessage |
@@ -974,6 +975,16 @@ class Conversation {
     }
   }
 
+  /** The ended turn's new fields (status, stats...) into the model's `turns`, in place:
+   * the kernel does not re-send the list at a turn end (it grows with the conversation).
+   * @param {EndedMessage} message */
+  endTurn(message) {
+    const turn = (this.model.get("turns") ?? []).find((each) => each.id === message.turn);
+    if (!turn) return;
+    Object.assign(turn, message.fields);
+    this.renderTurns();
+  }
+
   renderTurns() {
     const turns = this.model.get("turns") ?? [];
     for (const pending of this.log.querySelectorAll(".streamchat-pending")) pending.remove();
@@ -1037,6 +1048,7 @@ class Conversation {
     if (message.type === "ended") {
       if (answer) this.keepAnswer(answer, message);
       else this.resend(message.turn);
+      this.endTurn(message);
     } else if (answer?.receive(message)) {
       this.scrollToEnd();
     }
