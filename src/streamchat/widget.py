@@ -339,6 +339,14 @@ class StreamChat(anywidget.AnyWidget):
 
     # -- display -------------------------------------------------------------------
 
+    def __repr__(self) -> str:
+        """Short, and as cheap at turn 500 as at turn 5: every bundle (each turn end)
+        asks for it, and ipywidgets' own repr prints every trait: each turn's HTML."""
+        return (
+            f"StreamChat(status={self.status!r}, turns={len(self.turns)}, "
+            f"speed={self.speed:g}, step={self.step})"
+        )
+
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         """The widget view, and a static copy of the conversation for where it cannot
         be drawn (a saved notebook on GitHub, nbviewer, nbconvert; see `_static_copy`)."""
