@@ -136,8 +136,9 @@ class StreamChat(anywidget.AnyWidget):
     step = traitlets.Int(1).tag(sync=True)
     prompts = traitlets.List(traitlets.Unicode()).tag(sync=True)
     disclaimer = traitlets.Unicode("").tag(sync=True)
-    # The answers' HTML is not in the turns list, which is re-sent at every turn
-    # boundary: carrying it there would re-send the whole conversation each time.
+    # The answers' HTML is not in the turns list, which is re-sent when a turn starts
+    # (a turn end changes it in place and says so in "ended"): carrying it there would
+    # re-send the whole conversation each time.
     # Its elements are not validated one by one: only this class writes them, and
     # validating a thousand turns at each change costs more than sending them.
     turns = traitlets.List().tag(sync=True, to_json=_turns_to_json)

@@ -7,13 +7,15 @@
 // re-sent, `reset` replaces everything),
 // never the whole answer per update; this view applies them to two containers, a
 // frozen one that only grows and a tail that is rewritten. Conversation structure
-// (turns, statuses) comes from the synced `turns` trait, which changes only at turn
-// boundaries and leaves out the answers' HTML: finished answers' HTML lives in the
+// (turns, statuses) comes from the synced `turns` trait, which is re-sent only when a
+// turn starts and leaves out the answers' HTML: finished answers' HTML lives in the
 // `finished` trait (by turn id), which the kernel fills in place and never re-sends (the
 // views built it from the patches; the `ended` message lets them check it and add it
 // to their model's `finished`, in place too, so it is saved with the widget state and
-// never uploaded), so a turn boundary never re-sends the conversation. A view displayed again or after a reload rebuilds from these traits
-// and asks the kernel (`hello`) for a snapshot of an answer still being typed.
+// never uploaded), and `ended` carries the turn's new status and stats, which each view
+// writes into its model's `turns` in place: a turn end never re-sends the conversation.
+// A view displayed again or after a reload rebuilds from these traits and asks the
+// kernel (`hello`) for a snapshot of an answer still being typed.
 //
 // The messages, as declared in streamchat/_messages.py (turns addressed by id):
 /**
