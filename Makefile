@@ -5,12 +5,14 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: demo test lint bench format
+.PHONY: demo test lint bench format constraints test-newest-sdks
 
-$(STAMP): pyproject.toml
+# Every dependency at the version pinned in constraints.txt: a fresh machine installs what
+# main was tested with, and a new release of a dependency cannot turn it red.
+$(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[demo,test]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[demo,test]'
 	touch $(STAMP)
 
 demo: $(STAMP)
@@ -31,6 +33,30 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix src tests benchmarks
 	$(BIN)/ruff format src tests benchmarks
 
+# Refresh the pins (by hand, when you mean to move to newer versions): the newest versions
+# the extras allow, installed into .venv, then frozen. Run `make test` before committing.
+constraints:
+	$(BIN)/python -m pip install --quiet --upgrade --upgrade-strategy eager -e '.[demo,test]'
+	{ sed -n '/^#/p' constraints.txt; $(BIN)/python -m pip freeze --exclude-editable; } \
+	  > constraints.new && mv constraints.new constraints.txt
+	touch $(STAMP)
+
+# The behaviour that depends on a third-party SDK (its stream objects, its errors and what
+# they carry) on the newest releases, unpinned, in a venv of its own: a release that changes
+# a shape shows here, not as a red main after someone refreshes the pins.
+NEWEST := .venv-newest
+SDKS := openai anthropic google-genai ollama litellm langchain-core transformers numpy
+SDK_TESTS := tests/test_sources.py tests/test_secrets.py tests/test_widget_sources.py
+
+test-newest-sdks:
+	test -x $(NEWEST)/bin/python || python3 -m venv $(NEWEST)
+	$(NEWEST)/bin/python -m pip install --quiet --upgrade pip
+	$(NEWEST)/bin/python -m pip install --quiet --upgrade -e . pytest pytest-timeout hypothesis \
+	  $(SDKS)
+	$(NEWEST)/bin/python -m pip list --format=freeze 2>/dev/null \
+	  | grep -i -E '^($(subst $(eval) ,|,$(SDKS)))=='
+	$(NEWEST)/bin/pytest -p no:cacheprovider $(SDK_TESTS)
+
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_sse.py
 	$(BIN)/python benchmarks/bench_stream_cpu.py
@@ -38,3 +64,4 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_render.py
 	$(BIN)/python benchmarks/bench_widget_cpu.py
 	$(BIN)/python benchmarks/bench_kernel_cost.py
+	$(BIN)/python benchmarks/bench_turn_end.py

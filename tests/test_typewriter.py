@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import math
+import random
+import tracemalloc
 from collections.abc import AsyncIterator, Iterable
 from itertools import pairwise
 
@@ -590,3 +592,64 @@ def test_text_that_changes_no_deadline_does_not_wake_the_pacing_loop() -> None:
     takes, shown = asyncio.run(run())
     assert shown == "a"
     assert takes <= 2  # one per event (50) before
+
+
+# -- the backlog's memory ---------------------------------------------------------------
+
+
+def held_bytes_per_character(text: str, piece: int) -> float:
+    """Memory the typewriter holds per character of a backlog nothing is taken from."""
+    tw = Typewriter(10.0, max_backlog=None)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for start in range(0, len(text), piece):
+            tw.push(text[start : start + piece], 0.0)
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert tw.pending == len(clusters(text))
+    return held / len(text)
+
+
+@pytest.mark.parametrize(
+    ("script", "unit", "bound"),
+    [
+        ("CJK", "中文字符测试，流式输出的打字机。", 3.0),
+        ("Latin", "The quick brown fox jumps over it. ", 2.0),
+        ("Devanagari", "हिन्दी भाषा ", 6.0),
+        ("emoji", "👨\u200d👩\u200d👧 🇫🇷 ok ", 8.0),
+    ],
+)
+@pytest.mark.parametrize("piece", [4, 40, 10**6])
+def test_the_backlog_costs_a_few_bytes_per_character(
+    script: str, unit: str, bound: float, piece: int
+) -> None:
+    """A stream far faster than the pace (a model at 100 chars/s typed at 10) is held as
+    text: 2 bytes per CJK character, not a string object per character (84 bytes)."""
+    text = unit * (300_000 // len(unit))
+    per_char = held_bytes_per_character(text, piece)
+    print(f"{script}, pieces of {piece}: {per_char:.1f} bytes per character held")
+    assert per_char < bound
+
+
+def test_a_long_backlog_of_any_script_is_taken_whole_in_steps_and_in_order() -> None:
+    """Pieces of mixed scripts and tricky clusters, across many chunks of the backlog,
+    come out as the same text, cut only between clusters, `step` clusters a take."""
+    rng = random.Random(7)
+    alphabet = [*TRICKY, *"漢字かなabc "]
+    text = "".join(rng.choice(alphabet) for _ in range(30_000))
+    ok = boundaries(text)
+    tw = Typewriter(3000.0, 7)
+    pos = 0
+    while pos < len(text):
+        size = rng.choice([1, 2, 5, 40, 4096, 9000])
+        tw.push(text[pos : pos + size], 0.0)
+        pos += size
+    tw.close(0.0)
+    shown = ""
+    for _, revealed in drain(tw, 0.0):
+        assert len(clusters(revealed)) % 7 == 0 or len(shown + revealed) == len(text)
+        shown += revealed
+        assert len(shown) in ok
+    assert shown == text

@@ -7,6 +7,7 @@ receive: patches only, at a bounded rate, and never a secret.
 
 from __future__ import annotations
 
+import bisect
 import json
 import threading
 import time
@@ -96,6 +97,17 @@ class Capture:
         return json.dumps([m for _, m in self.sent], ensure_ascii=False)
 
 
+def most_in_a_window(times: list[float], width: float) -> int:
+    """The most of `times` that fall in any window `width` seconds long.
+
+    Rates are bounded over windows, never by the gap between two messages: frames are
+    on a grid, and after a late one the next comes early (an 8 ms gap on a loaded
+    machine is no burst)."""
+    ordered = sorted(times)
+    counts = (bisect.bisect_right(ordered, t + width) - i for i, t in enumerate(ordered))
+    return max(counts, default=0)
+
+
 def make(chats: list[StreamChat], url: str, **kwargs: Any) -> tuple[StreamChat, Capture]:
     chat = StreamChat(url, **kwargs)
     chats.append(chat)
@@ -183,11 +195,12 @@ def test_a_turn_boundary_sends_that_turn_only(server, chats) -> None:
     later = json.dumps([m for _, m in capture.sent[sent_before:]], ensure_ascii=False)
     assert json.dumps(first_html, ensure_ascii=False)[1:-1] not in later
     assert len(later) < len(first_html) / 3, "the second turn re-sent the first"
-    # The answers' HTML is synced once each, in its own trait, for views made later.
+    # The answers' HTML is in the state a view made later asks for, in one trait.
     state = chat.get_state()
     assert all("html" not in turn for turn in state["turns"])
     ids = [turn["id"] for turn in chat.turns if turn["role"] == "assistant"]
-    assert [state[f"html_{i}"]["html"] for i in ids] == [first_html, render_markdown(second)]
+    finished = state["finished"]
+    assert [finished[str(i)]["html"] for i in ids] == [first_html, render_markdown(second)]
 
 
 def test_a_finished_answer_is_not_sent_again(server, chats) -> None:
@@ -208,10 +221,15 @@ def test_a_finished_answer_is_not_sent_again(server, chats) -> None:
             "source": answer,
             "html_size": len(html.encode("utf-16-le")) // 2,
             "reasoning_size": 0,
+            "fields": {
+                key: turn[key] for key in ("tool_calls", "status", "error", "note", "stats")
+            },
         }
     ]
+    # The turns list is not re-sent at the turn end: "ended" carries the turn's fields.
+    assert not [state for state in capture.states() if "turns" in state][1:]
     assert json.dumps(html)[1:-1] not in json.dumps([state for state in capture.states()])
-    assert chat.get_state()[f"html_{turn['id']}"]["html"] == html
+    assert chat.get_state()["finished"][str(turn["id"])]["html"] == html
     # What the patches built is that HTML, and the patches carried each block once.
     patches = [m for _, m in capture.custom() if m["type"] == "patch" and m["part"] == "body"]
     shown = ("", "")
@@ -220,11 +238,17 @@ def test_a_finished_answer_is_not_sent_again(server, chats) -> None:
     assert shown[0] + shown[1] == html
     sent = sum(len(op.html) for m in patches for op in m["ops"])
     assert sent < 1.3 * len(html), (sent, len(html))
-    # A view that could not check its copy asks for it again.
+    # A view that could not check its copy asks for it again: one message, that answer's.
     before = len(capture.sent)
     chat._on_frontend_msg(chat, {"type": "resend", "turn": turn["id"]}, None)
-    assert capture.states()[-1] == {f"html_{turn['id']}": chat.get_state()[f"html_{turn['id']}"]}
     assert len(capture.sent) == before + 1
+    assert capture.custom()[-1][1] == {
+        "type": "finished",
+        "turn": turn["id"],
+        "html": html,
+        "reasoning_html": "",
+        "source": answer,
+    }
 
 
 def test_stop_closes_the_connection_and_keeps_the_partial(server, chats) -> None:
@@ -309,8 +333,11 @@ def test_patches_only_at_a_bounded_rate(server, chats) -> None:
     assert {m["type"] for _, m in custom} == {"patch"}
     assert ended["type"] == "ended"  # once, at the end: no HTML in it
     times = [t for t, _ in custom]
-    gaps = [b - a for a, b in pairwise(times)]
-    assert min(gaps) >= 1 / 60 - 0.002, "more than 60 messages a second"
+    assert times[-1] - times[0] > 0.25, "the stream lasts long enough to count over windows"
+    # One message a frame at most (36 a second): at most 9 frames start in any quarter
+    # second, and a message sent late for the frame before may share it.
+    most = most_in_a_window(times, 0.25)
+    assert most <= 0.25 / _frames.PERIOD + 2, f"{most} messages in a quarter second"
     for _, message in custom:
         assert all(op.op in ("append", "commit", "tail", "extend") for op in message["ops"])
     wire = [m["content"] for _, m in capture.sent if m["method"] == "custom"]
@@ -639,7 +666,8 @@ def test_secrets_stay_out_of_messages_state_and_logs_while_streaming(server, cha
     import ipywidgets
 
     caplog.set_level(logging.DEBUG)
-    url = server.route("/v1/chat/completions", Script(openai_chunks(ANSWER), pause=0.002))
+    # Half a second of stream: a dozen frames at least, however loaded the machine.
+    url = server.route("/v1/chat/completions", Script(openai_chunks(ANSWER * 3), pause=0.004))
     chat, capture = make(
         chats, url, api_key=API_KEY, headers={"X-Custom-Auth": HEADER_SECRET}, speed=0
     )
@@ -710,8 +738,8 @@ def test_the_turn_keeps_the_markdown_source_and_latex(server, chats) -> None:
     turn = chat.turns[-1]
     assert turn["source"] == answer
     assert turn["html"].count("<math") == 2
-    # The source travels with the HTML in the answer's own trait, not in every turns sync.
-    assert getattr(chat, f"html_{turn['id']}")["source"] == answer
+    # The source is kept with the HTML in `finished`, not in every turns sync.
+    assert chat.finished[str(turn["id"])]["source"] == answer
     assert "source" not in chat.get_state("turns")["turns"][-1]
     assert chat.messages[-1] == {"role": "assistant", "content": answer}
     assert answer in chat.transcript
@@ -751,8 +779,10 @@ def test_a_degenerate_answer_leaves_other_chats_typing_and_stops_at_once(
     wait_until(lambda: len(calm_capture.custom()) >= 10)
     assert stuck.status == "streaming", "the degenerate answer is still being typed"
     times = [t for t, _ in calm_capture.custom()]
-    # The other chat keeps typing smoothly: no gap a reader would notice.
-    assert max(b - a for a, b in pairwise(times)) < 0.5
+    # The other chat keeps typing smoothly: no pause a reader would notice. One pause
+    # may be the loaded machine's; a renderer stalling the loop makes them all long.
+    gaps = sorted(b - a for a, b in pairwise(times))
+    assert gaps[-2] < 0.25 and gaps[-1] < 1.0, gaps[-3:]
     began = time.monotonic()
     stuck.stop()
     assert time.monotonic() - began < 0.5, "Stop must end the answer within 0.5 s"

@@ -15,6 +15,7 @@ from .render import Patch, utf16_length
 __all__ = [
     "BrowserMessage",
     "EndedMessage",
+    "FinishedMessage",
     "HelloMessage",
     "PatchMessage",
     "ResendMessage",
@@ -25,6 +26,7 @@ __all__ = [
     "ToolsMessage",
     "decode_patch",
     "ended",
+    "finished",
     "parse_browser_message",
     "patch",
     "snapshot",
@@ -65,8 +67,8 @@ class HelloMessage(TypedDict):
 
 
 class ResendMessage(TypedDict):
-    """A view that could not check a finished answer's HTML (see `EndedMessage`) asks
-    for the answer's `html_<id>` trait."""
+    """A view that could not check a finished answer's HTML (see `EndedMessage`), or
+    holds none for it, asks for the kernel's (a `FinishedMessage`)."""
 
     type: Literal["resend"]
     turn: int
@@ -129,13 +131,29 @@ class ToolsMessage(TypedDict):
 class EndedMessage(TypedDict):
     """An answer ended. Every view that applied its patches already holds its final HTML,
     so the HTML is not sent again: the view checks it against the sizes (UTF-16 code
-    units) and keeps it, with the Markdown `source`, as the model's `html_<id>`."""
+    units) and keeps it, with the Markdown `source`, in the model's `finished` under
+    the turn's id (saved with the notebook's widget state). `fields` are the turn's
+    new values in `turns` (status, error, note, stats, tool_calls): the kernel changes
+    its `turns` in place at a turn end, without re-sending the list, and each view does
+    the same with its model's."""
 
     type: Literal["ended"]
     turn: int
     source: str
     html_size: int
     reasoning_size: int
+    fields: dict[str, Any]
+
+
+class FinishedMessage(TypedDict):
+    """A finished answer's HTML as the kernel keeps it, for a view that asked ("resend");
+    every view that holds no checked copy keeps it in the model's `finished`."""
+
+    type: Literal["finished"]
+    turn: int
+    html: str
+    reasoning_html: str
+    source: str
 
 
 class SnapshotMessage(TypedDict):
@@ -189,13 +207,22 @@ def decode_patch(message: list[Any]) -> PatchMessage:
     return PatchMessage(type="patch", turn=message[0], part=parts[message[1]], ops=ops)
 
 
-def ended(turn: int, source: str, html: str, reasoning_html: str) -> EndedMessage:
+def ended(
+    turn: int, source: str, html: str, reasoning_html: str, fields: dict[str, Any]
+) -> EndedMessage:
     return EndedMessage(
         type="ended",
         turn=turn,
         source=source,
         html_size=utf16_length(html),
         reasoning_size=utf16_length(reasoning_html),
+        fields=fields,
+    )
+
+
+def finished(turn: int, html: str, reasoning_html: str, source: str) -> FinishedMessage:
+    return FinishedMessage(
+        type="finished", turn=turn, html=html, reasoning_html=reasoning_html, source=source
     )
 
 

@@ -11,6 +11,14 @@ https://github.com/jupyter/nbconvert/blob/main/nbconvert/filters/widgetsdatatype
 The HTML is built only from what the browser already shows: the prompts escaped
 and the answers' HTML as the renderer made it (sanitized by nh3, no script, no
 style). It holds no URL, header or key: the chat's secrets never reach it.
+
+The copy is bounded, because it is sent whole at every turn end and saved whole with
+the notebook: it keeps the last `MAX_TURNS` finished turns, at most `MAX_CHARS`
+characters of them (HTML and Markdown counted together), and says at its top how many
+earlier turns it left out (`chat.transcript` keeps the whole conversation). A turn too
+long for the copy on its own shows the start of its Markdown source, escaped, and how
+long it was. So a turn end costs the same at turn 500 as at turn 5, and ten 1 MB
+answers do not put 20 MB in the notebook.
 """
 
 from __future__ import annotations
@@ -19,9 +27,13 @@ import html
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["STATIC_MIME_TYPES", "static_copy", "transcript"]
+__all__ = ["MAX_CHARS", "MAX_TURNS", "STATIC_MIME_TYPES", "static_copy", "transcript"]
 
 STATIC_MIME_TYPES = ("text/html", "text/plain")
+
+MAX_TURNS = 40  # the last 20 questions and answers
+MAX_CHARS = 200_000  # of HTML and Markdown together: at most ~0.8 MB of UTF-8, ~0.2 MB typically
+_SHORT = 20_000  # of a turn too long on its own: the start of its source
 
 _NOTES = {"stopped": "(stopped)", "error": "(error: {error})"}
 
@@ -76,14 +88,60 @@ def _assistant_html(turn: Mapping[str, Any]) -> str:
     return "\n".join(parts)
 
 
+def _shortened(turn: Mapping[str, Any], source: str) -> tuple[dict[str, Any], str]:
+    """A turn too long for the copy: the start of its source, escaped, and its length."""
+    start = source[:_SHORT]
+    note = f"(shortened in this saved copy: the first {len(start):,} of {len(source):,} characters)"
+    if turn["role"] == "user":
+        return {**turn, "text": f"{start}\n{note}"}, f"{start}\n\n*{note}*"
+    shown = f"<pre>{html.escape(start)}</pre>\n<p><em>{html.escape(note)}</em></p>"
+    return {**turn, "html": shown, "reasoning_html": ""}, f"{start}\n\n*{note}*"
+
+
+def _size(turn: Mapping[str, Any], source: str) -> int:
+    return len(source) + len(turn.get("text") or "") + len(turn.get("html") or "")
+
+
+def _last_turns(
+    turns: Sequence[Mapping[str, Any]], sources: Sequence[str]
+) -> tuple[list[tuple[Mapping[str, Any], str]], int]:
+    """The finished turns the copy keeps, from the end back within `MAX_TURNS` and
+    `MAX_CHARS`, and how many finished turns before them it leaves out."""
+    kept: list[tuple[Mapping[str, Any], str]] = []
+    room = MAX_CHARS
+    index = len(turns) - 1
+    while index >= 0 and len(kept) < MAX_TURNS:
+        turn, source = turns[index], sources[index]
+        index -= 1
+        if turn["role"] != "user" and turn.get("status") in ("streaming", "waiting"):
+            continue  # an answer being typed is left out: the copy is rewritten when it ends
+        size = _size(turn, source)
+        if size > room and kept:
+            index += 1
+            break
+        if size > room:
+            turn, source = _shortened(turn, source)
+            size = _size(turn, source)
+        kept.append((turn, source))
+        room -= size
+    left_out = index + 1  # the turns before: all finished (only the last may be typing)
+    return kept[::-1], left_out
+
+
+def _left_out_note(left_out: int) -> str:
+    turns = "turn" if left_out == 1 else "turns"
+    return (
+        f"The {left_out:,} earlier {turns} of this conversation are left out of this "
+        f"saved copy (it keeps the last {MAX_TURNS} turns, {MAX_CHARS:,} characters at "
+        "most); the chat's transcript has them all."
+    )
+
+
 def static_copy(turns: Sequence[Mapping[str, Any]], sources: Sequence[str]) -> dict[str, str]:
-    """`text/html` and `text/plain` of the finished turns (an answer being typed is left
-    out: the copy is rewritten when it ends)."""
-    done = [
-        (turn, source)
-        for turn, source in zip(turns, sources, strict=True)
-        if turn["role"] == "user" or turn.get("status") not in ("streaming", "waiting")
-    ]
+    """`text/html` and `text/plain` of the last finished turns (an answer being typed is
+    left out: the copy is rewritten when it ends). Its cost does not grow with the
+    conversation: it reads the turns from the end and stops at its bounds."""
+    done, left_out = _last_turns(turns, sources)
     if not done:
         return {
             "text/html": "<p><em>StreamChat: no conversation yet.</em></p>",
@@ -93,6 +151,10 @@ def static_copy(turns: Sequence[Mapping[str, Any]], sources: Sequence[str]) -> d
         _user_html(turn) if turn["role"] == "user" else _assistant_html(turn) for turn, _ in done
     )
     plain = transcript([turn for turn, _ in done], [source for _, source in done])
+    if left_out:
+        note = _left_out_note(left_out)
+        body = f'<p class="streamchat-left-out"><em>{html.escape(note)}</em></p>\n<hr>\n{body}'
+        plain = f"*{note}*\n\n---\n\n{plain}"
     return {
         "text/html": f'<div class="streamchat-transcript">\n{body}\n</div>',
         "text/plain": plain,

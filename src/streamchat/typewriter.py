@@ -15,11 +15,18 @@ Why it is built this way:
   make the rate drift.
 * Wake-ups are coalesced: two non-empty takes are at least `1 / max_rate` apart;
   at high speed one take reveals several steps, still on the same schedule.
+* The backlog is held as text, not as one string per cluster (76 bytes per CJK
+  character): chunks of text, and cluster boundaries only for chunks where a
+  cluster is more than one code point (`_Backlog`). Most text of any script needs
+  no segmentation at all: a code point joins its neighbour only if it is one of the
+  few classes `_JOINS` names, so text without them is one cluster per code point.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
+from array import array
 from collections import deque
 from dataclasses import dataclass, replace
 
@@ -32,6 +39,95 @@ _CLUSTER = regex.compile(r"\X")
 # Any other cluster can still take an Extend or ZWJ (GB9), a CR can take an LF (GB3).
 # https://www.unicode.org/reports/tr29/#GB4
 _SEALED = regex.compile(r"[\p{GCB=Control}\p{GCB=LF}]\Z")
+# The code points that can share a cluster with a neighbour: every rule of UAX #29 that
+# does not break between two code points (GB3, GB6-GB9c, GB11-GB13) has one of these
+# on one side (a Hangul L before an LV or LVT; CR before LF). Text without any is one
+# cluster per code point. https://www.unicode.org/reports/tr29/#Grapheme_Cluster_Boundary_Rules
+_JOINS = regex.compile(
+    r"[\r\p{GCB=Extend}\p{GCB=ZWJ}\p{GCB=SpacingMark}\p{GCB=Prepend}"
+    r"\p{GCB=Regional_Indicator}\p{GCB=L}\p{GCB=V}\p{GCB=T}]"
+)
+# Pieces of the backlog are joined into chunks of at least this many code points, so
+# a stream of small pieces costs a few bytes per character, not an object per piece.
+_CHUNK = 4096
+
+# A chunk of the backlog: its text and the end (in code points) of each of its
+# clusters, or None when each code point is a cluster.
+_Chunk = tuple[str, "array[int] | None"]
+
+
+def _clusters(text: str) -> _Chunk:
+    """`text` as a chunk: its cluster ends only where a cluster is longer than 1."""
+    if not _JOINS.search(text):
+        return text, None
+    ends = array("I", itertools.accumulate(map(len, _CLUSTER.findall(text))))
+    return (text, None) if len(ends) == len(text) else (text, ends)
+
+
+def _size(chunk: _Chunk) -> int:
+    """Clusters in `chunk`."""
+    text, ends = chunk
+    return len(text) if ends is None else len(ends)
+
+
+class _Backlog:
+    """Final clusters not yet taken, compactly: a few bytes per character of any script.
+
+    Pieces are kept as they came until they add up to `_CHUNK` code points, then
+    joined into one chunk; `take` slices clusters off the first chunk.
+    """
+
+    def __init__(self) -> None:
+        self._chunks: deque[_Chunk] = deque()
+        self._open: list[_Chunk] = []  # the last pieces, not yet joined into a chunk
+        self._open_chars = 0
+        self._first = 0  # clusters of the first chunk already taken
+
+    def add(self, chunk: _Chunk) -> None:
+        self._open.append(chunk)
+        self._open_chars += len(chunk[0])
+        if self._open_chars >= _CHUNK:
+            self._join()
+
+    def _join(self) -> None:
+        pieces, self._open, self._open_chars = self._open, [], 0
+        if len(pieces) == 1:
+            self._chunks.append(pieces[0])
+            return
+        text = "".join(piece for piece, _ in pieces)
+        if all(ends is None for _, ends in pieces):
+            self._chunks.append((text, None))
+            return
+        ends = array("I")
+        offset = 0
+        for piece, piece_ends in pieces:
+            if piece_ends is None:
+                ends.extend(range(offset + 1, offset + len(piece) + 1))
+            else:
+                ends.extend(offset + end for end in piece_ends)
+            offset += len(piece)
+        self._chunks.append((text, ends))
+
+    def take(self, count: int) -> str:
+        """The next `count` clusters' text (there are at least that many)."""
+        parts = []
+        while count > 0:
+            if not self._chunks:
+                self._join()
+            text, ends = chunk = self._chunks[0]
+            first = self._first
+            taken = min(count, _size(chunk) - first)
+            if ends is None:
+                parts.append(text[first : first + taken])
+            else:
+                parts.append(text[ends[first - 1] if first else 0 : ends[first + taken - 1]])
+            count -= taken
+            if first + taken == _size(chunk):
+                self._chunks.popleft()
+                self._first = 0
+            else:
+                self._first = first + taken
+        return "".join(parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,9 +222,9 @@ class Typewriter:
         self._max_lag = max_lag
         self._max_backlog = max_backlog
         self._min_gap = 1.0 / max_rate
-        self._ready: deque[str] = deque()  # final clusters not yet taken
+        self._backlog = _Backlog()  # final clusters not yet taken
         self._tail = ""  # the last cluster while it may still grow
-        self._available = 0  # clusters taken + clusters in _ready
+        self._available = 0  # clusters taken + clusters in the backlog
         self._taken = 0
         self._closed = False
         self._now = -math.inf  # latest clock value seen; the clock never goes back
@@ -175,9 +271,20 @@ class Typewriter:
         if self._closed:
             raise RuntimeError("push() after close(): the stream has ended")
         self._sync(now)
-        clusters = _CLUSTER.findall(self._tail + text)
-        self._tail = clusters.pop() if clusters and not _SEALED.search(clusters[-1]) else ""
-        self._add(clusters)
+        text, ends = _clusters(self._tail + text)
+        if not text:
+            return
+        # The last cluster is held back while it may still grow.
+        start = len(text) - 1 if ends is None else (ends[-2] if len(ends) > 1 else 0)
+        last = text[start:]
+        if _SEALED.search(last):
+            self._tail = ""
+        else:
+            self._tail = last
+            text = text[:start]
+            if ends is not None:
+                ends = ends[:-1]
+        self._add((text, ends))
 
     def close(self, now: float) -> None:
         """The stream has ended: the rest is drained at the same pace. Idempotent."""
@@ -185,7 +292,7 @@ class Typewriter:
             return
         self._sync(now)
         tail, self._tail = self._tail, ""
-        self._add([tail] if tail else [])
+        self._add((tail, array("I", [len(tail)]) if len(tail) > 1 else None))
         self._closed = True
 
     # -- output -------------------------------------------------------------------
@@ -198,7 +305,7 @@ class Typewriter:
         target = int(min(self._schedule.due(self._now), self._reachable()))
         if target <= self._taken:
             return ""
-        text = "".join(self._ready.popleft() for _ in range(target - self._taken))
+        text = self._backlog.take(target - self._taken)
         self._taken = target
         self._last_reveal = self._now
         return text
@@ -217,13 +324,13 @@ class Typewriter:
 
     # -- internals ----------------------------------------------------------------
 
-    def _add(self, clusters: list[str]) -> None:
+    def _add(self, chunk: _Chunk) -> None:
         """Make final clusters available, restarting the schedule if it ran dry."""
-        if not clusters:
+        if not chunk[0]:
             return
         self._restart_if_starved()
-        self._ready.extend(clusters)
-        self._available += len(clusters)
+        self._backlog.add(chunk)
+        self._available += _size(chunk)
         self._sync(self._now)
 
     def _restart_if_starved(self) -> None:

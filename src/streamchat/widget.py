@@ -97,6 +97,13 @@ def _turns_to_json(turns: list[dict[str, Any]], _widget: object) -> list[dict[st
     return [{k: v for k, v in turn.items() if k not in _HTML_FIELDS} for turn in turns]
 
 
+def _finished_to_json(finished: dict[str, Any], widget: StreamChat) -> dict[str, Any]:
+    """A copy taken under the lock: the loop thread adds to `finished` in place while
+    the shell thread answers a page's request for the state."""
+    with widget._lock:
+        return dict(finished)
+
+
 class StreamChat(anywidget.AnyWidget):
     """A chat bubble conversation that streams answers from an LLM endpoint.
 
@@ -129,10 +136,19 @@ class StreamChat(anywidget.AnyWidget):
     step = traitlets.Int(1).tag(sync=True)
     prompts = traitlets.List(traitlets.Unicode()).tag(sync=True)
     disclaimer = traitlets.Unicode("").tag(sync=True)
-    # The HTML of a finished answer is kept in its own `html_<turn id>` trait
-    # (`_publish`): the turns list is re-sent at every turn boundary, and carrying every
-    # answer's HTML in it would re-send the whole conversation each time.
-    turns = traitlets.List(traitlets.Dict()).tag(sync=True, to_json=_turns_to_json)
+    # The answers' HTML is not in the turns list, which is re-sent when a turn starts
+    # (a turn end changes it in place and says so in "ended"): carrying it there would
+    # re-send the whole conversation each time.
+    # Its elements are not validated one by one: only this class writes them, and
+    # validating a thousand turns at each change costs more than sending them.
+    turns = traitlets.List().tag(sync=True, to_json=_turns_to_json)
+    # Finished answers' HTML and Markdown source by turn id (str): {"html",
+    # "reasoning_html", "source"}. Filled in place, so never re-sent: a turn end tells
+    # the views ("ended"), which built that HTML from the patches and keep it in their
+    # model (saved with the notebook's widget state); a page opened later gets it all
+    # in the state it asks for (`get_state`). One trait for the whole conversation, not
+    # one per answer: `add_traits` would make the widget a new class at every answer.
+    finished = traitlets.Dict().tag(sync=True, to_json=_finished_to_json)
 
     def __init__(
         self,
@@ -154,6 +170,7 @@ class StreamChat(anywidget.AnyWidget):
         options: Mapping[str, Any] | None = None,
         limits: Limits = Limits(),
     ) -> None:
+        self._lock = threading.RLock()  # first: opening the comm reads the state
         super().__init__(speed=speed, step=step, prompts=list(prompts), disclaimer=disclaimer)
         self._source = None if url is None or isinstance(url, str) else PythonSource(url)
         if url is None:
@@ -172,7 +189,6 @@ class StreamChat(anywidget.AnyWidget):
         self._max_lag = max_lag
         self._options = dict(options or {})
         self._limits = limits
-        self._lock = threading.RLock()
         self._history: list[dict[str, str]] = []
         self._sources: list[str] = []  # Markdown source of each turn, for the transcript
         self._live: Answer | None = None
@@ -235,8 +251,7 @@ class StreamChat(anywidget.AnyWidget):
             live.note = "Stopped: a new prompt was sent."
         with self._quiet():
             self._history.append({"role": "user", "content": prompt})
-            self._append_turn({"role": "user", "text": prompt}, prompt)
-            self._start_answer()
+            self._start_answer(question=prompt)
 
     def stop(self, turn: int | None = None) -> None:
         """Stop the answer being typed; its partial text is kept. Closes the connection.
@@ -288,6 +303,7 @@ class StreamChat(anywidget.AnyWidget):
             if self._history and self._history[-1]["role"] == "assistant":
                 self._history.pop()
             self._sources.pop()
+            self.finished.pop(str(last["id"]), None)
             self.turns = self.turns[:-1]
             self._start_answer()
 
@@ -323,6 +339,14 @@ class StreamChat(anywidget.AnyWidget):
         super().close()
 
     # -- display -------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        """Short, and as cheap at turn 500 as at turn 5: every bundle (each turn end)
+        asks for it, and ipywidgets' own repr prints every trait: each turn's HTML."""
+        return (
+            f"StreamChat(status={self.status!r}, turns={len(self.turns)}, "
+            f"speed={self.speed:g}, step={self.step})"
+        )
 
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         """The widget view, and a static copy of the conversation for where it cannot
@@ -383,46 +407,54 @@ class StreamChat(anywidget.AnyWidget):
 
     # -- the answer pipeline -------------------------------------------------------
 
-    def _append_turn(self, turn: dict[str, Any], source: str) -> None:
-        self._sources.append(source)
-        self.turns = [*self.turns, {"id": next(_turn_ids), **turn}]
+    def _append_turns(self, *turns: tuple[dict[str, Any], str]) -> None:
+        """Add turns (each with its Markdown source) in one change of `turns`: each
+        change re-sends the list."""
+        self._sources += [source for _, source in turns]
+        self.turns = [*self.turns, *({"id": next(_turn_ids), **turn} for turn, _ in turns)]
 
-    def _publish(self, turn: dict[str, Any]) -> None:
-        """Keep one finished answer's HTML as the trait `html_<id>`, without sending it.
+    def _publish(self, turn: dict[str, Any], fields: dict[str, Any]) -> None:
+        """(under the lock) Keep one finished answer's HTML in `finished`, without sending it,
+        and tell the views the turn ended, with its new `fields` (status, stats...).
 
         Every view that applied the answer's patches already holds that HTML: the
         "ended" message gives them the source and the sizes to check it against, and
-        they keep it in their model. The trait is still part of the state that a page
-        opened later asks for (`get_state` reads `keys`), and a view that could not
-        check its copy asks for it ("resend").
+        they keep it in their model. The kernel's copy is for pages opened later (the
+        state they ask for) and for a view that could not check its own ("resend").
         """
-        name = f"html_{turn['id']}"
-        self.add_traits(**{name: traitlets.Dict({key: turn[key] for key in _HTML_FIELDS})})
-        self.keys.append(name)  # after the value is set: setting a synced trait sends it
+        self.finished[str(turn["id"])] = {key: turn[key] for key in _HTML_FIELDS}
         self._emit(
-            _messages.ended(turn["id"], turn["source"], turn["html"], turn["reasoning_html"])
+            _messages.ended(
+                turn["id"], turn["source"], turn["html"], turn["reasoning_html"], fields
+            )
         )
 
     def _resend(self, turn: int) -> None:
-        name = f"html_{turn}"
-        if self.has_trait(name):
-            self.send_state(name)
+        with self._lock:
+            stored = self.finished.get(str(turn))
+        if stored is not None:
+            self._emit(_messages.finished(turn, **stored))
 
-    def _start_answer(self) -> None:
-        """(under the lock) Add a live assistant turn and start typing it."""
-        self._append_turn(
-            {
-                "role": "assistant",
-                "html": "",
-                "reasoning_html": "",
-                "source": "",
-                "tool_calls": [],
-                "status": "streaming",
-                "error": None,
-                "stats": {},
-            },
-            "",
-        )
+    def set_state(self, sync_data: dict[str, Any]) -> None:
+        """A browser's update, without `finished`: the kernel's copy is the answers as
+        rendered here, and a browser is not trusted input."""
+        super().set_state({k: v for k, v in sync_data.items() if k != "finished"})
+
+    def _start_answer(self, question: str | None = None) -> None:
+        """(under the lock) Add a live assistant turn, after the `question` asked if
+        any, and start typing it."""
+        answer_turn = {
+            "role": "assistant",
+            "html": "",
+            "reasoning_html": "",
+            "source": "",
+            "tool_calls": [],
+            "status": "streaming",
+            "error": None,
+            "stats": {},
+        }
+        asked = [] if question is None else [({"role": "user", "text": question}, question)]
+        self._append_turns(*asked, (answer_turn, ""))
         turn = len(self.turns) - 1
         turn_id = self.turns[turn]["id"]
         body = MarkdownStream(allow_images=self._allow_images)
@@ -607,24 +639,28 @@ class StreamChat(anywidget.AnyWidget):
             if text:
                 self._history.append({"role": "assistant", "content": text})
             self._sources[answer.turn] = text
-            turns = list(self.turns)
-            turns[answer.turn] = {
-                **turns[answer.turn],
-                "source": text,  # for the answer's Copy button
-                "html": answer.body.html,
-                "reasoning_html": answer.reasoning.html,
+            fields = {
                 "tool_calls": answer.tool_calls,
                 "status": status,
                 "error": error,
                 "note": answer.note if status == "stopped" else None,
                 "stats": answer.stats(),
             }
+            turn = {
+                **self.turns[answer.turn],
+                "source": text,  # for the answer's Copy button
+                "html": answer.body.html,
+                "reasoning_html": answer.reasoning.html,
+                **fields,
+            }
+            # In place: `turns` is not re-sent at a turn end (its size grows with the
+            # conversation); "ended" carries the turn's new fields to the views, and a
+            # page opened later reads them in the state it asks for.
+            self.turns[answer.turn] = turn
             # The saved output first: whoever sees the turn end and saves at once
             # saves this answer too.
-            self._show_static_copy(turns)
-            with self.hold_sync():
-                self._publish(turns[answer.turn])
-                self.turns = turns
+            self._show_static_copy(self.turns)
+            self._publish(turn, fields)
             self.status = status
             self._live = None
             self._idle.set()

@@ -284,11 +284,13 @@ def test_a_blocking_cell_does_not_stall_typing(page: Any, lab: Jupyter) -> None:
     slept = page.locator(".jp-OutputArea-output", has_text="slept")
     assert slept.count() == 0, "the cell must still be sleeping"
     changes = [t for (_, previous), (t, n) in pairwise(samples) if n != previous]
-    gaps = [b - a for a, b in pairwise(changes)]
+    gaps = sorted(b - a for a, b in pairwise(changes))
     measured = rate(samples)
-    print(f"while a cell sleeps: {measured:.1f} chars/s, longest pause {max(gaps):.0f} ms")
+    print(f"while a cell sleeps: {measured:.1f} chars/s, longest pauses {gaps[-3:]} ms")
     assert measured > 30
-    assert max(gaps) < 500
+    # Not one gap: one pause may be the loaded machine's; a blocked kernel makes them all
+    # long (the cell sleeps 5 s).
+    assert gaps[-2] < 500 and gaps[-1] < 1500, gaps[-3:]
     slept.wait_for(timeout=20_000)
     page.console.check()
 
@@ -363,7 +365,9 @@ def test_reload_mid_answer_rebuilds_the_conversation(page: Any, lab: Jupyter) ->
     assert page.locator(".streamchat-user .streamchat-bubble").inner_text() == "Survive a reload"
     wait_length(page, before + 1)
     assert page.locator(".streamchat-cursor").count() == 1
-    growing = page.evaluate(SAMPLE, {"duration": 1000, "click": None})["samples"]
+    # Over 3 s, not 1: a table row shows whole once its cells are known, so a second's
+    # growth can be a row or nothing (11 chars/s measured once on a loaded machine).
+    growing = page.evaluate(SAMPLE, {"duration": 3000, "click": None})["samples"]
     assert 20 <= rate(growing) <= 60, "typing goes on at the slider's pace after the reload"
     shoot(page, "lab-reloaded.png")
     page.locator(".streamchat-stop").click()
@@ -459,6 +463,43 @@ def test_scrolling_follows_the_answer_until_the_person_scrolls_up(page: Any, lab
     assert page.evaluate(SCROLL)["top"] == held, "scrolled up: the view stays put"
     page.locator(".streamchat-stop").click()
     wait_status(page, "stopped", timeout=10_000)
+    page.console.check()
+
+
+def test_finished_answers_reach_a_reloaded_page_and_a_second_view(page: Any, lab: Jupyter) -> None:
+    """Finished answers' HTML is never re-sent at a turn end: the views keep what they
+    built, and a page opened later gets it all in the state the kernel gives it."""
+    done = '.streamchat-assistant[data-status="done"]'
+
+    def answers_shown(count: int) -> None:
+        page.wait_for_function(
+            f"(n) => document.querySelectorAll('{done}').length === n", arg=count, timeout=LOAD
+        )
+
+    def save_and_reload() -> None:
+        # Saved, the outputs name the widget model, which the kernel still holds.
+        page.keyboard.press("Control+s")
+        page.wait_for_function(
+            "() => !document.querySelector('.lm-TabBar-tab.lm-mod-current.jp-mod-dirty')"
+        )
+        page.reload()
+
+    open_and_run(page, lab, "finished.ipynb", [chat_cell(speed=0), "chat"])
+    ask(page, "Show me a table")
+    answers_shown(1)
+    ask(page, "Explain SSE")
+    answers_shown(2)
+    set_slider(page, "streamchat-speed", 200)  # a save_changes: uploads nothing else
+    save_and_reload()
+    answers_shown(2)
+    assert page.locator(f"{done} table th").count() >= 2, "the first answer's table"
+    assert "text/event-stream" in page.locator(done).nth(1).inner_text()
+    run_cell(page, 1)  # the same chat shown again: a second view of the model
+    answers_shown(4)
+    ask(page, "Show me a table")  # from the second view; both views type it
+    answers_shown(6)
+    assert page.locator(f"{done} table th").count() >= 8, "each view, both tables"
+    shoot(page, "lab-finished-after-reload.png")
     page.console.check()
 
 

@@ -7,12 +7,15 @@
 // re-sent, `reset` replaces everything),
 // never the whole answer per update; this view applies them to two containers, a
 // frozen one that only grows and a tail that is rewritten. Conversation structure
-// (turns, statuses) comes from the synced `turns` trait, which changes only at turn
-// boundaries and leaves out the answers' HTML: a finished answer's HTML lives in its
-// own `html_<turn id>` trait, which the kernel does not send at the turn end (the
-// views built it from the patches; the `ended` message lets them check and keep it),
-// so a turn boundary never re-sends the conversation. A view displayed again or after a reload rebuilds from these traits
-// and asks the kernel (`hello`) for a snapshot of an answer still being typed.
+// (turns, statuses) comes from the synced `turns` trait, which is re-sent only when a
+// turn starts and leaves out the answers' HTML: finished answers' HTML lives in the
+// `finished` trait (by turn id), which the kernel fills in place and never re-sends (the
+// views built it from the patches; the `ended` message lets them check it and add it
+// to their model's `finished`, in place too, so it is saved with the widget state and
+// never uploaded), and `ended` carries the turn's new status and stats, which each view
+// writes into its model's `turns` in place: a turn end never re-sends the conversation.
+// A view displayed again or after a reload rebuilds from these traits and asks the
+// kernel (`hello`) for a snapshot of an answer still being typed.
 //
 // The messages, as declared in streamchat/_messages.py (turns addressed by id):
 /**
@@ -28,9 +31,13 @@
  * @typedef {{type: "snapshot", turn: number, body: string, body_tail: string,
  *   reasoning: string, reasoning_tail: string, tool_calls: ToolCall[]}} SnapshotMessage
  * @typedef {{type: "ended", turn: number, source: string, html_size: number,
- *   reasoning_size: number}} EndedMessage an answer ended: the views that applied its
- *   patches keep the HTML they built as the model's `html_<turn>` (sizes in UTF-16 units)
- * @typedef {PatchMessage | ToolsMessage | SnapshotMessage | EndedMessage} KernelMessage
+ *   reasoning_size: number, fields: Object}} EndedMessage an answer ended: the views that
+ *   applied its patches keep the HTML they built in the model's `finished` (sizes in
+ *   UTF-16 units); `fields` (status, stats...) go into the model's `turns` in place
+ * @typedef {{type: "finished", turn: number, html: string, reasoning_html: string,
+ *   source: string}} FinishedMessage a finished answer's HTML, asked for with `resend`
+ * @typedef {PatchMessage | ToolsMessage | SnapshotMessage | EndedMessage |
+ *   FinishedMessage} KernelMessage
  * @typedef {{type: "send", prompt: string} | {type: "stop", turn: number | null} |
  *   {type: "retry", turn: number} | {type: "hello"} | {type: "resend", turn: number}}
  *   BrowserMessage
@@ -833,7 +840,7 @@ class Conversation {
     this.localStop = false;
     this.disconnected = false;
     this.firstRender = true;
-    /** Turns whose `html_<id>` this view asked the kernel for (`resend`), once each. */
+    /** Turns whose HTML this view asked the kernel for (`resend`), once each. */
     this.resent = new Set();
     this.answerHost = {
       model,
@@ -927,23 +934,32 @@ class Conversation {
     return this.views.filter((view) => view instanceof Answer);
   }
 
-  /** A turn with its answer's HTML, from the turn's own `html_<id>` trait. */
+  /** Finished answers' HTML by turn id: the model's `finished`, added to in place. A
+   * `set` would upload the whole of it to the kernel at the next `save_changes` (a
+   * slider); in place, it is still in the widget state the page saves. */
+  finished() {
+    const stored = this.model.get("finished");
+    if (stored && typeof stored === "object") return stored;
+    this.localFinished ??= {};
+    return this.localFinished;
+  }
+
+  /** A turn with its answer's HTML, from the model's `finished`. */
   withHtml(turn) {
-    const stored = turn.id != null ? this.model.get(`html_${turn.id}`) : undefined;
+    const stored = turn.id != null ? this.finished()[turn.id] : undefined;
     if (!stored && turn.id != null && !LIVE.has(turn.status)) this.resend(turn.id);
     return stored ? { ...turn, ...stored } : turn;
   }
 
-  /** Ask the kernel for a finished answer's `html_<id>` (this view holds no checked copy). */
+  /** Ask the kernel for a finished answer's HTML (this view holds no checked copy). */
   resend(id) {
     if (this.resent.has(id)) return;
     this.resent.add(id);
-    this.scope.onModel(this.model, `change:html_${id}`, () => this.renderTurns());
     this.tell({ type: "resend", turn: id });
   }
 
-  /** Keep the HTML `answer` built from the patches as the model's `html_<id>`, if it is
-   * the kernel's (same sizes); otherwise ask for the kernel's.
+  /** Keep the HTML `answer` built from the patches in `finished`, if it is the
+   * kernel's (same sizes); otherwise ask for the kernel's.
    * @param {EndedMessage} message */
   keepAnswer(answer, message) {
     const html = answer.body.html;
@@ -955,14 +971,20 @@ class Conversation {
       html.length === message.html_size &&
       reasoning.length === message.reasoning_size;
     if (checked) {
-      this.model.set(`html_${message.turn}`, {
-        html,
-        reasoning_html: reasoning,
-        source: message.source,
-      });
+      this.finished()[message.turn] = { html, reasoning_html: reasoning, source: message.source };
     } else {
       this.resend(message.turn);
     }
+  }
+
+  /** The ended turn's new fields (status, stats...) into the model's `turns`, in place:
+   * the kernel does not re-send the list at a turn end (it grows with the conversation).
+   * @param {EndedMessage} message */
+  endTurn(message) {
+    const turn = (this.model.get("turns") ?? []).find((each) => each.id === message.turn);
+    if (!turn) return;
+    Object.assign(turn, message.fields);
+    this.renderTurns();
   }
 
   renderTurns() {
@@ -1014,14 +1036,21 @@ class Conversation {
     return asked;
   }
 
-  /** @param {PatchWire | ToolsMessage | SnapshotMessage | EndedMessage} received */
+  /** @param {PatchWire | Exclude<KernelMessage, PatchMessage>} received */
   onCustom(received) {
     /** @type {KernelMessage} */
     const message = Array.isArray(received) ? decodePatch(received) : received;
+    if (message.type === "finished") {
+      const { html, reasoning_html, source } = message;
+      this.finished()[message.turn] = { html, reasoning_html, source };
+      this.renderTurns();
+      return;
+    }
     const answer = this.answers().find((each) => each.id === message.turn);
     if (message.type === "ended") {
       if (answer) this.keepAnswer(answer, message);
       else this.resend(message.turn);
+      this.endTurn(message);
     } else if (answer?.receive(message)) {
       this.scrollToEnd();
     }
