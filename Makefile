@@ -46,7 +46,8 @@ constraints:
 # a shape shows here, not as a red main after someone refreshes the pins.
 NEWEST := .venv-newest
 SDKS := openai anthropic google-genai ollama litellm langchain-core transformers numpy
-SDK_TESTS := tests/test_sources.py tests/test_secrets.py tests/test_widget_sources.py
+SDK_TESTS := tests/test_sources.py tests/test_secrets.py tests/test_secrets_sources.py \
+  tests/test_widget_sources.py
 
 test-newest-sdks:
 	test -x $(NEWEST)/bin/python || python3 -m venv $(NEWEST)
