@@ -34,6 +34,8 @@ the code and table rows <= 1.5x the prose row's; done within 150 ms of the last 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import itertools
 import json
 import os
 import secrets
@@ -413,12 +415,10 @@ class Bench:
         length = len(text_for(kind, self.server.scale))
         if not self.server.done.wait(length / rate + 120):
             raise RuntimeError(f"{contender} {kind}@{rate}: the stream did not end")
-        try:
+        with contextlib.suppress(Exception):  # playwright's TimeoutError: never caught up
             page.wait_for_function(
                 "() => window.__bench.done !== null", timeout=GIVE_UP * 1000, polling=20
             )
-        except Exception:  # playwright's TimeoutError: this view never caught up
-            pass
         after = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
         seen = page.evaluate(COLLECT)
         if contender.startswith("naive"):
@@ -439,7 +439,10 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 def figures(
-    seen: dict[str, Any], before: dict[str, float], after: dict[str, float], first: float,
+    seen: dict[str, Any],
+    before: dict[str, float],
+    after: dict[str, float],
+    first: float,
     last: float,
 ) -> dict[str, float]:
     origin = seen["origin"]
@@ -447,7 +450,7 @@ def figures(
     done = seen["done"]
     end = done if done is not None else last * 1000 - origin + GIVE_UP * 1000
     frames = [t for t in seen["frames"] if start <= t <= end]
-    gaps = [b - a for a, b in zip(frames, frames[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(frames)]
     seconds = max(1e-3, (end - start) / 1000)
     tasks = [d for t, d in seen["tasks"] if start - 50 <= t <= end]
     delta = {name: after.get(name, 0.0) - before.get(name, 0.0) for name in METRICS}
@@ -455,7 +458,8 @@ def figures(
         "fps": len(frames) / seconds,
         "p99 ms": percentile(gaps, 0.99),
         "longest ms": max(tasks, default=0.0),
-        "style+layout ms/s": 1000 * (delta["LayoutDuration"] + delta["RecalcStyleDuration"])
+        "style+layout ms/s": 1000
+        * (delta["LayoutDuration"] + delta["RecalcStyleDuration"])
         / seconds,
         "task ms/s": 1000 * delta["TaskDuration"] / seconds,
         "done after s": (done + origin) / 1000 - last if done is not None else float("inf"),

@@ -16,10 +16,14 @@ from streamchat.render import MarkdownStream, Patch
 
 OUT = Path(__file__).parent / "fixtures" / "rendered_streams.json"
 
-CODE = "```python\n" + "".join(
-    f'def f{i}(x, y="<{i}>"):  # line {i} & more\n    return x * {i} + len(y)  # 🚀\n'
-    for i in range(30)
-) + "```\n"
+CODE = (
+    "```python\n"
+    + "".join(
+        f'def f{i}(x, y="<{i}>"):  # line {i} & more\n    return x * {i} + len(y)  # 🚀\n'
+        for i in range(30)
+    )
+    + "```\n"
+)
 TABLE = "| name | kind | size & cost |\n|---|:---:|---:|\n" + "".join(
     f"| row {i} | *kind* `{i}` | {i * 7} KB <b> |\n" for i in range(25)
 )
@@ -35,7 +39,7 @@ MATH = (
 EMOJI = (
     "# Emoji 🚀 and entities\n\nA 👩‍👩‍👧 family, flags 🇫🇷🇩🇪, a &amp; b < c > d, "
     "\"quotes\" & 'apostrophes', non-breaking\u00a0space, and *emphasis that ends "
-    "later* with ~~strike~~.\n\n---\n\nA [link with > in title](http://e.x \"a > b\").\n"
+    'later* with ~~strike~~.\n\n---\n\nA [link with > in title](http://e.x "a > b").\n'
 )
 PROSE = " ".join(
     f"Sentence {i} says *something* about `streams` and **patches**." for i in range(40)
@@ -43,8 +47,13 @@ PROSE = " ".join(
 MIXED = "\n\n".join([PROSE[:600], CODE[:900] + "```", TABLE[:700], LISTS, MATH, EMOJI])
 
 TEXTS = {
-    "code": CODE, "table": TABLE, "lists": LISTS, "math": MATH, "emoji": EMOJI,
-    "prose": PROSE, "mixed": MIXED,
+    "code": CODE,
+    "table": TABLE,
+    "lists": LISTS,
+    "math": MATH,
+    "emoji": EMOJI,
+    "prose": PROSE,
+    "mixed": MIXED,
 }
 
 

@@ -1351,6 +1351,9 @@ class Conversation {
     /** Per turn index: a Question or an Answer, with `sig` (turnSignature). */
     this.views = [];
     this.follow = true;
+    /** Where our last scroll to the end left the log (null: none yet). */
+    this.autoTop = null;
+    this.scrollFrame = 0;
     this.localStop = false;
     this.disconnected = false;
     this.firstRender = true;
@@ -1382,16 +1385,26 @@ class Conversation {
     );
     this.notice = h(doc, "div", "streamchat-notice", { role: "alert" });
     this.notice.hidden = true;
-    this.root.append(this.log, this.presets, this.notice, form, controls);
+    // "Jump to latest" floats over the log's bottom edge, out of the flow: showing it
+    // moves nothing.
+    const logBox = h(doc, "div", "streamchat-log-box");
+    this.jump = h(doc, "button", "streamchat-jump", { type: "button", title: "Follow the newest text" });
+    this.jump.textContent = "↓ Jump to latest";
+    this.jump.hidden = true;
+    logBox.append(this.log, this.jump);
+    this.root.append(logBox, this.presets, this.notice, form, controls);
     el.appendChild(this.root);
   }
 
   wire() {
     const { scope, model } = this;
-    scope.listen(this.log, "scroll", () => {
-      const { log } = this;
-      this.follow = nearBottom(log.scrollTop, log.clientHeight, log.scrollHeight);
+    scope.listen(this.log, "scroll", () => this.onScroll());
+    scope.listen(this.jump, "click", () => {
+      this.follow = true;
+      this.jump.hidden = true;
+      this.scrollNow();
     });
+    scope.add(() => this.scrollFrame && this.doc.defaultView.cancelAnimationFrame(this.scrollFrame));
     // Keys pressed in the widget are the widget's, in every host. Listening on the
     // window at capture phase runs before any host listener (Notebook 7 and JupyterLab
     // handle shortcuts on the document at capture phase, so a listener on the widget
@@ -1440,8 +1453,31 @@ class Conversation {
     this.stop.disabled = !LIVE.has(now);
   }
 
+  /** The reader's scroll (or ours): follow while at the bottom, stay put above it. Our
+   * own scroll to the end counts as at the bottom even if text grew since. */
+  onScroll() {
+    const { log } = this;
+    const top = log.scrollTop;
+    const ours = this.autoTop !== null && top >= this.autoTop - 1;
+    this.follow = ours || nearBottom(top, log.clientHeight, log.scrollHeight);
+    this.jump.hidden = this.follow;
+  }
+
+  /** Keep the newest text in view, once a frame at most: the scroll reads the layout
+   * the frame computes anyway, instead of forcing one per message. */
   scrollToEnd() {
-    if (this.follow) this.log.scrollTop = this.log.scrollHeight;
+    if (!this.follow || this.scrollFrame) return;
+    this.scrollFrame = this.doc.defaultView.requestAnimationFrame(() => {
+      this.scrollFrame = 0;
+      this.scrollNow();
+    });
+  }
+
+  scrollNow() {
+    if (!this.follow) return;
+    const { log } = this;
+    log.scrollTop = log.scrollHeight;
+    this.autoTop = log.scrollTop;
   }
 
   answers() {
@@ -1581,6 +1617,7 @@ class Conversation {
     }
     this.localStop = false;
     this.follow = true;
+    this.jump.hidden = true;
     this.scrollToEnd();
     return true;
   }
