@@ -7,7 +7,15 @@ import { test } from "node:test";
 
 import { JSDOM } from "jsdom";
 
-import { LiveHtml, applyOps, decodeText, netChange, scanTag } from "../../src/streamchat/static/widget.js";
+import {
+  LiveHtml,
+  applyOps,
+  decodeText,
+  netChange,
+  scanTag,
+  showInterval,
+  splitChange,
+} from "../../src/streamchat/static/widget.js";
 
 const { window } = new JSDOM("<!doctype html><body></body>");
 const { document } = window;
@@ -76,7 +84,17 @@ test("real renderer streams: the DOM equals a whole parse after every batch", ()
 
 test("in place, the work follows the new text, not the size of the open block", () => {
   for (const { name, batches } of streams.filter((s) => /^(code|table|prose)\//.test(s.name))) {
-    const live = run({ frozen: "", tail: "" }, batches, name, false);
+    const live = new LiveHtml(document.createElement("div"));
+    let state = { frozen: "", tail: "" };
+    let most = 0;
+    for (const ops of batches) {
+      const before = live.stats.parsedChars;
+      live.apply(ops, state.frozen.length);
+      state = applyOps(state, ops).state;
+      most = Math.max(most, live.stats.parsedChars - before);
+    }
+    // No update parses the block again: not when it is appended finished either.
+    assert.ok(most < 1000, `${name}: ${most} characters parsed in one update`);
     const { parsedChars, fallbacks, updates } = live.stats;
     // Parsed: the finished blocks once (appends) and small pieces, not a block per update.
     assert.ok(parsedChars < 2 * live.html.length, `${name}: parsed ${parsedChars} of ${live.html.length}`);
@@ -124,4 +142,34 @@ test("the tag scanner follows quoted attribute values holding > and /", () => {
   assert.equal(scanTag(html, html.indexOf("</a>")).closing, true);
   assert.equal(scanTag("<br/>", 0).selfClosing, true);
   assert.equal(scanTag("<", 0), null);
+});
+
+test("a change that holds the old closing tags whole is two insertions around them", () => {
+  const old = "<table><tbody><tr><td>1</td></tr></tbody></table>";
+  const ops = [
+    { op: "append", html: "<table><tbody><tr><td>12</td></tr></tbody></table>" },
+    { op: "extend", drop: old.length - 1, keep: 1, html: "<p>T</p" },
+  ];
+  const change = netChange(old, 0, ops);
+  const steps = splitChange(old, change);
+  assert.equal(steps.length, 2);
+  assert.equal(steps[0].full.slice(steps[0].lo, steps[0].hiNew), "><p>T</p");
+  assert.equal(steps[1].full.slice(steps[1].lo, steps[1].hiNew), "2");
+  const root = document.createElement("div");
+  const live = new LiveHtml(root);
+  live.set(old);
+  const table = root.firstChild;
+  const parsed = live.stats.parsedChars;
+  live.apply(ops, 0);
+  assert.equal(root.firstChild, table, "the table is the same node");
+  assert.equal(live.stats.parsedChars - parsed, "<p>T</p>".length, "only the paragraph parsed");
+  assert.equal(live.stats.textEdits, 1, "the 2 joined the cell's text");
+  assert.equal(root.innerHTML, "<table><tbody><tr><td>12</td></tr></tbody></table><p>T</p>");
+});
+
+test("a large open block is shown less often, never more than 100 ms behind", () => {
+  assert.equal(showInterval(500), 0);
+  assert.equal(showInterval(2000), 0);
+  assert.equal(showInterval(4000), 20);
+  assert.equal(showInterval(40_000), 100);
 });

@@ -180,6 +180,16 @@ export function formatElapsed(ms) {
   return `${(Math.max(0, ms) / 1000).toFixed(1)} s`;
 }
 
+/**
+ * How long (ms) the DOM of a live part may wait between updates when its open block's
+ * HTML is `size` characters. Each update lays out the whole open block again (a code
+ * block is one inline formatting context, a table one table), so a large one is shown
+ * less often, never more than 100 ms behind what came: the lag a reader does not see.
+ */
+export function showInterval(size) {
+  return Math.min(100, Math.max(0, (size - 2000) / 100));
+}
+
 /** True when a scroller is at (or within `slack` px of) its bottom: keep following. */
 export function nearBottom(scrollTop, clientHeight, scrollHeight, slack = 32) {
   return scrollHeight - (scrollTop + clientHeight) <= slack;
@@ -569,6 +579,27 @@ export function netChange(oldFull, frozenLength, ops) {
   return { full, frozen, reset, lo, hiOld: hiOld - suffix, hiNew: hiNew - suffix };
 }
 
+/**
+ * A change as one or two steps: when the new text holds the old (a short run of closing
+ * tags) whole, it is two insertions around it. [append a finished table, extend the
+ * tail to the paragraph after it] replaces "</td></tr></tbody></table" with the last
+ * cell's text, those tags and the paragraph; as insertions, the text goes into the cell
+ * and the paragraph after the table, and the table is not parsed again.
+ */
+export function splitChange(old, change) {
+  const { full, lo, hiOld, hiNew } = change;
+  const was = old.slice(lo, hiOld);
+  const now = full.slice(lo, hiNew);
+  const at = was && was.length <= 512 && now.length > was.length ? now.lastIndexOf(was) : -1;
+  if (at < 0) return [{ old, full, lo, hiOld, hiNew }];
+  const after = now.slice(at + was.length);
+  const middle = old.slice(0, hiOld) + after + old.slice(hiOld);
+  const steps = [];
+  if (after) steps.push({ old, full: middle, lo: hiOld, hiOld, hiNew: hiOld + after.length });
+  if (at) steps.push({ old: middle, full, lo, hiOld: lo, hiNew: lo + at });
+  return steps;
+}
+
 /** The applier: `root`'s children are the HTML `html`; `apply` moves both on. */
 export class LiveHtml {
   /** @param {Element} root @param {(node: Node) => void} [onInsert] */
@@ -604,11 +635,22 @@ export class LiveHtml {
     const old = this.html;
     this.html = change.full;
     if (!this.map) this.map = this.build(old);
-    if (!this.map || !this.splice(old, change)) {
+    if (!this.map || !this.change(old, change)) {
       this.stats.wholes++;
       this.set(change.full);
     }
     return change;
+  }
+
+  /** Apply `change` as `splitChange` says, or whole where a step's text is not HTML
+   * on its own (a failed step leaves the DOM as it was). */
+  change(old, change) {
+    const steps = splitChange(old, change);
+    if (steps.length === 1 && steps[0].hiOld === change.hiOld) return this.splice(old, change);
+    if (!this.splice(old, steps[0])) return this.splice(old, change);
+    if (steps.length === 1 || this.splice(steps[1].old, steps[1])) return true;
+    const { full, lo, hiNew } = change;
+    return this.splice(steps[1].old, { full, lo, hiOld: steps[0].hiNew, hiNew });
   }
 
   build(html) {
@@ -643,8 +685,8 @@ export class LiveHtml {
     }
   }
 
-  /** The tag that `pos` is strictly inside, as its start, or -1. */
-  tagStartAround(pos) {
+  /** The tag that `pos` is strictly inside, as [start, end), or null. */
+  tagAround(pos) {
     let entry = this.map;
     let start = 0;
     for (;;) {
@@ -657,10 +699,10 @@ export class LiveHtml {
           break;
         }
       }
-      if (!next || !next.kids || kidStart + next.len <= pos) return -1;
-      if (pos < kidStart + next.open) return kidStart;
+      if (!next || !next.kids || kidStart + next.len <= pos) return null;
+      if (pos < kidStart + next.open) return [kidStart, kidStart + next.open];
       const endTag = kidStart + next.len - next.close;
-      if (pos > endTag) return endTag;
+      if (pos > endTag) return [endTag, kidStart + next.len];
       entry = next;
       start = kidStart;
     }
@@ -670,18 +712,19 @@ export class LiveHtml {
     const full = change.full;
     let { lo: a, hiOld: b } = change;
     const delta = change.hiNew - change.hiOld;
-    // A pure insertion (or deletion) that starts inside a tag slides back to the tag's
-    // start when the text allows: "li>b</li>\n<" inserted before "/ul>" is "<li>b</li>\n"
+    // A pure insertion (or deletion) that starts inside a tag slides to the tag's start
+    // or end when the text allows: "li>b</li>\n<" inserted before "/ul>" is "<li>b</li>\n"
     // inserted before "</ul>", which belongs inside the list, not around it.
-    if (a === b || change.hiNew === a) {
-      const tagStart = this.tagStartAround(a);
-      const moved = full.slice(a, Math.max(change.hiNew, a));
-      const removed = old.slice(a, b);
-      const shift = a - tagStart;
-      const piece = moved || removed;
-      if (tagStart >= 0 && shift <= piece.length && old.slice(tagStart, a) === piece.slice(piece.length - shift)) {
-        a -= shift;
-        b -= shift;
+    const tag = a === b || change.hiNew === a ? this.tagAround(a) : null;
+    if (tag) {
+      const piece = full.slice(a, Math.max(change.hiNew, a)) || old.slice(a, b);
+      const [tagStart, tagEnd] = tag;
+      if (a - tagStart <= piece.length && piece.endsWith(old.slice(tagStart, a))) {
+        b -= a - tagStart;
+        a = tagStart;
+      } else if (tagEnd - a <= piece.length && piece.startsWith(old.slice(a, tagEnd))) {
+        b += tagEnd - a;
+        a = tagEnd;
       }
     }
     const path = this.locate(a, b);
@@ -935,8 +978,8 @@ class Scope {
  * One area of an answer, its body or its reasoning: the frozen HTML, which only
  * grows, then the live tail that patches rewrite, and the typing cursor. Both live in
  * one container (`LiveHtml` applies the patches in place), so a commit moves nothing;
- * `state` keeps where the frozen part ends. `node.streamchat` holds the applier's
- * counters for tests and benchmarks.
+ * `state` keeps where the frozen part ends. The answer decides when the DOM catches up
+ * (`show`). `node.streamchat` is this object, for tests and benchmarks (`live.stats`).
  */
 class Part {
   constructor(doc, className, decorate = () => {}) {
@@ -944,20 +987,20 @@ class Part {
     this.node = h(doc, "div", className);
     this.live = new LiveHtml(this.node, decorate);
     this.state = { frozen: "", tail: "" };
+    /** Ops taken but not yet shown, and the frozen length the DOM shows. */
+    this.pending = [];
+    this.shownFrozen = 0;
     this.cursor = null;
     this.node.streamchat = this;
   }
 
+  /** The HTML the patches so far make (the DOM may trail it until `show`). */
   get html() {
-    return this.live.html;
+    return this.state.frozen + this.state.tail;
   }
 
   get empty() {
-    return !this.live.html;
-  }
-
-  get stats() {
-    return { ...this.live.stats, frozen: this.state.frozen.length };
+    return !this.state.frozen && !this.state.tail;
   }
 
   /** Show `state` ({frozen, tail}) as a whole: a finished answer, a snapshot. */
@@ -965,15 +1008,27 @@ class Part {
     this.removeCursor();
     this.live.set(state.frozen + state.tail);
     this.state = state;
+    this.pending = [];
+    this.shownFrozen = state.frozen.length;
   }
 
-  /** Apply patch ops in place; true when the frozen HTML grew or was replaced. */
+  /** Take patch ops: the HTML moves on now, the DOM at the next `show`. True when a
+   * block finished or everything was replaced (worth showing at once). */
   apply(ops) {
-    this.removeCursor();
     const { state, appended, reset } = applyOps(this.state, ops);
-    this.live.apply(ops, this.state.frozen.length);
     this.state = state;
+    this.pending.push(...ops);
     return Boolean(appended || reset);
+  }
+
+  /** Apply the ops taken since the last `show` to the DOM, in place; true if any. */
+  show() {
+    if (!this.pending.length) return false;
+    this.removeCursor();
+    this.live.apply(this.pending, this.shownFrozen);
+    this.pending = [];
+    this.shownFrozen = this.state.frozen.length;
+    return true;
   }
 
   /** The typing cursor right after the last character; constant work per update. */
@@ -1043,6 +1098,10 @@ class Answer {
     this.started = Date.now();
     this.reasoningToggled = false;
     this.reasoningAuto = undefined;
+    /** The DOM catches up with the patches at an animation frame (`showSoon`). */
+    this.frame = 0;
+    this.wait = 0;
+    this.shownAt = 0;
     this.build();
     this.fill(turn);
   }
@@ -1126,6 +1185,7 @@ class Answer {
    * (and any selection the person made) is left alone. A locally stopped view keeps
    * what it showed when Stop was clicked. */
   showFinal(turn, wasLive) {
+    this.showNow();
     if (!this.stopped && (this.body.html !== (turn.html ?? "") || !wasLive)) {
       this.body.set({ frozen: turn.html ?? "", tail: "" });
     }
@@ -1146,11 +1206,41 @@ class Answer {
   applyPatch(partName, ops) {
     if (!this.live || this.stopped || this.awaitingSnapshot) return false;
     const part = partName === "body" ? this.body : this.thought;
-    part.apply(ops);
-    if (part === this.body) this.body.placeCursor();
+    this.showSoon(part.apply(ops));
+    return false; // the DOM changes (and the log scrolls) when it is shown
+  }
+
+  /** Show the ops taken at the next frame, or, while the open block is large, once
+   * `showInterval` passed since the last time; a finished block shows at once. */
+  showSoon(urgent) {
+    if (this.frame || (this.wait && !urgent)) return;
+    clearTimeout(this.wait);
+    this.wait = 0;
+    const win = this.doc.defaultView;
+    const interval = showInterval(Math.max(this.body.state.tail.length, this.thought.state.tail.length));
+    const delay = urgent ? 0 : this.shownAt + interval - Date.now();
+    const frame = () => {
+      this.wait = 0;
+      this.frame = win.requestAnimationFrame(() => this.showNow());
+    };
+    if (delay > 0) this.wait = setTimeout(frame, delay);
+    else frame();
+  }
+
+  /** Bring the DOM up to date with every op taken. */
+  showNow() {
+    if (this.frame) this.doc.defaultView.cancelAnimationFrame(this.frame);
+    clearTimeout(this.wait);
+    this.frame = 0;
+    this.wait = 0;
+    this.shownAt = Date.now();
+    const changed = this.body.show();
+    this.thought.show();
+    if (!this.live || this.stopped) return;
+    if (changed || !this.body.cursor) this.body.placeCursor();
     this.setReasoningVisibility();
     this.updateThinking();
-    return true;
+    this.host.scrollToEnd();
   }
 
   /** @param {SnapshotMessage} message */
@@ -1168,6 +1258,7 @@ class Answer {
 
   /** Stop showing the live answer at once (what the person sees stops now). */
   stopHere() {
+    this.showNow(); // what came before the click
     this.stopped = true;
     this.live = false;
     this.body.removeCursor();
@@ -1248,6 +1339,8 @@ class Answer {
 
   dispose() {
     this.stopTimer();
+    if (this.frame) this.doc.defaultView.cancelAnimationFrame(this.frame);
+    clearTimeout(this.wait);
     this.node.remove();
   }
 }
@@ -1362,6 +1455,7 @@ class Conversation {
     this.answerHost = {
       model,
       later: (callback, ms) => this.scope.later(callback, ms),
+      scrollToEnd: () => this.scrollToEnd(),
       retry: (id) => this.tell({ type: "retry", turn: id }),
     };
     this.build(el);
