@@ -79,6 +79,11 @@ test("real renderer streams: the DOM equals a whole parse after every batch", ()
     const resets = batches.flat().filter((op) => op.op === "reset").length;
     // Never the whole part again, but for a reset; each re-parse fell back at most once.
     assert.equal(live.stats.wholes, resets, `${name}: whole re-parses ${JSON.stringify(live.stats)}`);
+    // The view shows a large open block every 100 ms: several batches as one change.
+    const grouped = [];
+    for (let i = 0; i < batches.length; i += 4) grouped.push(batches.slice(i, i + 4).flat());
+    const together = run({ frozen: "", tail: "" }, grouped, `${name} (4 batches at a time)`);
+    assert.equal(together.stats.wholes, resets, `${name}: ${JSON.stringify(together.stats)}`);
   }
 });
 

@@ -579,6 +579,17 @@ export function netChange(oldFull, frozenLength, ops) {
   return { full, frozen, reset, lo, hiOld: hiOld - suffix, hiNew: hiNew - suffix };
 }
 
+/** `change` without the end its old and new text share. */
+function trimEnd(change) {
+  const { old, full, lo } = change;
+  let { hiOld, hiNew } = change;
+  while (hiOld > lo && hiNew > lo && old.charCodeAt(hiOld - 1) === full.charCodeAt(hiNew - 1)) {
+    hiOld--;
+    hiNew--;
+  }
+  return { ...change, hiOld, hiNew };
+}
+
 /**
  * A change as one or two steps: when the new text holds the old (a short run of closing
  * tags) whole, it is two insertions around it. [append a finished table, extend the
@@ -645,12 +656,72 @@ export class LiveHtml {
   /** Apply `change` as `splitChange` says, or whole where a step's text is not HTML
    * on its own (a failed step leaves the DOM as it was). */
   change(old, change) {
+    const block = this.splitAtBlock(old, change);
+    if (block) {
+      if (!this.splice(old, block[0])) return this.splice(old, change);
+      const [, rest] = block;
+      if (!rest || this.splice(rest.old, rest)) return true;
+      const { full } = change;
+      return this.splice(rest.old, { full, lo: rest.at, hiOld: rest.old.length, hiNew: full.length });
+    }
     const steps = splitChange(old, change);
     if (steps.length === 1 && steps[0].hiOld === change.hiOld) return this.splice(old, change);
     if (!this.splice(old, steps[0])) return this.splice(old, change);
     if (steps.length === 1 || this.splice(steps[1].old, steps[1])) return true;
     const { full, lo, hiNew } = change;
     return this.splice(steps[1].old, { full, lo, hiOld: steps[0].hiNew, hiNew });
+  }
+
+  /**
+   * A change that runs past the end of the top-level block it starts in (the last row
+   * of a table, then the paragraph after it) as two: the block's inside up to its end
+   * tag, then what follows it. Null when the change stays inside one block.
+   */
+  splitAtBlock(old, change) {
+    const { full, lo, hiOld } = change;
+    let end = this.map.len;
+    let kid = null;
+    for (let k = this.map.kids.length - 1; k >= 0; k--) {
+      const start = end - this.map.kids[k].len;
+      if (start < lo) {
+        kid = { entry: this.map.kids[k], start, end };
+        break;
+      }
+      end = start;
+    }
+    if (!kid || !kid.entry.kids || !kid.entry.close || hiOld <= kid.end - kid.entry.close) return null;
+    // Where the block ends in the new HTML: its start tag is unchanged (before `lo`).
+    let depth = 0;
+    let at = kid.start;
+    for (;;) {
+      at = full.indexOf("<", at);
+      if (at < 0) return null;
+      const tag = scanTag(full, at);
+      if (!tag) return null;
+      if (tag.closing) depth--;
+      else if (!tag.selfClosing && !VOID.has(tag.name)) depth++;
+      at = tag.end;
+      if (depth === 0) break;
+    }
+    const close = kid.entry.close;
+    if (at - close < lo || full.slice(at - close, at) !== old.slice(kid.end - close, kid.end)) return null;
+    const middle = full.slice(0, at) + old.slice(kid.end);
+    if (middle === full) return null; // nothing new after the block
+    const inside = trimEnd({ old, full: middle, lo, hiOld: kid.end - close, hiNew: at - close });
+    // After the block: what differs between the old rest and the new rest.
+    const was = old.slice(kid.end);
+    const now = full.slice(at);
+    const prefix = commonPrefix(was, now, Math.min(was.length, now.length));
+    let suffix = 0;
+    while (suffix < Math.min(was.length, now.length) - prefix &&
+        was.charCodeAt(was.length - 1 - suffix) === now.charCodeAt(now.length - 1 - suffix)) {
+      suffix++;
+    }
+    const rest = {
+      old: middle, full, lo: at + prefix, hiOld: at + was.length - suffix,
+      hiNew: at + now.length - suffix, at,
+    };
+    return [inside, rest];
   }
 
   build(html) {
