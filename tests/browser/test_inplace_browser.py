@@ -137,8 +137,9 @@ def test_code_and_table_type_out_in_place(page: Any, lab: Jupyter) -> None:
     for prompt in ("code", "table"):
         samples = type_out(page, prompt, f"inplace-{prompt}")
         assert len(samples) > 20, "sampled every frame while it typed"
-        tops = {round(sample["top"]) for sample in samples}
-        assert len(tops) == 1, f"the {prompt} block moved while it typed: {sorted(tops)}"
+        tops = [sample["top"] for sample in samples]
+        # Sub-pixel rounding of a growing table may differ by a pixel; a jump is more.
+        assert max(tops) - min(tops) <= 1.5, f"the {prompt} block moved while typing: {tops}"
         assert all(s["sameFirst"] for s in samples), "a finished line was rebuilt"
         bars = {s["bars"] for s in samples}
         assert bars == ({1} if prompt == "code" else {0}), f"code bars while typing: {bars}"
