@@ -49,14 +49,15 @@ def chat_cell(speed: float) -> str:
 
 # Samples, once a frame while the last answer types: where its first block of code or
 # table sits, whether the first line/row is still the node it was, how many code bars.
-WATCH = r"""() => {
+WATCH = r"""(n) => {
   window.__samples = [];
   window.__watching = true;
   let first = null;
   const sample = () => {
     if (!window.__watching) return;
-    const bodies = document.querySelectorAll('.streamchat-assistant .streamchat-body');
-    const body = bodies[bodies.length - 1];
+    // The answer asked now (the n-th), not the one before it.
+    const answer = document.querySelectorAll('.streamchat-assistant')[n];
+    const body = answer && answer.querySelector('.streamchat-body');
     const block = body && body.querySelector('.streamchat-code, table');
     if (block) {
       const lines = block.querySelectorAll('code > span, tbody > tr');
@@ -106,13 +107,21 @@ def shoot(page: Any, name: str) -> None:
 def type_out(page: Any, prompt: str, shot: str) -> list[dict[str, Any]]:
     """Ask; sample every frame and the cursor while it types; screenshots during and after."""
     count = page.locator(".streamchat-assistant").count()
-    page.evaluate(WATCH)
+    page.evaluate(WATCH, count)
     ask(page, prompt)
     page.wait_for_function(
-        "() => { const b = [...document.querySelectorAll('.streamchat-body')].pop();"
+        "n => { const a = document.querySelectorAll('.streamchat-assistant');"
+        " const b = a.length > n && a[a.length - 1].querySelector('.streamchat-body');"
         " return b && b.querySelectorAll('code > span, tbody > tr').length > 40; }",
+        arg=count,
         timeout=LOAD,
     )
+    scroll = page.evaluate(
+        "() => { const l = document.querySelector('.streamchat-log');"
+        " return [l.scrollHeight - l.scrollTop - l.clientHeight,"
+        " !document.querySelector('.streamchat-jump').hidden]; }"
+    )
+    assert scroll[0] <= 64 and not scroll[1], f"the log follows the typing answer: {scroll}"
     spots = [page.evaluate(CURSOR) for _ in range(5)]
     shoot(page, f"{shot}-typing.png")
     page.wait_for_function(
@@ -142,10 +151,7 @@ def test_code_and_table_type_out_in_place(page: Any, lab: Jupyter) -> None:
         assert max(tops) - min(tops) <= 1.5, f"the {prompt} block moved while typing: {tops}"
         rebuilt = [s for s in samples if not s["sameFirst"]]
         stats = page.evaluate(SAME_AS_PARSED)["stats"]
-        # Known gap (see the issue's report): a table typed by the typewriter, shown four
-        # batches at a time, sometimes has its body re-parsed once; code never does.
-        if prompt == "code":
-            assert not rebuilt, f"{prompt}: a finished line was rebuilt ({len(rebuilt)}) {stats}"
+        assert not rebuilt, f"{prompt}: a finished line was rebuilt ({len(rebuilt)}) {stats}"
         bars = {s["bars"] for s in samples}
         assert bars == ({1} if prompt == "code" else {0}), f"code bars while typing: {bars}"
         assert all(s["cursors"] <= 1 for s in samples)
