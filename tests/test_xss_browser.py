@@ -1,8 +1,8 @@
 """Every XSS payload, typed one character at a time, inserted into a real Chromium page.
 
-Each intermediate state is inserted the way the widget inserts it (frozen HTML
-appended with insertAdjacentHTML, the live tail replaced with innerHTML), then every
-element is hovered, focused and clicked. `alert`, `confirm`, `prompt` and `print` are
+Each step's patches are applied by the widget's own code (widget.js `LiveHtml`, which
+edits text nodes and re-parses only the touched elements in place), then every element
+is hovered, focused and clicked. `alert`, `confirm`, `prompt` and `print` are
 trapped, and any dialog or page error fails the test. Plain http(s)/mailto links are
 not followed (they cannot run script); every other link is left to do what it does.
 """
@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -21,10 +22,13 @@ from conftest import require
 from xss_payloads import PAYLOADS
 
 ORIGIN = "http://streamchat.test/"
+WIDGET = Path(__file__).parents[1] / "src" / "streamchat" / "static" / "widget.js"
 PAGE = """<!doctype html><meta charset="utf-8"><body>
-<div class="streamchat-body"><div id="frozen"></div><div id="tail"></div></div>
-<script>
+<div class="streamchat-body" id="body"></div>
+<script type="module">
+import { LiveHtml, applyOps } from "./widget.js";
 window.__fired = [];
+window.__differs = [];
 for (const name of ["alert", "confirm", "prompt", "print"]) {
   window[name] = (...args) => { window.__fired.push(name + ":" + args.join(",")); };
 }
@@ -33,23 +37,18 @@ document.addEventListener("click", (event) => {
   if (link && /^(https?:|mailto:)/i.test(link.href)) event.preventDefault();
 }, true);
 window.__play = (steps) => {
-  const frozen = document.getElementById("frozen");
-  const tail = document.getElementById("tail");
-  frozen.innerHTML = ""; tail.innerHTML = "";
-  let live = "";  // the live part's HTML as sent (the widget keeps it as a string too)
+  const live = new LiveHtml(document.getElementById("body"));
+  live.set("");
+  let state = { frozen: "", tail: "" };
   for (const ops of steps) {
-    for (const op of ops) {
-      if (op.op === "append") frozen.insertAdjacentHTML("beforeend", op.html);
-      else if (op.op === "commit") {
-        frozen.insertAdjacentHTML("beforeend", live.slice(0, op.size));
-        live = live.slice(op.size);
-      } else if (op.op === "tail") live = op.html;
-      else if (op.op === "extend") {
-        const cut = Math.max(0, live.length - op.keep);
-        live = live.slice(0, Math.max(0, cut - op.drop)) + op.html + live.slice(cut);
-      } else { frozen.innerHTML = op.html; live = ""; }
-      tail.innerHTML = live;
-    }
+    live.apply(ops, state.frozen.length);
+    state = applyOps(state, ops).state;
+    // Built in place, the DOM is what a parse of the whole HTML makes.
+    const whole = document.createElement("div");
+    whole.className = "streamchat-body";
+    whole.id = "body";
+    whole.innerHTML = live.html;
+    if (!live.root.isEqualNode(whole)) window.__differs.push(live.html);
     for (const element of document.querySelectorAll(".streamchat-body *")) {
       for (const type of ["mouseover", "mouseenter", "mousemove", "focus", "animationstart"]) {
         element.dispatchEvent(new Event(type, { bubbles: true }));
@@ -76,6 +75,10 @@ def page() -> Iterator:
         page.on("popup", lambda popup: page.errors.append(f"popup {popup.url}"))
         # An http origin, so relative links resolve to http(s) like in the notebook page.
         page.route(ORIGIN, lambda route: route.fulfill(body=PAGE, content_type="text/html"))
+        page.route(
+            f"{ORIGIN}widget.js",
+            lambda route: route.fulfill(body=WIDGET.read_text(), content_type="text/javascript"),
+        )
         page.goto(ORIGIN)
         yield page
         browser.close()
@@ -98,6 +101,7 @@ def test_no_payload_runs_script(page, allow_images: bool) -> None:
         fired = page.evaluate("window.__fired")
         assert fired == [], f"script ran for {payload!r}: {fired}"
         assert page.errors == [], f"{payload!r}: {page.errors}"
+        assert page.evaluate("window.__differs") == [], f"{payload!r}: DOM built in place"
     assert len(PAYLOADS) >= 50
     assert inserted > len(PAYLOADS)  # the payloads really left elements to click
 

@@ -272,7 +272,8 @@ WATCH = r"""(selector) => {
       rows: rows.length,
       headingTop: heading ? heading.getBoundingClientRect().top - bubble.getBoundingClientRect().top
         : null,
-      frozen: Boolean(heading && heading.closest('.streamchat-frozen')),
+      // The heading's block is frozen once the part's frozen HTML holds it.
+      frozen: Boolean(heading && body.streamchat.state.frozen.includes('</h2>')),
       rawLatex: /\$\$|\\[[(\]]|\\[a-z]+|\$[a-z]/.test(prose) ? prose : null,
       pending: body.querySelectorAll('.streamchat-math-pending').length,
       maths: body.querySelectorAll('math').length,

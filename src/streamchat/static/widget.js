@@ -187,6 +187,16 @@ export function formatElapsed(ms) {
   return `${(Math.max(0, ms) / 1000).toFixed(1)} s`;
 }
 
+/**
+ * How long (ms) the DOM of a live part may wait between updates when its open block's
+ * HTML is `size` characters. Each update lays out the whole open block again (a code
+ * block is one inline formatting context, a table one table), so a large one is shown
+ * less often, never more than 100 ms behind what came: the lag a reader does not see.
+ */
+export function showInterval(size) {
+  return Math.min(100, Math.max(0, (size - 2000) / 100));
+}
+
 /** True when a scroller is at (or within `slack` px of) its bottom: keep following. */
 export function nearBottom(scrollTop, clientHeight, scrollHeight, slack = 32) {
   return scrollHeight - (scrollTop + clientHeight) <= slack;
@@ -346,6 +356,612 @@ export function watchKernel(manager, onLost) {
   };
 }
 
+// --- patches applied in place ---------------------------------------------------
+//
+// A part's HTML (frozen + tail) is one string; the kernel sends it as a serialization
+// of a parsed tree (double-quoted attributes, every element closed but void ones), so a
+// small tag scanner can say which characters each DOM node came from. `LiveHtml` keeps
+// that map (each node's length in the string, its start and end tags' lengths, its
+// children), turns a batch of ops into one change of the string, [a, b) replaced by new
+// text, and applies it where it belongs: new characters in a text node become a
+// `replaceData`, anything else re-parses only the children of the deepest element that
+// holds the change. What cannot change (finished lines of a code block, rows of a table,
+// list items) is never touched, and a commit moves no node. Anything the map cannot
+// follow re-parses the smallest enclosing element, and is counted (`stats.fallbacks`).
+
+const VOID = new Set([
+  "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
+  "track", "wbr",
+]);
+// The HTML parser drops a newline right after these start tags (HTML spec, "in body":
+// "pre", "listing"; "textarea").
+const LEADING_LF = new Set(["pre", "listing", "textarea"]);
+const XHTML = "http://www.w3.org/1999/xhtml";
+const NAMED = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'", nbsp: "\u00a0" };
+/** Nodes the view adds (cursor, code bars): never part of the mapped HTML. */
+const DECORATION = new WeakSet();
+
+/** Mark `node` as the view's own (the map skips it). */
+export function decoration(node) {
+  DECORATION.add(node);
+  return node;
+}
+
+/** Text as the parser makes it from serialized character data (serializers write only
+ * "&amp;", "&lt;", "&gt;", "&quot;", "&nbsp;" and numeric references); null when it holds
+ * a reference this decoder does not know (the caller re-parses instead). */
+export function decodeText(raw) {
+  const text = raw.includes("\r") ? raw.replace(/\r\n?/g, "\n") : raw;
+  if (!text.includes("&")) return text;
+  let known = true;
+  const out = text.replace(/&([#a-zA-Z0-9]*;?)/g, (all, ref) => {
+    const body = ref.slice(0, -1);
+    if (!ref.endsWith(";")) {
+      known = false;
+    } else if (body[0] === "#") {
+      const hex = body[1] === "x" || body[1] === "X";
+      const code = hex ? parseInt(body.slice(2), 16) : Number(body.slice(1));
+      if (!Number.isInteger(code)) known = false;
+      else if (!code || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) return "\ufffd";
+      else return String.fromCodePoint(code);
+    } else if (Object.hasOwn(NAMED, body)) {
+      return NAMED[body];
+    } else {
+      known = false;
+    }
+    return all;
+  });
+  return known ? out : null;
+}
+
+/** The tag starting at `html[at]` ("<"): its end (after ">"), lowercased name, and
+ * whether it closes or self-closes; null when no tag starts there. Attribute values
+ * may hold ">" (serializers escape only "&" and the quote), so quotes are followed. */
+export function scanTag(html, at) {
+  let i = at + 1;
+  const closing = html[i] === "/";
+  if (closing) i++;
+  const nameStart = i;
+  while (i < html.length && !/[\s/>]/.test(html[i])) i++;
+  if (i === nameStart) return null;
+  const name = html.slice(nameStart, i).toLowerCase();
+  for (;;) {
+    while (i < html.length && /\s/.test(html[i])) i++;
+    if (i >= html.length) return null;
+    if (html[i] === ">") return { end: i + 1, name, closing, selfClosing: false };
+    if (html[i] === "/" && html[i + 1] === ">") return { end: i + 2, name, closing, selfClosing: true };
+    if (html[i] === "/") {
+      i++;
+      continue;
+    }
+    while (i < html.length && !/[\s=>]/.test(html[i]) && !(html[i] === "/" && html[i + 1] === ">")) i++;
+    while (i < html.length && /\s/.test(html[i])) i++;
+    if (html[i] !== "=") continue;
+    i++;
+    while (i < html.length && /\s/.test(html[i])) i++;
+    const quote = html[i];
+    if (quote === '"' || quote === "'") {
+      const close = html.indexOf(quote, i + 1);
+      if (close < 0) return null;
+      i = close + 1;
+    } else {
+      while (i < html.length && !/[\s>]/.test(html[i])) i++;
+    }
+  }
+}
+
+function mappedChildren(node) {
+  const out = [];
+  for (let child = node.firstChild; child; child = child.nextSibling) {
+    if (!DECORATION.has(child)) out.push(child);
+  }
+  return out;
+}
+
+/**
+ * Pair DOM `nodes` (siblings, in order) with the HTML from `html[at]`: their map
+ * entries and where their HTML ends, or null when the DOM is not what the HTML says
+ * (then the caller re-parses a larger piece). `parent` is the entries' parent.
+ */
+function mapNodes(html, at, nodes, parent) {
+  const entries = [];
+  let i = at;
+  for (const node of nodes) {
+    if (node.nodeType === TEXT_NODE) {
+      let stop = html.indexOf("<", i);
+      if (stop < 0) stop = html.length;
+      if (stop === i || decodeText(html.slice(i, stop)) !== node.data) return null;
+      entries.push({ node, len: stop - i, parent, kids: null });
+      i = stop;
+      continue;
+    }
+    if (node.nodeType !== ELEMENT_NODE || html[i] !== "<") return null;
+    const tag = scanTag(html, i);
+    const name = node.localName.toLowerCase();
+    if (!tag || tag.closing || tag.name !== name) return null;
+    const entry = { node, len: 0, open: tag.end - i, close: 0, parent, kids: [], lf: false };
+    const html5 = node.namespaceURI === XHTML;
+    if ((html5 && VOID.has(name)) || (!html5 && tag.selfClosing)) {
+      entry.kids = [];
+      entry.len = entry.open;
+      entries.push(entry);
+      i = tag.end;
+      continue;
+    }
+    let inner = tag.end;
+    if (html5 && LEADING_LF.has(name) && html[inner] === "\n") {
+      entry.open += 1; // the parser dropped it: it belongs to the start tag here
+      entry.lf = true;
+      inner += 1;
+    }
+    const kids = mapNodes(html, inner, mappedChildren(node), entry);
+    if (!kids) return null;
+    const endTag = html[kids.end] === "<" ? scanTag(html, kids.end) : null;
+    if (!endTag || !endTag.closing || endTag.name !== name) return null;
+    entry.kids = kids.entries;
+    entry.close = endTag.end - kids.end;
+    entry.len = endTag.end - i;
+    entries.push(entry);
+    i = endTag.end;
+  }
+  return { entries, end: i };
+}
+
+/** True when every tag in `html` is closed in it, in order (a quick scan, no parse). */
+function balanced(html) {
+  const open = [];
+  for (let i = html.indexOf("<"); i >= 0; i = html.indexOf("<", i)) {
+    const tag = scanTag(html, i);
+    if (!tag) return false;
+    if (tag.closing) {
+      if (open.pop() !== tag.name) return false;
+    } else if (!tag.selfClosing && !VOID.has(tag.name)) {
+      open.push(tag.name);
+    }
+    i = tag.end;
+  }
+  return open.length === 0;
+}
+
+function commonPrefix(a, b, limit) {
+  let n = 0;
+  while (n < limit && a.charCodeAt(n) === b.charCodeAt(n)) n++;
+  return n;
+}
+
+/** The net change a batch of ops makes to `frozen + tail`: [lo, hiOld) of the old
+ * string becomes [lo, hiNew) of the new one; `frozen` is the new frozen length. */
+export function netChange(oldFull, frozenLength, ops) {
+  let full = oldFull;
+  let frozen = frozenLength;
+  let lo = Infinity;
+  let hiOld = 0;
+  let hiNew = 0;
+  let reset = false;
+  const splice = (a, b, html) => {
+    full = full.slice(0, a) + html + full.slice(b);
+    if (lo === Infinity) {
+      lo = a;
+      hiOld = b;
+      hiNew = a + html.length;
+      return;
+    }
+    const end = Math.max(hiNew, b);
+    hiOld += end - hiNew;
+    lo = Math.min(lo, a);
+    hiNew = end + html.length - (b - a);
+  };
+  for (const { op, html = "", drop = 0, keep = 0, size = 0 } of ops) {
+    const tailLength = full.length - frozen;
+    if (op === "commit") {
+      frozen += Math.max(0, Math.min(size, tailLength));
+    } else if (op === "append") {
+      splice(frozen, frozen, html);
+      frozen += html.length;
+    } else if (op === "tail") {
+      splice(frozen, full.length, html);
+    } else if (op === "extend") {
+      const cut = Math.max(0, tailLength - keep);
+      splice(frozen + Math.max(0, cut - drop), frozen + cut, html);
+    } else if (op === "reset") {
+      full = html;
+      frozen = html.length;
+      reset = true;
+      lo = Infinity;
+    } else {
+      throw new Error(`unknown patch op: ${op}`);
+    }
+  }
+  if (lo === Infinity) return { full, frozen, reset, lo: 0, hiOld: 0, hiNew: 0 };
+  // Trim what the change left as it was (a tail op re-sends the whole open block).
+  const prefix = commonPrefix(
+    oldFull.slice(lo, hiOld), full.slice(lo, hiNew), Math.min(hiOld, hiNew) - lo,
+  );
+  lo += prefix;
+  let suffix = 0;
+  const limit = Math.min(hiOld, hiNew) - lo;
+  while (suffix < limit && oldFull.charCodeAt(hiOld - 1 - suffix) === full.charCodeAt(hiNew - 1 - suffix)) {
+    suffix++;
+  }
+  return { full, frozen, reset, lo, hiOld: hiOld - suffix, hiNew: hiNew - suffix };
+}
+
+/** `change` without the end its old and new text share. */
+function trimEnd(change) {
+  const { old, full, lo } = change;
+  let { hiOld, hiNew } = change;
+  while (hiOld > lo && hiNew > lo && old.charCodeAt(hiOld - 1) === full.charCodeAt(hiNew - 1)) {
+    hiOld--;
+    hiNew--;
+  }
+  return { ...change, hiOld, hiNew };
+}
+
+/**
+ * A change as one or two steps: when the new text holds the old (a short run of closing
+ * tags) whole, it is two insertions around it. [append a finished table, extend the
+ * tail to the paragraph after it] replaces "</td></tr></tbody></table" with the last
+ * cell's text, those tags and the paragraph; as insertions, the text goes into the cell
+ * and the paragraph after the table, and the table is not parsed again.
+ */
+export function splitChange(old, change) {
+  const { full, lo, hiOld, hiNew } = change;
+  const was = old.slice(lo, hiOld);
+  const now = full.slice(lo, hiNew);
+  const at = was && was.length <= 512 && now.length > was.length ? now.lastIndexOf(was) : -1;
+  if (at < 0) return [{ old, full, lo, hiOld, hiNew }];
+  const after = now.slice(at + was.length);
+  const middle = old.slice(0, hiOld) + after + old.slice(hiOld);
+  const steps = [];
+  if (after) steps.push({ old, full: middle, lo: hiOld, hiOld, hiNew: hiOld + after.length });
+  if (at) steps.push({ old: middle, full, lo, hiOld: lo, hiNew: lo + at });
+  return steps;
+}
+
+/** The applier: `root`'s children are the HTML `html`; `apply` moves both on. */
+export class LiveHtml {
+  /** @param {Element} root @param {(node: Node) => void} [onInsert] */
+  constructor(root, onInsert = () => {}) {
+    this.root = root;
+    this.doc = root.ownerDocument;
+    this.onInsert = onInsert;
+    this.html = "";
+    this.map = null; // built on first use: a finished answer never needs one
+    this.stats = {
+      updates: 0, textEdits: 0, reparses: 0, climbs: 0, fallbacks: 0, wholes: 0, parsedChars: 0,
+    };
+  }
+
+  /** Show `html` as a whole (a finished answer, a snapshot, a reset). */
+  set(html) {
+    this.root.replaceChildren();
+    this.insertParsed(this.root, html, null);
+    this.html = html;
+    this.map = null;
+  }
+
+  /** Apply a batch of ops (with `frozenLength` the frozen part's length before it). */
+  apply(ops, frozenLength) {
+    const change = netChange(this.html, frozenLength, ops);
+    this.stats.updates++;
+    if (change.reset) {
+      this.stats.wholes++;
+      this.set(change.full);
+      return change;
+    }
+    if (change.hiOld === change.lo && change.hiNew === change.lo) return change;
+    const old = this.html;
+    this.html = change.full;
+    if (!this.map) this.map = this.build(old);
+    if (!this.map || !this.change(old, change)) {
+      this.stats.wholes++;
+      this.set(change.full);
+    }
+    return change;
+  }
+
+  /** Apply `change` as `splitChange` says, or whole where a step's text is not HTML
+   * on its own (a failed step leaves the DOM as it was). */
+  change(old, change) {
+    const block = this.splitAtBlock(old, change);
+    if (block) {
+      if (!this.splice(old, block[0])) return this.splice(old, change);
+      const [, rest] = block;
+      if (!rest || this.splice(rest.old, rest)) return true;
+      const { full } = change;
+      return this.splice(rest.old, { full, lo: rest.at, hiOld: rest.old.length, hiNew: full.length });
+    }
+    const steps = splitChange(old, change);
+    if (steps.length === 1 && steps[0].hiOld === change.hiOld) return this.splice(old, change);
+    if (!this.splice(old, steps[0])) return this.splice(old, change);
+    if (steps.length === 1 || this.splice(steps[1].old, steps[1])) return true;
+    const { full, lo, hiNew } = change;
+    return this.splice(steps[1].old, { full, lo, hiOld: steps[0].hiNew, hiNew });
+  }
+
+  /**
+   * A change that runs past the end of the top-level block it starts in (the last row
+   * of a table, then the paragraph after it) as two: the block's inside up to its end
+   * tag, then what follows it. Null when the change stays inside one block.
+   */
+  splitAtBlock(old, change) {
+    const { full, lo, hiOld } = change;
+    let end = this.map.len;
+    let kid = null;
+    for (let k = this.map.kids.length - 1; k >= 0; k--) {
+      const start = end - this.map.kids[k].len;
+      if (start < lo) {
+        kid = { entry: this.map.kids[k], start, end };
+        break;
+      }
+      end = start;
+    }
+    if (!kid || !kid.entry.kids || !kid.entry.close || hiOld <= kid.end - kid.entry.close) return null;
+    // Where the block ends in the new HTML: its start tag is unchanged (before `lo`).
+    let depth = 0;
+    let at = kid.start;
+    for (;;) {
+      at = full.indexOf("<", at);
+      if (at < 0) return null;
+      const tag = scanTag(full, at);
+      if (!tag) return null;
+      if (tag.closing) depth--;
+      else if (!tag.selfClosing && !VOID.has(tag.name)) depth++;
+      at = tag.end;
+      if (depth === 0) break;
+    }
+    const close = kid.entry.close;
+    if (at - close < lo || full.slice(at - close, at) !== old.slice(kid.end - close, kid.end)) return null;
+    const middle = full.slice(0, at) + old.slice(kid.end);
+    if (middle === full) return null; // nothing new after the block
+    const inside = trimEnd({ old, full: middle, lo, hiOld: kid.end - close, hiNew: at - close });
+    // After the block: what differs between the old rest and the new rest.
+    const was = old.slice(kid.end);
+    const now = full.slice(at);
+    const prefix = commonPrefix(was, now, Math.min(was.length, now.length));
+    let suffix = 0;
+    while (suffix < Math.min(was.length, now.length) - prefix &&
+        was.charCodeAt(was.length - 1 - suffix) === now.charCodeAt(now.length - 1 - suffix)) {
+      suffix++;
+    }
+    const rest = {
+      old: middle, full, lo: at + prefix, hiOld: at + was.length - suffix,
+      hiNew: at + now.length - suffix, at,
+    };
+    return [inside, rest];
+  }
+
+  build(html) {
+    const entry = { node: this.root, len: html.length, open: 0, close: 0, parent: null, kids: [], lf: false };
+    const kids = mapNodes(html, 0, mappedChildren(this.root), entry);
+    if (!kids || kids.end !== html.length) return null;
+    entry.kids = kids.entries;
+    return entry;
+  }
+
+  /** Where in the tree [a, b) is: the path of entries with their starts. */
+  locate(a, b) {
+    const path = [{ entry: this.map, start: 0 }];
+    for (;;) {
+      const { entry, start } = path[path.length - 1];
+      let pos = start + entry.len - entry.close;
+      let inside = null;
+      for (let k = entry.kids.length - 1; k >= 0; k--) {
+        const kid = entry.kids[k];
+        pos -= kid.len;
+        if (pos > a) continue;
+        const opensBefore = pos + (kid.open ?? 0) <= a;
+        const closesAfter = b <= pos + kid.len - (kid.close ?? 0);
+        if (kid.kids && kid.len > kid.open && opensBefore && closesAfter &&
+            kid.node.namespaceURI === XHTML) {
+          inside = { entry: kid, start: pos };
+        }
+        break;
+      }
+      if (!inside) return path;
+      path.push(inside);
+    }
+  }
+
+  /** The tag that `pos` is strictly inside, as [start, end), or null. */
+  tagAround(pos) {
+    let entry = this.map;
+    let start = 0;
+    for (;;) {
+      let kidStart = start + entry.len - entry.close;
+      let next = null;
+      for (let k = entry.kids.length - 1; k >= 0; k--) {
+        kidStart -= entry.kids[k].len;
+        if (kidStart < pos) {
+          next = entry.kids[k];
+          break;
+        }
+      }
+      if (!next || !next.kids || kidStart + next.len <= pos) return null;
+      if (pos < kidStart + next.open) return [kidStart, kidStart + next.open];
+      const endTag = kidStart + next.len - next.close;
+      if (pos > endTag) return [endTag, kidStart + next.len];
+      entry = next;
+      start = kidStart;
+    }
+  }
+
+  splice(old, change) {
+    const full = change.full;
+    let { lo: a, hiOld: b } = change;
+    const delta = change.hiNew - change.hiOld;
+    // A pure insertion (or deletion) that starts inside a tag slides to the tag's start
+    // or end when the text allows: "li>b</li>\n<" inserted before "/ul>" is "<li>b</li>\n"
+    // inserted before "</ul>", which belongs inside the list, not around it.
+    const tag = a === b || change.hiNew === a ? this.tagAround(a) : null;
+    if (tag) {
+      const piece = full.slice(a, Math.max(change.hiNew, a)) || old.slice(a, b);
+      const [tagStart, tagEnd] = tag;
+      if (a - tagStart <= piece.length && piece.endsWith(old.slice(tagStart, a))) {
+        b -= a - tagStart;
+        a = tagStart;
+      } else if (tagEnd - a <= piece.length && piece.startsWith(old.slice(a, tagEnd))) {
+        b += tagEnd - a;
+        a = tagEnd;
+      }
+    }
+    const path = this.locate(a, b);
+    if (this.editText(old, full, path, a, b, delta)) return true;
+    for (let depth = path.length - 1; depth >= 0; depth--) {
+      const { entry, start } = path[depth];
+      const done = this.reparse(full, entry, start, a, b, delta);
+      if (done === true) return true;
+      // The new HTML closes (or opens) an element around this one: the parent's turn.
+      if (done === "mismatch") this.stats.fallbacks++;
+      else this.stats.climbs++;
+      a = Math.min(a, start);
+      b = Math.max(b, start + entry.len);
+    }
+    return false;
+  }
+
+  /** The change inside one text node: edit its data in place. */
+  editText(old, full, path, a, b, delta) {
+    const { entry, start } = path[path.length - 1];
+    let pos = start + entry.len - entry.close;
+    let text = null;
+    let textStart = 0;
+    for (let k = entry.kids.length - 1; k >= 0; k--) {
+      const kid = entry.kids[k];
+      pos -= kid.len;
+      if (!kid.kids && pos <= a && b <= pos + kid.len) {
+        text = kid;
+        textStart = pos;
+        break;
+      }
+      if (pos + kid.len < a) break;
+    }
+    if (!text) return false;
+    const textEnd = textStart + text.len;
+    // Whole character references only: widen to any "&...;" cut by the change.
+    const amp = old.lastIndexOf("&", a - 1);
+    if (amp >= textStart && amp >= a - 12 && !old.slice(amp, a).includes(";")) a = amp;
+    const ampB = old.lastIndexOf("&", b - 1);
+    if (ampB >= a && ampB >= b - 12 && !old.slice(ampB, b).includes(";")) {
+      const semi = old.indexOf(";", b);
+      if (semi < 0 || semi >= textEnd) return false;
+      b = semi + 1;
+    }
+    const inserted = full.slice(a, b + delta);
+    if (inserted.includes("<")) return false;
+    // A newline just after <pre> would be dropped by a parse: let `reparse` decide.
+    if (a === textStart && LEADING_LF.has(entry.node.localName) && entry.kids[0] === text && !entry.lf) {
+      return false;
+    }
+    const after = decodeText(old.slice(b, textEnd));
+    const removed = decodeText(old.slice(a, b));
+    const added = decodeText(inserted);
+    if (after === null || removed === null || added === null) return false;
+    const node = text.node;
+    const offset = node.length - after.length - removed.length;
+    if (offset < 0) return false;
+    if (!removed && offset === node.length) node.appendData(added);
+    else node.replaceData(offset, removed.length, added);
+    text.len += delta;
+    for (let up = text.parent; up; up = up.parent) up.len += delta;
+    if (!text.len) this.dropEmpty(text);
+    this.stats.textEdits++;
+    return true;
+  }
+
+  dropEmpty(text) {
+    const siblings = text.parent.kids;
+    siblings.splice(siblings.indexOf(text), 1);
+    text.node.remove();
+  }
+
+  /** Re-parse the children of `entry` that [a, b) touches; "unbalanced" when the new
+   * HTML is not a sequence of whole elements there, "mismatch" when the parser made
+   * something else of it (then the caller tries the parent). */
+  reparse(full, entry, start, a, b, delta) {
+    // The children [first, last] that [a, b) touches (for an insertion, the one strictly
+    // around it), or none and the place to insert at.
+    let pos = start + entry.len - entry.close;
+    let first = -1;
+    let last = -1;
+    let insertAt = entry.kids.length;
+    let regionStart = a;
+    let regionEnd = b;
+    for (let k = entry.kids.length - 1; k >= 0; k--) {
+      const kidEnd = pos;
+      pos -= entry.kids[k].len;
+      const overlaps = a === b ? pos < a && a < kidEnd : pos < b && kidEnd > a;
+      if (overlaps) {
+        if (last < 0) last = k;
+        first = k;
+        regionStart = Math.min(regionStart, pos);
+        regionEnd = Math.max(regionEnd, kidEnd);
+      } else if (kidEnd <= a) {
+        if (last < 0) insertAt = k + 1;
+        break;
+      } else if (last < 0) {
+        insertAt = k;
+      }
+    }
+    if (last < 0) {
+      first = insertAt;
+      last = insertAt - 1;
+    }
+    const contentStart = start + entry.open;
+    let html = full.slice(regionStart, regionEnd + delta);
+    let lf = false;
+    if (regionStart === contentStart && !entry.lf && html[0] === "\n" &&
+        LEADING_LF.has(entry.node.localName) && entry !== this.map) {
+      lf = true;
+      html = html.slice(1);
+    }
+    if (!balanced(html)) return "unbalanced";
+    const template = this.doc.createElement("template");
+    template.innerHTML = html;
+    this.stats.parsedChars += html.length;
+    const nodes = [...template.content.childNodes];
+    const mapped = mapNodes(html, 0, nodes, entry);
+    if (!mapped || mapped.end !== html.length) return "mismatch";
+    if (lf) {
+      entry.open += 1;
+      entry.lf = true;
+    }
+    const oldKids = entry.kids.slice(first, last + 1);
+    for (const kid of oldKids) kid.node.remove();
+    entry.node.insertBefore(template.content, entry.kids[last + 1]?.node ?? null);
+    entry.kids.splice(first, oldKids.length, ...mapped.entries);
+    for (let up = entry; up; up = up.parent) up.len += delta;
+    // A parse of the whole would have made one text node of text that now touches.
+    const count = mapped.entries.length;
+    this.merge(entry, first + count - 1);
+    if (count) this.merge(entry, first - 1);
+    for (const added of mapped.entries) if (added.kids) this.onInsert(added.node);
+    this.stats.reparses++;
+    return true;
+  }
+
+  /** Join the text node at `index` with a text node right after it (a parse of the
+   * whole would have made one). */
+  merge(entry, index) {
+    const first = entry.kids[index];
+    const second = entry.kids[index + 1];
+    if (!first || !second || first.kids || second.kids) return;
+    first.node.appendData(second.node.data);
+    second.node.remove();
+    first.len += second.len;
+    entry.kids.splice(index + 1, 1);
+  }
+
+  insertParsed(parent, html, ref) {
+    const template = this.doc.createElement("template");
+    template.innerHTML = html;
+    this.stats.parsedChars += html.length;
+    const added = [...template.content.childNodes];
+    parent.insertBefore(template.content, ref);
+    for (const node of added) if (node.nodeType === ELEMENT_NODE) this.onInsert(node);
+  }
+}
+
 // ---------------------------------------------------------------------------
 // DOM
 
@@ -375,30 +991,32 @@ function copyText(doc, text) {
   return Promise.resolve();
 }
 
-/** Give every code block under `container` a copy button (once). `later` is setTimeout
- * with cleanup: the "Copied" label must not outlive the view. */
-function decorateCode(doc, container, later) {
-  for (const pre of container.querySelectorAll("pre")) {
-    // Highlighted blocks come wrapped in div.streamchat-code from the renderer; wrap
-    // the others the same way so the button has a positioned box to sit in.
-    let box = pre.parentElement;
-    if (!box?.classList.contains("streamchat-code")) {
-      box = h(doc, "div", "streamchat-code");
-      pre.replaceWith(box);
-      box.appendChild(pre);
-    }
-    if (box.querySelector(":scope > .streamchat-code-bar")) continue;
-    // The button sits in a bar above the code, never over its first line.
-    const bar = h(doc, "div", "streamchat-code-bar");
+/** Give every code block in `node` (or `node` itself) a bar with its language and a
+ * copy button, once: the bar goes just before the <pre> (highlighted blocks come in a
+ * div.streamchat-code, whose positioned box it sits in), marked as the view's own, so
+ * the map of the HTML skips it. `later` is setTimeout with cleanup: the "Copied" label
+ * must not outlive the view. */
+function decorateCode(doc, node, later) {
+  if (node.nodeType !== ELEMENT_NODE) return;
+  const blocks = node.localName === "pre" ? [node] : node.querySelectorAll("pre");
+  for (const pre of blocks) {
+    const before = pre.previousSibling;
+    if (before && DECORATION.has(before)) continue;
+    // The bar sits above the code, never over its first line.
+    const bar = decoration(h(doc, "div", "streamchat-code-bar"));
     const language = h(doc, "span", "streamchat-code-language");
-    language.textContent = codeLanguage(box.className);
+    language.textContent = codeLanguage(pre.parentElement?.className);
     const button = h(doc, "button", "streamchat-copy", { type: "button", title: "Copy code" });
     button.textContent = "Copy";
     button.addEventListener("click", () => {
-      copyWithFeedback(doc, button, (pre.querySelector("code") ?? pre).textContent, later);
+      // The block's <pre> as it is now (a streamed block's may have been re-parsed).
+      let code = bar.nextSibling;
+      while (code && code.localName !== "pre") code = code.nextSibling;
+      const source = code?.querySelector("code") ?? code;
+      copyWithFeedback(doc, button, source?.textContent ?? "", later);
     });
     bar.append(language, button);
-    box.insertBefore(bar, pre);
+    pre.parentNode.insertBefore(bar, pre);
   }
 }
 
@@ -436,18 +1054,25 @@ class Scope {
 
 /**
  * One area of an answer, its body or its reasoning: the frozen HTML, which only
- * grows, then the live tail that patches rewrite, and the typing cursor.
+ * grows, then the live tail that patches rewrite, and the typing cursor. Both live in
+ * one container (`LiveHtml` applies the patches in place), so a commit moves nothing;
+ * `state` keeps where the frozen part ends. The answer decides when the DOM catches up
+ * (`show`). `node.streamchat` is this object, for tests and benchmarks (`live.stats`).
  */
 class Part {
-  constructor(doc, className) {
+  constructor(doc, className, decorate = () => {}) {
     this.doc = doc;
     this.node = h(doc, "div", className);
-    this.frozenNode = h(doc, "div", "streamchat-frozen");
-    this.tailNode = h(doc, "div", "streamchat-tail");
-    this.node.append(this.frozenNode, this.tailNode);
+    this.live = new LiveHtml(this.node, decorate);
     this.state = { frozen: "", tail: "" };
+    /** Ops taken but not yet shown, and the frozen length the DOM shows. */
+    this.pending = [];
+    this.shownFrozen = 0;
+    this.cursor = null;
+    this.node.streamchat = this;
   }
 
+  /** The HTML the patches so far make (the DOM may trail it until `show`). */
   get html() {
     return this.state.frozen + this.state.tail;
   }
@@ -458,33 +1083,60 @@ class Part {
 
   /** Show `state` ({frozen, tail}) as a whole: a finished answer, a snapshot. */
   set(state) {
-    this.frozenNode.innerHTML = state.frozen;
-    this.tailNode.innerHTML = state.tail;
+    this.removeCursor();
+    this.live.set(state.frozen + state.tail);
     this.state = state;
+    this.pending = [];
+    this.shownFrozen = state.frozen.length;
   }
 
-  /** Apply patch ops; true when the frozen HTML grew or was replaced. */
+  /** Take patch ops: the HTML moves on now, the DOM at the next `show`. True when a
+   * block finished or everything was replaced (worth showing at once). */
   apply(ops) {
-    const { state, appended, reset, tailChanged } = applyOps(this.state, ops);
-    if (reset) this.frozenNode.innerHTML = state.frozen;
-    else if (appended) this.frozenNode.insertAdjacentHTML("beforeend", appended);
-    if (tailChanged || reset) this.tailNode.innerHTML = state.tail;
+    const { state, appended, reset } = applyOps(this.state, ops);
     this.state = state;
+    this.pending.push(...ops);
     return Boolean(appended || reset);
   }
 
+  /** Apply the ops taken since the last `show` to the DOM, in place; true if any. */
+  show() {
+    if (!this.pending.length) return false;
+    this.removeCursor();
+    this.live.apply(this.pending, this.shownFrozen);
+    this.pending = [];
+    this.shownFrozen = this.state.frozen.length;
+    return true;
+  }
+
+  /** The typing cursor right after the last character; constant work per update. */
   placeCursor() {
     this.removeCursor();
-    const cursor = h(this.doc, "span", "streamchat-cursor", { "aria-hidden": "true" });
-    const root = lastMeaningful(this.tailNode) ? this.tailNode : this.frozenNode;
-    const spot = cursorSpot(root);
+    const cursor = decoration(h(this.doc, "span", "streamchat-cursor", { "aria-hidden": "true" }));
+    const spot = cursorSpot(this.node);
     let ref = spot.ref;
-    if (typeof spot.split === "number") ref = ref.splitText(spot.split);
+    let split = null;
+    if (typeof spot.split === "number") {
+      // Keep a code block's trailing newline after the cursor; `removeCursor` joins
+      // the text again, so the map of the HTML stays true.
+      split = ref.splitText(spot.split);
+      decoration(split);
+      ref = split;
+    }
     spot.parent.insertBefore(cursor, ref);
+    this.cursor = { node: cursor, split };
   }
 
   removeCursor() {
-    for (const old of this.node.querySelectorAll(".streamchat-cursor")) old.remove();
+    if (!this.cursor) return;
+    const { node, split } = this.cursor;
+    this.cursor = null;
+    node.remove();
+    if (split) {
+      const head = split.previousSibling;
+      if (head?.nodeType === TEXT_NODE) head.appendData(split.data);
+      split.remove();
+    }
   }
 }
 
@@ -524,6 +1176,10 @@ class Answer {
     this.started = Date.now();
     this.reasoningToggled = false;
     this.reasoningAuto = undefined;
+    /** The DOM catches up with the patches at an animation frame (`showSoon`). */
+    this.frame = 0;
+    this.wait = 0;
+    this.shownAt = 0;
     this.build();
     this.fill(turn);
   }
@@ -539,7 +1195,7 @@ class Answer {
     this.reasoning.append(this.summary, this.thought.node);
     this.tools = h(doc, "ul", "streamchat-tools");
     this.thinking = h(doc, "div", "streamchat-thinking", { role: "status" });
-    this.body = new Part(doc, "streamchat-body");
+    this.body = new Part(doc, "streamchat-body", (node) => decorateCode(doc, node, this.host.later));
     this.toolsAfter = h(doc, "ul", "streamchat-tools streamchat-tools-after");
     this.error = h(doc, "div", "streamchat-error", { role: "alert" });
     this.errorText = h(doc, "span", "streamchat-error-text");
@@ -607,6 +1263,7 @@ class Answer {
    * (and any selection the person made) is left alone. A locally stopped view keeps
    * what it showed when Stop was clicked. */
   showFinal(turn, wasLive) {
+    this.showNow();
     if (!this.stopped && (this.body.html !== (turn.html ?? "") || !wasLive)) {
       this.body.set({ frozen: turn.html ?? "", tail: "" });
     }
@@ -614,7 +1271,6 @@ class Answer {
       this.thought.set({ frozen: turn.reasoning_html ?? "", tail: "" });
     }
     this.body.removeCursor();
-    decorateCode(this.doc, this.body.node, this.host.later);
   }
 
   /** Apply a kernel message addressed to this turn; true when the DOM changed. */
@@ -628,14 +1284,41 @@ class Answer {
   applyPatch(partName, ops) {
     if (!this.live || this.stopped || this.awaitingSnapshot) return false;
     const part = partName === "body" ? this.body : this.thought;
-    const grew = part.apply(ops);
-    if (part === this.body) {
-      if (grew) decorateCode(this.doc, part.frozenNode, this.host.later);
-      this.body.placeCursor();
-    }
+    this.showSoon(part.apply(ops));
+    return false; // the DOM changes (and the log scrolls) when it is shown
+  }
+
+  /** Show the ops taken at the next frame, or, while the open block is large, once
+   * `showInterval` passed since the last time; a finished block shows at once. */
+  showSoon(urgent) {
+    if (this.frame || (this.wait && !urgent)) return;
+    clearTimeout(this.wait);
+    this.wait = 0;
+    const win = this.doc.defaultView;
+    const interval = showInterval(Math.max(this.body.state.tail.length, this.thought.state.tail.length));
+    const delay = urgent ? 0 : this.shownAt + interval - Date.now();
+    const frame = () => {
+      this.wait = 0;
+      this.frame = win.requestAnimationFrame(() => this.showNow());
+    };
+    if (delay > 0) this.wait = setTimeout(frame, delay);
+    else frame();
+  }
+
+  /** Bring the DOM up to date with every op taken. */
+  showNow() {
+    if (this.frame) this.doc.defaultView.cancelAnimationFrame(this.frame);
+    clearTimeout(this.wait);
+    this.frame = 0;
+    this.wait = 0;
+    this.shownAt = Date.now();
+    const changed = this.body.show();
+    this.thought.show();
+    if (!this.live || this.stopped) return;
+    if (changed || !this.body.cursor) this.body.placeCursor();
     this.setReasoningVisibility();
     this.updateThinking();
-    return true;
+    this.host.scrollToEnd();
   }
 
   /** @param {SnapshotMessage} message */
@@ -645,7 +1328,6 @@ class Answer {
     this.body.set(splitSnapshot(message.body, message.body_tail));
     this.thought.set(splitSnapshot(message.reasoning, message.reasoning_tail));
     this.setTools(message.tool_calls);
-    decorateCode(this.doc, this.body.node, this.host.later);
     this.body.placeCursor();
     this.setReasoningVisibility();
     this.updateThinking();
@@ -654,6 +1336,7 @@ class Answer {
 
   /** Stop showing the live answer at once (what the person sees stops now). */
   stopHere() {
+    this.showNow(); // what came before the click
     this.stopped = true;
     this.live = false;
     this.body.removeCursor();
@@ -734,6 +1417,8 @@ class Answer {
 
   dispose() {
     this.stopTimer();
+    if (this.frame) this.doc.defaultView.cancelAnimationFrame(this.frame);
+    clearTimeout(this.wait);
     this.node.remove();
   }
 }
@@ -837,6 +1522,9 @@ class Conversation {
     /** Per turn index: a Question or an Answer, with `sig` (turnSignature). */
     this.views = [];
     this.follow = true;
+    /** Where our last scroll to the end left the log (null: none yet). */
+    this.autoTop = null;
+    this.scrollFrame = 0;
     this.localStop = false;
     this.disconnected = false;
     this.firstRender = true;
@@ -845,6 +1533,7 @@ class Conversation {
     this.answerHost = {
       model,
       later: (callback, ms) => this.scope.later(callback, ms),
+      scrollToEnd: () => this.scrollToEnd(),
       retry: (id) => this.tell({ type: "retry", turn: id }),
     };
     this.build(el);
@@ -868,16 +1557,26 @@ class Conversation {
     );
     this.notice = h(doc, "div", "streamchat-notice", { role: "alert" });
     this.notice.hidden = true;
-    this.root.append(this.log, this.presets, this.notice, form, controls);
+    // "Jump to latest" floats over the log's bottom edge, out of the flow: showing it
+    // moves nothing.
+    const logBox = h(doc, "div", "streamchat-log-box");
+    this.jump = h(doc, "button", "streamchat-jump", { type: "button", title: "Follow the newest text" });
+    this.jump.textContent = "↓ Jump to latest";
+    this.jump.hidden = true;
+    logBox.append(this.log, this.jump);
+    this.root.append(logBox, this.presets, this.notice, form, controls);
     el.appendChild(this.root);
   }
 
   wire() {
     const { scope, model } = this;
-    scope.listen(this.log, "scroll", () => {
-      const { log } = this;
-      this.follow = nearBottom(log.scrollTop, log.clientHeight, log.scrollHeight);
+    scope.listen(this.log, "scroll", () => this.onScroll());
+    scope.listen(this.jump, "click", () => {
+      this.follow = true;
+      this.jump.hidden = true;
+      this.scrollNow();
     });
+    scope.add(() => this.scrollFrame && this.doc.defaultView.cancelAnimationFrame(this.scrollFrame));
     // Keys pressed in the widget are the widget's, in every host. Listening on the
     // window at capture phase runs before any host listener (Notebook 7 and JupyterLab
     // handle shortcuts on the document at capture phase, so a listener on the widget
@@ -926,8 +1625,31 @@ class Conversation {
     this.stop.disabled = !LIVE.has(now);
   }
 
+  /** The reader's scroll (or ours): follow while at the bottom, stay put above it. Our
+   * own scroll to the end counts as at the bottom even if text grew since. */
+  onScroll() {
+    const { log } = this;
+    const top = log.scrollTop;
+    const ours = this.autoTop !== null && top >= this.autoTop - 1;
+    this.follow = ours || nearBottom(top, log.clientHeight, log.scrollHeight);
+    this.jump.hidden = this.follow;
+  }
+
+  /** Keep the newest text in view, once a frame at most: the scroll reads the layout
+   * the frame computes anyway, instead of forcing one per message. */
   scrollToEnd() {
-    if (this.follow) this.log.scrollTop = this.log.scrollHeight;
+    if (!this.follow || this.scrollFrame) return;
+    this.scrollFrame = this.doc.defaultView.requestAnimationFrame(() => {
+      this.scrollFrame = 0;
+      this.scrollNow();
+    });
+  }
+
+  scrollNow() {
+    if (!this.follow) return;
+    const { log } = this;
+    log.scrollTop = log.scrollHeight;
+    this.autoTop = log.scrollTop;
   }
 
   answers() {
@@ -1089,6 +1811,7 @@ class Conversation {
     }
     this.localStop = false;
     this.follow = true;
+    this.jump.hidden = true;
     this.scrollToEnd();
     return true;
   }

@@ -1,0 +1,202 @@
+"""Patches applied in place, seen in a real JupyterLab: a long code block and a long table
+type out without re-parsing what is finished, nothing jumps, the cursor stays at the end
+of the text, and the reader keeps the scroll. Screenshots go to test-artifacts/.
+
+The kernel's demo server answers each prompt below with a fixed text (its `answer_for`
+replaced in the kernel), typed out by the widget's own typewriter.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import pytest
+
+from .conftest import ARTIFACTS, Jupyter
+from .test_widget_browser import ANSWER_DONE, CURSOR, LOAD, ask, open_and_run
+
+pytestmark = pytest.mark.browser
+
+CODE = (
+    "The module:\n\n```python\n"
+    + "".join(
+        f"def fetch_{n}(client, url: str) -> bytes:  # part {n} & <more>\n"
+        f"    return client.get(url, timeout={n % 7 + 1}).content\n"
+        for n in range(60)
+    )
+    + "```\n\nThat is all.\n"
+)
+TABLE = (
+    "Latency by endpoint:\n\n| # | Endpoint | p50 | Notes |\n|---|---|--:|---|\n"
+    + "".join(f"| {n} | `/v1/items/{n}` | {n % 90 + 10} ms | *ok* & fine |\n" for n in range(60))
+    + "\nThat is all.\n"
+)
+ANSWERS = {"code": CODE, "table": TABLE}
+
+
+def chat_cell(speed: float) -> str:
+    return (
+        "import streamchat.server as demo\n"
+        f"ANSWERS = {ANSWERS!r}\n"
+        "old = demo.answer_for\n"
+        "demo.answer_for = lambda prompt: ANSWERS.get(prompt) or old(prompt)\n"
+        "from streamchat.widget import StreamChat\n"
+        f"chat = StreamChat(speed={speed})\n"
+        "chat"
+    )
+
+
+# Samples, once a frame while the last answer types: where its first block of code or
+# table sits, whether the first line/row is still the node it was, how many code bars.
+WATCH = r"""(n) => {
+  window.__samples = [];
+  window.__watching = true;
+  let first = null;
+  const sample = () => {
+    if (!window.__watching) return;
+    // The answer asked now (the n-th), not the one before it.
+    const answer = document.querySelectorAll('.streamchat-assistant')[n];
+    const body = answer && answer.querySelector('.streamchat-body');
+    const block = body && body.querySelector('.streamchat-code, table');
+    if (block) {
+      const lines = block.querySelectorAll('code > span, tbody > tr');
+      const line = lines[0];
+      if (lines.length >= 10 && !first) first = line;  // long finished by then
+      const bubble = body.closest('.streamchat-bubble');
+      window.__samples.push({
+        top: block.getBoundingClientRect().top - bubble.getBoundingClientRect().top,
+        sameFirst: !first || first === line,
+        bars: body.querySelectorAll('.streamchat-code-bar').length,
+        cursors: document.querySelectorAll('.streamchat-cursor').length,
+      });
+    }
+    requestAnimationFrame(sample);
+  };
+  requestAnimationFrame(sample);
+}"""
+
+# The answer's DOM without the view's own nodes, against a parse of its whole HTML.
+SAME_AS_PARSED = """() => {
+  const bodies = document.querySelectorAll('.streamchat-assistant .streamchat-body');
+  const body = bodies[bodies.length - 1];
+  const part = body.streamchat;
+  const clone = body.cloneNode(true);
+  const own = clone.querySelectorAll('.streamchat-code-bar, .streamchat-cursor');
+  for (const node of own) node.remove();
+  const parsed = document.createElement('div');
+  parsed.className = body.className;
+  parsed.innerHTML = part.html;
+  return {same: clone.isEqualNode(parsed), stats: part.live.stats, size: part.html.length};
+}"""
+
+
+@pytest.fixture
+def lab(jupyter_servers: Callable[[str], Jupyter]) -> Iterator[Jupyter]:
+    jupyter = jupyter_servers("lab")
+    yield jupyter
+    jupyter.shutdown_kernels()
+
+
+def shoot(page: Any, name: str) -> None:
+    page.locator(".jp-OutputArea-output:has(.streamchat)").last.screenshot(
+        path=str(ARTIFACTS / name)
+    )
+
+
+def type_out(page: Any, prompt: str, shot: str) -> list[dict[str, Any]]:
+    """Ask; sample every frame and the cursor while it types; screenshots during and after."""
+    count = page.locator(".streamchat-assistant").count()
+    page.evaluate(WATCH, count)
+    ask(page, prompt)
+    page.wait_for_function(
+        "n => { const a = document.querySelectorAll('.streamchat-assistant');"
+        " const b = a.length > n && a[a.length - 1].querySelector('.streamchat-body');"
+        " return b && b.querySelectorAll('code > span, tbody > tr').length > 40; }",
+        arg=count,
+        timeout=LOAD,
+    )
+    scroll = page.evaluate(
+        "() => { const l = document.querySelector('.streamchat-log');"
+        " return [l.scrollHeight - l.scrollTop - l.clientHeight,"
+        " !document.querySelector('.streamchat-jump').hidden]; }"
+    )
+    assert scroll[0] <= 64 and not scroll[1], f"the log follows the typing answer: {scroll}"
+    spots = [page.evaluate(CURSOR) for _ in range(5)]
+    shoot(page, f"{shot}-typing.png")
+    page.wait_for_function(
+        "n => { const a = document.querySelectorAll('.streamchat-assistant');"
+        " return a.length > n && a[a.length - 1].dataset.status === 'done'; }",
+        arg=count,
+        timeout=ANSWER_DONE,
+    )
+    shoot(page, f"{shot}-done.png")
+    samples = page.evaluate("() => { window.__watching = false; return window.__samples; }")
+    for spot in filter(None, spots):
+        if spot["last"]:  # on the line of the last character, right after it
+            assert spot["cursor"]["top"] < spot["last"]["bottom"], spot
+            assert spot["cursor"]["bottom"] > spot["last"]["top"], spot
+            assert spot["cursor"]["left"] >= spot["last"]["right"] - 1, spot
+    return samples
+
+
+def test_code_and_table_type_out_in_place(page: Any, lab: Jupyter) -> None:
+    page.add_style_tag(content=".streamchat-log { max-height: none !important; }")
+    open_and_run(page, lab, "inplace.ipynb", [chat_cell(speed=900)])
+    for prompt in ("code", "table"):
+        samples = type_out(page, prompt, f"inplace-{prompt}")
+        assert len(samples) > 20, "sampled every frame while it typed"
+        tops = [sample["top"] for sample in samples]
+        # Sub-pixel rounding of a growing table may differ by a pixel; a jump is more.
+        assert max(tops) - min(tops) <= 1.5, f"the {prompt} block moved while typing: {tops}"
+        rebuilt = [s for s in samples if not s["sameFirst"]]
+        stats = page.evaluate(SAME_AS_PARSED)["stats"]
+        assert not rebuilt, f"{prompt}: a finished line was rebuilt ({len(rebuilt)}) {stats}"
+        bars = {s["bars"] for s in samples}
+        assert bars == ({1} if prompt == "code" else {0}), f"code bars while typing: {bars}"
+        assert all(s["cursors"] <= 1 for s in samples)
+        result = page.evaluate(SAME_AS_PARSED)
+        assert result["same"], "the DOM built in place differs from a parse of the whole"
+        stats = result["stats"]
+        assert stats["wholes"] == 0 and stats["fallbacks"] == 0, stats
+        # Each update parsed about its new text: the whole answer about twice at most.
+        assert stats["parsedChars"] < 2 * result["size"], stats
+    assert page.locator(".streamchat-cursor").count() == 0
+    page.console.check()
+
+
+SCROLL = """() => {
+  const log = document.querySelector('.streamchat-log');
+  const jump = document.querySelector('.streamchat-jump');
+  return {top: log.scrollTop, bottom: log.scrollHeight - log.scrollTop - log.clientHeight,
+          jump: !jump.hidden};
+}"""
+
+
+def test_jump_to_latest_while_scrolled_up(page: Any, lab: Jupyter) -> None:
+    open_and_run(page, lab, "jump.ipynb", [chat_cell(speed=150)])
+    ask(page, "table")
+    page.wait_for_function(
+        "() => { const l = document.querySelector('.streamchat-log');"
+        " return l.scrollHeight > l.clientHeight + 200; }",
+        timeout=LOAD,
+    )
+    assert page.evaluate(SCROLL)["bottom"] <= 32, "following the newest text"
+    assert not page.evaluate(SCROLL)["jump"]
+    page.locator(".streamchat-log").hover()
+    page.mouse.wheel(0, -300)
+    page.wait_for_function(f"({SCROLL})().bottom > 100")
+    held = page.evaluate(SCROLL)
+    assert held["jump"], "scrolled up: 'Jump to latest' shows"
+    page.wait_for_function(f"({SCROLL})().bottom > {held['bottom'] + 60}")  # rows arrive below
+    assert page.evaluate(SCROLL)["top"] == held["top"], "scrolled up: the view stays put"
+    shoot(page, "inplace-jump.png")
+    page.locator(".streamchat-jump").click()
+    page.wait_for_function(f"({SCROLL})().bottom <= 32 && !({SCROLL})().jump")
+    page.wait_for_function(  # and it follows again as rows keep coming
+        "() => { const l = document.querySelector('.streamchat-log');"
+        " window.__h = window.__h || l.scrollHeight; return l.scrollHeight > window.__h + 60; }"
+    )
+    page.wait_for_function(f"({SCROLL})().bottom <= 32")
+    page.locator(".streamchat-stop").click()
+    page.console.check()
