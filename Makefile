@@ -26,6 +26,7 @@ lint: $(STAMP)
 # is installed into a cache outside the checkout: minutes the first time, seconds after.
 test: lint
 	PYTHON=python3 bash tests/servers/provision.sh
+	npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
 	node --test tests/js/
 	$(BIN)/pytest
 
@@ -65,4 +66,5 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_render.py
 	$(BIN)/python benchmarks/bench_widget_cpu.py
 	$(BIN)/python benchmarks/bench_kernel_cost.py
+	$(BIN)/python benchmarks/bench_browser.py --scale quick
 	$(BIN)/python benchmarks/bench_turn_end.py
