@@ -273,7 +273,7 @@ def test_table_right_after_a_paragraph() -> None:
 
 def test_strikethrough_needs_two_tildes() -> None:
     html = render_markdown("It takes ~5 min ~~or an hour~~.")
-    assert html == "<p>It takes ~5 min <del>or an hour</del>.</p>"
+    assert html == "<p>It takes ~5 min <del>or an hour</del>.</p>\n"
 
 
 def test_task_list_items_are_disabled_checkboxes() -> None:
@@ -286,7 +286,7 @@ def test_task_list_items_are_disabled_checkboxes() -> None:
 def test_list_right_after_a_paragraph() -> None:
     html = render_markdown("Here are the steps:\n1. Open a terminal\n2. Run it")
     assert html == (
-        "<p>Here are the steps:</p>\n<ol>\n<li>Open a terminal</li>\n<li>Run it</li>\n</ol>"
+        "<p>Here are the steps:</p>\n<ol>\n<li>Open a terminal</li>\n<li>Run it</li>\n</ol>\n"
     )
     assert render_markdown("Key points:\n- one\n- two").startswith("<p>Key points:</p>\n<ul>")
 
@@ -300,15 +300,15 @@ def test_only_one_may_start_a_list_inside_a_paragraph() -> None:
 def test_nested_lists_indented_by_two_spaces() -> None:
     html = render_markdown("- fruit\n  - apple\n    - green\n  - pear\n- veg")
     assert html == (
-        "<ul>\n<li>fruit<ul>\n<li>apple<ul>\n<li>green</li>\n</ul>\n</li>\n<li>pear</li>\n"
-        "</ul>\n</li>\n<li>veg</li>\n</ul>"
+        "<ul>\n<li>fruit\n<ul>\n<li>apple\n<ul>\n<li>green</li>\n</ul>\n</li>\n<li>pear</li>\n"
+        "</ul>\n</li>\n<li>veg</li>\n</ul>\n"
     )
 
 
 def test_nested_list_and_code_under_a_numbered_item() -> None:
     html = render_markdown(GUIDE)
-    assert '<li>Stream with <code>client.stream("GET", url)</code><ul>' in html
-    assert '<li>Run the script:\n    <div class="language-bash streamchat-code">' in html
+    assert '<li>Stream with <code>client.stream("GET", url)</code>\n<ul>' in html
+    assert '<li>Run the script:\n<div class="language-bash streamchat-code">' in html
     assert "<li>Check the output</li>" in html
 
 
@@ -319,7 +319,7 @@ def test_numbering_goes_on_after_a_code_block() -> None:
 
 def test_heading_ends_a_list() -> None:
     html = render_markdown("- a\n- b\n## Next\ntext")
-    assert html == "<ul>\n<li>a</li>\n<li>b</li>\n</ul>\n<h2>Next</h2>\n<p>text</p>"
+    assert html == "<ul>\n<li>a</li>\n<li>b</li>\n</ul>\n<h2>Next</h2>\n<p>text</p>\n"
 
 
 def test_bare_urls_become_links_without_trailing_punctuation() -> None:
@@ -394,8 +394,8 @@ def test_a_block_that_finishes_unlike_its_live_rendering_is_appended() -> None:
     stream = MarkdownStream()
     stream.append("Some *open")  # shown repaired: the emphasis closed
     patches = stream.append(" text\n\nNext\n")  # finished as typed: the star shows
-    assert patches[0] == Patch("append", "<p>Some *open text</p>")
-    assert stream.html == "<p>Some *open text</p>\n<p>Next</p>"
+    assert patches[0] == Patch("append", "<p>Some *open text</p>\n")
+    assert stream.html == "<p>Some *open text</p>\n<p>Next</p>\n"
 
 
 def test_a_late_reference_definition_resets() -> None:
@@ -410,7 +410,7 @@ def test_a_late_reference_definition_resets() -> None:
 
 def test_no_patch_when_nothing_changes() -> None:
     stream = MarkdownStream()
-    assert stream.append("Hello") == [Patch("tail", "<p>Hello</p>")]
+    assert stream.append("Hello") == [Patch("tail", "<p>Hello</p>\n")]
     assert stream.append("") == []
     assert stream.append("**") == []  # an emphasis marker alone shows nothing yet
 
@@ -418,7 +418,7 @@ def test_no_patch_when_nothing_changes() -> None:
 def test_finish_is_final() -> None:
     stream = MarkdownStream()
     stream.append("Hi")
-    assert stream.finish() == [Patch("commit", size=len("<p>Hi</p>"))]
+    assert stream.finish() == [Patch("commit", size=len("<p>Hi</p>\n"))]
     assert stream.finish() == []
     with pytest.raises(RuntimeError):
         stream.append("more")
@@ -462,7 +462,7 @@ def test_open_fence_shows_as_code_while_typed() -> None:
 def test_half_typed_link_shows_its_text_only() -> None:
     stream = MarkdownStream()
     stream.append("Read [the guide](https://exa")
-    assert stream.html == "<p>Read the guide</p>"
+    assert stream.html == "<p>Read the guide</p>\n"
     stream.append("mple.com).")
     assert '<a href="https://example.com" target="_blank"' in stream.html
 
@@ -470,9 +470,9 @@ def test_half_typed_link_shows_its_text_only() -> None:
 def test_unclosed_emphasis_renders_as_it_will_end() -> None:
     stream = MarkdownStream()
     stream.append("Answer: **forty")
-    assert stream.html == "<p>Answer: <strong>forty</strong></p>"
+    assert stream.html == "<p>Answer: <strong>forty</strong></p>\n"
     stream.append(" two** and `x")
-    assert stream.html == "<p>Answer: <strong>forty two</strong> and <code>x</code></p>"
+    assert stream.html == "<p>Answer: <strong>forty two</strong> and <code>x</code></p>\n"
 
 
 def test_a_table_with_only_its_header_has_no_empty_row() -> None:

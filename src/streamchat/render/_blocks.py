@@ -1,0 +1,538 @@
+"""The incremental block machine shared by `render_markdown` and `MarkdownStream`.
+
+The source is split into top-level blocks with the engine's own line maps (`token.map`):
+CommonMark parses blocks in one forward pass, so once a later top-level block has begun,
+every block before it is final (https://spec.commonmark.org/0.31.2/#appendix-a-parsing-strategy).
+Only the open region, the last block, is rendered again as text arrives, and even that is
+built part by part where its kind allows: a fenced code block line by line, a table row by
+row, a tight list item by item, a paragraph cut where nothing inline is open. Anything
+else is parsed again whole while it stays within `_repair.MAX_BLOCK`; what is too costly
+to render again and again (`_repair.Guard`) shows as escaped text.
+
+A whole text is the same lines fed at once, so the streamed HTML equals
+`render_markdown(text)` by construction.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from markdown_it import MarkdownIt
+from markdown_it.token import Token
+
+from . import _repair
+from ._engine import parser, top_level_blocks
+from ._highlight import CodeBlock
+from ._parts import Live, Paragraph, RawText, Run
+from ._sanitize import RAW_CLASS, escape_text, sanitize
+
+__all__ = ["Machine"]
+
+LETTER = re.compile(r"[^\W\d_]")  # a letter of any script: only a paragraph starts so
+_FENCE_OPEN = re.compile(r"( {0,3})(`{3,}|~{3,})([^\n]*)$")
+_ITEM = re.compile(r"([-+*]|\d{1,9}[.)])( {1,4}(?=\S)|$)")
+TAB = 4
+
+
+def _expand(line: str) -> str:
+    line = line.rstrip("\r")
+    return line.expandtabs(TAB) if "\t" in line else line
+
+
+class _Region:
+    """The open region as a list of kinds: what builds its HTML."""
+
+    lines: list[str]
+
+    def add(self, line: str) -> bool:
+        """Take a whole line; False: it may end the region (the caller parses again)."""
+        raise NotImplementedError
+
+    def html(self, partial: str = "", *, final: bool = False) -> str:
+        raise NotImplementedError
+
+    def live(self, partial: str, shown: bool) -> tuple[int, str]:
+        return 0, self.html(partial)
+
+
+class _Fence(_Region):
+    """A top-level fenced code block: each line highlighted once, when finished."""
+
+    def __init__(self, opener: re.Match[str], lines: list[str]) -> None:
+        self.indent = len(opener.group(1))
+        self.char, self.length = opener.group(2)[0], len(opener.group(2))
+        self.code = CodeBlock(_unescaped_info(opener.group(3)))
+        self.lines = [lines[0]]
+        self.closed = False
+        for line in lines[1:]:
+            self.add(line)
+
+    def add(self, line: str) -> bool:
+        if self.closed:
+            if line.strip():
+                return False
+            self.lines.append(line)  # blank lines after it: still this region's
+            return True
+        self.lines.append(line)
+        if self._closes(line):
+            self.closed = True
+        else:
+            self.code.add(self._body(line))
+        return True
+
+    def _closes(self, line: str) -> bool:
+        stripped = line.strip(" ")
+        indent = len(line) - len(line.lstrip(" "))
+        return (
+            indent <= 3
+            and len(stripped) >= self.length
+            and stripped == self.char * len(stripped)
+        )
+
+    def _body(self, line: str) -> str:
+        indent = len(line) - len(line.lstrip(" "))
+        return line[min(indent, self.indent) :]
+
+    def html(self, partial: str = "", *, final: bool = False) -> str:
+        return self.code.html("" if self.closed or self._closing(partial) else self._body(partial))
+
+    def live(self, partial: str, shown: bool) -> tuple[int, str]:
+        if self.closed or self._closing(partial):
+            partial = ""
+        return self.code.live(self._body(partial) if partial else "", shown)
+
+    def _closing(self, partial: str) -> bool:
+        """A closing fence being typed: it is about to close anyway."""
+        stripped = partial.strip(" ")
+        return bool(stripped) and stripped == self.char * len(stripped)
+
+
+def _unescaped_info(info: str) -> str:
+    return info.strip().replace("\\", "") if "\\" in info else info.strip()
+
+
+class _Table(_Region):
+    """A table: each row is rendered once, under the same header."""
+
+    def __init__(self, machine: Machine, lines: list[str], head: str, rows: list[str]) -> None:
+        self._machine = machine
+        self.lines = list(lines)
+        self._top = f"{lines[0]}\n{lines[1]}\n"
+        self._head = head
+        self._ended = False
+        self._rows = Run()
+        for row in rows:
+            self._rows.add(row)
+
+    @staticmethod
+    def parts(table_html: str) -> tuple[str, list[str]] | None:
+        """A one-table rendering split into its head (up to </thead>) and its rows."""
+        if not table_html.startswith("<table>\n") or not table_html.endswith("</table>\n"):
+            return None
+        start = table_html.find("</thead>\n")
+        if start < 0:
+            return None
+        head, body = table_html[: start + 9], table_html[start + 9 : -len("</table>\n")]
+        body = body.removeprefix("<tbody>\n").removesuffix("</tbody>\n")
+        return head, [row + "</tr>\n" for row in body.split("</tr>\n")[:-1]]
+
+    def _row(self, line: str, repaired: bool = False) -> str | None:
+        text = self._top + line
+        if repaired:
+            text = self._machine.repair(text)
+        tokens = self._machine.parse(text)
+        if len(top_level_blocks(tokens)) != 1 or tokens[0].type != "table_open":
+            return None
+        parts = self.parts(self._machine.render_tokens(tokens))
+        if parts is None or parts[0] != self._head or len(parts[1]) > 1:
+            return None
+        return parts[1][0] if parts[1] else ""
+
+    def add(self, line: str) -> bool:
+        if not line.strip():
+            self.lines.append(line)  # the table ends; the region takes the blank line
+            self._ended = True
+            return True
+        if self._ended or "|" not in line:
+            return False
+        row = self._row(line)
+        if not row:
+            return False
+        self.lines.append(line)
+        self._rows.add(row)
+        return True
+
+    def html(self, partial: str = "", *, final: bool = False) -> str:
+        row = self._live_row(partial)
+        if not self._rows.size and not row:
+            return self._head + "</table>"
+        return self._head + "<tbody>\n" + self._rows.text() + row + "</tbody>\n</table>"
+
+    def _live_row(self, partial: str) -> str:
+        if self._ended or not partial.strip() or "|" not in partial:
+            return ""
+        return self._row(partial, repaired=True) or ""
+
+    def live(self, partial: str, shown: bool) -> tuple[int, str]:
+        if not shown or not self._rows.size:
+            return 0, self.html(partial)
+        start, added = self._rows.unread()
+        if not start:
+            return 0, self.html(partial)
+        fixed = len(self._head) + len("<tbody>\n") + start
+        return fixed, added + self._live_row(partial) + "</tbody>\n</table>"
+
+
+class _List(_Region):
+    """A tight list, item by item: an item is rendered once, when the next one starts."""
+
+    def __init__(self, machine: Machine, lines: list[str], marker: str) -> None:
+        self._machine = machine
+        self._marker = marker  # the bullet or ordered delimiter every top-level item uses
+        self.lines: list[str] = []
+        self._open = ""  # the list's opening tag, from its first item
+        self._tag = ""
+        self._items = Run()
+        self._current: list[str] = []
+        self._column = 0
+        self._live = Live(self._render_list, machine.repair)
+        for line in lines:
+            self.add(line)
+
+    def _render_list(self, text: str) -> str:
+        return self._machine.render(text)
+
+    def _marker_of(self, line: str) -> tuple[str, int] | None:
+        found = _ITEM.match(line)
+        if found is None:
+            return None
+        marker = found.group(1)
+        kind = marker if marker in "-+*" else marker[-1]
+        return kind, found.end() if found.group(2) else found.end() + 1
+
+    def add(self, line: str) -> bool:
+        if not line.strip():
+            return False  # a blank line may loosen the list: parsed whole from here on
+        item = self._marker_of(line)
+        if item is not None and item[0] == self._marker and not _is_rule(line):
+            if self._current:
+                if not self._finish_item():
+                    return False
+            self._current, self._column = [line], item[1]
+        elif self._current and len(line) - len(line.lstrip(" ")) >= self._column:
+            self._current.append(line)
+        else:
+            return False
+        self.lines.append(line)
+        return True
+
+    def _finish_item(self) -> bool:
+        split = self._split(self._machine.render("\n".join(self._current)))
+        if split is None:
+            return False
+        opening, items = split
+        self._open = self._open or opening
+        self._items.add(items)
+        return True
+
+    def _split(self, list_html: str) -> tuple[str, str] | None:
+        """A one-list rendering split into its opening tag and its items."""
+        newline = list_html.find("\n")
+        tag = list_html[1:3]
+        if tag not in ("ul", "ol") or not list_html.endswith(f"</{tag}>"):
+            return None
+        self._tag = tag
+        return list_html[:newline], list_html[newline + 1 : -len(f"</{tag}>")]
+
+    def html(self, partial: str = "", *, final: bool = False) -> str:
+        return self._whole(self._rest(partial, final))
+
+    def _rest(self, partial: str, final: bool) -> str:
+        text = "\n".join([*self._current, partial] if partial else self._current)
+        return self._live.final(text) if final else self._live.html(text)
+
+    def _whole(self, rest: str) -> str:
+        if not self._items.size:
+            return rest
+        return f"{self._open}\n" + self._joined(self._items.text(), rest)
+
+    def _joined(self, items: str, rest: str) -> str:
+        if rest.startswith(f"<{self._tag}"):
+            return items + rest[rest.find("\n") + 1 :]
+        return f"{items}</{self._tag}>" + ("\n" + rest if rest else "")
+
+    def live(self, partial: str, shown: bool) -> tuple[int, str]:
+        rest = self._rest(partial, False)
+        if not shown or not self._items.size:
+            return 0, self._whole(rest)
+        start, added = self._items.unread()
+        if not start:
+            return 0, self._whole(rest)
+        return len(self._open) + 1 + start, self._joined(added, rest)
+
+
+def _paragraph_lines(lines: list[str]) -> bool:
+    """Lines that start with a letter, then maybe blank lines: one paragraph."""
+    end = len(lines)
+    while end and not lines[end - 1].strip():
+        end -= 1
+    return all(LETTER.match(line) for line in lines[:end])
+
+
+def _is_rule(line: str) -> bool:
+    return re.match(r" {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$", line) is not None
+
+
+class _Paragraph(_Region):
+    """A paragraph that may grow long: `Paragraph` cuts it into parts."""
+
+    def __init__(self, machine: Machine, lines: list[str]) -> None:
+        self._machine = machine
+        self.lines: list[str] = []
+        self.paragraph = Paragraph(machine.render, machine.repair)
+        for line in lines:
+            if line.strip():
+                self.lines.append(line)
+                self.paragraph.add(line)
+            else:
+                self.lines.append(line)
+
+    def add(self, line: str) -> bool:
+        if not line.strip():
+            self.lines.append(line)  # the paragraph ends; the region takes the blank line
+            return True
+        if LETTER.match(line) is None or not self.lines[-1].strip():
+            return False
+        self.lines.append(line)
+        self.paragraph.add(line)
+        return True
+
+    def costly(self, partial: str = "") -> bool:
+        stretch = self.paragraph.stretch(partial)
+        return self.paragraph.guard.risky or stretch > _repair.MAX_STRETCH
+
+    def html(self, partial: str = "", *, final: bool = False) -> str:
+        return self.paragraph.html(partial, final)
+
+    def live(self, partial: str, shown: bool) -> tuple[int, str]:
+        return self.paragraph.live(partial, shown)
+
+
+class _Whole(_Region):
+    """Any other block: parsed and rendered again whole (within `_repair.MAX_BLOCK`)."""
+
+    def __init__(self, machine: Machine, lines: list[str]) -> None:
+        self._machine = machine
+        self.lines = list(lines)
+        self._live = Live(machine.render, machine.repair)
+
+    def add(self, line: str) -> bool:
+        return False
+
+    def html(self, partial: str = "", *, final: bool = False) -> str:
+        text = "\n".join([*self.lines, partial] if partial else self.lines)
+        return self._live.final(text) if final else self._live.html(text)
+
+
+class _Raw(_Region):
+    """Escaped text, for a block too costly to render again as it grows; it ends at a
+    blank line. The live line grows by escaping only what was added to it."""
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = list(lines)
+        self._raw = RawText(lines)
+        self._blank = bool(lines) and not lines[-1].strip()
+        self._partial = ("", "")
+
+    def add(self, line: str) -> bool:
+        if self._blank and line.strip():
+            return False
+        self._blank = not line.strip()
+        self.lines.append(line)
+        self._raw.add(line)
+        return True
+
+    def html(self, partial: str = "", *, final: bool = False) -> str:
+        whole = self._raw.html("")
+        if not partial:
+            return whole
+        known, known_html = self._partial
+        if not (known and partial.startswith(known)):
+            known, known_html = "", ""
+        cut = len(partial) - 1 if partial.endswith("\r") else len(partial)
+        line_html = known_html + escape_text(partial[len(known) : cut])
+        self._partial = (partial[:cut], line_html)
+        if not whole:
+            return f'<p class="{RAW_CLASS}">{line_html}</p>'
+        return whole[:-4] + "\n" + line_html + "</p>"
+
+
+class Machine:
+    """Top-level blocks from whole lines; the open region's HTML with a live last line."""
+
+    def __init__(self, allow_images: bool, env: dict[str, Any] | None = None) -> None:
+        self.allow_images = allow_images
+        self.md: MarkdownIt = parser(allow_images)
+        self.env: dict[str, Any] = env if env is not None else {}
+        self.region: _Region | None = None
+        self.rendered_references = 0  # how many definitions the frozen blocks could see
+
+    # -- the engine --------------------------------------------------------------------------
+
+    def parse(self, text: str) -> list[Token]:
+        return self.md.parse(text, self.env)
+
+    def render_tokens(self, tokens: list[Token]) -> str:
+        html_text = self.md.renderer.render(tokens, self.md.options, self.env)
+        return sanitize(html_text, self.allow_images)
+
+    def render(self, text: str) -> str:
+        """A piece of source as HTML, without the last line break."""
+        return self.render_tokens(self.parse(text)).removesuffix("\n")
+
+    def repair(self, text: str) -> str:
+        return _repair.repair(self.md, text)
+
+    # -- lines -------------------------------------------------------------------------------
+
+    def feed(self, line: str) -> list[str]:
+        """Take a whole source line; return the HTML of the blocks it finished."""
+        line = _expand(line)
+        region = self.region
+        if region is None:
+            self.region = self._classify([line])
+            return []
+        if region.add(line):
+            return self._guarded()
+        return self._split([*region.lines, line])
+
+    def starts_block(self, partial: str) -> bool:
+        """The unfinished line starts a new block after a blank line, however it goes on:
+        text that starts with a letter, after a blank line, outside a fence."""
+        region = self.region
+        return (
+            region is not None
+            and not isinstance(region, _Fence)
+            and bool(region.lines)
+            and not region.lines[-1].strip()
+            and any(line.strip() for line in region.lines)
+            and LETTER.match(partial) is not None
+        )
+
+    def freeze(self) -> str:
+        """Finish the open region (the caller fed its last line)."""
+        region, self.region = self.region, None
+        if region is None:
+            return ""
+        return self._final(region)
+
+    def live(self, partial: str, shown: bool) -> tuple[int, str]:
+        """The open region's live HTML: (how much of the HTML last returned is still its
+        start, the HTML after it)."""
+        partial = _expand(partial)
+        region = self.region
+        if region is None:
+            region = self.region = _Whole(self, [])
+        if isinstance(region, _Whole | _Paragraph) and self._partial_costly(region, partial):
+            raw = _Raw(region.lines)
+            return 0, _ended(raw.html(partial))
+        fixed, rest = region.live(partial, shown)
+        return fixed, _ended(rest)
+
+    def _partial_costly(self, region: _Region, partial: str) -> bool:
+        if isinstance(region, _Paragraph):
+            return region.costly(partial)
+        size = sum(len(line) + 1 for line in region.lines) + len(partial)
+        if size > _repair.MAX_BLOCK or len(partial) > _repair.MAX_LINE:
+            return True
+        guard = _repair.Guard()
+        guard.feed(partial)
+        return guard.risky
+
+    # -- splitting ---------------------------------------------------------------------------
+
+    def _guarded(self) -> list[str]:
+        """A region that grew by a line: still cheap to render again?"""
+        region = self.region
+        if isinstance(region, _Paragraph) and region.costly():
+            self.region = _Raw(region.lines)
+        return []
+
+    def _split(self, lines: list[str]) -> list[str]:
+        """Parse the open region again: the blocks before its last one are final."""
+        tokens = self._block_tokens(lines)
+        blocks = top_level_blocks(tokens)
+        last = blocks[-1][0] if blocks else 0
+        frozen = []
+        if last > 0:
+            region = self.region
+            if region is not None and len(region.lines) == last:
+                frozen.append(self._final(region))
+            else:
+                frozen.append(self._final(self._classify(lines[:last])))
+            lines = lines[last:]
+        self.region = self._classify(lines)
+        return [html for html in frozen if html]
+
+    def _block_tokens(self, lines: list[str]) -> list[Token]:
+        tokens: list[Token] = []
+        self.md.block.parse("\n".join(lines) + "\n", self.md, self.env, tokens)
+        return tokens
+
+    def _classify(self, lines: list[str]) -> _Region:
+        """What builds the HTML of a region that starts a top-level block."""
+        first = lines[0]
+        if opener := _FENCE_OPEN.match(first):
+            if opener.group(2)[0] != "`" or "`" not in opener.group(3):
+                fence = _Fence(opener, lines)
+                if len(fence.lines) == len(lines):
+                    return fence
+        if self._costly(lines):
+            return _Raw(lines)
+        if LETTER.match(first) and _paragraph_lines(lines):
+            return _Paragraph(self, lines)
+        tokens = self._block_tokens(lines)
+        if len(top_level_blocks(tokens)) == 1 and tokens:
+            kind = tokens[0].type
+            if kind == "table_open" and len(lines) >= 2:
+                table = self._table(lines)
+                if table is not None:
+                    return table
+            if kind in ("bullet_list_open", "ordered_list_open") and all(map(str.strip, lines)):
+                marker = tokens[0].markup
+                listed = _List(self, lines, marker)
+                if len(listed.lines) == len(lines):
+                    return listed
+        return _Whole(self, lines)
+
+    def _table(self, lines: list[str]) -> _Table | None:
+        tokens = self.parse(f"{lines[0]}\n{lines[1]}\n")
+        parts = _Table.parts(self.render_tokens(tokens))
+        if parts is None:
+            return None
+        table = _Table(self, lines[:2], parts[0], [])
+        for line in lines[2:]:
+            if not table.add(line):
+                return None
+        return table
+
+    def _costly(self, lines: list[str]) -> bool:
+        guard = _repair.Guard()
+        for line in lines:
+            guard.feed(line + "\n")
+            guard.line(line)
+        size = sum(len(line) + 1 for line in lines)
+        if guard.risky or max(map(len, lines)) > _repair.MAX_LINE:
+            return True
+        return size > _repair.MAX_BLOCK and not LETTER.match(lines[0])
+
+    def _final(self, region: _Region) -> str:
+        self.rendered_references = len(self.env.get("references", {}))
+        return _ended(region.html(final=True))
+
+
+def _ended(block_html: str) -> str:
+    """Blocks end with a line break, as the engine renders them."""
+    return block_html + "\n" if block_html else ""
+
