@@ -32,12 +32,11 @@ __all__ = ["Machine"]
 LETTER = re.compile(r"[^\W\d_]")  # a letter of any script: only a paragraph starts so
 _FENCE_OPEN = re.compile(r"( {0,3})(`{3,}|~{3,})([^\n]*)$")
 _ITEM = re.compile(r"([-+*]|\d{1,9}[.)])( {1,4}(?=\S)|$)")
-TAB = 4
 
 
 def _expand(line: str) -> str:
-    line = line.rstrip("\r")
-    return line.expandtabs(TAB) if "\t" in line else line
+    """A source line without its CR (the engine reads tabs itself)."""
+    return line.rstrip("\r")
 
 
 class _Region:
@@ -95,6 +94,8 @@ class _Fence(_Region):
         return line[min(indent, self.indent) :]
 
     def html(self, partial: str = "", *, final: bool = False) -> str:
+        if final:
+            return self.code.html(final=True)
         return self.code.html("" if self.closed or self._closing(partial) else self._body(partial))
 
     def live(self, partial: str, shown: bool) -> tuple[int, str]:

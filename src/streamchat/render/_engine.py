@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import functools
 import re
+from urllib.parse import unquote
 from collections.abc import Sequence
 from typing import Any
 
@@ -116,6 +117,8 @@ def _math_block(state: StateBlock, start: int, end: int, silent: bool) -> bool:
     closer = _DISPLAY_OPENERS.get(opener)
     if closer is None or first[2:3].isdigit():
         return False
+    if first[2:].strip() and _close_display(first[2:], closer) is None:
+        return False  # text after the opener: a formula within a paragraph, if any
     if silent:
         return True
     line, text, found = start, first[2:], _close_display(first[2:], closer)
@@ -183,7 +186,7 @@ def code_html(info: str, content: str) -> str:
     block = CodeBlock(info)
     for line in content.split("\n")[:-1] if content else []:
         block.add(line)
-    return block.html()
+    return block.html(final=True)
 
 
 # --- GFM: task lists, autolinks, table alignment ----------------------------------------------
@@ -409,7 +412,7 @@ def _host_note(link: Token, inner: list[Token]) -> Token | None:
     """`[https://bank.example](https://evil.example)` reads as a link to the bank: the
     reader sees "https://bank.example (evil.example)" instead."""
     shown = _URL_TEXT.fullmatch("".join(token.content for token in inner if token.type == "text"))
-    target = _host(str(link.attrGet("href") or ""))
+    target = _host(unquote(str(link.attrGet("href") or "")))
     if shown is None or target is None or shown.group(1).lower().rstrip(".") == target.rstrip("."):
         return None
     if shown.group(1).rpartition(".")[2].lower() in _FILE_SUFFIXES:

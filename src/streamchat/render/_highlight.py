@@ -178,12 +178,14 @@ class CodeBlock:
         self._done_size += len(piece)
         self._blank = []
 
-    def html(self, partial: str = "") -> str:
-        """The whole block's HTML with `partial`, an unfinished last line."""
+    def html(self, partial: str = "", *, final: bool = False) -> str:
+        """The whole block's HTML with `partial`, an unfinished last line; `final`: with
+        its last blank lines (while typed, they show once a line follows them)."""
         if len(self._done) > 1:
             self._done = ["".join(self._done)]
         self._read = self._done_size
-        return self.head + "".join(self._done) + self._line(partial) + CODE_END
+        end = "".join(self._blank) if final else self._line(partial)
+        return self.head + "".join(self._done) + end + CODE_END
 
     def live(self, partial: str, shown: bool) -> tuple[int, str]:
         """(how much of the HTML last returned is still its start, the HTML after it)."""
