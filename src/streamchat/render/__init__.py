@@ -16,9 +16,11 @@ One job per module:
 from ._engine import parser
 from ._highlight import highlight_css
 from ._patches import Patch, committed, live_patch, spliced, utf16_length
-from ._stream import MarkdownStream, render_markdown
+from ._repair import repair
+from ._stream import BlockSplit, MarkdownStream, render_markdown
 
 __all__ = [
+    "BlockSplit",
     "MarkdownStream",
     "Patch",
     "committed",
@@ -26,6 +28,7 @@ __all__ = [
     "live_patch",
     "parser",
     "render_markdown",
+    "repair",
     "spliced",
     "utf16_length",
 ]

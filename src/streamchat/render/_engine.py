@@ -93,7 +93,7 @@ def _math_inline(state: StateInline, silent: bool) -> bool:
     if not silent:
         token = state.push("math_inline", "math", 0)
         token.content = _math.to_html(formula)
-        token.markup = formula.opener
+        token.markup, token.info = formula.opener, formula.source
     state.pos = formula.end
     return True
 
@@ -134,7 +134,7 @@ def _math_block(state: StateBlock, start: int, end: int, silent: bool) -> bool:
         found = _close_display(text, closer)
     token = state.push("math_block", "math", 0)
     token.block = True
-    token.markup = opener
+    token.markup, token.info = opener, text
     token.map = [start, line + 1]
     if found is None:
         token.content = f"<p>{escapeHtml(opener + text)}</p>\n"

@@ -14,7 +14,7 @@ from typing import Any
 from ._blocks import Machine
 from ._patches import Patch, live_patch, utf16_length
 
-__all__ = ["MarkdownStream", "render_markdown"]
+__all__ = ["BlockSplit", "MarkdownStream", "render_markdown"]
 
 
 def render_markdown(text: str, *, allow_images: bool = False) -> str:
@@ -207,3 +207,24 @@ class MarkdownStream:
         if rest := "".join(blocks[shown:]):
             patches.append(Patch("append", rest))
         return patches
+
+
+class BlockSplit:
+    """The sources of the finished top-level blocks of a growing answer: the split
+    `MarkdownStream` makes, for the terminal, which renders each block once with rich."""
+
+    def __init__(self) -> None:
+        self._stream = MarkdownStream()
+        self._taken = 0
+
+    @property
+    def open(self) -> str:
+        """The source of the open block."""
+        return self._stream._tail
+
+    def append(self, text: str) -> list[str]:
+        """Add text; return the sources of the blocks it finished, in order."""
+        self._stream.append(text)
+        done = self._stream._frozen_text[self._taken :]
+        self._taken = len(self._stream._frozen_text)
+        return [source for source in done if source]
