@@ -15,6 +15,7 @@ A whole text is the same lines fed at once, so the streamed HTML equals
 
 from __future__ import annotations
 
+import copy
 import re
 from typing import Any
 
@@ -113,6 +114,14 @@ def _unescaped_info(info: str) -> str:
     return info.strip().replace("\\", "") if "\\" in info else info.strip()
 
 
+# A cell that renders as itself, escaped: no inline syntax, nothing a link could start.
+_PLAIN_CELL = re.compile(r"(?:[^\W_]|[ .,;%/()+'’?!#=])*")
+# One code span (maybe still open) whose text neither starts nor ends with a space.
+_CODE_CELL = re.compile(r"`([^`\s](?:[^`]*[^`\s])?)(`?)")
+_ALIGN = re.compile(r"<th((?: align=\"\w+\")?)>")
+_ONE_CELL = re.compile(r"<tr>\n<td>(.*)</td>\n</tr>\n", re.S)
+
+
 class _Table(_Region):
     """A table: each row is rendered once, under the same header."""
 
@@ -121,6 +130,8 @@ class _Table(_Region):
         self.lines = list(lines)
         self._top = f"{lines[0]}\n{lines[1]}\n"
         self._head = head
+        self._aligns = _ALIGN.findall(head)
+        self._done_cells: dict[str, str] = {}
         self._ended = False
         self._rows = Run()
         for row in rows:
@@ -157,7 +168,8 @@ class _Table(_Region):
             return True
         if self._ended or "|" not in line:
             return False
-        row = self._row(line)
+        row = self._cells(line, final=True) if "\\" not in line else None
+        row = row or self._row(line)
         if not row:
             return False
         self.lines.append(line)
@@ -173,7 +185,54 @@ class _Table(_Region):
     def _live_row(self, partial: str) -> str:
         if self._ended or not partial.strip() or "|" not in partial:
             return ""
-        return self._row(partial, repaired=True) or ""
+        built = self._cells(partial)
+        return built if built is not None else self._row(partial, repaired=True) or ""
+
+    def _cells(self, partial: str, final: bool = False) -> str | None:
+        """The row being typed, cell by cell: a plain cell is its escaped text, another
+        is rendered alone, once when finished (markdown-it parses each cell apart).
+        None: a backslash may escape a pipe: render it whole. (Backticks do not protect a
+        pipe: https://github.github.com/gfm/#example-200.)"""
+        if "\\" in partial:
+            return None
+        text = partial.strip()
+        text = text[1:] if text.startswith("|") else text
+        cells = text.split("|")
+        if not "".join(cells).strip():
+            return ""
+        out = ["<tr>\n"]
+        for index, align in enumerate(self._aligns):
+            cell = cells[index].strip() if index < len(cells) else ""
+            inner = self._cell(cell, finished=final or index < len(cells) - 1)
+            if inner is None:
+                return None
+            out.append(f"<td{align}>{inner}</td>\n")
+        out.append("</tr>\n")
+        return "".join(out)
+
+    def _cell(self, cell: str, finished: bool) -> str | None:
+        if _PLAIN_CELL.fullmatch(cell) and "www." not in cell.lower():  # (an autolink)
+            return escape_text(cell)
+        code = _CODE_CELL.fullmatch(cell)
+        if code is not None and (code.group(2) or not finished):
+            return f"<code>{escape_text(code.group(1))}</code>"  # one code span
+        if cell in self._done_cells:
+            return self._done_cells[cell]
+        if finished:
+            source = f"|x|\n|-|\n|{cell}|\n"
+        else:  # the row's end is the end of the text: what is being typed is repaired
+            source = self._machine.repair(f"|x|\n|-|\n|{cell}")
+        parts = _Table.parts(self._machine.render(source) + "\n")
+        if parts is None or len(parts[1]) != 1:
+            return None
+        found = _ONE_CELL.fullmatch(parts[1][0])
+        if found is None:
+            return None
+        if finished:
+            if len(self._done_cells) > 64:
+                self._done_cells.clear()
+            self._done_cells[cell] = found.group(1)
+        return found.group(1)
 
     def live(self, partial: str, shown: bool) -> tuple[int, str]:
         if not shown or not self._rows.size:
@@ -228,6 +287,10 @@ class _List(_Region):
         self.lines.append(line)
         return True
 
+    def costly(self) -> bool:
+        """The item being built is rendered again at each update: bounded like a block."""
+        return self._machine._costly(self._current)
+
     def _finish_item(self) -> bool:
         split = self._split(self._machine.render("\n".join(self._current)))
         if split is None:
@@ -273,12 +336,25 @@ class _List(_Region):
         return len(self._open) + 1 + start, self._joined(added, rest)
 
 
+# What a paragraph's next line may start with, after up to three spaces, and still be
+# one of its lines whatever follows: not a block that interrupts a paragraph
+# (https://spec.commonmark.org/0.31.2/#paragraphs), a setext underline, a formula's opener,
+# or a table's delimiter row.
+_INTERRUPTS = re.compile(r" {0,3}(?:[`~>#=*_+\-]|\$\$|\\\[|\d{1,9}[.)])")
+_DELIMITER_ROW = re.compile(r" *\|? *:?-+:? *(?:\| *:?-+:? *)*\|? *$")
+
+
+def _continues(line: str) -> bool:
+    """A line that goes on the paragraph above it, however the text goes on."""
+    return _INTERRUPTS.match(line) is None and _DELIMITER_ROW.match(line) is None
+
+
 def _paragraph_lines(lines: list[str]) -> bool:
     """Lines that start with a letter, then maybe blank lines: one paragraph."""
     end = len(lines)
     while end and not lines[end - 1].strip():
         end -= 1
-    return all(LETTER.match(line) for line in lines[:end])
+    return all(map(_continues, lines[1:end]))
 
 
 def _is_rule(line: str) -> bool:
@@ -303,7 +379,9 @@ class _Paragraph(_Region):
         if not line.strip():
             self.lines.append(line)  # the paragraph ends; the region takes the blank line
             return True
-        if LETTER.match(line) is None or not self.lines[-1].strip():
+        if self.lines and not self.lines[-1].strip():
+            return False
+        if not (LETTER.match(line) or (self.lines and _continues(line))):
             return False
         self.lines.append(line)
         self.paragraph.add(line)
@@ -377,7 +455,17 @@ class Machine:
         self.md: MarkdownIt = parser(allow_images)
         self.env: dict[str, Any] = env if env is not None else {}
         self.region: _Region | None = None
-        self.rendered_references = 0  # how many definitions the frozen blocks could see
+        # A region shown as escaped text while its live line is too costly to render.
+        self._provisional: tuple[_Region, _Raw] | None = None
+        self._shown: _Region | None = None  # what made the live HTML last returned
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Machine:
+        """A copy of the state (for tests); the engine is shared, it keeps none."""
+        new = copy.copy(self)
+        memo[id(self)] = new
+        new.env = copy.deepcopy(self.env, memo)
+        new.region = copy.deepcopy(self.region, memo)
+        return new
 
     # -- the engine --------------------------------------------------------------------------
 
@@ -433,11 +521,17 @@ class Machine:
         start, the HTML after it)."""
         partial = _expand(partial)
         region = self.region
-        if region is None:
-            region = self.region = _Whole(self, [])
+        if region is None or (isinstance(region, _Whole) and not region.lines):
+            # Text that starts with a letter can only be a paragraph's.
+            first = _Paragraph(self, []) if LETTER.match(partial) else _Whole(self, [])
+            region = self.region = first
         if isinstance(region, _Whole | _Paragraph) and self._partial_costly(region, partial):
-            raw = _Raw(region.lines)
-            return 0, _ended(raw.html(partial))
+            if self._provisional is None or self._provisional[0] is not region:
+                self._provisional = (region, _Raw(region.lines))
+            self._shown = self._provisional[1]
+            return 0, _ended(self._provisional[1].html(partial))
+        # A region may say what of its HTML is unchanged only if the views show its HTML.
+        shown, self._shown = shown and self._shown is region, region
         fixed, rest = region.live(partial, shown)
         return fixed, _ended(rest)
 
@@ -457,6 +551,8 @@ class Machine:
         """A region that grew by a line: still cheap to render again?"""
         region = self.region
         if isinstance(region, _Paragraph) and region.costly():
+            self.region = _Raw(region.lines)
+        elif isinstance(region, _List) and region.costly():
             self.region = _Raw(region.lines)
         return []
 
@@ -489,10 +585,11 @@ class Machine:
                 fence = _Fence(opener, lines)
                 if len(fence.lines) == len(lines):
                     return fence
+        if LETTER.match(first) and _paragraph_lines(lines):
+            paragraph = _Paragraph(self, lines)  # measured by its own guard (`_guarded`)
+            return _Raw(lines) if paragraph.costly() else paragraph
         if self._costly(lines):
             return _Raw(lines)
-        if LETTER.match(first) and _paragraph_lines(lines):
-            return _Paragraph(self, lines)
         tokens = self._block_tokens(lines)
         if len(top_level_blocks(tokens)) == 1 and tokens:
             kind = tokens[0].type
@@ -522,14 +619,12 @@ class Machine:
         guard = _repair.Guard()
         for line in lines:
             guard.feed(line + "\n")
-            guard.line(line)
-        size = sum(len(line) + 1 for line in lines)
+            guard.line(line, (len(line) - len(line.lstrip(" "))) // 2)
         if guard.risky or max(map(len, lines)) > _repair.MAX_LINE:
             return True
-        return size > _repair.MAX_BLOCK and not LETTER.match(lines[0])
+        return guard.size > _repair.MAX_BLOCK or len(lines) > _repair.MAX_LINES
 
     def _final(self, region: _Region) -> str:
-        self.rendered_references = len(self.env.get("references", {}))
         return _ended(region.html(final=True))
 
 
