@@ -85,7 +85,7 @@ def console(width: int = 80, height: int = 24) -> Console:
 
 def one_shot(markdown: str, width: int) -> list[str]:
     """The whole answer rendered at once, with its styles, from the one engine's tokens."""
-    return render_lines(console(width), _terminal._markdown(markdown))
+    return render_lines(console(width), _terminal._rich_markdown(markdown))
 
 
 def blockwise(markdown: str, width: int, pieces: list[str]) -> list[str]:

@@ -107,7 +107,7 @@ def _terminal_tokens(tokens: list[Token]) -> list[Token]:
     return out
 
 
-def _markdown(source: str) -> Markdown:
+def _rich_markdown(source: str) -> Markdown:
     """rich's Markdown over the tokens of streamchat's engine (not its own parser)."""
     markdown = Markdown("", hyperlinks=False)
     markdown.markup = source
@@ -146,9 +146,9 @@ class _MarkdownLines:
 
     def _render(self, source: str) -> tuple[Markdown, list[str]]:
         if not self._gap:
-            markdown = _markdown(source)
+            markdown = _rich_markdown(source)
             return markdown, render_lines(self._console, markdown)
-        markdown = _markdown(self._SENTINEL + source)
+        markdown = _rich_markdown(self._SENTINEL + source)
         return markdown, render_lines(self._console, markdown)[1:]
 
 

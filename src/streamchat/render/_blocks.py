@@ -336,12 +336,21 @@ class _List(_Region):
         return len(self._open) + 1 + start, self._joined(added, rest)
 
 
-# What a paragraph's next line may start with, after up to three spaces, and still be
-# one of its lines whatever follows: not a block that interrupts a paragraph
-# (https://spec.commonmark.org/0.31.2/#paragraphs), a setext underline, a formula's opener,
-# or a table's delimiter row.
-_INTERRUPTS = re.compile(r" {0,3}(?:[`~>#=*_+\-]|\$\$|\\\[|\d{1,9}[.)])")
-_DELIMITER_ROW = re.compile(r" *\|? *:?-+:? *(?:\| *:?-+:? *)*\|? *$")
+# A line that ends a paragraph or turns it into something else, whatever follows it
+# (https://spec.commonmark.org/0.31.2/#paragraph-continuation-text): a quote, an ATX
+# heading, a fence, a display formula, a non-empty list item (ordered only from 1), a
+# setext underline or a thematic break. HTML blocks are off.
+_INTERRUPTS = re.compile(
+    r" {0,3}(?:>|#{1,6}(?:[ \t]|$)|`{3,}|~{3,}|\$\$|\\\[|[-+*][ \t]+\S|0*1[.)][ \t]+\S"
+    r"|=+[ \t]*$|-+[ \t]*$|([-*_])(?:[ \t]*\1){2,}[ \t]*$)"
+)
+# A table's delimiter row: the line before it becomes a table's header.
+_DELIMITER_ROW = re.compile(r" {0,3}\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*$")
+
+
+# What only a paragraph starts with: a letter, or an emphasis opener ("**Note:**"; a
+# list marker or a rule has a space or another marker after it).
+_PARAGRAPH_START = re.compile(r"[^\W\d_]|(?:\*{1,3}|_{1,3})(?=[^\s*_])")
 
 
 def _continues(line: str) -> bool:
@@ -354,7 +363,7 @@ def _paragraph_lines(lines: list[str]) -> bool:
     end = len(lines)
     while end and not lines[end - 1].strip():
         end -= 1
-    return all(map(_continues, lines[1:end]))
+    return all(line.strip() and _continues(line) for line in lines[1:end])
 
 
 def _is_rule(line: str) -> bool:
@@ -368,6 +377,9 @@ class _Paragraph(_Region):
         self._machine = machine
         self.lines: list[str] = []
         self.paragraph = Paragraph(machine.render, machine.repair)
+        # The live line after the last cut, measured as it grows.
+        self._partial_guard, self._partial_fed, self._partial_start = _repair.Guard(), 0, 0
+        self._partial_delimiters = 0
         for line in lines:
             if line.strip():
                 self.lines.append(line)
@@ -381,15 +393,30 @@ class _Paragraph(_Region):
             return True
         if self.lines and not self.lines[-1].strip():
             return False
-        if not (LETTER.match(line) or (self.lines and _continues(line))):
+        if not (_PARAGRAPH_START.match(line) or (self.lines and _continues(line))):
             return False
         self.lines.append(line)
         self.paragraph.add(line)
         return True
 
     def costly(self, partial: str = "") -> bool:
-        stretch = self.paragraph.stretch(partial)
-        return self.paragraph.guard.risky or stretch > _repair.MAX_STRETCH
+        """The part rendered again at each update (after the last cut) is too costly."""
+        paragraph = self.paragraph
+        stretch = paragraph.stretch(partial)
+        if paragraph.guard.risky or stretch > _repair.MAX_STRETCH:
+            return True
+        if not partial:
+            return paragraph.delimiters() > _repair.DELIMITER_LIMIT
+        start = paragraph.last_cut_in(partial)
+        if start != self._partial_start or len(partial) < self._partial_fed:
+            self._partial_guard, self._partial_fed = _repair.Guard(), start
+            self._partial_start, self._partial_delimiters = start, 0
+        added = partial[self._partial_fed :]
+        self._partial_guard.feed(added)
+        self._partial_delimiters += sum(map(added.count, "*_~"))
+        self._partial_fed = len(partial)
+        delimiters = paragraph.delimiters() + self._partial_delimiters
+        return self._partial_guard.risky or delimiters > _repair.DELIMITER_LIMIT
 
     def html(self, partial: str = "", *, final: bool = False) -> str:
         return self.paragraph.html(partial, final)
@@ -456,7 +483,8 @@ class Machine:
         self.env: dict[str, Any] = env if env is not None else {}
         self.region: _Region | None = None
         # A region shown as escaped text while its live line is too costly to render.
-        self._provisional: tuple[_Region, _Raw] | None = None
+        # (the region, its text, the live line it was too costly with)
+        self._provisional: tuple[_Region, _Raw, str] | None = None
         self._shown: _Region | None = None  # what made the live HTML last returned
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Machine:
@@ -523,11 +551,13 @@ class Machine:
         region = self.region
         if region is None or (isinstance(region, _Whole) and not region.lines):
             # Text that starts with a letter can only be a paragraph's.
-            first = _Paragraph(self, []) if LETTER.match(partial) else _Whole(self, [])
+            starts = _PARAGRAPH_START.match(partial)
+            first = _Paragraph(self, []) if starts else _Whole(self, [])
             region = self.region = first
         if isinstance(region, _Whole | _Paragraph) and self._partial_costly(region, partial):
             if self._provisional is None or self._provisional[0] is not region:
-                self._provisional = (region, _Raw(region.lines))
+                self._provisional = (region, _Raw(region.lines), partial)
+            self._provisional = (region, self._provisional[1], partial)
             self._shown = self._provisional[1]
             return 0, _ended(self._provisional[1].html(partial))
         # A region may say what of its HTML is unchanged only if the views show its HTML.
@@ -536,6 +566,9 @@ class Machine:
         return fixed, _ended(rest)
 
     def _partial_costly(self, region: _Region, partial: str) -> bool:
+        provisional = self._provisional
+        if provisional is not None and provisional[0] is region and partial.startswith(provisional[2]):
+            return True  # every measure only grows as the line does: it stays costly
         if isinstance(region, _Paragraph):
             return region.costly(partial)
         size = sum(len(line) + 1 for line in region.lines) + len(partial)
@@ -585,7 +618,7 @@ class Machine:
                 fence = _Fence(opener, lines)
                 if len(fence.lines) == len(lines):
                     return fence
-        if LETTER.match(first) and _paragraph_lines(lines):
+        if _PARAGRAPH_START.match(first) and _paragraph_lines(lines):
             paragraph = _Paragraph(self, lines)  # measured by its own guard (`_guarded`)
             return _Raw(lines) if paragraph.costly() else paragraph
         if self._costly(lines):

@@ -32,6 +32,7 @@ from typing import Any
 from markdown_it import MarkdownIt
 from markdown_it.common.utils import escapeHtml
 from markdown_it.rules_block import StateBlock
+from markdown_it.rules_block.reference import reference as _engine_reference
 from markdown_it.rules_core import StateCore
 from markdown_it.rules_inline import StateInline
 from markdown_it.token import Token
@@ -53,6 +54,7 @@ def parser(allow_images: bool = False) -> MarkdownIt:
     """The configured engine (one per setting; markdown-it keeps no state between calls)."""
     md = MarkdownIt("commonmark", {"html": False, "maxNesting": MAX_NESTING})
     md.enable(["table", "strikethrough"])
+    md.block.ruler.at("reference", _reference)
     md.inline.ruler.before("escape", "math", _math_inline)
     md.block.ruler.before(
         "fence", "math_block", _math_block, {"alt": ["paragraph", "reference", "blockquote"]}
@@ -75,6 +77,17 @@ def top_level_blocks(tokens: Sequence[Token]) -> list[tuple[int, int]]:
         for token in tokens
         if token.level == 0 and token.nesting >= 0 and token.map is not None
     ]
+
+
+def _reference(state: StateBlock, start: int, end: int, silent: bool) -> bool:
+    """markdown-it's link reference definition rule, leaving a hidden token with the
+    definition's line map: a definition is a block of its own, where streams split."""
+    if not _engine_reference(state, start, end, silent):
+        return False
+    if not silent:
+        token = state.push("reference", "", 0)
+        token.map, token.hidden = [start, state.line], True
+    return True
 
 
 # --- math -----------------------------------------------------------------------------------

@@ -196,6 +196,10 @@ class Paragraph:
         drop = min(self._start - self._base, len(self._text))
         self._text, self._base = self._text[drop:], self._base + drop
 
+    def delimiters(self) -> int:
+        """Emphasis delimiters in the whole lines after the last cut."""
+        return sum(map(self._text[max(0, self._start - self._base) :].count, "*_~"))
+
     def stretch(self, partial: str = "") -> int:
         """The longest stretch without a cut so far, with the unfinished line `partial`."""
         if partial:

@@ -94,6 +94,9 @@ def _complete_table(text: str) -> str:
     return "\n".join([*lines[: header_at + 1], "|" + " --- |" * columns])
 
 
+_LOOK_BACK = 64  # open delimiters a closer looks back over for its opener
+
+
 @dataclass(slots=True)
 class _Open:
     char: str
@@ -196,7 +199,9 @@ class _InlineRepair:
         return end
 
     def _close(self, char: str, length: int) -> bool:
-        for index in range(len(self.opens) - 1, -1, -1):
+        if not any(opener.char == char for opener in self.opens[-_LOOK_BACK:]):
+            return False  # (bounded: a run of other openers costs no scan per closer)
+        for index in range(len(self.opens) - 1, max(-1, len(self.opens) - 1 - _LOOK_BACK), -1):
             if self.opens[index].char == char:
                 opener = self.opens[index]
                 del self.opens[index + 1 :]
@@ -279,6 +284,9 @@ def _paren_end(text: str, i: int) -> int:
 # work per line. Beyond these limits a block is shown as escaped text instead.
 BRACKET_BUDGET = 40_000  # characters scanned for brackets, summed over the block
 CHAR_LIMITS = {"<": 1_000, "`": 1_000, "\\": 1_000}
+# Emphasis delimiters in the text rendered again at each update (a paragraph's part
+# after its last cut): markdown-it pairs them in time that grows faster than their count.
+DELIMITER_LIMIT = 300
 MAX_DEPTH = 16  # nested lists and quotes
 # What is rendered again at each update is bounded: a line, a paragraph's stretch between
 # cuts, and a block that cannot be cut into parts.

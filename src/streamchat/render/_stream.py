@@ -32,6 +32,7 @@ def render_markdown(text: str, *, allow_images: bool = False) -> str:
     http(s)/mailto (and relative) URLs survive; images become "🖼 alt" links unless
     `allow_images` is true.
     """
+    text = _lines(text)
     machine = Machine(allow_images, _references(text, allow_images))
     out = []
     lines = text.split("\n")
@@ -41,6 +42,12 @@ def render_markdown(text: str, *, allow_images: bool = False) -> str:
         out += machine.feed(lines[-1])
     out.append(machine.freeze())
     return "".join(out)
+
+
+def _lines(text: str) -> str:
+    """CR LF and a lone CR end a line too (https://spec.commonmark.org/0.31.2/#line-ending):
+    written as LF, the stream's lines are the engine's."""
+    return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
 
 
 def _references(text: str, allow_images: bool) -> dict[str, Any]:
@@ -81,6 +88,7 @@ class MarkdownStream:
         self._shown_size = 0
         self._shown_rest = ""
         self._finished = False
+        self._cr = ""  # a CR that ended the last delta: a LF may follow it
 
     @property
     def text(self) -> str:
@@ -98,7 +106,10 @@ class MarkdownStream:
     def append(self, delta: str) -> list[Patch]:
         if self._finished:
             raise RuntimeError("MarkdownStream.append() after finish()")
-        self._tail += delta
+        delta, self._cr = self._cr + delta, ""
+        if delta.endswith("\r"):
+            delta, self._cr = delta[:-1], "\r"
+        self._tail += _lines(delta)
         frozen = self._take_lines()
         partial = self._tail[self._scanned :]
         if self._machine.starts_block(partial.rstrip("\r")):
@@ -167,6 +178,7 @@ class MarkdownStream:
         if self._finished:
             return []
         self._finished = True
+        self._tail += "\n" if self._cr else ""
         frozen = self._take_lines()
         if self._scanned < len(self._tail):
             finished = self._machine.feed(self._tail[self._scanned :])
