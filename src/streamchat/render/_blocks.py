@@ -257,6 +257,7 @@ class _List(_Region):
         self._current: list[str] = []
         self._column = 0
         self._live = Live(self._render_list, machine.repair)
+        self.spoiled = False  # an item too costly at some line: escaped text for good
         for line in lines:
             self.add(line)
 
@@ -285,6 +286,7 @@ class _List(_Region):
         else:
             return False
         self.lines.append(line)
+        self.spoiled = self.spoiled or self.costly()
         return True
 
     def costly(self) -> bool:
@@ -380,10 +382,12 @@ class _Paragraph(_Region):
         # The live line after the last cut, measured as it grows.
         self._partial_guard, self._partial_fed, self._partial_start = _repair.Guard(), 0, 0
         self._partial_delimiters = 0
+        self.spoiled = False  # too costly at some line: escaped text for good
         for line in lines:
             if line.strip():
                 self.lines.append(line)
                 self.paragraph.add(line)
+                self.spoiled = self.spoiled or self.costly()
             else:
                 self.lines.append(line)
 
@@ -397,6 +401,7 @@ class _Paragraph(_Region):
             return False
         self.lines.append(line)
         self.paragraph.add(line)
+        self.spoiled = self.spoiled or self.costly()
         return True
 
     def costly(self, partial: str = "") -> bool:
@@ -437,8 +442,9 @@ class _Whole(_Region):
         return False
 
     def html(self, partial: str = "", *, final: bool = False) -> str:
-        text = "\n".join([*self.lines, partial] if partial else self.lines)
-        return self._live.final(text) if final else self._live.html(text)
+        if final:  # whole lines, each with its line break
+            return self._live.final("".join(line + "\n" for line in self.lines))
+        return self._live.html("\n".join([*self.lines, partial] if partial else self.lines))
 
 
 class _Raw(_Region):
@@ -505,8 +511,10 @@ class Machine:
         return sanitize(html_text, self.allow_images)
 
     def render(self, text: str) -> str:
-        """A piece of source as HTML, without the last line break."""
-        return self.render_tokens(self.parse(text)).removesuffix("\n")
+        """A piece of source as HTML, without the last line break. (The source gets one:
+        markdown-it drops an unclosed fence's last line when no line break ends it.)"""
+        source = text if text.endswith("\n") else text + "\n"
+        return self.render_tokens(self.parse(source)).removesuffix("\n")
 
     def repair(self, text: str) -> str:
         return _repair.repair(self.md, text)
@@ -523,6 +531,40 @@ class Machine:
         if region.add(line):
             return self._guarded()
         return self._split([*region.lines, line])
+
+    def render_all(self, text: str) -> str:
+        """A whole text, split by one parse of it into the blocks a stream would freeze.
+
+        Small blocks that no guard touches render as the stream renders them, the
+        engine's one-shot HTML: consecutive ones render together, in one call (a call
+        costs more than a short block). Others are built by their kind, as streamed.
+        """
+        lines = text.split("\n")
+        if lines and not lines[-1]:
+            lines.pop()
+        if not lines:
+            return ""
+        starts = [start for start, _ in top_level_blocks(self._block_tokens(lines))]
+        out: list[str] = []
+        group: list[str] = []
+
+        def flush() -> None:
+            if group:
+                out.append(_ended(self.render("\n".join(group) + "\n")))
+                group.clear()
+
+        for start, end in zip(starts, [*starts[1:], len(lines)][: len(starts)], strict=True):
+            block = lines[start:end]
+            size = sum(len(line) + 1 for line in block)
+            if size <= _GROUPED and not self._costly(block) and _delimiters(block) <= _DELIMITERS:
+                group += block
+                if sum(len(line) + 1 for line in group) >= _GROUP:
+                    flush()
+                continue
+            flush()
+            out.append(self._final(self._classify(block)))
+        flush()
+        return "".join(out)
 
     def starts_block(self, partial: str) -> bool:
         """The unfinished line starts a new block after a blank line, however it goes on:
@@ -583,9 +625,7 @@ class Machine:
     def _guarded(self) -> list[str]:
         """A region that grew by a line: still cheap to render again?"""
         region = self.region
-        if isinstance(region, _Paragraph) and region.costly():
-            self.region = _Raw(region.lines)
-        elif isinstance(region, _List) and region.costly():
+        if isinstance(region, _Paragraph | _List) and region.spoiled:
             self.region = _Raw(region.lines)
         return []
 
@@ -619,11 +659,15 @@ class Machine:
                 if len(fence.lines) == len(lines):
                     return fence
         if _PARAGRAPH_START.match(first) and _paragraph_lines(lines):
-            paragraph = _Paragraph(self, lines)  # measured by its own guard (`_guarded`)
-            return _Raw(lines) if paragraph.costly() else paragraph
-        if self._costly(lines):
-            return _Raw(lines)
-        tokens = self._block_tokens(lines)
+            paragraph = _Paragraph(self, lines)  # measured by its own guard, line by line
+            return _Raw(lines) if paragraph.spoiled else paragraph
+        # Tables and lists are measured by the row or item rendered again, not whole.
+        tokens = self._block_tokens(lines) if len(lines) <= 2 or not self._costly(lines) else []
+        if not tokens and len(lines) > 2:
+            tokens = self._block_tokens(lines[:2])  # (a table or list too big to parse again)
+            tokens = tokens if tokens and tokens[0].type in _GROWING else []
+            if tokens:
+                tokens = self._block_tokens(lines)
         if len(top_level_blocks(tokens)) == 1 and tokens:
             kind = tokens[0].type
             if kind == "table_open" and len(lines) >= 2:
@@ -634,7 +678,9 @@ class Machine:
                 marker = tokens[0].markup
                 listed = _List(self, lines, marker)
                 if len(listed.lines) == len(lines):
-                    return listed
+                    return _Raw(lines) if listed.spoiled else listed
+        if self._costly(lines):
+            return _Raw(lines)
         return _Whole(self, lines)
 
     def _table(self, lines: list[str]) -> _Table | None:
@@ -659,6 +705,18 @@ class Machine:
 
     def _final(self, region: _Region) -> str:
         return _ended(region.html(final=True))
+
+
+_GROUPED = 2_000  # a block this small renders as the engine renders it whole
+_GROUP = 8_000  # source rendered in one call of the engine
+_DELIMITERS = _repair.DELIMITER_LIMIT
+
+
+def _delimiters(lines: list[str]) -> int:
+    return sum(line.count("*") + line.count("_") + line.count("~") for line in lines)
+
+
+_GROWING = ("table_open", "bullet_list_open", "ordered_list_open")
 
 
 def _ended(block_html: str) -> str:

@@ -33,15 +33,7 @@ def render_markdown(text: str, *, allow_images: bool = False) -> str:
     `allow_images` is true.
     """
     text = _lines(text)
-    machine = Machine(allow_images, _references(text, allow_images))
-    out = []
-    lines = text.split("\n")
-    for line in lines[:-1]:
-        out += machine.feed(line)
-    if lines[-1]:
-        out += machine.feed(lines[-1])
-    out.append(machine.freeze())
-    return "".join(out)
+    return Machine(allow_images, _references(text, allow_images)).render_all(text)
 
 
 def _lines(text: str) -> str:
