@@ -591,11 +591,12 @@ class Machine:
         start, the HTML after it)."""
         partial = _expand(partial)
         region = self.region
-        if region is None or (isinstance(region, _Whole) and not region.lines):
-            # Text that starts with a letter can only be a paragraph's.
-            starts = _PARAGRAPH_START.match(partial)
-            first = _Paragraph(self, []) if starts else _Whole(self, [])
-            region = self.region = first
+        if region is None or (isinstance(region, _Whole | _Paragraph) and not region.lines):
+            # Text that starts with a letter can only be a paragraph's; a line of more
+            # pipes than a live table header may have is built like one too (in cuts).
+            starts = _PARAGRAPH_START.match(partial) or partial.count("|") > _repair.WIDEST
+            if region is None or isinstance(region, _Paragraph) != bool(starts):
+                region = self.region = _Paragraph(self, []) if starts else _Whole(self, [])
         if isinstance(region, _Whole | _Paragraph) and self._partial_costly(region, partial):
             if self._provisional is None or self._provisional[0] is not region:
                 self._provisional = (region, _Raw(region.lines), partial)

@@ -24,7 +24,7 @@ CODE_END = "</code></pre></div>"
 # A line longer than this is shown plain, finished or not: lexing it costs its length at
 # each update (a 100 KB line of minified JSON took 48-64 ms per append), and nobody reads
 # the colours of a line that long.
-LONG_LINE = 2_000
+LONG_LINE = 500
 _PLAIN_TOKENS = frozenset({"", "n", "p", "w"})  # no colour in either theme: no <span>
 
 

@@ -68,6 +68,9 @@ def _line_start(text: str, line: int) -> int:
     return position
 
 
+WIDEST = 64  # columns of a header being typed that shows as a table at once
+
+
 def hold_partial_line(text: str) -> str:
     """Drop an unterminated last line that is nothing yet but the start of a marker."""
     start = text.rfind("\n") + 1
@@ -91,6 +94,8 @@ def _complete_table(text: str) -> str:
         return text  # the table already has its header
     header = lines[header_at].strip().strip("|")
     columns = header.count("|") + 1
+    if columns > WIDEST:
+        return text  # rendered as a table at each update, it would cost its width
     return "\n".join([*lines[: header_at + 1], "|" + " --- |" * columns])
 
 
