@@ -12,7 +12,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
-from rich.markdown import Markdown
 
 from streamchat import _terminal
 from streamchat._terminal import (

@@ -30,14 +30,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from markdown_it.token import Token
 from rich.cells import cell_len
 from rich.console import Console, ConsoleDimensions, RenderableType
 from rich.control import Control, ControlType
 from rich.markdown import Markdown, UnknownElement
 from rich.spinner import Spinner
 from rich.text import Text
-
-from markdown_it.token import Token
 
 from . import render
 from .deltas import Delta, ReasoningDelta, TextDelta, Usage

@@ -85,9 +85,7 @@ class _Fence(_Region):
         stripped = line.strip(" ")
         indent = len(line) - len(line.lstrip(" "))
         return (
-            indent <= 3
-            and len(stripped) >= self.length
-            and stripped == self.char * len(stripped)
+            indent <= 3 and len(stripped) >= self.length and stripped == self.char * len(stripped)
         )
 
     def _body(self, line: str) -> str:
@@ -107,7 +105,9 @@ class _Fence(_Region):
     def _closing(self, partial: str) -> bool:
         """A closing fence being typed: it is about to close anyway."""
         stripped = partial.strip(" ")
-        return bool(stripped) and stripped == self.char * len(stripped)
+        if not stripped or stripped[0] != self.char or len(stripped) > 3 * self.length:
+            return False  # (a long line is no fence: checked without building one)
+        return stripped == self.char * len(stripped)
 
 
 def _unescaped_info(info: str) -> str:
@@ -218,10 +218,8 @@ class _Table(_Region):
             return f"<code>{escape_text(code.group(1))}</code>"  # one code span
         if cell in self._done_cells:
             return self._done_cells[cell]
-        if finished:
-            source = f"|x|\n|-|\n|{cell}|\n"
-        else:  # the row's end is the end of the text: what is being typed is repaired
-            source = self._machine.repair(f"|x|\n|-|\n|{cell}")
+        # Unfinished, the cell ends the text: what is being typed in it is repaired.
+        source = f"|x|\n|-|\n|{cell}|\n" if finished else self._machine.repair(f"|x|\n|-|\n|{cell}")
         parts = _Table.parts(self._machine.render(source) + "\n")
         if parts is None or len(parts[1]) != 1:
             return None
@@ -277,9 +275,8 @@ class _List(_Region):
             return False  # a blank line may loosen the list: parsed whole from here on
         item = self._marker_of(line)
         if item is not None and item[0] == self._marker and not _is_rule(line):
-            if self._current:
-                if not self._finish_item():
-                    return False
+            if self._current and not self._finish_item():
+                return False
             self._current, self._column = [line], item[1]
         elif self._current and len(line) - len(line.lstrip(" ")) >= self._column:
             self._current.append(line)
@@ -610,7 +607,11 @@ class Machine:
 
     def _partial_costly(self, region: _Region, partial: str) -> bool:
         provisional = self._provisional
-        if provisional is not None and provisional[0] is region and partial.startswith(provisional[2]):
+        if (
+            provisional is not None
+            and provisional[0] is region
+            and partial.startswith(provisional[2])
+        ):
             return True  # every measure only grows as the line does: it stays costly
         if isinstance(region, _Paragraph):
             return region.costly(partial)
@@ -654,11 +655,12 @@ class Machine:
     def _classify(self, lines: list[str]) -> _Region:
         """What builds the HTML of a region that starts a top-level block."""
         first = lines[0]
-        if opener := _FENCE_OPEN.match(first):
-            if opener.group(2)[0] != "`" or "`" not in opener.group(3):
-                fence = _Fence(opener, lines)
-                if len(fence.lines) == len(lines):
-                    return fence
+        opener = _FENCE_OPEN.match(first)
+        # A backtick fence's info string has no backtick (https://spec.commonmark.org/0.31.2/#fenced-code-blocks).
+        if opener and (opener.group(2)[0] != "`" or "`" not in opener.group(3)):
+            fence = _Fence(opener, lines)
+            if len(fence.lines) == len(lines):
+                return fence
         if _PARAGRAPH_START.match(first) and _paragraph_lines(lines):
             paragraph = _Paragraph(self, lines)  # measured by its own guard, line by line
             return _Raw(lines) if paragraph.spoiled else paragraph
@@ -723,4 +725,3 @@ _GROWING = ("table_open", "bullet_list_open", "ordered_list_open")
 def _ended(block_html: str) -> str:
     """Blocks end with a line break, as the engine renders them."""
     return block_html + "\n" if block_html else ""
-

@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import functools
 import re
-from urllib.parse import unquote
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import unquote
 
 from markdown_it import MarkdownIt
 from markdown_it.common.utils import escapeHtml
@@ -136,11 +136,7 @@ def _math_block(state: StateBlock, start: int, end: int, silent: bool) -> bool:
         return True
     line, text, found = start, first[2:], _close_display(first[2:], closer)
     while found is None:
-        if (
-            line + 1 >= end
-            or state.isEmpty(line + 1)
-            or state.sCount[line + 1] < state.blkIndent
-        ):
+        if line + 1 >= end or state.isEmpty(line + 1) or state.sCount[line + 1] < state.blkIndent:
             break
         line += 1
         text += "\n" + state.src[state.bMarks[line] + state.tShift[line] : state.eMarks[line]]
@@ -335,9 +331,9 @@ def _trim(content: str, start: int, end: int) -> int:
     an entity-like end are not part of the link."""
     while end > start:
         last = content[end - 1]
-        if last in _TRAILING:
-            end -= 1
-        elif last == ")" and content.count("(", start, end) < content.count(")", start, end):
+        if last in _TRAILING or (
+            last == ")" and content.count("(", start, end) < content.count(")", start, end)
+        ):
             end -= 1
         elif last == ";" and (entity := _ENTITY_END.search(content, start, end)) is not None:
             end = entity.start()

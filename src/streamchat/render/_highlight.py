@@ -57,6 +57,7 @@ def _style_rules(style: str, scope: str) -> str:
     rules = [*formatter.get_background_style_defs(scope), *formatter.get_token_style_defs(scope)]
     return "\n".join(rules)
 
+
 @functools.cache
 def _lexer(language: str) -> Lexer | None:
     try:
@@ -142,7 +143,6 @@ def _spans(tokens: list[tuple[str, str]]) -> str:
         text = escape_text(value)
         out.append(text if name in _PLAIN_TOKENS else f'<span class="{name}">{text}</span>')
     return "".join(out)
-
 
 
 class CodeBlock:

@@ -272,5 +272,3 @@ class Paragraph:
             return inner + rest[3:]
         head = inner[: len(inner) - len(self._trailing)] + "</p>"
         return head + ("\n" + rest if rest else "")
-
-

@@ -140,8 +140,6 @@ def sanitize(html_text: str, allow_images: bool) -> str:
     return _CONTROL.sub("", _cleaner(allow_images).clean(html_text))
 
 
-
-
 def escape_text(text: str) -> str:
     """Text as HTML, exactly as `sanitize` would leave it (nh3 reads CR as LF)."""
     return html.escape(_CONTROL.sub("", text.replace("\r", "\n")), quote=False)
