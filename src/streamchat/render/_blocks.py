@@ -501,7 +501,9 @@ class Machine:
     # -- the engine --------------------------------------------------------------------------
 
     def parse(self, text: str) -> list[Token]:
-        return self.md.parse(text, self.env)
+        """Inline-rendering parse: it reads the definitions found so far and adds none
+        (a definition being typed, "[a]: /u", must not be taken for "[a]: /url")."""
+        return self.md.parse(text, {"references": _Definitions(self.env)})
 
     def render_tokens(self, tokens: list[Token]) -> str:
         html_text = self.md.renderer.render(tokens, self.md.options, self.env)
@@ -720,6 +722,21 @@ def _delimiters(lines: list[str]) -> int:
 
 
 _GROWING = ("table_open", "bullet_list_open", "ordered_list_open")
+
+
+class _Definitions(dict[str, Any]):
+    """The definitions of whole lines (`env["references"]`, read-only) under those a
+    render of some piece of text finds itself, which go when it ends."""
+
+    def __init__(self, env: dict[str, Any]) -> None:
+        super().__init__()
+        self._known: dict[str, Any] = env.setdefault("references", {})
+
+    def __contains__(self, label: object) -> bool:
+        return dict.__contains__(self, label) or label in self._known
+
+    def get(self, label: str, default: Any = None) -> Any:
+        return dict.get(self, label, self._known.get(label, default))
 
 
 def _ended(block_html: str) -> str:

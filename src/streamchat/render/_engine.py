@@ -67,6 +67,7 @@ def parser(allow_images: bool = False) -> MarkdownIt:
     md.add_render_rule("code_block", _code_block)
     for name in ("math_inline", "math_block", "streamchat_html"):
         md.add_render_rule(name, _raw)
+    md.add_render_rule("reference", _nothing)
     return md
 
 
@@ -169,6 +170,12 @@ def _close_display(text: str, closer: str) -> tuple[str, bool] | None:
 def _raw(self: Any, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType) -> str:
     """A token whose content is HTML made by a rule (MathML, a note): as it is."""
     return tokens[idx].content
+
+
+def _nothing(
+    self: Any, tokens: Sequence[Token], idx: int, options: OptionsDict, env: EnvType
+) -> str:
+    return ""
 
 
 # --- code -----------------------------------------------------------------------------------
