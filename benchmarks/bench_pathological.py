@@ -5,8 +5,9 @@ and backtick runs, unclosed links, deep quotes and lists, the tables case), buil
 from their description; "reference collisions" (a collision of cmark's own hash table)
 is replaced by a document of 50,000 reference definitions and uses.
 
-Targets (issue 19): each streams completely within 120 s, no append over 50 ms of CPU,
-p99 under 5 ms, and `render_markdown` of each under 2 s.
+Targets (issue 19): each streams completely within 120 s (of CPU: a loaded machine
+stretches wall time), no append over 50 ms of CPU, p99 under 5 ms, and `render_markdown`
+of each under 2 s.
 
 Run: .venv/bin/python benchmarks/bench_pathological.py [--scale 0.1] [--only NAME]
 """
@@ -21,7 +22,8 @@ from collections.abc import Callable
 from streamchat.render import MarkdownStream, render_markdown
 
 DELTA = 20
-DEADLINE = 120.0  # seconds of wall time to stream one input
+LIMIT = 120.0  # seconds of CPU to stream one input (the target)
+DEADLINE = 300.0  # seconds of wall time after which a run stops (a loaded machine is slower)
 
 
 def _nested_lists(count: int) -> str:
@@ -96,7 +98,7 @@ def main() -> None:
     options = parser.parse_args()
     names = [options.only] if options.only else list(INPUTS)
     print(
-        f"{'input':<36}{'KB':>7}{'whole s':>9}{'stream s':>10}{'appends':>9}"
+        f"{'input':<36}{'KB':>7}{'whole s':>9}{'cpu s':>8}{'wall s':>8}{'appends':>9}"
         f"{'p99 ms':>8}{'max ms':>8}  verdict"
     )
     for name in names:
@@ -105,11 +107,12 @@ def main() -> None:
         render_markdown(text)
         whole = time.thread_time() - cpu
         times, wall, done = stream(text)
-        ok = done and whole < 2 and max(times) < 0.05 and p99(times) < 0.005
+        cpu = sum(times)
+        ok = done and cpu < LIMIT and whole < 2 and max(times) < 0.05 and p99(times) < 0.005
         print(
-            f"{name:<36}{len(text) / 1000:>7.0f}{whole:>9.2f}{wall:>10.1f}{len(times):>9}"
+            f"{name:<36}{len(text) / 1000:>7.0f}{whole:>9.2f}{cpu:>8.1f}{wall:>8.1f}{len(times):>9}"
             f"{p99(times) * 1000:>8.2f}{max(times) * 1000:>8.1f}  "
-            + ("ok" if ok else "MISSED" + ("" if done else " (stopped at 120 s)")),
+            + ("ok" if ok else "MISSED" + ("" if done else f" (stopped at {DEADLINE:.0f} s)")),
             flush=True,
         )
 

@@ -452,7 +452,8 @@ class _Raw(_Region):
         self.lines = list(lines)
         self._raw = RawText(lines)
         self._blank = bool(lines) and not lines[-1].strip()
-        self._partial = ("", "")
+        self._partial: tuple[str, list[str]] = ("", [])
+        self._size = 0  # characters of the live line's HTML
 
     def add(self, line: str) -> bool:
         if self._blank and line.strip():
@@ -466,15 +467,35 @@ class _Raw(_Region):
         whole = self._raw.html("")
         if not partial:
             return whole
-        known, known_html = self._partial
-        if not (known and partial.startswith(known)):
-            known, known_html = "", ""
-        cut = len(partial) - 1 if partial.endswith("\r") else len(partial)
-        line_html = known_html + escape_text(partial[len(known) : cut])
-        self._partial = (partial[:cut], line_html)
+        line_html = "".join(self._escaped(partial))
         if not whole:
             return f'<p class="{RAW_CLASS}">{line_html}</p>'
         return whole[:-4] + "\n" + line_html + "</p>"
+
+    def live(self, partial: str, shown: bool) -> tuple[int, str]:
+        """A live line alone (the usual case: one long line) grows by its new text."""
+        if self.lines or not partial:
+            return 0, self.html(partial)
+        before = self._size
+        pieces = self._escaped(partial)
+        if not shown or len(pieces) < 2 or before != self._size - len(pieces[-1]):
+            return 0, f'<p class="{RAW_CLASS}">' + "".join(pieces) + "</p>"
+        return len(RAW_CLASS) + 12 + before, pieces[-1] + "</p>"
+
+    def _escaped(self, partial: str) -> list[str]:
+        """The live line's HTML in pieces: what it had, and the escaped new text."""
+        known, pieces = self._partial
+        if not (known and partial.startswith(known)):
+            known, pieces, self._size = "", [], 0
+        # Whole characters only: a CR LF pair split across updates stays one.
+        cut = len(partial) - 1 if partial.endswith("\r") else len(partial)
+        if len(pieces) > 64:
+            pieces = ["".join(pieces)]
+        added = escape_text(partial[len(known) : cut])
+        pieces = [*pieces, added] if added else pieces
+        self._size += len(added)
+        self._partial = (partial if cut == len(partial) else partial[:cut], pieces)
+        return pieces + [escape_text(partial[cut:])] if cut < len(partial) else pieces
 
 
 class Machine:
@@ -599,9 +620,11 @@ class Machine:
         if isinstance(region, _Whole | _Paragraph) and self._partial_costly(region, partial):
             if self._provisional is None or self._provisional[0] is not region:
                 self._provisional = (region, _Raw(region.lines), partial)
-            self._provisional = (region, self._provisional[1], partial)
-            self._shown = self._provisional[1]
-            return 0, _ended(self._provisional[1].html(partial))
+            raw = self._provisional[1]
+            self._provisional = (region, raw, partial)
+            shown, self._shown = shown and self._shown is raw, raw
+            fixed, rest = raw.live(partial, shown)
+            return fixed, _ended(rest)
         # A region may say what of its HTML is unchanged only if the views show its HTML.
         shown, self._shown = shown and self._shown is region, region
         fixed, rest = region.live(partial, shown)
