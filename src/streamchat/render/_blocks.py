@@ -495,7 +495,7 @@ class _Raw(_Region):
         pieces = [*pieces, added] if added else pieces
         self._size += len(added)
         self._partial = (partial if cut == len(partial) else partial[:cut], pieces)
-        return pieces + [escape_text(partial[cut:])] if cut < len(partial) else pieces
+        return [*pieces, escape_text(partial[cut:])] if cut < len(partial) else pieces
 
 
 class Machine:
