@@ -8,7 +8,9 @@ One job per module:
 * `_sanitize`: the nh3 allowlists every piece of HTML goes through;
 * `_highlight`: Pygments, one code line at a time, and the theme's CSS;
 * `_repair`: the open block made to look finished, and the cost guards;
-* `_parts`, `_blocks`: the incremental block machine;
+* `_blocks`: the incremental block machine (where top-level blocks end, by the engine's
+  line maps); `_regions`: the kinds of open block it builds part by part; `_parts`: a
+  paragraph's cuts and the pieces they share;
 * `_patches`: the patch ops and their UTF-16 arithmetic (the wire contract);
 * `_stream`: `render_markdown` and `MarkdownStream`.
 """
