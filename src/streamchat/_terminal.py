@@ -29,6 +29,7 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from markdown_it.token import Token
 from rich.cells import cell_len
@@ -38,8 +39,10 @@ from rich.markdown import Markdown, UnknownElement
 from rich.spinner import Spinner
 from rich.text import Text
 
-from . import render
 from .deltas import Delta, ReasoningDelta, TextDelta, Usage
+
+if TYPE_CHECKING:
+    from .render import BlockSplit
 
 __all__ = ["LiveDisplay", "Stats", "neutralize"]
 
@@ -79,7 +82,12 @@ def _visible(match: re.Match[str]) -> str:
     return "\ufffd"  # a lone surrogate cannot be written as UTF-8
 
 
-_Blocks = render.BlockSplit
+def _Blocks() -> BlockSplit:
+    """The widget's block split (`render` is imported late: `streamchat --help` does not
+    pay for the renderer)."""
+    from .render import BlockSplit
+
+    return BlockSplit()
 
 
 def _terminal_tokens(tokens: list[Token]) -> list[Token]:
@@ -110,7 +118,9 @@ def _rich_markdown(source: str) -> Markdown:
     """rich's Markdown over the tokens of streamchat's engine (not its own parser)."""
     markdown = Markdown("", hyperlinks=False)
     markdown.markup = source
-    markdown.parsed = _terminal_tokens(render.parser().parse(source))
+    from .render import parser
+
+    markdown.parsed = _terminal_tokens(parser().parse(source))
     return markdown
 
 
@@ -140,7 +150,9 @@ class _MarkdownLines:
 
     def preview(self, source: str) -> list[str]:
         """The open block as it will look once finished (unclosed syntax closed or hidden)."""
-        repaired = render.repair(render.parser(), source)
+        from .render import parser, repair
+
+        repaired = repair(parser(), source)
         return self._render(repaired)[1] if repaired.strip() else []
 
     def _render(self, source: str) -> tuple[Markdown, list[str]]:

@@ -96,6 +96,11 @@ class Machine:
         if region is None:
             self.region = self._classify([line])
             return []
+        if self._still_costly(region, line):
+            # The live line that was too costly is whole now: the same measures
+            # (`_costly`) find it too costly again; they need not be taken again.
+            self.region = Raw([line])
+            return []
         if region.add(line):
             return self._guarded()
         return self._split([*region.lines, line])
@@ -133,6 +138,17 @@ class Machine:
             out.append(self._final(self._classify(block)))
         flush()
         return "".join(out)
+
+    def _still_costly(self, region: Region, line: str) -> bool:
+        provisional = self._provisional
+        return (
+            provisional is not None
+            and provisional[0] is region
+            and isinstance(region, Whole)
+            and not region.lines
+            and line == provisional[2]
+            and not FENCE_OPEN.match(line)
+        )
 
     def starts_block(self, partial: str) -> bool:
         """The unfinished line starts a new block after a blank line, however it goes on:

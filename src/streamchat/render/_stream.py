@@ -161,6 +161,8 @@ class MarkdownStream:
             if moved:
                 self._shown_start.append(self._shown_rest[:moved])
                 self._shown_size = fixed
+                if len(self._shown_start) > 64:  # few objects for the collector to walk
+                    self._shown_start = ["".join(self._shown_start)]
             old_rest = self._shown_rest[moved:]
         self._shown_rest = rest
         return live_patch(old_rest, rest, whole=not fixed)
