@@ -476,7 +476,7 @@ def test_unclosed_emphasis_renders_as_it_will_end() -> None:
 
 
 def test_a_table_with_only_its_header_has_no_empty_row() -> None:
-    """Python-Markdown adds an empty body row; typed out, it showed with the cursor in it."""
+    """A header alone has no body row: typed out, an empty one showed with the cursor in it."""
     html = render_markdown("| Name | Kind |\n|---|---|")
     assert "<tbody>" not in html and "<th>Kind</th>" in html
     stream = MarkdownStream()
