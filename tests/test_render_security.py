@@ -112,10 +112,12 @@ def test_the_checker_finds_what_it_looks_for() -> None:
 
 
 def test_the_corpus_is_large_enough_and_dangerous() -> None:
-    """Plain markdown-it (CommonMark: raw HTML passed through, no sanitizer) fails on most."""
+    """Plain markdown-it (CommonMark: raw HTML passed through, no sanitizer, its own URL
+    check off) fails on most payloads."""
     assert len(PAYLOADS) >= 50
     assert len(set(PAYLOADS)) == len(PAYLOADS)
     plain = MarkdownIt("commonmark")
+    plain.validateLink = lambda url: True  # type: ignore[method-assign]
     unsafe = [payload for payload in PAYLOADS if script_constructs(plain.render(payload))]
     assert len(unsafe) >= 0.8 * len(PAYLOADS)
 
