@@ -16,9 +16,11 @@ A whole text is the same lines fed at once, so the streamed HTML equals
 from __future__ import annotations
 
 import copy
-from typing import Any
+import re
+from typing import Any, NamedTuple
 
 from markdown_it import MarkdownIt
+from markdown_it.common.utils import normalizeReference
 from markdown_it.token import Token
 
 from . import _repair
@@ -49,11 +51,23 @@ def _expand(line: str) -> str:
 class Machine:
     """Top-level blocks from whole lines; the open region's HTML with a live last line."""
 
-    def __init__(self, allow_images: bool, env: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, allow_images: bool, env: dict[str, Any] | None = None, *, record: bool = False
+    ) -> None:
         self.allow_images = allow_images
         self.md: MarkdownIt = parser(allow_images)
         self.env: dict[str, Any] = env if env is not None else {}
         self.region: Region | None = None
+        # The definitions the open region's last parse found: a parse of more of its lines
+        # replaces them ("[a]: /u" may get its title on the next line); they are settled
+        # when their block is final.
+        self._open: dict[str, Any] = {}
+        # Labels whose definition changed, in order: the definitions' version is its length.
+        self.changes: list[str] = []
+        # With `record`, each final block's (source lines, definitions' version when it
+        # froze, labels it may use): `MarkdownStream.finish` renders again only the blocks
+        # a later definition may change.
+        self.finals: list[Final] | None = [] if record else None
         # A region shown as escaped text while its live line is too costly to render.
         # (the region, its text, the live line it was too costly with)
         self._provisional: tuple[Region, Raw, str] | None = None
@@ -65,6 +79,9 @@ class Machine:
         memo[id(self)] = new
         new.env = copy.deepcopy(self.env, memo)
         new.region = copy.deepcopy(self.region, memo)
+        new._open = copy.deepcopy(self._open, memo)
+        new.changes = list(self.changes)
+        new.finals = None if self.finals is None else list(self.finals)
         return new
 
     # -- the engine --------------------------------------------------------------------------
@@ -94,7 +111,7 @@ class Machine:
         line = _expand(line)
         region = self.region
         if region is None:
-            self.region = self._classify([line])
+            self.region = self._classify([line], region=True)
             return []
         if self._still_costly(region, line):
             # The live line that was too costly is whole now: the same measures
@@ -166,9 +183,14 @@ class Machine:
     def freeze(self) -> str:
         """Finish the open region (the caller fed its last line)."""
         region, self.region = self.region, None
+        self._open = {}  # its definitions are settled
         if region is None:
             return ""
         return self._final(region)
+
+    def freeze_lines(self, lines: list[str]) -> str:
+        """A final block's HTML again, from its source lines."""
+        return self._final(self._classify(lines))
 
     def live(self, partial: str, shown: bool) -> tuple[int, str]:
         """The open region's live HTML: (how much of the HTML last returned is still its
@@ -222,26 +244,50 @@ class Machine:
 
     def _split(self, lines: list[str]) -> list[str]:
         """Parse the open region again: the blocks before its last one are final."""
-        tokens = self._block_tokens(lines)
+        tokens = self._block_tokens(lines, region=True)
         blocks = top_level_blocks(tokens)
         last = blocks[-1][0] if blocks else 0
         frozen = []
         if last > 0:
+            # The definitions of the blocks before the last one are settled.
+            self._open = {label: ref for label, ref in self._open.items() if ref["map"][0] >= last}
             region = self.region
             if region is not None and len(region.lines) == last:
                 frozen.append(self._final(region))
             else:
                 frozen.append(self._final(self._classify(lines[:last])))
             lines = lines[last:]
-        self.region = self._classify(lines)
+        self.region = self._classify(lines, region=True)
         return [html for html in frozen if html]
 
-    def _block_tokens(self, lines: list[str]) -> list[Token]:
+    def _block_tokens(self, lines: list[str], *, region: bool = False) -> list[Token]:
+        """Block tokens of `lines`. With `region` (the open region from its first line),
+        the definitions they hold replace those its last parse found; otherwise the
+        definitions found are not kept."""
         tokens: list[Token] = []
-        self.md.block.parse("\n".join(lines) + "\n", self.md, self.env, tokens)
+        text = "\n".join(lines) + "\n"
+        if not region:
+            self.md.block.parse(text, self.md, {"references": _Definitions(self.env)}, tokens)
+            return tokens
+        found = _Unsettled(self.env.setdefault("references", {}), self._open)
+        self.md.block.parse(text, self.md, {"references": found}, tokens)
+        self._settle(dict(found))
         return tokens
 
-    def _classify(self, lines: list[str]) -> Region:
+    def _settle(self, found: dict[str, Any]) -> None:
+        """The open region's definitions are now `found`: record what changed."""
+        references = self.env["references"]
+        for label in self._open.keys() - found.keys():
+            del references[label]
+            self.changes.append(label)
+        for label, ref in found.items():
+            old = references.get(label) if label in self._open else None
+            if old is None or (old["href"], old["title"]) != (ref["href"], ref["title"]):
+                self.changes.append(label)
+            references[label] = ref
+        self._open = found
+
+    def _classify(self, lines: list[str], *, region: bool = False) -> Region:
         """What builds the HTML of a region that starts a top-level block."""
         first = lines[0]
         opener = FENCE_OPEN.match(first)
@@ -254,12 +300,13 @@ class Machine:
             paragraph = ParagraphRegion(self, lines)  # measured by its own guard, line by line
             return Raw(lines) if paragraph.spoiled else paragraph
         # Tables and lists are measured by the row or item rendered again, not whole.
-        tokens = self._block_tokens(lines) if len(lines) <= 2 or not self._costly(lines) else []
+        cheap = len(lines) <= 2 or not self._costly(lines)
+        tokens = self._block_tokens(lines, region=region) if cheap else []
         if not tokens and len(lines) > 2:
             tokens = self._block_tokens(lines[:2])  # (a table or list too big to parse again)
             tokens = tokens if tokens and tokens[0].type in _GROWING else []
             if tokens:
-                tokens = self._block_tokens(lines)
+                tokens = self._block_tokens(lines, region=region)
         if len(top_level_blocks(tokens)) == 1 and tokens:
             kind = tokens[0].type
             if kind == "table_open" and len(lines) >= 2:
@@ -296,7 +343,10 @@ class Machine:
         return guard.size > _repair.MAX_BLOCK or len(lines) > _repair.MAX_LINES
 
     def _final(self, region: Region) -> str:
-        return _ended(region.html(final=True))
+        html = _ended(region.html(final=True))
+        if html and self.finals is not None:
+            self.finals.append(Final(region.lines, len(self.changes), _labels(region.lines)))
+        return html
 
 
 _GROUPED = 2_000  # a block this small renders as the engine renders it whole
@@ -309,6 +359,48 @@ def _delimiters(lines: list[str]) -> int:
 
 
 _GROWING = ("table_open", "bullet_list_open", "ordered_list_open")
+
+
+class Final(NamedTuple):
+    """A block as it froze: its source lines, the definitions' version then, and the
+    normalized labels it may use."""
+
+    lines: list[str]
+    version: int
+    labels: frozenset[str]
+
+
+# A link label: up to 999 characters, no unescaped bracket
+# (https://spec.commonmark.org/0.31.2/#link-label). Each bracketed run may be the label of
+# a full, collapsed or shortcut reference link; more is looked up than is used.
+_LABEL = re.compile(r"\[((?:[^\[\]\\]|\\.){1,999})\]", re.DOTALL)
+
+
+def _labels(lines: list[str]) -> frozenset[str]:
+    """The labels a block's source may use, normalized as the engine matches them
+    (https://spec.commonmark.org/0.31.2/#matches)."""
+    if not any("]" in line for line in lines):
+        return frozenset()
+    return frozenset(
+        label
+        for match in _LABEL.finditer("\n".join(lines))
+        if (label := normalizeReference(match.group(1)))
+    )
+
+
+class _Unsettled(dict[str, Any]):
+    """What a parse of the open region writes definitions to: it finds the settled
+    definitions (first wins, https://spec.commonmark.org/0.31.2/#link-reference-definitions)
+    but not the ones an earlier parse of the same region found."""
+
+    def __init__(self, references: dict[str, Any], unsettled: dict[str, Any]) -> None:
+        super().__init__()
+        self._settled, self._unsettled = references, unsettled
+
+    def __contains__(self, label: object) -> bool:
+        return dict.__contains__(self, label) or (
+            label in self._settled and label not in self._unsettled
+        )
 
 
 class _Definitions(dict[str, Any]):

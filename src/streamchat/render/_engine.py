@@ -81,13 +81,14 @@ def top_level_blocks(tokens: Sequence[Token]) -> list[tuple[int, int]]:
 
 
 def _reference(state: StateBlock, start: int, end: int, silent: bool) -> bool:
-    """markdown-it's link reference definition rule, leaving a hidden token with the
+    """markdown-it's link reference definition rule, leaving a token (not hidden: the
+    renderer would end a line after it, which a streamed block has not) with the
     definition's line map: a definition is a block of its own, where streams split."""
     if not _engine_reference(state, start, end, silent):
         return False
     if not silent:
         token = state.push("reference", "", 0)
-        token.map, token.hidden = [start, state.line], True
+        token.map = [start, state.line]
     return True
 
 

@@ -69,7 +69,7 @@ class MarkdownStream:
 
     def __init__(self, *, allow_images: bool = False) -> None:
         self._allow_images = allow_images
-        self._machine = Machine(allow_images)
+        self._machine = Machine(allow_images, record=True)
         self._frozen_text: list[str] = []
         self._frozen_html: list[str] = []
         self._tail = ""  # source of the open region
@@ -188,12 +188,36 @@ class MarkdownStream:
         if self._shown_size or self._shown_rest:
             self._shown_start, self._shown_size, self._shown_rest = [], 0, ""
             patches.append(Patch("tail", ""))
-        if self._machine.env.get("references"):  # a late one may change an earlier block
-            full = render_markdown(self.text, allow_images=self._allow_images)
-            if full != self.html:
-                self._frozen_html = [full]
-                patches.append(Patch("reset", full))
+        if (changed := self._late_references()) is not None:
+            full = "".join(changed)
+            self._frozen_html = [full]
+            patches.append(Patch("reset", full))
         return patches
+
+    def _late_references(self) -> list[str] | None:
+        """The frozen blocks again if a definition that came after one of them changes it
+        (a block may use a definition made later:
+        https://spec.commonmark.org/0.31.2/#link-reference-definitions), else None.
+
+        Only a block that may use a label whose definition changed after the block froze
+        is rendered again, with all the definitions: the cost is that of the blocks that
+        may change, not of the whole answer.
+        """
+        machine, finals = self._machine, self._machine.finals
+        assert finals is not None and len(finals) == len(self._frozen_html)
+        changes = machine.changes
+        changed_at = {label: version for version, label in enumerate(changes)}
+        final = Machine(self._allow_images, machine.env)  # reads the definitions, adds none
+        blocks, changed = self._frozen_html, False
+        for index, (lines, version, labels) in enumerate(finals):
+            if version == len(changes) or not labels:
+                continue
+            if any(changed_at.get(label, -1) >= version for label in labels):
+                again = final.freeze_lines(lines)
+                if again != blocks[index]:
+                    blocks = blocks if changed else list(blocks)
+                    blocks[index], changed = again, True
+        return blocks if changed else None
 
     def _frozen_patches(self, blocks: list[str]) -> list[Patch]:
         """Patches that freeze the finished `blocks`: a commit of the ones the live part
