@@ -163,12 +163,27 @@ def _items(count: int, rng: random.Random) -> list[str]:
     return [f"- {_sentence(rng)}" for _ in range(count)]
 
 
+def _json_items(count: int, rng: random.Random) -> list[str]:
+    return [
+        f'{{"id": {rng.randint(1, 99_999)}, "name": "{rng.choice(WORDS)}", "ok": true}}, '
+        for _ in range(count)
+    ]
+
+
+def _columns(count: int, rng: random.Random) -> list[str]:
+    return [f"| {rng.choice(WORDS)[:4]}{n} " for n in range(count)]
+
+
 # kind: (its opening, its units, their separator, characters per unit, roughly)
 BLOCKS = {
     "paragraph": ("", _sentences, " ", 40),
     "code block": ("```python\n", _code_lines, "\n", 60),
     "table": ("| Name | Time | Note |\n|---|--:|---|\n", _rows, "\n", 35),
     "list": ("", _items, "\n", 60),
+    # One line of minified JSON in a fence, and a table header of up to 10,000 columns:
+    # a single line that keeps growing.
+    "json line": ("```json\n[", _json_items, "", 45),
+    "table header": ("", _columns, "", 10),
 }
 
 
@@ -208,7 +223,7 @@ def growing_block_costs() -> dict[str, list[float]]:
 def print_growing_block(costs: dict[str, list[float]], title: str) -> None:
     print(f"\nper 5-character update while one block grows, {title} (ms of CPU, median/p95):")
     print(
-        f"{'open block':<12}"
+        f"{'open block':<13}"
         + "".join(f"{size // 1000:>10} KB" for size in BLOCK_SIZES)
         + f"{'ratio':>8}{'finish()':>10}"
     )
@@ -217,7 +232,7 @@ def print_growing_block(costs: dict[str, list[float]], title: str) -> None:
         cells = [f"{1000 * row[i]:.2f}/{1000 * row[i + 1]:.2f}" for i in range(0, len(row) - 1, 2)]
         ratio = max(medians) / max(min(medians), 1e-6)
         print(
-            f"{name:<12}"
+            f"{name:<13}"
             + "".join(f"{cell:>13}" for cell in cells)
             + f"{ratio:>8.1f}{1000 * row[-1]:>8.1f}ms"
         )

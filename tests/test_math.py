@@ -7,8 +7,9 @@ from html.parser import HTMLParser
 
 import pytest
 
-from streamchat import _markdown, _math
+from streamchat import _math
 from streamchat._math import PENDING, find, mark_pending, match, to_html
+from streamchat.render import parser, render_markdown
 
 
 def sources(text: str) -> list[tuple[str, str]]:
@@ -67,20 +68,22 @@ def test_match_only_at_an_opener() -> None:
     assert (formula.start, formula.end, formula.closed, formula.display) == (2, 5, True, False)
 
 
-def join_display_lines(lines: list[str]) -> list[str]:
-    scanner = _markdown.BlockScanner()
-    in_code = [scanner.feed(line).kind in ("fence", "code") for line in lines]
-    return _math.join_display_lines(lines, in_code)
+def display_formulas(lines: list[str]) -> int:
+    """How many display formulas the engine's block rule makes of the lines."""
+    tokens = parser().parse("\n".join(lines) + "\n")
+    return sum(1 for token in tokens if token.type == "math_block" and "<math" in token.content)
 
 
-def test_join_display_lines_keeps_latex_away_from_block_rules() -> None:
+def test_a_display_formula_keeps_latex_away_from_block_rules() -> None:
     lines = ["$$", "a", "- b", "| c |", "$$", "after"]
-    assert join_display_lines(lines) == ["$$ a - b | c | $$", "after"]
+    assert display_formulas(lines) == 1
+    html = render_markdown("\n".join(lines))
+    assert "<li>" not in html and "<table>" not in html and "<p>after</p>" in html
 
 
-def test_join_display_lines_in_quotes_and_lists() -> None:
-    assert join_display_lines(["> $$", "> x", "> $$"]) == ["> $$ x $$"]
-    assert join_display_lines(["- \\[", "  y", "  \\]"]) == ["- \\[ y \\]"]
+def test_display_formulas_in_quotes_and_lists() -> None:
+    assert display_formulas(["> $$", "> x", "> $$"]) == 1
+    assert display_formulas(["- \\[", "  y", "  \\]"]) == 1
 
 
 @pytest.mark.parametrize(
@@ -93,8 +96,8 @@ def test_join_display_lines_in_quotes_and_lists() -> None:
         ["`$$`", "- a"],  # a code span
     ],
 )
-def test_join_display_lines_leaves_other_lines_alone(lines: list[str]) -> None:
-    assert join_display_lines(lines) == lines
+def test_other_lines_make_no_display_formula(lines: list[str]) -> None:
+    assert display_formulas(lines) == 0
 
 
 @pytest.mark.parametrize(

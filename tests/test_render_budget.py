@@ -1,28 +1,28 @@
 """Degenerate model output: bounded time per update and in total, never an exception.
 
-Models stuck in a loop repeat one character for thousands of tokens; Python-Markdown's
-link patterns are quadratic on unmatched brackets and its lists and quotes recurse once
-per level. Every case here once stalled the kernel for seconds to minutes or raised
-RecursionError. Times are CPU time of this thread (`time.thread_time`), so other work
-on a loaded machine does not count against them; the bounds still fail on the
+Models stuck in a loop repeat one character for thousands of tokens; link parsing can be
+quadratic on unmatched brackets and nested lists and quotes multiply the work per line.
+Every case here once stalled the kernel for seconds to minutes or raised RecursionError.
+Times are CPU time of this thread (`time.thread_time`), so other work on a loaded machine
+does not count against them; the bounds still fail on the
 quadratic behaviour they guard against (seconds per update).
 """
 
 from __future__ import annotations
 
 import gc
+import importlib.util
 import re
 import time
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from streamchat import _markdown
-from streamchat.render import (
-    MarkdownStream,
-    _CodeBlock,
-    _sanitize,
-    render_markdown,
-)
+from streamchat.render import MarkdownStream, render_markdown
+from streamchat.render._engine import MAX_NESTING
+from streamchat.render._highlight import CodeBlock
+from streamchat.render._sanitize import sanitize
 
 RUNS = {
     "brackets": "[" * 20_000,
@@ -98,7 +98,7 @@ def test_deep_nesting_degrades_to_text_without_recursion_error(text: str) -> Non
     whole = render_markdown(text)
     assert time.thread_time() - began < 3.0
     assert "streamchat-raw" in whole  # shown as escaped text, not 1,000 nested elements
-    assert whole.count("<ul>") + whole.count("<blockquote>") <= _markdown.MAX_DEPTH + 1
+    assert whole.count("<ul>") + whole.count("<blockquote>") <= MAX_NESTING + 1
     # 5-character updates for the one-line cases; the 1000-level ones are ~1 MB.
     stream, times = stream_timed(text, 5 if len(text) < 10_000 else 500)
     assert p99(times) < PER_UPDATE, f"p99 {p99(times) * 1000:.1f} ms"
@@ -153,8 +153,34 @@ def test_highlighted_code_lines_are_what_the_sanitizer_would_leave(
     language: str, line: str
 ) -> None:
     """Code lines skip nh3 for speed: they must be exactly what nh3 would return."""
-    block = _CodeBlock(_markdown.Fence("`", 3, "", ""), f"```{language}")
+    block = CodeBlock(language)
     for text in (line, line[:7], ""):
         html_line = block._highlight(text, keep=False)
-        assert _sanitize(html_line, allow_images=False) == html_line
+        assert sanitize(html_line, allow_images=False) == html_line
         assert not re.search(r"<(?!/?span[ >])", html_line)
+
+
+def _pathological() -> Any:
+    """benchmarks/bench_pathological.py: cmark-gfm's pathological inputs."""
+    path = Path(__file__).parent.parent / "benchmarks" / "bench_pathological.py"
+    spec = importlib.util.spec_from_file_location("bench_pathological", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+PATHOLOGICAL = _pathological()
+
+
+@pytest.mark.parametrize("name", list(PATHOLOGICAL.INPUTS))
+def test_cmark_pathological_inputs_at_a_twentieth_of_their_size(name: str) -> None:
+    """Streamed in 20-character appends (the full sizes are in bench_pathological)."""
+    text = PATHOLOGICAL.build(name, 0.05)
+    began = time.thread_time()
+    whole = render_markdown(text)
+    assert time.thread_time() - began < 2.0
+    stream, times = stream_timed(text, PATHOLOGICAL.DELTA)
+    assert p99(times[:-1]) < PER_UPDATE, f"p99 {p99(times) * 1000:.1f} ms"
+    assert max(times[:-1]) < WORST_UPDATE, f"worst {max(times) * 1000:.1f} ms"
+    assert stream.html == whole

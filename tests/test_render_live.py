@@ -1,4 +1,4 @@
-"""The live HTML of an open block, built part by part, against Python-Markdown's.
+"""The live HTML of an open block, built part by part, against the engine's whole render.
 
 An update renders only what changed (a table's row being typed cell by cell, the end of
 a long paragraph or list); what the reader sees must be what a whole render shows.
@@ -12,15 +12,8 @@ import time
 
 import pytest
 
-from streamchat import _markdown
-from streamchat.render import (
-    MarkdownStream,
-    _Renderer,
-    _RowCells,
-    _source_line,
-    _table_parts,
-    render_markdown,
-)
+from streamchat.render import MarkdownStream, parser, render_markdown
+from streamchat.render._sanitize import sanitize
 
 HEADER, DELIMITER = "| Name | Code | Time | Note |", "|:--|:-:|--:|---|"
 ROWS = [
@@ -36,23 +29,16 @@ ROWS = [
 
 
 @pytest.mark.parametrize("row", ROWS)
-def test_a_row_being_typed_shows_as_python_markdown_renders_it(row: str) -> None:
-    render = _Renderer(allow_images=False)
-    cells = _RowCells(render, HEADER, DELIMITER)
+def test_a_row_being_typed_never_shows_its_markers_and_ends_as_rendered_whole(row: str) -> None:
     top = f"{HEADER}\n{DELIMITER}\n"
-    built = 0
-    for end in range(1, len(row) + 1):
-        live = cells.row(row[:end])
-        if live is None:  # left to Python-Markdown
-            continue
-        parts = _table_parts(render(_markdown.repair(top + row[:end])))
-        assert (live or None) == (parts[1] if parts else None), row[:end]
-        built += 1
-    assert built > len(row) // 2  # most updates do not render the row whole
-
-
-def test_rows_of_a_table_without_border_pipes_are_rendered_whole() -> None:
-    assert _RowCells(_Renderer(allow_images=False), "a | b", "--|--").row("a | b") is None
+    stream = MarkdownStream()
+    stream.append(top)
+    for char in row:
+        stream.append(char)
+        assert stream.html.count("<table>") == 1
+        assert "**" not in stream.html and "~~" not in stream.html
+    stream.finish()
+    assert stream.html == render_markdown(top + row)
 
 
 KINDS = {  # opening, unit n, separator
@@ -118,12 +104,17 @@ FINISHED_ROWS = [
 ]
 
 
-def test_finished_rows_render_as_python_markdown_renders_the_whole_table() -> None:
+def engine(text: str) -> str:
+    """The engine's one-shot render of a whole text, sanitized."""
+    return sanitize(parser().render(text), allow_images=False)
+
+
+def test_finished_rows_render_as_the_engine_renders_the_whole_table() -> None:
     table = "\n".join([HEADER, DELIMITER, *FINISHED_ROWS])
-    assert render_markdown(table) == _Renderer(allow_images=False)(table)
+    assert render_markdown(table) == engine(table)
     for row in FINISHED_ROWS:
         one = f"{HEADER}\n{DELIMITER}\n| first | row | 1 | ok |\n{row}"
-        assert render_markdown(one) == _Renderer(allow_images=False)(one), row
+        assert render_markdown(one) == engine(one), row
 
 
 def test_a_fence_typed_after_a_table_is_no_row_of_it() -> None:
@@ -149,10 +140,10 @@ ROWS_TYPED = ["| 1 | 2 |\n", "| `x` | y |\n", "| p", " q |", "\n", "|", "z"]
 def assert_live_html_is_built_whole(stream: MarkdownStream) -> None:
     """The live part the views were sent equals the open block's HTML rendered whole
     (on a copy of its state): the start a block says is unchanged really is."""
-    partial = _source_line(stream._tail[stream._scanned :])
-    whole = copy.deepcopy(stream._block).html(partial)
-    frozen = "".join(stream._frozen_html)
-    assert stream.html == frozen + ("\n" + whole if frozen and whole else whole)
+    partial = stream._tail[stream._scanned :].rstrip("\r")
+    fixed, whole = copy.deepcopy(stream._machine).live(partial, shown=False)
+    assert fixed == 0
+    assert stream.html == "".join(stream._frozen_html) + whole
 
 
 def test_the_live_html_built_from_pieces_is_the_live_html_built_whole() -> None:

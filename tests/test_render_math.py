@@ -83,7 +83,7 @@ def test_every_form_renders_as_mathml() -> None:
 def test_math_sits_inside_lists_quotes_and_tables() -> None:
     html = render_markdown(FORMULA_ANSWER)
     assert re.search(r"<li>the set <math", html)
-    assert re.search(r"<li><math display=\"block\">", html)
+    assert re.search(r"<li>\n?<math display=\"block\">", html)
     assert re.search(r"<blockquote>\s*<p>Euler: <math", html)
     assert re.search(r"<td><math display=\"inline\">", html)
 

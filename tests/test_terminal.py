@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from rich.console import Console
-from rich.markdown import Markdown
 
+from streamchat import _terminal
 from streamchat._terminal import (
     LiveDisplay,
     Stats,
@@ -23,6 +23,8 @@ from streamchat._terminal import (
     render_lines,
 )
 from streamchat.deltas import Done, ReasoningDelta, TextDelta, Usage
+from streamchat.render import MarkdownStream, parser
+from streamchat.render._engine import top_level_blocks
 from streamchat.server import answer_for
 
 # Every escape sequence LiveDisplay itself may write: SGR styles, cursor up, erase line,
@@ -81,8 +83,8 @@ def console(width: int = 80, height: int = 24) -> Console:
 
 
 def one_shot(markdown: str, width: int) -> list[str]:
-    """The whole answer rendered at once, with its styles."""
-    return render_lines(console(width), Markdown(markdown, hyperlinks=False))
+    """The whole answer rendered at once, with its styles, from the one engine's tokens."""
+    return render_lines(console(width), _terminal._rich_markdown(markdown))
 
 
 def blockwise(markdown: str, width: int, pieces: list[str]) -> list[str]:
@@ -282,3 +284,27 @@ def test_any_text_in_any_pieces_draws_without_error(
     display.answer(neutralize(text[start:]))
     display.close()
     assert "\x1b" not in plain_text(written(view))
+
+
+SPLIT = (
+    "> quoted\n---\n\n#5 bolt and #hashtag\n\n1) one\n2) two\n\n- a\n\n- b\n\ntext\n"
+    "| a | b |\n|---|---|\n| 1 | 2 |\n\n```py\nx = 1\n```\nafter\n\n$$\na\n- b\n$$\n\nend\n"
+)
+
+
+def test_the_terminal_splits_blocks_as_the_widget_and_the_engine_do() -> None:
+    blocks, sources = _Blocks(), []
+    for start in range(0, len(SPLIT), 7):
+        sources += blocks.append(SPLIT[start : start + 7])
+    sources.append(blocks.open)
+    assert "".join(sources) == SPLIT
+    starts, line = [], 0
+    for source in sources:
+        starts.append(line)
+        line += source.count("\n")
+        assert len(top_level_blocks(parser().parse(source))) == 1, source
+    assert starts == [start for start, _ in top_level_blocks(parser().parse(SPLIT))]
+    stream = MarkdownStream()
+    frozen = [stream.append(SPLIT[start : start + 7]) for start in range(0, len(SPLIT), 7)]
+    finished = sum(1 for patches in frozen for patch in patches if patch.op in ("append", "commit"))
+    assert finished == len(sources) - 1  # the widget froze the same blocks, the last one open

@@ -650,7 +650,7 @@ def test_reasoning_and_tool_calls_travel_as_their_own_parts(server, chats) -> No
     turn = chat.turns[-1]
     assert turn["reasoning_html"] == render_markdown("Think **hard**. Then call.")
     assert turn["tool_calls"] == [{"name": "lookup", "arguments": '{"q": "x"}', "after": 0}]
-    assert turn["html"] == "<p>Answer.</p>"
+    assert turn["html"] == "<p>Answer.</p>\n"
     assert chat.stats["finish_reason"] == "tool_calls"
     custom = [m for _, m in capture.custom()]
     assert {m["part"] for m in custom if m["type"] == "patch"} == {"body", "reasoning"}

@@ -2,10 +2,10 @@
 
 Models write math the way Jupyter and ChatGPT render it (MathJax's default delimiters):
 inline ``$...$`` and ``\\(...\\)``, display ``$$...$$`` and ``\\[...\\]``. Markdown knows none
-of them, and its backslash escapes would eat ``\\(``, ``\\{`` and ``\\\\``, so the renderer takes
-a formula out of the text before any other inline syntax sees it (`match`), and keeps
-multi-line display formulas on one line so list and table syntax inside them stays LaTeX
-(`join_display_lines`).
+of them, and its backslash escapes would eat ``\\(``, ``\\{`` and ``\\\\``, so the engine has a
+math rule that takes a formula out of the text before any other inline rule sees it
+(`match`, used by `render._engine`), and a block rule for display formulas on lines of
+their own, so list and table syntax inside them stays LaTeX.
 
 A single ``$`` is also money. Pandoc's rule tells them apart
 (https://pandoc.org/MANUAL.html#extension-tex_math_dollars): the opening ``$`` has a
@@ -29,15 +29,11 @@ from __future__ import annotations
 import functools
 import html
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from xml.etree.ElementTree import Element
 
-import markdown
 from latex2mathml.converter import convert_to_element
-from markdown.extensions import Extension
-from markdown.inlinepatterns import InlineProcessor
-from markdown.preprocessors import Preprocessor
 
 __all__ = [
     "HTML_CLASSES",
@@ -45,13 +41,10 @@ __all__ = [
     "MATHML_TAGS",
     "PENDING",
     "Formula",
-    "MathExtension",
     "attribute_filter",
     "find",
-    "join_display_lines",
     "mark_pending",
     "match",
-    "open_display",
     "to_html",
 ]
 
@@ -74,7 +67,6 @@ _BLOCK_CLASS = "streamchat-math-block"
 _ERROR_CLASS = "streamchat-math-error"
 HTML_CLASSES = frozenset({_PENDING_CLASS, _BLOCK_CLASS, _ERROR_CLASS})  # what `to_html` writes
 _BLANK_LINE = re.compile(r"\n[ \t]*\n")
-_JOIN_LOOKAHEAD = 200  # lines a display formula may span
 
 
 @dataclass(frozen=True, slots=True)
@@ -229,79 +221,6 @@ def _run_end(text: str, i: int) -> int:
 
 
 # --- block structure ------------------------------------------------------------------------
-
-_CONTAINER = re.compile(r"[ \t>]*(?:(?:[-+*]|\d{1,9}[.)])[ \t]+)?")
-_QUOTE_MARKERS = re.compile(r"[ \t]*(?:>[ \t]?)*")
-
-
-def join_display_lines(lines: list[str], in_code: list[bool]) -> list[str]:
-    """Put each display formula that spans lines on its first line, joined by spaces.
-
-    Inside a formula, "- b" or "| x |" at the start of a line is LaTeX, not a list item
-    or a table row; once on one line, no block rule can see it. LaTeX treats a line break
-    as a space. Lines in fenced or indented code (`in_code`, one flag a line) stay as
-    they are.
-    """
-    out: list[str] = []
-    i = 0
-    while i < len(lines):
-        line = lines[i]
-        opener = None if in_code[i] else open_display(line)
-        i += 1
-        if opener is None:
-            out.append(line)
-            continue
-        taken = _continuation(lines, i, line, opener)
-        if taken:
-            quotes = _CONTAINER.match(line).group().count(">")  # type: ignore[union-attr]
-            parts = [_strip_container(part, quotes) for part in lines[i : i + taken]]
-            line = " ".join([line, *parts])
-        out.append(line)
-        i += taken
-    return out
-
-
-def _has_display_opener(line: str) -> bool:
-    return "$$" in line or "\\[" in line
-
-
-def open_display(line: str) -> Formula | None:
-    """The display formula opened on this line and not closed on it, if any."""
-    if not _has_display_opener(line):
-        return None
-    i = 0
-    for formula in find(line):
-        i = formula.end
-    while i < len(line):
-        char = line[i]
-        if char == "`":
-            i = _code_span_end(line, i)
-            continue
-        opener = _opener_at(line, i, checked=True) if char in "$\\" else None
-        if opener in ("$$", "\\["):
-            return Formula(i, len(line), opener, line[i + 2 :], closed=False)
-        i += 2 if char == "\\" else 1
-    return None
-
-
-def _continuation(lines: list[str], i: int, first: str, opener: Formula) -> int:
-    """How many lines after `first` its open display formula takes (0: it never closes)."""
-    closer = opener.closer
-    for taken, line in enumerate(lines[i : i + _JOIN_LOOKAHEAD], start=1):
-        if not line.strip():
-            return 0
-        if closer in line or PENDING in line:
-            joined = " ".join([first, *lines[i : i + taken]])
-            return taken if match(joined, opener.start) is not None else 0
-    return 0
-
-
-def _strip_container(line: str, quotes: int) -> str:
-    if not quotes:
-        return line.lstrip()
-    prefix = _QUOTE_MARKERS.match(line).group()  # type: ignore[union-attr]
-    return line[len(prefix) :] if prefix.count(">") <= quotes else line.lstrip()
-
 
 # --- streaming ------------------------------------------------------------------------------
 
@@ -501,55 +420,3 @@ def _character(reference: re.Match[str]) -> str:
     if code > 0x10FFFF or 0xD800 <= code <= 0xDFFF:
         return reference.group()
     return chr(code)
-
-
-# --- Python-Markdown ------------------------------------------------------------------------
-
-
-CodeLines = Callable[[list[str]], list[bool]]
-
-
-class _DisplayLines(Preprocessor):
-    def __init__(self, md: markdown.Markdown, code_lines: CodeLines) -> None:
-        super().__init__(md)
-        self.code_lines = code_lines
-
-    def run(self, lines: list[str]) -> list[str]:
-        if not any(_has_display_opener(line) for line in lines):
-            return lines  # the common case, decided without scanning for code
-        return join_display_lines(lines, self.code_lines(lines))
-
-
-class _MathInline(InlineProcessor):
-    """Replaces a formula with its HTML, stashed so no later pattern touches it."""
-
-    def __init__(self, md: markdown.Markdown) -> None:
-        super().__init__(r"\$|\\[(\[]", md)
-
-    def handleMatch(  # type: ignore[override]
-        self, m: re.Match[str], data: str
-    ) -> tuple[str | None, int | None, int | None]:
-        formula = match(data, m.start())
-        if formula is None:
-            return None, None, None
-        return self.md.htmlStash.store(to_html(formula)), formula.start, formula.end
-
-
-class MathExtension(Extension):
-    """Math for Python-Markdown. `code_lines` flags the source lines that are code.
-
-    The renderer's own block scanner knows fences and indented code; taking it as an
-    argument keeps this module free of it.
-    """
-
-    def __init__(self, code_lines: CodeLines) -> None:
-        super().__init__()
-        self.code_lines = code_lines
-
-    def extendMarkdown(self, md: markdown.Markdown) -> None:
-        # Before CommonMark line normalisation (28) and fence stashing (25).
-        md.preprocessors.register(_DisplayLines(md, self.code_lines), "streamchat_math_lines", 29)
-        # After code spans (190), before backslash escapes (180): "\\(" and "\\{" stay.
-        md.inlinePatterns.register(_MathInline(md), "streamchat_math", 185)
-        if "$" not in md.ESCAPED_CHARS:
-            md.ESCAPED_CHARS.append("$")  # "\\$5" is a dollar sign, as in CommonMark

@@ -4,8 +4,10 @@ Why it is built this way: rich's `Live(Markdown(answer))` re-renders the whole a
 every update and moves the cursor up over all of it, which fails once the answer is taller
 than the screen (the cursor cannot go back into the scrollback, so lines are printed twice)
 and costs more with every word. A terminal needs what the widget's `MarkdownStream` has:
-which top-level blocks are finished. `_markdown.BlockScanner` (the same line walk the HTML
-renderer uses) decides that here too. A finished block is rendered once with rich and
+which top-level blocks are finished. `render.BlockSplit` (the widget's own split, by the
+one engine's line maps) decides that here too, and rich renders each block from the
+tokens of that same engine (`render.parser`), so the terminal and the widget read an
+answer alike. A finished block is rendered once with rich and
 printed for good, so it scrolls into the scrollback like any output; only the open block
 is redrawn in place, in a live region at the bottom that never reaches the top of the
 screen. While the live region is drawn, autowrap is off, so each line takes exactly one
@@ -27,7 +29,9 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+from markdown_it.token import Token
 from rich.cells import cell_len
 from rich.console import Console, ConsoleDimensions, RenderableType
 from rich.control import Control, ControlType
@@ -35,8 +39,10 @@ from rich.markdown import Markdown, UnknownElement
 from rich.spinner import Spinner
 from rich.text import Text
 
-from . import _markdown
 from .deltas import Delta, ReasoningDelta, TextDelta, Usage
+
+if TYPE_CHECKING:
+    from .render import BlockSplit
 
 __all__ = ["LiveDisplay", "Stats", "neutralize"]
 
@@ -76,27 +82,46 @@ def _visible(match: re.Match[str]) -> str:
     return "\ufffd"  # a lone surrogate cannot be written as UTF-8
 
 
-class _Blocks:
-    """Splits a growing Markdown answer into finished top-level blocks and the open one."""
+def _Blocks() -> BlockSplit:
+    """The widget's block split (`render` is imported late: `streamchat --help` does not
+    pay for the renderer)."""
+    from .render import BlockSplit
 
-    def __init__(self) -> None:
-        self._scanner = _markdown.BlockScanner()
-        self.open = ""
-        self._scanned = 0  # where the first line of `open` not yet scanned starts
+    return BlockSplit()
 
-    def append(self, text: str) -> list[str]:
-        """Add text; return the sources of the blocks it finished, in order."""
-        self.open += text
-        finished = []
-        while (end := self.open.find("\n", self._scanned)) >= 0:
-            start = self._scanned
-            source = self.open[start:end].rstrip("\r").expandtabs(_markdown.TAB)
-            self._scanned = end + 1
-            if self._scanner.feed(source).starts_block and start > 0:
-                finished.append(self.open[:start])
-                self.open = self.open[start:]
-                self._scanned -= start
-        return finished
+
+def _terminal_tokens(tokens: list[Token]) -> list[Token]:
+    """The engine's tokens in the kinds rich knows: a formula as its LaTeX in code, an
+    image link as a link, a checkbox as a box; the HTML-only host note goes (rich prints
+    a link's real target after it anyway)."""
+    out = []
+    for token in tokens:
+        if token.children:
+            token.children = _terminal_tokens(token.children)
+        if token.type == "math_inline":
+            token.type, token.content = "code_inline", token.info
+        elif token.type == "math_block":
+            token.type, token.tag, token.content = "fence", "code", token.info.strip() + "\n"
+            token.info = "latex"
+        elif token.type in ("image_link_open", "image_link_close"):
+            token.type = token.type.replace("image_link", "link")
+        elif token.type == "streamchat_html":
+            if "checkbox" not in token.content:
+                continue
+            token.type = "text"
+            token.content = "☑ " if "checked" in token.content else "☐ "
+        out.append(token)
+    return out
+
+
+def _rich_markdown(source: str) -> Markdown:
+    """rich's Markdown over the tokens of streamchat's engine (not its own parser)."""
+    markdown = Markdown("", hyperlinks=False)
+    markdown.markup = source
+    from .render import parser
+
+    markdown.parsed = _terminal_tokens(parser().parse(source))
+    return markdown
 
 
 class _MarkdownLines:
@@ -125,14 +150,16 @@ class _MarkdownLines:
 
     def preview(self, source: str) -> list[str]:
         """The open block as it will look once finished (unclosed syntax closed or hidden)."""
-        repaired = _markdown.repair(source)
+        from .render import parser, repair
+
+        repaired = repair(parser(), source)
         return self._render(repaired)[1] if repaired.strip() else []
 
     def _render(self, source: str) -> tuple[Markdown, list[str]]:
         if not self._gap:
-            markdown = Markdown(source, hyperlinks=False)
+            markdown = _rich_markdown(source)
             return markdown, render_lines(self._console, markdown)
-        markdown = Markdown(self._SENTINEL + source, hyperlinks=False)
+        markdown = _rich_markdown(self._SENTINEL + source)
         return markdown, render_lines(self._console, markdown)[1:]
 
 
