@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from streamchat._static_copy import static_copy
+from streamchat.render import render_markdown
 from streamchat.widget import StreamChat
 
 ANSWER = ("Some **bold** text and `code` in a paragraph that goes on. " * 20)[:1000]
@@ -126,7 +127,8 @@ def test_a_browser_cannot_rewrite_the_finished_answers(chats) -> None:
     forged = {str(answer["id"]): {"html": "<img src=x onerror=alert(1)>"}}
     chat.set_state({"finished": forged, "speed": 40.0})
     assert chat.speed == 40.0
-    assert chat.get_state()["finished"][str(answer["id"])]["html"] == "<p><strong>safe</strong></p>"
+    kept = chat.get_state()["finished"][str(answer["id"])]["html"]
+    assert kept == render_markdown("**safe**") == "<p><strong>safe</strong></p>\n"
 
 
 def test_a_view_that_asks_again_gets_that_answer_in_one_message(chats) -> None:
