@@ -308,3 +308,17 @@ def test_the_terminal_splits_blocks_as_the_widget_and_the_engine_do() -> None:
     frozen = [stream.append(SPLIT[start : start + 7]) for start in range(0, len(SPLIT), 7)]
     finished = sum(1 for patches in frozen for patch in patches if patch.op in ("append", "commit"))
     assert finished == len(sources) - 1  # the widget froze the same blocks, the last one open
+
+
+def test_gfm_inlines_and_alignment_reach_the_terminal_as_rich_draws_them() -> None:
+    """The engine's GFM tokens in rich's names: struck text is kept (an unknown <del> lost
+    it and added a blank line), an autolink is printed once, a centred column is centred."""
+    console = Console(width=40, color_system=None)
+    source = (
+        "Why?\n- ~~Waiting~~ is past\n\n| a | centred |\n|---|:-:|\n| x | y |\n\n"
+        "See https://x.org/a and [docs](https://y.org/d).\n"
+    )
+    lines = _terminal.render_lines(console, _terminal._rich_markdown(source))
+    assert lines[:3] == ["Why?", "", " • Waiting is past"]
+    assert " x     y" in lines  # left-aligned it would be " x  y"
+    assert lines[-2:] == ["See https://x.org/a and docs", "(https://y.org/d)."]

@@ -2,8 +2,9 @@
 
 tmux is a terminal emulator with a scrollback, so what these tests read is what a person
 would see and could scroll back to: `capture-pane -S -` is the whole history, `-e` keeps
-the colours. The answers are compared with rich's one-shot render of the same Markdown at
-the same width, which is what the live rendering must add up to.
+the colours. The answers are compared with the one-shot render of the same Markdown (the
+same engine, drawn by rich) at the same width, which is what the live rendering must add
+up to.
 """
 
 from __future__ import annotations
@@ -29,10 +30,10 @@ from pathlib import Path
 import pytest
 import regex
 from rich.console import Console
-from rich.markdown import Markdown
 from rich.terminal_theme import MONOKAI
 from rich.text import Text
 
+from streamchat._terminal import _rich_markdown
 from streamchat.server import DemoServer, answer_for
 
 from chromium import CHROMIUM, CHROMIUM_ARGS, chromium_available
@@ -133,10 +134,10 @@ def quick_demo() -> Iterator[DemoServer]:
 
 
 def one_shot(markdown: str, width: int) -> list[str]:
-    """rich's render of the whole answer at once, as plain lines."""
+    """The whole answer rendered at once (streamchat's engine, drawn by rich), as plain lines."""
     console = Console(width=width, force_terminal=True, color_system=None)
     with console.capture() as capture:
-        console.print(Markdown(markdown, hyperlinks=False))
+        console.print(_rich_markdown(markdown))
     return capture.get().splitlines()
 
 

@@ -92,8 +92,9 @@ def _Blocks() -> BlockSplit:
 
 def _terminal_tokens(tokens: list[Token]) -> list[Token]:
     """The engine's tokens in the kinds rich knows: a formula as its LaTeX in code, an
-    image link as a link, a checkbox as a box; the HTML-only host note goes (rich prints
-    a link's real target after it anyway)."""
+    image link as a link, a checkbox as a box, strikethrough and a column's alignment as
+    rich names them; the HTML-only host note goes (rich prints a link's real target after
+    it anyway), and so does an autolink's link (its text is its target)."""
     out = []
     for token in tokens:
         if token.children:
@@ -105,11 +106,19 @@ def _terminal_tokens(tokens: list[Token]) -> list[Token]:
             token.info = "latex"
         elif token.type in ("image_link_open", "image_link_close"):
             token.type = token.type.replace("image_link", "link")
+        elif token.type in ("link_open", "link_close") and token.info == "auto":
+            continue  # an autolink's text is its target: rich would print it twice
+        elif token.type in ("s_open", "s_close"):
+            token.tag = "s"  # GFM's HTML is <del>; rich styles strikethrough by the tag s
+        elif token.type in ("th_open", "td_open") and "align" in token.attrs:
+            token.attrs["style"] = f"text-align:{token.attrs['align']}"  # what rich reads
         elif token.type == "streamchat_html":
             if "checkbox" not in token.content:
                 continue
             token.type = "text"
-            token.content = "☑ " if "checked" in token.content else "☐ "
+            token.content = (
+                "☑" if "checked" in token.content else "☐"
+            )  # the text after starts with a space
         out.append(token)
     return out
 
