@@ -345,7 +345,8 @@ class Machine:
     def _final(self, region: Region) -> str:
         html = _ended(region.html(final=True))
         if html and self.finals is not None:
-            self.finals.append(Final(region.lines, len(self.changes), _labels(region.lines)))
+            lines = list(region.lines)
+            self.finals.append(Final(lines, len(self.changes), _labels(lines)))
         return html
 
 
@@ -381,11 +382,8 @@ def _labels(lines: list[str]) -> frozenset[str]:
     (https://spec.commonmark.org/0.31.2/#matches)."""
     if not any("]" in line for line in lines):
         return frozenset()
-    return frozenset(
-        label
-        for match in _LABEL.finditer("\n".join(lines))
-        if (label := normalizeReference(match.group(1)))
-    )
+    runs = set(_LABEL.findall("\n".join(lines)))  # ("[ (](" * 80_000: one run, normalized once)
+    return frozenset(label for run in runs if (label := normalizeReference(run)))
 
 
 class _Unsettled(dict[str, Any]):
