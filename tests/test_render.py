@@ -420,6 +420,15 @@ def test_a_late_definition_matches_its_label_case_folded_and_collapsed() -> None
     assert stream.html == render_markdown(stream.text)
 
 
+def test_a_late_definition_changes_a_table_whose_rows_were_rendered_before() -> None:
+    # A table keeps the HTML of its rows: rendered before the definition came.
+    text = "| [a] | b |\n|---|---|\n| [a] | b |\n\n[A]: /w 'x'\n"
+    stream, patches = stream_all(list(text))
+    assert patches[-1].op == "reset"
+    assert stream.html.count('href="/w"') == 2
+    assert stream.html == render_markdown(text)
+
+
 def test_a_late_definition_nobody_uses_sends_no_reset() -> None:
     stream = MarkdownStream()
     stream.append("See [the docs][d] and [x].\n\n[x]: https://example.com/x\n\nMore.\n\n")

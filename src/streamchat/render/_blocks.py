@@ -68,6 +68,9 @@ class Machine:
         # froze, labels it may use): `MarkdownStream.finish` renders again only the blocks
         # a later definition may change.
         self.finals: list[Final] | None = [] if record else None
+        # The definitions' version when the open region began: parts of its HTML may have
+        # been rendered (and kept: a table's rows) with the definitions known since then.
+        self._since = 0
         # A region shown as escaped text while its live line is too costly to render.
         # (the region, its text, the live line it was too costly with)
         self._provisional: tuple[Region, Raw, str] | None = None
@@ -111,6 +114,7 @@ class Machine:
         line = _expand(line)
         region = self.region
         if region is None:
+            self._since = len(self.changes)
             self.region = self._classify([line], region=True)
             return []
         if self._still_costly(region, line):
@@ -202,6 +206,8 @@ class Machine:
             # pipes than a live table header may have is built like one too (in cuts).
             starts = PARAGRAPH_START.match(partial) or partial.count("|") > _repair.WIDEST
             if region is None or isinstance(region, ParagraphRegion) != bool(starts):
+                if region is None:
+                    self._since = len(self.changes)
                 region = self.region = ParagraphRegion(self, []) if starts else Whole(self, [])
         if isinstance(region, Whole | ParagraphRegion) and self._partial_costly(region, partial):
             if self._provisional is None or self._provisional[0] is not region:
@@ -244,6 +250,7 @@ class Machine:
 
     def _split(self, lines: list[str]) -> list[str]:
         """Parse the open region again: the blocks before its last one are final."""
+        since = len(self.changes)  # (the last block begins again from its lines)
         tokens = self._block_tokens(lines, region=True)
         blocks = top_level_blocks(tokens)
         last = blocks[-1][0] if blocks else 0
@@ -256,7 +263,7 @@ class Machine:
                 frozen.append(self._final(region))
             else:
                 frozen.append(self._final(self._classify(lines[:last])))
-            lines = lines[last:]
+            lines, self._since = lines[last:], since
         self.region = self._classify(lines, region=True)
         return [html for html in frozen if html]
 
@@ -345,7 +352,8 @@ class Machine:
     def _final(self, region: Region) -> str:
         html = _ended(region.html(final=True))
         if html and self.finals is not None:
-            self.finals.append(Final(region.lines, len(self.changes), _labels(region.lines)))
+            lines = list(region.lines)
+            self.finals.append(Final(lines, self._since, _labels(lines)))
         return html
 
 
@@ -362,8 +370,8 @@ _GROWING = ("table_open", "bullet_list_open", "ordered_list_open")
 
 
 class Final(NamedTuple):
-    """A block as it froze: its source lines, the definitions' version then, and the
-    normalized labels it may use."""
+    """A block as it froze: its source lines, the definitions' version when it began
+    (what its HTML may have been rendered with), and the normalized labels it may use."""
 
     lines: list[str]
     version: int
@@ -381,11 +389,8 @@ def _labels(lines: list[str]) -> frozenset[str]:
     (https://spec.commonmark.org/0.31.2/#matches)."""
     if not any("]" in line for line in lines):
         return frozenset()
-    return frozenset(
-        label
-        for match in _LABEL.finditer("\n".join(lines))
-        if (label := normalizeReference(match.group(1)))
-    )
+    runs = set(_LABEL.findall("\n".join(lines)))  # ("[ (](" * 80_000: one run, normalized once)
+    return frozenset(label for run in runs if (label := normalizeReference(run)))
 
 
 class _Unsettled(dict[str, Any]):
