@@ -27,10 +27,15 @@ __all__ = ["Answer", "Framed", "Outbox"]
 
 # Characters of a part rendered in one message at most: at speed 0 the typewriter hands
 # on all it is given, and a megabyte rendered in one `MarkdownStream.append` held the
-# loop thread (every chat of the kernel) for 1.5 s and more. 16 K costs ~10-50 ms of
-# CPU (a code block's the most); the rest is carried to the next frame, so a megabyte
-# shows in a few seconds.
-PER_MESSAGE = 16 * 1024
+# loop thread (every chat of the kernel) for 1.5 s and more. The rest is carried to the
+# next message. A message starts at `PER_MESSAGE` (8 K of prose costs ~5-20 ms of
+# CPU, of a code block ~50 ms), then takes what its part rendered in ~`RENDER_CPU`
+# last time, between `SMALLEST` and `LARGEST`. (The byte budget, `_budget`, lets about
+# 250 K of HTML a second go: a megabyte of prose shows in ~5 s.)
+PER_MESSAGE = 8 * 1024
+RENDER_CPU = 0.02
+SMALLEST = 2 * 1024
+LARGEST = 32 * 1024
 
 
 class Outbox:
@@ -41,7 +46,7 @@ class Outbox:
     code block costs its whole size per call, and a tick that the rate limit would
     merge into the next message anyway should not pay for it. A timer sends what
     came too soon, so the message rate is bounded however fast text arrives. A message
-    renders at most `PER_MESSAGE` characters of a part; the rest is carried to the
+    renders a bounded piece of a part (`PER_MESSAGE`); the rest is carried to the
     next one (the timer's), so no burst of text stalls the loop.
     """
 
@@ -55,6 +60,7 @@ class Outbox:
         self.turn_id = turn_id
         self._streams = streams
         self._text = dict.fromkeys(streams, "")
+        self._limit = dict.fromkeys(streams, PER_MESSAGE)  # characters the next render takes
         self._tools: list[dict[str, Any]] | None = None
         self._next = 0.0
         self._timer: asyncio.TimerHandle | None = None
@@ -81,8 +87,8 @@ class Outbox:
             self._timer = loop.call_at(self._next, self.flush)
 
     def _render(self, *, final: bool = False) -> dict[str, list[Patch]]:
-        """Render the queued text, at most `PER_MESSAGE` characters a part (all of it
-        when `final`): the patches per part.
+        """Render the queued text, a bounded piece of each part (all of it when
+        `final`): the patches per part.
 
         One render per message, so the patches of a part are already as small as its
         change: `MarkdownStream` makes them against what it last gave the views.
@@ -90,10 +96,13 @@ class Outbox:
         rendered = {}
         for part, stream in self._streams.items():
             queued = self._text[part]
-            text, self._text[part] = (
-                (queued, "") if final else (queued[:PER_MESSAGE], queued[PER_MESSAGE:])
-            )
+            limit = len(queued) if final else self._limit[part]
+            text, self._text[part] = queued[:limit], queued[limit:]
+            cpu = time.thread_time()  # the work, not a loaded machine's waits
             patches = stream.append(text) if text else []
+            if len(text) >= SMALLEST and not final:
+                rate = len(text) / max(time.thread_time() - cpu, 1e-4)
+                self._limit[part] = min(LARGEST, max(SMALLEST, int(rate * RENDER_CPU)))
             if final:
                 patches += stream.finish()
             if patches:
@@ -130,7 +139,7 @@ class Outbox:
     def snapshot(self) -> dict[str, tuple[str, str]]:
         """What a view that joined late needs, (frozen, live) HTML per part: queued text
         is rendered into it, not sent (the snapshot goes to every view); what is carried
-        past `PER_MESSAGE` goes to every view with the next message."""
+        past a message's piece goes to every view with the next message."""
         self._render()
         if self.carried and self._timer is None:
             self._timer = asyncio.get_running_loop().call_at(self._next, self.flush)
@@ -151,8 +160,8 @@ class Outbox:
         """Render the rest as final and send it as soon as the budget allows.
 
         A view that applied every patch then already shows the final HTML and keeps
-        its DOM (and the person's text selection). Text carried past `PER_MESSAGE` goes
-        first, a message at a time, so the last render is bounded too.
+        its DOM (and the person's text selection). Text carried past a message's piece
+        goes first, a message at a time, so the last render is bounded too.
         """
         loop = asyncio.get_running_loop()
         while True:
@@ -160,7 +169,7 @@ class Outbox:
             delay = self._next - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            if self.carried <= PER_MESSAGE:
+            if all(len(self._text[part]) <= self._limit[part] for part in self._text):
                 break
             self.flush()
         self.flush(final=True)
