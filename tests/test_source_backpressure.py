@@ -56,15 +56,15 @@ class Heartbeat:
         if self._running:
             _runner.loop().call_later(TICK, self._tick)
 
-    def stop(self) -> list[int]:
+    def stop(self, window: float = WINDOW) -> list[int]:
         """The ticks counted in each whole window since `start()`."""
         self._running = False
         ended = time.monotonic()
         counts = []
         at = self.started
-        while at + WINDOW <= ended:
-            counts.append(sum(at <= tick < at + WINDOW for tick in self.ticks))
-            at += WINDOW
+        while at + window <= ended:
+            counts.append(sum(at <= tick < at + window for tick in self.ticks))
+            at += window
         return counts
 
 
@@ -106,8 +106,9 @@ TEXT = ("Lorem ipsum dolor sit amet, **consectetur** adipiscing elit. " * 15_000
         (lambda: iter(TEXT), 120),  # 900 000 one-character items
         (endless, 10),
         (lambda: iter(["x" * 1_000_000, *"then more"]), 120),  # a megabyte at once
+        (lambda: iter([TEXT, TEXT, TEXT]), 0),  # shown as it comes: carried by the outbox
     ],
-    ids=["fast-iterator", "endless-generator", "a-megabyte-at-once"],
+    ids=["fast-iterator", "endless-generator", "a-megabyte-at-once", "speed-0-2.7M-at-once"],
 )
 def test_the_loop_never_stalls_and_stop_ends_the_turn_at_once(
     chats, source: Any, speed: float
@@ -192,3 +193,32 @@ def test_twenty_stops_leave_no_source_threads(chats, answer: Any) -> None:
         assert chat.turns[-1]["status"] == "stopped"
     # Each thread ends at its next Python instruction: they do not pile up.
     wait_until(lambda: source_threads() <= before, timeout=10)
+
+
+PARAGRAPHS = ("Lorem ipsum dolor sit amet, **consectetur** adipiscing elit.\n\n" * 16_000)[
+    :1_000_000
+]
+
+
+def paragraphs_fast() -> Iterator[str]:
+    for start in range(0, len(PARAGRAPHS), 64 * 1024):
+        yield PARAGRAPHS[start : start + 64 * 1024]
+
+
+@pytest.mark.parametrize(
+    ("source", "text"),
+    [(lambda: iter([TEXT]), TEXT), (paragraphs_fast, PARAGRAPHS)],
+    ids=["900K-at-once", "1M-fast-generator"],
+)
+def test_at_speed_0_a_megabyte_shows_a_frame_at_a_time(chats, source: Any, text: str) -> None:
+    """At speed 0 the typewriter hands on all it gets: the outbox renders a bounded piece
+    a frame, not all that built up at once (before: 1.5 s and more of loop in one call)."""
+    beat = Heartbeat().start()
+    chat = make(chats, source(), speed=0)
+    assert chat.wait(120)
+    windows = beat.stop(window=0.25)
+    assert chat.turns[-1]["status"] == "done"
+    assert chat.messages[-1]["content"] == text
+    # Finer than `responsive`: a quarter second without a tick, once at most (a busy
+    # machine's scheduler); a render of all that built up made several in a row.
+    assert sum(count == 0 for count in windows) <= 1, windows

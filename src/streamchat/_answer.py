@@ -25,6 +25,18 @@ from .typewriter import Typewriter
 
 __all__ = ["Answer", "Framed", "Outbox"]
 
+# Characters of a part rendered in one message at most: at speed 0 the typewriter hands
+# on all it is given, and a megabyte rendered in one `MarkdownStream.append` held the
+# loop thread (every chat of the kernel) for 1.5 s and more. The rest is carried to the
+# next message. A message starts at `PER_MESSAGE` (8 K of prose costs ~5-20 ms of
+# CPU, of a code block ~50 ms), then takes what its part rendered in ~`RENDER_CPU`
+# last time, between `SMALLEST` and `LARGEST`. (The byte budget, `_budget`, lets about
+# 250 K of HTML a second go: a megabyte of prose shows in ~5 s.)
+PER_MESSAGE = 8 * 1024
+RENDER_CPU = 0.02
+SMALLEST = 2 * 1024
+LARGEST = 32 * 1024
+
 
 class Outbox:
     """One answer's way to the browser: rendered and sent no faster than the budget allows.
@@ -33,7 +45,9 @@ class Outbox:
     a message can go: `MarkdownStream.append` re-renders the open block, so a long
     code block costs its whole size per call, and a tick that the rate limit would
     merge into the next message anyway should not pay for it. A timer sends what
-    came too soon, so the message rate is bounded however fast text arrives.
+    came too soon, so the message rate is bounded however fast text arrives. A message
+    renders a bounded piece of a part (`PER_MESSAGE`); the rest is carried to the
+    next one (the timer's), so no burst of text stalls the loop.
     """
 
     def __init__(
@@ -46,6 +60,7 @@ class Outbox:
         self.turn_id = turn_id
         self._streams = streams
         self._text = dict.fromkeys(streams, "")
+        self._limit = dict.fromkeys(streams, PER_MESSAGE)  # characters the next render takes
         self._tools: list[dict[str, Any]] | None = None
         self._next = 0.0
         self._timer: asyncio.TimerHandle | None = None
@@ -59,6 +74,11 @@ class Outbox:
         self._tools = calls
         self._schedule()
 
+    @property
+    def carried(self) -> int:
+        """Characters queued and not rendered yet."""
+        return sum(map(len, self._text.values()))
+
     def _schedule(self) -> None:
         loop = asyncio.get_running_loop()
         if loop.time() >= self._next:
@@ -67,20 +87,26 @@ class Outbox:
             self._timer = loop.call_at(self._next, self.flush)
 
     def _render(self, *, final: bool = False) -> dict[str, list[Patch]]:
-        """Render the queued text: the patches per part.
+        """Render the queued text, a bounded piece of each part (all of it when
+        `final`): the patches per part.
 
         One render per message, so the patches of a part are already as small as its
         change: `MarkdownStream` makes them against what it last gave the views.
         """
         rendered = {}
         for part, stream in self._streams.items():
-            text = self._text[part]
+            queued = self._text[part]
+            limit = len(queued) if final else self._limit[part]
+            text, self._text[part] = queued[:limit], queued[limit:]
+            cpu = time.thread_time()  # the work, not a loaded machine's waits
             patches = stream.append(text) if text else []
+            if len(text) >= SMALLEST and not final:
+                rate = len(text) / max(time.thread_time() - cpu, 1e-4)
+                self._limit[part] = min(LARGEST, max(SMALLEST, int(rate * RENDER_CPU)))
             if final:
                 patches += stream.finish()
             if patches:
                 rendered[part] = patches
-        self._text = dict.fromkeys(self._text, "")
         return rendered
 
     def flush(self, *, final: bool = False) -> None:
@@ -92,7 +118,8 @@ class Outbox:
         ]
         if self._tools is not None:
             messages.append(_messages.tools(self.turn_id, self._tools))
-        self.discard()
+        self._tools = None
+        self._cancel_timer()
         for message in messages:
             self._emit(message)
         if messages:
@@ -101,6 +128,8 @@ class Outbox:
             wait = min_interval(len(LIVE), len(messages), size, cost)
             now = asyncio.get_running_loop().time()
             self._next = max(frame_after(now), now + wait)  # one message a frame at most
+        if self.carried and not final:  # the rest goes with the next message
+            self._timer = asyncio.get_running_loop().call_at(self._next, self.flush)
 
     @property
     def next_send(self) -> float:
@@ -109,14 +138,20 @@ class Outbox:
 
     def snapshot(self) -> dict[str, tuple[str, str]]:
         """What a view that joined late needs, (frozen, live) HTML per part: queued text
-        is rendered into it, not sent (the snapshot goes to every view)."""
+        is rendered into it, not sent (the snapshot goes to every view); what is carried
+        past a message's piece goes to every view with the next message."""
         self._render()
+        if self.carried and self._timer is None:
+            self._timer = asyncio.get_running_loop().call_at(self._next, self.flush)
         return {part: stream.shown for part, stream in self._streams.items()}
 
     def discard(self) -> None:
-        """Forget what is queued (sent, in a snapshot, or the answer was stopped)."""
+        """Forget what is queued (the answer was stopped)."""
         self._text = dict.fromkeys(self._text, "")
         self._tools = None
+        self._cancel_timer()
+
+    def _cancel_timer(self) -> None:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
@@ -125,14 +160,18 @@ class Outbox:
         """Render the rest as final and send it as soon as the budget allows.
 
         A view that applied every patch then already shows the final HTML and keeps
-        its DOM (and the person's text selection).
+        its DOM (and the person's text selection). Text carried past a message's piece
+        goes first, a message at a time, so the last render is bounded too.
         """
-        if self._timer is not None:  # this is the last message: it takes the timer's place
-            self._timer.cancel()
-            self._timer = None
-        delay = self._next - asyncio.get_running_loop().time()
-        if delay > 0:
-            await asyncio.sleep(delay)
+        loop = asyncio.get_running_loop()
+        while True:
+            self._cancel_timer()  # these are the last messages: they take the timer's place
+            delay = self._next - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            if all(len(self._text[part]) <= self._limit[part] for part in self._text):
+                break
+            self.flush()
         self.flush(final=True)
 
 
@@ -159,7 +198,9 @@ class Framed:
 
     @property
     def pending(self) -> int:
-        return self._typewriter.pending
+        """Text held back: the typewriter's, and what the outbox carries to later
+        messages (a Python source is read no further while it is high: `_frames.BACKLOG`)."""
+        return self._typewriter.pending + self._outbox.carried
 
     def push(self, text: str, now: float) -> None:
         self._typewriter.push(text, now)

@@ -515,8 +515,14 @@ class StreamChat(anywidget.AnyWidget):
                 answer.body.finish()  # the stopped answer's HTML, complete; nothing more sent
                 answer.reasoning.finish()
             else:
-                with contextlib.suppress(asyncio.CancelledError):  # Stop after the last token
+                try:
                     await answer.outbox.finish()
+                except asyncio.CancelledError:  # Stop after the last token
+                    if answer.outbox.carried:  # ... while text is still being shown
+                        status = "stopped"
+                        answer.outbox.discard()
+                        answer.body.finish()
+                        answer.reasoning.finish()
         except asyncio.CancelledError:  # a Stop while the answer was ending: it is stopped
             status, error = "stopped", None
         except Exception as exc:  # a renderer bug: still end the turn, keep the partial
