@@ -54,10 +54,10 @@ test-newest-sdks:
 	test -x $(NEWEST)/bin/python || python3 -m venv $(NEWEST)
 	$(NEWEST)/bin/python -m pip install --quiet --upgrade pip
 	$(NEWEST)/bin/python -m pip install --quiet --upgrade -e . pytest pytest-timeout hypothesis \
-	  $(SDKS)
+	  fastapi sse-starlette $(SDKS)
 	$(NEWEST)/bin/python -m pip list --format=freeze 2>/dev/null \
 	  | grep -i -E '^($(subst $(eval) ,|,$(SDKS)))=='
-	$(NEWEST)/bin/pytest -p no:cacheprovider $(SDK_TESTS)
+	CI=true $(NEWEST)/bin/pytest -p no:cacheprovider $(SDK_TESTS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_sse.py
