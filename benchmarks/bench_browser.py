@@ -56,18 +56,10 @@ from typing import Any
 import bench_kernel_cost as answers
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))  # the browser's path and flags: tests/chromium.py
+from chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
+
 VENV_BIN = Path(sys.executable).parent
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 MARKER = "zq-end"  # the last sentence holds it: the page watches for it
 TOKEN = 4  # characters per streamed event
 GIVE_UP = 60.0  # seconds after the last byte: a view that never catches up
