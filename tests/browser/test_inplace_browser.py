@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from .conftest import ARTIFACTS, Jupyter
-from .test_widget_browser import ANSWER_DONE, CURSOR, LOAD, ask, open_and_run
+from .test_widget_browser import ANSWER_DONE, CURSOR, LOAD, answers_cell, ask, open_and_run
 
 pytestmark = pytest.mark.browser
 
@@ -33,18 +33,6 @@ TABLE = (
     + "\nThat is all.\n"
 )
 ANSWERS = {"code": CODE, "table": TABLE}
-
-
-def chat_cell(speed: float) -> str:
-    return (
-        "import streamchat.server as demo\n"
-        f"ANSWERS = {ANSWERS!r}\n"
-        "old = demo.answer_for\n"
-        "demo.answer_for = lambda prompt: ANSWERS.get(prompt) or old(prompt)\n"
-        "from streamchat.widget import StreamChat\n"
-        f"chat = StreamChat(speed={speed})\n"
-        "chat"
-    )
 
 
 # Samples, once a frame while the last answer types: where its first block of code or
@@ -142,7 +130,7 @@ def type_out(page: Any, prompt: str, shot: str) -> list[dict[str, Any]]:
 
 def test_code_and_table_type_out_in_place(page: Any, lab: Jupyter) -> None:
     page.add_style_tag(content=".streamchat-log { max-height: none !important; }")
-    open_and_run(page, lab, "inplace.ipynb", [chat_cell(speed=900)])
+    open_and_run(page, lab, "inplace.ipynb", [answers_cell(ANSWERS, speed=900)])
     for prompt in ("code", "table"):
         samples = type_out(page, prompt, f"inplace-{prompt}")
         assert len(samples) > 20, "sampled every frame while it typed"
@@ -174,7 +162,7 @@ SCROLL = """() => {
 
 
 def test_jump_to_latest_while_scrolled_up(page: Any, lab: Jupyter) -> None:
-    open_and_run(page, lab, "jump.ipynb", [chat_cell(speed=150)])
+    open_and_run(page, lab, "jump.ipynb", [answers_cell(ANSWERS, speed=150)])
     ask(page, "table")
     page.wait_for_function(
         "() => { const l = document.querySelector('.streamchat-log');"

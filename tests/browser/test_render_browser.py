@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from .conftest import ARTIFACTS, Jupyter
-from .test_widget_browser import ANSWER_DONE, ask, choose_theme, open_and_run
+from .test_widget_browser import ANSWER_DONE, answers_cell, ask, choose_theme, open_and_run
 
 pytestmark = pytest.mark.browser
 
@@ -75,18 +75,6 @@ HEADING = "## A heading that must not move\n\n" + "This paragraph types slowly. 
 TYPED_TABLE = "| Name | Kind | Size |\n|------|------|------|\n| alpha | file | 12 KB |\n"
 
 ANSWERS = {"math": MATH, "table": TABLE, "code": CODE, "heading": HEADING, "typed": TYPED_TABLE}
-
-
-def chat_cell(speed: float) -> str:
-    return (
-        "import streamchat.server as demo\n"
-        f"ANSWERS = {ANSWERS!r}\n"
-        "old = demo.answer_for\n"
-        "demo.answer_for = lambda prompt: ANSWERS.get(prompt) or old(prompt)\n"
-        "from streamchat.widget import StreamChat\n"
-        f"chat = StreamChat(speed={speed})\n"
-        "chat"
-    )
 
 
 def answer(page: Any, prompt: str) -> None:
@@ -225,7 +213,7 @@ def check_code(page: Any) -> None:
 
 
 def test_math_tables_and_code_at_two_widths_and_dark(page: Any, lab: Jupyter) -> None:
-    open_and_run(page, lab, "math.ipynb", [chat_cell(speed=600)])
+    open_and_run(page, lab, "math.ipynb", [answers_cell(ANSWERS, speed=600)])
     for prompt, check in (("math", check_math), ("table", check_table), ("code", check_code)):
         answer(page, prompt)
         check(page)
@@ -291,7 +279,7 @@ def watch(page: Any, prompt: str) -> list[dict[str, Any]]:
 
 
 def test_a_table_and_formulas_typed_out(page: Any, lab: Jupyter) -> None:
-    open_and_run(page, lab, "typed.ipynb", [chat_cell(speed=80)])
+    open_and_run(page, lab, "typed.ipynb", [answers_cell(ANSWERS, speed=80)])
     frames = watch(page, "typed")
     assert len(frames) > 10
     assert not [f for f in frames if f["emptyRows"]], "an empty body row while the table types"
@@ -315,7 +303,7 @@ def test_a_table_and_formulas_typed_out(page: Any, lab: Jupyter) -> None:
 
 
 def test_the_heading_stays_put_while_the_first_block_types(page: Any, lab: Jupyter) -> None:
-    open_and_run(page, lab, "heading.ipynb", [chat_cell(speed=60)])
+    open_and_run(page, lab, "heading.ipynb", [answers_cell(ANSWERS, speed=60)])
     frames = [f for f in watch(page, "heading") if f["headingTop"] is not None]
     assert any(f["frozen"] for f in frames) and any(not f["frozen"] for f in frames)
     tops = {round(f["headingTop"]) for f in frames}

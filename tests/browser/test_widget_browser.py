@@ -86,6 +86,19 @@ def chat_cell(speed: float, extra: str = "") -> str:
     )
 
 
+def answers_cell(answers: dict[str, str], speed: float) -> str:
+    """A cell showing a demo-server chat whose answers to these prompts are `answers`."""
+    return (
+        "import streamchat.server as demo\n"
+        f"ANSWERS = {answers!r}\n"
+        "old = demo.answer_for\n"
+        "demo.answer_for = lambda prompt: ANSWERS.get(prompt) or old(prompt)\n"
+        "from streamchat.widget import StreamChat\n"
+        f"chat = StreamChat(speed={speed})\n"
+        "chat"
+    )
+
+
 def open_and_run(page: Any, jupyter: Jupyter, name: str, cells: list[str], run: int = 1) -> None:
     page.goto(jupyter.write_notebook(name, cells))
     page.wait_for_selector(".jp-Notebook .jp-CodeCell .cm-content", timeout=LOAD)
