@@ -21,7 +21,13 @@ class Signal {
 }
 
 function lab(status = "idle") {
-  const kernel = { status, isDisposed: false, statusChanged: new Signal(), disposed: new Signal() };
+  const kernel = {
+    status,
+    isDisposed: false,
+    statusChanged: new Signal(),
+    iopubMessage: new Signal(),
+    disposed: new Signal(),
+  };
   const session = { kernelChanged: new Signal() };
   return { kernel, context: { sessionContext: session } };
 }
@@ -53,6 +59,25 @@ for (const status of ["autorestarting", "dead", "starting", "terminating"]) {
   });
 }
 
+function iopub(session, type = "status", content = { execution_state: "idle" }) {
+  return { header: { session, msg_type: type }, content };
+}
+
+test("a message from another kernel session (restarted elsewhere) is a lost kernel", () => {
+  const manager = lab();
+  const { calls } = watch(manager);
+  const { kernel } = manager;
+  kernel.iopubMessage.emit(kernel, iopub("first"));
+  kernel.iopubMessage.emit(kernel, iopub("first", "stream", { text: "x" }));
+  // The server's own "restarting" or "dead" status has the server's session: no change.
+  kernel.iopubMessage.emit(kernel, iopub("server", "status", { execution_state: "restarting" }));
+  kernel.iopubMessage.emit(kernel, iopub(undefined));
+  assert.deepEqual(calls, []);
+  kernel.iopubMessage.emit(kernel, iopub("second"));
+  kernel.iopubMessage.emit(kernel, iopub("third"));
+  assert.deepEqual(calls, ["lost"]);
+});
+
 test("a kernel shut down (disposed) or replaced in the notebook is lost", () => {
   const shutDown = lab();
   const first = watch(shutDown);
@@ -78,6 +103,7 @@ test("the cleanup disconnects every slot", () => {
   stop();
   assert.equal(manager.kernel.statusChanged.slots.size, 0);
   assert.equal(manager.kernel.disposed.slots.size, 0);
+  assert.equal(manager.kernel.iopubMessage.slots.size, 0);
   assert.equal(manager.context.sessionContext.kernelChanged.slots.size, 0);
   manager.kernel.statusChanged.emit(manager.kernel, "dead");
   assert.deepEqual(calls, []);

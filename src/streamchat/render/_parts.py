@@ -200,6 +200,10 @@ class Paragraph:
         """Emphasis delimiters in the whole lines after the last cut."""
         return sum(map(self._text[max(0, self._start - self._base) :].count, "*_~"))
 
+    def lines(self) -> int:
+        """Whole lines after the last cut: each costs the engine's block rules again."""
+        return self._text.count("\n", max(0, self._start - self._base))
+
     def stretch(self, partial: str = "") -> int:
         """The longest stretch without a cut so far, with the unfinished line `partial`."""
         if partial:

@@ -391,7 +391,8 @@ class ParagraphRegion(Region):
         """The part rendered again at each update (after the last cut) is too costly."""
         paragraph = self.paragraph
         stretch = paragraph.stretch(partial)
-        if paragraph.guard.risky or stretch > _repair.MAX_STRETCH:
+        too_long = stretch > _repair.MAX_STRETCH or paragraph.lines() > _repair.MAX_LINES
+        if paragraph.guard.risky or too_long:
             return True
         if not partial:
             return paragraph.delimiters() > _repair.DELIMITER_LIMIT

@@ -341,8 +341,20 @@ export function watchKernel(manager, onLost) {
     lost = true;
     onLost();
   };
+  // A kernel restarted by another client (the server's REST API) says "starting" only
+  // on IOPub, and a message published before the server's socket reconnected is lost;
+  // every message of the new process carries its new session id, so the first one
+  // seen after the restart tells.
+  let session;
+  const onIopub = (_sender, message) => {
+    const header = message?.header;
+    if (!header?.session || KERNEL_GONE.has(message.content?.execution_state)) return;
+    session ??= header.session;
+    if (header.session !== session) lose();
+  };
   const watched = [
     [kernel.statusChanged, (_sender, status) => KERNEL_GONE.has(status) && lose()],
+    [kernel.iopubMessage, onIopub],
     [kernel.disposed, lose],
     [
       manager.context?.sessionContext?.kernelChanged,
