@@ -53,8 +53,41 @@ const names = ["CHAT_STATUS", "TURN_STATUS", "ROLE", "PART", "LIVE_STATUSES", "O
 const constants = Object.fromEntries(names.map((name) => [name, widget[name]]));
 const decoded = cases.map(({ wire }) => widget.decodePatch(wire));
 const states = cases.map(({ start, ops }) => widget.applyOps(start, ops).state);
-console.log(JSON.stringify({ constants, decoded, states }));
+const { turn, changes } = JSON.parse(process.argv[2]);
+const unseen = Object.entries(changes)
+  .filter(([field, value]) =>
+    widget.turnSignature(turn) === widget.turnSignature({ ...turn, [field]: value }))
+  .map(([field]) => field);
+console.log(JSON.stringify({ constants, decoded, states, unseen }));
 """
+
+# An answer turn as a view holds it, and another value for each of its fields: a view
+# redraws a turn when its signature changes, so each field must count in it.
+TURN: dict[str, Any] = {
+    "id": 4,
+    "role": "assistant",
+    "status": "done",
+    "error": None,
+    "note": None,
+    "stats": {"chars": 2},
+    "tool_calls": [],
+    "html": "<p>a</p>",
+    "reasoning_html": "",
+    "source": "a",
+}
+CHANGES: dict[str, Any] = {
+    "id": 5,
+    "role": "user",
+    "text": "a question",
+    "status": "error",
+    "error": "It failed.",
+    "note": "Stopped: a new prompt was sent.",
+    "stats": {"chars": 3},
+    "tool_calls": [{"name": "lookup", "arguments": "{}", "after": 0}],
+    "html": "<p>ab</p>",
+    "reasoning_html": "<p>r</p>",
+    "source": "ab",
+}
 
 
 @pytest.fixture(scope="module")
@@ -70,7 +103,14 @@ def javascript() -> dict[str, Any]:
         for case in CASES
     ]
     done = subprocess.run(
-        [node, "--input-type=module", "-e", NODE_SCRIPT, json.dumps(cases)],
+        [
+            node,
+            "--input-type=module",
+            "-e",
+            NODE_SCRIPT,
+            json.dumps(cases),
+            json.dumps({"turn": TURN, "changes": CHANGES}),
+        ],
         cwd=STATIC,
         capture_output=True,
         text=True,
@@ -118,6 +158,15 @@ def test_javascript_decodes_and_applies_patches_as_python_does(
         }, case["name"]
         python = applied((case["start"]["frozen"], case["start"]["tail"]), ops)
         assert (state["frozen"], state["tail"]) == python, case["name"]
+
+
+def test_a_view_redraws_a_turn_when_any_declared_field_changes(
+    javascript: dict[str, Any],
+) -> None:
+    fields = keys(_messages.UserTurn) | keys(_messages.AnswerTurn)
+    assert set(TURN) | {"text"} == fields and set(CHANGES) == fields
+    # A finished answer's source changes only with its HTML, whose length stands for both.
+    assert javascript["unseen"] == ["source"]
 
 
 # The words a view matches on, each of which must come from the generated block.
