@@ -1539,7 +1539,9 @@ class Answer {
   receive(message) {
     if (message.type === KERNEL_MESSAGE.PATCH) return this.applyPatch(message.part, message.ops);
     if (message.type === KERNEL_MESSAGE.SNAPSHOT) return this.applySnapshot(message);
-    if (message.type === KERNEL_MESSAGE.TOOLS && this.live && !this.stopped) this.setTools(message.tool_calls);
+    if (message.type === KERNEL_MESSAGE.TOOLS && this.live && !this.stopped) {
+      this.setTools(message.tool_calls);
+    }
     return false;
   }
 
