@@ -16,7 +16,9 @@ To add a message: declare its TypedDict below, with `type: Literal["<kind>"]`, i
 and a docstring that says why it exists; add it to the `KernelMessage` (kernel -> browser)
 or `BrowserMessage` (browser -> kernel) union; regenerate widget.js. A browser message is
 then parsed by `parse_browser_message` with no more code: its fields are checked against
-their declared types.
+their declared types. Messages travel as JSON objects; only patches, at 30-36 a second,
+travel as flat arrays (`patch`, `OPS`), and widget.js takes any array for a patch: a new
+compact message needs a way to tell it apart first.
 """
 
 from __future__ import annotations
