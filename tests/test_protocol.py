@@ -3,6 +3,7 @@ matches on, and what a real chat sends must all be that declaration."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import re
 import shutil
@@ -16,7 +17,6 @@ from typing import Any
 import pytest
 from ipywidgets import DOMWidget
 
-from js import make_protocol
 from patch_view import applied
 from streamchat import _messages
 from streamchat.deltas import ReasoningDelta, TextDelta, ToolCallDelta, Usage
@@ -26,6 +26,13 @@ from streamchat.widget import StreamChat
 from conftest import require
 
 STATIC = Path(_messages.__file__).parent / "static"
+# The generator, by its path: an installed package named "js" would shadow tests/js.
+_spec = importlib.util.spec_from_file_location(
+    "make_protocol", Path(__file__).parent / "js" / "make_protocol.py"
+)
+assert _spec is not None and _spec.loader is not None
+make_protocol = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(make_protocol)
 CASES = json.loads((Path(__file__).parent / "patch_cases.json").read_text(encoding="utf-8"))[
     "cases"
 ]
