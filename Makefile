@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: demo test lint bench format constraints test-newest-sdks
+.PHONY: demo test lint bench format constraints test-newest-sdks protocol
 
 # Every dependency at the version pinned in constraints.txt: a fresh machine installs what
 # main was tested with, and a new release of a dependency cannot turn it red.
@@ -29,6 +29,11 @@ test: lint
 	npm ci --prefix tests/js --no-audit --no-fund --loglevel=error
 	node --test tests/js/
 	$(BIN)/pytest
+
+# widget.js's copy of the protocol (constants and typedefs), written from the one declaration,
+# streamchat/_messages.py; tests/test_protocol.py fails while the two differ.
+protocol: $(STAMP)
+	$(BIN)/python tests/js/make_protocol.py
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix src tests benchmarks

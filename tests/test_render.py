@@ -11,13 +11,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from patch_view import checked
 from streamchat.render import (
     MarkdownStream,
     Patch,
-    committed,
     highlight_css,
     render_markdown,
-    utf16_length,
 )
 
 # --- realistic answers ---------------------------------------------------------------------
@@ -143,42 +142,6 @@ DOCUMENTS = [GUIDE, CHINESE, LOOSE_LIST, EDGE_BLOCKS, UNCLOSED]
 # --- helpers -------------------------------------------------------------------------------
 
 
-class PatchApplier:
-    """What a front end does with patches: a frozen part and a live tail."""
-
-    def __init__(self) -> None:
-        self.frozen = ""
-        self.tail = ""
-
-    def apply(self, patch: Patch) -> None:
-        if patch.op == "append":
-            self.frozen += patch.html
-        elif patch.op == "tail":
-            assert patch.html != self.tail, "a tail patch that changes nothing"
-            self.tail = patch.html
-        elif patch.op == "extend":
-            # JavaScript counts UTF-16 code units: replace `drop` of them before the
-            # last `keep` ones.
-            units = self.tail.encode("utf-16-le")
-            assert 0 <= 2 * (patch.drop + patch.keep) <= len(units)
-            cut = len(units) - 2 * patch.keep
-            head = units[: cut - 2 * patch.drop].decode("utf-16-le")
-            tail = head + patch.html + units[cut:].decode("utf-16-le")
-            assert tail != self.tail, "an extend patch that changes nothing"
-            self.tail = tail
-        elif patch.op == "commit":
-            assert 0 < patch.size <= utf16_length(self.tail), "a commit of more than is live"
-            head = committed(self.tail, patch.size)
-            self.frozen += head
-            self.tail = self.tail[len(head) :]
-        else:
-            self.frozen, self.tail = patch.html, ""
-
-    @property
-    def html(self) -> str:
-        return self.frozen + self.tail
-
-
 class VisibleText(HTMLParser):
     """The text a reader sees outside code, where Markdown markers must never show."""
 
@@ -219,16 +182,18 @@ def chunked(text: str, sizes: list[int]) -> list[str]:
 
 
 def stream_all(chunks: list[str]) -> tuple[MarkdownStream, list[Patch]]:
-    stream, applier, patches = MarkdownStream(), PatchApplier(), []
+    """Stream `chunks`, applying each patch as a view does (`patch_view`): the view's
+    HTML is the stream's after every chunk."""
+    stream, shown, patches = MarkdownStream(), ("", ""), []
     for chunk in chunks:
         for patch in stream.append(chunk):
-            applier.apply(patch)
+            shown = checked(shown, patch)
             patches.append(patch)
-        assert applier.html == stream.html
+        assert "".join(shown) == stream.html
     for patch in stream.finish():
-        applier.apply(patch)
+        shown = checked(shown, patch)
         patches.append(patch)
-    assert applier.html == stream.html
+    assert "".join(shown) == stream.html
     return stream, patches
 
 

@@ -1,39 +1,191 @@
-"""The widget's messages: what the kernel and the browser say to each other, declared once.
+"""The widget's protocol, declared once: what the kernel and the browser say to each other.
 
-The synced traits carry the conversation's structure (turns, speed, step...); these
-custom messages carry everything else. `static/widget.js` mirrors them as JSDoc
-typedefs. Turns are addressed by their id (`turns[i]["id"]`), never by position, so
-a message read late (the kernel was busy) cannot land on another turn.
+Everything the two sides must agree on is declared here and nowhere else: the custom
+messages each way and their fields, the patch ops and their compact wire form, the status
+words, the turn dicts of the synced `turns` trait, the `finished` trait's entries, the
+stats keys and the tool-call dict. The synced traits carry the conversation's structure
+(turns, speed, step...); the custom messages carry everything else. Turns are addressed
+by their id (`turns[i]["id"]`), never by position, so a message read late (the kernel was
+busy) cannot land on another turn.
+
+`static/widget.js` holds a generated copy of these declarations (constants and JSDoc
+typedefs, between its "protocol" markers): `python tests/js/make_protocol.py` (or `make
+protocol`) writes it, and tests/test_protocol.py fails while the two differ.
+
+To add a message: declare its TypedDict below, with `type: Literal["<kind>"]`, its fields
+and a docstring that says why it exists; add it to the `KernelMessage` (kernel -> browser)
+or `BrowserMessage` (browser -> kernel) union; regenerate widget.js. A browser message is
+then parsed by `parse_browser_message` with no more code: its fields are checked against
+their declared types. Messages travel as JSON objects; only patches, at 30-36 a second,
+travel as flat arrays (`patch`, `OPS`), and widget.js takes any array for a patch: a new
+compact message needs a way to tell it apart first.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal, TypedDict
+import types
+import typing
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any, Literal, NamedTuple, TypedDict, Union
 
 from .render import Patch, utf16_length
 
 __all__ = [
+    "LIVE_STATUSES",
+    "OPS",
+    "PARTS",
+    "AnswerTurn",
     "BrowserMessage",
+    "ChatStatus",
     "EndedMessage",
+    "FinishedAnswer",
     "FinishedMessage",
     "HelloMessage",
+    "KernelMessage",
+    "OpWire",
+    "Part",
     "PatchMessage",
     "ResendMessage",
     "RetryMessage",
+    "Role",
     "SendMessage",
     "SnapshotMessage",
+    "Stats",
     "StopMessage",
+    "SyncedAnswerTurn",
+    "SyncedState",
+    "SyncedTurn",
+    "ToolCall",
     "ToolsMessage",
+    "TurnEnd",
+    "TurnStatus",
+    "UserTurn",
+    "browser_kinds",
     "decode_patch",
     "ended",
     "finished",
+    "kernel_kinds",
+    "kind_of",
     "parse_browser_message",
     "patch",
     "snapshot",
     "tools",
 ]
 
+# -- words ---------------------------------------------------------------------------
+
+TurnStatus = Literal["streaming", "done", "error", "stopped"]
+"""An answer turn's status: typed until it ends, then how it ended."""
+
+ChatStatus = Literal["idle", "waiting", TurnStatus]
+"""The chat's `status` trait: "idle" before the first answer, "waiting" from a prompt to
+the answer's first token, then the live answer's status (`TurnStatus`)."""
+
+LIVE_STATUSES: frozenset[ChatStatus] = frozenset({"waiting", "streaming"})
+"""The chat statuses while an answer is live: Stop works, Retry and `finished` wait."""
+
+Role = Literal["user", "assistant"]
+"""Who a turn is from."""
+
 Part = Literal["body", "reasoning"]
+"""The two HTML areas of an answer, each patched on its own."""
+
+
+# -- the synced state: turns and finished answers ------------------------------------
+
+
+class ToolCall(TypedDict):
+    """A tool call so far: `arguments` is the JSON text as it arrived (maybe unfinished),
+    `after` the characters of answer text received before the call began (where it
+    shows: above the text when 0)."""
+
+    name: str
+    arguments: str
+    after: int
+
+
+class Stats(TypedDict, total=False):
+    """An answer's figures, each present only once measured (or reported): `chars` of
+    answer text received, `ttft` (s to the first token), the network's pace
+    `chars_per_second` and the typewriter's `typed_per_second`, `duration` (s),
+    `reasoning_seconds` (how long the model thought), the provider's token counts, and
+    its `finish_reason`."""
+
+    chars: int
+    ttft: float
+    chars_per_second: float
+    typed_per_second: float
+    duration: float
+    reasoning_seconds: float
+    input_tokens: int
+    output_tokens: int
+    reasoning_tokens: int
+    finish_reason: str
+
+
+class TurnEnd(TypedDict):
+    """What an answer turn's end changes: its status, the error (for "error") or note
+    (for "stopped", when not stopped by Stop) it shows, its figures and tool calls.
+    The `ended` message carries these; the views write them into the turn in place."""
+
+    status: TurnStatus
+    error: str | None
+    note: str | None
+    stats: Stats
+    tool_calls: list[ToolCall]
+
+
+class UserTurn(TypedDict):
+    """A question, as the person typed it (shown as text, never as HTML)."""
+
+    id: int
+    role: Literal["user"]
+    text: str
+
+
+class SyncedAnswerTurn(TurnEnd):
+    """An answer turn as the `turns` trait syncs it: without its HTML, which lives in
+    `finished` (re-sending it with every new turn would grow with the conversation)."""
+
+    id: int
+    role: Literal["assistant"]
+
+
+class FinishedAnswer(TypedDict):
+    """A finished answer's HTML (body and reasoning) and its Markdown `source` (what its
+    Copy button copies): the `finished` trait's entry under the turn's id (as a string,
+    a JSON key)."""
+
+    html: str
+    reasoning_html: str
+    source: str
+
+
+class AnswerTurn(SyncedAnswerTurn, FinishedAnswer):
+    """An answer turn as the kernel keeps it: synced fields and finished HTML together."""
+
+
+SyncedTurn = UserTurn | SyncedAnswerTurn
+"""A turn as the `turns` trait syncs it."""
+
+
+class SyncedState(TypedDict):
+    """The chat's synced traits (ipywidgets adds its own): the conversation's structure
+    and the pace controls. They change at turn boundaries, a slider move or a prompt
+    list's change; the answers themselves travel as messages."""
+
+    status: ChatStatus
+    speed: float
+    step: int
+    prompts: list[str]
+    disclaimer: str
+    turns: list[SyncedTurn]
+    finished: dict[str, FinishedAnswer]
+
+
+FINISHED_FIELDS: tuple[str, ...] = tuple(FinishedAnswer.__annotations__)
+"""The fields of an answer turn that travel in `finished`, not in `turns`."""
 
 
 # -- browser -> kernel ---------------------------------------------------------------
@@ -47,7 +199,7 @@ class SendMessage(TypedDict):
 
 
 class StopMessage(TypedDict):
-    """Stop the answer `turn` (the one the person saw typing); `None`: whichever is live."""
+    """Stop the answer `turn` (the one the person saw typing); null (None): whichever is live."""
 
     type: Literal["stop"]
     turn: int | None
@@ -75,34 +227,7 @@ class ResendMessage(TypedDict):
 
 
 BrowserMessage = SendMessage | StopMessage | RetryMessage | HelloMessage | ResendMessage
-
-
-def _turn_id(value: object) -> int | None:
-    return value if isinstance(value, int) and not isinstance(value, bool) else None
-
-
-def parse_browser_message(content: object) -> BrowserMessage | None:
-    """The message, checked; None for anything else (a browser is not trusted input)."""
-    if not isinstance(content, dict):
-        return None
-    kind = content.get("type")
-    if kind == "send":
-        prompt = content.get("prompt")
-        if isinstance(prompt, str) and prompt.strip():
-            return SendMessage(type="send", prompt=prompt)
-    elif kind == "stop":
-        return StopMessage(type="stop", turn=_turn_id(content.get("turn")))
-    elif kind == "retry":
-        turn = _turn_id(content.get("turn"))
-        if turn is not None:
-            return RetryMessage(type="retry", turn=turn)
-    elif kind == "hello":
-        return HelloMessage(type="hello")
-    elif kind == "resend":
-        turn = _turn_id(content.get("turn"))
-        if turn is not None:
-            return ResendMessage(type="resend", turn=turn)
-    return None
+"""Every message a view sends: the registry `parse_browser_message` reads."""
 
 
 # -- kernel -> browser ---------------------------------------------------------------
@@ -111,7 +236,7 @@ def parse_browser_message(content: object) -> BrowserMessage | None:
 class PatchMessage(TypedDict):
     """Changes to a part's HTML (`render.Patch`: append, tail, extend, commit, reset; their
     meaning, shared by both suites: tests/patch_cases.json), as `decode_patch` reads them;
-    they travel in the compact form `patch` makes."""
+    they travel in the compact form `patch` makes (`OPS`)."""
 
     type: Literal["patch"]
     turn: int
@@ -120,29 +245,27 @@ class PatchMessage(TypedDict):
 
 
 class ToolsMessage(TypedDict):
-    """The tool calls so far: `name`, `arguments` (JSON text as it arrived) and `after`,
-    the characters of answer text received before the call began (where it shows)."""
+    """The live answer's tool calls so far."""
 
     type: Literal["tools"]
     turn: int
-    tool_calls: list[dict[str, Any]]
+    tool_calls: list[ToolCall]
 
 
 class EndedMessage(TypedDict):
     """An answer ended. Every view that applied its patches already holds its final HTML,
     so the HTML is not sent again: the view checks it against the sizes (UTF-16 code
-    units) and keeps it, with the Markdown `source`, in the model's `finished` under
-    the turn's id (saved with the notebook's widget state). `fields` are the turn's
-    new values in `turns` (status, error, note, stats, tool_calls): the kernel changes
-    its `turns` in place at a turn end, without re-sending the list, and each view does
-    the same with its model's."""
+    units) and keeps it, with the Markdown `source`, in the model's `finished` under the
+    turn's id (saved with the notebook's widget state). `fields` are the turn's new values
+    in `turns`: the kernel changes its `turns` in place at a turn end, without re-sending
+    the list, and each view does the same with its model's."""
 
     type: Literal["ended"]
     turn: int
     source: str
     html_size: int
     reasoning_size: int
-    fields: dict[str, Any]
+    fields: TurnEnd
 
 
 class FinishedMessage(TypedDict):
@@ -157,7 +280,8 @@ class FinishedMessage(TypedDict):
 
 
 class SnapshotMessage(TypedDict):
-    """The whole live answer; `*_tail` says which end of the HTML the next patch replaces."""
+    """The whole live answer, for a view that said "hello"; `*_tail` says which end of
+    the HTML the next patch replaces."""
 
     type: Literal["snapshot"]
     turn: int
@@ -165,30 +289,66 @@ class SnapshotMessage(TypedDict):
     body_tail: str
     reasoning: str
     reasoning_tail: str
-    tool_calls: list[dict[str, Any]]
+    tool_calls: list[ToolCall]
 
 
-# A patch travels as one flat JSON array, not an object: at 30-36 messages a second
-# key names and nesting would cost more than the new text itself. [turn, part, op...]:
-# part is "b" (body) or "r" (reasoning), and the ops follow one another, each a code
-# and its arguments: "a", html (append) | "t", html (tail) | "e", drop, keep, html
-# (extend) | "c", size (commit) | "r", html (reset). The other messages are objects.
-_PARTS = {"body": "b", "reasoning": "r"}
-_ARGUMENTS: dict[str, tuple[str, tuple[str, ...]]] = {
-    "append": ("a", ("html",)),
-    "tail": ("t", ("html",)),
-    "extend": ("e", ("drop", "keep", "html")),
-    "commit": ("c", ("size",)),
-    "reset": ("r", ("html",)),
-}
-_OPS = {code: (name, fields) for name, (code, fields) in _ARGUMENTS.items()}
+KernelMessage = PatchMessage | ToolsMessage | EndedMessage | FinishedMessage | SnapshotMessage
+"""Every message the kernel sends (a patch in its compact wire form)."""
+
+
+def kind_of(message: type) -> str:
+    """A message class's `type` word."""
+    (kind,) = typing.get_args(typing.get_type_hints(message)["type"])
+    return str(kind)
+
+
+def kernel_kinds() -> dict[str, type]:
+    """The kernel's messages by kind."""
+    return {kind_of(cls): cls for cls in typing.get_args(KernelMessage)}
+
+
+def browser_kinds() -> dict[str, type]:
+    """The browser's messages by kind."""
+    return {kind_of(cls): cls for cls in typing.get_args(BrowserMessage)}
+
+
+# -- the compact patch -----------------------------------------------------------------
+
+
+class OpWire(NamedTuple):
+    """An op on the wire: its one-letter code, then its arguments in this order."""
+
+    code: str
+    fields: tuple[str, ...]
+
+
+# A patch travels as one flat JSON array, not an object: at 30-36 messages a second key
+# names and nesting would cost more than the new text itself. [turn, part code, op...],
+# each op its code and its arguments: "a", html (append) | "t", html (tail) | "e", drop,
+# keep, html (extend) | "c", size (commit) | "r", html (reset). Other messages are objects.
+OPS: Mapping[str, OpWire] = MappingProxyType(
+    {
+        "append": OpWire("a", ("html",)),
+        "tail": OpWire("t", ("html",)),
+        "extend": OpWire("e", ("drop", "keep", "html")),
+        "commit": OpWire("c", ("size",)),
+        "reset": OpWire("r", ("html",)),
+    }
+)
+"""Every patch op (`render.Patch.op`) by name, with its wire code and arguments."""
+
+PARTS: Mapping[Part, str] = MappingProxyType({"body": "b", "reasoning": "r"})
+"""Each part's code on the wire."""
+
+_BY_CODE = {wire.code: (name, wire.fields) for name, wire in OPS.items()}
+_PART_BY_CODE = {code: part for part, code in PARTS.items()}
 
 
 def patch(turn: int, part: Part, ops: list[Patch]) -> list[Any]:
     """The wire form of a patch message (see `decode_patch`)."""
-    encoded: list[Any] = [turn, _PARTS[part]]
+    encoded: list[Any] = [turn, PARTS[part]]
     for op in ops:
-        code, fields = _ARGUMENTS[op.op]
+        code, fields = OPS[op.op]
         encoded.append(code)
         encoded += [getattr(op, field) for field in fields]
     return encoded
@@ -196,20 +356,71 @@ def patch(turn: int, part: Part, ops: list[Patch]) -> list[Any]:
 
 def decode_patch(message: list[Any]) -> PatchMessage:
     """A patch message from its wire form (what widget.js's `decodePatch` does)."""
-    parts = {code: name for name, code in _PARTS.items()}
     ops: list[Patch] = []
     index = 2
     while index < len(message):
-        name, fields = _OPS[message[index]]
+        name, fields = _BY_CODE[message[index]]
         values = message[index + 1 : index + 1 + len(fields)]
-        ops.append(Patch(name, **dict(zip(fields, values, strict=True))))
+        ops.append(Patch(name, **dict(zip(fields, values, strict=True))))  # type: ignore[arg-type]
         index += 1 + len(fields)
-    return PatchMessage(type="patch", turn=message[0], part=parts[message[1]], ops=ops)
+    part = _PART_BY_CODE[message[1]]
+    return PatchMessage(type="patch", turn=message[0], part=part, ops=ops)
 
 
-def ended(
-    turn: int, source: str, html: str, reasoning_html: str, fields: dict[str, Any]
-) -> EndedMessage:
+# -- reading the browser's messages ----------------------------------------------------
+
+
+def _fits(value: object, hint: object) -> bool:
+    """Whether a JSON value is of a browser message field's declared type. Text must
+    hold something: every text a view sends is a person's (a prompt)."""
+    if hint is str:
+        return isinstance(value, str) and bool(value.strip())
+    if hint is int:  # a JSON number that is a whole number; true and false are not
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is type(None):
+        return value is None
+    if typing.get_origin(hint) is Literal:
+        return value in typing.get_args(hint)
+    if typing.get_origin(hint) in (Union, types.UnionType):
+        return any(_fits(value, each) for each in typing.get_args(hint))
+    raise TypeError(f"a browser message field of type {hint!r} has no check")
+
+
+def _optional(hint: object) -> bool:
+    return typing.get_origin(hint) in (Union, types.UnionType) and type(None) in (
+        typing.get_args(hint)
+    )
+
+
+_BROWSER_FIELDS = {kind: typing.get_type_hints(cls) for kind, cls in browser_kinds().items()}
+
+
+def parse_browser_message(content: object) -> BrowserMessage | None:
+    """The message, checked against its declaration; None for anything else (a browser
+    is not trusted input). A field that may be None is None when missing or wrong (a
+    Stop that names no turn stops whichever is live); other fields must be right. Keys
+    not declared are dropped."""
+    if not isinstance(content, dict):
+        return None
+    fields = _BROWSER_FIELDS.get(content.get("type"))  # type: ignore[arg-type]
+    if fields is None:
+        return None
+    message: dict[str, Any] = {}
+    for name, hint in fields.items():
+        value = content.get(name)
+        if _fits(value, hint):
+            message[name] = value
+        elif _optional(hint):
+            message[name] = None
+        else:
+            return None
+    return message  # type: ignore[return-value]
+
+
+# -- making the kernel's messages ------------------------------------------------------
+
+
+def ended(turn: int, source: str, html: str, reasoning_html: str, fields: TurnEnd) -> EndedMessage:
     return EndedMessage(
         type="ended",
         turn=turn,
@@ -226,12 +437,12 @@ def finished(turn: int, html: str, reasoning_html: str, source: str) -> Finished
     )
 
 
-def tools(turn: int, calls: list[dict[str, Any]]) -> ToolsMessage:
+def tools(turn: int, calls: list[ToolCall]) -> ToolsMessage:
     return ToolsMessage(type="tools", turn=turn, tool_calls=calls)
 
 
 def snapshot(
-    turn: int, shown: dict[str, tuple[str, str]], calls: list[dict[str, Any]]
+    turn: int, shown: dict[str, tuple[str, str]], calls: list[ToolCall]
 ) -> SnapshotMessage:
     body, reasoning = shown["body"], shown["reasoning"]
     return SnapshotMessage(

@@ -17,31 +17,290 @@
 // A view displayed again or after a reload rebuilds from these traits and asks the
 // kernel (`hello`) for a snapshot of an answer still being typed.
 //
-// The messages, as declared in streamchat/_messages.py (turns addressed by id):
+// The protocol (messages, patch ops, status words, turns, stats, tool calls) is declared
+// in streamchat/_messages.py; the block below is generated from it by
+// `python tests/js/make_protocol.py` (`make protocol`), and tests/test_protocol.py fails
+// while the two differ.
+// --- protocol: generated from streamchat/_messages.py; do not edit by hand ---
 /**
- * @typedef {{op: "append" | "tail" | "reset", html: string} |
- *   {op: "extend", html: string, drop: number, keep: number} |
- *   {op: "commit", size: number}} PatchOp
- * @typedef {{type: "patch", turn: number, part: "body" | "reasoning", ops: PatchOp[]}} PatchMessage
- * @typedef {Array} PatchWire a PatchMessage as sent: [turn, "b" | "r", op...], each op a
- *   code and its arguments (see `decodePatch`)
- * @typedef {{name: string, arguments: string, after: number}} ToolCall `after`: characters
- *   of answer text received before the call's first fragment
- * @typedef {{type: "tools", turn: number, tool_calls: ToolCall[]}} ToolsMessage
- * @typedef {{type: "snapshot", turn: number, body: string, body_tail: string,
- *   reasoning: string, reasoning_tail: string, tool_calls: ToolCall[]}} SnapshotMessage
- * @typedef {{type: "ended", turn: number, source: string, html_size: number,
- *   reasoning_size: number, fields: Object}} EndedMessage an answer ended: the views that
- *   applied its patches keep the HTML they built in the model's `finished` (sizes in
- *   UTF-16 units); `fields` (status, stats...) go into the model's `turns` in place
- * @typedef {{type: "finished", turn: number, html: string, reasoning_html: string,
- *   source: string}} FinishedMessage a finished answer's HTML, asked for with `resend`
- * @typedef {PatchMessage | ToolsMessage | SnapshotMessage | EndedMessage |
- *   FinishedMessage} KernelMessage
- * @typedef {{type: "send", prompt: string} | {type: "stop", turn: number | null} |
- *   {type: "retry", turn: number} | {type: "hello"} | {type: "resend", turn: number}}
- *   BrowserMessage
+ * An answer turn's status: typed until it ends, then how it ended.
+ * @typedef {"streaming" | "done" | "error" | "stopped"} TurnStatus
  */
+export const TURN_STATUS = Object.freeze({
+  STREAMING: "streaming",
+  DONE: "done",
+  ERROR: "error",
+  STOPPED: "stopped",
+});
+/**
+ * The chat's `status` trait: "idle" before the first answer, "waiting" from a prompt to the
+ * answer's first token, then the live answer's status (`TurnStatus`).
+ * @typedef {"idle" | "waiting" | "streaming" | "done" | "error" | "stopped"} ChatStatus
+ */
+export const CHAT_STATUS = Object.freeze({
+  IDLE: "idle",
+  WAITING: "waiting",
+  STREAMING: "streaming",
+  DONE: "done",
+  ERROR: "error",
+  STOPPED: "stopped",
+});
+/**
+ * Who a turn is from.
+ * @typedef {"user" | "assistant"} Role
+ */
+export const ROLE = Object.freeze({ USER: "user", ASSISTANT: "assistant" });
+/**
+ * The two HTML areas of an answer, each patched on its own.
+ * @typedef {"body" | "reasoning"} Part
+ */
+export const PART = Object.freeze({ BODY: "body", REASONING: "reasoning" });
+/**
+ * The chat statuses while an answer is live: Stop works, Retry and `finished` wait.
+ */
+export const LIVE_STATUSES = Object.freeze(["waiting", "streaming"]);
+/**
+ * The patch ops by name.
+ */
+export const OP = Object.freeze({
+  APPEND: "append",
+  TAIL: "tail",
+  EXTEND: "extend",
+  COMMIT: "commit",
+  RESET: "reset",
+});
+/**
+ * Each op's code on the wire: its name and arguments.
+ */
+export const OP_CODES = Object.freeze({
+  a: ["append", ["html"]],
+  t: ["tail", ["html"]],
+  e: ["extend", ["drop", "keep", "html"]],
+  c: ["commit", ["size"]],
+  r: ["reset", ["html"]],
+});
+/**
+ * Each part's code on the wire.
+ */
+export const PART_CODES = Object.freeze({ b: "body", r: "reasoning" });
+/**
+ * The kinds of message the kernel sends.
+ */
+export const KERNEL_MESSAGE = Object.freeze({
+  PATCH: "patch",
+  TOOLS: "tools",
+  ENDED: "ended",
+  FINISHED: "finished",
+  SNAPSHOT: "snapshot",
+});
+/**
+ * The kinds of message a view sends.
+ */
+export const BROWSER_MESSAGE = Object.freeze({
+  SEND: "send",
+  STOP: "stop",
+  RETRY: "retry",
+  HELLO: "hello",
+  RESEND: "resend",
+});
+/**
+ * A patch op (`render.Patch`); what each does: tests/patch_cases.json.
+ * @typedef {
+ *   {op: "append", html: string} |
+ *   {op: "tail", html: string} |
+ *   {op: "extend", drop: number, keep: number, html: string} |
+ *   {op: "commit", size: number} |
+ *   {op: "reset", html: string}
+ * } PatchOp
+ * @typedef {Array} PatchWire a PatchMessage as sent: [turn, part code, op...], each op
+ *   its code and its arguments (`OP_CODES`, `PART_CODES`)
+ */
+/**
+ * A tool call so far: `arguments` is the JSON text as it arrived (maybe unfinished), `after` the
+ * characters of answer text received before the call began (where it shows: above the text when 0).
+ * @typedef {object} ToolCall
+ * @property {string} name
+ * @property {string} arguments
+ * @property {number} after
+ */
+/**
+ * An answer's figures, each present only once measured (or reported): `chars` of answer text
+ * received, `ttft` (s to the first token), the network's pace `chars_per_second` and the
+ * typewriter's `typed_per_second`, `duration` (s), `reasoning_seconds` (how long the model
+ * thought), the provider's token counts, and its `finish_reason`.
+ * @typedef {object} Stats
+ * @property {number} [chars]
+ * @property {number} [ttft]
+ * @property {number} [chars_per_second]
+ * @property {number} [typed_per_second]
+ * @property {number} [duration]
+ * @property {number} [reasoning_seconds]
+ * @property {number} [input_tokens]
+ * @property {number} [output_tokens]
+ * @property {number} [reasoning_tokens]
+ * @property {string} [finish_reason]
+ */
+/**
+ * What an answer turn's end changes: its status, the error (for "error") or note (for "stopped",
+ * when not stopped by Stop) it shows, its figures and tool calls. The `ended` message carries
+ * these; the views write them into the turn in place.
+ * @typedef {object} TurnEnd
+ * @property {TurnStatus} status
+ * @property {string | null} error
+ * @property {string | null} note
+ * @property {Stats} stats
+ * @property {ToolCall[]} tool_calls
+ */
+/**
+ * A question, as the person typed it (shown as text, never as HTML).
+ * @typedef {object} UserTurn
+ * @property {number} id
+ * @property {"user"} role
+ * @property {string} text
+ */
+/**
+ * An answer turn as the `turns` trait syncs it: without its HTML, which lives in `finished`
+ * (re-sending it with every new turn would grow with the conversation).
+ * @typedef {object} SyncedAnswerTurn
+ * @property {TurnStatus} status
+ * @property {string | null} error
+ * @property {string | null} note
+ * @property {Stats} stats
+ * @property {ToolCall[]} tool_calls
+ * @property {number} id
+ * @property {"assistant"} role
+ */
+/**
+ * A finished answer's HTML (body and reasoning) and its Markdown `source` (what its Copy button
+ * copies): the `finished` trait's entry under the turn's id (as a string, a JSON key).
+ * @typedef {object} FinishedAnswer
+ * @property {string} html
+ * @property {string} reasoning_html
+ * @property {string} source
+ */
+/**
+ * An answer turn as the kernel keeps it: synced fields and finished HTML together.
+ * @typedef {object} AnswerTurn
+ * @property {TurnStatus} status
+ * @property {string | null} error
+ * @property {string | null} note
+ * @property {Stats} stats
+ * @property {ToolCall[]} tool_calls
+ * @property {number} id
+ * @property {"assistant"} role
+ * @property {string} html
+ * @property {string} reasoning_html
+ * @property {string} source
+ */
+/**
+ * The chat's synced traits (ipywidgets adds its own): the conversation's structure and the pace
+ * controls. They change at turn boundaries, a slider move or a prompt list's change; the answers
+ * themselves travel as messages.
+ * @typedef {object} SyncedState
+ * @property {ChatStatus} status
+ * @property {number} speed
+ * @property {number} step
+ * @property {string[]} prompts
+ * @property {string} disclaimer
+ * @property {SyncedTurn[]} turns
+ * @property {Object<string, FinishedAnswer>} finished
+ */
+/**
+ * Ask a prompt (from the prompt box or a preset button).
+ * @typedef {object} SendMessage
+ * @property {"send"} type
+ * @property {string} prompt
+ */
+/**
+ * Stop the answer `turn` (the one the person saw typing); null (None): whichever is live.
+ * @typedef {object} StopMessage
+ * @property {"stop"} type
+ * @property {number | null} turn
+ */
+/**
+ * Ask again for the stopped or failed answer `turn` (only the last answer).
+ * @typedef {object} RetryMessage
+ * @property {"retry"} type
+ * @property {number} turn
+ */
+/**
+ * A view that joined while an answer was typed asks for a snapshot of it.
+ * @typedef {object} HelloMessage
+ * @property {"hello"} type
+ */
+/**
+ * A view that could not check a finished answer's HTML (see `EndedMessage`), or holds none for it,
+ * asks for the kernel's (a `FinishedMessage`).
+ * @typedef {object} ResendMessage
+ * @property {"resend"} type
+ * @property {number} turn
+ */
+/**
+ * Changes to a part's HTML (`render.Patch`: append, tail, extend, commit, reset; their meaning,
+ * shared by both suites: tests/patch_cases.json), as `decode_patch` reads them; they travel in the
+ * compact form `patch` makes (`OPS`).
+ * @typedef {object} PatchMessage
+ * @property {"patch"} type
+ * @property {number} turn
+ * @property {Part} part
+ * @property {PatchOp[]} ops
+ */
+/**
+ * The live answer's tool calls so far.
+ * @typedef {object} ToolsMessage
+ * @property {"tools"} type
+ * @property {number} turn
+ * @property {ToolCall[]} tool_calls
+ */
+/**
+ * An answer ended. Every view that applied its patches already holds its final HTML, so the HTML is
+ * not sent again: the view checks it against the sizes (UTF-16 code units) and keeps it, with the
+ * Markdown `source`, in the model's `finished` under the turn's id (saved with the notebook's
+ * widget state). `fields` are the turn's new values in `turns`: the kernel changes its `turns` in
+ * place at a turn end, without re-sending the list, and each view does the same with its model's.
+ * @typedef {object} EndedMessage
+ * @property {"ended"} type
+ * @property {number} turn
+ * @property {string} source
+ * @property {number} html_size
+ * @property {number} reasoning_size
+ * @property {TurnEnd} fields
+ */
+/**
+ * A finished answer's HTML as the kernel keeps it, for a view that asked ("resend"); every view
+ * that holds no checked copy keeps it in the model's `finished`.
+ * @typedef {object} FinishedMessage
+ * @property {"finished"} type
+ * @property {number} turn
+ * @property {string} html
+ * @property {string} reasoning_html
+ * @property {string} source
+ */
+/**
+ * The whole live answer, for a view that said "hello"; `*_tail` says which end of the HTML the next
+ * patch replaces.
+ * @typedef {object} SnapshotMessage
+ * @property {"snapshot"} type
+ * @property {number} turn
+ * @property {string} body
+ * @property {string} body_tail
+ * @property {string} reasoning
+ * @property {string} reasoning_tail
+ * @property {ToolCall[]} tool_calls
+ */
+/**
+ * A turn as the `turns` trait syncs it.
+ * @typedef {UserTurn | SyncedAnswerTurn} SyncedTurn
+ */
+/**
+ * Every message a view sends: the registry `parse_browser_message` reads.
+ * @typedef {SendMessage | StopMessage | RetryMessage | HelloMessage | ResendMessage} BrowserMessage
+ */
+/**
+ * Every message the kernel sends (a patch in its compact wire form).
+ * @typedef {PatchMessage | ToolsMessage | EndedMessage | FinishedMessage | SnapshotMessage} KernelMessage
+ */
+// --- end of protocol ---
 //
 // Everything above `render` is pure (no DOM globals) so `node --test` can import it.
 
@@ -52,26 +311,26 @@ export function applyOps(state, ops) {
   let reset = false;
   let tailChanged = false;
   for (const { op, html, drop = 0, keep = 0, size = 0 } of ops) {
-    if (op === "commit") {
+    if (op === OP.COMMIT) {
       // The first `size` code units of the live part join the frozen part as they are.
       const head = tail.slice(0, size);
       frozen += head;
       appended += head;
       tail = tail.slice(size);
       tailChanged = tailChanged || size > 0;
-    } else if (op === "append") {
+    } else if (op === OP.APPEND) {
       frozen += html;
       appended += html;
-    } else if (op === "tail") {
+    } else if (op === OP.TAIL) {
       tailChanged = tailChanged || tail !== html;
       tail = html;
-    } else if (op === "extend") {
+    } else if (op === OP.EXTEND) {
       // Replace the `drop` code units before the last `keep` ones (String.length units).
       const cut = Math.max(0, tail.length - keep);
       const next = tail.slice(0, Math.max(0, cut - drop)) + html + tail.slice(cut);
       tailChanged = tailChanged || tail !== next;
       tail = next;
-    } else if (op === "reset") {
+    } else if (op === OP.RESET) {
       frozen = html;
       tail = "";
       appended = "";
@@ -84,16 +343,6 @@ export function applyOps(state, ops) {
   return { state: { frozen, tail }, appended, reset, tailChanged };
 }
 
-const PARTS = { b: "body", r: "reasoning" };
-/** Each op's code on the wire, with its name and the names of its arguments. */
-const OPS = {
-  a: ["append", ["html"]],
-  t: ["tail", ["html"]],
-  e: ["extend", ["drop", "keep", "html"]],
-  c: ["commit", ["size"]],
-  r: ["reset", ["html"]],
-};
-
 /**
  * A patch message from its wire form, one flat JSON array (key names and nesting would
  * cost more than the new text at 30-36 messages a second): [turn, part, op...], part
@@ -105,8 +354,8 @@ export function decodePatch(message) {
   const ops = [];
   for (let index = 2; index < message.length; ) {
     const code = message[index];
-    if (!Object.hasOwn(OPS, code)) throw new Error(`unknown patch op: ${code}`);
-    const [op, fields] = OPS[code];
+    if (!Object.hasOwn(OP_CODES, code)) throw new Error(`unknown patch op: ${code}`);
+    const [op, fields] = OP_CODES[code];
     const decoded = { op };
     fields.forEach((field, offset) => {
       decoded[field] = message[index + 1 + offset];
@@ -114,7 +363,7 @@ export function decodePatch(message) {
     ops.push(decoded);
     index += 1 + fields.length;
   }
-  return { type: "patch", turn, part: PARTS[part] ?? part, ops };
+  return { type: KERNEL_MESSAGE.PATCH, turn, part: PART_CODES[part] ?? part, ops };
 }
 
 /** A snapshot's HTML as `{frozen, tail}`: its last `tail` characters are the live part. */
@@ -565,17 +814,17 @@ export function netChange(oldFull, frozenLength, ops) {
   };
   for (const { op, html = "", drop = 0, keep = 0, size = 0 } of ops) {
     const tailLength = full.length - frozen;
-    if (op === "commit") {
+    if (op === OP.COMMIT) {
       frozen += Math.max(0, Math.min(size, tailLength));
-    } else if (op === "append") {
+    } else if (op === OP.APPEND) {
       splice(frozen, frozen, html);
       frozen += html.length;
-    } else if (op === "tail") {
+    } else if (op === OP.TAIL) {
       splice(frozen, full.length, html);
-    } else if (op === "extend") {
+    } else if (op === OP.EXTEND) {
       const cut = Math.max(0, tailLength - keep);
       splice(frozen + Math.max(0, cut - drop), frozen + cut, html);
-    } else if (op === "reset") {
+    } else if (op === OP.RESET) {
       full = html;
       frozen = html.length;
       reset = true;
@@ -977,7 +1226,7 @@ export class LiveHtml {
 // ---------------------------------------------------------------------------
 // DOM
 
-const LIVE = new Set(["waiting", "streaming"]);
+const LIVE = new Set(LIVE_STATUSES);
 
 function h(doc, tag, className, attrs = {}) {
   const node = doc.createElement(tag);
@@ -1241,10 +1490,10 @@ class Answer {
   /** Show a turn from the `turns` trait (a finished turn, or the start of a live one). */
   fill(turn) {
     this.id = turn.id;
-    const live = turn.status === "streaming" && !this.stopped;
+    const live = turn.status === TURN_STATUS.STREAMING && !this.stopped;
     const wasLive = this.live;
     this.live = live;
-    this.node.dataset.status = this.stopped ? "stopped" : turn.status;
+    this.node.dataset.status = this.stopped ? TURN_STATUS.STOPPED : turn.status;
     if (live) {
       this.node.setAttribute("aria-busy", "true");
     } else {
@@ -1258,17 +1507,18 @@ class Answer {
     this.setTools(turn.tool_calls);
     this.setReasoningVisibility();
     this.updateThinking();
-    const failed = turn.status === "error" || turn.status === "stopped" || this.stopped;
+    const { ERROR, STOPPED, DONE } = TURN_STATUS;
+    const failed = turn.status === ERROR || turn.status === STOPPED || this.stopped;
     this.error.hidden = !failed || live;
     this.setError(
-      turn.status === "error" ? turn.error || "The answer failed." : turn.note || "Stopped.",
+      turn.status === ERROR ? turn.error || "The answer failed." : turn.note || "Stopped.",
     );
     this.copyAnswer.hidden = live || !this.source;
     this.footer.hidden = live;
     this.stats.textContent = formatStats(turn.stats);
     const disclaimer = this.host.model.get("disclaimer");
     this.disclaimer.textContent = disclaimer;
-    this.disclaimer.hidden = !disclaimer || turn.status !== "done";
+    this.disclaimer.hidden = !disclaimer || turn.status !== DONE;
   }
 
   /** A finished turn's HTML. A view that applied every patch already shows it: its DOM
@@ -1287,15 +1537,17 @@ class Answer {
 
   /** Apply a kernel message addressed to this turn; true when the DOM changed. */
   receive(message) {
-    if (message.type === "patch") return this.applyPatch(message.part, message.ops);
-    if (message.type === "snapshot") return this.applySnapshot(message);
-    if (message.type === "tools" && this.live && !this.stopped) this.setTools(message.tool_calls);
+    if (message.type === KERNEL_MESSAGE.PATCH) return this.applyPatch(message.part, message.ops);
+    if (message.type === KERNEL_MESSAGE.SNAPSHOT) return this.applySnapshot(message);
+    if (message.type === KERNEL_MESSAGE.TOOLS && this.live && !this.stopped) {
+      this.setTools(message.tool_calls);
+    }
     return false;
   }
 
   applyPatch(partName, ops) {
     if (!this.live || this.stopped || this.awaitingSnapshot) return false;
-    const part = partName === "body" ? this.body : this.thought;
+    const part = partName === PART.BODY ? this.body : this.thought;
     this.showSoon(part.apply(ops));
     return false; // the DOM changes (and the log scrolls) when it is shown
   }
@@ -1354,7 +1606,7 @@ class Answer {
     this.body.removeCursor();
     this.stopTimer();
     this.thinking.hidden = true;
-    this.node.dataset.status = "stopped";
+    this.node.dataset.status = TURN_STATUS.STOPPED;
     this.node.removeAttribute("aria-busy");
     this.setError("Stopped.");
     this.error.hidden = false;
@@ -1546,7 +1798,7 @@ class Conversation {
       model,
       later: (callback, ms) => this.scope.later(callback, ms),
       scrollToEnd: () => this.scrollToEnd(),
-      retry: (id) => this.tell({ type: "retry", turn: id }),
+      retry: (id) => this.tell({ type: BROWSER_MESSAGE.RETRY, turn: id }),
     };
     this.build(el);
     this.wire();
@@ -1628,7 +1880,7 @@ class Conversation {
 
   status() {
     const now = this.model.get("status");
-    return this.localStop && LIVE.has(now) ? "stopped" : now;
+    return this.localStop && LIVE.has(now) ? CHAT_STATUS.STOPPED : now;
   }
 
   syncStatus() {
@@ -1689,7 +1941,7 @@ class Conversation {
   resend(id) {
     if (this.resent.has(id)) return;
     this.resent.add(id);
-    this.tell({ type: "resend", turn: id });
+    this.tell({ type: BROWSER_MESSAGE.RESEND, turn: id });
   }
 
   /** Keep the HTML `answer` built from the patches in `finished`, if it is the
@@ -1727,10 +1979,10 @@ class Conversation {
     while (this.views.length > turns.length) this.views.pop().dispose();
     let asked = false;
     turns.forEach((synced, index) => {
-      const turn = synced.role === "assistant" ? this.withHtml(synced) : synced;
+      const turn = synced.role === ROLE.ASSISTANT ? this.withHtml(synced) : synced;
       asked = this.renderTurn(index, turn) || asked;
     });
-    if (asked) this.tell({ type: "hello" });
+    if (asked) this.tell({ type: BROWSER_MESSAGE.HELLO });
     this.placeRetry();
     if (!LIVE.has(this.model.get("status"))) this.localStop = false;
     this.syncStatus();
@@ -1742,13 +1994,13 @@ class Conversation {
     const sig = turnSignature(turn);
     let view = this.views[index];
     if (view && view.sig === sig) return false;
-    const kind = turn.role === "user" ? Question : Answer;
+    const kind = turn.role === ROLE.USER ? Question : Answer;
     if (view && !(view instanceof kind)) {
       view.dispose();
       view = undefined;
     }
     let asked = false;
-    if (turn.role === "user") {
+    if (turn.role === ROLE.USER) {
       const node = new Question(this.doc, turn.text ?? "");
       if (view) view.node.replaceWith(node.node);
       else this.log.appendChild(node.node);
@@ -1774,14 +2026,14 @@ class Conversation {
   onCustom(received) {
     /** @type {KernelMessage} */
     const message = Array.isArray(received) ? decodePatch(received) : received;
-    if (message.type === "finished") {
+    if (message.type === KERNEL_MESSAGE.FINISHED) {
       const { html, reasoning_html, source } = message;
       this.finished()[message.turn] = { html, reasoning_html, source };
       this.renderTurns();
       return;
     }
     const answer = this.answers().find((each) => each.id === message.turn);
-    if (message.type === "ended") {
+    if (message.type === KERNEL_MESSAGE.ENDED) {
       if (answer) this.keepAnswer(answer, message);
       else this.resend(message.turn);
       this.endTurn(message);
@@ -1817,7 +2069,7 @@ class Conversation {
     if (!prompt || this.disconnected) return false;
     const pending = new Question(this.doc, prompt, true);
     this.log.appendChild(pending.node);
-    if (!this.tell({ type: "send", prompt })) {
+    if (!this.tell({ type: BROWSER_MESSAGE.SEND, prompt })) {
       pending.dispose();
       return false;
     }
@@ -1861,7 +2113,7 @@ class Conversation {
     // applying patches here at once, and name the turn, so a Stop read late never
     // stops a newer answer.
     const live = this.stopLocally();
-    this.tell({ type: "stop", turn: live?.id ?? null });
+    this.tell({ type: BROWSER_MESSAGE.STOP, turn: live?.id ?? null });
   }
 
   /** Retry only on the last answer, once nothing streams: retrying an older answer
