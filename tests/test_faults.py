@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 import pytest
 
 from streamchat import _runner
-from streamchat.deltas import Delta, Done, StreamError, TextDelta
-from streamchat.providers import build_request
-from streamchat.transport import Retries, Timeouts, stream_deltas
+from streamchat.deltas import Done, StreamError
+from streamchat.transport import Retries, Timeouts
 from streamchat.widget import StreamChat
 
+from answers import collect, text_of
 from loopback import LoopbackServer, Script, free_port, sse, wait_until
 
 PATH = "/v1/chat/completions"
@@ -196,19 +196,9 @@ def no_leaks(server: LoopbackServer) -> Iterator[None]:
         raise AssertionError(f"leak: sockets, threads, tasks {before} -> {counts[-1]}") from None
 
 
-def text_of(deltas: list[Delta]) -> str:
-    return "".join(delta.text for delta in deltas if isinstance(delta, TextDelta))
-
-
 @pytest.mark.parametrize("fault", FAULTS, ids=lambda fault: fault.name)
 def test_transport(fault: Fault, url_for, no_leaks: None) -> None:
-    request = build_request(url_for(fault), [{"role": "user", "content": "hi"}])
-
-    async def run() -> list[Delta]:
-        stream = stream_deltas(request, timeouts=fault.timeouts, retries=NO_RETRY)
-        return [delta async for delta in stream]
-
-    deltas = asyncio.run(run())
+    deltas = collect(url_for(fault), fault.timeouts)
     assert text_of(deltas) == fault.shown
     last = deltas[-1]
     if fault.kind is None:

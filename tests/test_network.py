@@ -22,11 +22,12 @@ import pytest
 from streamchat import _frames
 from streamchat._network import _HIGH_WATER, AsyncioBackend, _Reader
 from streamchat._pacing import type_out
-from streamchat.deltas import Delta, Done, StreamError, TextDelta
+from streamchat.deltas import Delta, Done, StreamError
 from streamchat.providers import build_request
-from streamchat.transport import Retries, Timeouts, new_client, stream_deltas
+from streamchat.transport import Timeouts, new_client, stream_deltas
 from streamchat.typewriter import Typewriter
 
+from answers import NO_RETRIES, collect, text_of
 from conftest import require, wake_ups
 from loopback import LoopbackServer, Script, sse
 
@@ -36,21 +37,6 @@ STREAM = sse(*({"choices": [{"index": 0, "delta": {"content": p}}]} for p in PIE
 # Complete at the body's end (a finish reason, no [DONE]): the response is read to its
 # end, so its connection goes back to the pool (an answer closed at [DONE] closes it).
 WHOLE = [*STREAM[:-1], *sse({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})]
-NO_RETRIES = Retries(attempts=0)
-
-
-def collect(url: str, timeouts: Timeouts = Timeouts(), client=None) -> list[Delta]:
-    request = build_request(url, [{"role": "user", "content": "hi"}])
-
-    async def run() -> list[Delta]:
-        deltas = stream_deltas(request, timeouts=timeouts, retries=NO_RETRIES, client=client)
-        return [delta async for delta in deltas]
-
-    return asyncio.run(run())
-
-
-def text_of(deltas: list[Delta]) -> str:
-    return "".join(delta.text for delta in deltas if isinstance(delta, TextDelta))
 
 
 def test_new_client_reads_through_the_asyncio_backend_with_one_tls_context() -> None:

@@ -29,18 +29,12 @@ from streamchat.transport import Retries, Timeouts, stream_deltas
 from streamchat.typewriter import Typewriter
 from streamchat.widget import StreamChat
 
+from answers import collect
 from loopback import LoopbackServer, Script, free_port
 
 SECRET = "sk-never-hang-0123456789"
 NO_RETRY = Retries(attempts=0)
 CHAT = [sys.executable, "-m", "streamchat.cli", "chat"]
-
-
-def collect(request, **options) -> list[Delta]:
-    async def run() -> list[Delta]:
-        return [delta async for delta in stream_deltas(request, retries=NO_RETRY, **options)]
-
-    return asyncio.run(asyncio.wait_for(run(), 30))
 
 
 BAD_REQUESTS = {
