@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from streamchat.server import DemoServer
 from streamchat.widget import StreamChat
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -50,6 +51,13 @@ def server() -> Iterator[LoopbackServer]:
         yield srv
     finally:
         srv.close()
+
+
+@pytest.fixture(scope="session")
+def fast_demo() -> Iterator[DemoServer]:
+    """The demo server, answering at once (no typing pace), shared by the session."""
+    with DemoServer(rate=0) as server:
+        yield server
 
 
 @pytest.fixture
@@ -100,14 +108,9 @@ def homemade() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def ai_sdk_app(server_logs: Path) -> Iterator[Process]:
+def ai_sdk_app(fast_demo: DemoServer, server_logs: Path) -> Iterator[Process]:
     """The AI SDK app (tests/servers/node) in front of the demo server, which answers at once."""
-    from streamchat.server import DemoServer
-
     problem = real.missing_ai_sdk()
     require(problem is None, problem or "")
-    with (
-        DemoServer(rate=0) as demo,
-        real.start_ai_sdk_app(demo.base_url, server_logs) as app,
-    ):
+    with real.start_ai_sdk_app(fast_demo.base_url, server_logs) as app:
         yield app

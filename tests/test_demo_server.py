@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,12 +26,6 @@ NOTEBOOK_PRESETS = {
     "Do emoji work?": "emoji",
     "Show me some math": "math",
 }
-
-
-@pytest.fixture(scope="module")
-def fast_demo() -> Iterator[DemoServer]:
-    with DemoServer(rate=0) as server:
-        yield server
 
 
 def ask(url: str, prompt: str) -> tuple[str, str]:

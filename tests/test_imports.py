@@ -1,8 +1,8 @@
 """Layering: the sans-I/O stages import nothing that does I/O, draws a terminal or renders.
 
 Each module is imported in a fresh interpreter (a module another test loaded would
-hide the import) under `python -X importtime`, which names every module the import
-loads, even one that is later dropped from `sys.modules`.
+hide the import) under `python -X importtime`, the issue's own probe, which names every
+module the import loads, even one that is later dropped from `sys.modules`.
 """
 
 from __future__ import annotations
@@ -76,15 +76,19 @@ _IMPORTED = re.compile(r"^import time:\s+\d+ \|\s+\d+ \|( *)(\S+)$", re.MULTILIN
 
 
 def _loaded_after(statement: str) -> set[str]:
-    """Every module `statement` loads in a fresh interpreter (`python -X importtime`)."""
+    """Every module `statement` loads in a fresh interpreter: what `-X importtime` saw
+    loading, and what `sys.modules` holds at the end (importtime does not log a module
+    that `importlib.import_module` loads itself, as the package's lazy names do)."""
+    probe = f"{statement}\nimport sys\nprint(' '.join(sys.modules))"
     result = subprocess.run(
-        [sys.executable, "-X", "importtime", "-c", statement],
+        [sys.executable, "-X", "importtime", "-c", probe],
         capture_output=True,
         text=True,
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    return {name for _, name in _IMPORTED.findall(result.stderr)}
+    timed = {name for _, name in _IMPORTED.findall(result.stderr)}
+    return timed | set(result.stdout.split())
 
 
 def _within(loaded: set[str], banned: tuple[str, ...]) -> list[str]:
@@ -129,3 +133,29 @@ def test_a_lazy_name_is_the_modules_own() -> None:
         "assert 'EventStreamDecoder' in dir(streamchat)"
     )
     assert "httpx" in loaded  # asking for the transport's name loads the transport
+
+
+# The CLI is an edge too, but a light one: `streamchat --help` must not pay for the notebook.
+NOTEBOOK_STACK = ("anywidget", "ipywidgets", "traitlets", "streamchat.widget")
+HEAVY = (*NOTEBOOK_STACK, "uvicorn", "streamchat.server", "streamchat.render", "streamchat.doctor")
+
+
+def test_the_cli_starts_without_the_notebook_stack() -> None:
+    """`streamchat --help` must not pay for anywidget, ipywidgets, uvicorn or the renderer."""
+    loaded = _loaded_after("import streamchat.cli")
+    assert "streamchat.cli" in loaded  # the probe imported what it claims to
+    assert _within(loaded, HEAVY) == []
+
+
+def test_the_lazy_exports_still_import() -> None:
+    """PEP 562 keeps `from streamchat import StreamChat` and `import *` working."""
+    loaded = _loaded_after(
+        "import streamchat\n"
+        "from streamchat import StreamChat, MarkdownStream, DemoServer, diagnose\n"
+        "namespace = {}\n"
+        "exec('from streamchat import *', namespace)\n"
+        "assert set(streamchat.__all__) <= set(namespace), streamchat.__all__\n"
+        "assert set(streamchat.__all__) <= set(dir(streamchat))\n"
+        "assert namespace['StreamChat'] is StreamChat"
+    )
+    assert all(name in loaded for name in HEAVY)

@@ -63,12 +63,6 @@ def sdk(module: str) -> Any:
         require(False, f"the {module} package is a test dependency")
 
 
-@pytest.fixture(scope="module")
-def demo() -> Iterator[DemoServer]:
-    with DemoServer(rate=0) as server:
-        yield server
-
-
 # -- plain Python ------------------------------------------------------------------------
 
 
@@ -373,9 +367,9 @@ def test_async_openai_client_in_a_function(server: LoopbackServer) -> None:
     assert server.received[-1].json()["messages"] == MESSAGES
 
 
-def test_openai_client_against_the_demo_server(demo: DemoServer) -> None:
+def test_openai_client_against_the_demo_server(fast_demo: DemoServer) -> None:
     openai = sdk("openai")
-    client = openai.OpenAI(base_url=demo.base_url, api_key="unused")
+    client = openai.OpenAI(base_url=fast_demo.base_url, api_key="unused")
 
     def answer(messages: list[dict[str, str]]) -> object:
         return client.chat.completions.create(
@@ -431,7 +425,7 @@ def test_ollama_stream(server: LoopbackServer) -> None:
 
 
 def test_litellm_stream_against_the_demo_server(
-    demo: DemoServer, monkeypatch: pytest.MonkeyPatch
+    fast_demo: DemoServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Offline: litellm would otherwise try to download its model price list on import.
     monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -440,7 +434,7 @@ def test_litellm_stream_against_the_demo_server(
     def answer(messages: list[dict[str, str]]) -> object:
         return litellm.completion(
             model="openai/streamchat-demo",
-            api_base=demo.base_url,
+            api_base=fast_demo.base_url,
             api_key="unused",
             messages=messages,
             stream=True,

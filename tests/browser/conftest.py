@@ -177,6 +177,14 @@ def jupyter_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callab
             jupyter.process.kill()
 
 
+@pytest.fixture
+def lab(jupyter_servers: Callable[[str], Jupyter]) -> Iterator[Jupyter]:
+    """The session's JupyterLab; the kernels a test started are shut down after it."""
+    jupyter = jupyter_servers("lab")
+    yield jupyter
+    jupyter.shutdown_kernels()
+
+
 @pytest.fixture(scope="package")
 def browser() -> Iterator[Any]:
     """One Chromium for this package's tests, stopped when they end.

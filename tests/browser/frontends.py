@@ -29,6 +29,7 @@ from loopback import free_port
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 LOAD = 90_000  # ms: first open + kernel start on a loaded 2-core machine
+ANSWER_DONE = 90_000  # ms: a whole answer typed out, on the same machine
 
 # The indicator says "idle" before a kernel exists too: it must have been busy
 # starting (initializing/connecting) and be idle again.
@@ -38,6 +39,12 @@ KERNEL_READY = """() => {
   if (indicator.dataset.status !== 'idle') window.__kernelStarting = true;
   return window.__kernelStarting === true && indicator.dataset.status === 'idle';
 }"""
+
+
+def rate(samples: list[list[float]]) -> float:
+    """Characters per second between the first and the last of `[ms, length]` samples."""
+    (t0, n0), (t1, n1) = samples[0], samples[-1]
+    return (n1 - n0) / ((t1 - t0) / 1000)
 
 
 def isolated_env(tmp: Path) -> dict[str, str]:

@@ -12,7 +12,6 @@ which Copy must not put on the clipboard.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -55,13 +54,6 @@ HIT = """(selector) => {
   return {same: hit === element || element.contains(hit),
           hit: hit ? hit.tagName + '.' + hit.className : null};
 }"""
-
-
-@pytest.fixture
-def lab(jupyter_servers: Callable[[str], Jupyter]) -> Iterator[Jupyter]:
-    jupyter = jupyter_servers("lab")
-    yield jupyter
-    jupyter.shutdown_kernels()
 
 
 def test_model_output_cannot_cover_the_prompt_box_or_send(page: Any, lab: Jupyter) -> None:

@@ -14,11 +14,10 @@ from typing import Any
 import pytest
 
 from .conftest import ARTIFACTS, ROOT, Jupyter
+from .frontends import ANSWER_DONE, KERNEL_READY, LOAD, rate
 
 pytestmark = pytest.mark.browser
 
-LOAD = 90_000  # ms: first notebook open + kernel start on a 2-core machine
-ANSWER_DONE = 90_000
 
 # Text length of the last answer, not counting the copy buttons' labels.
 BODY_LENGTH = """() => {
@@ -67,14 +66,6 @@ CURSOR = """() => {
     last,
     cursor: {top: rect.top, bottom: rect.bottom, left: rect.left},
   };
-}"""
-
-
-KERNEL_READY = """() => {
-  const indicator = document.querySelector('.jp-Notebook-ExecutionIndicator');
-  if (!indicator) return false;
-  if (indicator.dataset.status !== 'idle') window.__kernelStarting = true;
-  return window.__kernelStarting === true && indicator.dataset.status === 'idle';
 }"""
 
 
@@ -130,12 +121,6 @@ def wait_length(page: Any, at_least: int, timeout: float = LOAD) -> None:
     page.wait_for_function(f"({BODY_LENGTH})() >= {at_least}", timeout=timeout)
 
 
-def rate(samples: list[list[float]]) -> float:
-    """Characters per second between the first and the last sample."""
-    (t0, n0), (t1, n1) = samples[0], samples[-1]
-    return (n1 - n0) / ((t1 - t0) / 1000)
-
-
 def set_slider(page: Any, css_class: str, value: float) -> None:
     """Move one of the widget's own range inputs to `value`, as a drag does."""
     page.locator(f".{css_class} input[type=range]").evaluate(
@@ -150,13 +135,6 @@ def set_slider(page: Any, css_class: str, value: float) -> None:
 
 def shoot(page: Any, name: str, selector: str = ".jp-OutputArea-output:has(.streamchat)") -> None:
     page.locator(selector).last.screenshot(path=str(ARTIFACTS / name))
-
-
-@pytest.fixture
-def lab(jupyter_servers: Callable[[str], Jupyter]) -> Iterator[Jupyter]:
-    jupyter = jupyter_servers("lab")
-    yield jupyter
-    jupyter.shutdown_kernels()
 
 
 @pytest.fixture
