@@ -28,6 +28,75 @@ settings.register_profile("streamchat", deadline=None)
 settings.load_profile("streamchat")
 
 
+# -- tiers -----------------------------------------------------------------------------------
+# `make test` runs every test; `make test-fast` the unit tier: the tests that carry none of
+# the marks registered in pyproject.toml ([tool.pytest.ini_options] markers). A test joins a
+# tier by what it uses (a fixture, its file), so most tests need no mark by hand; a test
+# that is slow for its own reasons carries `@pytest.mark.slow` or `@pytest.mark.load`.
+TIER_FIXTURES = {
+    "browser": {"browser", "page", "lab", "host", "hosts", "jupyter_servers"},
+    "real_servers": {"llama_server", "litellm_proxy", "ai_sdk_app"},
+}
+TIER_FILES = {
+    # Size, count, depth and time: megabytes, many answers at once, memory growth.
+    "load": {
+        "test_load.py",
+        "test_memory.py",
+        "test_source_backpressure.py",
+        "test_widget_growth.py",
+        "test_isolation.py",
+        "test_render_budget.py",
+    },
+    # A real terminal (tmux) around the CLI.
+    "slow": {"test_terminal_tty.py"},
+}
+# Tests in files being rewritten on other branches at the time these tiers were drawn: their
+# marks are given here, not in the files (measured on 2 loaded cores: each takes 1-7 s).
+TIER_TESTS = {
+    "load": {
+        "test_widget.py::test_a_degenerate_answer_leaves_other_chats_typing_and_stops_at_once",
+        "test_widget.py::test_many_answers_at_once_stay_within_the_kernel_budget",
+        "test_render.py::test_finish_of_many_references_costs_little",
+    },
+    "slow": {
+        "test_widget.py::test_a_generator_source_wakes_the_loop_thread_once_a_frame_too",
+        "test_widget.py::test_the_loop_thread_wakes_once_a_frame_while_an_answer_types",
+        "test_widget.py::test_a_long_open_block_is_sent_within_the_byte_budget",
+        "test_widget.py::test_a_connection_error_is_shown_in_the_turn",
+        "test_widget.py::test_a_view_that_joins_late_gets_a_snapshot",
+        "test_widget_turns.py::test_retry_only_for_the_last_answer_and_never_while_one_streams",
+    },
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by these marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    named: set[str] = set()
+    for item in items:
+        fixtures = set(getattr(item, "fixturenames", ()))
+        test = f"{item.path.name}::{getattr(item, 'originalname', item.name)}"
+        for marker, uses in TIER_FIXTURES.items():
+            if fixtures & uses or (marker == "browser" and item.path.parent.name == "browser"):
+                item.add_marker(marker)
+        for marker, files in TIER_FILES.items():
+            if item.path.name in files:
+                item.add_marker(marker)
+        for marker, tests in TIER_TESTS.items():
+            if test in tests:
+                item.add_marker(marker)
+                named.add(test)
+    # A renamed test would silently fall into the unit tier: say so (whole runs only).
+    collected = {item.path.name for item in items}
+    stale = {
+        test
+        for tests in TIER_TESTS.values()
+        for test in tests
+        if test not in named and test.partition("::")[0] in collected
+    }
+    if stale and not config.getoption("keyword") and not config.option.file_or_dir:
+        raise pytest.UsageError(f"tests/conftest.py TIER_TESTS names no test: {sorted(stale)}")
+
+
 def require(condition: bool, why: str) -> None:
     """Skip locally when a dependency is missing; fail in CI, where it must be there."""
     if condition:

@@ -141,6 +141,7 @@ def test_serve_then_chat() -> None:
         serve.wait(timeout=10)
 
 
+@pytest.mark.slow
 def test_demo_command_streams_from_embedded_server() -> None:
     result = run_cli("demo", "terminal demo", "--speed", "0")
     assert result.returncode == 0, result.stderr
@@ -182,6 +183,7 @@ def test_error_message_from_the_server_is_escaped(server: LoopbackServer) -> Non
     assert "bad ␛]0;pwned␇ model" in result.stderr
 
 
+@pytest.mark.slow
 def test_a_closed_pipe_ends_quietly(server: LoopbackServer) -> None:
     """`streamchat chat ... | head -c 10`: head leaves while the answer is still coming."""
     events = [{"choices": [{"index": 0, "delta": {"content": "0123456789 and more"}}]}] * 3

@@ -192,6 +192,7 @@ def test_frames_are_one_grid() -> None:
     assert 30 <= 1 / period <= 40  # smooth typing, the fewest wake-ups
 
 
+@pytest.mark.slow
 def test_idle_timeout_counts_from_the_last_chunk(server: LoopbackServer) -> None:
     # Chunks 0.25 s apart for 1.5 s, longer than the idle timeout, then silence: the
     # read timer (armed once, re-armed when it fires early) must not fire in between.

@@ -159,6 +159,7 @@ class TrickleServer:
         self._thread.join(5)
 
 
+@pytest.mark.slow
 def test_total_timeout_covers_the_wait_for_headers() -> None:
     slow = TrickleServer()
     try:
@@ -173,6 +174,7 @@ def test_total_timeout_covers_the_wait_for_headers() -> None:
     assert elapsed < 4, elapsed  # the headers alone would take for ever
 
 
+@pytest.mark.slow
 def test_cli_total_timeout_covers_the_wait_for_headers() -> None:
     slow = TrickleServer()
     try:
@@ -257,6 +259,7 @@ def test_a_cut_close_delimited_custom_answer_exits_non_zero(server: LoopbackServ
     assert "error (incomplete)" in result.stderr
 
 
+@pytest.mark.slow
 def test_the_doctors_timeout_covers_the_wait_for_headers() -> None:
     slow = TrickleServer()
     try:

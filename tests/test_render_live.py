@@ -146,6 +146,7 @@ def assert_live_html_is_built_whole(stream: MarkdownStream) -> None:
     assert stream.html == "".join(stream._frozen_html) + whole
 
 
+@pytest.mark.slow
 def test_the_live_html_built_from_pieces_is_the_live_html_built_whole() -> None:
     rng = random.Random(8)
     for _ in range(40):

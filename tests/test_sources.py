@@ -216,6 +216,7 @@ def test_stop_closes_a_sync_generator_promptly() -> None:
     assert text_of(deltas).startswith("0 1 2 3 4 ")
 
 
+@pytest.mark.load
 def test_stop_is_never_lost_while_items_keep_arriving() -> None:
     """A cancellation that lands as a batch completes must still stop the answer."""
 
@@ -382,6 +383,7 @@ def test_openai_client_against_the_demo_server(fast_demo: DemoServer) -> None:
     assert isinstance(deltas[-2], Usage)
 
 
+@pytest.mark.slow
 def test_anthropic_stream(server: LoopbackServer) -> None:
     anthropic = sdk("anthropic")
     serve(server, ANTHROPIC)
