@@ -34,8 +34,8 @@ settings.load_profile("streamchat")
 # tier by what it uses (a fixture, its file), so most tests need no mark by hand; a test
 # that is slow for its own reasons carries `@pytest.mark.slow` or `@pytest.mark.load`.
 TIER_FIXTURES = {
-    "browser": {"browser", "page", "lab", "host", "hosts", "jupyter_servers"},
-    "real_servers": {"llama_server", "litellm_proxy", "ai_sdk_app"},
+    "browser": {"browser", "page", "lab", "host", "hosts"},
+    "real_servers": {"llama_server", "litellm_proxy", "ai_sdk_app", "homemade"},
 }
 TIER_FILES = {
     # Size, count, depth and time: megabytes, many answers at once, memory growth.
@@ -47,8 +47,9 @@ TIER_FILES = {
         "test_isolation.py",
         "test_render_budget.py",
     },
-    # A real terminal (tmux) around the CLI.
-    "slow": {"test_terminal_tty.py"},
+    # The CLI end to end, each test an interpreter started afresh (1-3 s on 2 loaded cores),
+    # and in a real terminal (tmux).
+    "slow": {"test_cli.py", "test_terminal_tty.py"},
 }
 # Tests in files being rewritten on other branches at the time these tiers were drawn: their
 # marks are given here, not in the files (measured on 2 loaded cores: each takes 1-7 s).

@@ -53,6 +53,7 @@ KINDS = {  # opening, unit n, separator
 }
 
 
+@pytest.mark.load
 @pytest.mark.parametrize("kind", KINDS)
 def test_an_update_costs_the_same_in_a_block_of_1_kb_and_of_100_kb(kind: str) -> None:
     """CPU time of this thread, typing the same text into the open block at both sizes

@@ -140,6 +140,7 @@ def test_doctor_text_json_and_html(echo: str, shape: str, caplog) -> None:
     assert_clean(*texts, caplog.text)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", SHAPES)
 def test_cli_stderr(echo: str, shape: str) -> None:
     for command in ("chat", "doctor"):

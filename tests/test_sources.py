@@ -426,6 +426,7 @@ def test_ollama_stream(server: LoopbackServer) -> None:
     assert answer_of(stream) == OLLAMA_CHAT.expected
 
 
+@pytest.mark.slow
 def test_litellm_stream_against_the_demo_server(
     fast_demo: DemoServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:

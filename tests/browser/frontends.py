@@ -193,9 +193,13 @@ class JupyterHost(Host):
     def url(self, path: str) -> str:
         return f"{self.server.base}/{path}?token={self.token}"
 
+    def write_notebook(self, name: str, cells: list[str]) -> str:
+        """A notebook of code `cells` in the server's root; its URL in this front end."""
+        (self.root / name).write_text(notebook_json(cells), encoding="utf-8")
+        return self.document_url(name)
+
     def open_chat(self, page: Any, name: str, source: str) -> None:
-        (self.root / f"{name}.ipynb").write_text(notebook_json([source]), encoding="utf-8")
-        page.goto(self.document_url(f"{name}.ipynb"))
+        page.goto(self.write_notebook(f"{name}.ipynb", [source]))
         page.wait_for_selector(".jp-Notebook .jp-CodeCell .cm-content", timeout=LOAD)
         page.wait_for_function(KERNEL_READY, polling=50, timeout=LOAD)
         page.locator(".jp-Notebook .jp-CodeCell .cm-content").first.click()

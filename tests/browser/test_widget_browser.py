@@ -138,8 +138,8 @@ def shoot(page: Any, name: str, selector: str = ".jp-OutputArea-output:has(.stre
 
 
 @pytest.fixture
-def notebook7(jupyter_servers: Callable[[str], Jupyter], page: Any) -> Iterator[Jupyter]:
-    jupyter = jupyter_servers("notebook")
+def notebook7(hosts: Callable[[str], Any], page: Any) -> Iterator[Jupyter]:
+    jupyter = hosts("notebook")
     page.console.known.append(
         (
             ("(reading 'schema')", "/static/notebook/notebook_core."),
@@ -150,7 +150,7 @@ def notebook7(jupyter_servers: Callable[[str], Jupyter], page: Any) -> Iterator[
         )
     )
     yield jupyter
-    jupyter.shutdown_kernels()
+    jupyter.after_test()
 
 
 def test_answer_renders_with_inline_cursor_then_finishes(page: Any, lab: Jupyter) -> None:
