@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import asyncio
 import re
 import subprocess
 import sys
@@ -13,11 +12,11 @@ import httpx
 import pytest
 
 import streamchat
-from streamchat.deltas import Done, TextDelta, Usage
+from streamchat.deltas import Done, Usage
 from streamchat.providers import build_request
 from streamchat.server import DemoServer, answer_for, tokens
-from streamchat.transport import stream_deltas
 
+from answers import collect, text_of
 from loopback import LoopbackServer, Script, sse
 
 CLI = [sys.executable, "-m", "streamchat.cli"]
@@ -38,13 +37,8 @@ def test_demo_answer_exercises_everything() -> None:
 
 def test_demo_server_streams_openai_format(fast_demo: DemoServer) -> None:
     request = build_request(fast_demo.url, [{"role": "user", "content": "hello"}])
-
-    async def run() -> list:
-        return [delta async for delta in stream_deltas(request)]
-
-    deltas = asyncio.run(run())
-    text = "".join(d.text for d in deltas if isinstance(d, TextDelta))
-    assert text == answer_for("hello")
+    deltas = collect(request)
+    assert text_of(deltas) == answer_for("hello")
     assert any(isinstance(d, Usage) and d.output_tokens for d in deltas)
     assert deltas[-1] == Done("stop")
 

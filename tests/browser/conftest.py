@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from .frontends import ROOT, VENV_BIN, JupyterHost, start_host
+from .frontends import HOSTS, ROOT, VENV_BIN, JupyterHost, missing
 from chromium import CHROMIUM, CHROMIUM_ARGS
 from conftest import require
 
@@ -119,7 +119,9 @@ def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], 
 
     def get(name: str) -> Any:
         if name not in running:
-            running[name] = start_host(name, tmp_path_factory.mktemp(f"host-{name}"))
+            problem = missing(name)
+            require(problem is None, problem or "")
+            running[name] = HOSTS[name](tmp_path_factory.mktemp(f"host-{name}"))
         return running[name]
 
     yield get

@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from conftest import require
 from loopback import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -66,7 +65,9 @@ def isolated_env(tmp: Path) -> dict[str, str]:
     }
 
 
-def notebook_json(cells: list[str]) -> str:
+def notebook_json(cells: list[str], kernel: str = "python3") -> str:
+    """A notebook (nbformat 4.5) of code `cells` that opens with the kernel spec `kernel`."""
+    shown = "Python 3" if kernel == "python3" else kernel
     return json.dumps(
         {
             "cells": [
@@ -81,7 +82,7 @@ def notebook_json(cells: list[str]) -> str:
                 for index, source in enumerate(cells)
             ],
             "metadata": {
-                "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}
+                "kernelspec": {"display_name": shown, "language": "python", "name": kernel}
             },
             "nbformat": 4,
             "nbformat_minor": 5,
@@ -315,7 +316,9 @@ class Marimo(Host):
 HOSTS: dict[str, type[Host]] = {host.name: host for host in (Lab, Notebook7, Voila, Marimo)}
 
 
-def start_host(name: str, tmp: Path) -> Host:
+def missing(name: str) -> str | None:
+    """Why the host `name` cannot start here, or None."""
     executable = {"lab": "jupyter", "notebook": "jupyter"}.get(name, name)
-    require((VENV_BIN / executable).exists(), f"{executable} is not installed in the venv")
-    return HOSTS[name](tmp)
+    if not (VENV_BIN / executable).exists():
+        return f"{executable} is not installed in the venv"
+    return None
