@@ -7,9 +7,7 @@ the doctor must see them, or see them disappear behind a buffer.
 from __future__ import annotations
 
 import json
-import shutil
 import ssl
-import subprocess
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -513,21 +511,9 @@ def test_nginx_closes_without_the_terminal_chunk_when_the_upstream_dies(
 
 @pytest.mark.nginx
 def test_nginx_over_tls_offering_http2(
-    server: LoopbackServer, nginx: Callable[..., Nginx], tmp_path: Path
+    server: LoopbackServer, nginx: Callable[..., Nginx], certificate: tuple[Path, Path]
 ) -> None:
-    openssl = shutil.which("openssl")
-    require(openssl is not None, "openssl is not installed")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            str(openssl), "req", "-x509", "-newkey", "ec",
-            "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
-            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-            "-keyout", str(key), "-out", str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
+    cert, key = certificate
     server.route(PATH, stream(answer(6), SLOW, **NO_CACHE))
     tls = f"ssl_certificate {cert};\nssl_certificate_key {key};\n"
     proxy = nginx(tls + recommended_config(), server, listen_options="ssl http2")

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import shutil
 import socket
 import ssl
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -28,7 +26,7 @@ from streamchat.transport import Timeouts, new_client, stream_deltas
 from streamchat.typewriter import Typewriter
 
 from answers import NO_RETRIES, collect, text_of
-from conftest import require, wake_ups
+from conftest import wake_ups
 from loopback import LoopbackServer, Script, sse
 
 PATH = "/v1/chat/completions"
@@ -51,21 +49,9 @@ def test_new_client_reads_through_the_asyncio_backend_with_one_tls_context() -> 
 
 
 @pytest.fixture
-def tls_server(tmp_path: Path) -> Iterator[tuple[LoopbackServer, Path]]:
+def tls_server(certificate: tuple[Path, Path]) -> Iterator[tuple[LoopbackServer, Path]]:
     """The loopback server behind TLS, with a self-signed certificate for 127.0.0.1."""
-    openssl = shutil.which("openssl")
-    require(openssl is not None, "openssl is not installed")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            str(openssl), "req", "-x509", "-newkey", "ec",
-            "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
-            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-            "-keyout", str(key), "-out", str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
+    cert, key = certificate
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     server = LoopbackServer()
