@@ -40,6 +40,18 @@ KERNEL_READY = """() => {
 }"""
 
 
+def ask(page: Any, prompt: str) -> None:
+    """Type `prompt` into the last chat's prompt box and send it (Enter)."""
+    box = page.locator("textarea.streamchat-input").last
+    box.fill(prompt)
+    box.press("Enter")
+
+
+def wait_status(page: Any, status: str, timeout: float = ANSWER_DONE) -> None:
+    """Until a chat's status (its data-status attribute) is `status`."""
+    page.wait_for_selector(f'.streamchat[data-status="{status}"]', timeout=timeout)
+
+
 def rate(samples: list[list[float]]) -> float:
     """Characters per second between the first and the last of `[ms, length]` samples."""
     (t0, n0), (t1, n1) = samples[0], samples[-1]

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from .conftest import ARTIFACTS
-from .frontends import ANSWER_DONE, rate
+from .frontends import ANSWER_DONE, ask, rate, wait_status
 
 pytestmark = pytest.mark.browser
 
@@ -39,16 +39,6 @@ def chat_source(speed: float) -> str:
         f"chat = StreamChat(speed={speed}, prompts=['Why stream LLM answers?'])\n"
         "chat"
     )
-
-
-def ask(page: Any, prompt: str) -> None:
-    box = page.locator("textarea.streamchat-input").last
-    box.fill(prompt)
-    box.press("Enter")
-
-
-def wait_status(page: Any, status: str, timeout: float = ANSWER_DONE) -> None:
-    page.wait_for_selector(f'.streamchat[data-status="{status}"]', timeout=timeout)
 
 
 def shoot(page: Any, host: Any, name: str) -> None:

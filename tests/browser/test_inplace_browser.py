@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 
 from .conftest import Jupyter
-from .frontends import ANSWER_DONE, LOAD
-from .test_widget_browser import CURSOR, answers_cell, ask, open_and_run, shoot
+from .frontends import ANSWER_DONE, LOAD, ask
+from .test_widget_browser import CURSOR, answers_cell, open_and_run, shoot
 
 pytestmark = pytest.mark.browser
 

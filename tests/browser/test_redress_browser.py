@@ -17,7 +17,8 @@ from typing import Any
 import pytest
 
 from .conftest import ROOT, Jupyter
-from .test_widget_browser import ask, open_and_run, shoot, wait_status
+from .frontends import ask, wait_status
+from .test_widget_browser import open_and_run, shoot
 
 pytestmark = pytest.mark.browser
 

@@ -12,8 +12,8 @@ from typing import Any
 import pytest
 
 from .conftest import Jupyter
-from .frontends import ANSWER_DONE
-from .test_widget_browser import answers_cell, ask, choose_theme, open_and_run, shoot
+from .frontends import ANSWER_DONE, ask
+from .test_widget_browser import answers_cell, choose_theme, open_and_run, shoot
 
 pytestmark = pytest.mark.browser
 

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from .conftest import ARTIFACTS, ROOT, Jupyter
-from .frontends import ANSWER_DONE, KERNEL_READY, LOAD, rate
+from .frontends import KERNEL_READY, LOAD, ask, rate, wait_status
 
 pytestmark = pytest.mark.browser
 
@@ -105,16 +105,6 @@ def open_and_run(page: Any, jupyter: Jupyter, name: str, cells: list[str], run: 
 def run_cell(page: Any, index: int) -> None:
     page.locator(".jp-Notebook .jp-CodeCell .cm-content").nth(index).click()
     page.keyboard.press("Shift+Enter")
-
-
-def ask(page: Any, prompt: str) -> None:
-    box = page.locator("textarea.streamchat-input").last
-    box.fill(prompt)
-    box.press("Enter")
-
-
-def wait_status(page: Any, status: str, timeout: float = ANSWER_DONE) -> None:
-    page.wait_for_selector(f'.streamchat[data-status="{status}"]', timeout=timeout)
 
 
 def wait_length(page: Any, at_least: int, timeout: float = LOAD) -> None:
