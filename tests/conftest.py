@@ -38,6 +38,7 @@ settings.load_profile("streamchat")
 TIER_FIXTURES = {
     "browser": {"browser", "page", "lab", "host", "hosts"},
     "real_servers": {"llama_server", "litellm_proxy", "ai_sdk_app", "homemade"},
+    "nginx": {"nginx"},
 }
 TIER_FILES = {
     # Size, count, depth and time: megabytes, many answers at once, memory growth.

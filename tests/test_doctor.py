@@ -437,7 +437,6 @@ def nginx(tmp_path: Path) -> Iterator[Callable[..., Nginx]]:
 GZIP_ON = "gzip on;\ngzip_types text/event-stream;"
 
 
-@pytest.mark.nginx
 def test_nginx_with_gzip_delivers_everything_at_the_end(
     server: LoopbackServer, nginx: Callable[..., Nginx]
 ) -> None:
@@ -453,7 +452,6 @@ def test_nginx_with_gzip_delivers_everything_at_the_end(
     assert m.first_event is not None and m.first_event > 1.2
 
 
-@pytest.mark.nginx
 def test_nginx_defaults_without_gzip_pass_small_events(
     server: LoopbackServer, nginx: Callable[..., Nginx]
 ) -> None:
@@ -465,7 +463,6 @@ def test_nginx_defaults_without_gzip_pass_small_events(
     assert len(bursts(diagnosis.measurements.events)) >= 12
 
 
-@pytest.mark.nginx
 def test_nginx_gzip_flushes_when_the_upstream_says_no_buffering(
     server: LoopbackServer, nginx: Callable[..., Nginx]
 ) -> None:
@@ -479,7 +476,6 @@ def test_nginx_gzip_flushes_when_the_upstream_says_no_buffering(
     assert len(bursts(diagnosis.measurements.events)) >= 12
 
 
-@pytest.mark.nginx
 def test_nginx_recommended_config_streams(
     server: LoopbackServer, nginx: Callable[..., Nginx]
 ) -> None:
@@ -493,7 +489,6 @@ def test_nginx_recommended_config_streams(
     assert len(bursts(m.events)) >= 12
 
 
-@pytest.mark.nginx
 def test_nginx_closes_without_the_terminal_chunk_when_the_upstream_dies(
     server: LoopbackServer, nginx: Callable[..., Nginx]
 ) -> None:
@@ -509,7 +504,6 @@ def test_nginx_closes_without_the_terminal_chunk_when_the_upstream_dies(
     assert "upstream prematurely closed connection" in proxy.log()
 
 
-@pytest.mark.nginx
 def test_nginx_over_tls_offering_http2(
     server: LoopbackServer, nginx: Callable[..., Nginx], certificate: tuple[Path, Path]
 ) -> None:
