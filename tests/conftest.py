@@ -75,30 +75,35 @@ TIER_TESTS = {
 
 @pytest.hookimpl(tryfirst=True)  # before -m deselects by these marks
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    named: set[str] = set()
     for item in items:
-        fixtures = set(getattr(item, "fixturenames", ()))
-        test = f"{item.path.name}::{getattr(item, 'originalname', item.name)}"
-        for marker, uses in TIER_FIXTURES.items():
-            if fixtures & uses or (marker == "browser" and item.path.parent.name == "browser"):
-                item.add_marker(marker)
-        for marker, files in TIER_FILES.items():
-            if item.path.name in files:
-                item.add_marker(marker)
-        for marker, tests in TIER_TESTS.items():
-            if test in tests:
-                item.add_marker(marker)
-                named.add(test)
-    # A renamed test would silently fall into the unit tier: say so (whole runs only).
-    collected = {item.path.name for item in items}
-    stale = {
-        test
-        for tests in TIER_TESTS.values()
-        for test in tests
-        if test not in named and test.partition("::")[0] in collected
-    }
-    if stale and not config.getoption("keyword") and not config.option.file_or_dir:
-        raise pytest.UsageError(f"tests/conftest.py TIER_TESTS names no test: {sorted(stale)}")
+        for marker in _tiers(item):
+            item.add_marker(marker)
+    if not config.option.file_or_dir and not config.option.keyword:  # whole runs only
+        _check_tier_tests(items)
+
+
+def _tiers(item: pytest.Item) -> set[str]:
+    fixtures = set(getattr(item, "fixturenames", ()))
+    tiers = {marker for marker, uses in TIER_FIXTURES.items() if fixtures & uses}
+    tiers |= {marker for marker, files in TIER_FILES.items() if item.path.name in files}
+    tiers |= {marker for marker, tests in TIER_TESTS.items() if _name(item) in tests}
+    if item.path.parent.name == "browser":
+        tiers.add("browser")
+    return tiers
+
+
+def _name(item: pytest.Item) -> str:
+    return f"{item.path.name}::{getattr(item, 'originalname', item.name)}"
+
+
+def _check_tier_tests(items: list[pytest.Item]) -> None:
+    """A renamed test would fall into the unit tier without a word: say so instead."""
+    named = {_name(item) for item in items}
+    files = {item.path.name for item in items}
+    listed = {test for tests in TIER_TESTS.values() for test in tests}
+    stale = sorted(t for t in listed if t not in named and t.partition("::")[0] in files)
+    if stale:
+        raise pytest.UsageError(f"tests/conftest.py TIER_TESTS names no test: {stale}")
 
 
 def require(condition: bool, why: str) -> None:
