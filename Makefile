@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: demo test lint bench format constraints test-newest-sdks protocol
+.PHONY: demo test test-fast lint bench format constraints test-newest-sdks protocol
 
 # Every dependency at the version pinned in constraints.txt: a fresh machine installs what
 # main was tested with, and a new release of a dependency cannot turn it red.
@@ -21,6 +21,7 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/mypy src
 
 # The real serving software the tests stream from (llama-server, its model, LiteLLM, the AI SDK)
 # is installed into a cache outside the checkout: minutes the first time, seconds after.
@@ -34,6 +35,14 @@ test: lint
 # streamchat/_messages.py; tests/test_protocol.py fails while the two differ.
 protocol: $(STAMP)
 	$(BIN)/python tests/js/make_protocol.py
+
+# The unit tier, in under two minutes on a loaded 2-core machine: no browser, no real serving
+# software or nginx, no load and nothing that takes seconds (the marks in pyproject.toml).
+# No lint and no provisioning: what a person runs while they work.
+UNIT := not browser and not nginx and not real_servers and not load and not slow
+
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "$(UNIT)"
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix src tests benchmarks

@@ -38,15 +38,12 @@ import contextlib
 import itertools
 import json
 import os
-import secrets
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -56,10 +53,12 @@ from typing import Any
 import bench_kernel_cost as answers
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))  # the browser's path and flags: tests/chromium.py
+# The browser's path and flags (tests/chromium.py) and the JupyterLab the tests start.
+sys.path.insert(0, str(ROOT / "tests"))
+from browser.frontends import Lab, notebook_json  # noqa: E402
+
 from chromium import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
-VENV_BIN = Path(sys.executable).parent
 MARKER = "zq-end"  # the last sentence holds it: the page watches for it
 TOKEN = 4  # characters per streamed event
 GIVE_UP = 60.0  # seconds after the last byte: a view that never catches up
@@ -155,13 +154,11 @@ class Server:
 
 @contextmanager
 def jupyter_lab(kernels: dict[str, str]) -> Iterator[tuple[str, str, Path]]:
-    """A JupyterLab on loopback with one kernel spec per name, each with its PYTHONPATH."""
+    """The tests' JupyterLab (tests/browser/frontends.py) with one kernel spec per name,
+    each with its PYTHONPATH: (base URL, token, notebook folder)."""
     tmp = Path(tempfile.mkdtemp(prefix="bench-browser-"))
-    root = tmp / "notebooks"
-    root.mkdir()
-    data = tmp / "data"
     for name, path in kernels.items():
-        spec = data / "kernels" / name
+        spec = tmp / "data" / "kernels" / name  # the JUPYTER_DATA_DIR of isolated_env(tmp)
         spec.mkdir(parents=True)
         (spec / "kernel.json").write_text(
             json.dumps(
@@ -173,95 +170,12 @@ def jupyter_lab(kernels: dict[str, str]) -> Iterator[tuple[str, str, Path]]:
                 }
             )
         )
-    settings = tmp / "settings" / "@jupyterlab" / "apputils-extension"
-    settings.mkdir(parents=True)
-    (settings / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False})
-    )
-    token = secrets.token_hex(16)
-    with socket_port() as port:
-        pass
-    env = {
-        **os.environ,
-        "JUPYTER_CONFIG_DIR": str(tmp / "config"),
-        "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
-        "JUPYTER_DATA_DIR": str(data),
-        "JUPYTERLAB_SETTINGS_DIR": str(tmp / "settings"),
-        "JUPYTERLAB_WORKSPACES_DIR": str(tmp / "workspaces"),
-        "IPYTHONDIR": str(tmp / "ipython"),
-        "PYTHONPATH": str(ROOT / "src"),
-        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-    log = (tmp / "lab.log").open("wb")
-    process = subprocess.Popen(
-        [
-            str(VENV_BIN / "jupyter"),
-            "lab",
-            "--no-browser",
-            "--allow-root",
-            f"--port={port}",
-            "--ip=127.0.0.1",
-            f"--ServerApp.token={token}",
-            f"--notebook-dir={root}",
-        ],
-        cwd=root,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
+    lab = Lab(tmp)
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2):
-                    break
-            except OSError:
-                if time.monotonic() > deadline or process.poll() is not None:
-                    raise RuntimeError(f"JupyterLab did not start: {tmp / 'lab.log'}") from None
-                time.sleep(0.2)  # polling interval while the server boots
-        yield base, token, root
+        yield lab.server.base, lab.token, lab.root
     finally:
-        process.terminate()
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        lab.stop()
         shutil.rmtree(tmp, ignore_errors=True)
-
-
-@contextmanager
-def socket_port() -> Iterator[int]:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        yield sock.getsockname()[1]
-
-
-def notebook(root: Path, name: str, kernel: str, cells: list[str]) -> None:
-    (root / name).write_text(
-        json.dumps(
-            {
-                "cells": [
-                    {
-                        "cell_type": "code",
-                        "execution_count": None,
-                        "id": f"c{i}",
-                        "metadata": {},
-                        "outputs": [],
-                        "source": source,
-                    }
-                    for i, source in enumerate(cells)
-                ],
-                "metadata": {
-                    "kernelspec": {"display_name": kernel, "language": "python", "name": kernel}
-                },
-                "nbformat": 4,
-                "nbformat_minor": 5,
-            }
-        )
-    )
 
 
 NAIVE = """
@@ -352,7 +266,7 @@ class Bench:
                 f"from streamchat import StreamChat\nchat = StreamChat({url!r}, speed=0)\nchat"
             ]
         name = f"{contender}.ipynb"
-        notebook(self.root, name, kernel, cells)
+        (self.root / name).write_text(notebook_json(cells, kernel), encoding="utf-8")
         context = self.browser.new_context(viewport={"width": 1280, "height": 1000})
         page = context.new_page()
         page.goto(f"{self.base}/lab/tree/{name}?token={self.token}&reset")

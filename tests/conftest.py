@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -10,6 +12,7 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+from streamchat.server import DemoServer
 from streamchat.widget import StreamChat
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -25,6 +28,82 @@ IN_CI = os.environ.get("CI", "").lower() == "true"
 # themselves, with margins chosen for that test.
 settings.register_profile("streamchat", deadline=None)
 settings.load_profile("streamchat")
+
+
+# -- tiers -----------------------------------------------------------------------------------
+# `make test` runs every test; `make test-fast` the unit tier: the tests that carry none of
+# the marks registered in pyproject.toml ([tool.pytest.ini_options] markers). A test joins a
+# tier by what it uses (a fixture, its file), so most tests need no mark by hand; a test
+# that is slow for its own reasons carries `@pytest.mark.slow` or `@pytest.mark.load`.
+TIER_FIXTURES = {
+    "browser": {"browser", "page", "lab", "host", "hosts"},
+    "real_servers": {"llama_server", "litellm_proxy", "ai_sdk_app", "homemade"},
+    "nginx": {"nginx"},
+}
+TIER_FILES = {
+    # Size, count, depth and time: megabytes, many answers at once, memory growth.
+    "load": {
+        "test_load.py",
+        "test_memory.py",
+        "test_source_backpressure.py",
+        "test_widget_growth.py",
+        "test_isolation.py",
+        "test_render_budget.py",
+    },
+    # The CLI end to end, each test an interpreter started afresh (1-3 s on 2 loaded cores),
+    # and in a real terminal (tmux).
+    "slow": {"test_cli.py", "test_terminal_tty.py"},
+}
+# Tests in files being rewritten on other branches at the time these tiers were drawn: their
+# marks are given here, not in the files (measured on 2 loaded cores: each takes 1-7 s).
+TIER_TESTS = {
+    "load": {
+        "test_widget.py::test_a_degenerate_answer_leaves_other_chats_typing_and_stops_at_once",
+        "test_widget.py::test_many_answers_at_once_stay_within_the_kernel_budget",
+        "test_render.py::test_finish_of_many_references_costs_little",
+    },
+    "slow": {
+        "test_widget.py::test_a_generator_source_wakes_the_loop_thread_once_a_frame_too",
+        "test_widget.py::test_the_loop_thread_wakes_once_a_frame_while_an_answer_types",
+        "test_widget.py::test_a_long_open_block_is_sent_within_the_byte_budget",
+        "test_widget.py::test_a_connection_error_is_shown_in_the_turn",
+        "test_widget.py::test_a_view_that_joins_late_gets_a_snapshot",
+        "test_widget_turns.py::test_retry_only_for_the_last_answer_and_never_while_one_streams",
+    },
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by these marks
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        for marker in _tiers(item):
+            item.add_marker(marker)
+    if not config.option.file_or_dir and not config.option.keyword:  # whole runs only
+        _check_tier_tests(items)
+
+
+def _tiers(item: pytest.Item) -> set[str]:
+    fixtures = set(getattr(item, "fixturenames", ()))
+    tiers = {marker for marker, uses in TIER_FIXTURES.items() if fixtures & uses}
+    tiers |= {marker for marker, files in TIER_FILES.items() if item.path.name in files}
+    tiers |= {marker for marker, tests in TIER_TESTS.items() if _name(item) in tests}
+    if item.path.parent.name == "browser":
+        tiers.add("browser")
+    return tiers
+
+
+def _name(item: pytest.Item) -> str:
+    return f"{item.path.name}::{getattr(item, 'originalname', item.name)}"
+
+
+def _check_tier_tests(items: list[pytest.Item]) -> None:
+    """A renamed test would fall into the unit tier without a word: say so instead."""
+    named = {_name(item) for item in items}
+    files = {item.path.name for item in items}
+    listed = {test for tests in TIER_TESTS.values() for test in tests}
+    stale = sorted(t for t in listed if t not in named and t.partition("::")[0] in files)
+    if stale:
+        raise pytest.UsageError(f"tests/conftest.py TIER_TESTS names no test: {stale}")
 
 
 def require(condition: bool, why: str) -> None:
@@ -50,6 +129,32 @@ def server() -> Iterator[LoopbackServer]:
         yield srv
     finally:
         srv.close()
+
+
+@pytest.fixture
+def certificate(tmp_path: Path) -> tuple[Path, Path]:
+    """A self-signed certificate for 127.0.0.1 and its key, as PEM files (openssl)."""
+    openssl = shutil.which("openssl")
+    require(openssl is not None, "openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(
+        [
+            str(openssl), "req", "-x509", "-newkey", "ec",
+            "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
+            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
+            "-keyout", str(key), "-out", str(cert),
+        ],
+        check=True,
+        capture_output=True,
+    )  # fmt: skip
+    return cert, key
+
+
+@pytest.fixture(scope="session")
+def fast_demo() -> Iterator[DemoServer]:
+    """The demo server, answering at once (no typing pace), shared by the session."""
+    with DemoServer(rate=0) as server:
+        yield server
 
 
 @pytest.fixture
@@ -100,14 +205,9 @@ def homemade() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def ai_sdk_app(server_logs: Path) -> Iterator[Process]:
+def ai_sdk_app(fast_demo: DemoServer, server_logs: Path) -> Iterator[Process]:
     """The AI SDK app (tests/servers/node) in front of the demo server, which answers at once."""
-    from streamchat.server import DemoServer
-
     problem = real.missing_ai_sdk()
     require(problem is None, problem or "")
-    with (
-        DemoServer(rate=0) as demo,
-        real.start_ai_sdk_app(demo.base_url, server_logs) as app,
-    ):
+    with real.start_ai_sdk_app(fast_demo.base_url, server_logs) as app:
         yield app

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,12 +26,6 @@ NOTEBOOK_PRESETS = {
     "Do emoji work?": "emoji",
     "Show me some math": "math",
 }
-
-
-@pytest.fixture(scope="module")
-def fast_demo() -> Iterator[DemoServer]:
-    with DemoServer(rate=0) as server:
-        yield server
 
 
 def ask(url: str, prompt: str) -> tuple[str, str]:
@@ -95,6 +88,7 @@ def timed_stream(url: str, prompt: str) -> tuple[int, float]:
     return asyncio.run(run())
 
 
+@pytest.mark.slow
 def test_the_rate_sets_the_pace() -> None:
     with DemoServer(rate=600) as slow:
         count, seconds = timed_stream(slow.url, "pace")
@@ -102,6 +96,7 @@ def test_the_rate_sets_the_pace() -> None:
     assert count / 600 * 0.9 < seconds < count / 600 * 3, (count, seconds)
 
 
+@pytest.mark.slow
 def test_the_default_rate_outruns_the_speed_slider() -> None:
     """Above 600 chars/s (the slider's top): the slider, not the server, sets the pace."""
     assert DEFAULT_RATE > 600
@@ -121,6 +116,7 @@ def test_sse_events_carry_one_token_each(fast_demo: DemoServer) -> None:
     assert contents == list(tokens(answer_for("emoji")))
 
 
+@pytest.mark.slow
 def test_demo_notebook_is_saved_as_jupyter_would_save_it() -> None:
     """Every cell has an id (nbformat 4.5), so opening it changes nothing: no warning,
     no "modified" tab, and each preset prompt in it gets its own answer."""

@@ -7,9 +7,7 @@ the doctor must see them, or see them disappear behind a buffer.
 from __future__ import annotations
 
 import json
-import shutil
 import ssl
-import subprocess
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -439,7 +437,6 @@ def nginx(tmp_path: Path) -> Iterator[Callable[..., Nginx]]:
 GZIP_ON = "gzip on;\ngzip_types text/event-stream;"
 
 
-@pytest.mark.nginx
 def test_nginx_with_gzip_delivers_everything_at_the_end(
     server: LoopbackServer, nginx: Callable[..., Nginx]
 ) -> None:
@@ -455,7 +452,6 @@ def test_nginx_with_gzip_delivers_everything_at_the_end(
     assert m.first_event is not None and m.first_event > 1.2
 
 
-@pytest.mark.nginx
 def test_nginx_defaults_without_gzip_pass_small_events(
     server: LoopbackServer, nginx: Callable[..., Nginx]
 ) -> None:
@@ -467,7 +463,6 @@ def test_nginx_defaults_without_gzip_pass_small_events(
     assert len(bursts(diagnosis.measurements.events)) >= 12
 
 
-@pytest.mark.nginx
 def test_nginx_gzip_flushes_when_the_upstream_says_no_buffering(
     server: LoopbackServer, nginx: Callable[..., Nginx]
 ) -> None:
@@ -481,7 +476,6 @@ def test_nginx_gzip_flushes_when_the_upstream_says_no_buffering(
     assert len(bursts(diagnosis.measurements.events)) >= 12
 
 
-@pytest.mark.nginx
 def test_nginx_recommended_config_streams(
     server: LoopbackServer, nginx: Callable[..., Nginx]
 ) -> None:
@@ -495,7 +489,6 @@ def test_nginx_recommended_config_streams(
     assert len(bursts(m.events)) >= 12
 
 
-@pytest.mark.nginx
 def test_nginx_closes_without_the_terminal_chunk_when_the_upstream_dies(
     server: LoopbackServer, nginx: Callable[..., Nginx]
 ) -> None:
@@ -511,23 +504,10 @@ def test_nginx_closes_without_the_terminal_chunk_when_the_upstream_dies(
     assert "upstream prematurely closed connection" in proxy.log()
 
 
-@pytest.mark.nginx
 def test_nginx_over_tls_offering_http2(
-    server: LoopbackServer, nginx: Callable[..., Nginx], tmp_path: Path
+    server: LoopbackServer, nginx: Callable[..., Nginx], certificate: tuple[Path, Path]
 ) -> None:
-    openssl = shutil.which("openssl")
-    require(openssl is not None, "openssl is not installed")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            str(openssl), "req", "-x509", "-newkey", "ec",
-            "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
-            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-            "-keyout", str(key), "-out", str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
+    cert, key = certificate
     server.route(PATH, stream(answer(6), SLOW, **NO_CACHE))
     tls = f"ssl_certificate {cert};\nssl_certificate_key {key};\n"
     proxy = nginx(tls + recommended_config(), server, listen_options="ssl http2")

@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 import pytest
 
 from streamchat import _runner
-from streamchat.deltas import Delta, Done, StreamError, TextDelta
-from streamchat.providers import build_request
-from streamchat.transport import Retries, Timeouts, stream_deltas
+from streamchat.deltas import Done, StreamError
+from streamchat.transport import Retries, Timeouts
 from streamchat.widget import StreamChat
 
+from answers import collect, text_of
 from loopback import LoopbackServer, Script, free_port, sse, wait_until
 
 PATH = "/v1/chat/completions"
@@ -51,6 +51,7 @@ class Fault:
     message: str  # a piece of the message a person reads
     shown: str  # the text that must stay on screen
     timeouts: Timeouts = field(default_factory=Timeouts)
+    tier: str | None = None  # "load" or "slow": seconds a run, so not in `make test-fast`
 
 
 def http(status: int, body: bytes, content_type: str) -> Script:
@@ -108,7 +109,7 @@ FAULTS = [
         "",
         "a\x00b",
     ),
-    Fault("ten-megabytes", [Script([*sse(chunk(BIG)), *END])], None, "", BIG),
+    Fault("ten-megabytes", [Script([*sse(chunk(BIG)), *END])], None, "", BIG, tier="load"),
     Fault(
         "provider-error",
         [Script([*HEAD, *sse({"error": {"message": "overloaded, try later"}})])],
@@ -144,8 +145,18 @@ FAULTS = [
         "longer than",
         PARTIAL,
         Timeouts(idle=3, total=3.5),
+        tier="slow",
     ),
 ]
+
+
+def case(fault: Fault) -> object:
+    """A fault as a test case; one that takes seconds carries its tier's mark."""
+    marks = [getattr(pytest.mark, fault.tier)] if fault.tier else []
+    return pytest.param(fault, id=fault.name, marks=marks)
+
+
+CASES = [case(fault) for fault in FAULTS]
 NO_RETRY = Retries(attempts=0)
 
 
@@ -196,19 +207,9 @@ def no_leaks(server: LoopbackServer) -> Iterator[None]:
         raise AssertionError(f"leak: sockets, threads, tasks {before} -> {counts[-1]}") from None
 
 
-def text_of(deltas: list[Delta]) -> str:
-    return "".join(delta.text for delta in deltas if isinstance(delta, TextDelta))
-
-
-@pytest.mark.parametrize("fault", FAULTS, ids=lambda fault: fault.name)
+@pytest.mark.parametrize("fault", CASES)
 def test_transport(fault: Fault, url_for, no_leaks: None) -> None:
-    request = build_request(url_for(fault), [{"role": "user", "content": "hi"}])
-
-    async def run() -> list[Delta]:
-        stream = stream_deltas(request, timeouts=fault.timeouts, retries=NO_RETRY)
-        return [delta async for delta in stream]
-
-    deltas = asyncio.run(run())
+    deltas = collect(url_for(fault), fault.timeouts)
     assert text_of(deltas) == fault.shown
     last = deltas[-1]
     if fault.kind is None:
@@ -219,7 +220,8 @@ def test_transport(fault: Fault, url_for, no_leaks: None) -> None:
         assert fault.message in last.message
 
 
-@pytest.mark.parametrize("fault", FAULTS, ids=lambda fault: fault.name)
+@pytest.mark.slow
+@pytest.mark.parametrize("fault", CASES)
 def test_cli(fault: Fault, url_for) -> None:
     command = [sys.executable, "-m", "streamchat.cli", "chat", url_for(fault), "hi"]
     options = ["--speed", "0", "--retries", "0", "--idle-timeout", str(fault.timeouts.idle)]
@@ -235,7 +237,7 @@ def test_cli(fault: Fault, url_for) -> None:
         assert fault.message in stderr
 
 
-@pytest.mark.parametrize("fault", FAULTS, ids=lambda fault: fault.name)
+@pytest.mark.parametrize("fault", CASES)
 def test_widget(fault: Fault, url_for, server: LoopbackServer, no_leaks: None) -> None:
     chat = StreamChat(url_for(fault), speed=0, timeouts=fault.timeouts, retries=NO_RETRY)
     try:

@@ -8,10 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import shutil
 import socket
 import ssl
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -22,12 +20,13 @@ import pytest
 from streamchat import _frames
 from streamchat._network import _HIGH_WATER, AsyncioBackend, _Reader
 from streamchat._pacing import type_out
-from streamchat.deltas import Delta, Done, StreamError, TextDelta
+from streamchat.deltas import Delta, Done, StreamError
 from streamchat.providers import build_request
-from streamchat.transport import Retries, Timeouts, new_client, stream_deltas
+from streamchat.transport import Timeouts, new_client, stream_deltas
 from streamchat.typewriter import Typewriter
 
-from conftest import require, wake_ups
+from answers import NO_RETRIES, collect, text_of
+from conftest import wake_ups
 from loopback import LoopbackServer, Script, sse
 
 PATH = "/v1/chat/completions"
@@ -36,21 +35,6 @@ STREAM = sse(*({"choices": [{"index": 0, "delta": {"content": p}}]} for p in PIE
 # Complete at the body's end (a finish reason, no [DONE]): the response is read to its
 # end, so its connection goes back to the pool (an answer closed at [DONE] closes it).
 WHOLE = [*STREAM[:-1], *sse({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})]
-NO_RETRIES = Retries(attempts=0)
-
-
-def collect(url: str, timeouts: Timeouts = Timeouts(), client=None) -> list[Delta]:
-    request = build_request(url, [{"role": "user", "content": "hi"}])
-
-    async def run() -> list[Delta]:
-        deltas = stream_deltas(request, timeouts=timeouts, retries=NO_RETRIES, client=client)
-        return [delta async for delta in deltas]
-
-    return asyncio.run(run())
-
-
-def text_of(deltas: list[Delta]) -> str:
-    return "".join(delta.text for delta in deltas if isinstance(delta, TextDelta))
 
 
 def test_new_client_reads_through_the_asyncio_backend_with_one_tls_context() -> None:
@@ -65,21 +49,9 @@ def test_new_client_reads_through_the_asyncio_backend_with_one_tls_context() -> 
 
 
 @pytest.fixture
-def tls_server(tmp_path: Path) -> Iterator[tuple[LoopbackServer, Path]]:
+def tls_server(certificate: tuple[Path, Path]) -> Iterator[tuple[LoopbackServer, Path]]:
     """The loopback server behind TLS, with a self-signed certificate for 127.0.0.1."""
-    openssl = shutil.which("openssl")
-    require(openssl is not None, "openssl is not installed")
-    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
-    subprocess.run(
-        [
-            str(openssl), "req", "-x509", "-newkey", "ec",
-            "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1",
-            "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1",
-            "-keyout", str(key), "-out", str(cert),
-        ],
-        check=True,
-        capture_output=True,
-    )  # fmt: skip
+    cert, key = certificate
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(cert, key)
     server = LoopbackServer()
@@ -206,6 +178,7 @@ def test_frames_are_one_grid() -> None:
     assert 30 <= 1 / period <= 40  # smooth typing, the fewest wake-ups
 
 
+@pytest.mark.slow
 def test_idle_timeout_counts_from_the_last_chunk(server: LoopbackServer) -> None:
     # Chunks 0.25 s apart for 1.5 s, longer than the idle timeout, then silence: the
     # read timer (armed once, re-armed when it fires early) must not fire in between.

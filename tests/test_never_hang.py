@@ -29,18 +29,12 @@ from streamchat.transport import Retries, Timeouts, stream_deltas
 from streamchat.typewriter import Typewriter
 from streamchat.widget import StreamChat
 
+from answers import collect
 from loopback import LoopbackServer, Script, free_port
 
 SECRET = "sk-never-hang-0123456789"
 NO_RETRY = Retries(attempts=0)
 CHAT = [sys.executable, "-m", "streamchat.cli", "chat"]
-
-
-def collect(request, **options) -> list[Delta]:
-    async def run() -> list[Delta]:
-        return [delta async for delta in stream_deltas(request, retries=NO_RETRY, **options)]
-
-    return asyncio.run(asyncio.wait_for(run(), 30))
 
 
 BAD_REQUESTS = {
@@ -165,6 +159,7 @@ class TrickleServer:
         self._thread.join(5)
 
 
+@pytest.mark.slow
 def test_total_timeout_covers_the_wait_for_headers() -> None:
     slow = TrickleServer()
     try:
@@ -179,6 +174,7 @@ def test_total_timeout_covers_the_wait_for_headers() -> None:
     assert elapsed < 4, elapsed  # the headers alone would take for ever
 
 
+@pytest.mark.slow
 def test_cli_total_timeout_covers_the_wait_for_headers() -> None:
     slow = TrickleServer()
     try:
@@ -263,6 +259,7 @@ def test_a_cut_close_delimited_custom_answer_exits_non_zero(server: LoopbackServ
     assert "error (incomplete)" in result.stderr
 
 
+@pytest.mark.slow
 def test_the_doctors_timeout_covers_the_wait_for_headers() -> None:
     slow = TrickleServer()
     try:

@@ -7,7 +7,6 @@ Each is served over real HTTP by the loopback server, in the shape the software 
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
@@ -16,7 +15,6 @@ import pytest
 
 from streamchat._framing import Framer, Payload
 from streamchat.deltas import (
-    Delta,
     Done,
     ReasoningDelta,
     StreamError,
@@ -26,25 +24,12 @@ from streamchat.deltas import (
     merge_tool_calls,
 )
 from streamchat.providers import build_request, make_parser
-from streamchat.transport import Retries, stream_deltas
 
+from answers import collect, text_of
 from loopback import LoopbackServer, Script, sse
 
 TOKENS = ["Hello", ",", " ", "world", "!", "\n", "- one", "\n", "- two", "\t", "\n\n", "end"]
 ANSWER = "".join(TOKENS)
-
-
-def collect(url: str, provider: str = "auto", retries: int = 0) -> list[Delta]:
-    request = build_request(url, [{"role": "user", "content": "hi"}], provider=provider)
-
-    async def run() -> list[Delta]:
-        return [d async for d in stream_deltas(request, retries=Retries(attempts=retries))]
-
-    return asyncio.run(run())
-
-
-def text_of(deltas: list[Delta]) -> str:
-    return "".join(d.text for d in deltas if isinstance(d, TextDelta))
 
 
 def sse_lines(token: str) -> bytes:
@@ -245,11 +230,7 @@ def test_ai_sdk_request_sends_ui_messages(server: LoopbackServer) -> None:
         provider="ai-sdk",
         system="Be brief.",
     )
-
-    async def run() -> list[Delta]:
-        return [d async for d in stream_deltas(request)]
-
-    assert text_of(asyncio.run(run())) == "Hello 世界"
+    assert text_of(collect(request)) == "Hello 世界"
     body = server.received[-1].json()
     assert body["messages"] == [
         {"id": "m1", "role": "system", "parts": [{"type": "text", "text": "Be brief."}]},

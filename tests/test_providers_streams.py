@@ -708,6 +708,7 @@ JSON = st.recursive(
 EVENT_NAMES = st.sampled_from(["message", "error", "message_start", "response.completed", "x"])
 
 
+@pytest.mark.slow
 @settings(max_examples=300, deadline=None)
 @given(
     provider=st.sampled_from(PROVIDERS),

@@ -8,18 +8,17 @@ reads) or `toTextStreamResponse()` (unframed text). The demo server behind it an
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 
 import pytest
 
 from streamchat import StreamChat
-from streamchat.deltas import Done, StreamError, TextDelta, Usage
+from streamchat.deltas import Done, StreamError, Usage
 from streamchat.providers import build_request
 from streamchat.server import answer_for, tokens
-from streamchat.transport import stream_deltas
 
+from answers import collect, text_of
 from servers.real import Process
 
 pytestmark = pytest.mark.real_servers
@@ -57,12 +56,8 @@ def test_finish_reason_and_token_counts_arrive(ai_sdk_app: Process) -> None:
         [{"role": "user", "content": "Count"}],
         provider="ai-sdk",
     )
-
-    async def collect() -> list:
-        return [delta async for delta in stream_deltas(request)]
-
-    deltas = asyncio.run(collect())
-    text = "".join(d.text for d in deltas if isinstance(d, TextDelta))
+    deltas = collect(request)
+    text = text_of(deltas)
     assert text == answer_for("Count")
     assert deltas[-1] == Done("stop")
     usage = [d for d in deltas if isinstance(d, Usage)]
@@ -97,11 +92,7 @@ def test_an_error_chunk_shows_in_the_bubble(ai_sdk_app: Process) -> None:
     request = build_request(
         ai_sdk_app.base_url + "/api/fail", [{"role": "user", "content": "Hi"}], provider="ai-sdk"
     )
-
-    async def last() -> object:
-        return [delta async for delta in stream_deltas(request)][-1]
-
-    error = asyncio.run(last())
+    error = collect(request)[-1]
     assert isinstance(error, StreamError)
     assert error.kind == "provider"
     assert "the model backend is unreachable" in error.message

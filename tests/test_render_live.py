@@ -53,6 +53,7 @@ KINDS = {  # opening, unit n, separator
 }
 
 
+@pytest.mark.load
 @pytest.mark.parametrize("kind", KINDS)
 def test_an_update_costs_the_same_in_a_block_of_1_kb_and_of_100_kb(kind: str) -> None:
     """CPU time of this thread, typing the same text into the open block at both sizes
@@ -146,6 +147,7 @@ def assert_live_html_is_built_whole(stream: MarkdownStream) -> None:
     assert stream.html == "".join(stream._frozen_html) + whole
 
 
+@pytest.mark.slow
 def test_the_live_html_built_from_pieces_is_the_live_html_built_whole() -> None:
     rng = random.Random(8)
     for _ in range(40):

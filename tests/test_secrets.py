@@ -30,6 +30,8 @@ from streamchat.transport import Retries, server_message, stream_deltas
 from streamchat.widget import StreamChat
 from test_widget import Capture
 
+from answers import collect
+
 KEY = "sk-echo-0123456789abcdefSECRET"
 CUSTOM = "portal-4242-custom-value"  # a header whose name does not say "secret"
 PASSWORD = "pw-9876-in-the-url"
@@ -140,6 +142,7 @@ def test_doctor_text_json_and_html(echo: str, shape: str, caplog) -> None:
     assert_clean(*texts, caplog.text)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("shape", SHAPES)
 def test_cli_stderr(echo: str, shape: str) -> None:
     for command in ("chat", "doctor"):
@@ -154,12 +157,7 @@ def test_cli_stderr(echo: str, shape: str) -> None:
 
 
 def test_the_transport_redacts_before_the_message_is_cut(echo: str) -> None:
-    request = build_request(url_for(echo, "long"), [], api_key=KEY)
-
-    async def run() -> list:
-        return [d async for d in stream_deltas(request, retries=NO_RETRY)]
-
-    (error,) = asyncio.run(run())
+    (error,) = collect(build_request(url_for(echo, "long"), [], api_key=KEY))
     assert isinstance(error, StreamError) and error.status == 500
     assert "[redacted]" in error.message
     assert_clean(error.message)
@@ -220,12 +218,7 @@ def test_a_401_from_a_host_without_the_environment_key_says_so(monkeypatch) -> N
                 [b'{"error": "no key"}'], status=401, headers={"Content-Type": "application/json"}
             ),
         )
-        request = build_request(url, [{"role": "user", "content": "hi"}])
-
-        async def run() -> list:
-            return [d async for d in stream_deltas(request, retries=NO_RETRY)]
-
-        (error,) = asyncio.run(run())
+        (error,) = collect(url)
         assert "Authorization" not in server.received[-1].headers
     finally:
         server.close()

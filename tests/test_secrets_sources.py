@@ -118,6 +118,7 @@ def test_a_key_from_the_environment_is_masked_whatever_its_shape(
     assert PLAIN_KEY not in everything_saved(chat) + logs.text
 
 
+@pytest.mark.slow
 def test_litellm_key_quoted_in_a_401_is_masked(
     chats, echoing: str, logs, monkeypatch: pytest.MonkeyPatch
 ) -> None:

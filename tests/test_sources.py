@@ -40,6 +40,7 @@ from test_providers_streams import (
     Recording,
 )
 
+from answers import read_all, text_of
 from conftest import require
 from loopback import LoopbackServer, Script
 
@@ -49,15 +50,9 @@ MESSAGES = [
 ]
 
 
-def collect(source: object, timeouts: Timeouts = Timeouts()) -> list[Delta]:
-    async def run() -> list[Delta]:
-        return [delta async for delta in source_deltas(source, MESSAGES, timeouts)]
-
-    return asyncio.run(run())
-
-
-def text_of(deltas: list[Delta]) -> str:
-    return "".join(d.text for d in deltas if isinstance(d, TextDelta))
+def answer_of(source: object, timeouts: Timeouts = Timeouts()) -> list[Delta]:
+    """The deltas of one answer from a Python source."""
+    return read_all(source_deltas(source, MESSAGES, timeouts))
 
 
 def sdk(module: str) -> Any:
@@ -66,12 +61,6 @@ def sdk(module: str) -> Any:
         return importlib.import_module(module)
     except ImportError:
         require(False, f"the {module} package is a test dependency")
-
-
-@pytest.fixture(scope="module")
-def demo() -> Iterator[DemoServer]:
-    with DemoServer(rate=0) as server:
-        yield server
 
 
 # -- plain Python ------------------------------------------------------------------------
@@ -84,7 +73,7 @@ def test_a_generator_function_gets_the_conversation() -> None:
         seen.append(messages)
         yield from ["Hello", ",", " ", "world", "\n", "\n", "- one"]
 
-    deltas = collect(answer)
+    deltas = answer_of(answer)
     assert text_of(deltas) == "Hello, world\n\n- one"
     assert deltas[-1] == Done()
     assert seen == [MESSAGES]
@@ -96,7 +85,7 @@ def test_an_async_generator_function() -> None:
             await asyncio.sleep(0)
             yield piece
 
-    assert collect(answer) == [TextDelta("你"), TextDelta("好"), TextDelta(" 👋"), Done()]
+    assert answer_of(answer) == [TextDelta("你"), TextDelta("好"), TextDelta(" 👋"), Done()]
 
 
 def test_iterators_and_async_iterators_given_directly() -> None:
@@ -104,17 +93,17 @@ def test_iterators_and_async_iterators_given_directly() -> None:
         yield "a"
         yield "b"
 
-    assert text_of(collect(iter(["x", "y"]))) == "xy"
-    assert text_of(collect(pieces())) == "ab"
+    assert text_of(answer_of(iter(["x", "y"]))) == "xy"
+    assert text_of(answer_of(pieces())) == "ab"
 
 
 def test_functions_returning_text_an_awaitable_or_a_stream() -> None:
     async def later(messages: list[dict[str, str]]) -> str:
         return "whole answer"
 
-    assert collect(lambda messages: "plain") == [TextDelta("plain"), Done()]
-    assert collect(later) == [TextDelta("whole answer"), Done()]
-    assert text_of(collect(lambda messages: iter(["s", "t"]))) == "st"
+    assert answer_of(lambda messages: "plain") == [TextDelta("plain"), Done()]
+    assert answer_of(later) == [TextDelta("whole answer"), Done()]
+    assert text_of(answer_of(lambda messages: iter(["s", "t"]))) == "st"
 
 
 def test_a_generator_can_yield_reasoning_usage_and_a_finish_reason() -> None:
@@ -125,7 +114,7 @@ def test_a_generator_can_yield_reasoning_usage_and_a_finish_reason() -> None:
         yield Done("stop")
         yield "never shown"
 
-    assert collect(answer) == [
+    assert answer_of(answer) == [
         ReasoningDelta("thinking"),
         TextDelta("answer"),
         Usage(3, 4),
@@ -139,7 +128,7 @@ def test_an_exception_in_the_generator_keeps_the_partial_answer() -> None:
         yield "answer"
         raise ConnectionResetError("the model server went away")
 
-    deltas = collect(answer)
+    deltas = answer_of(answer)
     assert text_of(deltas) == "Partial answer"
     assert deltas[-1] == StreamError("source", "ConnectionResetError: the model server went away")
 
@@ -148,11 +137,11 @@ def test_an_exception_before_the_first_item_is_shown() -> None:
     def answer(messages: list[dict[str, str]]) -> str:
         raise ValueError("no model loaded")
 
-    assert collect(answer) == [StreamError("source", "ValueError: no model loaded")]
+    assert answer_of(answer) == [StreamError("source", "ValueError: no model loaded")]
 
 
 def test_a_source_with_no_answer_is_an_error() -> None:
-    deltas = collect(lambda messages: iter([]))
+    deltas = answer_of(lambda messages: iter([]))
     assert len(deltas) == 1 and isinstance(deltas[0], StreamError)
     assert "gave no answer" in deltas[0].message
 
@@ -165,7 +154,7 @@ def test_a_silent_generator_hits_the_idle_timeout() -> None:
         release.wait(10)
 
     started = time.monotonic()
-    deltas = collect(answer, Timeouts(idle=0.3))
+    deltas = answer_of(answer, Timeouts(idle=0.3))
     release.set()
     assert time.monotonic() - started < 5
     assert text_of(deltas) == "started"
@@ -175,7 +164,7 @@ def test_a_silent_generator_hits_the_idle_timeout() -> None:
 def test_a_fast_generator_is_read_in_batches() -> None:
     """100 000 tokens from a generator: the loop is woken per batch, not per token."""
     count = 100_000
-    deltas = collect(lambda messages: (f"{n % 10}" for n in range(count)))
+    deltas = answer_of(lambda messages: (f"{n % 10}" for n in range(count)))
     assert len(text_of(deltas)) == count
     assert deltas[-1] == Done()
 
@@ -227,6 +216,7 @@ def test_stop_closes_a_sync_generator_promptly() -> None:
     assert text_of(deltas).startswith("0 1 2 3 4 ")
 
 
+@pytest.mark.load
 def test_stop_is_never_lost_while_items_keep_arriving() -> None:
     """A cancellation that lands as a batch completes must still stop the answer."""
 
@@ -355,7 +345,7 @@ def test_openai_chat_stream(server: LoopbackServer, recording: Recording) -> Non
     serve(server, recording)
     client = openai.OpenAI(base_url=server.url + "/v1", api_key="sk-test", max_retries=0)
     stream = client.chat.completions.create(model="m", messages=MESSAGES, stream=True)
-    assert collect(stream) == recording.expected
+    assert answer_of(stream) == recording.expected
 
 
 def test_openai_responses_stream(server: LoopbackServer) -> None:
@@ -363,7 +353,7 @@ def test_openai_responses_stream(server: LoopbackServer) -> None:
     serve(server, RESPONSES)
     client = openai.OpenAI(base_url=server.url + "/v1", api_key="sk-test", max_retries=0)
     stream = client.responses.create(model="m", input="hi", stream=True)
-    assert collect(stream) == RESPONSES.expected
+    assert answer_of(stream) == RESPONSES.expected
 
 
 def test_async_openai_client_in_a_function(server: LoopbackServer) -> None:
@@ -374,25 +364,26 @@ def test_async_openai_client_in_a_function(server: LoopbackServer) -> None:
         client = openai.AsyncOpenAI(base_url=server.url + "/v1", api_key="sk-test")
         return client.chat.completions.create(model="m", messages=messages, stream=True)
 
-    assert collect(answer) == OPENAI.expected
+    assert answer_of(answer) == OPENAI.expected
     assert server.received[-1].json()["messages"] == MESSAGES
 
 
-def test_openai_client_against_the_demo_server(demo: DemoServer) -> None:
+def test_openai_client_against_the_demo_server(fast_demo: DemoServer) -> None:
     openai = sdk("openai")
-    client = openai.OpenAI(base_url=demo.base_url, api_key="unused")
+    client = openai.OpenAI(base_url=fast_demo.base_url, api_key="unused")
 
     def answer(messages: list[dict[str, str]]) -> object:
         return client.chat.completions.create(
             model="streamchat-demo", messages=messages, stream=True
         )
 
-    deltas = collect(answer)
+    deltas = answer_of(answer)
     assert text_of(deltas) == answer_for("Say hi")
     assert deltas[-1] == Done("stop")
     assert isinstance(deltas[-2], Usage)
 
 
+@pytest.mark.slow
 def test_anthropic_stream(server: LoopbackServer) -> None:
     anthropic = sdk("anthropic")
     serve(server, ANTHROPIC)
@@ -400,7 +391,7 @@ def test_anthropic_stream(server: LoopbackServer) -> None:
     stream = client.messages.create(
         model="claude", max_tokens=100, messages=MESSAGES[1:], stream=True
     )
-    assert collect(stream) == ANTHROPIC.expected
+    assert answer_of(stream) == ANTHROPIC.expected
 
 
 def test_anthropic_message_stream_helper(server: LoopbackServer) -> None:
@@ -409,7 +400,7 @@ def test_anthropic_message_stream_helper(server: LoopbackServer) -> None:
     serve(server, ANTHROPIC)
     client = anthropic.Anthropic(base_url=server.url, api_key="sk-ant-test", max_retries=0)
     with client.messages.stream(model="claude", max_tokens=100, messages=MESSAGES[1:]) as stream:
-        deltas = collect(stream)
+        deltas = answer_of(stream)
     assert deltas == ANTHROPIC.expected
 
 
@@ -424,7 +415,7 @@ def test_google_genai_stream(server: LoopbackServer) -> None:
         http_options=types.HttpOptions(base_url=server.url, api_version="v1beta"),
     )
     stream = client.models.generate_content_stream(model="gemini-2.5-flash", contents="hi")
-    assert collect(stream) == GEMINI.expected
+    assert answer_of(stream) == GEMINI.expected
 
 
 def test_ollama_stream(server: LoopbackServer) -> None:
@@ -432,11 +423,12 @@ def test_ollama_stream(server: LoopbackServer) -> None:
     serve(server, OLLAMA_CHAT)
     client = ollama.Client(host=server.url)
     stream = client.chat(model="qwen3", messages=MESSAGES, stream=True)
-    assert collect(stream) == OLLAMA_CHAT.expected
+    assert answer_of(stream) == OLLAMA_CHAT.expected
 
 
+@pytest.mark.slow
 def test_litellm_stream_against_the_demo_server(
-    demo: DemoServer, monkeypatch: pytest.MonkeyPatch
+    fast_demo: DemoServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Offline: litellm would otherwise try to download its model price list on import.
     monkeypatch.setenv("LITELLM_LOCAL_MODEL_COST_MAP", "True")
@@ -445,13 +437,13 @@ def test_litellm_stream_against_the_demo_server(
     def answer(messages: list[dict[str, str]]) -> object:
         return litellm.completion(
             model="openai/streamchat-demo",
-            api_base=demo.base_url,
+            api_base=fast_demo.base_url,
             api_key="unused",
             messages=messages,
             stream=True,
         )
 
-    deltas = collect(answer)
+    deltas = answer_of(answer)
     assert text_of(deltas) == answer_for("Say hi")
     assert deltas[-1] == Done("stop")
 
@@ -478,7 +470,7 @@ def test_langchain_chunks() -> None:
             usage_metadata={"input_tokens": 0, "output_tokens": 12, "total_tokens": 12},
         ),
     ]
-    deltas = collect(iter(chunks))
+    deltas = answer_of(iter(chunks))
     assert [d for d in deltas if isinstance(d, (TextDelta, ReasoningDelta))] == [
         ReasoningDelta("Hmm."),
         TextDelta("你好"),
@@ -494,7 +486,7 @@ def test_langchain_chat_model_stream() -> None:
     from langchain_core.messages import AIMessage
 
     model = GenericFakeChatModel(messages=iter([AIMessage(content="Hello there, world")]))
-    deltas = collect(lambda messages: model.stream(messages))
+    deltas = answer_of(lambda messages: model.stream(messages))
     assert text_of(deltas) == "Hello there, world"
     assert sum(isinstance(d, TextDelta) for d in deltas) > 2
     assert deltas[-1] == Done()
@@ -524,7 +516,7 @@ def test_transformers_text_iterator_streamer() -> None:
         threading.Thread(target=generate, args=(streamer,), daemon=True).start()
         return streamer
 
-    deltas = collect(answer)
+    deltas = answer_of(answer)
     assert text_of(deltas) == "Hello world! 你好"
     assert deltas[-1] == Done()
 
@@ -544,7 +536,7 @@ def test_an_sdk_http_error_keeps_its_status(server: LoopbackServer) -> None:
     def answer(messages: list[dict[str, str]]) -> object:
         return client.chat.completions.create(model="m", messages=messages, stream=True)
 
-    (error,) = collect(answer)
+    (error,) = answer_of(answer)
     assert isinstance(error, StreamError)
     assert (error.kind, error.status) == ("http", 404)
     assert "Invalid model" in error.message
@@ -563,7 +555,7 @@ def test_an_echoed_api_key_never_reaches_the_message(server: LoopbackServer) -> 
     def answer(messages: list[dict[str, str]]) -> object:
         return client.chat.completions.create(model="m", messages=messages, stream=True)
 
-    (error,) = collect(answer)
+    (error,) = answer_of(answer)
     assert isinstance(error, StreamError) and error.status == 401
     assert "Incorrect API key provided: [redacted]" in error.message
     assert secret not in error.message
@@ -574,7 +566,7 @@ def test_an_echoed_api_key_never_reaches_the_message(server: LoopbackServer) -> 
 
 def test_bytes_are_utf8_text_even_split_between_items() -> None:
     items = [b"caf\xc3", b"\xa9 ", "and ", bytearray(b"na\xc3\xafve"), b" \xff", b"\xe2\x82"]
-    deltas = collect(iter(items))
+    deltas = answer_of(iter(items))
     # Invalid and cut-short sequences become U+FFFD, as a body's do.
     assert text_of(deltas) == "café and naïve \ufffd\ufffd"
     assert deltas[-1] == Done()
@@ -583,12 +575,12 @@ def test_bytes_are_utf8_text_even_split_between_items() -> None:
         for piece in (b"\xe4\xbd", b"\xa0\xe5\xa5\xbd"):
             yield piece
 
-    assert text_of(collect(chunks)) == "你好"
-    assert text_of(collect(lambda messages: b"whole \xf0\x9f\x91\x8b")) == "whole 👋"
+    assert text_of(answer_of(chunks)) == "你好"
+    assert text_of(answer_of(lambda messages: b"whole \xf0\x9f\x91\x8b")) == "whole 👋"
 
 
 def test_none_is_skipped() -> None:
-    deltas = collect(iter([None, "a", None, "b", None]))
+    deltas = answer_of(iter([None, "a", None, "b", None]))
     assert deltas == [TextDelta("ab"), Done()]  # the thread's strings come joined
 
 
@@ -598,7 +590,7 @@ def test_none_is_skipped() -> None:
     ids=["list", "int", "iterator", "object"],
 )
 def test_any_other_item_is_an_error_naming_its_type(item: object, name: str) -> None:
-    deltas = collect(iter(["Partial", item, "never shown"]))
+    deltas = answer_of(iter(["Partial", item, "never shown"]))
     assert text_of(deltas) == "Partial"  # what came before stays
     error = deltas[-1]
     assert isinstance(error, StreamError) and error.kind == "source"
@@ -612,7 +604,7 @@ def test_a_returned_pydantic_model_is_one_item_not_its_fields() -> None:
     from langchain_core.messages import AIMessage
 
     model = GenericFakeChatModel(messages=iter([AIMessage(content="Hello there, world")]))
-    deltas = collect(lambda messages: model.invoke(messages))  # not .stream(): one message
+    deltas = answer_of(lambda messages: model.invoke(messages))  # not .stream(): one message
     assert text_of(deltas) == "Hello there, world"
     assert deltas[-1] == Done()
 
@@ -623,7 +615,7 @@ def test_a_python_sources_errors_speak_of_the_source_not_a_connection() -> None:
 
     chunk = {"choices": [{"index": 0, "delta": {"content": "Hi"}}]}
     for source in (iter([chunk, chunk]), iter([]), iter([{"unknown": 1}])):
-        error = collect(source)[-1]
+        error = answer_of(source)[-1]
         assert isinstance(error, StreamError) and error.kind == "source", error
         told = str(explain(error))
         assert "Python" in told

@@ -333,12 +333,14 @@ def check_against_spec(body: bytes, chunks: list[bytes]) -> None:
     assert decoder.discarded == model.discarded
 
 
+@pytest.mark.slow
 @settings(max_examples=400, deadline=None)
 @given(chunked())
 def test_any_chunking_matches_the_spec(case: tuple[bytes, list[bytes]]) -> None:
     check_against_spec(*case)
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)
 @given(BODY)
 def test_byte_by_byte_matches_the_spec(body: bytes) -> None:

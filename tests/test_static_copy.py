@@ -7,6 +7,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from streamchat import render_markdown
 from streamchat._static_copy import static_copy, transcript
 
@@ -62,6 +64,7 @@ def test_an_empty_chat_says_so() -> None:
     assert "no conversation yet" in static_copy([], [])["text/plain"]
 
 
+@pytest.mark.slow
 def test_nbconvert_shows_the_copy_and_no_widget_javascript(tmp_path: Path) -> None:
     """What a widget output becomes in a notebook saved without widget state."""
     copy = static_copy(*conversation())

@@ -132,6 +132,7 @@ def test_blocks_printed_one_by_one_add_up_to_a_one_shot_render(source: str, widt
     assert blockwise(source, width, [source]) == one_shot(source, width)
 
 
+@pytest.mark.slow
 @settings(max_examples=40, deadline=None)
 @given(st.lists(st.integers(1, 40), min_size=1, max_size=60))
 def test_block_split_does_not_depend_on_chunking(sizes: list[int]) -> None:

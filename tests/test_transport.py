@@ -7,14 +7,14 @@ import asyncio
 import httpx
 import pytest
 
-from streamchat.deltas import Delta, Done, StreamError, TextDelta, Usage
+from streamchat.deltas import Done, StreamError, TextDelta, Usage
 from streamchat.providers import ChatRequest, build_request
 from streamchat.transport import Retries, Timeouts, retry_after, server_message, stream_deltas
 
+from answers import collect, read_all, text_of
 from loopback import LoopbackServer, Script, free_port, sse, wait_until
 
 SECRET = "sk-test-0123456789abcdef"
-NO_RETRIES = Retries(attempts=0)
 
 
 def openai_chunk(text: str) -> dict:
@@ -31,24 +31,9 @@ OPENAI_STREAM = sse(
 )
 
 
-def collect(
-    url: str, timeouts: Timeouts = Timeouts(), retries: Retries = NO_RETRIES
-) -> list[Delta]:
-    request = build_request(url, [{"role": "user", "content": "hi"}], api_key=SECRET)
-
-    async def run() -> list[Delta]:
-        return [d async for d in stream_deltas(request, timeouts=timeouts, retries=retries)]
-
-    return asyncio.run(run())
-
-
-def text_of(deltas: list[Delta]) -> str:
-    return "".join(delta.text for delta in deltas if isinstance(delta, TextDelta))
-
-
 def test_streams_text_usage_and_done(server: LoopbackServer) -> None:
     url = server.route("/v1/chat/completions", Script(OPENAI_STREAM))
-    deltas = collect(url)
+    deltas = collect(url, api_key=SECRET)
     assert text_of(deltas) == "".join(ANSWER)
     assert Usage(input_tokens=3, output_tokens=4) in deltas or any(
         isinstance(d, Usage) and d.output_tokens == 4 for d in deltas
@@ -115,7 +100,7 @@ def test_echoed_key_is_redacted(server: LoopbackServer) -> None:
         "/v1/chat/completions",
         Script([body], status=401, headers={"Content-Type": "application/json"}),
     )
-    (error,) = collect(url)
+    (error,) = collect(url, api_key=SECRET)
     assert isinstance(error, StreamError)
     assert SECRET not in error.message
     assert "[redacted]" in error.message
@@ -306,11 +291,7 @@ def test_get_event_stream_resumes_with_last_event_id(server: LoopbackServer) -> 
     request = ChatRequest("GET", url, {"Accept": "text/event-stream"}, None, "custom")
     sleeps = RecordedSleeps()
 
-    async def run() -> list[Delta]:
-        stream = stream_deltas(request, retries=Retries(sleep=sleeps))
-        return [delta async for delta in stream]
-
-    deltas = asyncio.run(run())
+    deltas = read_all(stream_deltas(request, retries=Retries(sleep=sleeps)))
     assert text_of(deltas) == "Hello, world"
     assert isinstance(deltas[-1], Done)
     assert sleeps.waits == [0.025]  # the server's `retry`, in seconds
@@ -325,10 +306,7 @@ def test_get_event_stream_gives_up_without_progress(server: LoopbackServer) -> N
     request = ChatRequest("GET", url, {"Accept": "text/event-stream"}, None, "custom")
     sleeps = RecordedSleeps()
 
-    async def run() -> list[Delta]:
-        return [delta async for delta in stream_deltas(request, retries=Retries(sleep=sleeps))]
-
-    deltas = asyncio.run(run())
+    deltas = read_all(stream_deltas(request, retries=Retries(sleep=sleeps)))
     assert text_of(deltas) == "a"
     assert isinstance(deltas[-1], StreamError)
     assert len(server.received) == 2

@@ -621,6 +621,7 @@ def held_bytes_per_character(text: str, piece: int) -> float:
         ("emoji", "👨\u200d👩\u200d👧 🇫🇷 ok ", 8.0),
     ],
 )
+@pytest.mark.load
 @pytest.mark.parametrize("piece", [4, 40, 10**6])
 def test_the_backlog_costs_a_few_bytes_per_character(
     script: str, unit: str, bound: float, piece: int

@@ -31,9 +31,10 @@ import html
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
-from xml.etree.ElementTree import Element
+from typing import TYPE_CHECKING
 
-from latex2mathml.converter import convert_to_element
+if TYPE_CHECKING:
+    from xml.etree.ElementTree import Element
 
 __all__ = [
     "HTML_CLASSES",
@@ -361,6 +362,11 @@ def _mathml(source: str, display: bool) -> str | None:
     """Cached: an open block is re-rendered on every update with the same formulas."""
     if len(source) > MAX_SOURCE or _MACRO_DEFINITION.search(source) or _too_deep(source):
         return None
+    # Imported at the first formula, not with the renderer: latex2mathml loads
+    # importlib.metadata, urllib.request, http.client and ssl (~40 ms), which a chat that
+    # shows no math never needs, and which a sans-I/O renderer should not drag in.
+    from latex2mathml.converter import convert_to_element
+
     try:
         tree = convert_to_element(source, display="block" if display else "inline")
     except Exception:  # latex2mathml's errors share no base class; any failure shows source

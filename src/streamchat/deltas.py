@@ -8,6 +8,7 @@ the partial answer: everything before the terminal delta is already delivered.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -140,7 +141,7 @@ class StreamError:
 Delta = TextDelta | ReasoningDelta | ToolCallDelta | Usage | Done | StreamError
 
 
-def merge_tool_calls(deltas: list[Delta]) -> list[ToolCall]:
+def merge_tool_calls(deltas: Iterable[Delta]) -> list[ToolCall]:
     """Merge tool-call fragments by index, in the order each index first appeared."""
     merged: dict[int, ToolCall] = {}
     for delta in deltas:

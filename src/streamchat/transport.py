@@ -15,7 +15,7 @@ import random
 import re
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass, field, replace
 from email.utils import parsedate_to_datetime
@@ -133,7 +133,7 @@ async def stream_deltas(
     retries: Retries = Retries(),
     limits: Limits = Limits(),
     client: httpx.AsyncClient | None = None,
-) -> AsyncIterator[Delta]:
+) -> AsyncGenerator[Delta, None]:
     """Stream one chat answer as deltas; the last one is always `Done` or `StreamError`.
 
     Nothing escapes as an exception: a request that cannot be sent is refused before
@@ -164,7 +164,7 @@ async def stream_deltas(
             await client.aclose()
 
 
-async def cap_answer(deltas: AsyncIterator[Delta], limit: int) -> AsyncIterator[Delta]:
+async def cap_answer(deltas: AsyncIterator[Delta], limit: int) -> AsyncGenerator[Delta, None]:
     """`deltas` until their text and reasoning pass `limit` characters, then a "limit" error.
 
     What came before the limit is delivered (the partial answer stays); the source is
@@ -241,7 +241,7 @@ async def _attempts(
     timeouts: Timeouts,
     retries: Retries,
     session: _Session,
-) -> AsyncIterator[Delta]:
+) -> AsyncGenerator[Delta, None]:
     # Each connection's generator is closed as soon as it is left (aclosing), so
     # its response is closed then, not when the garbage collector gets to it.
     for attempt in itertools.count():
@@ -299,7 +299,7 @@ class _Session:
 
 async def _stream(
     client: httpx.AsyncClient, request: ChatRequest, timeouts: Timeouts, session: _Session
-) -> AsyncIterator[Delta]:
+) -> AsyncGenerator[Delta, None]:
     response: httpx.Response | None = None
     try:
         sent = client.build_request(
@@ -354,7 +354,7 @@ async def _refusal(
 
 async def _body(
     response: httpx.Response, request: ChatRequest, session: _Session
-) -> AsyncIterator[Delta]:
+) -> AsyncGenerator[Delta, None]:
     content_type = response.headers.get("content-type")
     if session.parser is None:
         session.parser = make_parser(request.provider, content_type, response.headers)
@@ -491,7 +491,7 @@ async def _with_deadline(chunks: AsyncIterator[bytes], deadline: float) -> Async
 
 async def _read_stream(
     chunks: AsyncIterator[bytes], session: _Session, wire: str
-) -> AsyncIterator[Delta]:
+) -> AsyncGenerator[Delta, None]:
     parser = session.parser
     assert parser is not None
     framer = Framer(wire, max_frame=session.limits.line)
@@ -516,7 +516,7 @@ def _parse(parser: StreamParser, payload: Payload) -> list[Delta]:
 
 async def _read_json_body(
     chunks: AsyncIterator[bytes], parser: StreamParser, content_type: str | None, session: _Session
-) -> AsyncIterator[Delta]:
+) -> AsyncGenerator[Delta, None]:
     """A server that answers with one JSON document (or an HTML page) instead of a stream.
 
     Many servers ignore `stream: true` or return an error object with status 200;
@@ -575,7 +575,9 @@ async def _http_error(
     )
 
 
-def server_message(body: bytes, content_type: str, secrets: Secrets | None = None) -> str:
+def server_message(
+    body: bytes | bytearray, content_type: str, secrets: Secrets | None = None
+) -> str:
     """The server's own explanation, from a JSON error object, an HTML page or plain text.
 
     Secrets are redacted before the text is shortened, so no piece of one survives.

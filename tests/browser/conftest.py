@@ -1,4 +1,6 @@
-"""Real JupyterLab / Notebook 7 servers driven by headless Chromium (Python playwright).
+"""The browser tests' fixtures: one headless Chromium (Python playwright), a page per test,
+and the front ends of frontends.py (JupyterLab, Notebook 7, Voila, marimo), each started
+once per session on first use.
 
 Each server runs from this venv on a free loopback port with a random token and
 its own config, runtime and settings directories, so the person's own Jupyter
@@ -8,15 +10,7 @@ server's /api endpoint, playwright's wait_for_*), never by fixed sleeps.
 
 from __future__ import annotations
 
-import json
-import os
 import re
-import secrets
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,157 +18,24 @@ from typing import Any
 
 import pytest
 
+from .frontends import HOSTS, ROOT, VENV_BIN, JupyterHost, missing
 from chromium import CHROMIUM, CHROMIUM_ARGS
 from conftest import require
-from loopback import free_port
 
-ROOT = Path(__file__).resolve().parents[2]
+__all__ = ["ARTIFACTS", "ROOT", "VENV_BIN", "Jupyter"]
+
 ARTIFACTS = ROOT / "test-artifacts"
-VENV_BIN = Path(sys.executable).parent
+# What the `lab` fixture (and test_widget_browser's `notebook7`) give: a JupyterLab or a
+# Notebook 7 server, the same ones the `hosts` fixture starts, once per session.
+Jupyter = JupyterHost
 
 
-@dataclass
-class Jupyter:
-    """One running Jupyter server: where it listens and where its notebooks live."""
-
-    kind: str  # "lab" or "notebook"
-    base: str
-    token: str
-    root: Path
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    def url(self, path: str) -> str:
-        return f"{self.base}/{path.lstrip('/')}?token={self.token}"
-
-    def notebook_url(self, name: str) -> str:
-        if self.kind == "lab":
-            # `reset`: a fresh workspace, not the tabs an earlier test left open.
-            return self.url(f"lab/tree/{name}") + "&reset"
-        return self.url(f"notebooks/{name}")
-
-    def shutdown_kernels(self) -> None:
-        """End every session, so kernels of earlier tests do not pile up on 2 cores."""
-        headers = {"Authorization": f"token {self.token}"}
-        request = urllib.request.Request(f"{self.base}/api/sessions", headers=headers)
-        with urllib.request.urlopen(request, timeout=10) as response:
-            sessions = json.load(response)
-        for session in sessions:
-            delete = urllib.request.Request(
-                f"{self.base}/api/sessions/{session['id']}", headers=headers, method="DELETE"
-            )
-            urllib.request.urlopen(delete, timeout=30).close()
-
-    def write_notebook(self, name: str, cells: list[str]) -> str:
-        notebook = {
-            "cells": [
-                {
-                    "cell_type": "code",
-                    "execution_count": None,
-                    "id": f"cell{index}",
-                    "metadata": {},
-                    "outputs": [],
-                    "source": source,
-                }
-                for index, source in enumerate(cells)
-            ],
-            "metadata": {
-                "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}
-            },
-            "nbformat": 4,
-            "nbformat_minor": 5,
-        }
-        (self.root / name).write_text(json.dumps(notebook), encoding="utf-8")
-        return self.notebook_url(name)
-
-
-def _settings(directory: Path) -> None:
-    """JupyterLab user settings: no news prompt, no update checks (no network here)."""
-    notification = directory / "@jupyterlab" / "apputils-extension"
-    notification.mkdir(parents=True)
-    (notification / "notification.jupyterlab-settings").write_text(
-        json.dumps({"fetchNews": "false", "checkForUpdates": False})
-    )
-
-
-def _wait_for_api(jupyter: Jupyter, timeout: float = 90.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if jupyter.process.poll() is not None:
-            raise RuntimeError(f"jupyter {jupyter.kind} exited:\n{jupyter.log.read_text()}")
-        try:
-            with urllib.request.urlopen(jupyter.url("api/status"), timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, ConnectionError, TimeoutError):
-            pass
-        time.sleep(0.2)  # polling interval while the server boots
-    raise RuntimeError(f"jupyter {jupyter.kind} did not answer in {timeout} s")
-
-
-def _start(kind: str, tmp: Path) -> Jupyter:
-    executable = VENV_BIN / "jupyter"
-    require(executable.exists(), "jupyter is not installed in the venv")
-    root = tmp / "notebooks"
-    root.mkdir()
-    settings = tmp / "settings"
-    _settings(settings)
-    env = {
-        **os.environ,
-        "JUPYTER_CONFIG_DIR": str(tmp / "config"),
-        "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
-        "JUPYTERLAB_SETTINGS_DIR": str(settings),
-        "JUPYTERLAB_WORKSPACES_DIR": str(tmp / "workspaces"),
-        "IPYTHONDIR": str(tmp / "ipython"),
-        "PYTHONPATH": str(ROOT / "src"),
-        "PATH": f"{VENV_BIN}{os.pathsep}{os.environ.get('PATH', '')}",
-    }
-    token = secrets.token_hex(16)
-    port = free_port()
-    log = tmp / f"{kind}.log"
-    process = subprocess.Popen(
-        [
-            str(executable),
-            kind,
-            "--no-browser",
-            "--allow-root",
-            f"--port={port}",
-            "--ip=127.0.0.1",
-            f"--ServerApp.token={token}",
-            f"--notebook-dir={root}",
-            "--ServerApp.open_browser=False",
-        ],
-        cwd=root,
-        env=env,
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    jupyter = Jupyter(kind, f"http://127.0.0.1:{port}", token, root, process, log)
-    try:
-        _wait_for_api(jupyter)
-    except BaseException:
-        process.kill()
-        raise
-    return jupyter
-
-
-@pytest.fixture(scope="session")
-def jupyter_servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], Jupyter]]:
-    """Start each kind of server once per session, on first use."""
-    running: dict[str, Jupyter] = {}
-
-    def get(kind: str) -> Jupyter:
-        if kind not in running:
-            running[kind] = _start(kind, tmp_path_factory.mktemp(kind))
-        return running[kind]
-
-    yield get
-    for jupyter in running.values():
-        jupyter.process.terminate()
-        try:
-            jupyter.process.wait(15)
-        except subprocess.TimeoutExpired:
-            jupyter.process.kill()
+@pytest.fixture
+def lab(hosts: Callable[[str], Any]) -> Iterator[Jupyter]:
+    """The session's JupyterLab; the kernels a test started are shut down after it."""
+    jupyter = hosts("lab")
+    yield jupyter
+    jupyter.after_test()
 
 
 @pytest.fixture(scope="package")
@@ -254,13 +115,13 @@ def page(browser: Any, request: pytest.FixtureRequest) -> Iterator[Any]:
 @pytest.fixture(scope="session")
 def hosts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[[str], Any]]:
     """JupyterLab, Notebook 7, Voila and marimo servers, each started once on first use."""
-    from .frontends import start_host
-
     running: dict[str, Any] = {}
 
     def get(name: str) -> Any:
         if name not in running:
-            running[name] = start_host(name, tmp_path_factory.mktemp(f"host-{name}"))
+            problem = missing(name)
+            require(problem is None, problem or "")
+            running[name] = HOSTS[name](tmp_path_factory.mktemp(f"host-{name}"))
         return running[name]
 
     yield get

@@ -23,12 +23,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
-from conftest import require
 from loopback import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = Path(sys.executable).parent
 LOAD = 90_000  # ms: first open + kernel start on a loaded 2-core machine
+ANSWER_DONE = 90_000  # ms: a whole answer typed out, on the same machine
 
 # The indicator says "idle" before a kernel exists too: it must have been busy
 # starting (initializing/connecting) and be idle again.
@@ -38,6 +38,24 @@ KERNEL_READY = """() => {
   if (indicator.dataset.status !== 'idle') window.__kernelStarting = true;
   return window.__kernelStarting === true && indicator.dataset.status === 'idle';
 }"""
+
+
+def ask(page: Any, prompt: str) -> None:
+    """Type `prompt` into the last chat's prompt box and send it (Enter)."""
+    box = page.locator("textarea.streamchat-input").last
+    box.fill(prompt)
+    box.press("Enter")
+
+
+def wait_status(page: Any, status: str, timeout: float = ANSWER_DONE) -> None:
+    """Until a chat's status (its data-status attribute) is `status`."""
+    page.wait_for_selector(f'.streamchat[data-status="{status}"]', timeout=timeout)
+
+
+def rate(samples: list[list[float]]) -> float:
+    """Characters per second between the first and the last of `[ms, length]` samples."""
+    (t0, n0), (t1, n1) = samples[0], samples[-1]
+    return (n1 - n0) / ((t1 - t0) / 1000)
 
 
 def isolated_env(tmp: Path) -> dict[str, str]:
@@ -59,7 +77,9 @@ def isolated_env(tmp: Path) -> dict[str, str]:
     }
 
 
-def notebook_json(cells: list[str]) -> str:
+def notebook_json(cells: list[str], kernel: str = "python3") -> str:
+    """A notebook (nbformat 4.5) of code `cells` that opens with the kernel spec `kernel`."""
+    shown = "Python 3" if kernel == "python3" else kernel
     return json.dumps(
         {
             "cells": [
@@ -74,7 +94,7 @@ def notebook_json(cells: list[str]) -> str:
                 for index, source in enumerate(cells)
             ],
             "metadata": {
-                "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"}
+                "kernelspec": {"display_name": shown, "language": "python", "name": kernel}
             },
             "nbformat": 4,
             "nbformat_minor": 5,
@@ -186,9 +206,13 @@ class JupyterHost(Host):
     def url(self, path: str) -> str:
         return f"{self.server.base}/{path}?token={self.token}"
 
+    def write_notebook(self, name: str, cells: list[str]) -> str:
+        """A notebook of code `cells` in the server's root; its URL in this front end."""
+        (self.root / name).write_text(notebook_json(cells), encoding="utf-8")
+        return self.document_url(name)
+
     def open_chat(self, page: Any, name: str, source: str) -> None:
-        (self.root / f"{name}.ipynb").write_text(notebook_json([source]), encoding="utf-8")
-        page.goto(self.document_url(f"{name}.ipynb"))
+        page.goto(self.write_notebook(f"{name}.ipynb", [source]))
         page.wait_for_selector(".jp-Notebook .jp-CodeCell .cm-content", timeout=LOAD)
         page.wait_for_function(KERNEL_READY, polling=50, timeout=LOAD)
         page.locator(".jp-Notebook .jp-CodeCell .cm-content").first.click()
@@ -304,7 +328,9 @@ class Marimo(Host):
 HOSTS: dict[str, type[Host]] = {host.name: host for host in (Lab, Notebook7, Voila, Marimo)}
 
 
-def start_host(name: str, tmp: Path) -> Host:
+def missing(name: str) -> str | None:
+    """Why the host `name` cannot start here, or None."""
     executable = {"lab": "jupyter", "notebook": "jupyter"}.get(name, name)
-    require((VENV_BIN / executable).exists(), f"{executable} is not installed in the venv")
-    return HOSTS[name](tmp)
+    if not (VENV_BIN / executable).exists():
+        return f"{executable} is not installed in the venv"
+    return None

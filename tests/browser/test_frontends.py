@@ -13,10 +13,9 @@ from typing import Any
 import pytest
 
 from .conftest import ARTIFACTS
+from .frontends import ANSWER_DONE, ask, rate, wait_status
 
 pytestmark = pytest.mark.browser
-
-ANSWER_DONE = 90_000
 
 # Page scripts take the chat's root element (marimo keeps it in a shadow root, which
 # `document.querySelector` does not enter; playwright's locators do).
@@ -40,16 +39,6 @@ def chat_source(speed: float) -> str:
         f"chat = StreamChat(speed={speed}, prompts=['Why stream LLM answers?'])\n"
         "chat"
     )
-
-
-def ask(page: Any, prompt: str) -> None:
-    box = page.locator("textarea.streamchat-input").last
-    box.fill(prompt)
-    box.press("Enter")
-
-
-def wait_status(page: Any, status: str, timeout: float = ANSWER_DONE) -> None:
-    page.wait_for_selector(f'.streamchat[data-status="{status}"]', timeout=timeout)
 
 
 def shoot(page: Any, host: Any, name: str) -> None:
@@ -93,12 +82,6 @@ SAMPLE = (
 
 def sample(page: Any, duration: int, click: str | None = None) -> dict[str, Any]:
     return page.evaluate(SAMPLE, [the_chat(page), duration, click])
-
-
-def rate(samples: list[list[float]]) -> float:
-    """Characters per second between the first and the last sample."""
-    (t0, n0), (t1, n1) = samples[0], samples[-1]
-    return (n1 - n0) / ((t1 - t0) / 1000)
 
 
 def wait_length(page: Any, at_least: int) -> None:

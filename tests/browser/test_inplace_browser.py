@@ -8,13 +8,13 @@ replaced in the kernel), typed out by the widget's own typewriter.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-from .conftest import ARTIFACTS, Jupyter
-from .test_widget_browser import ANSWER_DONE, CURSOR, LOAD, answers_cell, ask, open_and_run
+from .conftest import Jupyter
+from .frontends import ANSWER_DONE, LOAD, ask
+from .test_widget_browser import CURSOR, answers_cell, open_and_run, shoot
 
 pytestmark = pytest.mark.browser
 
@@ -77,19 +77,6 @@ SAME_AS_PARSED = """() => {
   parsed.innerHTML = part.html;
   return {same: clone.isEqualNode(parsed), stats: part.live.stats, size: part.html.length};
 }"""
-
-
-@pytest.fixture
-def lab(jupyter_servers: Callable[[str], Jupyter]) -> Iterator[Jupyter]:
-    jupyter = jupyter_servers("lab")
-    yield jupyter
-    jupyter.shutdown_kernels()
-
-
-def shoot(page: Any, name: str) -> None:
-    page.locator(".jp-OutputArea-output:has(.streamchat)").last.screenshot(
-        path=str(ARTIFACTS / name)
-    )
 
 
 def type_out(page: Any, prompt: str, shot: str) -> list[dict[str, Any]]:

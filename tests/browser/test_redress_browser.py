@@ -12,13 +12,13 @@ which Copy must not put on the clipboard.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from .conftest import ROOT, Jupyter
-from .test_widget_browser import ask, open_and_run, shoot, wait_status
+from .frontends import ask, wait_status
+from .test_widget_browser import open_and_run, shoot
 
 pytestmark = pytest.mark.browser
 
@@ -55,13 +55,6 @@ HIT = """(selector) => {
   return {same: hit === element || element.contains(hit),
           hit: hit ? hit.tagName + '.' + hit.className : null};
 }"""
-
-
-@pytest.fixture
-def lab(jupyter_servers: Callable[[str], Jupyter]) -> Iterator[Jupyter]:
-    jupyter = jupyter_servers("lab")
-    yield jupyter
-    jupyter.shutdown_kernels()
 
 
 def test_model_output_cannot_cover_the_prompt_box_or_send(page: Any, lab: Jupyter) -> None:

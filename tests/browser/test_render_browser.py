@@ -7,13 +7,13 @@ replaced in the kernel), typed out by the widget's own typewriter.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-from .conftest import ARTIFACTS, Jupyter
-from .test_widget_browser import ANSWER_DONE, answers_cell, ask, choose_theme, open_and_run
+from .conftest import Jupyter
+from .frontends import ANSWER_DONE, ask
+from .test_widget_browser import answers_cell, choose_theme, open_and_run, shoot
 
 pytestmark = pytest.mark.browser
 
@@ -87,19 +87,6 @@ def answer(page: Any, prompt: str) -> None:
         arg=count,
         timeout=ANSWER_DONE,
     )
-
-
-def shoot(page: Any, name: str) -> None:
-    page.locator(".jp-OutputArea-output:has(.streamchat)").last.screenshot(
-        path=str(ARTIFACTS / name)
-    )
-
-
-@pytest.fixture
-def lab(jupyter_servers: Callable[[str], Jupyter]) -> Iterator[Jupyter]:
-    jupyter = jupyter_servers("lab")
-    yield jupyter
-    jupyter.shutdown_kernels()
 
 
 def body(index: int) -> str:

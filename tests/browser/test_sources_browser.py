@@ -8,11 +8,10 @@ from typing import Any
 import pytest
 
 from .conftest import Jupyter
-from .test_widget_browser import ask, lab, open_and_run, shoot, wait_length, wait_status
+from .frontends import ask, wait_status
+from .test_widget_browser import open_and_run, shoot, wait_length
 
 pytestmark = pytest.mark.browser
-
-__all__ = ["lab"]  # the fixture, imported for the tests below
 
 GENERATOR_CELL = """\
 import pathlib

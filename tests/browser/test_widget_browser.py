@@ -14,11 +14,10 @@ from typing import Any
 import pytest
 
 from .conftest import ARTIFACTS, ROOT, Jupyter
+from .frontends import KERNEL_READY, LOAD, ask, rate, wait_status
 
 pytestmark = pytest.mark.browser
 
-LOAD = 90_000  # ms: first notebook open + kernel start on a 2-core machine
-ANSWER_DONE = 90_000
 
 # Text length of the last answer, not counting the copy buttons' labels.
 BODY_LENGTH = """() => {
@@ -70,14 +69,6 @@ CURSOR = """() => {
 }"""
 
 
-KERNEL_READY = """() => {
-  const indicator = document.querySelector('.jp-Notebook-ExecutionIndicator');
-  if (!indicator) return false;
-  if (indicator.dataset.status !== 'idle') window.__kernelStarting = true;
-  return window.__kernelStarting === true && indicator.dataset.status === 'idle';
-}"""
-
-
 def chat_cell(speed: float, extra: str = "") -> str:
     return (
         "from streamchat.widget import StreamChat\n"
@@ -116,24 +107,8 @@ def run_cell(page: Any, index: int) -> None:
     page.keyboard.press("Shift+Enter")
 
 
-def ask(page: Any, prompt: str) -> None:
-    box = page.locator("textarea.streamchat-input").last
-    box.fill(prompt)
-    box.press("Enter")
-
-
-def wait_status(page: Any, status: str, timeout: float = ANSWER_DONE) -> None:
-    page.wait_for_selector(f'.streamchat[data-status="{status}"]', timeout=timeout)
-
-
 def wait_length(page: Any, at_least: int, timeout: float = LOAD) -> None:
     page.wait_for_function(f"({BODY_LENGTH})() >= {at_least}", timeout=timeout)
-
-
-def rate(samples: list[list[float]]) -> float:
-    """Characters per second between the first and the last sample."""
-    (t0, n0), (t1, n1) = samples[0], samples[-1]
-    return (n1 - n0) / ((t1 - t0) / 1000)
 
 
 def set_slider(page: Any, css_class: str, value: float) -> None:
@@ -153,15 +128,8 @@ def shoot(page: Any, name: str, selector: str = ".jp-OutputArea-output:has(.stre
 
 
 @pytest.fixture
-def lab(jupyter_servers: Callable[[str], Jupyter]) -> Iterator[Jupyter]:
-    jupyter = jupyter_servers("lab")
-    yield jupyter
-    jupyter.shutdown_kernels()
-
-
-@pytest.fixture
-def notebook7(jupyter_servers: Callable[[str], Jupyter], page: Any) -> Iterator[Jupyter]:
-    jupyter = jupyter_servers("notebook")
+def notebook7(hosts: Callable[[str], Any], page: Any) -> Iterator[Jupyter]:
+    jupyter = hosts("notebook")
     page.console.known.append(
         (
             ("(reading 'schema')", "/static/notebook/notebook_core."),
@@ -172,7 +140,7 @@ def notebook7(jupyter_servers: Callable[[str], Jupyter], page: Any) -> Iterator[
         )
     )
     yield jupyter
-    jupyter.shutdown_kernels()
+    jupyter.after_test()
 
 
 def test_answer_renders_with_inline_cursor_then_finishes(page: Any, lab: Jupyter) -> None:
