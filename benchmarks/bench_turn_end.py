@@ -50,7 +50,7 @@ def measure(turns: int) -> dict[int, tuple[float, int, int]]:
 
     chat._finish = timed
     for n in range(turns):
-        chat.send(f"question {n}")
+        chat.ask(f"question {n}")
         assert chat.wait(30)
     rows[0] = (len(type(chat).__mro__), sent["comm"], sent["copy"])  # totals
     chat.close()

@@ -51,7 +51,7 @@ def test_send_from_many_threads_orphans_no_turn(server: LoopbackServer, chats) -
     chat = StreamChat(url, speed=0)
     chats.append(chat)
     for _ in range(3):
-        at_once(8, lambda i: chat.send(f"prompt {i}"))
+        at_once(8, lambda i: chat.ask(f"prompt {i}"))
         assert chat.wait(30)
         statuses = [turn["status"] for turn in chat.turns if turn["role"] == "assistant"]
         assert "streaming" not in statuses
@@ -68,10 +68,10 @@ def test_send_stop_retry_close_from_threads(server: LoopbackServer, chats) -> No
     chat = StreamChat(url, speed=0)
     chats.append(chat)
     actions = [
-        lambda: chat.send("a"),
+        lambda: chat.ask("a"),
         chat.stop,
         chat.retry,
-        lambda: chat.send("b"),
+        lambda: chat.ask("b"),
         chat.stop,
         chat.retry,
     ]
@@ -117,7 +117,7 @@ def test_cookies_are_not_shared_between_widgets_or_endpoints(server: LoopbackSer
         chats.extend([first, second])
         assert widget_module._client() is widget_module._client()  # one shared client
         for chat in (first, second, first):
-            chat.send("hi")
+            chat.ask("hi")
             assert chat.wait(20) and chat.status == "done"
         sent = [r.headers for r in server.received[-2:]] + [other.received[-1].headers]
         assert not any("Cookie" in headers for headers in sent)
@@ -137,7 +137,7 @@ def test_a_python_source_that_never_ends_is_capped_and_closed(chats) -> None:
 
     chat = StreamChat(endless, speed=0, limits=Limits(answer=50_000))
     chats.append(chat)
-    chat.send("go on for ever")
+    chat.ask("go on for ever")
     assert chat.wait(30)
     assert chat.status == "error"
     assert "passed 50,000 characters" in chat.turns[-1]["error"]

@@ -51,7 +51,7 @@ def sizes_of_turn_ends(chat: StreamChat) -> list[int]:
 
 def ask(chat: StreamChat, times: int) -> None:
     for n in range(times):
-        chat.send(f"question {n}")
+        chat.ask(f"question {n}")
         assert chat.wait(30)
         assert chat.status == "done"
 
@@ -163,7 +163,7 @@ def test_a_retried_answer_leaves_no_html_behind(chats) -> None:
 
     chat = StreamChat(source, speed=0)
     chats.append(chat)
-    chat.send("hi")
+    chat.ask("hi")
     assert chat.wait(30) and chat.status == "error"
     failed = chat.turns[-1]["id"]
     chat.retry()

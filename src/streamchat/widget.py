@@ -10,19 +10,25 @@ token would be quadratic in bytes.
 
 Secrets (`api_key`, `headers`) are plain Python attributes, not traits: traits are
 synced to the browser and saved with the notebook's widget state.
+
+Threads: the conversation (`_conversation.Conversation`), the live answer and the
+traits that mirror them (`status`, `turns`, `finished`) belong to the loop thread;
+the kernel thread posts commands to it (`ask`, `stop`, `retry`, `close`, a pace
+change) and reads the conversation's snapshot. `_conversation` says who owns what.
+Methods marked "(loop thread)" run there only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import anywidget
 import httpx
@@ -32,6 +38,7 @@ import traitlets
 from . import _messages, _runner
 from ._answer import Answer, Framed, Outbox
 from ._budget import LIVE
+from ._conversation import Conversation, check_owner
 from ._explain import explain
 from ._kernel import Displays, replace_in_cell
 from ._pacing import Wake, type_out
@@ -41,6 +48,7 @@ from ._static_copy import static_copy, transcript
 from ._timeout import within
 from .deltas import (
     Delta,
+    Handlers,
     ReasoningDelta,
     StreamError,
     TextDelta,
@@ -61,7 +69,14 @@ __all__ = ["StreamChat"]
 _STATIC = Path(__file__).parent / "static"
 _CHAT_MIME_TYPE = "application/vnd.streamchat.chat+json"
 
-_turn_ids = itertools.count(1)
+T = TypeVar("T")
+
+# How long the kernel thread waits for a command to be done on the loop thread: a new
+# prompt waits for the answer it stops, whose connection closes within 5 s.
+_COMMAND_WAIT = 30.0
+
+# Traits the loop thread owns (mirrors of the conversation): a browser may not set them.
+_LOOP_TRAITS = ("status", "turns", "finished")
 
 _http: httpx.AsyncClient | None = None
 
@@ -98,9 +113,9 @@ def _turns_to_json(turns: list[dict[str, Any]], _widget: object) -> list[dict[st
 
 
 def _finished_to_json(finished: dict[str, Any], widget: StreamChat) -> dict[str, Any]:
-    """A copy taken under the lock: the loop thread adds to `finished` in place while
+    """A copy taken under its lock: the loop thread adds to `finished` in place while
     the shell thread answers a page's request for the state."""
-    with widget._lock:
+    with widget._finished_lock:
         return dict(finished)
 
 
@@ -113,7 +128,7 @@ class StreamChat(anywidget.AnyWidget):
     returns or yields text or an SDK stream, or one stream (a generator, an SDK
     stream object), which it types at once as the first answer.
 
-    `send()` returns at once; the answer types itself in the background, also while
+    `ask()` returns at once; the answer types itself in the background, also while
     other cells run.
 
     `provider` is detected from the URL's path unless given (see
@@ -141,7 +156,7 @@ class StreamChat(anywidget.AnyWidget):
     # re-send the whole conversation each time.
     # Its elements are not validated one by one: only this class writes them, and
     # validating a thousand turns at each change costs more than sending them.
-    turns = traitlets.List().tag(sync=True, to_json=_turns_to_json)
+    turns: traitlets.List[dict[str, Any]] = traitlets.List().tag(sync=True, to_json=_turns_to_json)
     # Finished answers' HTML and Markdown source by turn id (str): {"html",
     # "reasoning_html", "source"}. Filled in place, so never re-sent: a turn end tells
     # the views ("ended"), which built that HTML from the patches and keep it in their
@@ -170,7 +185,9 @@ class StreamChat(anywidget.AnyWidget):
         options: Mapping[str, Any] | None = None,
         limits: Limits = Limits(),
     ) -> None:
-        self._lock = threading.RLock()  # first: opening the comm reads the state
+        # First: opening the comm reads the state.
+        self._finished_lock = threading.Lock()
+        self._core = Conversation(_runner.in_loop_thread)
         super().__init__(speed=speed, step=step, prompts=list(prompts), disclaimer=disclaimer)
         self._source = None if url is None or isinstance(url, str) else PythonSource(url)
         if url is None:
@@ -189,19 +206,19 @@ class StreamChat(anywidget.AnyWidget):
         self._max_lag = max_lag
         self._options = dict(options or {})
         self._limits = limits
-        self._history: list[dict[str, str]] = []
-        self._sources: list[str] = []  # Markdown source of each turn, for the transcript
-        self._live: Answer | None = None
+        self._closed = False  # (kernel thread) no answer starts once set
+        # (loop thread) Commands run one at a time; the live answer's task.
+        self._commands: asyncio.Lock | None = None
+        self._running: asyncio.Task[None] | None = None
         self._idle = threading.Event()
         self._idle.set()
         self._displays = Displays()
         self.on_msg(self._on_frontend_msg)
         if self.comm is not None:
-            self.comm.on_close(lambda _msg: self._cancel(wait=False))
+            self.comm.on_close(lambda _msg: self._shut(wait=False))
         replace_in_cell(self)
         if self._source is not None and self._source.single:
-            with self._lock:
-                self._start_answer()
+            self._command(lambda: self._start(None))
 
     # -- validation ----------------------------------------------------------------
 
@@ -220,47 +237,65 @@ class StreamChat(anywidget.AnyWidget):
     @traitlets.observe("speed", "step")
     def _pace_changed(self, change: dict[str, Any]) -> None:
         """Apply a slider move to the answer being typed at once, not at its next chunk."""
-        answer = getattr(self, "_live", None)  # None also while __init__ sets the traits
-        if answer is None:
+        core = getattr(self, "_core", None)
+        if core is None or core.view.live is None:  # also while __init__ sets the traits
             return
+        name, value = change["name"], change["new"]
+        _runner.call_soon(lambda: self._apply_pace(name, value))
 
-        def apply() -> None:
-            setattr(answer.typewriter, change["name"], change["new"])
+    def _apply_pace(self, name: str, value: float) -> None:
+        """(loop thread) The live answer's typewriter takes the new pace."""
+        answer = self._core.live
+        if answer is not None:
+            setattr(answer.typewriter, name, value)
             if answer.wake is not None:
                 answer.wake.set()
 
-        _runner.call_soon(apply)
+    @traitlets.observe(*_LOOP_TRAITS)
+    def _loop_trait_changed(self, change: dict[str, Any]) -> None:
+        check_owner(_runner.in_loop_thread, f"StreamChat.{change['name']} written")
 
     # -- public API ----------------------------------------------------------------
 
-    def send(self, prompt: str, buffers: Any = None) -> None:  # type: ignore[override]
+    def ask(self, prompt: str) -> None:
         """Ask `prompt`; returns at once while the answer streams in the background.
 
         An answer still being typed is stopped first: its partial text stays in the
-        history, marked "Stopped: a new prompt was sent." ipywidgets' own `Widget.send`
-        (custom messages) is `_emit` here; a dict is still passed on to it because
-        ipywidgets calls `send({"do": "focus"})`.
+        history, marked "Stopped: a new prompt was sent."
         """
-        if isinstance(prompt, dict):
-            ipywidgets.Widget.send(self, prompt, buffers)
-            return
         prompt = str(prompt)
         if not prompt.strip():
             raise ValueError("the prompt is empty")
-        if (live := self._live) is not None:
-            live.note = "Stopped: a new prompt was sent."
-        with self._quiet():
-            self._history.append({"role": "user", "content": prompt})
-            self._start_answer(question=prompt)
+        if self._closed:
+            raise RuntimeError("this chat is closed")
+        self._command(lambda: self._ask(prompt))
+
+    def send(self, content: Any, buffers: Any = None) -> None:
+        """ipywidgets' `Widget.send`: a custom message to the widget's views.
+
+        Kept with ipywidgets' meaning because ipywidgets and anywidget call it on a
+        widget: `DOMWidget.focus()`/`blur()` send `{"do": "focus"}`, anywidget's
+        commands send their responses. Before, `chat.send(prompt)` asked a prompt:
+        a string is still asked, with a `DeprecationWarning` (use `ask`).
+        """
+        if isinstance(content, str):
+            warnings.warn(
+                "StreamChat.send(prompt) is deprecated: use StreamChat.ask(prompt) "
+                "(send is ipywidgets' Widget.send, for custom messages)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            self.ask(content)
+            return
+        super().send(content, buffers)
 
     def stop(self, turn: int | None = None) -> None:
         """Stop the answer being typed; its partial text is kept. Closes the connection.
 
         `turn` (a turn id) names the answer meant; a newer one is left typing.
         """
-        live = self._live
-        if live is not None and (turn is None or live.outbox.turn_id == turn):
-            self._cancel(wait=True)
+        if self._core.view.live is not None:
+            self._command(lambda: self._stop(turn))
 
     def doctor(self, timeout: float = 30.0) -> Diagnosis:
         """Diagnose this chat's endpoint: why an answer came in bursts or broke off.
@@ -273,7 +308,7 @@ class StreamChat(anywidget.AnyWidget):
 
         if self._source is not None:
             raise ValueError("the doctor diagnoses HTTP endpoints; this chat streams from Python")
-        prompts = [m["content"] for m in self._history if m["role"] == "user"]
+        prompts = [m["content"] for m in self._core.view.history if m["role"] == "user"]
         return diagnose(
             self._url,
             prompt=prompts[-1] if prompts else "Say hello.",
@@ -292,20 +327,7 @@ class StreamChat(anywidget.AnyWidget):
         left alone, since its question is no longer the last one. An answer being
         typed is never retried (Stop it first).
         """
-        with self._lock:
-            if not self._sources or self.turns[-1]["role"] != "assistant":
-                return
-            last = self.turns[-1]
-            if last["status"] not in ("error", "stopped") or self._live is not None:
-                return
-            if turn is not None and last["id"] != turn:
-                return
-            if self._history and self._history[-1]["role"] == "assistant":
-                self._history.pop()
-            self._sources.pop()
-            self.finished.pop(str(last["id"]), None)
-            self.turns = self.turns[:-1]
-            self._start_answer()
+        self._command(lambda: self._retry(turn))
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until no answer is being typed; False if `timeout` passed first."""
@@ -314,28 +336,26 @@ class StreamChat(anywidget.AnyWidget):
     @property
     def messages(self) -> list[dict[str, str]]:
         """The conversation in OpenAI message format, as sent with the next prompt."""
-        with self._lock:
-            system = [{"role": "system", "content": self._system}] if self._system else []
-            return system + [dict(message) for message in self._history]
+        system = [{"role": "system", "content": self._system}] if self._system else []
+        return system + [dict(message) for message in self._core.view.history]
 
     @property
     def transcript(self) -> str:
         """The conversation as Markdown (answers as their Markdown source)."""
-        with self._lock:
-            return transcript(self.turns, self._sources)
+        view = self._core.view
+        return transcript(view.turns, view.sources)
 
     @property
     def stats(self) -> dict[str, Any]:
         """The last answer's figures: ttft (s), chars_per_second, token usage if reported."""
-        with self._lock:
-            for turn in reversed(self.turns):
-                if turn["role"] == "assistant":
-                    return dict(turn["stats"])
-            return {}
+        for turn in reversed(self._core.view.turns):
+            if turn["role"] == "assistant":
+                return dict(turn["stats"])
+        return {}
 
     def close(self) -> None:
         """Close the widget: stop its stream (closing the connection)."""
-        self._cancel(wait=True)
+        self._shut(wait=True)
         super().close()
 
     # -- display -------------------------------------------------------------------
@@ -351,17 +371,19 @@ class StreamChat(anywidget.AnyWidget):
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         """The widget view, and a static copy of the conversation for where it cannot
         be drawn (a saved notebook on GitHub, nbviewer, nbconvert; see `_static_copy`)."""
-        with self._lock:
-            return self._bundle(self.turns)
+        view = self._core.view
+        return self._bundle(view.turns, view.sources)
 
-    def _bundle(self, turns: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    def _bundle(
+        self, turns: Sequence[dict[str, Any]], sources: Sequence[str]
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
         bundle = super()._repr_mimebundle_()
         if bundle is None:  # closed
             return None
         data, metadata = bundle
         # Ranked before the widget view by streamchat's JupyterLab extension, whose
         # renderer shows the static copy when the widget's model is gone (labextension/).
-        return {_CHAT_MIME_TYPE: {}, **data, **static_copy(turns, self._sources)}, metadata
+        return {_CHAT_MIME_TYPE: {}, **data, **static_copy(turns, sources)}, metadata
 
     def _ipython_display_(self) -> None:
         """Show the chat through a display that each turn end updates, so the notebook's
@@ -370,9 +392,10 @@ class StreamChat(anywidget.AnyWidget):
         if bundle is not None:
             self._displays.show(*bundle)
 
-    def _show_static_copy(self, turns: list[dict[str, Any]]) -> None:
-        """(turn end) Rewrite every display of the chat with the conversation so far."""
-        bundle = self._bundle(turns)
+    def _show_static_copy(self) -> None:
+        """(loop thread, turn end) Rewrite every display of the chat with the
+        conversation so far."""
+        bundle = self._bundle(self._core.turns, self._core.sources)
         if bundle is not None:
             self._displays.update(*bundle)
 
@@ -383,7 +406,7 @@ class StreamChat(anywidget.AnyWidget):
         if message is None:
             return
         if message["type"] == "send":
-            self.send(message["prompt"])
+            self.ask(message["prompt"])
         elif message["type"] == "stop":
             self.stop(message["turn"])
         elif message["type"] == "retry":
@@ -399,19 +422,13 @@ class StreamChat(anywidget.AnyWidget):
 
     def _send_snapshot(self) -> None:
         """(loop thread) The whole live answer, for a view that joined while it was typed."""
-        answer = self._live
+        answer = self._core.live
         if answer is None:
             return
         shown = answer.outbox.snapshot()
         self._emit(_messages.snapshot(answer.outbox.turn_id, shown, answer.tool_calls))
 
     # -- the answer pipeline -------------------------------------------------------
-
-    def _append_turns(self, *turns: tuple[dict[str, Any], str]) -> None:
-        """Add turns (each with its Markdown source) in one change of `turns`: each
-        change re-sends the list."""
-        self._sources += [source for _, source in turns]
-        self.turns = [*self.turns, *({"id": next(_turn_ids), **turn} for turn, _ in turns)]
 
     def _publish(self, turn: dict[str, Any], fields: dict[str, Any]) -> None:
         """(under the lock) Keep one finished answer's HTML in `finished`, without sending it,
@@ -422,7 +439,9 @@ class StreamChat(anywidget.AnyWidget):
         they keep it in their model. The kernel's copy is for pages opened later (the
         state they ask for) and for a view that could not check its own ("resend").
         """
-        self.finished[str(turn["id"])] = {key: turn[key] for key in _HTML_FIELDS}
+        check_owner(_runner.in_loop_thread, "StreamChat.finished written")
+        with self._finished_lock:
+            self.finished[str(turn["id"])] = {key: turn[key] for key in _HTML_FIELDS}
         self._emit(
             _messages.ended(
                 turn["id"], turn["source"], turn["html"], turn["reasoning_html"], fields
@@ -430,80 +449,104 @@ class StreamChat(anywidget.AnyWidget):
         )
 
     def _resend(self, turn: int) -> None:
-        with self._lock:
+        with self._finished_lock:
             stored = self.finished.get(str(turn))
         if stored is not None:
             self._emit(_messages.finished(turn, **stored))
 
     def set_state(self, sync_data: dict[str, Any]) -> None:
-        """A browser's update, without `finished`: the kernel's copy is the answers as
-        rendered here, and a browser is not trusted input."""
-        super().set_state({k: v for k, v in sync_data.items() if k != "finished"})
+        """A browser's update, without the traits the loop thread owns (`status`,
+        `turns`, `finished`): the kernel's copy is the conversation as it streamed here,
+        and a browser is not trusted input."""
+        super().set_state({k: v for k, v in sync_data.items() if k not in _LOOP_TRAITS})
 
-    def _start_answer(self, question: str | None = None) -> None:
-        """(under the lock) Add a live assistant turn, after the `question` asked if
-        any, and start typing it."""
-        answer_turn = {
-            "role": "assistant",
-            "html": "",
-            "reasoning_html": "",
-            "source": "",
-            "tool_calls": [],
-            "status": "streaming",
-            "error": None,
-            "stats": {},
-        }
-        asked = [] if question is None else [({"role": "user", "text": question}, question)]
-        self._append_turns(*asked, (answer_turn, ""))
-        turn = len(self.turns) - 1
-        turn_id = self.turns[turn]["id"]
+    # -- commands: posted by the kernel thread, run on the loop thread -------------------
+
+    def _command(self, command: Callable[[], Awaitable[T]], *, wait: bool = True) -> T | None:
+        """Run `command` on the loop thread, after the commands posted before it; wait
+        for it unless told not to (or on the loop thread, where waiting would deadlock)."""
+        future = _runner.submit(self._in_turn(command))
+        if not wait or _runner.in_loop_thread():
+            return None
+        try:
+            return future.result(_COMMAND_WAIT)
+        except TimeoutError:
+            raise TimeoutError(
+                f"the chat's loop thread did not answer within {_COMMAND_WAIT:g} s"
+            ) from None
+
+    async def _in_turn(self, command: Callable[[], Awaitable[T]]) -> T:
+        """(loop thread) One command at a time: each sees the state the last one left."""
+        if self._commands is None:
+            self._commands = asyncio.Lock()
+        async with self._commands:
+            return await command()
+
+    async def _ask(self, prompt: str) -> None:
+        """(loop thread) Stop the live answer, with a note; ask `prompt`."""
+        await self._stop(None, note="Stopped: a new prompt was sent.")
+        await self._start(prompt)
+
+    async def _retry(self, turn: int | None) -> None:
+        """(loop thread) Take the last answer out, if it may be retried; ask again."""
+        if self._closed or not self._core.retryable(turn):
+            return
+        turn_id = self._core.drop_last()
+        with self._finished_lock:
+            self.finished.pop(str(turn_id), None)
+        self.turns = self._core.turns
+        await self._start(None)
+
+    async def _stop(self, turn: int | None, note: str | None = None) -> None:
+        """(loop thread) Stop the live answer (if it is `turn`, when given); return once
+        it has ended, its connection closed."""
+        answer = self._core.live
+        if answer is None or (turn is not None and answer.outbox.turn_id != turn):
+            return
+        if note is not None:
+            answer.note = note
+        # Through `Answer.cancel`, not the task's: a task cancelled before its first
+        # step would never run its cleanup, and the turn would stay "streaming" for ever.
+        answer.cancel()
+        if self._running is not None:
+            await asyncio.wait([self._running])
+
+    async def _start(self, question: str | None) -> None:
+        """(loop thread) Add a live assistant turn, after the `question` asked if any,
+        and start typing it."""
+        if self._closed:
+            return
+        core = self._core
+        turn = core.begin(question)
+        self.turns = core.turns
         body = MarkdownStream(allow_images=self._allow_images)
         reasoning = MarkdownStream(allow_images=self._allow_images)
+        streams = {"body": body, "reasoning": reasoning}
         answer = Answer(
             turn=turn,
             typewriter=Typewriter(self.speed, self.step, max_lag=self._max_lag),
             body=body,
             reasoning=reasoning,
-            outbox=Outbox(self._emit, turn_id, {"body": body, "reasoning": reasoning}),
+            outbox=Outbox(self._emit, core.turns[turn]["id"], streams),
         )
-        self._live = answer
+        core.started(answer)
         self._idle.clear()
-        self.status = "waiting"
-        _runner.submit(self._run(answer, list(self._history)))
+        self.status = core.status
+        history = list(core.history)
+        self._running = asyncio.get_running_loop().create_task(self._run(answer, history))
 
-    @contextlib.contextmanager
-    def _quiet(self) -> Iterator[None]:
-        """Hold the lock with no answer live, stopping the live one first.
-
-        `send` and `retry` may come from several threads at once: each stops the
-        live answer outside the lock (its end needs the lock) and checks again
-        under it, so no answer is started over another one and orphaned. On the
-        loop thread nothing can be waited for; the answer's own task ends it there.
-        """
-        while True:
-            self._cancel(wait=True)
-            self._lock.acquire()
-            if self._live is None or _runner.in_loop_thread():
-                break
-            self._lock.release()
-        try:
-            yield
-        finally:
-            self._lock.release()
-
-    def _cancel(self, *, wait: bool) -> None:
-        answer = getattr(self, "_live", None)  # robust in a half-built widget's close()
-        if answer is None:
-            return
-        # Through the loop, not Future.cancel(): a task cancelled before its first step
-        # would never run its cleanup, and the turn would stay "streaming" for ever.
-        _runner.call_soon(answer.cancel)
+    def _shut(self, *, wait: bool) -> None:
+        """No answer starts any more; the live one is stopped."""
+        self._closed = True
+        core = getattr(self, "_core", None)  # robust in a half-built widget's close()
         # At interpreter exit (ipywidgets' __del__ calls close) the loop thread no
         # longer runs: waiting for it would only delay the exit.
-        if wait and not _runner.in_loop_thread() and not sys.is_finalizing():
-            answer.ended.wait(10)
+        if core is None or core.view.live is None or sys.is_finalizing():
+            return
+        self._command(lambda: self._stop(None), wait=wait)
 
     async def _run(self, answer: Answer, history: list[dict[str, str]]) -> None:
+        """(loop thread) The live answer, from its request to its turn's end."""
         answer.task = asyncio.current_task()
         answer.wake = Wake()
         answer.stream_closed = asyncio.Event()
@@ -543,7 +586,7 @@ class StreamChat(anywidget.AnyWidget):
                 self._observe(answer, self._deltas(history)),
                 Framed(answer.typewriter, answer.outbox),  # type: ignore[arg-type]
                 answer.type,
-                lambda delta: self._on_delta(answer, delta),
+                self._handlers(answer),
                 wake=answer.wake,
             )
         except asyncio.CancelledError:
@@ -596,32 +639,49 @@ class StreamChat(anywidget.AnyWidget):
         return secrets.redact(message)
 
     async def _observe(self, answer: Answer, deltas: AsyncIterator[Delta]) -> AsyncIterator[Delta]:
-        """Pass deltas through, timing the first token and counting what arrived."""
+        """(loop thread) Pass deltas through, timing the first token and counting what
+        arrived."""
         answer.stream_started = True
+        observe = self._observer(answer)
         try:
             async for delta in deltas:
-                if isinstance(delta, (TextDelta, ReasoningDelta, ToolCallDelta)):
-                    now = time.monotonic()
-                    if answer.first is None:
-                        answer.first = now
-                        self.status = "streaming"
-                    answer.last = now
-                    if isinstance(delta, ReasoningDelta):
-                        answer.reasoning_last = now
-                    elif answer.reasoning_last is not None and answer.reasoning_end is None:
-                        answer.reasoning_end = now
-                    if isinstance(delta, TextDelta):
-                        answer.received += len(delta.text)
+                observe(delta)
                 yield delta
         finally:
             await deltas.aclose()  # type: ignore[attr-defined]
             assert answer.stream_closed is not None
             answer.stream_closed.set()
 
-    def _on_delta(self, answer: Answer, delta: Delta) -> None:
-        if isinstance(delta, ReasoningDelta):
+    def _observer(self, answer: Answer) -> Handlers:
+        """(loop thread) Timings and counts of `answer`'s deltas, as they arrive."""
+
+        def token(_delta: Delta) -> None:
+            answer.last = now = time.monotonic()
+            if answer.first is None:
+                answer.first = now
+                if self._core.streaming():
+                    self.status = self._core.status
+
+        def reasoning(_delta: ReasoningDelta) -> None:
+            answer.reasoning_last = answer.last
+
+        def after_reasoning(_delta: Delta) -> None:
+            if answer.reasoning_last is not None and answer.reasoning_end is None:
+                answer.reasoning_end = answer.last
+
+        def text(delta: TextDelta) -> None:
+            answer.received += len(delta.text)
+            after_reasoning(delta)
+
+        return Handlers(token=token, reasoning=reasoning, text=text, tool_call=after_reasoning)
+
+    def _handlers(self, answer: Answer) -> Handlers:
+        """(loop thread) What `answer` does with the deltas that are not paced text."""
+
+        def reasoning(delta: ReasoningDelta) -> None:
             answer.outbox.add("reasoning", delta.text)
-        elif isinstance(delta, ToolCallDelta):
+
+        def tool_call(delta: ToolCallDelta) -> None:
             answer.tool_deltas.append(delta)
             answer.tool_after.setdefault(delta.index, answer.received)
             answer.tool_calls = [
@@ -633,40 +693,37 @@ class StreamChat(anywidget.AnyWidget):
                 for call in merge_tool_calls(answer.tool_deltas)
             ]
             answer.outbox.tools(answer.tool_calls)
-        elif isinstance(delta, Usage):
+
+        def usage(delta: Usage) -> None:
             answer.usage = delta
+
+        return Handlers(reasoning=reasoning, tool_call=tool_call, usage=usage)
 
     def _finish(self, answer: Answer, status: str, error: str | None) -> None:
         """(loop thread) Record the answer in the history and the turn; end the live state."""
-        with self._lock:
-            if self._live is not answer:
-                return
-            text = answer.body.text
-            if text:
-                self._history.append({"role": "assistant", "content": text})
-            self._sources[answer.turn] = text
-            fields = {
-                "tool_calls": answer.tool_calls,
-                "status": status,
-                "error": error,
-                "note": answer.note if status == "stopped" else None,
-                "stats": answer.stats(),
-            }
-            turn = {
-                **self.turns[answer.turn],
-                "source": text,  # for the answer's Copy button
-                "html": answer.body.html,
-                "reasoning_html": answer.reasoning.html,
-                **fields,
-            }
-            # In place: `turns` is not re-sent at a turn end (its size grows with the
-            # conversation); "ended" carries the turn's new fields to the views, and a
-            # page opened later reads them in the state it asks for.
-            self.turns[answer.turn] = turn
-            # The saved output first: whoever sees the turn end and saves at once
-            # saves this answer too.
-            self._show_static_copy(self.turns)
-            self._publish(turn, fields)
-            self.status = status
-            self._live = None
-            self._idle.set()
+        core = self._core
+        text = answer.body.text
+        fields = {
+            "tool_calls": answer.tool_calls,
+            "status": status,
+            "error": error,
+            "note": answer.note if status == "stopped" else None,
+            "stats": answer.stats(),
+        }
+        turn = {
+            **core.turns[answer.turn],
+            "source": text,  # for the answer's Copy button
+            "html": answer.body.html,
+            "reasoning_html": answer.reasoning.html,
+            **fields,
+        }
+        # In place (`core.turns` is the trait's list): `turns` is not re-sent at a turn
+        # end (its size grows with the conversation); "ended" carries the turn's new
+        # fields to the views, and a page opened later reads them in its state.
+        core.end(answer, turn, text)
+        # The saved output first: whoever sees the turn end and saves at once
+        # saves this answer too.
+        self._show_static_copy()
+        self._publish(turn, fields)
+        self.status = core.status
+        self._idle.set()
