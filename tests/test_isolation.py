@@ -1,6 +1,6 @@
 """Answers do not step on each other: threads, the shared client's pool, cookies.
 
-- `send`, `stop`, `retry` and `close` from several threads at once leave no turn
+- `ask`, `stop`, `retry` and `close` from several threads at once leave no turn
   "streaming" for ever.
 - More than 100 answers at once through the widgets' shared client all complete
   (httpx's default pool of 100 made the 101st fail as a timeout).
@@ -46,7 +46,7 @@ def at_once(count: int, action) -> None:
     assert not any(thread.is_alive() for thread in threads)
 
 
-def test_send_from_many_threads_orphans_no_turn(server: LoopbackServer, chats) -> None:
+def test_ask_from_many_threads_orphans_no_turn(server: LoopbackServer, chats) -> None:
     url = server.route(PATH, Script(answer("Slow answer. " * 20), pause=0.01))
     chat = StreamChat(url, speed=0)
     chats.append(chat)
@@ -63,7 +63,7 @@ def test_send_from_many_threads_orphans_no_turn(server: LoopbackServer, chats) -
     assert "user" in roles and roles[-1] == "assistant"
 
 
-def test_send_stop_retry_close_from_threads(server: LoopbackServer, chats) -> None:
+def test_ask_stop_retry_close_from_threads(server: LoopbackServer, chats) -> None:
     url = server.route(PATH, Script(answer("Answer. " * 20), pause=0.01))
     chat = StreamChat(url, speed=0)
     chats.append(chat)

@@ -19,8 +19,9 @@ state) and the loop thread (`_runner`), where answers stream. One owner each:
   through `Conversation.view`: an immutable snapshot, replaced whole after each
   change, so a reader never sees a turn half made.
 - What crosses threads by design: the commands' futures, `Answer.ended` (a
-  `threading.Event`), `view` (one reference), and the `finished` trait's copy for a
-  page's state (under its own small lock: the loop thread adds to it in place).
+  `threading.Event`), `view` (one reference), the widget's closed flag (set once, by
+  `close`), and the `finished` trait's copy for a page's state (under its own small
+  lock: the loop thread adds to it in place).
 
 `CHECK` is on when the environment has `STREAMCHAT_CHECK_OWNER=1` (the test suite
 sets it): a change made on another thread raises `OwnerError` and is recorded in

@@ -536,12 +536,13 @@ class StreamChat(anywidget.AnyWidget):
         self._running = asyncio.get_running_loop().create_task(self._run(answer, history))
 
     def _shut(self, *, wait: bool) -> None:
-        """No answer starts any more; the live one is stopped."""
+        """No answer starts any more; the live one is stopped (also one that a command
+        posted before is starting now)."""
         self._closed = True
-        core = getattr(self, "_core", None)  # robust in a half-built widget's close()
-        # At interpreter exit (ipywidgets' __del__ calls close) the loop thread no
-        # longer runs: waiting for it would only delay the exit.
-        if core is None or core.view.live is None or sys.is_finalizing():
+        # Robust in a half-built widget's close(). At interpreter exit (ipywidgets'
+        # __del__ calls close) the loop thread no longer runs: waiting for it would
+        # only delay the exit; a loop never started ran no answer.
+        if not hasattr(self, "_core") or sys.is_finalizing() or not _runner.running():
             return
         self._command(lambda: self._stop(None), wait=wait)
 
