@@ -185,7 +185,10 @@ _TOKENS = frozenset({"text", "reasoning", "tool_call"})
 
 def _kind_of(delta: Delta) -> str:
     """The kind of a delta made from a subclass of a delta type (a user's source may)."""
-    return next(kind for type_, kind in _KIND.items() if isinstance(delta, type_))
+    for type_, kind in _KIND.items():
+        if isinstance(delta, type_):
+            return kind
+    raise TypeError(f"not a delta: {type(delta).__name__}")
 
 
 def merge_tool_calls(deltas: Sequence[Delta]) -> list[ToolCall]:
