@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 
@@ -254,7 +254,7 @@ def test_widget(fault: Fault, url_for, server: LoopbackServer, no_leaks: None) -
             assert fault.message in answer["error"]
         # Ready for the next prompt: it goes through on a healthy stream.
         healthy = server.route(PATH, Script([*sse(chunk("Recovered.")), *END]))
-        chat._url = healthy
+        chat._driver.endpoint = replace(chat._driver.endpoint, url=healthy)
         chat.ask("again")
         assert chat.wait(timeout=30)
         assert chat.status == "done"

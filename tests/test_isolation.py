@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from streamchat import widget as widget_module
+from streamchat import _driver
 from streamchat.deltas import Done
 from streamchat.providers import build_request
 from streamchat.transport import Limits, Retries, Timeouts, new_client, stream_deltas
@@ -115,7 +115,7 @@ def test_cookies_are_not_shared_between_widgets_or_endpoints(server: LoopbackSer
         first = StreamChat(server.route(PATH, setter), speed=0)
         second = StreamChat(other.route(PATH, Script(answer("other"))), speed=0)
         chats.extend([first, second])
-        assert widget_module._client() is widget_module._client()  # one shared client
+        assert _driver._client() is _driver._client()  # one shared client
         for chat in (first, second, first):
             chat.ask("hi")
             assert chat.wait(20) and chat.status == "done"

@@ -468,7 +468,7 @@ def test_with_no_url_the_embedded_demo_server_is_used(chats) -> None:
 
     chat = StreamChat()
     chats.append(chat)
-    assert chat._url == demo_server().url
+    assert chat._driver.endpoint.url == demo_server().url
 
 
 def test_display_is_the_widget_alone_with_a_static_copy(chats) -> None:

@@ -33,7 +33,7 @@ def sizes_of_turn_ends(chat: StreamChat) -> list[int]:
     """The bytes of the comm messages (state and custom) each turn end sends."""
     sizes: list[int] = []
     counted = [0]
-    send, finish = chat._send, chat._finish
+    send, finish = chat._send, chat._driver._finish
 
     def counting_send(msg: dict[str, Any], buffers: Any = None) -> None:
         counted[0] += len(json.dumps(msg, ensure_ascii=False).encode())
@@ -45,7 +45,7 @@ def sizes_of_turn_ends(chat: StreamChat) -> list[int]:
         sizes.append(counted[0] - before)
 
     chat._send = counting_send  # type: ignore[method-assign]
-    chat._finish = counting_finish  # type: ignore[method-assign]
+    chat._driver._finish = counting_finish  # type: ignore[method-assign]
     return sizes
 
 

@@ -279,3 +279,19 @@ def test_a_browser_cannot_write_what_the_loop_thread_owns(chats, no_violations) 
     chat.set_state({"status": "done", "turns": forged, "finished": {"1": {}}, "speed": 40.0})
     assert (chat.status, chat.turns, chat.finished, chat.speed) == ("idle", [], {}, 40.0)
     assert json.dumps(chat.get_state()["turns"]) == "[]"
+
+
+def test_a_failed_command_raises_for_its_poster_or_is_logged(chats, caplog) -> None:
+    chat = StreamChat(lambda messages: "Hi.", speed=0)
+    chats.append(chat)
+
+    async def broken() -> None:
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        chat._driver.post(broken)
+    chat._driver.post(broken, wait=False)  # nobody waits: asyncio's logger says it
+    wait_until(lambda: "a streamchat command failed" in caplog.text)
+    assert "ValueError: boom" in caplog.text
+    chat.ask("still works")
+    assert chat.wait(10) and chat.status == "done"
