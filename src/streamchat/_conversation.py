@@ -12,12 +12,14 @@ state) and the loop thread (`_runner`), where answers stream. One owner each:
   widget traits that mirror them (`status`, `turns`, `finished`). Only it writes them;
   a check (`CHECK`) says so at every change.
 - The kernel thread owns the settings: the traits `speed`, `step`, `prompts` and
-  `disclaimer`, and the constructor's configuration (URL, secrets, limits). The
-  loop thread reads the pace settings only when a command hands them over.
+  `disclaimer`, and the constructor's configuration (`_driver.Endpoint`: URL,
+  secrets, limits; frozen). The loop thread reads the pace when an answer starts and
+  when a pace change is posted to it.
 - The kernel thread changes the conversation only by posting commands to the loop
-  thread (ask, stop, retry, close, a pace change; `widget.StreamChat`), and reads it
-  through `Conversation.view`: an immutable snapshot, replaced whole after each
-  change, so a reader never sees a turn half made.
+  thread (ask, stop, retry, close, a pace change: `widget.StreamChat` posts them,
+  `_driver.Driver` runs them, one at a time), and reads it through
+  `Conversation.view`: an immutable snapshot, replaced whole after each change, so a
+  reader never sees a turn half made.
 - What crosses threads by design: the commands' futures, `Answer.ended` (a
   `threading.Event`), `view` (one reference), the widget's closed flag (set once, by
   `close`), and the `finished` trait's copy for a page's state (under its own small
