@@ -35,7 +35,9 @@ def measure(turns: int) -> dict[int, tuple[float, int, int]]:
 
     chat._send = send
     chat._displays.update = update
-    finish = chat._driver._finish
+    owner = getattr(chat, "_driver", chat)  # where `_finish` is (the widget before the driver)
+    ask = getattr(chat, "ask", chat.send)  # `send(prompt)` before `ask`
+    finish = owner._finish
     rows: dict[int, tuple[float, int, int]] = {}
 
     def timed(*args: object) -> None:
@@ -48,9 +50,9 @@ def measure(turns: int) -> dict[int, tuple[float, int, int]]:
             sent["copy"] - copy,
         )
 
-    chat._driver._finish = timed
+    owner._finish = timed
     for n in range(turns):
-        chat.ask(f"question {n}")
+        ask(f"question {n}")
         assert chat.wait(30)
     rows[0] = (len(type(chat).__mro__), sent["comm"], sent["copy"])  # totals
     chat.close()
