@@ -295,3 +295,19 @@ def test_a_failed_command_raises_for_its_poster_or_is_logged(chats, caplog) -> N
     assert "ValueError: boom" in caplog.text
     chat.ask("still works")
     assert chat.wait(10) and chat.status == "done"
+
+
+def test_the_conversation_core_does_no_io() -> None:
+    """The core is plain Python: importing it loads no event loop, network, notebook or
+    renderer (the sans-I/O rule the pipeline's stages follow)."""
+    import subprocess
+    import sys
+
+    probe = "import sys, streamchat._conversation; print(' '.join(sorted(sys.modules)))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
+    ).stdout.split()
+    io = ("asyncio", "socket", "ssl", "httpx", "anywidget", "ipywidgets", "traitlets")
+    io += ("IPython", "ipykernel", "rich", "markdown_it", "streamchat._runner")
+    io += ("streamchat._answer", "streamchat.widget", "streamchat.render")
+    assert [name for name in loaded if name.split(".")[0] in io or name in io] == []

@@ -110,7 +110,7 @@ class StreamChat(anywidget.AnyWidget):
     # The answers' HTML is not in the turns list, which is re-sent when a turn starts
     # (a turn end changes it in place and says so in "ended"): carrying it there would
     # re-send the whole conversation each time.
-    # Its elements are not validated one by one: only this class writes them, and
+    # Its elements are not validated one by one: only the chat (its Driver) writes them, and
     # validating a thousand turns at each change costs more than sending them.
     turns: traitlets.List[dict[str, Any]] = traitlets.List().tag(sync=True, to_json=_turns_to_json)
     # Finished answers' HTML and Markdown source by turn id (str): {"html",
