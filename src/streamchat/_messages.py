@@ -16,6 +16,7 @@ __all__ = [
     "BrowserMessage",
     "EndedMessage",
     "FinishedMessage",
+    "FramesMessage",
     "HelloMessage",
     "PatchMessage",
     "ResendMessage",
@@ -27,6 +28,7 @@ __all__ = [
     "decode_patch",
     "ended",
     "finished",
+    "frames",
     "parse_browser_message",
     "patch",
     "snapshot",
@@ -119,6 +121,25 @@ class PatchMessage(TypedDict):
     ops: list[Patch]
 
 
+class FramesMessage(TypedDict):
+    """A part's next frames while the answer types at a pace, each a delay (ms after the
+    message arrives) and its patch ops: a view plays each on the first animation frame
+    at or after its time, never before the frame before it. The kernel sends them about
+    0.1 s ahead, a few per message. `stop`: the answer was stopped; every view drops the
+    frames it holds and keeps what it shows (no frames come with it).
+
+    Wire form: [turn, "f", part, keep, delay, frame, delay, frame...], each frame either
+    a string, the html of an "extend" that drops nothing and keeps `keep` (what a frame
+    of typed text usually is: its framing would cost more than its text), or an array
+    of ops as in a patch; or [turn, "s"] for a stop."""
+
+    type: Literal["frames"]
+    turn: int
+    part: Part
+    frames: list[tuple[int, list[Patch]]]
+    stop: bool
+
+
 class ToolsMessage(TypedDict):
     """The tool calls so far: `name`, `arguments` (JSON text as it arrived) and `after`,
     the characters of answer text received before the call began (where it shows)."""
@@ -192,6 +213,25 @@ def patch(turn: int, part: Part, ops: list[Patch]) -> list[Any]:
         encoded.append(code)
         encoded += [getattr(op, field) for field in fields]
     return encoded
+
+
+def frames(
+    turn: int, part: Part, frames: list[tuple[int, list[Patch]]], *, stop: bool = False
+) -> list[Any]:
+    """The wire form of a frames message (`FramesMessage`)."""
+    if stop:
+        return [turn, "s"]
+    plain = [ops[0].keep for _, ops in frames if len(ops) == 1 and _plain(ops[0])]
+    keep = max(set(plain), key=plain.count) if plain else 0
+    encoded: list[Any] = [turn, "f", _PARTS[part], keep]
+    for delay, ops in frames:
+        simple = len(ops) == 1 and _plain(ops[0]) and ops[0].keep == keep
+        encoded += [delay, ops[0].html if simple else patch(turn, part, ops)[2:]]
+    return encoded
+
+
+def _plain(op: Patch) -> bool:
+    return op.op == "extend" and op.drop == 0
 
 
 def decode_patch(message: list[Any]) -> PatchMessage:

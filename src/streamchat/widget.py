@@ -518,7 +518,7 @@ class StreamChat(anywidget.AnyWidget):
                 try:
                     await answer.outbox.finish()
                 except asyncio.CancelledError:  # Stop after the last token
-                    if answer.outbox.carried:  # ... while text is still being shown
+                    if answer.outbox.carried or answer.outbox.playing:  # ... still typing
                         status = "stopped"
                         answer.outbox.discard()
                         answer.body.finish()
@@ -541,7 +541,7 @@ class StreamChat(anywidget.AnyWidget):
                 return "stopped", None
             terminal = await type_out(
                 self._observe(answer, self._deltas(history)),
-                Framed(answer.typewriter, answer.outbox),  # type: ignore[arg-type]
+                Framed(answer.typewriter, answer.outbox, answer.type),  # type: ignore[arg-type]
                 answer.type,
                 lambda delta: self._on_delta(answer, delta),
                 wake=answer.wake,

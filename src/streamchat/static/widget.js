@@ -27,6 +27,11 @@
  *   code and its arguments (see `decodePatch`)
  * @typedef {{name: string, arguments: string, after: number}} ToolCall `after`: characters
  *   of answer text received before the call's first fragment
+ * @typedef {{type: "frames", turn: number, part: "body" | "reasoning",
+ *   frames: {delay: number, ops: PatchOp[]}[], stop: boolean}} FramesMessage the next frames
+ *   of a typed answer, each to show `delay` ms after the message arrives (`FramePlayer`);
+ *   `stop`: drop the frames held, keep what is shown. Wire: [turn, "f", part, keep,
+ *   delay, frame...] or [turn, "s"] (see `decodeFrames`)
  * @typedef {{type: "tools", turn: number, tool_calls: ToolCall[]}} ToolsMessage
  * @typedef {{type: "snapshot", turn: number, body: string, body_tail: string,
  *   reasoning: string, reasoning_tail: string, tool_calls: ToolCall[]}} SnapshotMessage
@@ -36,7 +41,7 @@
  *   UTF-16 units); `fields` (status, stats...) go into the model's `turns` in place
  * @typedef {{type: "finished", turn: number, html: string, reasoning_html: string,
  *   source: string}} FinishedMessage a finished answer's HTML, asked for with `resend`
- * @typedef {PatchMessage | ToolsMessage | SnapshotMessage | EndedMessage |
+ * @typedef {PatchMessage | FramesMessage | ToolsMessage | SnapshotMessage | EndedMessage |
  *   FinishedMessage} KernelMessage
  * @typedef {{type: "send", prompt: string} | {type: "stop", turn: number | null} |
  *   {type: "retry", turn: number} | {type: "hello"} | {type: "resend", turn: number}}
@@ -104,17 +109,112 @@ export function decodePatch(message) {
   const [turn, part] = message;
   const ops = [];
   for (let index = 2; index < message.length; ) {
-    const code = message[index];
-    if (!Object.hasOwn(OPS, code)) throw new Error(`unknown patch op: ${code}`);
-    const [op, fields] = OPS[code];
-    const decoded = { op };
-    fields.forEach((field, offset) => {
-      decoded[field] = message[index + 1 + offset];
-    });
-    ops.push(decoded);
-    index += 1 + fields.length;
+    const [op, next] = decodeOp(message, index);
+    ops.push(op);
+    index = next;
   }
   return { type: "patch", turn, part: PARTS[part] ?? part, ops };
+}
+
+/** One op and its arguments from a wire array at `index`; returns [op, next index]. */
+function decodeOp(message, index) {
+  const code = message[index];
+  if (!Object.hasOwn(OPS, code)) throw new Error(`unknown patch op: ${code}`);
+  const [op, fields] = OPS[code];
+  const decoded = { op };
+  fields.forEach((field, offset) => {
+    decoded[field] = message[index + 1 + offset];
+  });
+  return [decoded, index + 1 + fields.length];
+}
+
+/**
+ * A frames message from its wire form: [turn, "f", part, keep, delay, frame, delay,
+ * frame...], each frame a string (the html of an "extend" dropping nothing and keeping
+ * `keep`: a frame of typed text) or an array of ops as in a patch; or [turn, "s"]: the
+ * answer was stopped.
+ * @returns {FramesMessage}
+ */
+export function decodeFrames(message) {
+  const [turn, kind, part, keep] = message;
+  const frames = [];
+  if (kind === "f") {
+    for (let index = 4; index < message.length; index += 2) {
+      const [delay, frame] = [message[index], message[index + 1]];
+      if (typeof delay !== "number") throw new Error(`a frame without its delay: ${delay}`);
+      let ops;
+      if (typeof frame === "string") {
+        ops = [{ op: "extend", drop: 0, keep, html: frame }];
+      } else {
+        ops = [];
+        for (let at = 0; at < frame.length; ) {
+          const [op, next] = decodeOp(frame, at);
+          ops.push(op);
+          at = next;
+        }
+      }
+      frames.push({ delay, ops });
+    }
+  }
+  return { type: "frames", turn, part: PARTS[part] ?? part, frames, stop: kind === "s" };
+}
+
+/** Any kernel message from what the comm delivered (arrays are the compact forms). */
+export function decodeMessage(received) {
+  if (!Array.isArray(received)) return received;
+  return received[1] === "f" || received[1] === "s" ? decodeFrames(received) : decodePatch(received);
+}
+
+/**
+ * Plays a typed answer's frames on time (pure: the caller passes its clock, in ms).
+ * The kernel renders frames about 0.1 s ahead and sends a few per message, each with
+ * its delay after the message; `push` gives each its play time on this view's clock
+ * (its arrival plus the delay), never before the frame before it, so frames play in
+ * order and a late message only delays its own frames. `due(now)` hands over, at an
+ * animation frame, every frame whose time has come (usually one: the kernel's frames
+ * are 28 ms apart, a display's 17 ms or less); `drop` forgets the rest (Stop).
+ */
+export class FramePlayer {
+  constructor() {
+    /** @type {{at: number, part: string, ops: PatchOp[]}[]} */
+    this.queue = [];
+    this.last = -Infinity;
+  }
+
+  /** Queue `frames` of `part` that arrived at `arrival`. */
+  push(part, frames, arrival) {
+    for (const { delay, ops } of frames) {
+      const at = Math.max(arrival + delay, this.last);
+      this.last = at;
+      this.queue.push({ at, part, ops });
+    }
+  }
+
+  /** The frames due by `now`, in order, taken from the queue. */
+  due(now) {
+    let count = 0;
+    while (count < this.queue.length && this.queue[count].at <= now) count += 1;
+    return this.queue.splice(0, count);
+  }
+
+  /** Every frame held, in order (the answer ends or a patch must follow them). */
+  flush() {
+    return this.queue.splice(0);
+  }
+
+  /** Forget every frame held; how many there were. */
+  drop() {
+    return this.queue.splice(0).length;
+  }
+
+  /** When the next frame is due (null: none held). */
+  get next() {
+    return this.queue.length ? this.queue[0].at : null;
+  }
+
+  get size() {
+    return this.queue.length;
+  }
 }
 
 /** A snapshot's HTML as `{frozen, tail}`: its last `tail` characters are the live part. */
@@ -1192,6 +1292,9 @@ class Answer {
     this.frame = 0;
     this.wait = 0;
     this.shownAt = 0;
+    /** A typed answer's frames, played on animation frames (`play`). */
+    this.player = new FramePlayer();
+    this.playFrame = 0;
     this.build();
     this.fill(turn);
   }
@@ -1275,6 +1378,7 @@ class Answer {
    * (and any selection the person made) is left alone. A locally stopped view keeps
    * what it showed when Stop was clicked. */
   showFinal(turn, wasLive) {
+    this.flushFrames();
     this.showNow();
     if (!this.stopped && (this.body.html !== (turn.html ?? "") || !wasLive)) {
       this.body.set({ frozen: turn.html ?? "", tail: "" });
@@ -1288,6 +1392,7 @@ class Answer {
   /** Apply a kernel message addressed to this turn; true when the DOM changed. */
   receive(message) {
     if (message.type === "patch") return this.applyPatch(message.part, message.ops);
+    if (message.type === "frames") return this.applyFrames(message);
     if (message.type === "snapshot") return this.applySnapshot(message);
     if (message.type === "tools" && this.live && !this.stopped) this.setTools(message.tool_calls);
     return false;
@@ -1295,9 +1400,63 @@ class Answer {
 
   applyPatch(partName, ops) {
     if (!this.live || this.stopped || this.awaitingSnapshot) return false;
+    const urgent = this.flushFrames(); // a patch follows the frames sent before it
     const part = partName === "body" ? this.body : this.thought;
-    this.showSoon(part.apply(ops));
+    this.showSoon(part.apply(ops) || urgent);
     return false; // the DOM changes (and the log scrolls) when it is shown
+  }
+
+  /** Queue a typed answer's frames to play on time; a stop drops them in every view.
+   * @param {FramesMessage} message */
+  applyFrames(message) {
+    if (message.stop) {
+      this.dropFrames();
+      if (this.live && !this.stopped) this.stopHere();
+      return false;
+    }
+    if (!this.live || this.stopped || this.awaitingSnapshot) return false;
+    this.player.push(message.part, message.frames, this.doc.defaultView.performance.now());
+    this.playSoon();
+    return false;
+  }
+
+  playSoon() {
+    if (this.playFrame || !this.player.size) return;
+    this.playFrame = this.doc.defaultView.requestAnimationFrame((now) => this.play(now));
+  }
+
+  /** At an animation frame: apply the frames due and show them, as one update. */
+  play(now) {
+    this.playFrame = 0;
+    const frames = this.player.due(now);
+    if (frames.length) {
+      let urgent = false;
+      for (const { part, ops } of frames) urgent = this.partNamed(part).apply(ops) || urgent;
+      const size = Math.max(this.body.state.tail.length, this.thought.state.tail.length);
+      if (urgent || (!this.wait && Date.now() - this.shownAt >= showInterval(size))) this.showNow();
+      else this.showSoon(false);
+    }
+    this.playSoon();
+  }
+
+  partNamed(name) {
+    return name === "reasoning" ? this.thought : this.body;
+  }
+
+  /** Apply every frame held at once (a patch or the answer's end follows them); true
+   * when a block finished. The DOM catches up at the next `showNow`. */
+  flushFrames() {
+    let urgent = false;
+    for (const { part, ops } of this.player.flush()) {
+      urgent = this.partNamed(part).apply(ops) || urgent;
+    }
+    return urgent;
+  }
+
+  dropFrames() {
+    this.player.drop();
+    if (this.playFrame) this.doc.defaultView.cancelAnimationFrame(this.playFrame);
+    this.playFrame = 0;
   }
 
   /** Show the ops taken at the next frame, or, while the open block is large, once
@@ -1336,6 +1495,7 @@ class Answer {
   /** @param {SnapshotMessage} message */
   applySnapshot(message) {
     if (!this.live || this.stopped) return false;
+    this.dropFrames(); // the snapshot holds them
     this.awaitingSnapshot = false;
     this.body.set(splitSnapshot(message.body, message.body_tail));
     this.thought.set(splitSnapshot(message.reasoning, message.reasoning_tail));
@@ -1348,6 +1508,7 @@ class Answer {
 
   /** Stop showing the live answer at once (what the person sees stops now). */
   stopHere() {
+    this.dropFrames(); // frames not played yet never show
     this.showNow(); // what came before the click
     this.stopped = true;
     this.live = false;
@@ -1429,6 +1590,7 @@ class Answer {
 
   dispose() {
     this.stopTimer();
+    this.dropFrames();
     if (this.frame) this.doc.defaultView.cancelAnimationFrame(this.frame);
     clearTimeout(this.wait);
     this.node.remove();
@@ -1770,10 +1932,10 @@ class Conversation {
     return asked;
   }
 
-  /** @param {PatchWire | Exclude<KernelMessage, PatchMessage>} received */
+  /** @param {PatchWire | Array | Exclude<KernelMessage, PatchMessage | FramesMessage>} received */
   onCustom(received) {
     /** @type {KernelMessage} */
-    const message = Array.isArray(received) ? decodePatch(received) : received;
+    const message = decodeMessage(received);
     if (message.type === "finished") {
       const { html, reasoning_html, source } = message;
       this.finished()[message.turn] = { html, reasoning_html, source };
@@ -1782,6 +1944,7 @@ class Conversation {
     }
     const answer = this.answers().find((each) => each.id === message.turn);
     if (message.type === "ended") {
+      answer?.flushFrames(); // the frames before the end, all of them
       if (answer) this.keepAnswer(answer, message);
       else this.resend(message.turn);
       this.endTurn(message);
