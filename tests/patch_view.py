@@ -6,6 +6,9 @@ the kernel-side tests that rebuild a view from the messages test what a browser 
 
 from __future__ import annotations
 
+from typing import Any
+
+from streamchat._messages import FRAME_MS, decode_patch
 from streamchat.render import Patch, committed, spliced
 
 
@@ -25,3 +28,36 @@ def applied(shown: tuple[str, str], patches: list[Patch]) -> tuple[str, str]:
         else:
             frozen, tail = patch.html, ""
     return frozen, tail
+
+
+def decode_frames(message: list[Any]) -> dict[str, Any]:
+    """A frames message from its wire form (what widget.js's `decodeFrames` does):
+    {"type": "frames", "turn", "part", "frames": [(delay ms, [Patch...])...], "stop"}."""
+    turn, kind = message[:2]
+    if kind == "s":
+        return {"type": "frames", "turn": turn, "part": None, "frames": [], "stop": True}
+    part, keep = message[2:4]
+    frames: list[tuple[float, list[Patch]]] = []
+    delay: float | None = None
+    for item in message[4:]:
+        if isinstance(item, int | float):
+            delay = item
+            continue
+        if delay is None:
+            delay = frames[-1][0] + FRAME_MS
+        if isinstance(item, str):
+            ops = [Patch("extend", html=item, drop=0, keep=keep)]
+        else:
+            ops = decode_patch([turn, part, *item])["ops"]
+            keep = next((op.keep for op in reversed(ops) if op.op == "extend"), keep)
+        frames.append((delay, ops))
+        delay = None
+    name = {"b": "body", "r": "reasoning"}[part]
+    return {"type": "frames", "turn": turn, "part": name, "frames": frames, "stop": False}
+
+
+def decode(content: Any) -> Any:
+    """Any custom message as sent: patches and frames decoded from their wire forms."""
+    if not isinstance(content, list):
+        return content
+    return decode_frames(content) if content[1] in ("f", "s") else decode_patch(content)

@@ -19,7 +19,7 @@ from typing import Any
 
 from . import _messages
 from ._budget import LIVE, min_interval
-from ._frames import BATCH, LEAD, PERIOD, frame_after
+from ._frames import BATCH, LEAD, PERIOD, frame_after, frame_at
 from ._pacing import Wake
 from .deltas import ToolCallDelta, Usage
 from .render import MarkdownStream, Patch
@@ -185,7 +185,9 @@ class Outbox:
             cost = time.perf_counter() - started
             wait = min_interval(len(LIVE), len(messages), size, cost)
             paced = any(at is not None and at > now for at, _, _ in rendered)
-            gap = now + BATCH if paced else frame_after(now)  # one message a frame at most
+            # Paced: BATCH frames on (the wake-up came at a frame, `now` is just after it);
+            # else one message a frame at most.
+            gap = frame_at(now + BATCH - PERIOD / 2) if paced else frame_after(now)
             self._next = max(gap, now + wait)
         if self.carried and not final:  # the rest goes with the next message
             self._timer = loop.call_at(self._next, self.flush)
@@ -256,7 +258,7 @@ class Framed:
     `type_out` sees it as the answer's typewriter. While the answer types at a pace it
     renders, at each wake-up, every frame (`PERIOD` apart) due in the next `LEAD`
     seconds and sends them in one message, then sleeps until the next message may go
-    (`BATCH`): the loop thread wakes and the kernel sends ~9 times a second, and the
+    (`BATCH`): the loop thread wakes and the kernel sends ~6 times a second, and the
     views still show 36 frames a second.
 
     The typewriter runs `LEAD` behind the stream from the first frame on: text read now

@@ -32,21 +32,23 @@ __all__ = [
     "frame_at",
 ]
 
-PERIOD = 1 / 36
+PERIOD = 1 / 36  # _messages.FRAME_MS says it in ms for the wire
 # A deadline this close after a frame belongs to it: the clock read between computing
 # a deadline and arming its timer must not push a wake-up to the next frame.
 _SLACK = 1e-6
 
-# Frames batched per message. While an answer types at a pace, the scheduler (`Framed`)
-# renders the frames of the next `LEAD` seconds at once, each with the time it is to be
-# shown, and the outbox sends them in one message every `BATCH` seconds; each view
-# plays them out on its animation frames (widget.js, `FramePlayer`). Jupyter costs the
-# kernel about 1 ms of CPU and ~85 bytes of envelope per comm message: at 36 messages a
-# second that was most of an answer's cost. `LEAD` exceeds `BATCH` by the slack a late
-# message has before a view runs out of frames to play.
-BATCH_FRAMES = 4
-BATCH = BATCH_FRAMES * PERIOD  # between two messages of an answer typed at a pace: 9/s
-LEAD = 6 * PERIOD  # how far ahead of its time a frame is rendered and sent (167 ms)
+# Frames batched per message. While an answer types at a pace, the scheduler
+# (`_answer.Framed`) renders the frames of the next `LEAD` seconds at once, each with the
+# time it is to be shown, and the outbox sends them in one message every `BATCH`
+# seconds; each view plays them out on its animation frames (widget.js, `FramePlayer`).
+# Jupyter costs the kernel about 1 ms of CPU and 84 bytes of envelope per comm message:
+# at 36 messages a second that was most of an answer's cost (bench_kernel_cost). Six
+# frames a message keep an answer within 8 bytes a character even where its HTML is
+# 3 bytes a character (a highlighted code block, a table); `LEAD` exceeds `BATCH` by two
+# frames, the slack a late message has before a view runs out of frames to play.
+BATCH_FRAMES = 6
+BATCH = BATCH_FRAMES * PERIOD  # between two messages of an answer typed at a pace: 6/s
+LEAD = (BATCH_FRAMES + 2) * PERIOD  # how far ahead of its time a frame is sent (0.22 s)
 
 
 # How many frames a socket that delivered data stays unread: 1, every frame, unless the

@@ -13,6 +13,7 @@ from typing import Any, Literal, TypedDict
 from .render import Patch, utf16_length
 
 __all__ = [
+    "FRAME_MS",
     "BrowserMessage",
     "EndedMessage",
     "FinishedMessage",
@@ -36,6 +37,9 @@ __all__ = [
 ]
 
 Part = Literal["body", "reasoning"]
+
+# Milliseconds between two frames of a frames message that gives no delay for the second.
+FRAME_MS = 1000 / 36
 
 
 # -- browser -> kernel ---------------------------------------------------------------
@@ -128,10 +132,13 @@ class FramesMessage(TypedDict):
     0.1 s ahead, a few per message. `stop`: the answer was stopped; every view drops the
     frames it holds and keeps what it shows (no frames come with it).
 
-    Wire form: [turn, "f", part, keep, delay, frame, delay, frame...], each frame either
-    a string, the html of an "extend" that drops nothing and keeps `keep` (what a frame
-    of typed text usually is: its framing would cost more than its text), or an array
-    of ops as in a patch; or [turn, "s"] for a stop."""
+    Wire form, [turn, "f", part, keep, item...], each item one of:
+    a number, the delay of the next frame (without one a frame comes `FRAME_MS` after
+    the frame before it: frames are a `_frames.PERIOD` apart while text types); a
+    string, a frame that is one "extend" dropping nothing and keeping `keep` (what a
+    frame of typed text usually is: its framing would cost more than its text); an
+    array, a frame's ops as in a patch, where an extend sets `keep` for the frames
+    after it. [turn, "s"]: a stop."""
 
     type: Literal["frames"]
     turn: int
@@ -222,11 +229,19 @@ def frames(
     if stop:
         return [turn, "s"]
     plain = [ops[0].keep for _, ops in frames if len(ops) == 1 and _plain(ops[0])]
-    keep = max(set(plain), key=plain.count) if plain else 0
+    keep = plain[0] if plain else 0
     encoded: list[Any] = [turn, "f", _PARTS[part], keep]
+    implied: float | None = None  # the next frame's delay if none is given
     for delay, ops in frames:
-        simple = len(ops) == 1 and _plain(ops[0]) and ops[0].keep == keep
-        encoded += [delay, ops[0].html if simple else patch(turn, part, ops)[2:]]
+        if implied is None or abs(delay - implied) > 1:
+            encoded.append(delay)
+            implied = delay
+        if len(ops) == 1 and _plain(ops[0]) and ops[0].keep == keep:
+            encoded.append(ops[0].html)
+        else:
+            encoded.append(patch(turn, part, ops)[2:])
+            keep = next((op.keep for op in reversed(ops) if op.op == "extend"), keep)
+        implied += FRAME_MS
     return encoded
 
 

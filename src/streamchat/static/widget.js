@@ -31,7 +31,7 @@
  *   frames: {delay: number, ops: PatchOp[]}[], stop: boolean}} FramesMessage the next frames
  *   of a typed answer, each to show `delay` ms after the message arrives (`FramePlayer`);
  *   `stop`: drop the frames held, keep what is shown. Wire: [turn, "f", part, keep,
- *   delay, frame...] or [turn, "s"] (see `decodeFrames`)
+ *   item...] or [turn, "s"] (see `decodeFrames`)
  * @typedef {{type: "tools", turn: number, tool_calls: ToolCall[]}} ToolsMessage
  * @typedef {{type: "snapshot", turn: number, body: string, body_tail: string,
  *   reasoning: string, reasoning_tail: string, tool_calls: ToolCall[]}} SnapshotMessage
@@ -128,33 +128,47 @@ function decodeOp(message, index) {
   return [decoded, index + 1 + fields.length];
 }
 
+/** Milliseconds between two frames of a frames message that gives no delay for the
+ * second (streamchat/_messages.py FRAME_MS: the kernel's frames are 1/36 s apart). */
+const FRAME_MS = 1000 / 36;
+
 /**
- * A frames message from its wire form: [turn, "f", part, keep, delay, frame, delay,
- * frame...], each frame a string (the html of an "extend" dropping nothing and keeping
- * `keep`: a frame of typed text) or an array of ops as in a patch; or [turn, "s"]: the
- * answer was stopped.
+ * A frames message from its wire form: [turn, "f", part, keep, item...], each item a
+ * number (the next frame's delay; without one a frame comes FRAME_MS after the one
+ * before), a string (a frame that is one "extend" dropping nothing and keeping `keep`:
+ * a frame of typed text) or an array (a frame's ops as in a patch; an extend among them
+ * sets `keep` for the frames after it); or [turn, "s"]: the answer was stopped.
  * @returns {FramesMessage}
  */
 export function decodeFrames(message) {
-  const [turn, kind, part, keep] = message;
+  const [turn, kind, part] = message;
+  let keep = message[3];
   const frames = [];
-  if (kind === "f") {
-    for (let index = 4; index < message.length; index += 2) {
-      const [delay, frame] = [message[index], message[index + 1]];
-      if (typeof delay !== "number") throw new Error(`a frame without its delay: ${delay}`);
-      let ops;
-      if (typeof frame === "string") {
-        ops = [{ op: "extend", drop: 0, keep, html: frame }];
-      } else {
-        ops = [];
-        for (let at = 0; at < frame.length; ) {
-          const [op, next] = decodeOp(frame, at);
-          ops.push(op);
-          at = next;
-        }
-      }
-      frames.push({ delay, ops });
+  let delay = null;
+  for (let index = 4; kind === "f" && index < message.length; index += 1) {
+    const item = message[index];
+    if (typeof item === "number") {
+      delay = item;
+      continue;
     }
+    if (delay === null) {
+      if (!frames.length) throw new Error("a frame without its delay");
+      delay = frames[frames.length - 1].delay + FRAME_MS;
+    }
+    let ops;
+    if (typeof item === "string") {
+      ops = [{ op: "extend", drop: 0, keep, html: item }];
+    } else {
+      ops = [];
+      for (let at = 0; at < item.length; ) {
+        const [op, next] = decodeOp(item, at);
+        ops.push(op);
+        at = next;
+      }
+      for (const op of ops) if (op.op === "extend") keep = op.keep;
+    }
+    frames.push({ delay, ops });
+    delay = null;
   }
   return { type: "frames", turn, part: PARTS[part] ?? part, frames, stop: kind === "s" };
 }
