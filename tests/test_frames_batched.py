@@ -120,9 +120,18 @@ def test_stop_tells_every_view_at_once_and_nothing_follows(server, chats) -> Non
     chat.send("go")
     wait_until(lambda: len(frames_sent(capture)) >= 5, timeout=20)
     turn = chat.turns[-1]["id"]
+    answer = chat._live
+    assert answer is not None
     stopped_at = time.monotonic()
     chat.stop()
     assert chat.status == "stopped"
+    # The frames not played yet are forgotten: the answer is what the views showed.
+    unplayed = answer.outbox.unplayed.get("body", 0)
+    assert unplayed > 0, "frames were sent ahead of their time"
+    content = chat.messages[-1]["content"]
+    assert PROSE.startswith(content)
+    assert len(content) == answer.typed - unplayed
+    assert chat.turns[-1]["source"] == content
     messages = capture.messages()
     stop = next(i for i, (_, m) in enumerate(messages) if m["type"] == "frames" and m["stop"])
     assert messages[stop][1]["turn"] == turn

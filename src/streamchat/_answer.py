@@ -39,8 +39,13 @@ RENDER_CPU = 0.02
 SMALLEST = 2 * 1024
 LARGEST = 32 * 1024
 
-# What a render gives: (play time, None: at once; part; patches).
-Rendered = tuple[float | None, str, list[Patch]]
+# What a render gives: (play time, None: at once; part; patches; characters rendered).
+Rendered = tuple[float | None, str, list[Patch], int]
+# At a Stop the text of the frames sent but not played yet is dropped by every view, and
+# forgotten by the answer (`Answer.rewind`): its source is rendered again without it, at
+# once, when it is this long at most (~50 ms of CPU); a longer one keeps that text, up
+# to `_frames.LEAD` of typing.
+REWIND_LIMIT = 20_000
 
 
 class Outbox:
@@ -76,6 +81,10 @@ class Outbox:
         self._timer: asyncio.TimerHandle | None = None
         self.last_frame = -math.inf  # play time of the last frame sent
         self._dropped = False
+        # (play time, part, characters) of frames sent ahead of their time; what was not
+        # played yet at a Stop, by part.
+        self._ahead: deque[tuple[float, str, int]] = deque()
+        self.unplayed: dict[str, int] = {}
 
     def add(self, part: str, text: str, at: float | None = None) -> None:
         """Queue `text` of `part`: shown at once (`at` None, sent as soon as the budget
@@ -130,7 +139,7 @@ class Outbox:
                 rate = len(text) / max(time.thread_time() - cpu, 1e-4)
                 self._limit[part] = min(LARGEST, max(SMALLEST, int(rate * RENDER_CPU)))
             if patches:
-                rendered.append((at, part, patches))
+                rendered.append((at, part, patches, len(text)))
             if rest:
                 entry[1] = rest
                 break
@@ -140,14 +149,14 @@ class Outbox:
                 if patches := stream.finish():
                     # After the frames a view still has to play: never before them.
                     at = self.last_frame if part == "body" and self.last_frame > -math.inf else None
-                    rendered.append((at, part, patches))
+                    rendered.append((at, part, patches, 0))
         return rendered
 
     def _messages(self, rendered: list[Rendered], now: float) -> list[Any]:
         """One patch message per run of a part's text shown at once, one frames message
         per run of a part's frames (offsets in ms from now, when it is sent)."""
         messages: list[tuple[str, str, list[Any]]] = []
-        for at, part, patches in rendered:
+        for at, part, patches, chars in rendered:
             kind = "patch" if at is None else "frames"
             if not messages or messages[-1][:2] != (kind, part):
                 messages.append((kind, part, []))
@@ -161,6 +170,8 @@ class Outbox:
             else:
                 items.append((delay, list(patches)))
             self.last_frame = max(self.last_frame, at)  # type: ignore[type-var]
+            if at > now:  # type: ignore[operator]
+                self._ahead.append((at, part, chars))
         return [
             _messages.patch(self.turn_id, part, items)  # type: ignore[arg-type]
             if kind == "patch"
@@ -173,6 +184,8 @@ class Outbox:
         loop = asyncio.get_running_loop()
         rendered = self._render(final=final)
         now = loop.time()
+        while self._ahead and self._ahead[0][0] <= now:
+            self._ahead.popleft()
         messages = self._messages(rendered, now)
         if self._tools is not None:
             messages.append(_messages.tools(self.turn_id, self._tools))
@@ -181,10 +194,10 @@ class Outbox:
         for message in messages:
             self._emit(message)
         if messages:
-            size = sum(len(getattr(p, "html", "") or "") for _, _, ps in rendered for p in ps)
+            size = sum(len(p.html) for _, _, patches, _ in rendered for p in patches)
             cost = time.perf_counter() - started
             wait = min_interval(len(LIVE), len(messages), size, cost)
-            paced = any(at is not None and at > now for at, _, _ in rendered)
+            paced = any(at is not None and at > now for at, _, _, _ in rendered)
             # Paced: BATCH frames on (the wake-up came at a frame, `now` is just after it);
             # else one message a frame at most.
             gap = frame_at(now + BATCH - PERIOD / 2) if paced else frame_after(now)
@@ -219,6 +232,11 @@ class Outbox:
         if self.last_frame > -math.inf and not self._dropped:
             self._dropped = True
             self._emit(_messages.frames(self.turn_id, "body", [], stop=True))
+            now = asyncio.get_running_loop().time()
+            for at, part, chars in self._ahead:
+                if at > now:
+                    self.unplayed[part] = self.unplayed.get(part, 0) + chars
+            self._ahead.clear()
 
     @property
     def playing(self) -> bool:
@@ -408,6 +426,18 @@ class Answer:
         self.outbox.drop()  # every view stops playing now, not when the task has ended
         if self.task is not None:
             self.task.cancel()
+
+    def rewind(self, allow_images: bool) -> None:
+        """(loop thread, a stopped answer) Forget the text of the frames that no view
+        played: the answer is what the views showed at the Stop, in the history, the
+        turn and the saved notebook too. Before `body.finish()`."""
+        cut = self.outbox.unplayed.get("body", 0)
+        text = self.body.text
+        if not cut or len(text) > REWIND_LIMIT:
+            return
+        body = MarkdownStream(allow_images=allow_images)
+        body.append(text[: len(text) - cut])
+        self.body = body
 
     def type(self, text: str, at: float | None = None) -> None:
         """(loop thread) The typewriter reveals `text`, to be shown at `at` (None: now):

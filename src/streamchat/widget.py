@@ -512,6 +512,7 @@ class StreamChat(anywidget.AnyWidget):
             status, error = await self._type(answer, history)
             if status == "stopped":
                 answer.outbox.discard()
+                answer.rewind(self._allow_images)  # what the views showed at the Stop
                 answer.body.finish()  # the stopped answer's HTML, complete; nothing more sent
                 answer.reasoning.finish()
             else:
@@ -521,6 +522,7 @@ class StreamChat(anywidget.AnyWidget):
                     if answer.outbox.carried or answer.outbox.playing:  # ... still typing
                         status = "stopped"
                         answer.outbox.discard()
+                        answer.rewind(self._allow_images)
                         answer.body.finish()
                         answer.reasoning.finish()
         except asyncio.CancelledError:  # a Stop while the answer was ending: it is stopped

@@ -121,3 +121,12 @@ test("flush hands over every frame held, in order, for a patch or the answer's e
   );
   assert.equal(player.size, 0);
 });
+
+test("a patch of one part flushes only that part's frames; the other's play on time", () => {
+  const player = new FramePlayer();
+  player.push("body", [frame(0, "a"), frame(28, "b")], 0);
+  player.push("reasoning", [frame(0, "r")], 5);
+  assert.deepEqual(player.flush("reasoning").map((f) => f.ops[0].html), ["r"]);
+  assert.deepEqual(player.due(0).map((f) => f.ops[0].html), ["a"]);
+  assert.deepEqual(player.due(30).map((f) => f.ops[0].html), ["b"]);
+});

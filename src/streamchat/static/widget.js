@@ -211,9 +211,13 @@ export class FramePlayer {
     return this.queue.splice(0, count);
   }
 
-  /** Every frame held, in order (the answer ends or a patch must follow them). */
-  flush() {
-    return this.queue.splice(0);
+  /** Every frame held, in order (the answer ends), or only `part`'s (a patch of that
+   * part must follow them); the others stay queued. */
+  flush(part = null) {
+    if (part === null) return this.queue.splice(0);
+    const taken = this.queue.filter((frame) => frame.part === part);
+    this.queue = this.queue.filter((frame) => frame.part !== part);
+    return taken;
   }
 
   /** Forget every frame held; how many there were. */
@@ -1414,7 +1418,7 @@ class Answer {
 
   applyPatch(partName, ops) {
     if (!this.live || this.stopped || this.awaitingSnapshot) return false;
-    const urgent = this.flushFrames(); // a patch follows the frames sent before it
+    const urgent = this.flushFrames(partName); // a patch follows the frames sent before it
     const part = partName === "body" ? this.body : this.thought;
     this.showSoon(part.apply(ops) || urgent);
     return false; // the DOM changes (and the log scrolls) when it is shown
@@ -1457,11 +1461,12 @@ class Answer {
     return name === "reasoning" ? this.thought : this.body;
   }
 
-  /** Apply every frame held at once (a patch or the answer's end follows them); true
-   * when a block finished. The DOM catches up at the next `showNow`. */
-  flushFrames() {
+  /** Apply every frame held (of `part` only, if given) at once: a patch or the
+   * answer's end follows them. True when a block finished; the DOM catches up at the
+   * next `showNow`. */
+  flushFrames(only = null) {
     let urgent = false;
-    for (const { part, ops } of this.player.flush()) {
+    for (const { part, ops } of this.player.flush(only)) {
       urgent = this.partNamed(part).apply(ops) || urgent;
     }
     return urgent;
