@@ -256,12 +256,12 @@ def _payload(message: dict) -> object:
 
 def _frames(payload: object) -> int:
     """Updates a view shows from one message: a patch is one; a frames message
-    ([turn, "f", part, keep, item...]) one per frame (a string or an array; a number is
-    a delay); a stop ([turn, "s"]) and any other message none."""
+    ([turn, "f", keep, item...]) one per frame (a string or an array; a number is a
+    delay); a stop ([turn, "s"]) and any other message none."""
     if not isinstance(payload, list) or len(payload) < 2:
         return 0
     if payload[1] == "f":
-        return sum(isinstance(item, str | list) for item in payload[4:])
+        return sum(isinstance(item, str | list) for item in payload[3:])
     return 0 if payload[1] == "s" else 1
 
 

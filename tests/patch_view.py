@@ -32,14 +32,15 @@ def applied(shown: tuple[str, str], patches: list[Patch]) -> tuple[str, str]:
 
 def decode_frames(message: list[Any]) -> dict[str, Any]:
     """A frames message from its wire form (what widget.js's `decodeFrames` does):
-    {"type": "frames", "turn", "part", "frames": [(delay ms, [Patch...])...], "stop"}."""
+    {"type": "frames", "turn", "part": "body", "frames": [(delay ms, [Patch...])...],
+    "stop"}."""
     turn, kind = message[:2]
     if kind == "s":
-        return {"type": "frames", "turn": turn, "part": None, "frames": [], "stop": True}
-    part, keep = message[2:4]
+        return {"type": "frames", "turn": turn, "part": "body", "frames": [], "stop": True}
+    keep = message[2]
     frames: list[tuple[float, list[Patch]]] = []
     delay: float | None = None
-    for item in message[4:]:
+    for item in message[3:]:
         if isinstance(item, int | float):
             delay = item
             continue
@@ -47,13 +48,15 @@ def decode_frames(message: list[Any]) -> dict[str, Any]:
             delay = frames[-1][0] + FRAME_MS
         if isinstance(item, str):
             ops = [Patch("extend", html=item, drop=0, keep=keep)]
+        elif isinstance(item[0], int):
+            drop, keep, html = item if len(item) == 3 else (0, *item)
+            ops = [Patch("extend", html=html, drop=drop, keep=keep)]
         else:
-            ops = decode_patch([turn, part, *item])["ops"]
-            keep = next((op.keep for op in reversed(ops) if op.op == "extend"), keep)
+            ops = decode_patch([turn, "b", *item])["ops"]
+        keep = next((op.keep for op in reversed(ops) if op.op == "extend"), keep)
         frames.append((delay, ops))
         delay = None
-    name = {"b": "body", "r": "reasoning"}[part]
-    return {"type": "frames", "turn": turn, "part": name, "frames": frames, "stop": False}
+    return {"type": "frames", "turn": turn, "part": "body", "frames": frames, "stop": False}
 
 
 def decode(content: Any) -> Any:

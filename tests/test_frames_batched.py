@@ -47,18 +47,21 @@ def test_the_frames_wire_form_round_trips() -> None:
         (56, [Patch("extend", html="or", drop=0, keep=4)]),
         (139, [Patch("commit", size=11), Patch("extend", html="<p>x", drop=2, keep=9)]),
         (167, [Patch("extend", html="y", drop=0, keep=9)]),  # keep carried from the frame before
+        (194, [Patch("extend", html="z", drop=3, keep=2)]),  # one extend: [drop, keep, html]
+        (222, [Patch("extend", html="w", drop=0, keep=7)]),  # [keep, html]
         (400, [Patch("append", html="<hr>")]),
     ]
-    wire = encode_frames(3, "body", frames)
-    assert wire[:4] == [3, "f", "b", 4]
+    wire = encode_frames(3, frames)
+    assert wire[:3] == [3, "f", 4]
     assert "lo w" in wire and "y" in wire, "plain extends travel as bare strings"
+    assert [3, 2, "z"] in wire and [7, "w"] in wire
     assert 28 not in wire and 56 not in wire, "delays a frame apart are implied"
     decoded = decode_frames(wire)
     assert decoded["turn"] == 3 and decoded["part"] == "body" and not decoded["stop"]
     assert [ops for _, ops in decoded["frames"]] == [ops for _, ops in frames]
     for (delay, _), (sent, _) in zip(decoded["frames"], frames, strict=True):
         assert abs(delay - sent) <= 1
-    assert decode_frames(encode_frames(3, "body", [], stop=True))["stop"]
+    assert decode_frames(encode_frames(3, [], stop=True))["stop"]
 
 
 def test_typing_sends_a_few_messages_a_second_and_frames_30_times_a_second(server, chats) -> None:

@@ -157,7 +157,7 @@ class Outbox:
         per run of a part's frames (offsets in ms from now, when it is sent)."""
         messages: list[tuple[str, str, list[Any]]] = []
         for at, part, patches, chars in rendered:
-            kind = "patch" if at is None else "frames"
+            kind = "patch" if at is None or part != "body" else "frames"  # the body types
             if not messages or messages[-1][:2] != (kind, part):
                 messages.append((kind, part, []))
             items = messages[-1][2]
@@ -175,7 +175,7 @@ class Outbox:
         return [
             _messages.patch(self.turn_id, part, items)  # type: ignore[arg-type]
             if kind == "patch"
-            else _messages.frames(self.turn_id, part, items)  # type: ignore[arg-type]
+            else _messages.frames(self.turn_id, items)
             for kind, part, items in messages
         ]
 
@@ -231,7 +231,7 @@ class Outbox:
         at that moment is what stays. Once."""
         if self.last_frame > -math.inf and not self._dropped:
             self._dropped = True
-            self._emit(_messages.frames(self.turn_id, "body", [], stop=True))
+            self._emit(_messages.frames(self.turn_id, [], stop=True))
             now = asyncio.get_running_loop().time()
             for at, part, chars in self._ahead:
                 if at > now:
@@ -276,7 +276,7 @@ class Framed:
     `type_out` sees it as the answer's typewriter. While the answer types at a pace it
     renders, at each wake-up, every frame (`PERIOD` apart) due in the next `LEAD`
     seconds and sends them in one message, then sleeps until the next message may go
-    (`BATCH`): the loop thread wakes and the kernel sends ~6 times a second, and the
+    (`BATCH`): the loop thread wakes and the kernel sends 4.5 times a second, and the
     views still show 36 frames a second.
 
     The typewriter runs `LEAD` behind the stream from the first frame on: text read now

@@ -42,13 +42,15 @@ _SLACK = 1e-6
 # time it is to be shown, and the outbox sends them in one message every `BATCH`
 # seconds; each view plays them out on its animation frames (widget.js, `FramePlayer`).
 # Jupyter costs the kernel about 1 ms of CPU and 84 bytes of envelope per comm message:
-# at 36 messages a second that was most of an answer's cost (bench_kernel_cost). Six
-# frames a message keep an answer within 8 bytes a character even where its HTML is
-# 3 bytes a character (a highlighted code block, a table); `LEAD` exceeds `BATCH` by two
-# frames, the slack a late message has before a view runs out of frames to play.
-BATCH_FRAMES = 6
-BATCH = BATCH_FRAMES * PERIOD  # between two messages of an answer typed at a pace: 6/s
-LEAD = (BATCH_FRAMES + 2) * PERIOD  # how far ahead of its time a frame is sent (0.22 s)
+# at 36 messages a second that was most of an answer's cost (bench_kernel_cost). Eight
+# frames a message (4.5 a second) keep an answer within 8 IOPub bytes a character even
+# where its HTML is 3 bytes a character (a highlighted code block, a table; 6 a second
+# left them at 8.7-9.2). `LEAD` exceeds `BATCH` by a frame: the next message's first
+# frame is two frames away when it is sent, the slack a late message has before a view
+# runs out of frames to play.
+BATCH_FRAMES = 8
+BATCH = BATCH_FRAMES * PERIOD  # between two messages of an answer typed at a pace: 4.5/s
+LEAD = (BATCH_FRAMES + 1) * PERIOD  # how far ahead of its time a frame is sent (0.25 s)
 
 
 # How many frames a socket that delivered data stays unread: 1, every frame, unless the

@@ -126,23 +126,24 @@ class PatchMessage(TypedDict):
 
 
 class FramesMessage(TypedDict):
-    """A part's next frames while the answer types at a pace, each a delay (ms after the
-    message arrives) and its patch ops: a view plays each on the first animation frame
-    at or after its time, never before the frame before it. The kernel sends them about
-    0.1 s ahead, a few per message. `stop`: the answer was stopped; every view drops the
-    frames it holds and keeps what it shows (no frames come with it).
+    """The body's next frames while the answer types at a pace, each a delay (ms after
+    the message arrives) and its patch ops: a view plays each on the first animation
+    frame at or after its time, never before the frame before it. The kernel sends them
+    `_frames.LEAD` ahead at most, a few per message. `stop`: the answer was stopped;
+    every view drops the frames it holds and keeps what it shows (no frames come with
+    it). Only the body is typed at a pace: reasoning travels as patches.
 
-    Wire form, [turn, "f", part, keep, item...], each item one of:
+    Wire form, [turn, "f", keep, item...], each item one of:
     a number, the delay of the next frame (without one a frame comes `FRAME_MS` after
     the frame before it: frames are a `_frames.PERIOD` apart while text types); a
     string, a frame that is one "extend" dropping nothing and keeping `keep` (what a
     frame of typed text usually is: its framing would cost more than its text); an
-    array, a frame's ops as in a patch, where an extend sets `keep` for the frames
-    after it. [turn, "s"]: a stop."""
+    array starting with a number, a frame that is one "extend": [keep, html] (dropping
+    nothing) or [drop, keep, html]; any other array, a frame's ops as in a patch. An
+    extend sets `keep` for the frames after it. [turn, "s"]: a stop."""
 
     type: Literal["frames"]
     turn: int
-    part: Part
     frames: list[tuple[int, list[Patch]]]
     stop: bool
 
@@ -222,15 +223,13 @@ def patch(turn: int, part: Part, ops: list[Patch]) -> list[Any]:
     return encoded
 
 
-def frames(
-    turn: int, part: Part, frames: list[tuple[int, list[Patch]]], *, stop: bool = False
-) -> list[Any]:
+def frames(turn: int, frames: list[tuple[int, list[Patch]]], *, stop: bool = False) -> list[Any]:
     """The wire form of a frames message (`FramesMessage`)."""
     if stop:
         return [turn, "s"]
     plain = [ops[0].keep for _, ops in frames if len(ops) == 1 and _plain(ops[0])]
     keep = plain[0] if plain else 0
-    encoded: list[Any] = [turn, "f", _PARTS[part], keep]
+    encoded: list[Any] = [turn, "f", keep]
     implied: float | None = None  # the next frame's delay if none is given
     for delay, ops in frames:
         if implied is None or abs(delay - implied) > 1:
@@ -238,9 +237,12 @@ def frames(
             implied = delay
         if len(ops) == 1 and _plain(ops[0]) and ops[0].keep == keep:
             encoded.append(ops[0].html)
+        elif len(ops) == 1 and ops[0].op == "extend":
+            op = ops[0]
+            encoded.append([op.keep, op.html] if op.drop == 0 else [op.drop, op.keep, op.html])
         else:
-            encoded.append(patch(turn, part, ops)[2:])
-            keep = next((op.keep for op in reversed(ops) if op.op == "extend"), keep)
+            encoded.append(patch(turn, "body", ops)[2:])
+        keep = next((op.keep for op in reversed(ops) if op.op == "extend"), keep)
         implied += FRAME_MS
     return encoded
 

@@ -15,7 +15,10 @@ const extend = (html) => ({ op: "extend", drop: 0, keep: 4, html });
 const frame = (delay, html) => ({ delay, ops: [extend(html)] });
 
 test("a frames message decodes to frames, each a delay and its ops", () => {
-  const wire = [7, "f", "b", 4, 0, ["t", "<p>H</p>"], 28, ["e", 0, 4, "el", "c", 3], 56, "lo"];
+  const wire = [
+    7, "f", 4, 0, ["t", "<p>H</p>"], 28, ["e", 0, 4, "el", "c", 3], "lo", [2, 6, "x"], [5, "y"],
+    "z",
+  ];
   assert.deepEqual(decodeFrames(wire), {
     type: "frames",
     turn: 7,
@@ -24,18 +27,21 @@ test("a frames message decodes to frames, each a delay and its ops", () => {
     frames: [
       { delay: 0, ops: [{ op: "tail", html: "<p>H</p>" }] },
       { delay: 28, ops: [extend("el"), { op: "commit", size: 3 }] },
-      { delay: 56, ops: [extend("lo")] },
+      { delay: 28 + 1000 / 36, ops: [extend("lo")] },
+      { delay: 28 + 1000 / 36 * 2, ops: [{ op: "extend", drop: 2, keep: 6, html: "x" }] },
+      { delay: 28 + 1000 / 36 * 3, ops: [{ op: "extend", drop: 0, keep: 5, html: "y" }] },
+      { delay: 28 + 1000 / 36 * 4, ops: [{ op: "extend", drop: 0, keep: 5, html: "z" }] },
     ],
   });
   assert.deepEqual(decodeFrames([7, "s"]), {
-    type: "frames", turn: 7, part: undefined, frames: [], stop: true,
+    type: "frames", turn: 7, part: "body", frames: [], stop: true,
   });
-  assert.throws(() => decodeFrames([7, "f", "b", 4, "x", 0]), /without its delay/);
-  assert.throws(() => decodeFrames([7, "f", "b", 4, 0, ["z", "x"]]), /unknown patch op/);
+  assert.throws(() => decodeFrames([7, "f", 4, "x", 0]), /without its delay/);
+  assert.throws(() => decodeFrames([7, "f", 4, 0, ["z", "x"]]), /unknown patch op/);
 });
 
 test("decodeMessage tells frames, stops and patches apart, and passes objects on", () => {
-  assert.equal(decodeMessage([1, "f", "b", 0, 0, ["a", "x"]]).type, "frames");
+  assert.equal(decodeMessage([1, "f", 0, 0, ["a", "x"]]).type, "frames");
   assert.equal(decodeMessage([1, "s"]).stop, true);
   assert.deepEqual(decodeMessage([1, "r", "r", "<p>x</p>"]), {
     type: "patch", turn: 1, part: "reasoning", ops: [{ op: "reset", html: "<p>x</p>" }],

@@ -27,11 +27,11 @@
  *   code and its arguments (see `decodePatch`)
  * @typedef {{name: string, arguments: string, after: number}} ToolCall `after`: characters
  *   of answer text received before the call's first fragment
- * @typedef {{type: "frames", turn: number, part: "body" | "reasoning",
+ * @typedef {{type: "frames", turn: number, part: "body",
  *   frames: {delay: number, ops: PatchOp[]}[], stop: boolean}} FramesMessage the next frames
- *   of a typed answer, each to show `delay` ms after the message arrives (`FramePlayer`);
- *   `stop`: drop the frames held, keep what is shown. Wire: [turn, "f", part, keep,
- *   item...] or [turn, "s"] (see `decodeFrames`)
+ *   of a typed answer's body, each to show `delay` ms after the message arrives
+ *   (`FramePlayer`); `stop`: drop the frames held, keep what is shown. Wire: [turn, "f",
+ *   keep, item...] or [turn, "s"] (see `decodeFrames`)
  * @typedef {{type: "tools", turn: number, tool_calls: ToolCall[]}} ToolsMessage
  * @typedef {{type: "snapshot", turn: number, body: string, body_tail: string,
  *   reasoning: string, reasoning_tail: string, tool_calls: ToolCall[]}} SnapshotMessage
@@ -133,19 +133,20 @@ function decodeOp(message, index) {
 const FRAME_MS = 1000 / 36;
 
 /**
- * A frames message from its wire form: [turn, "f", part, keep, item...], each item a
- * number (the next frame's delay; without one a frame comes FRAME_MS after the one
- * before), a string (a frame that is one "extend" dropping nothing and keeping `keep`:
- * a frame of typed text) or an array (a frame's ops as in a patch; an extend among them
- * sets `keep` for the frames after it); or [turn, "s"]: the answer was stopped.
+ * A frames message from its wire form: [turn, "f", keep, item...], each item a number
+ * (the next frame's delay; without one a frame comes FRAME_MS after the one before), a
+ * string (a frame that is one "extend" dropping nothing and keeping `keep`: a frame of
+ * typed text), an array starting with a number (one extend: [keep, html] or [drop,
+ * keep, html]) or any other array (a frame's ops as in a patch); an extend sets `keep`
+ * for the frames after it. [turn, "s"]: the answer was stopped. Frames are the body's.
  * @returns {FramesMessage}
  */
 export function decodeFrames(message) {
-  const [turn, kind, part] = message;
-  let keep = message[3];
+  const [turn, kind] = message;
+  let keep = message[2];
   const frames = [];
   let delay = null;
-  for (let index = 4; kind === "f" && index < message.length; index += 1) {
+  for (let index = 3; kind === "f" && index < message.length; index += 1) {
     const item = message[index];
     if (typeof item === "number") {
       delay = item;
@@ -158,6 +159,9 @@ export function decodeFrames(message) {
     let ops;
     if (typeof item === "string") {
       ops = [{ op: "extend", drop: 0, keep, html: item }];
+    } else if (typeof item[0] === "number") {
+      const [drop, size, html] = item.length === 3 ? item : [0, ...item];
+      ops = [{ op: "extend", drop, keep: size, html }];
     } else {
       ops = [];
       for (let at = 0; at < item.length; ) {
@@ -165,12 +169,12 @@ export function decodeFrames(message) {
         ops.push(op);
         at = next;
       }
-      for (const op of ops) if (op.op === "extend") keep = op.keep;
     }
+    for (const op of ops) if (op.op === "extend") keep = op.keep;
     frames.push({ delay, ops });
     delay = null;
   }
-  return { type: "frames", turn, part: PARTS[part] ?? part, frames, stop: kind === "s" };
+  return { type: "frames", turn, part: "body", frames, stop: kind === "s" };
 }
 
 /** Any kernel message from what the comm delivered (arrays are the compact forms). */
