@@ -94,8 +94,9 @@ def test_typing_shows_30_frames_a_second_and_stop_leaves_nothing_after_it(
     page.wait_for_function("() => document.querySelectorAll('.streamchat').length === 2")
     ask(page, "Type")
     page.wait_for_function(
-        "() => [...document.querySelectorAll('.streamchat .streamchat-body')]"
-        ".every((body) => body.textContent.length > 40)",
+        "() => [...document.querySelectorAll('.streamchat')].filter((chat) => {"
+        " const body = chat.querySelector('.streamchat-assistant .streamchat-body');"
+        " return body && body.textContent.length > 40; }).length === 2",
         timeout=LOAD,
     )
     assert page.evaluate(WATCH) == 2
