@@ -55,11 +55,12 @@ LEAD = (BATCH_FRAMES + 1) * PERIOD  # how far ahead of its time a frame is sent 
 
 # How many frames a socket that delivered data stays unread: 1, every frame, unless the
 # task that reads it says otherwise. The typing loop sets it for the task that reads its
-# answer (`_pacing.type_out`): while a typewriter paces the text, reading every third
-# frame delays it by at most 83 ms and the typewriter's schedule keeps the typing as
-# smooth, for a third of the reads. A callable, read at each hold, so that a speed
-# changed mid-answer applies. A context variable because the reads happen deep inside
-# httpx, in that task: the network backend reads it there (`_network.AsyncioStream.read`).
+# answer (`_pacing.type_out`): while a typewriter paces the text, the socket is read
+# once a message (`BATCH_FRAMES`): what a read brings is typed from `LEAD` after it, so
+# the frames stay as smooth, for an eighth of the reads. A callable, read at each hold,
+# so that a speed changed mid-answer applies. A context variable because the reads
+# happen deep inside httpx, in that task: the network backend reads it there
+# (`_network.AsyncioStream.read`).
 READ_EVERY: ContextVar[Callable[[], int]] = ContextVar("streamchat_read_every", default=lambda: 1)
 
 # How much text the typing loop holds that it has not shown yet (grapheme clusters), for
