@@ -152,3 +152,25 @@ def test_at_speed_0_text_goes_as_patches_a_frame_at_a_time(server, chats) -> Non
     kinds = {m["type"] for _, m in capture.messages()}
     assert "frames" not in kinds and "patch" in kinds
     assert isinstance(chat, StreamChat)
+
+
+def test_a_speed_change_applies_from_the_frames_not_sent_yet(server, chats) -> None:
+    # Frames already sent play as they are (LEAD at most); the next ones type anew.
+    url = server.route("/v1/chat/completions", Script(openai_chunks(PROSE), pause=0.002))
+    chat, capture = make(chats, url, speed=50)
+    chat.send("go")
+    wait_until(lambda: len(frames_sent(capture)) >= 6, timeout=20)
+    changed = time.monotonic()
+    chat.speed = 400  # 11 characters a frame instead of 1-2
+    wait_until(lambda: any(t > changed + 1 for t, _ in capture.messages()), timeout=20)
+    chat.stop()
+    sizes = [
+        (t + delay / 1000, sum(len(op.html) for op in ops))
+        for t, m in frames_sent(capture)
+        for delay, ops in m["frames"]
+    ]
+    before = [size for play, size in sizes if play <= changed]
+    assert max(before[1:]) <= 4, "typed at 50 chars/s: a character or two a frame"
+    fast = next(play for play, size in sizes if play > changed and size >= 8)
+    print(f"the new speed shows {1000 * (fast - changed):.0f} ms after the change")
+    assert fast - changed <= _frames.LEAD + 2 * _frames.PERIOD + 0.05, fast - changed
