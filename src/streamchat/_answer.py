@@ -161,16 +161,16 @@ class Outbox:
             if not messages or messages[-1][:2] != (kind, part):
                 messages.append((kind, part, []))
             items = messages[-1][2]
-            if kind == "patch":
+            if at is None or kind == "patch":
                 items += patches
                 continue
-            delay = max(0, round((at - now) * 1000))  # type: ignore[operator]
+            delay = max(0, round((at - now) * 1000))
             if items and items[-1][0] == delay:
                 items[-1][1].extend(patches)
             else:
                 items.append((delay, list(patches)))
-            self.last_frame = max(self.last_frame, at)  # type: ignore[type-var]
-            if at > now:  # type: ignore[operator]
+            self.last_frame = max(self.last_frame, at)
+            if at > now:
                 self._ahead.append((at, part, chars))
         return [
             _messages.patch(self.turn_id, part, items)  # type: ignore[arg-type]
