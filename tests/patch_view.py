@@ -35,8 +35,16 @@ def decode_frames(message: list[Any]) -> dict[str, Any]:
     {"type": "frames", "turn", "part": "body", "frames": [(delay ms, [Patch...])...],
     "stop"}."""
     turn, kind = message[:2]
-    if kind == "s":
-        return {"type": "frames", "turn": turn, "part": "body", "frames": [], "stop": True}
+    if kind in ("s", "t"):
+        retime = message[2:] if kind == "t" else None
+        return {
+            "type": "frames",
+            "turn": turn,
+            "part": "body",
+            "frames": [],
+            "stop": kind == "s",
+            "retime": retime,
+        }
     keep = message[2]
     frames: list[tuple[float, list[Patch]]] = []
     delay: float | None = None
@@ -56,11 +64,18 @@ def decode_frames(message: list[Any]) -> dict[str, Any]:
         keep = next((op.keep for op in reversed(ops) if op.op == "extend"), keep)
         frames.append((delay, ops))
         delay = None
-    return {"type": "frames", "turn": turn, "part": "body", "frames": frames, "stop": False}
+    return {
+        "type": "frames",
+        "turn": turn,
+        "part": "body",
+        "frames": frames,
+        "stop": False,
+        "retime": None,
+    }
 
 
 def decode(content: Any) -> Any:
     """Any custom message as sent: patches and frames decoded from their wire forms."""
     if not isinstance(content, list):
         return content
-    return decode_frames(content) if content[1] in ("f", "s") else decode_patch(content)
+    return decode_frames(content) if content[1] in ("f", "s", "t") else decode_patch(content)

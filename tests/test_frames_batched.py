@@ -154,8 +154,9 @@ def test_at_speed_0_text_goes_as_patches_a_frame_at_a_time(server, chats) -> Non
     assert isinstance(chat, StreamChat)
 
 
-def test_a_speed_change_applies_from_the_frames_not_sent_yet(server, chats) -> None:
-    # Frames already sent play as they are (LEAD at most); the next ones type anew.
+def test_a_speed_change_applies_within_a_tenth_of_a_second(server, chats) -> None:
+    # The frames the views hold are retimed to the new pace at once, and the next ones,
+    # typed at it, go at the next frame.
     url = server.route("/v1/chat/completions", Script(openai_chunks(PROSE), pause=0.002))
     chat, capture = make(chats, url, speed=50)
     chat.send("go")
@@ -171,6 +172,10 @@ def test_a_speed_change_applies_from_the_frames_not_sent_yet(server, chats) -> N
     ]
     before = [size for play, size in sizes if play <= changed]
     assert max(before[1:]) <= 4, "typed at 50 chars/s: a character or two a frame"
+    # The frames held (~LEAD of typing at 50 chars/s, ~12 characters) play at 400 now.
+    sent, retime = next((t, m) for t, m in frames_sent(capture) if m["retime"])
+    assert sent - changed < 0.05
+    assert 0 < retime["retime"][-1] <= 1000 * 20 / 400, retime
     fast = next(play for play, size in sizes if play > changed and size >= 8)
     print(f"the new speed shows {1000 * (fast - changed):.0f} ms after the change")
-    assert fast - changed <= _frames.LEAD + 2 * _frames.PERIOD + 0.05, fast - changed
+    assert fast - changed <= 0.1 + 2 * _frames.PERIOD, fast - changed

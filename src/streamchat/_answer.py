@@ -238,6 +238,28 @@ class Outbox:
                     self.unplayed[part] = self.unplayed.get(part, 0) + chars
             self._ahead.clear()
 
+    def retime(self, now: float, speed: float) -> float:
+        """(A speed or step change) Tell every view at once to play the frames it holds
+        at `speed` (characters a second; 0: at once) from now, not as they were typed;
+        return how far the last frame moved (seconds, < 0: sooner)."""
+        held = [(at, chars) for at, part, chars in self._ahead if at > now and part == "body"]
+        if not held:
+            return 0.0
+        plays, typed = [], 0
+        self._ahead.clear()
+        for _, chars in held:
+            typed += chars
+            plays.append(now + (typed / speed if speed else 0.0))
+            self._ahead.append((plays[-1], "body", chars))
+        moved = plays[-1] - self.last_frame
+        self.last_frame = plays[-1]
+        delays = [round((play - now) * 1000) for play in plays]
+        self._emit(_messages.frames(self.turn_id, [], retime=delays))
+        # The frames at the new pace go at the next frame, not a BATCH later: the views
+        # may run out of the retimed ones sooner.
+        self._next = min(self._next, frame_after(now))
+        return moved
+
     @property
     def playing(self) -> bool:
         """Whether a frame sent is still to be played (the views' clock is the loop's)."""
@@ -297,9 +319,14 @@ class Framed:
         self._typewriter = typewriter
         self._outbox = outbox
         self._typed = typed or (lambda text, at: outbox.add("body", text, at))
-        self._ahead = 0.0  # the typewriter's clock minus the loop's: LEAD after a frame
+        self._ahead = 0.0  # when text read now plays, minus now: LEAD after a frame
+        # A frame's play time minus the typewriter's time: moved by a speed or step
+        # change, which plays the frames sent already at the new pace (`Outbox.retime`).
+        self._shift = 0.0
+        self._pace = (typewriter.speed, typewriter.step)
         self._last = -math.inf  # play time of the last frame
-        self._inbox: deque[tuple[float, str | None]] = deque()  # (time, text; None: end)
+        # (the typewriter's time, text; None: the end)
+        self._inbox: deque[tuple[float, str | None]] = deque()
 
     @property
     def finished(self) -> bool:
@@ -317,10 +344,10 @@ class Framed:
         return held + self._typewriter.pending + self._outbox.carried
 
     def push(self, text: str, now: float) -> None:
-        self._inbox.append((now + self._ahead, text))
+        self._inbox.append((now + self._ahead - self._shift, text))
 
     def close(self, now: float) -> None:
-        self._inbox.append((now + self._ahead, None))
+        self._inbox.append((now + self._ahead - self._shift, None))
 
     def _feed(self, until: float) -> None:
         """Give the typewriter the text held for times up to `until`."""
@@ -336,28 +363,32 @@ class Framed:
         """Text revealed by `now` (speed 0), or "" once the frames of the next `LEAD`
         seconds went to the outbox and were sent."""
         typewriter = self._typewriter
+        if (typewriter.speed, typewriter.step) != self._pace:
+            self._retime(now)
         if typewriter.speed == 0:
             self._feed(math.inf)
-            return typewriter.take(now + self._ahead)
+            return typewriter.take(now + self._ahead - self._shift)
         if now < self._outbox.next_send:
             return ""  # woken early (by text that may wait): no message may go yet
-        horizon = now + LEAD
+        # In the typewriter's time: the end of the next LEAD, the last frame's time.
+        horizon, last = now + LEAD - self._shift, self._last - self._shift
         while True:
-            self._feed(self._last)
+            self._feed(last)
             deadline = typewriter.next_deadline()
             held = self._inbox[0][0] if self._inbox else math.inf
-            if deadline is None or held <= max(deadline, self._last + PERIOD):
+            if deadline is None or held <= max(deadline, last + PERIOD):
                 if held > horizon:
                     break
                 self._feed(held)  # the text it may reveal first
                 continue
-            at = max(deadline, now, self._last + PERIOD)
+            at = max(deadline, now - self._shift, last + PERIOD)
             if at > horizon:
                 break
             text = typewriter.take(at)
             if text:
-                self._typed(text, at)
-                self._last = at
+                last = at
+                self._last = at + self._shift
+                self._typed(text, self._last)
                 self._ahead = LEAD
             elif typewriter.next_deadline() == deadline:
                 break  # nothing to reveal until more text comes
@@ -375,7 +406,15 @@ class Framed:
         if deadline is None:
             return None
         lead = LEAD if self._typewriter.speed else self._ahead
-        return max(deadline - lead, self._outbox.next_send)
+        return max(deadline + self._shift - lead, self._outbox.next_send)
+
+    def _retime(self, now: float) -> None:
+        """A speed or step change: the frames the views hold play at the new pace from
+        now (`Outbox.retime`), and the next ones follow them."""
+        self._pace = (self._typewriter.speed, self._typewriter.step)
+        moved = self._outbox.retime(now, self._typewriter.speed)
+        self._shift += moved
+        self._last += moved
 
 
 @dataclass(eq=False)

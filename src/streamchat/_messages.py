@@ -131,7 +131,10 @@ class FramesMessage(TypedDict):
     frame at or after its time, never before the frame before it. The kernel sends them
     `_frames.LEAD` ahead at most, a few per message. `stop`: the answer was stopped;
     every view drops the frames it holds and keeps what it shows (no frames come with
-    it). Only the body is typed at a pace: reasoning travels as patches.
+    it). `retime`: the speed or step changed; the frames a view holds play at these
+    delays (ms after this message arrives) instead, the last of them at the last delay
+    (a view that played some meanwhile matches them from the end). Only the body is
+    typed at a pace: reasoning travels as patches.
 
     Wire form, [turn, "f", keep, item...], each item one of:
     a number, the delay of the next frame (without one a frame comes `FRAME_MS` after
@@ -140,12 +143,14 @@ class FramesMessage(TypedDict):
     frame of typed text usually is: its framing would cost more than its text); an
     array starting with a number, a frame that is one "extend": [keep, html] (dropping
     nothing) or [drop, keep, html]; any other array, a frame's ops as in a patch. An
-    extend sets `keep` for the frames after it. [turn, "s"]: a stop."""
+    extend sets `keep` for the frames after it. [turn, "s"]: a stop. [turn, "t",
+    delay...]: a retime."""
 
     type: Literal["frames"]
     turn: int
     frames: list[tuple[int, list[Patch]]]
     stop: bool
+    retime: list[int] | None
 
 
 class ToolsMessage(TypedDict):
@@ -223,10 +228,18 @@ def patch(turn: int, part: Part, ops: list[Patch]) -> list[Any]:
     return encoded
 
 
-def frames(turn: int, frames: list[tuple[int, list[Patch]]], *, stop: bool = False) -> list[Any]:
+def frames(
+    turn: int,
+    frames: list[tuple[int, list[Patch]]],
+    *,
+    stop: bool = False,
+    retime: list[int] | None = None,
+) -> list[Any]:
     """The wire form of a frames message (`FramesMessage`)."""
     if stop:
         return [turn, "s"]
+    if retime is not None:
+        return [turn, "t", *retime]
     plain = [ops[0].keep for _, ops in frames if len(ops) == 1 and _plain(ops[0])]
     keep = plain[0] if plain else 0
     encoded: list[Any] = [turn, "f", keep]

@@ -24,6 +24,7 @@ test("a frames message decodes to frames, each a delay and its ops", () => {
     turn: 7,
     part: "body",
     stop: false,
+    retime: null,
     frames: [
       { delay: 0, ops: [{ op: "tail", html: "<p>H</p>" }] },
       { delay: 28, ops: [extend("el"), { op: "commit", size: 3 }] },
@@ -34,7 +35,7 @@ test("a frames message decodes to frames, each a delay and its ops", () => {
     ],
   });
   assert.deepEqual(decodeFrames([7, "s"]), {
-    type: "frames", turn: 7, part: "body", frames: [], stop: true,
+    type: "frames", turn: 7, part: "body", frames: [], stop: true, retime: null,
   });
   assert.throws(() => decodeFrames([7, "f", 4, "x", 0]), /without its delay/);
   assert.throws(() => decodeFrames([7, "f", 4, 0, ["z", "x"]]), /unknown patch op/);
@@ -135,4 +136,19 @@ test("a patch of one part flushes only that part's frames; the other's play on t
   assert.deepEqual(player.flush("reasoning").map((f) => f.ops[0].html), ["r"]);
   assert.deepEqual(player.due(0).map((f) => f.ops[0].html), ["a"]);
   assert.deepEqual(player.due(30).map((f) => f.ops[0].html), ["b"]);
+});
+
+test("a retime plays the frames held at the new delays, matched from the end", () => {
+  assert.deepEqual(decodeFrames([7, "t", 10, 20, 30]).retime, [10, 20, 30]);
+  const player = new FramePlayer();
+  player.push("body", [frame(0, "a"), frame(100, "b"), frame(200, "c"), frame(300, "d")], 0);
+  assert.deepEqual(player.due(50).map((f) => f.ops[0].html), ["a"]);
+  // The kernel retimed b, c, d and one more it listed before "a" was played here.
+  player.retime([0, 5, 10, 15], 60);
+  assert.deepEqual(player.due(66).map((f) => f.ops[0].html), ["b"]); // 65
+  assert.deepEqual(player.due(70).map((f) => f.ops[0].html), ["c"]);
+  assert.deepEqual(player.due(75).map((f) => f.ops[0].html), ["d"]);
+  // Frames after a retime never play before the retimed ones.
+  player.push("body", [frame(0, "e")], 70);
+  assert.equal(player.next, 75);
 });

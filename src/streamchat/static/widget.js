@@ -27,11 +27,12 @@
  *   code and its arguments (see `decodePatch`)
  * @typedef {{name: string, arguments: string, after: number}} ToolCall `after`: characters
  *   of answer text received before the call's first fragment
- * @typedef {{type: "frames", turn: number, part: "body",
- *   frames: {delay: number, ops: PatchOp[]}[], stop: boolean}} FramesMessage the next frames
+ * @typedef {{type: "frames", turn: number, part: "body", frames: {delay: number,
+ *   ops: PatchOp[]}[], stop: boolean, retime: number[] | null}} FramesMessage the next frames
  *   of a typed answer's body, each to show `delay` ms after the message arrives
- *   (`FramePlayer`); `stop`: drop the frames held, keep what is shown. Wire: [turn, "f",
- *   keep, item...] or [turn, "s"] (see `decodeFrames`)
+ *   (`FramePlayer`); `stop`: drop the frames held, keep what is shown; `retime`: play
+ *   them at these delays instead (a speed change). Wire: [turn, "f", keep, item...],
+ *   [turn, "s"] or [turn, "t", delay...] (see `decodeFrames`)
  * @typedef {{type: "tools", turn: number, tool_calls: ToolCall[]}} ToolsMessage
  * @typedef {{type: "snapshot", turn: number, body: string, body_tail: string,
  *   reasoning: string, reasoning_tail: string, tool_calls: ToolCall[]}} SnapshotMessage
@@ -138,7 +139,8 @@ const FRAME_MS = 1000 / 36;
  * string (a frame that is one "extend" dropping nothing and keeping `keep`: a frame of
  * typed text), an array starting with a number (one extend: [keep, html] or [drop,
  * keep, html]) or any other array (a frame's ops as in a patch); an extend sets `keep`
- * for the frames after it. [turn, "s"]: the answer was stopped. Frames are the body's.
+ * for the frames after it. [turn, "s"]: the answer was stopped. [turn, "t", delay...]:
+ * the speed or step changed, play the frames held at these delays. Frames are the body's.
  * @returns {FramesMessage}
  */
 export function decodeFrames(message) {
@@ -174,13 +176,14 @@ export function decodeFrames(message) {
     frames.push({ delay, ops });
     delay = null;
   }
-  return { type: "frames", turn, part: "body", frames, stop: kind === "s" };
+  const retime = kind === "t" ? message.slice(2) : null;
+  return { type: "frames", turn, part: "body", frames, stop: kind === "s", retime };
 }
 
 /** Any kernel message from what the comm delivered (arrays are the compact forms). */
 export function decodeMessage(received) {
   if (!Array.isArray(received)) return received;
-  return received[1] === "f" || received[1] === "s" ? decodeFrames(received) : decodePatch(received);
+  return ["f", "s", "t"].includes(received[1]) ? decodeFrames(received) : decodePatch(received);
 }
 
 /**
@@ -206,6 +209,20 @@ export class FramePlayer {
       this.last = at;
       this.queue.push({ at, part, ops });
     }
+  }
+
+  /** The speed or step changed: the frames held play at `delays` after `arrival`
+   * instead. The kernel lists every frame it sent that was not due yet; frames played
+   * meanwhile are missing here, so the lists are matched from their ends. */
+  retime(delays, arrival) {
+    const count = Math.min(this.queue.length, delays.length);
+    const held = this.queue.slice(this.queue.length - count);
+    let last = -Infinity;
+    held.forEach((frame, index) => {
+      frame.at = Math.max(arrival + delays[delays.length - count + index], last);
+      last = frame.at;
+    });
+    if (count) this.last = last;
   }
 
   /** The frames due by `now`, in order, taken from the queue. */
@@ -1434,6 +1451,10 @@ class Answer {
     if (message.stop) {
       this.dropFrames();
       if (this.live && !this.stopped) this.stopHere();
+      return false;
+    }
+    if (message.retime) {
+      this.player.retime(message.retime, this.doc.defaultView.performance.now());
       return false;
     }
     if (!this.live || this.stopped || this.awaitingSnapshot) return false;
