@@ -8,7 +8,9 @@ String.length counts them.
 
 from __future__ import annotations
 
-from streamchat._messages import OPS
+from typing import Any
+
+from streamchat._messages import FRAME_KINDS, FRAME_MS, OPS, decode_patch
 from streamchat.render import Patch
 
 
@@ -59,3 +61,55 @@ def checked(shown: tuple[str, str], patch: Patch) -> tuple[str, str]:
     if patch.op in ("tail", "extend"):
         assert after != shown, f"a {patch.op} patch that changes nothing"
     return after
+
+
+def decode_frames(message: list[Any]) -> dict[str, Any]:
+    """A frames message from its wire form (what widget.js's `decodeFrames` does):
+    {"type": "frames", "turn", "part": "body", "frames": [(delay ms, [Patch...])...],
+    "stop"}."""
+    turn, kind = message[:2]
+    if kind in (FRAME_KINDS["stop"], FRAME_KINDS["retime"]):
+        retime = message[2:] if kind == FRAME_KINDS["retime"] else None
+        return {
+            "type": "frames",
+            "turn": turn,
+            "part": "body",
+            "frames": [],
+            "stop": kind == FRAME_KINDS["stop"],
+            "retime": retime,
+        }
+    keep = message[2]
+    frames: list[tuple[float, list[Patch]]] = []
+    delay: float | None = None
+    for item in message[3:]:
+        if isinstance(item, int | float):
+            delay = item
+            continue
+        if delay is None:
+            delay = frames[-1][0] + FRAME_MS
+        if isinstance(item, str):
+            ops = [Patch("extend", html=item, drop=0, keep=keep)]
+        elif isinstance(item[0], int):
+            drop, keep, html = item if len(item) == 3 else (0, *item)
+            ops = [Patch("extend", html=html, drop=drop, keep=keep)]
+        else:
+            ops = decode_patch([turn, "b", *item])["ops"]
+        keep = next((op.keep for op in reversed(ops) if op.op == "extend"), keep)
+        frames.append((delay, ops))
+        delay = None
+    return {
+        "type": "frames",
+        "turn": turn,
+        "part": "body",
+        "frames": frames,
+        "stop": False,
+        "retime": None,
+    }
+
+
+def decode(content: Any) -> Any:
+    """Any custom message as sent: patches and frames decoded from their wire forms."""
+    if not isinstance(content, list):
+        return content
+    frames = content[1] in FRAME_KINDS.values()
+    return decode_frames(content) if frames else decode_patch(content)

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from patch_view import applied
+from patch_view import applied, decode
 from streamchat import _frames, _runner
 from streamchat._budget import min_interval
 from streamchat._messages import decode_patch
@@ -82,13 +82,22 @@ class Capture:
 
         chat._send = capture  # type: ignore[method-assign]
 
+    def messages(self) -> list[tuple[float, dict[str, Any]]]:
+        """Custom messages as sent, decoded from their compact wire forms."""
+        return [(t, decode(m["content"])) for t, m in self.sent if m["method"] == "custom"]
+
     def custom(self) -> list[tuple[float, dict[str, Any]]]:
-        """Custom messages; patches decoded from their compact wire form."""
-        return [
-            (t, decode_patch(m["content"]) if isinstance(m["content"], list) else m["content"])
-            for t, m in self.sent
-            if m["method"] == "custom"
-        ]
+        """What the views apply, when: each frame of a frames message as a patch at its
+        play time (sent + delay), the other messages when sent (a stop included)."""
+        shown: list[tuple[float, dict[str, Any]]] = []
+        for t, message in self.messages():
+            if message["type"] != "frames" or message["stop"]:
+                shown.append((t, message))
+                continue
+            for delay, ops in message["frames"]:
+                patch = {"type": "patch", "turn": message["turn"], "part": message["part"]}
+                shown.append((t + delay / 1000, {**patch, "ops": ops}))
+        return shown
 
     def states(self) -> list[dict[str, Any]]:
         return [m["state"] for _, m in self.sent if m["method"] == "update"]

@@ -9,15 +9,17 @@ may send.
 from __future__ import annotations
 
 import asyncio
+import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from . import _messages
 from ._budget import LIVE, min_interval
-from ._frames import frame_after
+from ._frames import BATCH, LEAD, PERIOD, frame_after, frame_at
 from ._pacing import Wake
 from .deltas import ToolCallDelta, Usage
 from .render import MarkdownStream, Patch
@@ -37,17 +39,29 @@ RENDER_CPU = 0.02
 SMALLEST = 2 * 1024
 LARGEST = 32 * 1024
 
+# What a render gives: (play time, None: at once; part; patches; characters rendered).
+Rendered = tuple[float | None, str, list[Patch], int]
+# At a Stop the text of the frames sent but not played yet is dropped by every view, and
+# forgotten by the answer (`Answer.rewind`): its source is rendered again without it, at
+# once, when it is this long at most (~50 ms of CPU); a longer one keeps that text, up
+# to `_frames.LEAD` of typing.
+REWIND_LIMIT = 20_000
+
 
 class Outbox:
     """One answer's way to the browser: rendered and sent no faster than the budget allows.
 
-    Lives on the loop thread. Revealed text is queued as text and rendered only when
-    a message can go: `MarkdownStream.append` re-renders the open block, so a long
-    code block costs its whole size per call, and a tick that the rate limit would
-    merge into the next message anyway should not pay for it. A timer sends what
-    came too soon, so the message rate is bounded however fast text arrives. A message
-    renders a bounded piece of a part (`PER_MESSAGE`); the rest is carried to the
-    next one (the timer's), so no burst of text stalls the loop.
+    Lives on the loop thread. Text comes in two ways. Text shown as it comes (reasoning,
+    an answer at speed 0) is queued as text and rendered only when a message can go:
+    `MarkdownStream.append` re-renders the open block, so a long code block costs its
+    whole size per call, and a tick that the rate limit would merge into the next
+    message anyway should not pay for it; a timer sends what came too soon, so the
+    message rate is bounded however fast text arrives. Typed text comes as frames, each
+    with its play time (`add(..., at=)`), from the scheduler (`Framed`), which sends
+    them with `flush()`: each frame is rendered on its own and they travel together, in
+    one "frames" message. A message renders a bounded piece of a part (`PER_MESSAGE`);
+    the rest is carried to the next one (the timer's), so no burst of text stalls the
+    loop.
     """
 
     def __init__(
@@ -59,15 +73,30 @@ class Outbox:
         self._emit = emit
         self.turn_id = turn_id
         self._streams = streams
-        self._text = dict.fromkeys(streams, "")
+        # [part, text, play time]: None for text shown as soon as it is sent.
+        self._queue: deque[list[Any]] = deque()
         self._limit = dict.fromkeys(streams, PER_MESSAGE)  # characters the next render takes
         self._tools: list[dict[str, Any]] | None = None
         self._next = 0.0
         self._timer: asyncio.TimerHandle | None = None
+        self.last_frame = -math.inf  # play time of the last frame sent
+        self._dropped = False
+        # (play time, part, characters) of frames sent ahead of their time; what was not
+        # played yet at a Stop, by part.
+        self._ahead: deque[tuple[float, str, int]] = deque()
+        self.unplayed: dict[str, int] = {}
 
-    def add(self, part: str, text: str) -> None:
-        if text:
-            self._text[part] += text
+    def add(self, part: str, text: str, at: float | None = None) -> None:
+        """Queue `text` of `part`: shown at once (`at` None, sent as soon as the budget
+        allows), or as a frame to be shown at `at` (sent by the next `flush`)."""
+        if not text:
+            return
+        last = self._queue[-1] if self._queue else None
+        if last is not None and last[0] == part and last[2] == at:
+            last[1] += text
+        else:
+            self._queue.append([part, text, at])
+        if at is None:
             self._schedule()
 
     def tools(self, calls: list[dict[str, Any]]) -> None:
@@ -77,7 +106,7 @@ class Outbox:
     @property
     def carried(self) -> int:
         """Characters queued and not rendered yet."""
-        return sum(map(len, self._text.values()))
+        return sum(len(entry[1]) for entry in self._queue)
 
     def _schedule(self) -> None:
         loop = asyncio.get_running_loop()
@@ -86,36 +115,78 @@ class Outbox:
         elif self._timer is None:
             self._timer = loop.call_at(self._next, self.flush)
 
-    def _render(self, *, final: bool = False) -> dict[str, list[Patch]]:
-        """Render the queued text, a bounded piece of each part (all of it when
-        `final`): the patches per part.
+    def _render(self, *, final: bool = False) -> list[Rendered]:
+        """Render the queue, a bounded piece of each part (all of it when `final`):
+        (play time, part, patches) in the queue's order.
 
-        One render per message, so the patches of a part are already as small as its
+        One render per frame, so the patches of a frame are already as small as its
         change: `MarkdownStream` makes them against what it last gave the views.
         """
-        rendered = {}
-        for part, stream in self._streams.items():
-            queued = self._text[part]
-            limit = len(queued) if final else self._limit[part]
-            text, self._text[part] = queued[:limit], queued[limit:]
+        rendered: list[Rendered] = []
+        room = dict(self._limit)
+        while self._queue:
+            entry = self._queue[0]
+            part, queued, at = entry
+            limit = len(queued) if final else room[part]
+            if limit <= 0:
+                break
+            text, rest = queued[:limit], queued[limit:]
+            room[part] -= len(text)
+            stream = self._streams[part]
             cpu = time.thread_time()  # the work, not a loaded machine's waits
-            patches = stream.append(text) if text else []
+            patches = stream.append(text)
             if len(text) >= SMALLEST and not final:
                 rate = len(text) / max(time.thread_time() - cpu, 1e-4)
                 self._limit[part] = min(LARGEST, max(SMALLEST, int(rate * RENDER_CPU)))
-            if final:
-                patches += stream.finish()
             if patches:
-                rendered[part] = patches
+                rendered.append((at, part, patches, len(text)))
+            if rest:
+                entry[1] = rest
+                break
+            self._queue.popleft()
+        if final:
+            for part, stream in self._streams.items():
+                if patches := stream.finish():
+                    # After the frames a view still has to play: never before them.
+                    at = self.last_frame if part == "body" and self.last_frame > -math.inf else None
+                    rendered.append((at, part, patches, 0))
         return rendered
+
+    def _messages(self, rendered: list[Rendered], now: float) -> list[Any]:
+        """One patch message per run of a part's text shown at once, one frames message
+        per run of a part's frames (offsets in ms from now, when it is sent)."""
+        messages: list[tuple[str, str, list[Any]]] = []
+        for at, part, patches, chars in rendered:
+            kind = "patch" if at is None or part != "body" else "frames"  # the body types
+            if not messages or messages[-1][:2] != (kind, part):
+                messages.append((kind, part, []))
+            items = messages[-1][2]
+            if at is None or kind == "patch":
+                items += patches
+                continue
+            delay = max(0, round((at - now) * 1000))
+            if items and items[-1][0] == delay:
+                items[-1][1].extend(patches)
+            else:
+                items.append((delay, list(patches)))
+            self.last_frame = max(self.last_frame, at)
+            if at > now:
+                self._ahead.append((at, part, chars))
+        return [
+            _messages.patch(self.turn_id, part, items)  # type: ignore[arg-type]
+            if kind == "patch"
+            else _messages.frames(self.turn_id, items)
+            for kind, part, items in messages
+        ]
 
     def flush(self, *, final: bool = False) -> None:
         started = time.perf_counter()
+        loop = asyncio.get_running_loop()
         rendered = self._render(final=final)
-        messages: list[Any] = [
-            _messages.patch(self.turn_id, part, ops)  # type: ignore[arg-type]
-            for part, ops in rendered.items()
-        ]
+        now = loop.time()
+        while self._ahead and self._ahead[0][0] <= now:
+            self._ahead.popleft()
+        messages = self._messages(rendered, now)
         if self._tools is not None:
             messages.append(_messages.tools(self.turn_id, self._tools))
         self._tools = None
@@ -123,13 +194,16 @@ class Outbox:
         for message in messages:
             self._emit(message)
         if messages:
-            size = sum(len(patch.html) for patches in rendered.values() for patch in patches)
+            size = sum(len(p.html) for _, _, patches, _ in rendered for p in patches)
             cost = time.perf_counter() - started
             wait = min_interval(len(LIVE), len(messages), size, cost)
-            now = asyncio.get_running_loop().time()
-            self._next = max(frame_after(now), now + wait)  # one message a frame at most
+            paced = any(at is not None and at > now for at, _, _, _ in rendered)
+            # Paced: BATCH frames on (the wake-up came at a frame, `now` is just after it);
+            # else one message a frame at most.
+            gap = frame_at(now + BATCH - PERIOD / 2) if paced else frame_after(now)
+            self._next = max(gap, now + wait)
         if self.carried and not final:  # the rest goes with the next message
-            self._timer = asyncio.get_running_loop().call_at(self._next, self.flush)
+            self._timer = loop.call_at(self._next, self.flush)
 
     @property
     def next_send(self) -> float:
@@ -147,9 +221,49 @@ class Outbox:
 
     def discard(self) -> None:
         """Forget what is queued (the answer was stopped)."""
-        self._text = dict.fromkeys(self._text, "")
+        self.drop()
+        self._queue.clear()
         self._tools = None
         self._cancel_timer()
+
+    def drop(self) -> None:
+        """(Stop) Tell every view at once to drop the frames it holds: what each shows
+        at that moment is what stays. Once."""
+        if self.last_frame > -math.inf and not self._dropped:
+            self._dropped = True
+            self._emit(_messages.frames(self.turn_id, [], stop=True))
+            now = asyncio.get_running_loop().time()
+            for at, part, chars in self._ahead:
+                if at > now:
+                    self.unplayed[part] = self.unplayed.get(part, 0) + chars
+            self._ahead.clear()
+
+    def retime(self, now: float, speed: float) -> float:
+        """(A speed or step change) Tell every view at once to play the frames it holds
+        at `speed` (characters a second; 0: at once) from now, not as they were typed;
+        return how far the last frame moved (seconds, < 0: sooner)."""
+        held = [(at, chars) for at, part, chars in self._ahead if at > now and part == "body"]
+        if not held:
+            return 0.0
+        plays, typed = [], 0
+        self._ahead.clear()
+        for _, chars in held:
+            typed += chars
+            plays.append(now + (typed / speed if speed else 0.0))
+            self._ahead.append((plays[-1], "body", chars))
+        moved = plays[-1] - self.last_frame
+        self.last_frame = plays[-1]
+        delays = [round((play - now) * 1000) for play in plays]
+        self._emit(_messages.frames(self.turn_id, [], retime=delays))
+        # The frames at the new pace go at the next frame, not a BATCH later: the views
+        # may run out of the retimed ones sooner.
+        self._next = min(self._next, frame_after(now))
+        return moved
+
+    @property
+    def playing(self) -> bool:
+        """Whether a frame sent is still to be played (the views' clock is the loop's)."""
+        return self.last_frame > asyncio.get_running_loop().time()
 
     def _cancel_timer(self) -> None:
         if self._timer is not None:
@@ -157,40 +271,66 @@ class Outbox:
             self._timer = None
 
     async def finish(self) -> None:
-        """Render the rest as final and send it as soon as the budget allows.
+        """Render the rest as final and send it at once; return once the views played
+        every frame sent (the turn's end must not overtake the text).
 
         A view that applied every patch then already shows the final HTML and keeps
         its DOM (and the person's text selection). Text carried past a message's piece
         goes first, a message at a time, so the last render is bounded too.
         """
         loop = asyncio.get_running_loop()
-        while True:
+        while any(len(entry[1]) > self._limit[entry[0]] for entry in self._queue):
             self._cancel_timer()  # these are the last messages: they take the timer's place
             delay = self._next - loop.time()
             if delay > 0:
                 await asyncio.sleep(delay)
-            if all(len(self._text[part]) <= self._limit[part] for part in self._text):
-                break
             self.flush()
+        self._cancel_timer()
         self.flush(final=True)
+        delay = self.last_frame - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
 
 
 class Framed:
-    """The answer's typewriter as `type_out` sees it: woken no sooner than the outbox
-    may send again.
+    """The one scheduler of a typed answer: when text is typed, rendered and sent.
 
-    Characters revealed before then would only wait in the outbox, so at 200 chars/s
-    the loop wakes about as often as messages go (tens of times a second) instead of
-    once per character; what the reader sees is the same.
+    `type_out` sees it as the answer's typewriter. While the answer types at a pace it
+    renders, at each wake-up, every frame (`PERIOD` apart) due in the next `LEAD`
+    seconds and sends them in one message, then sleeps until the next message may go
+    (`BATCH`): the loop thread wakes and the kernel sends 4.5 times a second, and the
+    views still show 36 frames a second.
+
+    The typewriter runs `LEAD` behind the stream from the first frame on: text read now
+    is typed from `LEAD` from now, so the frames of the next `LEAD` seconds are always
+    known. Text is held here with that time and given to the typewriter only when the
+    frames are rendered, in time order, because the typewriter's clock never goes back:
+    text given to it at now + `LEAD` would make its next take reveal as of then. The
+    first frame plays at once: the first token is not held back. At speed 0 text is
+    shown as it comes, a message a frame at most.
     """
 
-    def __init__(self, typewriter: Typewriter, outbox: Outbox) -> None:
+    def __init__(
+        self,
+        typewriter: Typewriter,
+        outbox: Outbox,
+        typed: Callable[[str, float | None], None] | None = None,
+    ) -> None:
         self._typewriter = typewriter
         self._outbox = outbox
+        self._typed = typed or (lambda text, at: outbox.add("body", text, at))
+        self._ahead = 0.0  # when text read now plays, minus now: LEAD after a frame
+        # A frame's play time minus the typewriter's time: moved by a speed or step
+        # change, which plays the frames sent already at the new pace (`Outbox.retime`).
+        self._shift = 0.0
+        self._pace = (typewriter.speed, typewriter.step)
+        self._last = -math.inf  # play time of the last frame
+        # (the typewriter's time, text; None: the end)
+        self._inbox: deque[tuple[float, str | None]] = deque()
 
     @property
     def finished(self) -> bool:
-        return self._typewriter.finished
+        return not self._inbox and self._typewriter.finished
 
     @property
     def speed(self) -> float:
@@ -200,20 +340,81 @@ class Framed:
     def pending(self) -> int:
         """Text held back: the typewriter's, and what the outbox carries to later
         messages (a Python source is read no further while it is high: `_frames.BACKLOG`)."""
-        return self._typewriter.pending + self._outbox.carried
+        held = sum(len(text) for _, text in self._inbox if text)
+        return held + self._typewriter.pending + self._outbox.carried
 
     def push(self, text: str, now: float) -> None:
-        self._typewriter.push(text, now)
+        self._inbox.append((now + self._ahead - self._shift, text))
 
     def close(self, now: float) -> None:
-        self._typewriter.close(now)
+        self._inbox.append((now + self._ahead - self._shift, None))
+
+    def _feed(self, until: float) -> None:
+        """Give the typewriter the text held for times up to `until`."""
+        typewriter = self._typewriter
+        while self._inbox and self._inbox[0][0] <= until:
+            when, text = self._inbox.popleft()
+            if text is None:
+                typewriter.close(when)
+            else:
+                typewriter.push(text, when)
 
     def take(self, now: float) -> str:
-        return self._typewriter.take(now)
+        """Text revealed by `now` (speed 0), or "" once the frames of the next `LEAD`
+        seconds went to the outbox and were sent."""
+        typewriter = self._typewriter
+        if (typewriter.speed, typewriter.step) != self._pace:
+            self._retime(now)
+        if typewriter.speed == 0:
+            self._feed(math.inf)
+            return typewriter.take(now + self._ahead - self._shift)
+        if now < self._outbox.next_send:
+            return ""  # woken early (by text that may wait): no message may go yet
+        # In the typewriter's time: the end of the next LEAD, the last frame's time.
+        horizon, last = now + LEAD - self._shift, self._last - self._shift
+        while True:
+            self._feed(last)
+            deadline = typewriter.next_deadline()
+            held = self._inbox[0][0] if self._inbox else math.inf
+            if deadline is None or held <= max(deadline, last + PERIOD):
+                if held > horizon:
+                    break
+                self._feed(held)  # the text it may reveal first
+                continue
+            at = max(deadline, now - self._shift, last + PERIOD)
+            if at > horizon:
+                break
+            text = typewriter.take(at)
+            if text:
+                last = at
+                self._last = at + self._shift
+                self._typed(text, self._last)
+                self._ahead = LEAD
+            elif typewriter.next_deadline() == deadline:
+                break  # nothing to reveal until more text comes
+        self._outbox.flush()
+        return ""
 
     def next_deadline(self) -> float | None:
+        """When the loop is to wake next (its clock): when the first frame not sent yet
+        is `LEAD` ahead (at once at speed 0), or the next message may go, whichever is
+        later."""
         deadline = self._typewriter.next_deadline()
-        return None if deadline is None else max(deadline, self._outbox.next_send)
+        if self._inbox:
+            held = self._inbox[0][0]
+            deadline = held if deadline is None else min(deadline, held)
+        if deadline is None:
+            return None
+        lead = LEAD if self._typewriter.speed else self._ahead
+        return max(deadline + self._shift - lead, self._outbox.next_send)
+
+    def _retime(self, now: float) -> None:
+        """A speed or step change: the frames the views hold play at the new pace from
+        now (`Outbox.retime`), and the next ones follow them."""
+        self._pace = (self._typewriter.speed, self._typewriter.step)
+        moved = self._outbox.retime(now, self._typewriter.speed)
+        self._shift += moved
+        self._last += moved
 
 
 @dataclass(eq=False)
@@ -261,16 +462,30 @@ class Answer:
         if self.stop_requested:
             return
         self.stop_requested = True
+        self.outbox.drop()  # every view stops playing now, not when the task has ended
         if self.task is not None:
             self.task.cancel()
 
-    def type(self, text: str) -> None:
-        """(loop thread) The typewriter reveals `text`: time it, and send it on."""
-        now = time.monotonic()
-        self.first_typed = self.first_typed or now
-        self.last_typed = now
+    def rewind(self, allow_images: bool) -> None:
+        """(loop thread, a stopped answer) Forget the text of the frames that no view
+        played: the answer is what the views showed at the Stop, in the history, the
+        turn and the saved notebook too. Before `body.finish()`."""
+        cut = self.outbox.unplayed.get("body", 0)
+        text = self.body.text
+        if not cut or len(text) > REWIND_LIMIT:
+            return
+        body = MarkdownStream(allow_images=allow_images)
+        body.append(text[: len(text) - cut])
+        self.body = body
+
+    def type(self, text: str, at: float | None = None) -> None:
+        """(loop thread) The typewriter reveals `text`, to be shown at `at` (None: now):
+        time it, and send it on."""
+        when = time.monotonic() if at is None else at
+        self.first_typed = self.first_typed or when
+        self.last_typed = when
         self.typed += len(text)
-        self.outbox.add("body", text)
+        self.outbox.add("body", text, at)
 
     def stats(self) -> dict[str, Any]:
         stats: dict[str, Any] = {"chars": self.received}

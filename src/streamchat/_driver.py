@@ -283,15 +283,17 @@ class Driver:
             status, error = await self._type(answer, history)
             if status == "stopped":
                 answer.outbox.discard()
+                answer.rewind(self._allow_images)  # what the views showed at the Stop
                 answer.body.finish()  # the stopped answer's HTML, complete; nothing more sent
                 answer.reasoning.finish()
             else:
                 try:
                     await answer.outbox.finish()
                 except asyncio.CancelledError:  # Stop after the last token
-                    if answer.outbox.carried:  # ... while text is still being shown
+                    if answer.outbox.carried or answer.outbox.playing:  # ... still typing
                         status = "stopped"
                         answer.outbox.discard()
+                        answer.rewind(self._allow_images)
                         answer.body.finish()
                         answer.reasoning.finish()
         except asyncio.CancelledError:  # a Stop while the answer was ending: it is stopped
@@ -313,7 +315,7 @@ class Driver:
                 return "stopped", None
             terminal = await type_out(
                 self._observe(answer, endpoint.deltas(history)),
-                Framed(answer.typewriter, answer.outbox),  # type: ignore[arg-type]
+                Framed(answer.typewriter, answer.outbox, answer.type),  # type: ignore[arg-type]
                 answer.type,
                 self._handlers(answer),
                 wake=answer.wake,

@@ -21,21 +21,46 @@ import math
 from collections.abc import Callable
 from contextvars import ContextVar
 
-__all__ = ["BACKLOG", "PERIOD", "READ_EVERY", "frame_after", "frame_at"]
+__all__ = [
+    "BACKLOG",
+    "BATCH",
+    "BATCH_FRAMES",
+    "LEAD",
+    "PERIOD",
+    "READ_EVERY",
+    "frame_after",
+    "frame_at",
+]
 
-PERIOD = 1 / 36
+PERIOD = 1 / 36  # _messages.FRAME_MS says it in ms for the wire
 # A deadline this close after a frame belongs to it: the clock read between computing
 # a deadline and arming its timer must not push a wake-up to the next frame.
 _SLACK = 1e-6
 
+# Frames batched per message. While an answer types at a pace, the scheduler
+# (`_answer.Framed`) renders the frames of the next `LEAD` seconds at once, each with the
+# time it is to be shown, and the outbox sends them in one message every `BATCH`
+# seconds; each view plays them out on its animation frames (widget.js, `FramePlayer`).
+# Jupyter costs the kernel about 1 ms of CPU and 84 bytes of envelope per comm message:
+# at 36 messages a second that was most of an answer's cost (bench_kernel_cost). Eight
+# frames a message (4.5 a second) keep an answer within 8 IOPub bytes a character even
+# where its HTML is 3 bytes a character (a highlighted code block, a table; 6 a second
+# left them at 8.7-9.2). `LEAD` exceeds `BATCH` by a frame: the next message's first
+# frame is two frames away when it is sent, the slack a late message has before a view
+# runs out of frames to play.
+BATCH_FRAMES = 8
+BATCH = BATCH_FRAMES * PERIOD  # between two messages of an answer typed at a pace: 4.5/s
+LEAD = (BATCH_FRAMES + 1) * PERIOD  # how far ahead of its time a frame is sent (0.25 s)
+
 
 # How many frames a socket that delivered data stays unread: 1, every frame, unless the
 # task that reads it says otherwise. The typing loop sets it for the task that reads its
-# answer (`_pacing.type_out`): while a typewriter paces the text, reading every third
-# frame delays it by at most 83 ms and the typewriter's schedule keeps the typing as
-# smooth, for a third of the reads. A callable, read at each hold, so that a speed
-# changed mid-answer applies. A context variable because the reads happen deep inside
-# httpx, in that task: the network backend reads it there (`_network.AsyncioStream.read`).
+# answer (`_pacing.type_out`): while a typewriter paces the text, the socket is read
+# once a message (`BATCH_FRAMES`): what a read brings is typed from `LEAD` after it, so
+# the frames stay as smooth, for an eighth of the reads. A callable, read at each hold,
+# so that a speed changed mid-answer applies. A context variable because the reads
+# happen deep inside httpx, in that task: the network backend reads it there
+# (`_network.AsyncioStream.read`).
 READ_EVERY: ContextVar[Callable[[], int]] = ContextVar("streamchat_read_every", default=lambda: 1)
 
 # How much text the typing loop holds that it has not shown yet (grapheme clusters), for

@@ -32,6 +32,8 @@ from typing import Any, Literal, NamedTuple, TypedDict, Union
 from .render import Patch, utf16_length
 
 __all__ = [
+    "FRAME_KINDS",
+    "FRAME_MS",
     "LIVE_STATUSES",
     "OPS",
     "PARTS",
@@ -41,6 +43,8 @@ __all__ = [
     "EndedMessage",
     "FinishedAnswer",
     "FinishedMessage",
+    "Frame",
+    "FramesMessage",
     "HelloMessage",
     "KernelMessage",
     "OpWire",
@@ -65,6 +69,7 @@ __all__ = [
     "decode_patch",
     "ended",
     "finished",
+    "frames",
     "kernel_kinds",
     "kind_of",
     "parse_browser_message",
@@ -244,6 +249,43 @@ class PatchMessage(TypedDict):
     ops: list[Patch]
 
 
+class Frame(TypedDict):
+    """One frame of a typed answer's body: its patch ops, played `delay` ms after the
+    message that carries it arrives."""
+
+    delay: float
+    ops: list[Patch]
+
+
+class FramesMessage(TypedDict):
+    """The body's next frames while the answer types at a pace, each a delay (ms after
+    the message arrives) and its patch ops: a view plays each on the first animation
+    frame at or after its time, never before the frame before it. The kernel sends them
+    `_frames.LEAD` ahead at most, a few per message. `stop`: the answer was stopped;
+    every view drops the frames it holds and keeps what it shows (no frames come with
+    it). `retime`: the speed or step changed; the frames a view holds play at these
+    delays (ms after this message arrives) instead, the last of them at the last delay
+    (a view that played some meanwhile matches them from the end). Only the body is
+    typed at a pace: reasoning travels as patches.
+
+    Wire form, [turn, "f", keep, item...], each item one of:
+    a number, the delay of the next frame (without one a frame comes `FRAME_MS` after
+    the frame before it: frames are a `_frames.PERIOD` apart while text types); a
+    string, a frame that is one "extend" dropping nothing and keeping `keep` (what a
+    frame of typed text usually is: its framing would cost more than its text); an
+    array starting with a number, a frame that is one "extend": [keep, html] (dropping
+    nothing) or [drop, keep, html]; any other array, a frame's ops as in a patch. An
+    extend sets `keep` for the frames after it. [turn, "s"]: a stop. [turn, "t",
+    delay...]: a retime."""
+
+    type: Literal["frames"]
+    turn: int
+    part: Literal["body"]
+    frames: list[Frame]
+    stop: bool
+    retime: list[int] | None
+
+
 class ToolsMessage(TypedDict):
     """The live answer's tool calls so far."""
 
@@ -292,7 +334,9 @@ class SnapshotMessage(TypedDict):
     tool_calls: list[ToolCall]
 
 
-KernelMessage = PatchMessage | ToolsMessage | EndedMessage | FinishedMessage | SnapshotMessage
+KernelMessage = (
+    PatchMessage | FramesMessage | ToolsMessage | EndedMessage | FinishedMessage | SnapshotMessage
+)
 """Every message the kernel sends (a patch in its compact wire form)."""
 
 
@@ -340,6 +384,14 @@ OPS: Mapping[str, OpWire] = MappingProxyType(
 PARTS: Mapping[Part, str] = MappingProxyType({"body": "b", "reasoning": "r"})
 """Each part's code on the wire."""
 
+FRAME_MS = 1000 / 36
+"""Milliseconds between two frames of a frames message that gives no delay for the second
+(the kernel's frames are `_frames.PERIOD` apart while text types)."""
+
+FRAME_KINDS: Mapping[str, str] = MappingProxyType({"frames": "f", "stop": "s", "retime": "t"})
+"""A frames message's three forms by their code in its second place, where a patch has its
+part code: the next frames, a stop, a retime (`FramesMessage`)."""
+
 _BY_CODE = {wire.code: (name, wire.fields) for name, wire in OPS.items()}
 _PART_BY_CODE = {code: part for part, code in PARTS.items()}
 
@@ -352,6 +404,42 @@ def patch(turn: int, part: Part, ops: list[Patch]) -> list[Any]:
         encoded.append(code)
         encoded += [getattr(op, field) for field in fields]
     return encoded
+
+
+def frames(
+    turn: int,
+    frames: list[tuple[int, list[Patch]]],
+    *,
+    stop: bool = False,
+    retime: list[int] | None = None,
+) -> list[Any]:
+    """The wire form of a frames message (`FramesMessage`)."""
+    if stop:
+        return [turn, FRAME_KINDS["stop"]]
+    if retime is not None:
+        return [turn, FRAME_KINDS["retime"], *retime]
+    plain = [ops[0].keep for _, ops in frames if len(ops) == 1 and _plain(ops[0])]
+    keep = plain[0] if plain else 0
+    encoded: list[Any] = [turn, FRAME_KINDS["frames"], keep]
+    implied: float | None = None  # the next frame's delay if none is given
+    for delay, ops in frames:
+        if implied is None or abs(delay - implied) > 1:
+            encoded.append(delay)
+            implied = delay
+        if len(ops) == 1 and _plain(ops[0]) and ops[0].keep == keep:
+            encoded.append(ops[0].html)
+        elif len(ops) == 1 and ops[0].op == "extend":
+            op = ops[0]
+            encoded.append([op.keep, op.html] if op.drop == 0 else [op.drop, op.keep, op.html])
+        else:
+            encoded.append(patch(turn, "body", ops)[2:])
+        keep = next((op.keep for op in reversed(ops) if op.op == "extend"), keep)
+        implied += FRAME_MS
+    return encoded
+
+
+def _plain(op: Patch) -> bool:
+    return op.op == "extend" and op.drop == 0
 
 
 def decode_patch(message: list[Any]) -> PatchMessage:

@@ -11,7 +11,7 @@ import asyncio
 import math
 from collections.abc import AsyncIterator, Callable
 
-from ._frames import BACKLOG, READ_EVERY, frame_at
+from ._frames import BACKLOG, BATCH_FRAMES, READ_EVERY, frame_at
 from .deltas import Delta, Done, StreamError, TextDelta
 from .typewriter import Typewriter
 
@@ -83,8 +83,9 @@ async def type_out(
     # at 50 events a second that would be a loop turn per event for nothing.
     asleep_until = -math.inf
     # Whether the last delta was text the typewriter paces: the reads may then wait for
-    # every third frame (`_frames.READ_EVERY`). Before the first token, during reasoning
-    # (not paced) and at speed 0 (shown as it comes), every frame's data is wanted.
+    # the frames of a message (`_frames.READ_EVERY`, `BATCH_FRAMES`). Before the first
+    # token, during reasoning (not paced) and at speed 0 (shown as it comes), every
+    # frame's data is wanted.
     paced = False
 
     async def produce() -> None:
@@ -111,7 +112,7 @@ async def type_out(
             typewriter.close(clock())
             wake.set()
 
-    reads = READ_EVERY.set(lambda: 3 if paced and typewriter.speed > 0 else 1)
+    reads = READ_EVERY.set(lambda: BATCH_FRAMES if paced and typewriter.speed > 0 else 1)
     held = BACKLOG.set(lambda: typewriter.pending)
     try:
         producer = asyncio.ensure_future(produce())  # runs in a copy of this context

@@ -190,6 +190,11 @@ def generate() -> str:
     out += _frozen("OP_CODES", codes, "Each op's code on the wire: its name and arguments.")
     parts = {code: part for part, code in _messages.PARTS.items()}
     out += _frozen("PART_CODES", parts, docs["PARTS"])
+    out += _frozen("FRAME_KINDS", dict(_messages.FRAME_KINDS), docs["FRAME_KINDS"])
+    out += [
+        *_comment(_wrapped(docs["FRAME_MS"])),
+        f"export const FRAME_MS = {_messages.FRAME_MS!r};",
+    ]
     kernel = {_constant_name(kind): kind for kind in _messages.kernel_kinds()}
     out += _frozen("KERNEL_MESSAGE", kernel, "The kinds of message the kernel sends.")
     browser = {_constant_name(kind): kind for kind in _messages.browser_kinds()}

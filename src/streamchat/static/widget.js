@@ -84,10 +84,21 @@ export const OP_CODES = Object.freeze({
  */
 export const PART_CODES = Object.freeze({ b: "body", r: "reasoning" });
 /**
+ * A frames message's three forms by their code in its second place, where a patch has its part
+ * code: the next frames, a stop, a retime (`FramesMessage`).
+ */
+export const FRAME_KINDS = Object.freeze({ frames: "f", stop: "s", retime: "t" });
+/**
+ * Milliseconds between two frames of a frames message that gives no delay for the second (the
+ * kernel's frames are `_frames.PERIOD` apart while text types).
+ */
+export const FRAME_MS = 27.77777777777778;
+/**
  * The kinds of message the kernel sends.
  */
 export const KERNEL_MESSAGE = Object.freeze({
   PATCH: "patch",
+  FRAMES: "frames",
   TOOLS: "tools",
   ENDED: "ended",
   FINISHED: "finished",
@@ -246,6 +257,37 @@ export const BROWSER_MESSAGE = Object.freeze({
  * @property {PatchOp[]} ops
  */
 /**
+ * One frame of a typed answer's body: its patch ops, played `delay` ms after the message that
+ * carries it arrives.
+ * @typedef {object} Frame
+ * @property {number} delay
+ * @property {PatchOp[]} ops
+ */
+/**
+ * The body's next frames while the answer types at a pace, each a delay (ms after the message
+ * arrives) and its patch ops: a view plays each on the first animation frame at or after its time,
+ * never before the frame before it. The kernel sends them `_frames.LEAD` ahead at most, a few per
+ * message. `stop`: the answer was stopped; every view drops the frames it holds and keeps what it
+ * shows (no frames come with it). `retime`: the speed or step changed; the frames a view holds play
+ * at these delays (ms after this message arrives) instead, the last of them at the last delay (a
+ * view that played some meanwhile matches them from the end). Only the body is typed at a pace:
+ * reasoning travels as patches.
+ * Wire form, [turn, "f", keep, item...], each item one of: a number, the delay of the next frame
+ * (without one a frame comes `FRAME_MS` after the frame before it: frames are a `_frames.PERIOD`
+ * apart while text types); a string, a frame that is one "extend" dropping nothing and keeping
+ * `keep` (what a frame of typed text usually is: its framing would cost more than its text); an
+ * array starting with a number, a frame that is one "extend": [keep, html] (dropping nothing) or
+ * [drop, keep, html]; any other array, a frame's ops as in a patch. An extend sets `keep` for the
+ * frames after it. [turn, "s"]: a stop. [turn, "t", delay...]: a retime.
+ * @typedef {object} FramesMessage
+ * @property {"frames"} type
+ * @property {number} turn
+ * @property {"body"} part
+ * @property {Frame[]} frames
+ * @property {boolean} stop
+ * @property {number[] | null} retime
+ */
+/**
  * The live answer's tool calls so far.
  * @typedef {object} ToolsMessage
  * @property {"tools"} type
@@ -298,7 +340,7 @@ export const BROWSER_MESSAGE = Object.freeze({
  */
 /**
  * Every message the kernel sends (a patch in its compact wire form).
- * @typedef {PatchMessage | ToolsMessage | EndedMessage | FinishedMessage | SnapshotMessage} KernelMessage
+ * @typedef {PatchMessage | FramesMessage | ToolsMessage | EndedMessage | FinishedMessage | SnapshotMessage} KernelMessage
  */
 // --- end of protocol ---
 //
@@ -353,17 +395,148 @@ export function decodePatch(message) {
   const [turn, part] = message;
   const ops = [];
   for (let index = 2; index < message.length; ) {
-    const code = message[index];
-    if (!Object.hasOwn(OP_CODES, code)) throw new Error(`unknown patch op: ${code}`);
-    const [op, fields] = OP_CODES[code];
-    const decoded = { op };
-    fields.forEach((field, offset) => {
-      decoded[field] = message[index + 1 + offset];
-    });
-    ops.push(decoded);
-    index += 1 + fields.length;
+    const [op, next] = decodeOp(message, index);
+    ops.push(op);
+    index = next;
   }
   return { type: KERNEL_MESSAGE.PATCH, turn, part: PART_CODES[part] ?? part, ops };
+}
+
+/** One op and its arguments from a wire array at `index`; returns [op, next index]. */
+function decodeOp(message, index) {
+  const code = message[index];
+  if (!Object.hasOwn(OP_CODES, code)) throw new Error(`unknown patch op: ${code}`);
+  const [op, fields] = OP_CODES[code];
+  const decoded = { op };
+  fields.forEach((field, offset) => {
+    decoded[field] = message[index + 1 + offset];
+  });
+  return [decoded, index + 1 + fields.length];
+}
+
+/**
+ * A frames message from its wire form: [turn, "f", keep, item...], each item a number
+ * (the next frame's delay; without one a frame comes FRAME_MS after the one before), a
+ * string (a frame that is one "extend" dropping nothing and keeping `keep`: a frame of
+ * typed text), an array starting with a number (one extend: [keep, html] or [drop,
+ * keep, html]) or any other array (a frame's ops as in a patch); an extend sets `keep`
+ * for the frames after it. [turn, "s"]: the answer was stopped. [turn, "t", delay...]:
+ * the speed or step changed, play the frames held at these delays. Frames are the body's.
+ * @returns {FramesMessage}
+ */
+export function decodeFrames(message) {
+  const [turn, kind] = message;
+  let keep = message[2];
+  const frames = [];
+  let delay = null;
+  for (let index = 3; kind === FRAME_KINDS.frames && index < message.length; index += 1) {
+    const item = message[index];
+    if (typeof item === "number") {
+      delay = item;
+      continue;
+    }
+    if (delay === null) {
+      if (!frames.length) throw new Error("a frame without its delay");
+      delay = frames[frames.length - 1].delay + FRAME_MS;
+    }
+    let ops;
+    if (typeof item === "string") {
+      ops = [{ op: OP.EXTEND, drop: 0, keep, html: item }];
+    } else if (typeof item[0] === "number") {
+      const [drop, size, html] = item.length === 3 ? item : [0, ...item];
+      ops = [{ op: OP.EXTEND, drop, keep: size, html }];
+    } else {
+      ops = [];
+      for (let at = 0; at < item.length; ) {
+        const [op, next] = decodeOp(item, at);
+        ops.push(op);
+        at = next;
+      }
+    }
+    for (const op of ops) if (op.op === OP.EXTEND) keep = op.keep;
+    frames.push({ delay, ops });
+    delay = null;
+  }
+  const retime = kind === FRAME_KINDS.retime ? message.slice(2) : null;
+  const stop = kind === FRAME_KINDS.stop;
+  return { type: KERNEL_MESSAGE.FRAMES, turn, part: PART.BODY, frames, stop, retime };
+}
+
+/** Any kernel message from what the comm delivered (arrays are the compact forms). */
+export function decodeMessage(received) {
+  if (!Array.isArray(received)) return received;
+  const frames = Object.values(FRAME_KINDS).includes(received[1]);
+  return frames ? decodeFrames(received) : decodePatch(received);
+}
+
+/**
+ * Plays a typed answer's frames on time (pure: the caller passes its clock, in ms).
+ * The kernel renders frames about 0.1 s ahead and sends a few per message, each with
+ * its delay after the message; `push` gives each its play time on this view's clock
+ * (its arrival plus the delay), never before the frame before it, so frames play in
+ * order and a late message only delays its own frames. `due(now)` hands over, at an
+ * animation frame, every frame whose time has come (usually one: the kernel's frames
+ * are 28 ms apart, a display's 17 ms or less); `drop` forgets the rest (Stop).
+ */
+export class FramePlayer {
+  constructor() {
+    /** @type {{at: number, part: string, ops: PatchOp[]}[]} */
+    this.queue = [];
+    this.last = -Infinity;
+  }
+
+  /** Queue `frames` of `part` that arrived at `arrival`. */
+  push(part, frames, arrival) {
+    for (const { delay, ops } of frames) {
+      const at = Math.max(arrival + delay, this.last);
+      this.last = at;
+      this.queue.push({ at, part, ops });
+    }
+  }
+
+  /** The speed or step changed: the frames held play at `delays` after `arrival`
+   * instead. The kernel lists every frame it sent that was not due yet; frames played
+   * meanwhile are missing here, so the lists are matched from their ends. */
+  retime(delays, arrival) {
+    const count = Math.min(this.queue.length, delays.length);
+    const held = this.queue.slice(this.queue.length - count);
+    let last = -Infinity;
+    held.forEach((frame, index) => {
+      frame.at = Math.max(arrival + delays[delays.length - count + index], last);
+      last = frame.at;
+    });
+    if (count) this.last = last;
+  }
+
+  /** The frames due by `now`, in order, taken from the queue. */
+  due(now) {
+    let count = 0;
+    while (count < this.queue.length && this.queue[count].at <= now) count += 1;
+    return this.queue.splice(0, count);
+  }
+
+  /** Every frame held, in order (the answer ends), or only `part`'s (a patch of that
+   * part must follow them); the others stay queued. */
+  flush(part = null) {
+    if (part === null) return this.queue.splice(0);
+    const taken = this.queue.filter((frame) => frame.part === part);
+    this.queue = this.queue.filter((frame) => frame.part !== part);
+    return taken;
+  }
+
+  /** Forget every frame held; how many there were. */
+  drop() {
+    return this.queue.splice(0).length;
+  }
+
+  /** When the next frame is due (null: none held). */
+  get next() {
+    return this.queue.length ? this.queue[0].at : null;
+  }
+
+  get size() {
+    return this.queue.length;
+  }
 }
 
 /** A snapshot's HTML as `{frozen, tail}`: its last `tail` characters are the live part. */
@@ -1441,6 +1614,9 @@ class Answer {
     this.frame = 0;
     this.wait = 0;
     this.shownAt = 0;
+    /** A typed answer's frames, played on animation frames (`play`). */
+    this.player = new FramePlayer();
+    this.playFrame = 0;
     this.build();
     this.fill(turn);
   }
@@ -1525,6 +1701,7 @@ class Answer {
    * (and any selection the person made) is left alone. A locally stopped view keeps
    * what it showed when Stop was clicked. */
   showFinal(turn, wasLive) {
+    this.flushFrames();
     this.showNow();
     if (!this.stopped && (this.body.html !== (turn.html ?? "") || !wasLive)) {
       this.body.set({ frozen: turn.html ?? "", tail: "" });
@@ -1538,6 +1715,7 @@ class Answer {
   /** Apply a kernel message addressed to this turn; true when the DOM changed. */
   receive(message) {
     if (message.type === KERNEL_MESSAGE.PATCH) return this.applyPatch(message.part, message.ops);
+    if (message.type === KERNEL_MESSAGE.FRAMES) return this.applyFrames(message);
     if (message.type === KERNEL_MESSAGE.SNAPSHOT) return this.applySnapshot(message);
     if (message.type === KERNEL_MESSAGE.TOOLS && this.live && !this.stopped) {
       this.setTools(message.tool_calls);
@@ -1547,9 +1725,68 @@ class Answer {
 
   applyPatch(partName, ops) {
     if (!this.live || this.stopped || this.awaitingSnapshot) return false;
+    const urgent = this.flushFrames(partName); // a patch follows the frames sent before it
     const part = partName === PART.BODY ? this.body : this.thought;
-    this.showSoon(part.apply(ops));
+    this.showSoon(part.apply(ops) || urgent);
     return false; // the DOM changes (and the log scrolls) when it is shown
+  }
+
+  /** Queue a typed answer's frames to play on time; a stop drops them in every view.
+   * @param {FramesMessage} message */
+  applyFrames(message) {
+    if (message.stop) {
+      this.dropFrames();
+      if (this.live && !this.stopped) this.stopHere();
+      return false;
+    }
+    if (message.retime) {
+      this.player.retime(message.retime, this.doc.defaultView.performance.now());
+      return false;
+    }
+    if (!this.live || this.stopped || this.awaitingSnapshot) return false;
+    this.player.push(message.part, message.frames, this.doc.defaultView.performance.now());
+    this.playSoon();
+    return false;
+  }
+
+  playSoon() {
+    if (this.playFrame || !this.player.size) return;
+    this.playFrame = this.doc.defaultView.requestAnimationFrame((now) => this.play(now));
+  }
+
+  /** At an animation frame: apply the frames due and show them, as one update. */
+  play(now) {
+    this.playFrame = 0;
+    const frames = this.player.due(now);
+    if (frames.length) {
+      let urgent = false;
+      for (const { part, ops } of frames) urgent = this.partNamed(part).apply(ops) || urgent;
+      const size = Math.max(this.body.state.tail.length, this.thought.state.tail.length);
+      if (urgent || (!this.wait && Date.now() - this.shownAt >= showInterval(size))) this.showNow();
+      else this.showSoon(false);
+    }
+    this.playSoon();
+  }
+
+  partNamed(name) {
+    return name === "reasoning" ? this.thought : this.body;
+  }
+
+  /** Apply every frame held (of `part` only, if given) at once: a patch or the
+   * answer's end follows them. True when a block finished; the DOM catches up at the
+   * next `showNow`. */
+  flushFrames(only = null) {
+    let urgent = false;
+    for (const { part, ops } of this.player.flush(only)) {
+      urgent = this.partNamed(part).apply(ops) || urgent;
+    }
+    return urgent;
+  }
+
+  dropFrames() {
+    this.player.drop();
+    if (this.playFrame) this.doc.defaultView.cancelAnimationFrame(this.playFrame);
+    this.playFrame = 0;
   }
 
   /** Show the ops taken at the next frame, or, while the open block is large, once
@@ -1588,6 +1825,7 @@ class Answer {
   /** @param {SnapshotMessage} message */
   applySnapshot(message) {
     if (!this.live || this.stopped) return false;
+    this.dropFrames(); // the snapshot holds them
     this.awaitingSnapshot = false;
     this.body.set(splitSnapshot(message.body, message.body_tail));
     this.thought.set(splitSnapshot(message.reasoning, message.reasoning_tail));
@@ -1600,6 +1838,7 @@ class Answer {
 
   /** Stop showing the live answer at once (what the person sees stops now). */
   stopHere() {
+    this.dropFrames(); // frames not played yet never show
     this.showNow(); // what came before the click
     this.stopped = true;
     this.live = false;
@@ -1681,6 +1920,7 @@ class Answer {
 
   dispose() {
     this.stopTimer();
+    this.dropFrames();
     if (this.frame) this.doc.defaultView.cancelAnimationFrame(this.frame);
     clearTimeout(this.wait);
     this.node.remove();
@@ -2022,10 +2262,10 @@ class Conversation {
     return asked;
   }
 
-  /** @param {PatchWire | Exclude<KernelMessage, PatchMessage>} received */
+  /** @param {PatchWire | Array | Exclude<KernelMessage, PatchMessage | FramesMessage>} received */
   onCustom(received) {
     /** @type {KernelMessage} */
-    const message = Array.isArray(received) ? decodePatch(received) : received;
+    const message = decodeMessage(received);
     if (message.type === KERNEL_MESSAGE.FINISHED) {
       const { html, reasoning_html, source } = message;
       this.finished()[message.turn] = { html, reasoning_html, source };
@@ -2034,6 +2274,7 @@ class Conversation {
     }
     const answer = this.answers().find((each) => each.id === message.turn);
     if (message.type === KERNEL_MESSAGE.ENDED) {
+      answer?.flushFrames(); // the frames before the end, all of them
       if (answer) this.keepAnswer(answer, message);
       else this.resend(message.turn);
       this.endTurn(message);
