@@ -68,7 +68,7 @@ def test_typing_sends_a_few_messages_a_second_and_frames_30_times_a_second(serve
     # Streamed at 200 chars/s and typed at 200 chars/s: the bench's case.
     url = server.route("/v1/chat/completions", Script(openai_chunks(PROSE), pause=0.02))
     chat, capture = make(chats, url, speed=200)
-    chat.send("go")
+    chat.ask("go")
     assert chat.wait(60)
     assert chat.status == "done"
     sent = frames_sent(capture)
@@ -107,8 +107,8 @@ def test_the_first_token_goes_out_at_once(server, chats) -> None:
         "/v1/chat/completions", Script(chunks, pause=[0.3] + [0.02] * (len(chunks) - 1))
     )
     chat, capture = make(chats, url, speed=200)
-    chat.send("go")
-    answer = chat._live
+    chat.ask("go")
+    answer = chat._core.live
     assert answer is not None
     assert chat.wait(30)
     assert answer.first is not None  # when the first token reached the kernel
@@ -120,10 +120,10 @@ def test_the_first_token_goes_out_at_once(server, chats) -> None:
 def test_stop_tells_every_view_at_once_and_nothing_follows(server, chats) -> None:
     url = server.route("/v1/chat/completions", Script(openai_chunks(PROSE), pause=0.005))
     chat, capture = make(chats, url, speed=100)
-    chat.send("go")
+    chat.ask("go")
     wait_until(lambda: len(frames_sent(capture)) >= 5, timeout=20)
     turn = chat.turns[-1]["id"]
-    answer = chat._live
+    answer = chat._core.live
     assert answer is not None
     stopped_at = time.monotonic()
     chat.stop()
@@ -147,7 +147,7 @@ def test_stop_tells_every_view_at_once_and_nothing_follows(server, chats) -> Non
 def test_at_speed_0_text_goes_as_patches_a_frame_at_a_time(server, chats) -> None:
     url = server.route("/v1/chat/completions", Script(openai_chunks(PROSE[:600]), pause=0.005))
     chat, capture = make(chats, url, speed=0)
-    chat.send("go")
+    chat.ask("go")
     assert chat.wait(20)
     kinds = {m["type"] for _, m in capture.messages()}
     assert "frames" not in kinds and "patch" in kinds
@@ -159,7 +159,7 @@ def test_a_speed_change_applies_within_a_tenth_of_a_second(server, chats) -> Non
     # typed at it, go at the next frame.
     url = server.route("/v1/chat/completions", Script(openai_chunks(PROSE), pause=0.002))
     chat, capture = make(chats, url, speed=50)
-    chat.send("go")
+    chat.ask("go")
     wait_until(lambda: len(frames_sent(capture)) >= 6, timeout=20)
     changed = time.monotonic()
     chat.speed = 400  # 11 characters a frame instead of 1-2

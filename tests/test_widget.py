@@ -91,7 +91,7 @@ class Capture:
         play time (sent + delay), the other messages when sent (a stop included)."""
         shown: list[tuple[float, dict[str, Any]]] = []
         for t, message in self.messages():
-            if message["type"] != "frames" or message["stop"]:
+            if message.get("type") != "frames" or message["stop"]:
                 shown.append((t, message))
                 continue
             for delay, ops in message["frames"]:

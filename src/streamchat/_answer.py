@@ -76,7 +76,7 @@ class Outbox:
         # [part, text, play time]: None for text shown as soon as it is sent.
         self._queue: deque[list[Any]] = deque()
         self._limit = dict.fromkeys(streams, PER_MESSAGE)  # characters the next render takes
-        self._tools: list[dict[str, Any]] | None = None
+        self._tools: list[_messages.ToolCall] | None = None
         self._next = 0.0
         self._timer: asyncio.TimerHandle | None = None
         self.last_frame = -math.inf  # play time of the last frame sent
@@ -99,7 +99,7 @@ class Outbox:
         if at is None:
             self._schedule()
 
-    def tools(self, calls: list[dict[str, Any]]) -> None:
+    def tools(self, calls: list[_messages.ToolCall]) -> None:
         self._tools = calls
         self._schedule()
 
@@ -439,7 +439,7 @@ class Answer:
     usage: Usage | None = None
     finish_reason: str | None = None
     tool_deltas: list[ToolCallDelta] = field(default_factory=list)
-    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    tool_calls: list[_messages.ToolCall] = field(default_factory=list)
     # Characters of answer text received before each tool call's first fragment, so the
     # view shows calls and text in the order they came.
     tool_after: dict[int, int] = field(default_factory=dict)
@@ -487,8 +487,8 @@ class Answer:
         self.typed += len(text)
         self.outbox.add("body", text, at)
 
-    def stats(self) -> dict[str, Any]:
-        stats: dict[str, Any] = {"chars": self.received}
+    def stats(self) -> _messages.Stats:
+        stats = _messages.Stats(chars=self.received)
         if self.first_typed is not None and self.last_typed is not None:
             span = self.last_typed - self.first_typed
             if span > 0:
@@ -503,10 +503,11 @@ class Answer:
             thought = (self.reasoning_end or self.reasoning_last) - self.started
             stats["reasoning_seconds"] = round(thought, 1)
         if self.usage is not None:
-            for name in ("input_tokens", "output_tokens", "reasoning_tokens"):
-                value = getattr(self.usage, name)
+            usage = self.usage
+            counts = ("input_tokens", usage.input_tokens), ("output_tokens", usage.output_tokens)
+            for name, value in (*counts, ("reasoning_tokens", usage.reasoning_tokens)):
                 if value is not None:
-                    stats[name] = value
+                    stats[name] = value  # type: ignore[literal-required]
         if self.finish_reason:
             stats["finish_reason"] = self.finish_reason
         return stats

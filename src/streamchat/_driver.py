@@ -21,7 +21,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import httpx
 
@@ -30,6 +30,7 @@ from ._answer import Answer, Framed, Outbox
 from ._budget import LIVE
 from ._conversation import Conversation
 from ._explain import explain
+from ._messages import TurnEnd, TurnStatus
 from ._pacing import Wake, type_out
 from ._secrets import Secrets
 from ._sources import PythonSource
@@ -399,13 +400,13 @@ class Driver:
         """Record the answer in the history and the turn; end the live state."""
         core, widget = self.core, self._widget
         text = answer.body.text
-        fields = {
-            "tool_calls": answer.tool_calls,
-            "status": status,
-            "error": error,
-            "note": answer.note if status == "stopped" else None,
-            "stats": answer.stats(),
-        }
+        fields = TurnEnd(
+            tool_calls=answer.tool_calls,
+            status=cast(TurnStatus, status),
+            error=error,
+            note=answer.note if status == "stopped" else None,
+            stats=answer.stats(),
+        )
         turn = {
             **core.turns[answer.turn],
             "source": text,  # for the answer's Copy button

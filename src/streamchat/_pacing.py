@@ -96,7 +96,7 @@ async def type_out(
         try:
             async for delta in deltas:
                 paced = isinstance(delta, TextDelta)
-                if paced:
+                if isinstance(delta, TextDelta):  # (`paced` does not narrow the type)
                     typewriter.push(delta.text, clock())
                     deadline = typewriter.next_deadline()
                     if deadline is not None and deadline < asleep_until:

@@ -384,7 +384,7 @@ class StreamChat(anywidget.AnyWidget):
 
     # -- what the loop thread tells the views --------------------------------------
 
-    def _publish(self, turn: dict[str, Any], fields: dict[str, Any]) -> None:
+    def _publish(self, turn: dict[str, Any], fields: _messages.TurnEnd) -> None:
         """(loop thread) Keep one finished answer's HTML in `finished`, without sending
         it, and tell the views the turn ended, with its new `fields` (status, stats...).
 

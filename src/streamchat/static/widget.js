@@ -1769,7 +1769,7 @@ class Answer {
   }
 
   partNamed(name) {
-    return name === "reasoning" ? this.thought : this.body;
+    return name === PART.REASONING ? this.thought : this.body;
   }
 
   /** Apply every frame held (of `part` only, if given) at once: a patch or the
