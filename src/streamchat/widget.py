@@ -337,7 +337,7 @@ class StreamChat(anywidget.AnyWidget):
     @classmethod
     def replay(
         cls,
-        path: str | os.PathLike[str],
+        path: str | os.PathLike[str] | _tape.Tape,
         *,
         pace: _tape.Pace = "recorded",
         rate: float = 1.0,
