@@ -47,6 +47,7 @@ __all__ = [
     "TapeTurn",
     "load",
     "record",
+    "recorded_answer",
     "resumed",
     "save",
 ]
@@ -250,8 +251,31 @@ def from_chat(
             )
         )
         prompt = None
-    created = datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
-    return Tape(tuple(taped), source, created)
+    return Tape(tuple(taped), source, _now())
+
+
+def recorded_answer(
+    prompt: str, recording: Recording, source: Mapping[str, Any], secrets: Secrets
+) -> Tape:
+    """One prompt and the answer `recording` holds, as a tape (the CLI's `--record`)."""
+    entries = list(recording.entries)
+    end = entries[-1] if entries and ("done" in entries[-1] or "error" in entries[-1]) else None
+    status = "stopped" if end is None else "error" if "error" in end else "done"
+    text = "".join(entry.get("text", "") for entry in entries)
+    error = secrets.redact(end["error"]["message"]) if end is not None and "error" in end else None
+    turn = TapeTurn(
+        prompt=secrets.mask(prompt),
+        status=status,
+        text=secrets.mask(text),
+        error=error,
+        deltas=tuple(_masked(entries, secrets)),
+        truncated=recording.truncated,
+    )
+    return Tape((turn,), source, _now())
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _masked(entries: Iterable[Entry], secrets: Secrets) -> Iterable[Entry]:
