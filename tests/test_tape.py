@@ -281,7 +281,7 @@ def test_a_recording_is_bounded_and_keeps_its_end() -> None:
     recording.add(ReasoningDelta("world!"), 0.2)  # past 10 characters: not kept
     recording.add(TextDelta("x"), 0.3)  # nor anything after it
     recording.add(Done("stop"), 0.4)
-    assert recording.truncated
+    assert recording.truncated and len(recording.deltas) == 2
     assert recording.entries == [
         {"t": 0.1, "text": "hello"},
         {"t": 0.4, "done": {"finish_reason": "stop"}},
@@ -338,6 +338,13 @@ def test_replay_schedules_at_the_recorded_pace_scaled_by_rate() -> None:
         _tape.Replay(tape, rate=10)
     with pytest.raises(ValueError, match="pace"):
         _tape.Replay(tape, pace="fast")  # type: ignore[arg-type]
+
+
+def test_a_stopped_answer_replays_what_it_had_shown() -> None:
+    entries = ({"t": 0.1, "text": "Hello "}, {"t": 0.2, "text": "world, more"})
+    turn = _tape.TapeTurn("q", status="stopped", text="Hello wor", deltas=entries)
+    schedule = _tape.Replay(_tape.Tape((turn,))).schedule(turn)
+    assert schedule == [(0.1, TextDelta("Hello ")), (0.2, TextDelta("wor")), (0.2, Done("stopped"))]
 
 
 def test_a_prompt_not_on_the_tape_says_so(chats) -> None:

@@ -27,6 +27,7 @@ import json
 import math
 import os
 import time
+from array import array
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -111,10 +112,14 @@ class Recording:
 
     Pure: `add` is given the time. Keeps at most `chars` characters and
     `MAX_ENTRIES` deltas; past either it keeps only the terminal delta, and says so.
+    The deltas are kept as they are (the pipeline made them anyway) and their times in
+    an array: ~110 bytes per token-sized delta, not the ~260 of a JSON-ready entry,
+    which `entries` makes only when the tape is saved.
     """
 
     chars: int
-    entries: list[Entry] = field(default_factory=list)
+    deltas: list[Delta] = field(default_factory=list)
+    times: array[float] = field(default_factory=lambda: array("d"))
     truncated: bool = False
     _size: int = 0
 
@@ -122,11 +127,16 @@ class Recording:
         terminal = isinstance(delta, (Done, StreamError))
         if not terminal:
             size = len(getattr(delta, "text", "")) + len(getattr(delta, "arguments", ""))
-            if self.truncated or len(self.entries) >= MAX_ENTRIES or self._size + size > self.chars:
+            if self.truncated or len(self.deltas) >= MAX_ENTRIES or self._size + size > self.chars:
                 self.truncated = True
                 return
             self._size += size
-        self.entries.append(delta_entry(delta, t))
+        self.deltas.append(delta)
+        self.times.append(t)
+
+    @property
+    def entries(self) -> list[Entry]:
+        return [delta_entry(delta, t) for delta, t in zip(self.deltas, self.times, strict=True)]
 
 
 async def record(
@@ -428,10 +438,17 @@ class Replay:
         return self.tape.turns[place if place in matches else matches[0]]
 
     def schedule(self, turn: TapeTurn) -> list[tuple[float, Delta]]:
-        """(seconds after the request, delta) as this replay delivers `turn`'s deltas."""
+        """(seconds after the request, delta) as this replay delivers `turn`'s deltas.
+
+        A stopped answer had shown only its `text` (the typewriter may have been behind
+        the stream): its text is cut there, and it ends as stopped.
+        """
+        timed = [(entry["t"] / self.rate, entry_delta(entry)) for entry in turn.deltas]
+        if turn.status == "stopped":
+            timed = _cut(timed, len(turn.text))
         if self.pace == "typed":
-            return [(0.0, entry_delta(entry)) for entry in turn.deltas]
-        return [(entry["t"] / self.rate, entry_delta(entry)) for entry in turn.deltas]
+            return [(0.0, delta) for _, delta in timed]
+        return timed
 
     async def answer(self, messages: list[dict[str, Any]]) -> AsyncIterator[Delta]:
         """The recorded answer to the last prompt in `messages`, as deltas on time."""
@@ -461,6 +478,21 @@ class Replay:
         model = source.get("model") or f"an {source.get('provider') or 'unnamed'} endpoint"
         when = self.tape.created[:10] or "earlier"
         return f"Replayed from a tape recorded {when} from {model}. {disclaimer}".strip()
+
+
+def _cut(timed: list[tuple[float, Delta]], length: int) -> list[tuple[float, Delta]]:
+    """The deltas up to `length` characters of text, then `Done("stopped")`."""
+    kept: list[tuple[float, Delta]] = []
+    for at, delta in timed:
+        if isinstance(delta, (Done, StreamError)):
+            break
+        if isinstance(delta, TextDelta):
+            if length <= 0:
+                break
+            delta, length = TextDelta(delta.text[:length]), length - len(delta.text)
+        kept.append((at, delta))
+    end = kept[-1][0] if kept else 0.0
+    return [*kept, (end, Done("stopped"))]
 
 
 def _quoted(prompt: str) -> str:

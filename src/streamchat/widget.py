@@ -361,15 +361,15 @@ class StreamChat(anywidget.AnyWidget):
 
     def _resume(self, history: str | os.PathLike[str] | Sequence[Mapping[str, Any]]) -> None:
         """(init) Show the saved turns and keep them as the history sent with the next prompt."""
-        turns = []
+        turns: list[tuple[dict[str, Any], str]] = []
         for role, text in _tape.resumed(history):
             if role == "user":
                 turns.append(({"role": "user", "text": text}, text))
             else:
                 html = render_markdown(text, allow_images=self._allow_images)
                 turn = {"role": "assistant", "html": html, "reasoning_html": "", "source": text}
-                turn |= {"tool_calls": [], "status": "done", "error": None, "stats": {}}
-                turns.append((turn, text))
+                done: dict[str, Any] = {"tool_calls": [], "status": "done", "error": None}
+                turns.append(({**turn, **done, "stats": {}}, text))
             if text or role == "user":
                 self._history.append({"role": role, "content": text})
         self._append_turns(*turns)
