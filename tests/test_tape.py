@@ -23,6 +23,7 @@ import pytest
 from patch_view import applied
 from streamchat import _tape
 from streamchat.deltas import Done, ReasoningDelta, StreamError, TextDelta, ToolCallDelta, Usage
+from streamchat.render import MarkdownStream, render_markdown
 from streamchat.server import DemoServer
 from streamchat.widget import StreamChat
 from test_widget import Capture, openai_chunks
@@ -36,6 +37,28 @@ LEVELS = tuple(range(10, 101, 10))
 TOLERANCE = 0.05  # s
 
 
+def visible_length(page: str) -> int:
+    return len(html.unescape(re.sub(r"<[^>]*>", "", page)))
+
+
+def at_levels(points: list[tuple[float, int]], final: int) -> list[float]:
+    """The first time at which each level (10%...100%) of `final` characters was reached."""
+    return [next(t for t, n in points if n >= final * level / 100) for level in LEVELS]
+
+
+def recorded_times(turn: _tape.TapeTurn) -> list[float]:
+    """When the recording's visible text reached each level: the text that had arrived
+    by each delta's time, rendered by the widget's own incremental renderer (which
+    shows a half-arrived table or fence as the page does, not as a whole render)."""
+    stream, shown, points = MarkdownStream(), ("", ""), []
+    for entry in turn.deltas:
+        if "text" in entry:
+            shown = applied(shown, stream.append(entry["text"]))
+            points.append((entry["t"], visible_length("".join(shown))))
+    final = visible_length("".join(applied(shown, stream.finish())))
+    return at_levels(points, final)
+
+
 def visible_times(capture: Capture, started: dict[int, float]) -> dict[int, list[float]]:
     """Per answer (by turn id): the seconds after its prompt was sent at which its visible
     text (the body HTML as a view shows it, tags stripped) reached 10%, 20%... 100%."""
@@ -46,13 +69,8 @@ def visible_times(capture: Capture, started: dict[int, float]) -> dict[int, list
             continue
         turn = message["turn"]
         shown[turn] = applied(shown.get(turn, ("", "")), message["ops"])
-        text = html.unescape(re.sub(r"<[^>]*>", "", "".join(shown[turn])))
-        seen.setdefault(turn, []).append((t - started[turn], len(text)))
-    times = {}
-    for turn, points in seen.items():
-        final = points[-1][1]
-        times[turn] = [next(t for t, n in points if n >= final * level / 100) for level in LEVELS]
-    return times
+        seen.setdefault(turn, []).append((t - started[turn], visible_length("".join(shown[turn]))))
+    return {turn: at_levels(points, points[-1][1]) for turn, points in seen.items()}
 
 
 def run(chat: StreamChat, prompts: tuple[str, ...]) -> dict[str, Any]:
@@ -137,28 +155,41 @@ def test_a_recorded_conversation_replays_offline_identically(recorded) -> None:
     assert replayed["html"] == live["html"]
     assert replayed["reasoning_html"] == live["reasoning_html"]
     assert live["reasoning_html"][0], "the first answer has its reasoning"
-    report("rate 1", live["times"], replayed["times"], 1)
-    for want, got in zip(live["times"], replayed["times"], strict=True):
-        assert max(abs(a - b) for a, b in zip(want, got, strict=True)) <= TOLERANCE, (want, got)
+    check_pace(tape, live, replayed, rate=1)
 
 
 def test_a_replay_at_rate_4_is_four_times_as_fast(recorded) -> None:
     live, path = recorded
     replayed = replay_offline(path, rate=4)
     assert replayed["html"] == live["html"]
-    report("rate 4", live["times"], replayed["times"], 4)
-    for want, got in zip(live["times"], replayed["times"], strict=True):
-        scaled = [t / 4 for t in want]
-        assert max(abs(a - b) for a, b in zip(scaled, got, strict=True)) <= TOLERANCE, (scaled, got)
+    check_pace(_tape.load(path), live, replayed, rate=4)
 
 
-def report(name: str, live: list[list[float]], replayed: list[list[float]], rate: float) -> None:
-    """The timing table, printed (pytest -s shows it)."""
-    print(f"\n{name}: seconds after the prompt at which the visible text reached each level")
-    print("answer level  live/rate  replay  diff(ms)")
-    for number, (want, got) in enumerate(zip(live, replayed, strict=True), 1):
-        for level, a, b in zip(LEVELS, want, got, strict=True):
-            print(f"{number:6} {level:4}%  {a / rate:9.3f} {b:7.3f} {1000 * (b - a / rate):8.1f}")
+def check_pace(tape: _tape.Tape, live: dict, replayed: dict, rate: float) -> None:
+    """Each answer's visible text reached each level within `TOLERANCE` of the recording
+    (its deltas' times divided by `rate`, through the same incremental renderer).
+
+    The page shows text at its next frame (36 a second, `_frames`), live or replayed, so
+    on an idle machine every level is 3-30 ms late. On two loaded cores a frame is now
+    and then late too: as the project's timing tests do, the bound is counted over the
+    levels (9 in 10 within 50 ms) with a ceiling for any one (two frames more). The
+    table is printed (pytest -s), with the live run's own page for comparison."""
+    print(f"\nrate {rate:g}: seconds after the prompt at which the visible text reached a level")
+    print("answer level  recorded/rate  live/rate  replay  replay-recorded (ms)")
+    offsets = []
+    for number, turn in enumerate(tape.turns):
+        expected = [t / rate for t in recorded_times(turn)]
+        rows = zip(LEVELS, expected, live["times"][number], replayed["times"][number], strict=True)
+        for level, want, seen, got in rows:
+            offsets.append(got - want)
+            print(
+                f"{number + 1:6} {level:4}%  {want:13.3f} {seen / rate:10.3f} {got:7.3f}"
+                f" {1000 * (got - want):10.1f}"
+            )
+    within = sum(abs(offset) <= TOLERANCE for offset in offsets)
+    assert within >= 0.9 * len(offsets), f"{within} of {len(offsets)} levels within 50 ms"
+    worst = max(map(abs, offsets))
+    assert worst <= TOLERANCE + 2 / 36, f"{1000 * worst:.0f} ms off the recording"
 
 
 def test_history_resumes_a_saved_conversation(recorded, server, chats) -> None:
@@ -362,3 +393,24 @@ def test_a_prompt_not_on_the_tape_says_so(chats) -> None:
     chat.send("Hello")
     assert chat.wait(10)
     assert chat.turns[-1]["html"] == "<p>Hi!</p>\n"
+
+
+TAPES = sorted((Path(__file__).parent / "tapes").glob("*.tape.json"))
+
+
+@pytest.mark.parametrize("path", TAPES, ids=lambda path: path.name)
+def test_the_recorded_tapes_replay(path: Path, chats) -> None:
+    """Tapes recorded from the real servers (tests/tapes/record_real.py), as fixtures: a
+    real model's stream and timing, replayed with no server, gives its recorded text,
+    rendered as one render of the whole text would be."""
+    tape = _tape.load(path)
+    assert tape.turns, "a tape with no turn proves nothing"
+    chat = StreamChat.replay(path, rate=8)
+    chats.append(chat)
+    for turn in tape.turns:
+        chat.send(turn.prompt)
+        assert chat.wait(60)
+        answer = chat.turns[-1]
+        assert answer["status"] == turn.status
+        assert chat.messages[-1] == {"role": "assistant", "content": turn.text}
+        assert answer["html"] == render_markdown(turn.text)

@@ -26,7 +26,9 @@ import asyncio
 import json
 import math
 import os
+import re
 import time
+import uuid
 from array import array
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -307,10 +309,25 @@ def save(path: str | os.PathLike[str], tape: Tape) -> Path:
     """Write `tape` to `path` as UTF-8 JSON (written whole, then moved into place)."""
     target = Path(path)
     partial = target.with_name(target.name + ".partial")
-    text = json.dumps(tape.to_json(), ensure_ascii=False, indent=1)
-    partial.write_text(text + "\n", encoding="utf-8")
+    partial.write_text(_dumps(tape.to_json()) + "\n", encoding="utf-8")
     partial.replace(target)
     return target
+
+
+def _dumps(data: dict[str, Any]) -> str:
+    """The tape's JSON, indented, with each delta on a line of its own (diffable, and a
+    third of the lines of indenting them too)."""
+    compact: list[str] = []
+    mark = uuid.uuid4().hex  # no text on the tape can be a placeholder by chance
+
+    def placeholder(entry: Entry) -> str:
+        compact.append(json.dumps(entry, ensure_ascii=False))
+        return f"{mark}{len(compact) - 1}"
+
+    for turn in data["turns"]:
+        turn["answer"]["deltas"] = [placeholder(entry) for entry in turn["answer"]["deltas"]]
+    text = json.dumps(data, ensure_ascii=False, indent=1)
+    return re.sub(f'"{mark}(\\d+)"', lambda match: compact[int(match.group(1))], text)
 
 
 def load(path: str | os.PathLike[str] | Tape) -> Tape:
