@@ -414,3 +414,31 @@ def test_the_recorded_tapes_replay(path: Path, chats) -> None:
         assert answer["status"] == turn.status
         assert chat.messages[-1] == {"role": "assistant", "content": turn.text}
         assert answer["html"] == render_markdown(turn.text)
+
+
+def test_pace_typed_types_at_the_speed_slider(chats) -> None:
+    text = "word " * 24  # 120 characters, recorded as arriving at once
+    turn = _tape.TapeTurn("q", text=text, deltas=({"t": 0.0, "text": text}, {"t": 0.0, "done": {}}))
+    chat = StreamChat.replay(_tape.Tape((turn,)), pace="typed", speed=200)
+    chats.append(chat)
+    started = time.monotonic()
+    chat.send("q")
+    assert chat.wait(30)
+    assert time.monotonic() - started >= 0.5, "typed at 200 characters a second, not at once"
+    assert 150 <= chat.stats["typed_per_second"] <= 250, chat.stats
+    assert chat.turns[-1]["html"] == render_markdown(text)
+
+
+def test_a_recorded_error_replays_as_an_error(chats) -> None:
+    entries = (
+        {"t": 0.0, "text": "Partial"},
+        {"t": 0.01, "error": {"kind": "http", "message": "quota used up", "status": 429}},
+    )
+    turn = _tape.TapeTurn("q", status="error", text="Partial", deltas=entries)
+    chat = StreamChat.replay(_tape.Tape((turn,)))
+    chats.append(chat)
+    chat.send("q")
+    assert chat.wait(30)
+    answer = chat.turns[-1]
+    assert answer["status"] == "error" and "quota used up" in answer["error"]
+    assert answer["html"] == "<p>Partial</p>\n", "what came before the error stays"
