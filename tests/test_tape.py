@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from patch_view import applied
-from streamchat import _tape
+from streamchat import _replay, _tape
 from streamchat.deltas import Done, ReasoningDelta, StreamError, TextDelta, ToolCallDelta, Usage
 from streamchat.render import MarkdownStream, render_markdown
 from streamchat.server import DemoServer
@@ -363,18 +363,18 @@ def test_a_bad_tape_gets_a_clear_error(tmp_path, content: str, message: str) -> 
 def test_replay_schedules_at_the_recorded_pace_scaled_by_rate() -> None:
     turn = _tape.TapeTurn("q", deltas=({"t": 0.5, "text": "a"}, {"t": 1.0, "done": {}}))
     tape = _tape.Tape((turn,))
-    assert [t for t, _ in _tape.Replay(tape, rate=2).schedule(turn)] == [0.25, 0.5]
-    assert [t for t, _ in _tape.Replay(tape, pace="typed").schedule(turn)] == [0.0, 0.0]
+    assert [t for t, _ in _replay.Replay(tape, rate=2).schedule(turn)] == [0.25, 0.5]
+    assert [t for t, _ in _replay.Replay(tape, pace="typed").schedule(turn)] == [0.0, 0.0]
     with pytest.raises(ValueError, match="rate"):
-        _tape.Replay(tape, rate=10)
+        _replay.Replay(tape, rate=10)
     with pytest.raises(ValueError, match="pace"):
-        _tape.Replay(tape, pace="fast")  # type: ignore[arg-type]
+        _replay.Replay(tape, pace="fast")  # type: ignore[arg-type]
 
 
 def test_a_stopped_answer_replays_what_it_had_shown() -> None:
     entries = ({"t": 0.1, "text": "Hello "}, {"t": 0.2, "text": "world, more"})
     turn = _tape.TapeTurn("q", status="stopped", text="Hello wor", deltas=entries)
-    schedule = _tape.Replay(_tape.Tape((turn,))).schedule(turn)
+    schedule = _replay.Replay(_tape.Tape((turn,))).schedule(turn)
     assert schedule == [(0.1, TextDelta("Hello ")), (0.2, TextDelta("wor")), (0.2, Done("stopped"))]
 
 

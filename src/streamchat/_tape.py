@@ -6,13 +6,12 @@ reasoning, tool calls, usage, the end or the error) with their arrival times
 relative to the request (`Recording`), and `save` writes the conversation as a tape:
 a versioned JSON document (docs/tape.md) with the prompts, the answers' timed deltas
 and the source's description (provider, model, system, the URL without
-credentials). `Replay` plays a tape back as a Python source (`_sources`), so a
-replayed answer goes through the same typewriter, renderer and stats as a live one,
-with no network and no key; `resumed` turns a tape or a list of messages into the
-turns and history a new chat carries on from.
+credentials). `_replay.Replay` plays a tape back as a Python source, and
+`resumed_turns` turns a tape or a list of messages into the turns and history a new
+chat carries on from.
 
 Sans-I/O but for `record` (it reads the clock) and `save`/`load` (a file): the
-format, its checks and the pacing of a replay are plain functions of their input.
+format and its checks are plain functions of their input.
 
 Nothing secret goes on a tape: no header value, no key. The URL is masked
 (`_secrets.mask_url`) and every text the tape holds has the request's secret values,
@@ -22,7 +21,6 @@ redacted in full as the widget shows them (`Secrets.redact`).
 
 from __future__ import annotations
 
-import asyncio
 import json
 import math
 import os
@@ -34,7 +32,7 @@ from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from ._secrets import Secrets, mask_url
 from .deltas import Delta, Done, ReasoningDelta, StreamError, TextDelta, ToolCallDelta, Usage
@@ -44,7 +42,6 @@ __all__ = [
     "MAX_ENTRIES",
     "VERSION",
     "Recording",
-    "Replay",
     "Tape",
     "TapeError",
     "TapeTurn",
@@ -52,6 +49,7 @@ __all__ = [
     "record",
     "recorded_answer",
     "resumed",
+    "resumed_turns",
     "save",
 ]
 
@@ -61,9 +59,7 @@ VERSION = 1
 # limit, `transport.Limits.answer`): a stream of a million empty tool-call fragments is
 # bounded too. Past either bound the recording stops (`truncated`) and keeps its end.
 MAX_ENTRIES = 200_000
-RATES = (0.25, 8.0)  # the replay's `rate`, slowest and fastest
 
-Pace = Literal["recorded", "typed"]
 Entry = dict[str, Any]  # one recorded delta: {"t": seconds, <kind>: value}
 
 
@@ -420,106 +416,30 @@ def _check_entry(entry: object, last: float, where: str) -> float:
     return float(t)
 
 
-# -- replay ---------------------------------------------------------------------------
-
-
-class Replay:
-    """A tape as a Python source: the answer recorded for each prompt, at its pace.
-
-    `pace="recorded"`: each delta arrives at its recorded time divided by `rate`, and
-    the chat's typewriter shows text as it arrives (speed 0), so the audience sees the
-    text appear as it did when recorded. `pace="typed"`: the deltas arrive at once and
-    the typewriter types at the Speed slider's pace. A prompt that is not on the tape
-    gets an answer that says so.
-    """
-
-    def __init__(self, tape: Tape, pace: Pace = "recorded", rate: float = 1.0) -> None:
-        if pace not in ("recorded", "typed"):
-            raise ValueError(f"pace is 'recorded' or 'typed', got {pace!r}")
-        if not RATES[0] <= rate <= RATES[1]:
-            raise ValueError(f"rate must be between {RATES[0]} and {RATES[1]}, got {rate!r}")
-        self.tape = tape
-        self.pace = pace
-        self.rate = float(rate)
-
-    def find(self, messages: Sequence[Mapping[str, Any]]) -> TapeTurn | None:
-        """The recorded turn that answers the last prompt of `messages`: the one at its
-        place in the conversation if it was asked there, else the first asked so."""
-        asked = [m.get("content") for m in messages if m.get("role") == "user"]
-        if not asked:
-            return None
-        matches = [i for i, turn in enumerate(self.tape.turns) if turn.prompt == asked[-1]]
-        if not matches:
-            return None
-        place = len(asked) - 1
-        return self.tape.turns[place if place in matches else matches[0]]
-
-    def schedule(self, turn: TapeTurn) -> list[tuple[float, Delta]]:
-        """(seconds after the request, delta) as this replay delivers `turn`'s deltas.
-
-        A stopped answer had shown only its `text` (the typewriter may have been behind
-        the stream): its text is cut there, and it ends as stopped.
-        """
-        timed = [(entry["t"] / self.rate, entry_delta(entry)) for entry in turn.deltas]
-        if turn.status == "stopped":
-            timed = _cut(timed, len(turn.text))
-        if self.pace == "typed":
-            return [(0.0, delta) for _, delta in timed]
-        return timed
-
-    async def answer(self, messages: list[dict[str, Any]]) -> AsyncIterator[Delta]:
-        """The recorded answer to the last prompt in `messages`, as deltas on time."""
-        turn = self.find(messages)
-        if turn is None:
-            yield TextDelta(self.not_on_tape())
-            yield Done("not_on_tape")
-            return
-        loop = asyncio.get_running_loop()
-        start = loop.time()
-        for at, delta in self.schedule(turn):
-            wait = start + at - loop.time()
-            if wait > 0:
-                await asyncio.sleep(wait)
-            yield delta
-
-    def not_on_tape(self) -> str:
-        prompts = "\n".join(f"- {_quoted(prompt)}" for prompt in self.tape.prompts)
-        return (
-            "*This prompt is not on the tape, so there is no answer to replay.* "
-            "The recorded prompts are:\n\n" + (prompts or "- (none)")
-        )
-
-    def disclaimer(self, disclaimer: str) -> str:
-        """The answers' footer line: a replay, from when and what."""
-        source = self.tape.source
-        model = source.get("model") or f"an {source.get('provider') or 'unnamed'} endpoint"
-        when = self.tape.created[:10] or "earlier"
-        return f"Replayed from a tape recorded {when} from {model}. {disclaimer}".strip()
-
-
-def _cut(timed: list[tuple[float, Delta]], length: int) -> list[tuple[float, Delta]]:
-    """The deltas up to `length` characters of text, then `Done("stopped")`."""
-    kept: list[tuple[float, Delta]] = []
-    for at, delta in timed:
-        if isinstance(delta, (Done, StreamError)):
-            break
-        if isinstance(delta, TextDelta):
-            if length <= 0:
-                break
-            delta, length = TextDelta(delta.text[:length]), length - len(delta.text)
-        kept.append((at, delta))
-    end = kept[-1][0] if kept else 0.0
-    return [*kept, (end, Done("stopped"))]
-
-
-def _quoted(prompt: str) -> str:
-    """A prompt on one line, as Markdown code (its own Markdown is not interpreted)."""
-    line = " ".join(prompt.split())
-    fence = "`" * (max((len(run) for run in line.split("`")[1::2]), default=0) + 1)
-    return f"{fence} {line} {fence}" if "`" in line else f"`{line}`"
-
-
 # -- resume ---------------------------------------------------------------------------
+
+
+def resumed_turns(
+    history: str | os.PathLike[str] | Tape | Sequence[Mapping[str, Any]], *, allow_images: bool
+) -> tuple[list[tuple[dict[str, Any], str]], list[dict[str, str]]]:
+    """The chat's turns (each with its Markdown source) and history messages for the
+    conversation in `history`: answers shown as finished, their Markdown rendered."""
+    from .render import render_markdown  # the CLI never resumes: it does not load the renderer
+
+    turns: list[tuple[dict[str, Any], str]] = []
+    messages = []
+    for role, text in resumed(history):
+        if role == "user":
+            turns.append(({"role": "user", "text": text}, text))
+        else:
+            html = render_markdown(text, allow_images=allow_images)
+            shown = {"html": html, "reasoning_html": "", "source": text, "tool_calls": []}
+            turn: dict[str, Any] = {"role": "assistant", **shown, "status": "done", "error": None}
+            turn["stats"] = {}
+            turns.append((turn, text))
+        if text or role == "user":  # as a live chat's history: no empty answer
+            messages.append({"role": role, "content": text})
+    return turns, messages
 
 
 def resumed(

@@ -27,7 +27,7 @@ from rich.live import Live
 from rich.spinner import Spinner
 from rich.text import Text
 
-from . import _tape
+from . import _replay, _tape
 from ._explain import explain
 from ._pacing import type_out
 from ._secrets import Secrets
@@ -245,7 +245,7 @@ def _run_replay(args: argparse.Namespace) -> int:
     as recorded (`--rate` times as fast) or, with `--typed`, at `--speed`."""
     try:
         tape = _tape.load(args.tape)
-        replay = _tape.Replay(tape, "typed" if args.typed else "recorded", args.rate)
+        replay = _replay.Replay(tape, "typed" if args.typed else "recorded", args.rate)
     except ValueError as exc:  # TapeError too: a clear message, no traceback
         raise SystemExit(f"streamchat: {exc}") from None
     if not args.typed and args.speed is None:
