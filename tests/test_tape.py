@@ -212,6 +212,13 @@ def test_history_resumes_a_saved_conversation(recorded, server, chats) -> None:
         {"role": "user", "content": "And then?"},
     ]
     assert chat.turns[-1]["status"] == "done"
+    # Saved again and replayed: the resumed turns (no recording) have their text at once.
+    again = chat.save(path.with_name("again.tape.json"))
+    replay = StreamChat.replay(again)
+    chats.append(replay)
+    replay.send(PROMPTS[0])
+    assert replay.wait(30)
+    assert replay.messages[-1] == {"role": "assistant", "content": tape.turns[0].text}
 
 
 def test_history_takes_openai_messages(server, chats) -> None:

@@ -57,9 +57,12 @@ class Replay:
         """(seconds after the request, delta) as this replay delivers `turn`'s deltas.
 
         A stopped answer had shown only its `text` (the typewriter may have been behind
-        the stream): its text is cut there, and it ends as stopped.
+        the stream): its text is cut there, and it ends as stopped. A turn with no
+        deltas (resumed from a history, written by hand) has its text at once.
         """
         timed = [(entry["t"] / self.rate, entry_delta(entry)) for entry in turn.deltas]
+        if not timed:
+            timed = [(0.0, TextDelta(turn.text)), (0.0, Done())]
         if turn.status == "stopped":
             timed = _cut(timed, len(turn.text))
         if self.pace == "typed":
