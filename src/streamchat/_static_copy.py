@@ -184,7 +184,8 @@ def open_unseen_by_executors(open_comm: Callable[[], None]) -> None:
     it runs (their parent header is its request), and saves the state of the models
     whose `comm_open` it read; with that state saved, `jupyter nbconvert --to html`
     shows the widget view (scripts only) instead of the output's text/html copy.
-    JupyterLab, Notebook 7, VS Code and Voila take a `comm_open` whatever its parent.
+    JupyterLab, Notebook 7 and Voila take a `comm_open` whatever its parent (tests/browser;
+    VS Code and Colab are not tested).
     The later state updates of the model carry the cell's parent; nbclient keeps
     them only for models with a `_model_name`, which only the `comm_open` carries.
 
