@@ -6,11 +6,16 @@ import json
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 from streamchat.server import DemoServer, answer_for
+from test_terminal_tty import Tmux, answer_rows, one_shot, rows
 
 CLI = [sys.executable, "-m", "streamchat.cli"]
+SRC = str(Path(__file__).parents[1] / "src")
 PROMPT = "Solve this puzzle"
 SECRET = "hdr-cli-0123456789-topSECRET"
 
@@ -55,3 +60,26 @@ def test_replay_says_what_is_wrong_with_a_file(tmp_path: Path) -> None:
     assert "is not a tape" in done.stderr and "Traceback" not in done.stderr
     done, _ = run_cli("replay", str(path), "--rate", "20")
     assert "Traceback" not in done.stderr
+
+
+@pytest.fixture
+def terminal(tmp_path: Path) -> Iterator[Tmux]:
+    window = Tmux(tmp_path)
+    try:
+        yield window
+    finally:
+        window.close()
+
+
+def test_replay_on_a_terminal_renders_markdown_as_chat_does(terminal: Tmux, tmp_path: Path) -> None:
+    """`streamchat replay` on a terminal: the prompt, then the answer typed as live
+    Markdown, ending as one render of the whole answer (as `chat` does)."""
+    tape_path = tmp_path / "terminal.tape.json"
+    with DemoServer(rate=3000) as server:
+        recorded, _ = run_cli("chat", server.url, "terminal", "--record", str(tape_path))
+    assert recorded.returncode == 0, recorded.stderr
+    terminal.start([*CLI, "replay", str(tape_path), "--rate", "8"], env={"PYTHONPATH": SRC})
+    assert terminal.wait() == 0
+    shown = answer_rows(terminal.history())
+    assert shown[0] == "> terminal"
+    assert shown[1:] == rows("\n".join(one_shot(answer_for("terminal"), 80)))
