@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from ._sources import source_deltas
+    from ._tape import Tape, TapeError
     from .deltas import (
         Delta,
         Done,
@@ -53,6 +54,8 @@ __all__ = [
     "ServerSentEvent",
     "StreamChat",
     "StreamError",
+    "Tape",
+    "TapeError",
     "TextDelta",
     "Timeouts",
     "ToolCall",
@@ -73,6 +76,7 @@ __all__ = [
 # Where each name lives: the imports above, which only type checkers read, as data.
 _MODULES: dict[str, tuple[str, ...]] = {
     "_sources": ("source_deltas",),
+    "_tape": ("Tape", "TapeError"),
     "deltas": (
         "Delta",
         "Done",

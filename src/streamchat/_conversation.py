@@ -199,6 +199,17 @@ class Conversation:
         self._publish()
         return int(last["id"])
 
+    def resume(self, turns: list[tuple[dict[str, Any], str]], messages: list[Any]) -> None:
+        """Add a saved conversation's `turns` (each with its Markdown source) and keep its
+        `messages` as the history the next prompt carries."""
+        self._change("resume")
+        if self.live is not None:
+            raise RuntimeError("an answer is live; a conversation is resumed before any")
+        self.history += messages
+        self.sources += [source for _, source in turns]
+        self.turns = [*self.turns, *({"id": next(_turn_ids), **turn} for turn, _ in turns)]
+        self._publish()
+
     def close(self) -> None:
         """No answer starts after this."""
         self._change("close")

@@ -25,12 +25,12 @@ from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import httpx
 
-from . import _runner
+from . import _runner, _tape
 from ._answer import Answer, Framed, Outbox
 from ._budget import LIVE
 from ._conversation import Conversation
 from ._explain import explain
-from ._messages import TurnEnd, TurnStatus
+from ._messages import FINISHED_FIELDS, TurnEnd, TurnStatus
 from ._pacing import Wake, type_out
 from ._secrets import Secrets
 from ._sources import PythonSource
@@ -128,10 +128,13 @@ class Endpoint:
             return None
         return detect_provider(self.url) if self.provider == "auto" else self.provider
 
+    def secrets(self) -> Secrets:
+        """The secret values this endpoint sends (key, headers, URL credentials)."""
+        return Secrets.of(self.url, {**self.headers, "api-key": self.api_key or ""})
+
     def redact(self, message: str) -> str:
         """An error message fit for the turn, which is synced and saved with the notebook."""
-        secrets = Secrets.of(self.url, {**self.headers, "api-key": self.api_key or ""})
-        return secrets.redact(message)
+        return self.secrets().redact(message)
 
 
 def _report(done: concurrent.futures.Future[Any]) -> None:
@@ -158,6 +161,7 @@ class Driver:
         self._allow_images = allow_images
         self._max_lag = max_lag
         self.core = Conversation(_runner.in_loop_thread)
+        self.recordings = _tape.Recordings()  # each answer's timed deltas, for `tape`
         self.closed = False  # set once, by the kernel thread: no answer starts after it
         self.idle = threading.Event()  # no answer live (what `wait` waits for)
         self.idle.set()
@@ -207,6 +211,30 @@ class Driver:
                 raise
         else:
             done.set_result(result)
+
+    async def resume(self, turns: list[tuple[dict[str, Any], str]], messages: list[Any]) -> None:
+        """Show a saved conversation's turns and keep them as the history sent next."""
+        widget = self._widget
+        self.core.resume(turns, messages)
+        with widget._finished_lock:
+            for turn in self.core.turns:
+                if turn["role"] == "assistant":
+                    widget.finished[str(turn["id"])] = {key: turn[key] for key in FINISHED_FIELDS}
+        widget.turns = self.core.turns
+
+    async def tape(self) -> _tape.Tape:
+        """The conversation as a tape (its finished answers), from the loop thread's own
+        state: the recordings are written here as deltas arrive."""
+        endpoint, core = self.endpoint, self.core
+        secrets = endpoint.secrets()
+        source = _tape.describe(
+            endpoint.url if endpoint.source is None else "",
+            provider=endpoint.wire_provider(),
+            model=endpoint.model,
+            system=endpoint.system,
+            secrets=secrets,
+        )
+        return _tape.from_chat(core.turns, core.sources, self.recordings, source, secrets)
 
     async def ask(self, prompt: str) -> None:
         """Stop the live answer, with a note; ask `prompt`."""
@@ -315,7 +343,7 @@ class Driver:
             if answer.stop_requested:
                 return "stopped", None
             terminal = await type_out(
-                self._observe(answer, endpoint.deltas(history)),
+                self._observe(answer, self._record(answer, endpoint.deltas(history))),
                 Framed(answer.typewriter, answer.outbox, answer.type),  # type: ignore[arg-type]
                 answer.type,
                 self._handlers(answer),
@@ -395,6 +423,12 @@ class Driver:
             answer.usage = delta
 
         return Handlers(reasoning=reasoning, tool_call=tool_call, usage=usage)
+
+    def _record(self, answer: Answer, deltas: AsyncIterator[Delta]) -> AsyncIterator[Delta]:
+        """`deltas`, recorded with their times for `tape` (`_tape`)."""
+        turn_id = answer.outbox.turn_id
+        recording = self.recordings.start(turn_id, self.endpoint.limits.answer, self.core.turns)
+        return _tape.record(deltas, recording)
 
     def _finish(self, answer: Answer, status: str, error: str | None) -> None:
         """Record the answer in the history and the turn; end the live state."""

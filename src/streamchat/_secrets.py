@@ -162,6 +162,15 @@ class Secrets:
             text = secrets._replace(text)
         return scrub(text)
 
+    def mask(self, text: str) -> str:
+        """`text` with the known secret values masked (this request's and the process's),
+        and nothing else: for a model's answer or a prompt, kept as it was (a tape),
+        which may quote what merely looks like a credential (a code sample's `Bearer
+        ...`) but must not carry a real one."""
+        for secrets in (self, _environment()):
+            text = secrets._replace(text)
+        return text
+
     def _replace(self, text: str) -> str:
         for form in self._forms:
             if form in text:

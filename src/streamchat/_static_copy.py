@@ -5,8 +5,14 @@ A widget output is a view of a model that lives in the kernel: GitHub, nbviewer,
 output also carries a static copy of the conversation, `text/html` and
 `text/plain` beside the widget view, rewritten at each turn end through the display
 it was shown in. Renderers that cannot draw the widget fall back to it; nbconvert
-does so whenever the notebook holds no widget state (see
+does so whenever the notebook holds no widget state for the chat's model (see
 https://github.com/jupyter/nbconvert/blob/main/nbconvert/filters/widgetsdatatypefilter.py).
+A notebook executed by nbclient or papermill holds the state of every model whose
+comm was opened by the cell it ran, and nbconvert's HTML then shows the widget view
+alone: two `<script>` elements and nothing to read without the widget manager, which
+it loads from a CDN. So the chat's comm is opened outside any request
+(`open_unseen_by_executors`): front ends take it all the same, executors leave its
+state out, and nbconvert shows this copy.
 
 The HTML is built only from what the browser already shows: the prompts escaped
 and the answers' HTML as the renderer made it (sanitized by nh3, no script, no
@@ -23,11 +29,21 @@ answers do not put 20 MB in the notebook.
 
 from __future__ import annotations
 
+import contextvars
 import html
-from collections.abc import Mapping, Sequence
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from typing import Any
 
-__all__ = ["MAX_CHARS", "MAX_TURNS", "STATIC_MIME_TYPES", "static_copy", "transcript"]
+__all__ = [
+    "MAX_CHARS",
+    "MAX_TURNS",
+    "STATIC_MIME_TYPES",
+    "open_unseen_by_executors",
+    "static_copy",
+    "transcript",
+]
 
 STATIC_MIME_TYPES = ("text/html", "text/plain")
 
@@ -159,3 +175,39 @@ def static_copy(turns: Sequence[Mapping[str, Any]], sources: Sequence[str]) -> d
         "text/html": f'<div class="streamchat-transcript">\n{body}\n</div>',
         "text/plain": plain,
     }
+
+
+def open_unseen_by_executors(open_comm: Callable[[], None]) -> None:
+    """Open a widget's comm with no parent request, so that executors do not save its state.
+
+    nbclient (papermill's executor) reads only the IOPub messages that answer the cell
+    it runs (their parent header is its request), and saves the state of the models
+    whose `comm_open` it read; with that state saved, `jupyter nbconvert --to html`
+    shows the widget view (scripts only) instead of the output's text/html copy.
+    JupyterLab, Notebook 7 and Voila take a `comm_open` whatever its parent (tests/browser;
+    VS Code and Colab are not tested).
+    The later state updates of the model carry the cell's parent; nbclient keeps
+    them only for models with a `_model_name`, which only the `comm_open` carries.
+
+    Only ipykernel's shell parent (a context variable) is set, in a copy of the
+    context, so nothing else the kernel sends is touched.
+    """
+    kernel = _kernel()
+    parent = getattr(kernel, "_shell_parent", None)
+    if not isinstance(parent, ContextVar):  # no kernel, or one that keeps it otherwise
+        open_comm()
+        return
+
+    def unparented() -> None:
+        parent.set({})
+        open_comm()
+
+    contextvars.copy_context().run(unparented)
+
+
+def _kernel() -> object | None:
+    """The running IPython kernel, if any (never imports IPython itself)."""
+    ipython_module = sys.modules.get("IPython")
+    get_ipython = getattr(ipython_module, "get_ipython", None)
+    shell = get_ipython() if callable(get_ipython) else None
+    return getattr(shell, "kernel", None)

@@ -1,10 +1,12 @@
-"""`streamchat`: chat, serve, demo and doctor from the terminal.
+"""`streamchat`: chat, replay, serve, demo and doctor from the terminal.
 
 On a terminal, `chat` and `demo` render the answer as live Markdown (`_terminal`).
 Piped, or with `--plain`, stdout carries exactly the assistant's text, so
 `streamchat chat ... > answer.md` saves the answer; reasoning, progress and errors go
 to stderr. Nothing the model or the server sends drives the terminal: control
 characters are shown escaped wherever they would reach one (`_terminal.neutralize`).
+`chat --record FILE` saves the answer as a tape (docs/tape.md), which `replay FILE`
+types again at its recorded pace, with no network and no key.
 """
 
 from __future__ import annotations
@@ -25,12 +27,14 @@ from rich.live import Live
 from rich.spinner import Spinner
 from rich.text import Text
 
+from . import _replay, _tape
 from ._explain import explain
 from ._pacing import type_out
+from ._secrets import Secrets
 from ._terminal import LiveDisplay, Stats, neutralize
 from .deltas import Delta, Handlers, ReasoningDelta, StreamError, ToolCallDelta
-from .providers import PROVIDERS, build_request
-from .transport import Retries, Timeouts, stream_deltas
+from .providers import PROVIDERS, ChatRequest, build_request
+from .transport import Limits, Retries, Timeouts, stream_deltas
 from .typewriter import Typewriter
 
 __all__ = ["main"]
@@ -59,7 +63,28 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("prompt")
     _request_arguments(chat)
     _pace_arguments(chat)
+    chat.add_argument(
+        "--record", metavar="FILE", help="save the prompt and the timed answer as a tape"
+    )
     chat.set_defaults(run=_run_chat)
+
+    replay = commands.add_parser(
+        "replay", help="type a recorded conversation (a tape) again, offline"
+    )
+    replay.add_argument("tape", help="a tape, from `chat --record` or StreamChat.save")
+    replay.add_argument(
+        "--rate",
+        type=float,
+        default=1.0,
+        help="how much faster than recorded (0.25 to 8; default 1: the recorded pace)",
+    )
+    replay.add_argument(
+        "--typed",
+        action="store_true",
+        help="type at --speed instead of the recorded pace",
+    )
+    _pace_arguments(replay)
+    replay.set_defaults(run=_run_replay)
 
     demo = commands.add_parser("demo", help="stream the demo answer from the embedded server")
     demo.add_argument("prompt", nargs="?", default="Show me what streamchat can render.")
@@ -192,7 +217,50 @@ def _run_chat(args: argparse.Namespace) -> int:
     )
     timeouts = Timeouts(idle=args.idle_timeout, total=args.total_timeout)
     deltas = stream_deltas(request, timeouts=timeouts, retries=Retries(attempts=args.retries))
-    return _type_answer(deltas, args, request.provider)
+    if not args.record:
+        return _type_answer(deltas, args, request.provider)
+    recording = _tape.Recording(Limits().answer)
+    try:
+        return _type_answer(_tape.record(deltas, recording), args, request.provider)
+    finally:  # also when stopped (Ctrl-C): what came is kept
+        _save_recording(args, request, recording)
+
+
+def _save_recording(args: argparse.Namespace, request: ChatRequest, recording: Any) -> None:
+    secrets = Secrets.of(request.url, request.headers)
+    source = _tape.describe(
+        request.url,
+        provider=request.provider,
+        model=args.model,
+        system=args.system,
+        secrets=secrets,
+    )
+    tape = _tape.recorded_answer(args.prompt, recording, source, secrets)
+    _tape.save(args.record, tape)
+    print(f"streamchat: recorded to {args.record}", file=sys.stderr)
+
+
+def _run_replay(args: argparse.Namespace) -> int:
+    """`streamchat replay FILE`: each recorded prompt (on stderr) and its answer, typed
+    as recorded (`--rate` times as fast) or, with `--typed`, at `--speed`."""
+    try:
+        tape = _tape.load(args.tape)
+        replay = _replay.Replay(tape, "typed" if args.typed else "recorded", args.rate)
+    except ValueError as exc:  # TapeError too: a clear message, no traceback
+        raise SystemExit(f"streamchat: {exc}") from None
+    if not args.typed and args.speed is None:
+        args.speed = 0.0  # the text shows as it arrives: at the recorded pace
+    code = 0
+    messages: list[dict[str, Any]] = []
+    for number, turn in enumerate(tape.turns):
+        if number:
+            sys.stdout.write("\n")
+        print(f"> {neutralize(turn.prompt)}", file=sys.stderr, flush=True)
+        messages.append({"role": "user", "content": turn.prompt})
+        deltas = replay.answer(list(messages))
+        code = max(code, _type_answer(deltas, args, str(tape.source.get("provider") or "")))
+        messages.append({"role": "assistant", "content": turn.text})
+    return code
 
 
 def _run_demo(args: argparse.Namespace) -> int:
