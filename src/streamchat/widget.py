@@ -35,8 +35,10 @@ from ._budget import LIVE
 from ._explain import explain
 from ._kernel import Displays, replace_in_cell
 from ._pacing import Wake, type_out
+from ._pauses import PausingTypewriter, chars_per_second  # stage (issue 24)
 from ._secrets import Secrets
 from ._sources import PythonSource
+from ._stage import PRESETS, Redaction  # stage (issue 24)
 from ._static_copy import static_copy, transcript
 from ._timeout import within
 from .deltas import (
@@ -149,6 +151,10 @@ class StreamChat(anywidget.AnyWidget):
     # in the state it asks for (`get_state`). One trait for the whole conversation, not
     # one per answer: `add_traits` would make the widget a new class at every answer.
     finished = traitlets.Dict().tag(sync=True, to_json=_finished_to_json)
+    # stage (issue 24): pacing for a room and on-screen redaction; kernel-side only.
+    wpm = traitlets.Float(None, allow_none=True)
+    pauses = traitlets.Bool(False)
+    redact: traitlets.List[Any] = traitlets.List()
 
     def __init__(
         self,
@@ -169,8 +175,12 @@ class StreamChat(anywidget.AnyWidget):
         max_lag: float | None = None,
         options: Mapping[str, Any] | None = None,
         limits: Limits = Limits(),
+        wpm: float | None = None,  # stage (issue 24)
+        pauses: bool = False,  # stage (issue 24)
+        redact: Sequence[str] | bool = (),  # stage (issue 24)
     ) -> None:
         self._lock = threading.RLock()  # first: opening the comm reads the state
+        self._redaction = Redaction()  # stage (issue 24): `redact` sets it
         super().__init__(speed=speed, step=step, prompts=list(prompts), disclaimer=disclaimer)
         self._source = None if url is None or isinstance(url, str) else PythonSource(url)
         if url is None:
@@ -189,6 +199,8 @@ class StreamChat(anywidget.AnyWidget):
         self._max_lag = max_lag
         self._options = dict(options or {})
         self._limits = limits
+        self.pauses, self.redact = pauses, list(PRESETS if redact is True else redact or ())
+        self.wpm = wpm  # stage (issue 24): sets `speed`
         self._history: list[dict[str, str]] = []
         self._sources: list[str] = []  # Markdown source of each turn, for the transcript
         self._live: Answer | None = None
@@ -216,6 +228,16 @@ class StreamChat(anywidget.AnyWidget):
         if proposal["value"] < 1:
             raise traitlets.TraitError("step is characters per reveal and must be at least 1")
         return int(proposal["value"])
+
+    @traitlets.validate("redact")  # stage (issue 24)
+    def _valid_redact(self, proposal: dict[str, Any]) -> list[Any]:
+        self._redaction = Redaction.of(proposal["value"])  # a bad pattern raises here
+        return list(proposal["value"])
+
+    @traitlets.observe("wpm")  # stage (issue 24)
+    def _wpm_changed(self, change: dict[str, Any]) -> None:
+        if change["new"] is not None:
+            self.speed = chars_per_second(change["new"])
 
     @traitlets.observe("speed", "step")
     def _pace_changed(self, change: dict[str, Any]) -> None:
@@ -307,6 +329,11 @@ class StreamChat(anywidget.AnyWidget):
             self.turns = self.turns[:-1]
             self._start_answer()
 
+    def stage(self, on: bool = True) -> None:  # stage (issue 24)
+        """Show the chat to a room: it fills the window in large type, the preset prompts
+        become a deck (Right/PageDown/Space: next, Left: back), Escape leaves."""
+        self._emit(_messages.stage(on))
+
     def wait(self, timeout: float | None = None) -> bool:
         """Block until no answer is being typed; False if `timeout` passed first."""
         return self._idle.wait(timeout)
@@ -390,8 +417,23 @@ class StreamChat(anywidget.AnyWidget):
             self.retry(message["turn"])
         elif message["type"] == "resend":
             self._resend(message["turn"])
+        elif message["type"] == "instant":  # stage (issue 24)
+            self._instant(message["turn"])
         else:
             _runner.call_soon(self._send_snapshot)
+
+    def _instant(self, turn: int | None) -> None:  # stage (issue 24)
+        """Show the rest of the live answer at once: its typewriter drops to speed 0."""
+        answer = self._live
+        if answer is None or (turn is not None and answer.outbox.turn_id != turn):
+            return
+
+        def apply() -> None:
+            answer.typewriter.speed = 0
+            if answer.wake is not None:
+                answer.wake.set()
+
+        _runner.call_soon(apply)
 
     def _emit(self, content: Any) -> None:
         """Send one custom message to every view (ipywidgets' `Widget.send`)."""
@@ -453,15 +495,17 @@ class StreamChat(anywidget.AnyWidget):
             "error": None,
             "stats": {},
         }
-        asked = [] if question is None else [({"role": "user", "text": question}, question)]
+        shown = None if question is None else self._redaction(question)  # stage (issue 24)
+        asked = [] if shown is None else [({"role": "user", "text": shown}, shown)]
         self._append_turns(*asked, (answer_turn, ""))
         turn = len(self.turns) - 1
         turn_id = self.turns[turn]["id"]
-        body = MarkdownStream(allow_images=self._allow_images)
-        reasoning = MarkdownStream(allow_images=self._allow_images)
+        body = self._redaction.stream(MarkdownStream(allow_images=self._allow_images))
+        reasoning = self._redaction.stream(MarkdownStream(allow_images=self._allow_images))
+        pace = PausingTypewriter if self.pauses else Typewriter  # stage (issue 24)
         answer = Answer(
             turn=turn,
-            typewriter=Typewriter(self.speed, self.step, max_lag=self._max_lag),
+            typewriter=pace(self.speed, self.step, max_lag=self._max_lag),
             body=body,
             reasoning=reasoning,
             outbox=Outbox(self._emit, turn_id, {"body": body, "reasoning": reasoning}),
@@ -644,7 +688,8 @@ class StreamChat(anywidget.AnyWidget):
             text = answer.body.text
             if text:
                 self._history.append({"role": "assistant", "content": text})
-            self._sources[answer.turn] = text
+            shown = self._redaction(text)  # stage (issue 24): as the room saw it
+            self._sources[answer.turn] = shown
             fields = {
                 "tool_calls": answer.tool_calls,
                 "status": status,
@@ -654,7 +699,7 @@ class StreamChat(anywidget.AnyWidget):
             }
             turn = {
                 **self.turns[answer.turn],
-                "source": text,  # for the answer's Copy button
+                "source": shown,  # for the answer's Copy button
                 "html": answer.body.html,
                 "reasoning_html": answer.reasoning.html,
                 **fields,

@@ -92,6 +92,7 @@ export const KERNEL_MESSAGE = Object.freeze({
   ENDED: "ended",
   FINISHED: "finished",
   SNAPSHOT: "snapshot",
+  STAGE: "stage",
 });
 /**
  * The kinds of message a view sends.
@@ -102,6 +103,7 @@ export const BROWSER_MESSAGE = Object.freeze({
   RETRY: "retry",
   HELLO: "hello",
   RESEND: "resend",
+  INSTANT: "instant",
 });
 /**
  * A patch op (`render.Patch`); what each does: tests/patch_cases.json.
@@ -236,6 +238,13 @@ export const BROWSER_MESSAGE = Object.freeze({
  * @property {number} turn
  */
 /**
+ * Show the rest of the answer `turn` at once (the Instant button, key I on stage): its typewriter
+ * drops to speed 0 and its pauses; null (None): whichever is live.
+ * @typedef {object} InstantMessage
+ * @property {"instant"} type
+ * @property {number | null} turn
+ */
+/**
  * Changes to a part's HTML (`render.Patch`: append, tail, extend, commit, reset; their meaning,
  * shared by both suites: tests/patch_cases.json), as `decode_patch` reads them; they travel in the
  * compact form `patch` makes (`OPS`).
@@ -289,16 +298,23 @@ export const BROWSER_MESSAGE = Object.freeze({
  * @property {ToolCall[]} tool_calls
  */
 /**
+ * `chat.stage()`: every view goes on stage (`on`), or leaves it. A view without a person's click
+ * cannot enter the browser's fullscreen, so it fills the window.
+ * @typedef {object} StageMessage
+ * @property {"stage"} type
+ * @property {boolean} on
+ */
+/**
  * A turn as the `turns` trait syncs it.
  * @typedef {UserTurn | SyncedAnswerTurn} SyncedTurn
  */
 /**
  * Every message a view sends: the registry `parse_browser_message` reads.
- * @typedef {SendMessage | StopMessage | RetryMessage | HelloMessage | ResendMessage} BrowserMessage
+ * @typedef {SendMessage | StopMessage | RetryMessage | HelloMessage | ResendMessage | InstantMessage} BrowserMessage
  */
 /**
  * Every message the kernel sends (a patch in its compact wire form).
- * @typedef {PatchMessage | ToolsMessage | EndedMessage | FinishedMessage | SnapshotMessage} KernelMessage
+ * @typedef {PatchMessage | ToolsMessage | EndedMessage | FinishedMessage | SnapshotMessage | StageMessage} KernelMessage
  */
 // --- end of protocol ---
 //
