@@ -82,3 +82,8 @@ def test_speed_zero_drops_the_pauses_and_shows_the_rest_at_once() -> None:
     typewriter.push("More. Text.", 0.06)
     assert typewriter.take(0.1) == " More. Text"  # no pause after "More. "
     assert typewriter.next_deadline() is None
+
+
+def test_marks_at_one_place_make_one_pause_the_longest() -> None:
+    shown = reveal(PausingTypewriter(50, pauses=P), "Intro.\n\n```\nx\n```\n", 5)
+    assert gap_after(shown, "Intro.\n\n") == pytest.approx(0.82, abs=0.011)

@@ -187,6 +187,8 @@ class PausingTypewriter(Typewriter):
             self._marks.pop(0)  # a mark found after its place was shown: too late
         if self._marks and self._marks[0][0] <= self._shown + len(text) and text:
             position, seconds = self._marks.pop(0)
+            while self._marks and self._marks[0][0] == position:  # one pause, the longest
+                seconds = max(seconds, self._marks.pop(0)[1])
             cut = position - self._shown
             text, self._held = text[:cut], text[cut:]
             self._until = now + seconds
