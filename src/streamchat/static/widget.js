@@ -1824,7 +1824,7 @@ class Stage {
     this.chat.scope.listen(this.button, "click", () => this.enter(true));
     this.chat.scope.listen(this.doc, "fullscreenchange", () => {
       // The browser leaves fullscreen on Escape itself, without a key event.
-      if (this.on && this.fullscreen && this.doc.fullscreenElement !== this.chat.root) {
+      if (this.on && this.fullscreen && !this.isFullscreen()) {
         this.fullscreen = false;
         this.leave();
       }
@@ -1845,7 +1845,7 @@ class Stage {
       this.bar.hidden = false;
       this.setScale(this.scale);
     }
-    if (click && root.requestFullscreen && !this.doc.fullscreenElement) {
+    if (click && root.requestFullscreen && !this.isFullscreen()) {
       root.requestFullscreen().then(
         () => { this.fullscreen = true; },
         () => {}, // not allowed here (an iframe without allowfullscreen): the window it is
@@ -1862,7 +1862,7 @@ class Stage {
     root.classList.remove("streamchat-on-stage", "streamchat-stage-blank");
     root.style.removeProperty("--streamchat-stage-scale");
     this.bar.hidden = true;
-    if (this.fullscreen && this.doc.fullscreenElement === root) this.doc.exitFullscreen?.();
+    if (this.fullscreen && this.isFullscreen()) this.doc.exitFullscreen?.();
     this.fullscreen = false;
     for (const node of root.querySelectorAll(".streamchat-stage-current")) {
       node.classList.remove("streamchat-stage-current");
@@ -1872,6 +1872,12 @@ class Stage {
 
   prompts() {
     return this.chat.model.get("prompts") ?? [];
+  }
+
+  /** Whether the chat is the fullscreen element; in a shadow root (marimo) the
+   * document names the shadow's host, the shadow root the chat itself. */
+  isFullscreen() {
+    return this.chat.root.getRootNode().fullscreenElement === this.chat.root;
   }
 
   zoom(steps) {
