@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from .conftest import ARTIFACTS, NOTEBOOK7_SCHEMA_BUG, offline
-from .frontends import ANSWER_DONE, wait_status
+from .frontends import ANSWER_DONE, KERNEL_READY, LOAD, wait_status
 
 pytestmark = pytest.mark.browser
 
@@ -106,6 +106,11 @@ def test_the_stage(page: Any, hosts: Any, host_name: str, tmp_path: Path) -> Non
     offline(page)
     if host_name == "notebook":
         page.console.known.append(NOTEBOOK7_SCHEMA_BUG)
+    # In the Jupyter hosts the stage fills the window without the Fullscreen API (what it
+    # does where that is not allowed, or after `chat.stage()`): no host box may hold it in.
+    window_only = host_name in ("lab", "notebook")
+    if window_only:
+        page.add_init_script("delete Element.prototype.requestFullscreen")
     log = tmp_path / "asked.jsonl"
     answers = {DECK[0]: FIRST, DECK[1]: LONG, DECK[2]: LONG}
     page.set_viewport_size({"width": 1280, "height": 800})
@@ -145,6 +150,14 @@ def test_the_stage(page: Any, hosts: Any, host_name: str, tmp_path: Path) -> Non
         assert (geometry["left"], geometry["top"]) == (0, 0), geometry
         assert geometry["width"] == geometry["innerWidth"], geometry
         assert geometry["height"] == geometry["innerHeight"], geometry
+        assert geometry["fullscreen"] is not window_only, geometry
+        print(f"stage ({host_name}): {geometry}")
+        # A+ (the button) and A- (the key) move the scale, kept for the session.
+        page.locator(".streamchat-stage-control", has_text="A+").click()
+        assert page.evaluate(GEOMETRY, chat)["font"] > geometry["font"] * 1.05
+        assert page.evaluate("() => sessionStorage.getItem('streamchat-stage-scale')") == "1.1"
+        page.keyboard.press("-")
+        assert page.evaluate(GEOMETRY, chat)["font"] == geometry["font"]
         shown = page.evaluate(SHOWN, chat)
         assert len(shown) == 2 and shown[0] == DECK[0], shown  # one exchange at a time
         assert MASK in shown[1] and "bob.smith" not in chat.inner_html()  # not the cell source
@@ -218,3 +231,23 @@ def test_the_stage(page: Any, hosts: Any, host_name: str, tmp_path: Path) -> Non
         page.console.check()
     finally:
         host.after_test()
+
+
+def test_chat_stage_from_python(page: Any, lab: Any) -> None:
+    """`chat.stage()` in a later cell: no click, so no Fullscreen API; the window it is."""
+    offline(page)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    source = "from streamchat import StreamChat\nchat = StreamChat(lambda m: 'Hi.')\nchat"
+    page.goto(lab.write_notebook("stage_python.ipynb", [source, "chat.stage()"]))
+    page.wait_for_selector(".jp-Notebook .jp-CodeCell .cm-content", timeout=LOAD)
+    page.wait_for_function(KERNEL_READY, polling=50, timeout=LOAD)
+    page.locator(".jp-Notebook .jp-CodeCell .cm-content").first.click()
+    page.keyboard.press("Shift+Enter")
+    page.wait_for_selector(".streamchat textarea.streamchat-input", timeout=LOAD)
+    page.keyboard.press("Shift+Enter")
+    page.wait_for_selector(".streamchat.streamchat-on-stage", timeout=LOAD)
+    rect = page.locator(".streamchat").last.bounding_box()
+    assert rect == {"x": 0, "y": 0, "width": 1280, "height": 800}
+    page.keyboard.press("Escape")
+    page.wait_for_selector(".streamchat:not(.streamchat-on-stage)")
+    page.console.check()

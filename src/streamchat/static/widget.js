@@ -1809,7 +1809,10 @@ class Stage {
     const button = (label, title, onClick) => {
       const node = h(doc, "button", "streamchat-stage-control", { type: "button", title });
       node.textContent = label;
-      this.chat.scope.listen(node, "click", onClick);
+      this.chat.scope.listen(node, "click", () => {
+        onClick();
+        this.chat.root.focus({ preventScroll: true }); // the bar fades again; keys still work
+      });
       return node;
     };
     this.position = h(doc, "span", "streamchat-deck-position", { title: "Deck prompts asked" });
@@ -1840,6 +1843,15 @@ class Stage {
       this.shown = null;
       const questions = (this.chat.model.get("turns") ?? []).filter((t) => t.role === ROLE.USER);
       this.next = deckStart(questions.map((turn) => turn.text ?? ""), this.prompts());
+      // Out of the host's boxes: a notebook's cell may hold position: fixed in (a
+      // transform or containment makes it the containing block), so the chat waits on
+      // the page's body, a placeholder keeping its place. In a shadow root (marimo) the
+      // styles are the shadow's: the chat stays there.
+      if (root.getRootNode() === this.doc && this.doc.body) {
+        this.home = this.doc.createComment("streamchat on stage");
+        root.before(this.home);
+        this.doc.body.append(root);
+      }
       root.classList.add("streamchat-on-stage");
       root.setAttribute("tabindex", "-1");
       this.bar.hidden = false;
@@ -1866,6 +1878,10 @@ class Stage {
     this.fullscreen = false;
     for (const node of root.querySelectorAll(".streamchat-stage-current")) {
       node.classList.remove("streamchat-stage-current");
+    }
+    if (this.home) {
+      this.home.replaceWith(root);
+      this.home = null;
     }
     this.chat.scrollToEnd();
   }
