@@ -18,9 +18,9 @@ pieces, both sans-I/O like the typewriter they serve:
 
 from __future__ import annotations
 
-import bisect
 import math
 import re
+from collections import deque
 from dataclasses import dataclass
 
 from .typewriter import Typewriter
@@ -144,7 +144,7 @@ class PausingTypewriter(Typewriter):
     ) -> None:
         super().__init__(speed, step, **options)  # type: ignore[arg-type]
         self._scanner = PauseMarks(pauses)
-        self._marks: list[tuple[int, float]] = []  # sorted by position
+        self._marks: deque[tuple[int, float]] = deque()  # sorted by position
         self._shown = 0  # code points handed on
         self._held = ""  # taken from the schedule but not handed on: after a pause
         self._offset = 0.0
@@ -169,11 +169,12 @@ class PausingTypewriter(Typewriter):
         return super().finished and not self._held
 
     def push(self, text: str, now: float) -> None:
-        if not self._instant:
-            for mark in self._scanner.feed(text):
-                bisect.insort(self._marks, mark)
-        else:
-            self._scanner.feed(text)
+        marks = self._scanner.feed(text)
+        for mark in () if self._instant else marks:
+            if self._marks and mark < self._marks[-1]:  # a line's kind decided late
+                self._marks = deque(sorted([*self._marks, mark]))
+            else:
+                self._marks.append(mark)
         super().push(text, now - self._offset)
 
     def close(self, now: float) -> None:
@@ -184,11 +185,11 @@ class PausingTypewriter(Typewriter):
             return ""
         text, self._held = self._held + super().take(now - self._offset), ""
         while self._marks and self._marks[0][0] < self._shown:
-            self._marks.pop(0)  # a mark found after its place was shown: too late
+            self._marks.popleft()  # a mark found after its place was shown: too late
         if self._marks and self._marks[0][0] <= self._shown + len(text) and text:
-            position, seconds = self._marks.pop(0)
+            position, seconds = self._marks.popleft()
             while self._marks and self._marks[0][0] == position:  # one pause, the longest
-                seconds = max(seconds, self._marks.pop(0)[1])
+                seconds = max(seconds, self._marks.popleft()[1])
             cut = position - self._shown
             text, self._held = text[:cut], text[cut:]
             self._until = now + seconds

@@ -1826,10 +1826,13 @@ class Stage {
     this.bar.hidden = true;
     this.chat.scope.listen(this.button, "click", () => this.enter(true));
     this.chat.scope.listen(this.doc, "fullscreenchange", () => {
-      // The browser leaves fullscreen on Escape itself, without a key event.
+      // Where the Escape key cannot be kept (no Keyboard Lock), the browser leaves
+      // fullscreen on it without a key event: that Escape stops a live answer and the
+      // stage stays, filling the window; otherwise it leaves.
       if (this.on && this.fullscreen && !this.isFullscreen()) {
         this.fullscreen = false;
-        this.leave();
+        if (LIVE.has(this.chat.status())) this.chat.stopNow();
+        else this.leave();
       }
     });
     this.chat.scope.add(() => this.on && this.leave());
@@ -1859,7 +1862,12 @@ class Stage {
     }
     if (click && root.requestFullscreen && !this.isFullscreen()) {
       root.requestFullscreen().then(
-        () => { this.fullscreen = true; },
+        () => {
+          this.fullscreen = true;
+          // Escape is the stage's (stop, then leave), not the browser's exit (Chromium's
+          // Keyboard Lock; holding Escape still exits). https://wicg.github.io/keyboard-lock/
+          this.win.navigator.keyboard?.lock?.(["Escape"]).catch(() => {});
+        },
         () => {}, // not allowed here (an iframe without allowfullscreen): the window it is
       );
     }
@@ -1874,7 +1882,10 @@ class Stage {
     root.classList.remove("streamchat-on-stage", "streamchat-stage-blank");
     root.style.removeProperty("--streamchat-stage-scale");
     this.bar.hidden = true;
-    if (this.fullscreen && this.isFullscreen()) this.doc.exitFullscreen?.();
+    if (this.fullscreen && this.isFullscreen()) {
+      this.win.navigator.keyboard?.unlock?.();
+      this.doc.exitFullscreen?.();
+    }
     this.fullscreen = false;
     for (const node of root.querySelectorAll(".streamchat-stage-current")) {
       node.classList.remove("streamchat-stage-current");
