@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from streamchat._pauses import PauseMarks, Pauses, PausingTypewriter
@@ -87,3 +89,24 @@ def test_speed_zero_drops_the_pauses_and_shows_the_rest_at_once() -> None:
 def test_marks_at_one_place_make_one_pause_the_longest() -> None:
     shown = reveal(PausingTypewriter(50, pauses=P), "Intro.\n\n```\nx\n```\n", 5)
     assert gap_after(shown, "Intro.\n\n") == pytest.approx(0.82, abs=0.011)
+
+
+@pytest.mark.parametrize(
+    ("burst", "after"),
+    [
+        ("x\n" * 500_000, [(1, 0.6), (8, 0.25)]),  # a paragraph's end, then a sentence's
+        ("x\n\n" * 333_333, [(8, 0.25)]),  # blank lines already: no second paragraph end
+        ("A. " * 333_333, [(2, 0.6), (8, 0.25)]),  # one line: its end, then a blank one
+        ("```\nx\n" * 125_001, []),  # an odd number of fences: the code block is open
+    ],
+)
+def test_a_megabyte_at_once_is_followed_not_scanned(
+    burst: str, after: list[tuple[int, float]]
+) -> None:
+    """A push's first 16 K are marked; the rest is only followed, at regex speed."""
+    scanner = PauseMarks(P)
+    started = time.process_time()
+    scanner.feed(burst)
+    assert time.process_time() - started < 0.25  # line by line: 0.6 s and more
+    marks = scanner.feed("\n\nNext. One")
+    assert marks == [(len(burst) + at, seconds) for at, seconds in after]
