@@ -2,7 +2,7 @@
 
 At each turn end the chat rewrites its saved static copy (through its displays) and
 syncs its turns; this counts the bytes of both (JSON, as the session packs them) and
-times `_finish`, for 1 KB answers from a Python function (no server, no kernel: the
+times `Driver._finish`, for 1 KB answers from a Python function (no server, no kernel: the
 comm and the displays are replaced by counters). `--baseline SRC` runs the same in a
 second process with another tree's `src` first on the path, side by side.
 
@@ -35,7 +35,9 @@ def measure(turns: int) -> dict[int, tuple[float, int, int]]:
 
     chat._send = send
     chat._displays.update = update
-    finish = chat._finish
+    owner = getattr(chat, "_driver", chat)  # where `_finish` is (the widget before the driver)
+    ask = getattr(chat, "ask", chat.send)  # `send(prompt)` before `ask`
+    finish = owner._finish
     rows: dict[int, tuple[float, int, int]] = {}
 
     def timed(*args: object) -> None:
@@ -48,9 +50,9 @@ def measure(turns: int) -> dict[int, tuple[float, int, int]]:
             sent["copy"] - copy,
         )
 
-    chat._finish = timed
+    owner._finish = timed
     for n in range(turns):
-        chat.send(f"question {n}")
+        ask(f"question {n}")
         assert chat.wait(30)
     rows[0] = (len(type(chat).__mro__), sent["comm"], sent["copy"])  # totals
     chat.close()

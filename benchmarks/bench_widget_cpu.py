@@ -27,7 +27,7 @@ chat._send = lambda msg, buffers=None: (sent.append(len(str(msg))), original(msg
 cpu, wall = 0.0, 0.0
 for n in range({answers}):
     c0, t0 = time.process_time(), time.monotonic()
-    chat.send(f"answer {{n}}")
+    chat.ask(f"answer {{n}}")
     chat.wait(300)
     cpu += time.process_time() - c0
     wall += time.monotonic() - t0

@@ -12,6 +12,11 @@ from pathlib import Path
 import pytest
 from hypothesis import settings
 
+# Every change to a conversation is checked to be made on its owner thread, the loop
+# thread (`streamchat._conversation`): set before streamchat is imported, and inherited
+# by the kernels and scripts the tests start.
+os.environ["STREAMCHAT_CHECK_OWNER"] = "1"
+
 from streamchat.server import DemoServer
 from streamchat.widget import StreamChat
 

@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import pytest
 
@@ -241,7 +241,7 @@ def test_cli(fault: Fault, url_for) -> None:
 def test_widget(fault: Fault, url_for, server: LoopbackServer, no_leaks: None) -> None:
     chat = StreamChat(url_for(fault), speed=0, timeouts=fault.timeouts, retries=NO_RETRY)
     try:
-        chat.send("hi")
+        chat.ask("hi")
         assert chat.wait(timeout=60)
         answer = chat.turns[-1]
         assert chat.messages[-1] == {"role": "assistant", "content": fault.shown} or (
@@ -256,8 +256,8 @@ def test_widget(fault: Fault, url_for, server: LoopbackServer, no_leaks: None) -
             assert fault.message in answer["error"]
         # Ready for the next prompt: it goes through on a healthy stream.
         healthy = server.route(PATH, Script([*sse(chunk("Recovered.")), *END]))
-        chat._url = healthy
-        chat.send("again")
+        chat._driver.endpoint = replace(chat._driver.endpoint, url=healthy)
+        chat.ask("again")
         assert chat.wait(timeout=30)
         assert chat.status == "done"
         assert chat.messages[-1] == {"role": "assistant", "content": "Recovered."}

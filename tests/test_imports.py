@@ -69,6 +69,7 @@ STAGES = (
     "streamchat.typewriter",
     "streamchat._secrets",
     "streamchat._explain",
+    "streamchat._conversation",
 )
 RENDERERS = ("streamchat.render", "streamchat._math")
 

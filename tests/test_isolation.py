@@ -1,6 +1,6 @@
 """Answers do not step on each other: threads, the shared client's pool, cookies.
 
-- `send`, `stop`, `retry` and `close` from several threads at once leave no turn
+- `ask`, `stop`, `retry` and `close` from several threads at once leave no turn
   "streaming" for ever.
 - More than 100 answers at once through the widgets' shared client all complete
   (httpx's default pool of 100 made the 101st fail as a timeout).
@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import threading
 
-from streamchat import widget as widget_module
+from streamchat import _driver
 from streamchat.deltas import Done
 from streamchat.providers import build_request
 from streamchat.transport import Limits, Retries, Timeouts, new_client, stream_deltas
@@ -46,12 +46,12 @@ def at_once(count: int, action) -> None:
     assert not any(thread.is_alive() for thread in threads)
 
 
-def test_send_from_many_threads_orphans_no_turn(server: LoopbackServer, chats) -> None:
+def test_ask_from_many_threads_orphans_no_turn(server: LoopbackServer, chats) -> None:
     url = server.route(PATH, Script(answer("Slow answer. " * 20), pause=0.01))
     chat = StreamChat(url, speed=0)
     chats.append(chat)
     for _ in range(3):
-        at_once(8, lambda i: chat.send(f"prompt {i}"))
+        at_once(8, lambda i: chat.ask(f"prompt {i}"))
         assert chat.wait(30)
         statuses = [turn["status"] for turn in chat.turns if turn["role"] == "assistant"]
         assert "streaming" not in statuses
@@ -63,15 +63,15 @@ def test_send_from_many_threads_orphans_no_turn(server: LoopbackServer, chats) -
     assert "user" in roles and roles[-1] == "assistant"
 
 
-def test_send_stop_retry_close_from_threads(server: LoopbackServer, chats) -> None:
+def test_ask_stop_retry_close_from_threads(server: LoopbackServer, chats) -> None:
     url = server.route(PATH, Script(answer("Answer. " * 20), pause=0.01))
     chat = StreamChat(url, speed=0)
     chats.append(chat)
     actions = [
-        lambda: chat.send("a"),
+        lambda: chat.ask("a"),
         chat.stop,
         chat.retry,
-        lambda: chat.send("b"),
+        lambda: chat.ask("b"),
         chat.stop,
         chat.retry,
     ]
@@ -115,9 +115,9 @@ def test_cookies_are_not_shared_between_widgets_or_endpoints(server: LoopbackSer
         first = StreamChat(server.route(PATH, setter), speed=0)
         second = StreamChat(other.route(PATH, Script(answer("other"))), speed=0)
         chats.extend([first, second])
-        assert widget_module._client() is widget_module._client()  # one shared client
+        assert _driver._client() is _driver._client()  # one shared client
         for chat in (first, second, first):
-            chat.send("hi")
+            chat.ask("hi")
             assert chat.wait(20) and chat.status == "done"
         sent = [r.headers for r in server.received[-2:]] + [other.received[-1].headers]
         assert not any("Cookie" in headers for headers in sent)
@@ -137,7 +137,7 @@ def test_a_python_source_that_never_ends_is_capped_and_closed(chats) -> None:
 
     chat = StreamChat(endless, speed=0, limits=Limits(answer=50_000))
     chats.append(chat)
-    chat.send("go on for ever")
+    chat.ask("go on for ever")
     assert chat.wait(30)
     assert chat.status == "error"
     assert "passed 50,000 characters" in chat.turns[-1]["error"]

@@ -28,7 +28,7 @@ from streamchat.server import DemoServer
 server = DemoServer(rate=400).start()
 chats = [StreamChat(server.url, speed=200) for _ in range({WIDGETS})]
 for chat in chats:
-    chat.send("load test")
+    chat.ask("load test")
 """
 CHECK = "all(chat.wait(60) for chat in chats) and ','.join(chat.status for chat in chats)"
 
@@ -122,7 +122,7 @@ def run_in_cell(client, code: str, cell: str) -> str:
             return ""
 
 
-CELL = "chat = StreamChat(server.url, speed=20); chat.send('hi'); made.append(chat)"
+CELL = "chat = StreamChat(server.url, speed=20); chat.ask('hi'); made.append(chat)"
 
 
 def test_rerunning_a_cell_closes_its_widget_and_stream(kernel) -> None:
@@ -130,7 +130,7 @@ def test_rerunning_a_cell_closes_its_widget_and_stream(kernel) -> None:
     run_in_cell(kernel, "server = DemoServer(rate=400).start(); made = []", "setup")
     run_in_cell(kernel, CELL, "cell-a")
     run_in_cell(kernel, CELL, "cell-a")  # the same cell, run again
-    two = "a = StreamChat(server.url, speed=20); b = StreamChat(server.url); a.send('x'); a"
+    two = "a = StreamChat(server.url, speed=20); b = StreamChat(server.url); a.ask('x'); a"
     run_in_cell(kernel, two, "cell-b")  # two widgets in one run: both stay
     live = "('waiting', 'streaming')"
     states = run_in_cell(

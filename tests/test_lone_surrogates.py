@@ -33,7 +33,7 @@ def test_a_lone_surrogate_from_a_server_is_typed_as_a_replacement_character(
     )
     chat = StreamChat(url, speed=0)
     chats.append(chat)
-    chat.send("hi")
+    chat.ask("hi")
     assert chat.wait(20)
     turn = chat.turns[-1]
     assert (turn["status"], turn["error"]) == ("done", None)

@@ -122,7 +122,7 @@ def test_widget_leaves_waiting_on_bad_requests(case: str) -> None:
     url, headers, expected = BAD_REQUESTS[case]
     chat = StreamChat(url.format(port=free_port()), headers=headers, retries=NO_RETRY, speed=0)
     try:
-        chat.send("hi")
+        chat.ask("hi")
         assert chat.wait(timeout=20), "the widget stayed 'waiting'"
         assert chat.status == "error"
         assert expected in chat.turns[-1]["error"]

@@ -248,7 +248,7 @@ def test_a_chat_sends_and_keeps_what_is_declared(chats: list[StreamChat]) -> Non
         send(msg, buffers=buffers)
 
     chat._send = capture  # type: ignore[method-assign]
-    chat.send("what is it?")
+    chat.ask("what is it?")
     assert chat.wait(10)
 
     question, turn = chat.turns

@@ -156,7 +156,7 @@ def test_streamchat_streams_the_servers_own_answers_for_two_turns(target: Target
             history.append({"role": "user", "content": prompt})
             expected = reference(target, history)
             assert expected.strip(), "the model said nothing: the comparison would prove nothing"
-            chat.send(prompt)
+            chat.ask(prompt)
             assert chat.wait(ANSWER_TIMEOUT)
             turn = chat.turns[-1]
             assert turn["status"] == "done", turn

@@ -70,7 +70,7 @@ def test_streamchat_two_turns(ai_sdk_app: Process, route: str) -> None:
     chat = StreamChat(ai_sdk_app.base_url + route, provider="ai-sdk", speed=0)
     try:
         for prompt in ("First question", "Second question"):
-            chat.send(prompt)
+            chat.ask(prompt)
             assert chat.wait(30)
             assert chat.turns[-1]["status"] == "done", chat.turns[-1]
             assert chat.messages[-1] == {"role": "assistant", "content": answer_for(prompt)}
@@ -98,7 +98,7 @@ def test_an_error_chunk_shows_in_the_bubble(ai_sdk_app: Process) -> None:
     assert "the model backend is unreachable" in error.message
     chat = StreamChat(ai_sdk_app.base_url + "/api/fail", provider="ai-sdk", speed=0)
     try:
-        chat.send("Hi")
+        chat.ask("Hi")
         assert chat.wait(30)
         assert chat.turns[-1]["status"] == "error"
         assert "the model backend is unreachable" in chat.turns[-1]["error"]

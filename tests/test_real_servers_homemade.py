@@ -48,7 +48,7 @@ def test_streamchat_keeps_every_token_over_two_turns(homemade: str, route: str, 
     chat = StreamChat(homemade + route, speed=0)
     try:
         for prompt in ("First", "Second"):
-            chat.send(prompt)
+            chat.ask(prompt)
             assert chat.wait(30)
             assert chat.turns[-1]["status"] == "done", chat.turns[-1]
             assert chat.messages[-1] == {"role": "assistant", "content": expected}
@@ -67,7 +67,7 @@ def test_an_empty_text_body_is_an_error_not_a_silent_success(homemade: str) -> N
 def test_an_empty_text_body_shows_an_error_in_the_bubble(homemade: str) -> None:
     chat = StreamChat(homemade + "/fastapi/text-empty", speed=0)
     try:
-        chat.send("Anything?")
+        chat.ask("Anything?")
         assert chat.wait(30)
         turn = chat.turns[-1]
         assert turn["status"] == "error"

@@ -114,7 +114,7 @@ def test_widget_state_messages_transcript_and_logs(echo: str, shape: str, caplog
     )
     capture = Capture(chat)
     try:
-        chat.send("hi")
+        chat.ask("hi")
         assert chat.wait(20)
         assert chat.status == "error"
         error = chat.turns[-1]["error"]

@@ -76,7 +76,7 @@ def everything_saved(chat: StreamChat) -> str:
 def ask(chats: list[StreamChat], source: object) -> StreamChat:
     chat = StreamChat(source, speed=0)
     chats.append(chat)
-    chat.send("Hi")
+    chat.ask("Hi")
     assert chat.wait(30)
     assert chat.turns[-1]["status"] == "error"
     return chat

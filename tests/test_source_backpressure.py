@@ -187,8 +187,10 @@ def test_twenty_stops_leave_no_source_threads(chats, answer: Any) -> None:
     before = source_threads()
     for _ in range(20):
         chat = make(chats, answer, speed=10)
-        chat.send("go")
-        wait_until(lambda c=chat: c._live is not None and c._live.received > 0, timeout=30)
+        chat.ask("go")
+        wait_until(
+            lambda c=chat: c._core.live is not None and c._core.live.received > 0, timeout=30
+        )
         assert stop_time(chat) < STOP_WITHIN
         assert chat.turns[-1]["status"] == "stopped"
     # Each thread ends at its next Python instruction: they do not pile up.

@@ -76,7 +76,7 @@ def test_a_chat_masks_what_the_room_sees_but_not_what_the_model_gets(chats) -> N
 
     chat = StreamChat(answer, redact=["email", "api_key", "host"], speed=0)
     chats.append(chat)
-    chat.send("Mail alice@example.org please")
+    chat.ask("Mail alice@example.org please")
     assert chat.wait(30)
     assert asked == ["Mail alice@example.org please"]
     assert chat.messages[-2]["content"] == "Mail alice@example.org please"
@@ -94,7 +94,7 @@ def test_a_chat_masks_what_the_room_sees_but_not_what_the_model_gets(chats) -> N
 def test_no_patterns_no_change(chats) -> None:
     chat = StreamChat(lambda messages: SECRETS, speed=0)
     chats.append(chat)
-    chat.send("hi")
+    chat.ask("hi")
     assert chat.wait(30)
     assert "bob.smith@example.com" in chat.finished[str(chat.turns[-1]["id"])]["html"]
 
@@ -116,7 +116,7 @@ def test_instant_shows_the_rest_of_a_slow_answer_at_once(chats) -> None:
     chats.append(chat)
     real = chat._emit
     chat._emit = lambda content: (sent.append(content), real(content))  # type: ignore[method-assign]
-    chat.send("go")
+    chat.ask("go")
     polls = threading.Event()
     for _ in range(600):  # until the answer is live and typing (30 s at most)
         if chat.status == "streaming" or polls.wait(0.05):

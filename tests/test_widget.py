@@ -136,7 +136,7 @@ def test_send_returns_at_once_and_the_answer_streams_in_the_background(server, c
     chat, _ = make(chats, url, speed=0)
     seen = statuses(chat)
     started = time.monotonic()
-    chat.send("Make a plan")
+    chat.ask("Make a plan")
     assert time.monotonic() - started < 0.2
     assert chat.status == "waiting"
     assert chat.turns[-1]["status"] == "streaming"
@@ -148,7 +148,7 @@ def test_send_returns_at_once_and_the_answer_streams_in_the_background(server, c
 def test_messages_transcript_and_stats(server, chats) -> None:
     url = server.route("/v1/chat/completions", Script(openai_chunks(ANSWER), pause=0.005))
     chat, _ = make(chats, url, speed=0, system="Be brief.", model="m1")
-    chat.send("Make a plan")
+    chat.ask("Make a plan")
     assert chat.wait(10)
     assert chat.messages == [
         {"role": "system", "content": "Be brief."},
@@ -168,9 +168,9 @@ def test_messages_transcript_and_stats(server, chats) -> None:
 def test_the_history_goes_with_the_next_prompt(server, chats) -> None:
     url = server.route("/v1/chat/completions", Script(openai_chunks("Hello!"), pause=0.0))
     chat, _ = make(chats, url, speed=0, model="m1", options={"temperature": 0.2})
-    chat.send("first")
+    chat.ask("first")
     assert chat.wait(10)
-    chat.send("second")
+    chat.ask("second")
     assert chat.wait(10)
     body = server.received[-1].json()
     assert (body["model"], body["temperature"], body["stream"]) == ("m1", 0.2, True)
@@ -186,11 +186,11 @@ def test_a_turn_boundary_sends_that_turn_only(server, chats) -> None:
         Script(openai_chunks(second), pause=0.0),
     )
     chat, capture = make(chats, url, speed=0)
-    chat.send("long")
+    chat.ask("long")
     assert chat.wait(10)
     first_html = chat.turns[1]["html"]
     sent_before = len(capture.sent)
-    chat.send("short")
+    chat.ask("short")
     assert chat.wait(10)
     later = json.dumps([m for _, m in capture.sent[sent_before:]], ensure_ascii=False)
     assert json.dumps(first_html, ensure_ascii=False)[1:-1] not in later
@@ -209,7 +209,7 @@ def test_a_finished_answer_is_not_sent_again(server, chats) -> None:
     answer = "## Plan\n\n" + ANSWER * 8 + "\n\n```python\nprint('🚀')\n```\n"
     url = server.route("/v1/chat/completions", Script(openai_chunks(answer), pause=0.0))
     chat, capture = make(chats, url, speed=0)
-    chat.send("go")
+    chat.ask("go")
     assert chat.wait(10)
     turn = chat.turns[-1]
     html = turn["html"]
@@ -254,7 +254,7 @@ def test_a_finished_answer_is_not_sent_again(server, chats) -> None:
 def test_stop_closes_the_connection_and_keeps_the_partial(server, chats) -> None:
     url = server.route("/v1/chat/completions", Script(openai_chunks(ANSWER * 5), pause=0.02))
     chat, capture = make(chats, url, speed=0)
-    chat.send("long please")
+    chat.ask("long please")
     wait_until(lambda: len(capture.custom()) >= 3)
     assert tcp_established_to(server.port) == 1
     chat.stop()
@@ -275,7 +275,7 @@ def test_a_broken_stream_keeps_the_partial_and_shows_the_error(server, chats) ->
     chunks = openai_chunks(ANSWER)
     url = server.route("/v1/chat/completions", Script(chunks, pause=0.002, cut_after=12))
     chat, _ = make(chats, url, speed=0)
-    chat.send("go")
+    chat.ask("go")
     assert chat.wait(10)
     assert chat.status == "error"
     turn = chat.turns[-1]
@@ -293,7 +293,7 @@ def test_an_http_error_shows_the_servers_message(server, chats) -> None:
         Script([body], status=429, headers={"Content-Type": "application/json"}),
     )
     chat, _ = make(chats, url)
-    chat.send("hi")
+    chat.ask("hi")
     assert chat.wait(10)
     assert chat.status == "error"
     assert "429" in chat.turns[-1]["error"]
@@ -304,7 +304,7 @@ def test_an_http_error_shows_the_servers_message(server, chats) -> None:
 def test_retry_replaces_the_failed_answer(server, chats) -> None:
     url = server.route("/v1/chat/completions", Script([b"{}"], status=500))
     chat, _ = make(chats, url, speed=0)
-    chat.send("hi")
+    chat.ask("hi")
     assert chat.wait(10)
     assert chat.status == "error"
     server.route("/v1/chat/completions", Script(openai_chunks("Better now.")))
@@ -323,7 +323,7 @@ def test_patches_only_at_a_bounded_rate(server, chats) -> None:
     # would rightly travel as one append holding the whole answer.
     url = server.route("/v1/chat/completions", Script(openai_chunks(text, size=2), pause=0.002))
     chat, capture = make(chats, url, speed=0)
-    chat.send("fast")
+    chat.ask("fast")
     assert chat.wait(20)
     final = chat.turns[-1]["html"]
     escaped = json.dumps(final, ensure_ascii=False)[1:-1]  # as it appears inside a message
@@ -353,7 +353,7 @@ def test_typing_is_paced_and_a_speed_change_applies_mid_answer(server, chats) ->
     text = "word " * 60  # 300 characters
     url = server.route("/v1/chat/completions", Script(openai_chunks(text, size=50)))
     chat, _ = make(chats, url, speed=100)
-    chat.send("slow")
+    chat.ask("slow")
     wait_until(lambda: chat.status == "streaming")
     started = time.monotonic()
     time.sleep(0.5)  # let it type at 100 chars/s for a while (measured, not synchronised)
@@ -366,7 +366,7 @@ def test_typing_is_paced_and_a_speed_change_applies_mid_answer(server, chats) ->
 def test_a_view_that_joins_late_gets_a_snapshot(server, chats) -> None:
     url = server.route("/v1/chat/completions", Script(openai_chunks(ANSWER * 3), pause=0.01))
     chat, capture = make(chats, url, speed=0)
-    chat.send("go")
+    chat.ask("go")
     wait_until(lambda: len(capture.custom()) >= 5)
     chat._handle_custom_msg({"type": "hello"}, [])
     wait_until(lambda: any(m["type"] == "snapshot" for _, m in capture.custom()))
@@ -393,7 +393,7 @@ def test_secrets_never_leave_python(server, chats) -> None:
     chat, capture = make(
         chats, url, api_key=API_KEY, headers={"X-Custom-Auth": HEADER_SECRET}, model="m"
     )
-    chat.send("hi")
+    chat.ask("hi")
     assert chat.wait(10)
     assert chat.status == "error"
     received = server.received[-1].headers
@@ -417,7 +417,7 @@ def test_secrets_never_leave_python(server, chats) -> None:
 def test_close_cancels_the_stream(server, chats) -> None:
     url = server.route("/v1/chat/completions", Script(openai_chunks(ANSWER * 5), pause=0.02))
     chat, capture = make(chats, url, speed=0)
-    chat.send("go")
+    chat.ask("go")
     wait_until(lambda: len(capture.custom()) >= 2)
     chat.close()
     assert chat.comm is None
@@ -429,7 +429,7 @@ def test_stop_right_after_send_still_ends_the_turn(server, chats) -> None:
     url = server.route("/v1/chat/completions", Script(openai_chunks(ANSWER), pause=0.05))
     chat, _ = make(chats, url)
     for _ in range(5):
-        chat.send("go")
+        chat.ask("go")
         chat.stop()
         assert chat.status == "stopped"
         assert chat.turns[-1]["status"] == "stopped"
@@ -439,7 +439,7 @@ def test_stop_right_after_send_still_ends_the_turn(server, chats) -> None:
 def test_a_new_prompt_stops_the_answer_being_typed(server, chats) -> None:
     url = server.route("/v1/chat/completions", Script(openai_chunks(ANSWER * 3), pause=0.02))
     chat, capture = make(chats, url, speed=0)
-    chat.send("first")
+    chat.ask("first")
     wait_until(lambda: len(capture.custom()) >= 2)
     server.route("/v1/chat/completions", Script(openai_chunks("Second answer.")))
     chat._handle_custom_msg({"type": "send", "prompt": "second"}, [])
@@ -453,7 +453,7 @@ def test_demo_server_works_without_an_api_key(chats) -> None:
 
     with DemoServer(rate=0) as demo:
         chat, capture = make(chats, demo.url, speed=0)
-        chat.send("Show me")
+        chat.ask("Show me")
         assert chat.wait(30)
     assert chat.status == "done"
     html = chat.turns[-1]["html"]
@@ -468,7 +468,7 @@ def test_with_no_url_the_embedded_demo_server_is_used(chats) -> None:
 
     chat = StreamChat()
     chats.append(chat)
-    assert chat._url == demo_server().url
+    assert chat._driver.endpoint.url == demo_server().url
 
 
 def test_display_is_the_widget_alone_with_a_static_copy(chats) -> None:
@@ -509,13 +509,13 @@ def test_pace_traits_are_validated(chats) -> None:
     with pytest.raises(Exception, match="at least 1"):
         chat.step = 0
     with pytest.raises(ValueError, match="empty"):
-        chat.send("   ")
+        chat.ask("   ")
 
 
 def test_a_connection_error_is_shown_in_the_turn(chats) -> None:
     url = f"http://127.0.0.1:{free_port()}/v1/chat/completions"
     chat, _ = make(chats, url, timeouts=Timeouts(connect=2))
-    chat.send("hi")
+    chat.ask("hi")
     assert chat.wait(10)
     assert chat.status == "error"
     assert "could not connect" in chat.turns[-1]["error"]
@@ -539,7 +539,7 @@ def answer_wake_ups(chat: StreamChat) -> tuple[int, float]:
     thread = _runner._thread
     assert thread is not None and thread.native_id is not None
     before, started = wake_ups(thread.native_id), time.monotonic()
-    chat.send("go")
+    chat.ask("go")
     assert chat.wait(30)
     return wake_ups(thread.native_id) - before, time.monotonic() - started
 
@@ -589,7 +589,7 @@ def test_many_answers_at_once_stay_within_the_kernel_budget(server, chats) -> No
     pairs = [make(chats, url, speed=0) for _ in range(30)]
     for chat, _ in pairs:
         # One connection at a time: the loopback server's listen backlog is 5.
-        chat.send("go")
+        chat.ask("go")
         wait_until(lambda chat=chat: chat.status != "waiting")
     for chat, _ in pairs:
         assert chat.wait(60)
@@ -605,7 +605,7 @@ def test_a_long_open_block_is_sent_within_the_byte_budget(server, chats) -> None
     code = "```python\n" + "".join(f"value_{i} = compute({i})  # step {i}\n" for i in range(300))
     url = server.route("/v1/chat/completions", Script(openai_chunks(code, size=40), pause=0.004))
     chat, capture = make(chats, url, speed=0)
-    chat.send("a long code block")
+    chat.ask("a long code block")
     assert chat.wait(30)
     sent = [(t, len(json.dumps(m["content"]))) for t, m in capture.sent if m["method"] == "custom"]
     assert len(chat.turns[-1]["html"]) > 30_000
@@ -645,7 +645,7 @@ def test_reasoning_and_tool_calls_travel_as_their_own_parts(server, chats) -> No
     ]
     url = server.route("/v1/chat/completions", Script(sse(*events), pause=0.03))
     chat, capture = make(chats, url, speed=0)
-    chat.send("go")
+    chat.ask("go")
     assert chat.wait(10)
     turn = chat.turns[-1]
     assert turn["reasoning_html"] == render_markdown("Think **hard**. Then call.")
@@ -671,7 +671,7 @@ def test_secrets_stay_out_of_messages_state_and_logs_while_streaming(server, cha
     chat, capture = make(
         chats, url, api_key=API_KEY, headers={"X-Custom-Auth": HEADER_SECRET}, speed=0
     )
-    chat.send("hi")
+    chat.ask("hi")
     assert chat.wait(10)
     assert chat.status == "done"
     assert server.received[-1].headers["Authorization"] == f"Bearer {API_KEY}"
@@ -689,7 +689,7 @@ def test_secrets_stay_out_of_messages_state_and_logs_while_streaming(server, cha
 def test_doctor_diagnoses_the_chats_endpoint(server, chats) -> None:
     url = server.route("/v1/chat/completions", Script(openai_chunks(ANSWER), cut_after=8))
     chat, _ = make(chats, url, api_key=API_KEY, speed=0)
-    chat.send("why did it break?")
+    chat.ask("why did it break?")
     assert chat.wait(10)
     assert chat.status == "error"
     diagnosis = chat.doctor(timeout=10)
@@ -717,7 +717,7 @@ def test_tool_calls_remember_how_much_text_came_before_them(server, chats) -> No
     ]
     url = server.route("/v1/chat/completions", Script(sse(*events), pause=[0.3, 0, 0, 0, 0, 0]))
     chat, _ = make(chats, url, speed=0)
-    chat.send("go")
+    chat.ask("go")
     assert chat.wait(10)
     turn = chat.turns[-1]
     assert [(c["name"], c["after"]) for c in turn["tool_calls"]] == [
@@ -733,7 +733,7 @@ def test_the_turn_keeps_the_markdown_source_and_latex(server, chats) -> None:
     answer = "Euler: $e^{i\\pi}+1=0$ and \\(a^2+b^2=c^2\\), costs $5."
     url = server.route("/v1/chat/completions", Script(openai_chunks(answer)))
     chat, _ = make(chats, url, speed=0)
-    chat.send("math")
+    chat.ask("math")
     assert chat.wait(10)
     turn = chat.turns[-1]
     assert turn["source"] == answer
@@ -755,7 +755,7 @@ def test_an_error_says_what_happened_then_the_fix(server, chats) -> None:
         ),
     )
     chat, _ = make(chats, url, provider="openai")
-    chat.send("hi")
+    chat.ask("hi")
     assert chat.wait(10)
     what, fix, detail = chat.turns[-1]["error"].split("\n")
     assert what == "The server refused the API key."
@@ -773,9 +773,9 @@ def test_a_degenerate_answer_leaves_other_chats_typing_and_stops_at_once(
     calm_url = server.route("/calm", Script(openai_chunks(ANSWER * 6), pause=0.01))
     stuck, stuck_capture = make(chats, stuck_url, speed=0)
     calm, calm_capture = make(chats, calm_url, speed=150)
-    stuck.send("repeat yourself")
+    stuck.ask("repeat yourself")
     wait_until(lambda: len(stuck_capture.custom()) >= 20)
-    calm.send("a normal question")
+    calm.ask("a normal question")
     wait_until(lambda: len(calm_capture.custom()) >= 10)
     assert stuck.status == "streaming", "the degenerate answer is still being typed"
     times = [t for t, _ in calm_capture.custom()]

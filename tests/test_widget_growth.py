@@ -33,7 +33,7 @@ def sizes_of_turn_ends(chat: StreamChat) -> list[int]:
     """The bytes of the comm messages (state and custom) each turn end sends."""
     sizes: list[int] = []
     counted = [0]
-    send, finish = chat._send, chat._finish
+    send, finish = chat._send, chat._driver._finish
 
     def counting_send(msg: dict[str, Any], buffers: Any = None) -> None:
         counted[0] += len(json.dumps(msg, ensure_ascii=False).encode())
@@ -45,13 +45,13 @@ def sizes_of_turn_ends(chat: StreamChat) -> list[int]:
         sizes.append(counted[0] - before)
 
     chat._send = counting_send  # type: ignore[method-assign]
-    chat._finish = counting_finish  # type: ignore[method-assign]
+    chat._driver._finish = counting_finish  # type: ignore[method-assign]
     return sizes
 
 
 def ask(chat: StreamChat, times: int) -> None:
     for n in range(times):
-        chat.send(f"question {n}")
+        chat.ask(f"question {n}")
         assert chat.wait(30)
         assert chat.status == "done"
 
@@ -163,7 +163,7 @@ def test_a_retried_answer_leaves_no_html_behind(chats) -> None:
 
     chat = StreamChat(source, speed=0)
     chats.append(chat)
-    chat.send("hi")
+    chat.ask("hi")
     assert chat.wait(30) and chat.status == "error"
     failed = chat.turns[-1]["id"]
     chat.retry()

@@ -31,9 +31,9 @@ def test_a_generator_function_answers_every_turn(chats) -> None:
         yield from ["**Turn** ", str(len(messages)), "\n\n", "- a", "\n", "- b"]
 
     chat = make(chats, answer, speed=0, system="Be brief.")
-    chat.send("first")
+    chat.ask("first")
     assert chat.wait(10)
-    chat.send("second")
+    chat.ask("second")
     assert chat.wait(10)
     assert seen[1] == [
         {"role": "system", "content": "Be brief."},
@@ -54,7 +54,7 @@ def test_an_async_generator_is_paced_by_the_typewriter(chats) -> None:
 
     chat = make(chats, answer, speed=100)
     started = time.monotonic()
-    chat.send("go")
+    chat.ask("go")
     assert chat.wait(10)
     assert time.monotonic() - started > 0.2  # 30 characters at 100/s, not at once
     assert chat.messages[-1]["content"] == "x" * 30
@@ -72,9 +72,9 @@ def test_stop_closes_the_generator_and_keeps_the_partial(chats) -> None:
             closed.set()
 
     chat = make(chats, answer, speed=0)
-    chat.send("long")
+    chat.ask("long")
     wait_until(lambda: chat.status == "streaming")
-    wait_until(lambda: chat._live is not None and chat._live.received > 30)
+    wait_until(lambda: chat._core.live is not None and chat._core.live.received > 30)
     started = time.monotonic()
     chat.stop()
     assert time.monotonic() - started < 1.0
@@ -98,7 +98,7 @@ def test_an_exception_in_the_generator_shows_in_the_bubble_and_retry_runs_it_aga
         yield "and whole"
 
     chat = make(chats, answer, speed=0)
-    chat.send("go")
+    chat.ask("go")
     assert chat.wait(10)
     turn = chat.turns[-1]
     assert turn["status"] == "error"
@@ -118,7 +118,7 @@ def test_a_single_stream_is_typed_at_once_and_used_up(chats) -> None:
     assert chat.wait(10)
     assert [t["role"] for t in chat.turns] == ["assistant"]
     assert chat.messages == [{"role": "assistant", "content": "Hello from a generator"}]
-    chat.send("more?")
+    chat.ask("more?")
     assert chat.wait(10)
     assert chat.turns[-1]["status"] == "error"
     assert "single stream" in chat.turns[-1]["error"]
@@ -138,7 +138,7 @@ def test_an_openai_client_pointed_at_the_demo_server(chats) -> None:
             )
 
         chat = make(chats, answer, speed=0)
-        chat.send("Hi")
+        chat.ask("Hi")
         assert chat.wait(20)
     assert chat.messages[-1]["content"] == answer_for("Hi")
     stats = chat.stats
@@ -156,7 +156,7 @@ def test_the_doctor_is_for_urls(chats) -> None:
 def test_a_mixed_stream_ends_with_an_error_about_the_source(chats) -> None:
     """Text, then an item it cannot type: the bubble names the item, not a connection."""
     chat = make(chats, lambda messages: iter(["Partial ", b"bytes, ", None, ["a", "list"]]))
-    chat.send("go")
+    chat.ask("go")
     assert chat.wait(10)
     turn = chat.turns[-1]
     assert turn["status"] == "error"

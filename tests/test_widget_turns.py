@@ -19,9 +19,9 @@ def browser(chat: StreamChat, **message: object) -> None:
 def test_a_late_stop_for_an_older_answer_leaves_the_newer_one_typing(server, chats) -> None:
     url = server.route("/v1/chat/completions", Script(openai_chunks(ANSWER * 3), pause=0.02))
     chat, _ = make(chats, url, speed=0)
-    chat.send("first")
+    chat.ask("first")
     first = chat.turns[-1]["id"]
-    chat.send("second")
+    chat.ask("second")
     wait_until(lambda: chat.status == "streaming")
     browser(chat, type="stop", turn=first)  # read late: the first answer already ended
     assert chat.status == "streaming"
@@ -32,7 +32,7 @@ def test_a_late_stop_for_an_older_answer_leaves_the_newer_one_typing(server, cha
 def test_a_new_prompt_stops_the_answer_being_typed_with_a_note(server, chats) -> None:
     url = server.route("/v1/chat/completions", Script(openai_chunks(ANSWER * 3), pause=0.02))
     chat, capture = make(chats, url, speed=0)
-    chat.send("first")
+    chat.ask("first")
     wait_until(lambda: len(capture.custom()) >= 2)
     browser(chat, type="send", prompt="second")
     stopped = chat.turns[1]
@@ -46,10 +46,10 @@ def test_a_new_prompt_stops_the_answer_being_typed_with_a_note(server, chats) ->
 def test_retry_only_for_the_last_answer_and_never_while_one_streams(server, chats) -> None:
     broken = server.route("/v1/chat/completions", Script(openai_chunks(ANSWER), cut_after=3))
     chat, _ = make(chats, broken, speed=0)
-    chat.send("one")
+    chat.ask("one")
     assert chat.wait(10) and chat.status == "error"
     older = chat.turns[-1]["id"]
-    chat.send("two")
+    chat.ask("two")
     assert chat.wait(10) and chat.status == "error"
     turns = [dict(turn) for turn in chat.turns]
     browser(chat, type="retry", turn=older)  # an older answer: its question is not the last
@@ -67,7 +67,7 @@ def test_retry_only_for_the_last_answer_and_never_while_one_streams(server, chat
 def test_the_typed_rate_is_told_apart_from_the_received_rate(server, chats) -> None:
     url = server.route("/v1/chat/completions", Script(openai_chunks(ANSWER, size=40)))
     chat, _ = make(chats, url, speed=200, step=2)
-    chat.send("pace")
+    chat.ask("pace")
     assert chat.wait(20)
     stats = chat.stats
     print(f"received {stats['chars_per_second']} chars/s, typed {stats['typed_per_second']}")

@@ -16,7 +16,7 @@ import threading
 from collections.abc import Callable, Coroutine
 from typing import Any, TypeVar
 
-__all__ = ["call_soon", "in_loop_thread", "loop", "submit"]
+__all__ = ["call_soon", "in_loop_thread", "loop", "running", "submit"]
 
 T = TypeVar("T")
 
@@ -59,3 +59,8 @@ def call_soon(callback: Callable[[], object]) -> None:
 def in_loop_thread() -> bool:
     """True when called from the shared loop's thread (where blocking waits would deadlock)."""
     return _thread is not None and threading.current_thread() is _thread
+
+
+def running() -> bool:
+    """True once the shared loop runs (nothing was ever scheduled on it before)."""
+    return _thread is not None and _thread.is_alive()

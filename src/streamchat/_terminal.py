@@ -28,7 +28,7 @@ import os
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from markdown_it.token import Token
@@ -39,7 +39,7 @@ from rich.markdown import Markdown, UnknownElement
 from rich.spinner import Spinner
 from rich.text import Text
 
-from .deltas import Delta, ReasoningDelta, TextDelta, Usage
+from .deltas import Delta, Handlers, TextDelta, Usage
 
 if TYPE_CHECKING:
     from .render import BlockSplit
@@ -350,15 +350,27 @@ class Stats:
     end: float | None = None
     chars: int = 0
     tokens: int | None = None
+    _now: float = field(default=0.0, repr=False)
+
+    def __post_init__(self) -> None:
+        # A token is what the widget's time to first token counts (`Handlers.token`).
+        self._dispatch = Handlers(token=self._token, text=self._text, usage=self._usage)
 
     def observe(self, delta: Delta, now: float) -> None:
-        if isinstance(delta, (TextDelta, ReasoningDelta)) and self.first_token is None:
-            self.first_token = now
-        if isinstance(delta, TextDelta):
-            self.chars += len(delta.text)
-        elif isinstance(delta, Usage) and delta.output_tokens is not None:
-            self.tokens = delta.output_tokens
+        self._now = now
+        self._dispatch(delta)
         self.end = now
+
+    def _token(self, _delta: Delta) -> None:
+        if self.first_token is None:
+            self.first_token = self._now
+
+    def _text(self, delta: TextDelta) -> None:
+        self.chars += len(delta.text)
+
+    def _usage(self, delta: Usage) -> None:
+        if delta.output_tokens is not None:
+            self.tokens = delta.output_tokens
 
     def summary(self) -> str:
         """One line: time to first token, characters and their rate, tokens."""

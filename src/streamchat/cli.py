@@ -28,7 +28,7 @@ from rich.text import Text
 from ._explain import explain
 from ._pacing import type_out
 from ._terminal import LiveDisplay, Stats, neutralize
-from .deltas import Delta, ReasoningDelta, StreamError, ToolCallDelta
+from .deltas import Delta, Handlers, ReasoningDelta, StreamError, ToolCallDelta
 from .providers import PROVIDERS, build_request
 from .transport import Retries, Timeouts, stream_deltas
 from .typewriter import Typewriter
@@ -310,11 +310,14 @@ async def _timed(deltas: AsyncIterator[Delta], stats: Stats) -> AsyncIterator[De
 async def _type_live(
     deltas: AsyncIterator[Delta], typewriter: Typewriter, display: LiveDisplay
 ) -> Delta:
-    def on_delta(delta: Delta) -> None:
-        if isinstance(delta, ReasoningDelta):
-            display.reasoning(neutralize(delta.text))
-        elif isinstance(delta, ToolCallDelta) and delta.name:
+    def reasoning(delta: ReasoningDelta) -> None:
+        display.reasoning(neutralize(delta.text))
+
+    def tool_call(delta: ToolCallDelta) -> None:
+        if delta.name:
             display.note(f"[tool call: {neutralize(delta.name)}]")
+
+    on_delta = Handlers(reasoning=reasoning, tool_call=tool_call)
 
     async def paint() -> None:
         while True:
@@ -355,16 +358,19 @@ async def _type_plain(
         out.write(show(text))
         out.flush()
 
-    def on_delta(delta: Delta) -> None:
+    def reasoning(delta: ReasoningDelta) -> None:
         nonlocal thinking
-        if isinstance(delta, ReasoningDelta):
-            if not thinking:
-                err.write("reasoning:\n")
-                thinking = True
-            err.write(neutralize(delta.text))
-            err.flush()
-        elif isinstance(delta, ToolCallDelta) and delta.name:
+        if not thinking:
+            err.write("reasoning:\n")
+            thinking = True
+        err.write(neutralize(delta.text))
+        err.flush()
+
+    def tool_call(delta: ToolCallDelta) -> None:
+        if delta.name:
             err.write(f"\n[tool call: {neutralize(delta.name)}]\n")
+
+    on_delta = Handlers(reasoning=reasoning, tool_call=tool_call)
 
     if not tty and hasattr(out, "reconfigure"):
         out.reconfigure(errors="replace")  # a lone surrogate from JSON has no UTF-8 bytes

@@ -3,12 +3,15 @@
 A stream of deltas always ends with exactly one terminal delta, `Done` or
 `StreamError`, so a consumer needs one loop and no exception handling to keep
 the partial answer: everything before the terminal delta is already delivered.
+
+A consumer handles them by one dispatch, `Handlers`: a callback per kind it cares
+about, looked up by the delta's type, instead of an `isinstance` chain per consumer.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Literal
 
@@ -16,6 +19,7 @@ __all__ = [
     "Delta",
     "Done",
     "ErrorKind",
+    "Handlers",
     "ReasoningDelta",
     "StreamError",
     "TextDelta",
@@ -139,6 +143,52 @@ class StreamError:
 
 
 Delta = TextDelta | ReasoningDelta | ToolCallDelta | Usage | Done | StreamError
+
+
+@dataclass(frozen=True, slots=True)
+class Handlers:
+    """What to do with each kind of delta: call it with a delta, and the callback for
+    that delta's kind runs (a kind without one is passed over).
+
+    `token` runs first for a piece of the answer, its reasoning or a tool call (what
+    counts as a token for the time to first token), whichever it is.
+    """
+
+    text: Callable[[TextDelta], None] | None = None
+    reasoning: Callable[[ReasoningDelta], None] | None = None
+    tool_call: Callable[[ToolCallDelta], None] | None = None
+    usage: Callable[[Usage], None] | None = None
+    done: Callable[[Done], None] | None = None
+    error: Callable[[StreamError], None] | None = None
+    token: Callable[[Delta], None] | None = None
+
+    def __call__(self, delta: Delta) -> None:
+        kind = _KIND.get(type(delta)) or _kind_of(delta)
+        if self.token is not None and kind in _TOKENS:
+            self.token(delta)
+        handler = getattr(self, kind)
+        if handler is not None:
+            handler(delta)
+
+
+# The one place that says which kind each delta type is.
+_KIND: dict[type, str] = {
+    TextDelta: "text",
+    ReasoningDelta: "reasoning",
+    ToolCallDelta: "tool_call",
+    Usage: "usage",
+    Done: "done",
+    StreamError: "error",
+}
+_TOKENS = frozenset({"text", "reasoning", "tool_call"})
+
+
+def _kind_of(delta: Delta) -> str:
+    """The kind of a delta made from a subclass of a delta type (a user's source may)."""
+    for type_, kind in _KIND.items():
+        if isinstance(delta, type_):
+            return kind
+    raise TypeError(f"not a delta: {type(delta).__name__}")
 
 
 def merge_tool_calls(deltas: Iterable[Delta]) -> list[ToolCall]:

@@ -10,50 +10,36 @@ token would be quadratic in bytes.
 
 Secrets (`api_key`, `headers`) are plain Python attributes, not traits: traits are
 synced to the browser and saved with the notebook's widget state.
+
+`StreamChat` is the facade: traits, the public API, display, the browser's messages.
+The conversation (`_conversation.Conversation`) and its answers live on the loop
+thread (`_driver.Driver`): the public API posts commands to it and reads the
+conversation's snapshot. `_conversation` says who owns what. Methods marked
+"(loop thread)" run there only.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import itertools
 import sys
 import threading
-import time
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+import warnings
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anywidget
-import httpx
 import ipywidgets
 import traitlets
 
 from . import _messages, _runner
-from ._answer import Answer, Framed, Outbox
-from ._budget import LIVE
-from ._explain import explain
+from ._conversation import check_owner
+from ._driver import Driver, Endpoint
 from ._kernel import Displays, replace_in_cell
-from ._pacing import Wake, type_out
-from ._pauses import PausingTypewriter, chars_per_second  # stage (issue 24)
-from ._secrets import Secrets
+from ._pauses import chars_per_second  # stage (issue 24)
 from ._sources import PythonSource
 from ._stage import PRESETS, Redaction  # stage (issue 24)
 from ._static_copy import static_copy, transcript
-from ._timeout import within
-from .deltas import (
-    Delta,
-    ReasoningDelta,
-    StreamError,
-    TextDelta,
-    ToolCallDelta,
-    Usage,
-    merge_tool_calls,
-)
-from .providers import build_request, detect_provider
-from .render import MarkdownStream
-from .transport import Limits, Retries, Timeouts, cap_answer, new_client, stream_deltas
-from .typewriter import Typewriter
+from .transport import Limits, Retries, Timeouts
 
 if TYPE_CHECKING:
     from .doctor import Diagnosis
@@ -63,23 +49,8 @@ __all__ = ["StreamChat"]
 _STATIC = Path(__file__).parent / "static"
 _CHAT_MIME_TYPE = "application/vnd.streamchat.chat+json"
 
-_turn_ids = itertools.count(1)
-
-_http: httpx.AsyncClient | None = None
-
-
-def _client() -> httpx.AsyncClient:
-    """(loop thread) One HTTP client for every answer in the kernel.
-
-    A new `AsyncClient` builds an SSL context first (~50 ms here), which would be
-    added to every answer's time to first token; sharing one also reuses
-    keep-alive connections. It keeps no cookies and has no connection cap
-    (`transport.new_client`). Timeouts are passed per request by the transport.
-    """
-    global _http
-    if _http is None:
-        _http = new_client()
-    return _http
+# Traits the loop thread owns (mirrors of the conversation): a browser may not set them.
+_LOOP_TRAITS = ("status", "turns", "finished")
 
 
 def _load_css() -> str:
@@ -100,9 +71,9 @@ def _turns_to_json(turns: list[dict[str, Any]], _widget: object) -> list[dict[st
 
 
 def _finished_to_json(finished: dict[str, Any], widget: StreamChat) -> dict[str, Any]:
-    """A copy taken under the lock: the loop thread adds to `finished` in place while
+    """A copy taken under its lock: the loop thread adds to `finished` in place while
     the shell thread answers a page's request for the state."""
-    with widget._lock:
+    with widget._finished_lock:
         return dict(finished)
 
 
@@ -115,7 +86,7 @@ class StreamChat(anywidget.AnyWidget):
     returns or yields text or an SDK stream, or one stream (a generator, an SDK
     stream object), which it types at once as the first answer.
 
-    `send()` returns at once; the answer types itself in the background, also while
+    `ask()` returns at once; the answer types itself in the background, also while
     other cells run.
 
     `provider` is detected from the URL's path unless given (see
@@ -141,9 +112,9 @@ class StreamChat(anywidget.AnyWidget):
     # The answers' HTML is not in the turns list, which is re-sent when a turn starts
     # (a turn end changes it in place and says so in "ended"): carrying it there would
     # re-send the whole conversation each time.
-    # Its elements are not validated one by one: only this class writes them, and
+    # Its elements are not validated one by one: only the chat (its Driver) writes them, and
     # validating a thousand turns at each change costs more than sending them.
-    turns = traitlets.List().tag(sync=True, to_json=_turns_to_json)
+    turns: traitlets.List[dict[str, Any]] = traitlets.List().tag(sync=True, to_json=_turns_to_json)
     # Finished answers' HTML and Markdown source by turn id (str): {"html",
     # "reasoning_html", "source"}. Filled in place, so never re-sent: a turn end tells
     # the views ("ended"), which built that HTML from the patches and keep it in their
@@ -179,41 +150,39 @@ class StreamChat(anywidget.AnyWidget):
         pauses: bool = False,  # stage (issue 24)
         redact: Sequence[str] | bool = (),  # stage (issue 24)
     ) -> None:
-        self._lock = threading.RLock()  # first: opening the comm reads the state
-        self._redaction = Redaction()  # stage (issue 24): `redact` sets it
-        super().__init__(speed=speed, step=step, prompts=list(prompts), disclaimer=disclaimer)
-        self._source = None if url is None or isinstance(url, str) else PythonSource(url)
+        source = None if url is None or isinstance(url, str) else PythonSource(url)
         if url is None:
             from .server import demo_server
 
             url = demo_server().url
-        self._url = url if isinstance(url, str) else ""
-        self._model = model
-        self._provider = provider
-        self._api_key = api_key
-        self._headers = dict(headers or {})
-        self._system = system
-        self._allow_images = allow_images
-        self._timeouts = timeouts
-        self._retries = retries
-        self._max_lag = max_lag
-        self._options = dict(options or {})
-        self._limits = limits
+        endpoint = Endpoint(
+            url if isinstance(url, str) else "",
+            source,
+            model=model,
+            provider=provider,
+            api_key=api_key,
+            headers=dict(headers or {}),
+            system=system,
+            options=dict(options or {}),
+            timeouts=timeouts,
+            retries=retries,
+            limits=limits,
+        )
+        # First: opening the comm reads the state.
+        self._finished_lock = threading.Lock()
+        self._redaction = Redaction()  # stage (issue 24): `redact` sets it
+        self._driver = Driver(self, endpoint, allow_images=allow_images, max_lag=max_lag)
+        self._core = self._driver.core
+        super().__init__(speed=speed, step=step, prompts=list(prompts), disclaimer=disclaimer)
         self.pauses, self.redact = pauses, list(PRESETS if redact is True else redact or ())
         self.wpm = wpm  # stage (issue 24): sets `speed`
-        self._history: list[dict[str, str]] = []
-        self._sources: list[str] = []  # Markdown source of each turn, for the transcript
-        self._live: Answer | None = None
-        self._idle = threading.Event()
-        self._idle.set()
         self._displays = Displays()
         self.on_msg(self._on_frontend_msg)
         if self.comm is not None:
-            self.comm.on_close(lambda _msg: self._cancel(wait=False))
+            self.comm.on_close(lambda _msg: self._shut(wait=False))
         replace_in_cell(self)
-        if self._source is not None and self._source.single:
-            with self._lock:
-                self._start_answer()
+        if source is not None and source.single:
+            self._driver.post(lambda: self._driver.start(None))
 
     # -- validation ----------------------------------------------------------------
 
@@ -242,47 +211,57 @@ class StreamChat(anywidget.AnyWidget):
     @traitlets.observe("speed", "step")
     def _pace_changed(self, change: dict[str, Any]) -> None:
         """Apply a slider move to the answer being typed at once, not at its next chunk."""
-        answer = getattr(self, "_live", None)  # None also while __init__ sets the traits
-        if answer is None:
+        core = getattr(self, "_core", None)
+        if core is None or core.view.live is None:  # also while __init__ sets the traits
             return
+        name, value = change["name"], change["new"]
+        _runner.call_soon(lambda: self._driver.pace(name, value))
 
-        def apply() -> None:
-            setattr(answer.typewriter, change["name"], change["new"])
-            if answer.wake is not None:
-                answer.wake.set()
-
-        _runner.call_soon(apply)
+    @traitlets.observe(*_LOOP_TRAITS)
+    def _loop_trait_changed(self, change: dict[str, Any]) -> None:
+        check_owner(_runner.in_loop_thread, f"StreamChat.{change['name']} written")
 
     # -- public API ----------------------------------------------------------------
 
-    def send(self, prompt: str, buffers: Any = None) -> None:  # type: ignore[override]
+    def ask(self, prompt: str) -> None:
         """Ask `prompt`; returns at once while the answer streams in the background.
 
         An answer still being typed is stopped first: its partial text stays in the
-        history, marked "Stopped: a new prompt was sent." ipywidgets' own `Widget.send`
-        (custom messages) is `_emit` here; a dict is still passed on to it because
-        ipywidgets calls `send({"do": "focus"})`.
+        history, marked "Stopped: a new prompt was sent."
         """
-        if isinstance(prompt, dict):
-            ipywidgets.Widget.send(self, prompt, buffers)
-            return
         prompt = str(prompt)
         if not prompt.strip():
             raise ValueError("the prompt is empty")
-        if (live := self._live) is not None:
-            live.note = "Stopped: a new prompt was sent."
-        with self._quiet():
-            self._history.append({"role": "user", "content": prompt})
-            self._start_answer(question=prompt)
+        if self._driver.closed:
+            raise RuntimeError("this chat is closed")
+        self._driver.post(lambda: self._driver.ask(prompt))
+
+    def send(self, content: Any, buffers: Any = None) -> None:
+        """ipywidgets' `Widget.send`: a custom message to the widget's views.
+
+        Kept with ipywidgets' meaning because ipywidgets and anywidget call it on a
+        widget: `DOMWidget.focus()`/`blur()` send `{"do": "focus"}`, anywidget's
+        commands send their responses. Before, `chat.send(prompt)` asked a prompt:
+        a string is still asked, with a `DeprecationWarning` (use `ask`).
+        """
+        if isinstance(content, str):
+            warnings.warn(
+                "StreamChat.send(prompt) is deprecated: use StreamChat.ask(prompt) "
+                "(send is ipywidgets' Widget.send, for custom messages)",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            self.ask(content)
+            return
+        super().send(content, buffers)
 
     def stop(self, turn: int | None = None) -> None:
         """Stop the answer being typed; its partial text is kept. Closes the connection.
 
         `turn` (a turn id) names the answer meant; a newer one is left typing.
         """
-        live = self._live
-        if live is not None and (turn is None or live.outbox.turn_id == turn):
-            self._cancel(wait=True)
+        if self._core.view.live is not None:
+            self._driver.post(lambda: self._driver.stop(turn))
 
     def doctor(self, timeout: float = 30.0) -> Diagnosis:
         """Diagnose this chat's endpoint: why an answer came in bursts or broke off.
@@ -293,17 +272,18 @@ class StreamChat(anywidget.AnyWidget):
         """
         from .doctor import diagnose
 
-        if self._source is not None:
+        endpoint = self._driver.endpoint
+        if endpoint.source is not None:
             raise ValueError("the doctor diagnoses HTTP endpoints; this chat streams from Python")
-        prompts = [m["content"] for m in self._history if m["role"] == "user"]
+        prompts = [m["content"] for m in self._core.view.history if m["role"] == "user"]
         return diagnose(
-            self._url,
+            endpoint.url,
             prompt=prompts[-1] if prompts else "Say hello.",
-            provider=self._provider,
-            model=self._model,
-            headers=self._headers,
-            system=self._system,
-            api_key=self._api_key,
+            provider=endpoint.provider,
+            model=endpoint.model,
+            headers=dict(endpoint.headers),
+            system=endpoint.system,
+            api_key=endpoint.api_key,
             timeout=timeout,
         )
 
@@ -314,20 +294,7 @@ class StreamChat(anywidget.AnyWidget):
         left alone, since its question is no longer the last one. An answer being
         typed is never retried (Stop it first).
         """
-        with self._lock:
-            if not self._sources or self.turns[-1]["role"] != "assistant":
-                return
-            last = self.turns[-1]
-            if last["status"] not in ("error", "stopped") or self._live is not None:
-                return
-            if turn is not None and last["id"] != turn:
-                return
-            if self._history and self._history[-1]["role"] == "assistant":
-                self._history.pop()
-            self._sources.pop()
-            self.finished.pop(str(last["id"]), None)
-            self.turns = self.turns[:-1]
-            self._start_answer()
+        self._driver.post(lambda: self._driver.retry(turn))
 
     def stage(self, on: bool = True) -> None:  # stage (issue 24)
         """Show the chat to a room: it fills the window in large type, the preset prompts
@@ -336,33 +303,33 @@ class StreamChat(anywidget.AnyWidget):
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until no answer is being typed; False if `timeout` passed first."""
-        return self._idle.wait(timeout)
+        return self._driver.idle.wait(timeout)
 
     @property
     def messages(self) -> list[dict[str, str]]:
         """The conversation in OpenAI message format, as sent with the next prompt."""
-        with self._lock:
-            system = [{"role": "system", "content": self._system}] if self._system else []
-            return system + [dict(message) for message in self._history]
+        system_prompt = self._driver.endpoint.system
+        system = [{"role": "system", "content": system_prompt}] if system_prompt else []
+        return system + [dict(message) for message in self._core.view.history]
 
     @property
     def transcript(self) -> str:
         """The conversation as Markdown (answers as their Markdown source)."""
-        with self._lock:
-            return transcript(self.turns, self._sources)
+        view = self._core.view
+        return transcript(view.turns, view.sources)
 
     @property
     def stats(self) -> dict[str, Any]:
         """The last answer's figures: ttft (s), chars_per_second, token usage if reported."""
-        with self._lock:
-            for turn in reversed(self.turns):
-                if turn["role"] == "assistant":
-                    return dict(turn["stats"])
-            return {}
+        for turn in reversed(self._core.view.turns):
+            if turn["role"] == "assistant":
+                return dict(turn["stats"])
+        return {}
 
     def close(self) -> None:
-        """Close the widget: stop its stream (closing the connection)."""
-        self._cancel(wait=True)
+        """Close the widget: stop its stream (closing the connection). No prompt can be
+        asked after."""
+        self._shut(wait=True)
         super().close()
 
     # -- display -------------------------------------------------------------------
@@ -378,17 +345,19 @@ class StreamChat(anywidget.AnyWidget):
     def _repr_mimebundle_(self, **kwargs: Any) -> Any:
         """The widget view, and a static copy of the conversation for where it cannot
         be drawn (a saved notebook on GitHub, nbviewer, nbconvert; see `_static_copy`)."""
-        with self._lock:
-            return self._bundle(self.turns)
+        view = self._core.view
+        return self._bundle(view.turns, view.sources)
 
-    def _bundle(self, turns: list[dict[str, Any]]) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    def _bundle(
+        self, turns: Sequence[dict[str, Any]], sources: Sequence[str]
+    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
         bundle = super()._repr_mimebundle_()
         if bundle is None:  # closed
             return None
         data, metadata = bundle
         # Ranked before the widget view by streamchat's JupyterLab extension, whose
         # renderer shows the static copy when the widget's model is gone (labextension/).
-        return {_CHAT_MIME_TYPE: {}, **data, **static_copy(turns, self._sources)}, metadata
+        return {_CHAT_MIME_TYPE: {}, **data, **static_copy(turns, sources)}, metadata
 
     def _ipython_display_(self) -> None:
         """Show the chat through a display that each turn end updates, so the notebook's
@@ -397,9 +366,10 @@ class StreamChat(anywidget.AnyWidget):
         if bundle is not None:
             self._displays.show(*bundle)
 
-    def _show_static_copy(self, turns: list[dict[str, Any]]) -> None:
-        """(turn end) Rewrite every display of the chat with the conversation so far."""
-        bundle = self._bundle(turns)
+    def _show_static_copy(self) -> None:
+        """(loop thread, turn end) Rewrite every display of the chat with the
+        conversation so far."""
+        bundle = self._bundle(self._core.turns, self._core.sources)
         if bundle is not None:
             self._displays.update(*bundle)
 
@@ -410,7 +380,7 @@ class StreamChat(anywidget.AnyWidget):
         if message is None:
             return
         if message["type"] == "send":
-            self.send(message["prompt"])
+            self.ask(message["prompt"])
         elif message["type"] == "stop":
             self.stop(message["turn"])
         elif message["type"] == "retry":
@@ -418,22 +388,18 @@ class StreamChat(anywidget.AnyWidget):
         elif message["type"] == "resend":
             self._resend(message["turn"])
         elif message["type"] == "instant":  # stage (issue 24)
-            self._instant(message["turn"])
+            turn = message["turn"]
+            _runner.call_soon(lambda: self._driver.instant(turn))
         else:
             _runner.call_soon(self._send_snapshot)
 
-    def _instant(self, turn: int | None) -> None:  # stage (issue 24)
-        """Show the rest of the live answer at once: its typewriter drops to speed 0."""
-        answer = self._live
-        if answer is None or (turn is not None and answer.outbox.turn_id != turn):
-            return
-
-        def apply() -> None:
-            answer.typewriter.speed = 0
-            if answer.wake is not None:
-                answer.wake.set()
-
-        _runner.call_soon(apply)
+    def _shut(self, *, wait: bool) -> None:
+        """No answer starts any more; the live one is stopped."""
+        # Robust in a half-built widget's close(). At interpreter exit (ipywidgets'
+        # __del__ calls close) the loop thread no longer runs: waiting for it would
+        # only delay the exit.
+        if hasattr(self, "_driver") and not sys.is_finalizing():
+            self._driver.shut(wait=wait)
 
     def _emit(self, content: Any) -> None:
         """Send one custom message to every view (ipywidgets' `Widget.send`)."""
@@ -441,277 +407,45 @@ class StreamChat(anywidget.AnyWidget):
 
     def _send_snapshot(self) -> None:
         """(loop thread) The whole live answer, for a view that joined while it was typed."""
-        answer = self._live
-        if answer is None:
-            return
-        shown = answer.outbox.snapshot()
-        self._emit(_messages.snapshot(answer.outbox.turn_id, shown, answer.tool_calls))
+        live = self._driver.snapshot()
+        if live is not None:
+            answer, shown = live
+            self._emit(_messages.snapshot(answer.outbox.turn_id, shown, answer.tool_calls))
 
-    # -- the answer pipeline -------------------------------------------------------
-
-    def _append_turns(self, *turns: tuple[dict[str, Any], str]) -> None:
-        """Add turns (each with its Markdown source) in one change of `turns`: each
-        change re-sends the list."""
-        self._sources += [source for _, source in turns]
-        self.turns = [*self.turns, *({"id": next(_turn_ids), **turn} for turn, _ in turns)]
+    # -- what the loop thread tells the views --------------------------------------
 
     def _publish(self, turn: dict[str, Any], fields: dict[str, Any]) -> None:
-        """(under the lock) Keep one finished answer's HTML in `finished`, without sending it,
-        and tell the views the turn ended, with its new `fields` (status, stats...).
+        """(loop thread) Keep one finished answer's HTML in `finished`, without sending
+        it, and tell the views the turn ended, with its new `fields` (status, stats...).
 
         Every view that applied the answer's patches already holds that HTML: the
         "ended" message gives them the source and the sizes to check it against, and
         they keep it in their model. The kernel's copy is for pages opened later (the
         state they ask for) and for a view that could not check its own ("resend").
         """
-        self.finished[str(turn["id"])] = {key: turn[key] for key in _HTML_FIELDS}
+        check_owner(_runner.in_loop_thread, "StreamChat.finished written")
+        with self._finished_lock:
+            self.finished[str(turn["id"])] = {key: turn[key] for key in _HTML_FIELDS}
         self._emit(
             _messages.ended(
                 turn["id"], turn["source"], turn["html"], turn["reasoning_html"], fields
             )
         )
 
+    def _forget(self, turn: int) -> None:
+        """(loop thread) An answer taken out to be asked again: its HTML goes too."""
+        check_owner(_runner.in_loop_thread, "StreamChat.finished written")
+        with self._finished_lock:
+            self.finished.pop(str(turn), None)
+
     def _resend(self, turn: int) -> None:
-        with self._lock:
+        with self._finished_lock:
             stored = self.finished.get(str(turn))
         if stored is not None:
             self._emit(_messages.finished(turn, **stored))
 
     def set_state(self, sync_data: dict[str, Any]) -> None:
-        """A browser's update, without `finished`: the kernel's copy is the answers as
-        rendered here, and a browser is not trusted input."""
-        super().set_state({k: v for k, v in sync_data.items() if k != "finished"})
-
-    def _start_answer(self, question: str | None = None) -> None:
-        """(under the lock) Add a live assistant turn, after the `question` asked if
-        any, and start typing it."""
-        answer_turn = {
-            "role": "assistant",
-            "html": "",
-            "reasoning_html": "",
-            "source": "",
-            "tool_calls": [],
-            "status": "streaming",
-            "error": None,
-            "stats": {},
-        }
-        shown = None if question is None else self._redaction(question)  # stage (issue 24)
-        asked = [] if shown is None else [({"role": "user", "text": shown}, shown)]
-        self._append_turns(*asked, (answer_turn, ""))
-        turn = len(self.turns) - 1
-        turn_id = self.turns[turn]["id"]
-        body = self._redaction.stream(MarkdownStream(allow_images=self._allow_images))
-        reasoning = self._redaction.stream(MarkdownStream(allow_images=self._allow_images))
-        pace = PausingTypewriter if self.pauses else Typewriter  # stage (issue 24)
-        answer = Answer(
-            turn=turn,
-            typewriter=pace(self.speed, self.step, max_lag=self._max_lag),
-            body=body,
-            reasoning=reasoning,
-            outbox=Outbox(self._emit, turn_id, {"body": body, "reasoning": reasoning}),
-        )
-        self._live = answer
-        self._idle.clear()
-        self.status = "waiting"
-        _runner.submit(self._run(answer, list(self._history)))
-
-    @contextlib.contextmanager
-    def _quiet(self) -> Iterator[None]:
-        """Hold the lock with no answer live, stopping the live one first.
-
-        `send` and `retry` may come from several threads at once: each stops the
-        live answer outside the lock (its end needs the lock) and checks again
-        under it, so no answer is started over another one and orphaned. On the
-        loop thread nothing can be waited for; the answer's own task ends it there.
-        """
-        while True:
-            self._cancel(wait=True)
-            self._lock.acquire()
-            if self._live is None or _runner.in_loop_thread():
-                break
-            self._lock.release()
-        try:
-            yield
-        finally:
-            self._lock.release()
-
-    def _cancel(self, *, wait: bool) -> None:
-        answer = getattr(self, "_live", None)  # robust in a half-built widget's close()
-        if answer is None:
-            return
-        # Through the loop, not Future.cancel(): a task cancelled before its first step
-        # would never run its cleanup, and the turn would stay "streaming" for ever.
-        _runner.call_soon(answer.cancel)
-        # At interpreter exit (ipywidgets' __del__ calls close) the loop thread no
-        # longer runs: waiting for it would only delay the exit.
-        if wait and not _runner.in_loop_thread() and not sys.is_finalizing():
-            answer.ended.wait(10)
-
-    async def _run(self, answer: Answer, history: list[dict[str, str]]) -> None:
-        answer.task = asyncio.current_task()
-        answer.wake = Wake()
-        answer.stream_closed = asyncio.Event()
-        LIVE.add(answer)
-        try:
-            status, error = await self._type(answer, history)
-            if status == "stopped":
-                answer.outbox.discard()
-                answer.body.finish()  # the stopped answer's HTML, complete; nothing more sent
-                answer.reasoning.finish()
-            else:
-                try:
-                    await answer.outbox.finish()
-                except asyncio.CancelledError:  # Stop after the last token
-                    if answer.outbox.carried:  # ... while text is still being shown
-                        status = "stopped"
-                        answer.outbox.discard()
-                        answer.body.finish()
-                        answer.reasoning.finish()
-        except asyncio.CancelledError:  # a Stop while the answer was ending: it is stopped
-            status, error = "stopped", None
-        except Exception as exc:  # a renderer bug: still end the turn, keep the partial
-            status, error = "error", f"{type(exc).__name__}: {exc}"
-        finally:
-            LIVE.discard(answer)
-        try:
-            self._finish(answer, status, error)
-        finally:
-            answer.ended.set()
-
-    async def _type(self, answer: Answer, history: list[dict[str, str]]) -> tuple[str, str | None]:
-        """Stream and type the answer; return its final status and error message."""
-        try:
-            if answer.stop_requested:
-                return "stopped", None
-            terminal = await type_out(
-                self._observe(answer, self._deltas(history)),
-                Framed(answer.typewriter, answer.outbox),  # type: ignore[arg-type]
-                answer.type,
-                lambda delta: self._on_delta(answer, delta),
-                wake=answer.wake,
-            )
-        except asyncio.CancelledError:
-            if answer.stream_started:
-                # Stop means the connection is closed by the time stop() returns.
-                assert answer.stream_closed is not None
-                with contextlib.suppress(TimeoutError):
-                    await within(answer.stream_closed.wait(), 5)
-            return "stopped", None
-        except Exception as exc:  # a bad configuration or a parser bug: show it
-            return "error", self._redact(f"{type(exc).__name__}: {exc}")
-        if isinstance(terminal, StreamError):  # a Python source's too: it may quote a key
-            return "error", self._redact(str(explain(terminal, provider=self._wire_provider())))
-        answer.finish_reason = terminal.finish_reason or answer.finish_reason
-        return "done", None
-
-    def _wire_provider(self) -> str | None:
-        """The provider format of the URL (None for a Python source): which key it uses."""
-        if self._source is not None:
-            return None
-        return detect_provider(self._url) if self._provider == "auto" else self._provider
-
-    def _deltas(self, history: list[dict[str, str]]) -> AsyncIterator[Delta]:
-        """(loop thread) The answer's deltas, from the URL or from the Python source."""
-        if self._source is not None:
-            system = [{"role": "system", "content": self._system}] if self._system else []
-            deltas = self._source.deltas([*system, *history], self._timeouts)
-            return cap_answer(deltas, self._limits.answer)
-        request = build_request(
-            self._url,
-            history,
-            provider=self._provider,
-            model=self._model,
-            system=self._system,
-            api_key=self._api_key,
-            headers=self._headers,
-            options=self._options,
-        )
-        return stream_deltas(
-            request,
-            timeouts=self._timeouts,
-            retries=self._retries,
-            limits=self._limits,
-            client=_client(),
-        )
-
-    def _redact(self, message: str) -> str:
-        """An error message fit for the turn, which is synced and saved with the notebook."""
-        secrets = Secrets.of(self._url, {**self._headers, "api-key": self._api_key or ""})
-        return secrets.redact(message)
-
-    async def _observe(self, answer: Answer, deltas: AsyncIterator[Delta]) -> AsyncIterator[Delta]:
-        """Pass deltas through, timing the first token and counting what arrived."""
-        answer.stream_started = True
-        try:
-            async for delta in deltas:
-                if isinstance(delta, (TextDelta, ReasoningDelta, ToolCallDelta)):
-                    now = time.monotonic()
-                    if answer.first is None:
-                        answer.first = now
-                        self.status = "streaming"
-                    answer.last = now
-                    if isinstance(delta, ReasoningDelta):
-                        answer.reasoning_last = now
-                    elif answer.reasoning_last is not None and answer.reasoning_end is None:
-                        answer.reasoning_end = now
-                    if isinstance(delta, TextDelta):
-                        answer.received += len(delta.text)
-                yield delta
-        finally:
-            await deltas.aclose()  # type: ignore[attr-defined]
-            assert answer.stream_closed is not None
-            answer.stream_closed.set()
-
-    def _on_delta(self, answer: Answer, delta: Delta) -> None:
-        if isinstance(delta, ReasoningDelta):
-            answer.outbox.add("reasoning", delta.text)
-        elif isinstance(delta, ToolCallDelta):
-            answer.tool_deltas.append(delta)
-            answer.tool_after.setdefault(delta.index, answer.received)
-            answer.tool_calls = [
-                {
-                    "name": call.name or "",
-                    "arguments": call.arguments,
-                    "after": answer.tool_after[call.index],
-                }
-                for call in merge_tool_calls(answer.tool_deltas)
-            ]
-            answer.outbox.tools(answer.tool_calls)
-        elif isinstance(delta, Usage):
-            answer.usage = delta
-
-    def _finish(self, answer: Answer, status: str, error: str | None) -> None:
-        """(loop thread) Record the answer in the history and the turn; end the live state."""
-        with self._lock:
-            if self._live is not answer:
-                return
-            text = answer.body.text
-            if text:
-                self._history.append({"role": "assistant", "content": text})
-            shown = self._redaction(text)  # stage (issue 24): as the room saw it
-            self._sources[answer.turn] = shown
-            fields = {
-                "tool_calls": answer.tool_calls,
-                "status": status,
-                "error": error,
-                "note": answer.note if status == "stopped" else None,
-                "stats": answer.stats(),
-            }
-            turn = {
-                **self.turns[answer.turn],
-                "source": shown,  # for the answer's Copy button
-                "html": answer.body.html,
-                "reasoning_html": answer.reasoning.html,
-                **fields,
-            }
-            # In place: `turns` is not re-sent at a turn end (its size grows with the
-            # conversation); "ended" carries the turn's new fields to the views, and a
-            # page opened later reads them in the state it asks for.
-            self.turns[answer.turn] = turn
-            # The saved output first: whoever sees the turn end and saves at once
-            # saves this answer too.
-            self._show_static_copy(self.turns)
-            self._publish(turn, fields)
-            self.status = status
-            self._live = None
-            self._idle.set()
+        """A browser's update, without the traits the loop thread owns (`status`,
+        `turns`, `finished`): the kernel's copy is the conversation as it streamed here,
+        and a browser is not trusted input."""
+        super().set_state({k: v for k, v in sync_data.items() if k not in _LOOP_TRAITS})

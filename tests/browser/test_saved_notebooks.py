@@ -7,13 +7,17 @@ conversation. After a kernel restart the old chat says it lost its kernel.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import urllib.request
+import uuid
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
+from tornado.websocket import websocket_connect
 
 from .conftest import ARTIFACTS, VENV_BIN, offline
 from .frontends import KERNEL_READY, LOAD
@@ -135,7 +139,47 @@ def the_kernel(lab: Any) -> str:
 
 
 def restart_by_the_api(page: Any, lab: Any) -> None:
-    jupyter_api(lab, "POST", f"kernels/{the_kernel(lab)}/restart")
+    """Restart the kernel as another client would. The server tells open pages only through
+    the new process's messages; its first ("starting") is lost when published before the
+    page's socket reconnected, so a second client then asks the kernel for its info, as a
+    second tab does, until the page hears from the new process."""
+    kernel = the_kernel(lab)
+    jupyter_api(lab, "POST", f"kernels/{kernel}/restart")
+    notice = page.locator(".streamchat-notice")
+    for _ in range(10):
+        # In a thread: Playwright's sync API keeps an event loop running in this one.
+        with ThreadPoolExecutor(1) as pool:
+            pool.submit(asyncio.run, ask_kernel_info(lab, kernel)).result(timeout=60)
+        try:
+            notice.wait_for(timeout=2_000)
+            return
+        except Exception:  # playwright's TimeoutError: ask again
+            continue
+
+
+async def ask_kernel_info(lab: Any, kernel: str) -> None:
+    """A kernel_info_request over the server's websocket; the kernel answers on IOPub too
+    (busy, idle), which every page connected to that kernel receives."""
+    base = lab.server.base.replace("http", "ws", 1)
+    socket = await websocket_connect(f"{base}/api/kernels/{kernel}/channels?token={lab.token}")
+    header = {
+        "msg_id": uuid.uuid4().hex,
+        "msg_type": "kernel_info_request",
+        "session": uuid.uuid4().hex,
+        "username": "test",
+        "version": "5.3",
+        "date": "",
+    }
+    request = {"header": header, "parent_header": {}, "metadata": {}, "content": {}}
+    await socket.write_message(json.dumps({**request, "channel": "shell"}))
+    try:
+        while (message := await asyncio.wait_for(socket.read_message(), 30)) is not None:
+            reply = json.loads(message)
+            parent = reply.get("parent_header", {}).get("msg_id")
+            if parent == header["msg_id"] and reply["header"]["msg_type"] == "kernel_info_reply":
+                return
+    finally:
+        socket.close()
 
 
 def shut_down_by_the_api(page: Any, lab: Any) -> None:

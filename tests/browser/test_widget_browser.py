@@ -256,7 +256,7 @@ def test_stop_halts_typing_at_once(page: Any, lab: Jupyter) -> None:
 def test_a_blocking_cell_does_not_stall_typing(page: Any, lab: Jupyter) -> None:
     cells = [
         chat_cell(speed=60),
-        'chat.send("Type while I sleep")\nimport time\ntime.sleep(5)\nprint("slept")',
+        'chat.ask("Type while I sleep")\nimport time\ntime.sleep(5)\nprint("slept")',
     ]
     open_and_run(page, lab, "blocking.ipynb", cells)
     run_cell(page, 1)
