@@ -125,16 +125,18 @@ class Conversation:
 
     # -- the state machine -------------------------------------------------------------
 
-    def begin(self, question: str | None) -> int:
+    def begin(self, question: str | None, shown: str | None = None) -> int:
         """Add a live assistant turn, after the user's `question` if any (retry asks
-        none); the chat waits for its first token. Returns the new turn's index."""
+        none); the chat waits for its first token. Returns the new turn's index.
+        `shown` is the question as its bubble shows it (redacted on stage, issue 24)."""
         self._change("begin")
         if self.live is not None:
             raise RuntimeError("an answer is still live; stop it first")
         added: list[tuple[dict[str, Any], str]] = []
         if question is not None:
             self.history.append({"role": "user", "content": question})
-            added.append(({"role": "user", "text": question}, question))
+            shown = question if shown is None else shown
+            added.append(({"role": "user", "text": shown}, shown))
         answer: dict[str, Any] = {
             "role": "assistant",
             "html": "",
@@ -167,14 +169,17 @@ class Conversation:
         self._publish()
         return True
 
-    def end(self, answer: Answer, turn: dict[str, Any], text: str) -> None:
-        """The live `answer` ended as `turn` (its final fields), with its visible `text`."""
+    def end(
+        self, answer: Answer, turn: dict[str, Any], text: str, shown: str | None = None
+    ) -> None:
+        """The live `answer` ended as `turn` (its final fields), with its `text` (for the
+        history) and the text `shown` (redacted on stage, issue 24; for the transcript)."""
         self._change("end")
         if self.live is not answer:
             raise RuntimeError("only the live answer can end")
         if text:
             self.history.append({"role": "assistant", "content": text})
-        self.sources[answer.turn] = text
+        self.sources[answer.turn] = text if shown is None else shown
         self.turns[answer.turn] = turn
         self._set_status(turn["status"])
         self.live = None

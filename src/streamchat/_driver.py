@@ -32,6 +32,7 @@ from ._conversation import Conversation
 from ._explain import explain
 from ._messages import FINISHED_FIELDS, TurnEnd, TurnStatus
 from ._pacing import Wake, type_out
+from ._pauses import PausingTypewriter  # stage (issue 24)
 from ._secrets import Secrets
 from ._sources import PythonSource
 from ._timeout import within
@@ -269,14 +270,16 @@ class Driver:
         if self.closed:
             return
         core, widget = self.core, self._widget
-        turn = core.begin(question)
+        shown = None if question is None else widget._redaction(question)  # stage (issue 24)
+        turn = core.begin(question, shown)
         widget.turns = core.turns
-        body = MarkdownStream(allow_images=self._allow_images)
-        reasoning = MarkdownStream(allow_images=self._allow_images)
+        body = widget._redaction.stream(MarkdownStream(allow_images=self._allow_images))
+        reasoning = widget._redaction.stream(MarkdownStream(allow_images=self._allow_images))
+        pace = PausingTypewriter if widget.pauses else Typewriter  # stage (issue 24)
         streams = {"body": body, "reasoning": reasoning}
         answer = Answer(
             turn=turn,
-            typewriter=Typewriter(widget.speed, widget.step, max_lag=self._max_lag),
+            typewriter=pace(widget.speed, widget.step, max_lag=self._max_lag),
             body=body,
             reasoning=reasoning,
             outbox=Outbox(widget._emit, core.turns[turn]["id"], streams),
@@ -292,6 +295,15 @@ class Driver:
         answer = self.core.live
         if answer is not None:
             setattr(answer.typewriter, name, value)
+            if answer.wake is not None:
+                answer.wake.set()
+
+    def instant(self, turn: int | None) -> None:  # stage (issue 24)
+        """Show the rest of the live answer `turn` at once: its typewriter drops to speed 0
+        (and its pauses)."""
+        answer = self.core.live
+        if answer is not None and (turn is None or answer.outbox.turn_id == turn):
+            answer.typewriter.speed = 0
             if answer.wake is not None:
                 answer.wake.set()
 
@@ -434,6 +446,7 @@ class Driver:
         """Record the answer in the history and the turn; end the live state."""
         core, widget = self.core, self._widget
         text = answer.body.text
+        shown = widget._redaction(text)  # stage (issue 24): as the room saw it
         fields = TurnEnd(
             tool_calls=answer.tool_calls,
             status=cast(TurnStatus, status),
@@ -443,7 +456,7 @@ class Driver:
         )
         turn = {
             **core.turns[answer.turn],
-            "source": text,  # for the answer's Copy button
+            "source": shown,  # for the answer's Copy button
             "html": answer.body.html,
             "reasoning_html": answer.reasoning.html,
             **fields,
@@ -451,7 +464,7 @@ class Driver:
         # In place (`core.turns` is the trait's list): `turns` is not re-sent at a turn
         # end (its size grows with the conversation); "ended" carries the turn's new
         # fields to the views, and a page opened later reads them in its state.
-        core.end(answer, turn, text)
+        core.end(answer, turn, text, shown)
         # The saved output first: whoever sees the turn end and saves at once
         # saves this answer too.
         widget._show_static_copy()

@@ -46,6 +46,7 @@ __all__ = [
     "Frame",
     "FramesMessage",
     "HelloMessage",
+    "InstantMessage",
     "KernelMessage",
     "OpWire",
     "Part",
@@ -55,6 +56,7 @@ __all__ = [
     "Role",
     "SendMessage",
     "SnapshotMessage",
+    "StageMessage",
     "Stats",
     "StopMessage",
     "SyncedAnswerTurn",
@@ -75,6 +77,7 @@ __all__ = [
     "parse_browser_message",
     "patch",
     "snapshot",
+    "stage",
     "tools",
 ]
 
@@ -231,7 +234,17 @@ class ResendMessage(TypedDict):
     turn: int
 
 
-BrowserMessage = SendMessage | StopMessage | RetryMessage | HelloMessage | ResendMessage
+class InstantMessage(TypedDict):
+    """Show the rest of the answer `turn` at once (the Instant button, key I on stage): its
+    typewriter drops to speed 0 and its pauses; null (None): whichever is live."""
+
+    type: Literal["instant"]
+    turn: int | None
+
+
+BrowserMessage = (
+    SendMessage | StopMessage | RetryMessage | HelloMessage | ResendMessage | InstantMessage
+)
 """Every message a view sends: the registry `parse_browser_message` reads."""
 
 
@@ -334,8 +347,22 @@ class SnapshotMessage(TypedDict):
     tool_calls: list[ToolCall]
 
 
+class StageMessage(TypedDict):
+    """`chat.stage()`: every view goes on stage (`on`), or leaves it. A view without a
+    person's click cannot enter the browser's fullscreen, so it fills the window."""
+
+    type: Literal["stage"]
+    on: bool
+
+
 KernelMessage = (
-    PatchMessage | FramesMessage | ToolsMessage | EndedMessage | FinishedMessage | SnapshotMessage
+    PatchMessage
+    | FramesMessage
+    | ToolsMessage
+    | EndedMessage
+    | FinishedMessage
+    | SnapshotMessage
+    | StageMessage
 )
 """Every message the kernel sends (a patch in its compact wire form)."""
 
@@ -542,3 +569,7 @@ def snapshot(
         reasoning_tail=reasoning[1],
         tool_calls=calls,
     )
+
+
+def stage(on: bool) -> StageMessage:
+    return StageMessage(type="stage", on=on)

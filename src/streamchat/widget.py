@@ -37,7 +37,9 @@ from . import _messages, _replay, _runner, _static_copy, _tape
 from ._conversation import check_owner
 from ._driver import Driver, Endpoint
 from ._kernel import Displays, replace_in_cell
+from ._pauses import chars_per_second  # stage (issue 24)
 from ._sources import PythonSource
+from ._stage import PRESETS, Redaction  # stage (issue 24)
 from ._static_copy import static_copy, transcript
 from .transport import Limits, Retries, Timeouts
 
@@ -124,6 +126,10 @@ class StreamChat(anywidget.AnyWidget):
     # in the state it asks for (`get_state`). One trait for the whole conversation, not
     # one per answer: `add_traits` would make the widget a new class at every answer.
     finished = traitlets.Dict().tag(sync=True, to_json=_finished_to_json)
+    # stage (issue 24): pacing for a room and on-screen redaction; kernel-side only.
+    wpm = traitlets.Float(None, allow_none=True)
+    pauses = traitlets.Bool(False)
+    redact: traitlets.List[Any] = traitlets.List()
 
     def __init__(
         self,
@@ -145,6 +151,9 @@ class StreamChat(anywidget.AnyWidget):
         options: Mapping[str, Any] | None = None,
         limits: Limits = Limits(),
         history: str | os.PathLike[str] | Sequence[Mapping[str, Any]] | None = None,
+        wpm: float | None = None,  # stage (issue 24)
+        pauses: bool = False,  # stage (issue 24)
+        redact: Sequence[str] | bool = (),  # stage (issue 24)
     ) -> None:
         source = None if url is None or isinstance(url, str) else PythonSource(url)
         if url is None:
@@ -166,9 +175,12 @@ class StreamChat(anywidget.AnyWidget):
         )
         # First: opening the comm reads the state.
         self._finished_lock = threading.Lock()
+        self._redaction = Redaction()  # stage (issue 24): `redact` sets it
         self._driver = Driver(self, endpoint, allow_images=allow_images, max_lag=max_lag)
         self._core = self._driver.core
         super().__init__(speed=speed, step=step, prompts=list(prompts), disclaimer=disclaimer)
+        self.pauses, self.redact = pauses, list(PRESETS if redact is True else redact or ())
+        self.wpm = wpm  # stage (issue 24): sets `speed`
         self._displays = Displays()
         self.on_msg(self._on_frontend_msg)
         if self.comm is not None:
@@ -198,6 +210,16 @@ class StreamChat(anywidget.AnyWidget):
         if proposal["value"] < 1:
             raise traitlets.TraitError("step is characters per reveal and must be at least 1")
         return int(proposal["value"])
+
+    @traitlets.validate("redact")  # stage (issue 24)
+    def _valid_redact(self, proposal: dict[str, Any]) -> list[Any]:
+        self._redaction = Redaction.of(proposal["value"])  # a bad pattern raises here
+        return list(proposal["value"])
+
+    @traitlets.observe("wpm")  # stage (issue 24)
+    def _wpm_changed(self, change: dict[str, Any]) -> None:
+        if change["new"] is not None:
+            self.speed = chars_per_second(change["new"])
 
     @traitlets.observe("speed", "step")
     def _pace_changed(self, change: dict[str, Any]) -> None:
@@ -314,6 +336,11 @@ class StreamChat(anywidget.AnyWidget):
         replay = _replay.Replay(_tape.load(path), pace=pace, rate=rate)
         return cls(replay.answer, **replay.options(kwargs, DISCLAIMER))
 
+    def stage(self, on: bool = True) -> None:  # stage (issue 24)
+        """Show the chat to a room: it fills the window in large type, the preset prompts
+        become a deck (Right/PageDown/Space: next, Left: back), Escape leaves."""
+        self._emit(_messages.stage(on))
+
     def wait(self, timeout: float | None = None) -> bool:
         """Block until no answer is being typed; False if `timeout` passed first."""
         return self._driver.idle.wait(timeout)
@@ -400,6 +427,9 @@ class StreamChat(anywidget.AnyWidget):
             self.retry(message["turn"])
         elif message["type"] == "resend":
             self._resend(message["turn"])
+        elif message["type"] == "instant":  # stage (issue 24)
+            turn = message["turn"]
+            _runner.call_soon(lambda: self._driver.instant(turn))
         else:
             _runner.call_soon(self._send_snapshot)
 

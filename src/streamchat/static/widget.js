@@ -103,6 +103,7 @@ export const KERNEL_MESSAGE = Object.freeze({
   ENDED: "ended",
   FINISHED: "finished",
   SNAPSHOT: "snapshot",
+  STAGE: "stage",
 });
 /**
  * The kinds of message a view sends.
@@ -113,6 +114,7 @@ export const BROWSER_MESSAGE = Object.freeze({
   RETRY: "retry",
   HELLO: "hello",
   RESEND: "resend",
+  INSTANT: "instant",
 });
 /**
  * A patch op (`render.Patch`); what each does: tests/patch_cases.json.
@@ -247,6 +249,13 @@ export const BROWSER_MESSAGE = Object.freeze({
  * @property {number} turn
  */
 /**
+ * Show the rest of the answer `turn` at once (the Instant button, key I on stage): its typewriter
+ * drops to speed 0 and its pauses; null (None): whichever is live.
+ * @typedef {object} InstantMessage
+ * @property {"instant"} type
+ * @property {number | null} turn
+ */
+/**
  * Changes to a part's HTML (`render.Patch`: append, tail, extend, commit, reset; their meaning,
  * shared by both suites: tests/patch_cases.json), as `decode_patch` reads them; they travel in the
  * compact form `patch` makes (`OPS`).
@@ -331,16 +340,23 @@ export const BROWSER_MESSAGE = Object.freeze({
  * @property {ToolCall[]} tool_calls
  */
 /**
+ * `chat.stage()`: every view goes on stage (`on`), or leaves it. A view without a person's click
+ * cannot enter the browser's fullscreen, so it fills the window.
+ * @typedef {object} StageMessage
+ * @property {"stage"} type
+ * @property {boolean} on
+ */
+/**
  * A turn as the `turns` trait syncs it.
  * @typedef {UserTurn | SyncedAnswerTurn} SyncedTurn
  */
 /**
  * Every message a view sends: the registry `parse_browser_message` reads.
- * @typedef {SendMessage | StopMessage | RetryMessage | HelloMessage | ResendMessage} BrowserMessage
+ * @typedef {SendMessage | StopMessage | RetryMessage | HelloMessage | ResendMessage | InstantMessage} BrowserMessage
  */
 /**
  * Every message the kernel sends (a patch in its compact wire form).
- * @typedef {PatchMessage | FramesMessage | ToolsMessage | EndedMessage | FinishedMessage | SnapshotMessage} KernelMessage
+ * @typedef {PatchMessage | FramesMessage | ToolsMessage | EndedMessage | FinishedMessage | SnapshotMessage | StageMessage} KernelMessage
  */
 // --- end of protocol ---
 //
@@ -574,6 +590,63 @@ export function ownsKey(event) {
   // but for redo.
   if (key.length === 1 && event.shiftKey && key !== "z") return false;
   return EDITING_CHORDS.has(key);
+}
+
+// --- stage: the presenter's chat (issue 24) ---------------------------------------
+
+/** The stage's type scale: A- and A+ move it by `step`, between `min` and `max`. */
+export const STAGE_SCALE = Object.freeze({ min: 0.6, max: 2, step: 0.1, initial: 1 });
+
+/** `scale` moved by `steps` A+ (negative: A-) presses, kept in bounds, to one decimal. */
+export function stageScale(scale, steps = 0) {
+  const { min, max, step, initial } = STAGE_SCALE;
+  const current = Number.isFinite(scale) ? scale : initial;
+  return Math.round(Math.min(max, Math.max(min, current + steps * step)) * 10) / 10;
+}
+
+/** How many deck prompts were asked already, in order: the deck goes on from there. */
+export function deckStart(questions, prompts) {
+  let next = 0;
+  for (const question of questions) {
+    if (next < prompts.length && question.trim() === prompts[next].trim()) next += 1;
+  }
+  return next;
+}
+
+/**
+ * What a deck key does. `shown` is the index of the answer on stage, `answers` how many
+ * there are, `next` the deck prompt to send next of `total`, `live` whether one types.
+ * Forward shows the next answer again, or past the last one sends the next prompt;
+ * back shows the answer before. Nothing happens while an answer types.
+ * @returns {{ action: "show", index: number } | { action: "ask", index: number } | { action: "none" }}
+ */
+export function deckMove(direction, { shown, answers, next, total, live }) {
+  if (live) return { action: "none" };
+  if (direction < 0) {
+    return shown > 0 ? { action: "show", index: shown - 1 } : { action: "none" };
+  }
+  if (shown < answers - 1) return { action: "show", index: shown + 1 };
+  return next < total ? { action: "ask", index: next } : { action: "none" };
+}
+
+/** The deck's position, shown discreetly: "2 / 5" (prompts asked of the deck). */
+export function deckLabel(next, total) {
+  return total ? `${next} / ${total}` : "";
+}
+
+/**
+ * The stage's command for a key, or null (the key is not the stage's). Presentation
+ * clickers send Right/PageDown (next) and Left/PageUp (back); Space is next too.
+ */
+export function stageCommand(event) {
+  if (event.ctrlKey || event.metaKey || event.altKey) return null;
+  const commands = {
+    ArrowRight: "next", PageDown: "next", " ": "next", ArrowDown: "next",
+    ArrowLeft: "back", PageUp: "back", ArrowUp: "back",
+    Escape: "escape", b: "blank", B: "blank", ".": "blank",
+    i: "reveal", I: "reveal", "+": "bigger", "=": "bigger", "-": "smaller",
+  };
+  return commands[event.key] ?? null;
 }
 
 /** A range input's bounds for a trait value: the slider's span, stretched to hold it. */
@@ -1927,6 +2000,214 @@ class Answer {
   }
 }
 
+// --- stage: the presenter's chat (issue 24) ---------------------------------------
+
+const SCALE_KEY = "streamchat-stage-scale";
+
+/** The scale the presenter set this session (sessionStorage: it stays across views and
+ * reloads of the page, not into the next session). */
+function storedScale(win) {
+  try {
+    return stageScale(Number.parseFloat(win.sessionStorage.getItem(SCALE_KEY) ?? ""));
+  } catch {
+    return STAGE_SCALE.initial; // storage blocked (a sandboxed frame)
+  }
+}
+
+function storeScale(win, scale) {
+  try {
+    win.sessionStorage.setItem(SCALE_KEY, String(scale));
+  } catch {
+    // the scale then lasts as long as this view
+  }
+}
+
+/**
+ * The chat on stage: it fills the screen (the Fullscreen API after a click, the whole
+ * window otherwise) in large type, one question and answer at a time, the controls
+ * out of the way. The preset prompts are a deck: `command` runs what a key asks.
+ */
+class Stage {
+  constructor(conversation) {
+    this.chat = conversation;
+    this.doc = conversation.doc;
+    this.win = this.doc.defaultView;
+    this.on = false;
+    this.shown = null; // index of the answer shown; null: the newest
+    this.next = 0; // the deck prompt Right sends
+    this.scale = storedScale(this.win);
+    this.build();
+  }
+
+  build() {
+    const doc = this.doc;
+    this.button = h(doc, "button", "streamchat-stage-button", {
+      type: "button", title: "Show this chat to a room: full screen, large type, a prompt deck",
+    });
+    this.button.textContent = "Stage";
+    this.bar = h(doc, "div", "streamchat-stage-bar", { role: "toolbar", "aria-label": "Stage" });
+    const button = (label, title, onClick) => {
+      const node = h(doc, "button", "streamchat-stage-control", { type: "button", title });
+      node.textContent = label;
+      this.chat.scope.listen(node, "click", () => {
+        onClick();
+        this.chat.root.focus({ preventScroll: true }); // the bar fades again; keys still work
+      });
+      return node;
+    };
+    this.position = h(doc, "span", "streamchat-deck-position", { title: "Deck prompts asked" });
+    this.bar.append(
+      this.position,
+      button("A\u2212", "Smaller type (-)", () => this.zoom(-1)),
+      button("A+", "Larger type (+)", () => this.zoom(1)),
+      button("Instant", "Show the rest of the answer at once (I)", () => this.chat.instant()),
+      button("\u2715", "Leave the stage (Escape)", () => this.leave()),
+    );
+    this.bar.hidden = true;
+    this.chat.scope.listen(this.button, "click", () => this.enter(true));
+    this.chat.scope.listen(this.doc, "fullscreenchange", () => {
+      // Where the Escape key cannot be kept (no Keyboard Lock), the browser leaves
+      // fullscreen on it without a key event: that Escape stops a live answer and the
+      // stage stays, filling the window; otherwise it leaves.
+      if (this.on && this.fullscreen && !this.isFullscreen()) {
+        this.fullscreen = false;
+        if (LIVE.has(this.chat.status())) this.chat.stopNow();
+        else this.leave();
+      }
+    });
+    this.chat.scope.add(() => this.on && this.leave());
+  }
+
+  /** Go on stage; `click` says a person's click asked, so the Fullscreen API may work. */
+  enter(click = false) {
+    const { root } = this.chat;
+    if (!this.on) {
+      this.on = true;
+      this.shown = null;
+      const questions = (this.chat.model.get("turns") ?? []).filter((t) => t.role === ROLE.USER);
+      this.next = deckStart(questions.map((turn) => turn.text ?? ""), this.prompts());
+      // Out of the host's boxes: a notebook's cell may hold position: fixed in (a
+      // transform or containment makes it the containing block), so the chat waits on
+      // the page's body, a placeholder keeping its place. In a shadow root (marimo) the
+      // styles are the shadow's: the chat stays there.
+      if (root.getRootNode() === this.doc && this.doc.body) {
+        this.home = this.doc.createComment("streamchat on stage");
+        root.before(this.home);
+        this.doc.body.append(root);
+      }
+      root.classList.add("streamchat-on-stage");
+      root.setAttribute("tabindex", "-1");
+      this.bar.hidden = false;
+      this.setScale(this.scale);
+    }
+    if (click && root.requestFullscreen && !this.isFullscreen()) {
+      root.requestFullscreen().then(
+        () => {
+          this.fullscreen = true;
+          // Escape is the stage's (stop, then leave), not the browser's exit (Chromium's
+          // Keyboard Lock; holding Escape still exits). https://wicg.github.io/keyboard-lock/
+          this.win.navigator.keyboard?.lock?.(["Escape"]).catch(() => {});
+        },
+        () => {}, // not allowed here (an iframe without allowfullscreen): the window it is
+      );
+    }
+    root.focus({ preventScroll: true });
+    this.refresh();
+  }
+
+  leave() {
+    if (!this.on) return;
+    this.on = false;
+    const { root } = this.chat;
+    root.classList.remove("streamchat-on-stage", "streamchat-stage-blank");
+    root.style.removeProperty("--streamchat-stage-scale");
+    this.bar.hidden = true;
+    if (this.fullscreen && this.isFullscreen()) {
+      this.win.navigator.keyboard?.unlock?.();
+      this.doc.exitFullscreen?.();
+    }
+    this.fullscreen = false;
+    for (const node of root.querySelectorAll(".streamchat-stage-current")) {
+      node.classList.remove("streamchat-stage-current");
+    }
+    if (this.home) {
+      this.home.replaceWith(root);
+      this.home = null;
+    }
+    this.chat.scrollToEnd();
+  }
+
+  prompts() {
+    return this.chat.model.get("prompts") ?? [];
+  }
+
+  /** Whether the chat is the fullscreen element; in a shadow root (marimo) the
+   * document names the shadow's host, the shadow root the chat itself. */
+  isFullscreen() {
+    return this.chat.root.getRootNode().fullscreenElement === this.chat.root;
+  }
+
+  zoom(steps) {
+    this.setScale(stageScale(this.scale, steps));
+    storeScale(this.win, this.scale);
+  }
+
+  setScale(scale) {
+    this.scale = scale;
+    this.chat.root.style.setProperty("--streamchat-stage-scale", String(scale));
+  }
+
+  /** Run a stage key's command; true when the key was the stage's. */
+  command(name) {
+    const { chat } = this;
+    const live = LIVE.has(chat.status());
+    if (name === "escape") {
+      if (live) chat.stopNow();
+      else this.leave();
+    } else if (name === "blank") {
+      chat.root.classList.toggle("streamchat-stage-blank");
+    } else if (name === "reveal") {
+      chat.instant();
+    } else if (name === "bigger" || name === "smaller") {
+      this.zoom(name === "bigger" ? 1 : -1);
+    } else if (name === "next" || name === "back") {
+      const answers = chat.answers().length;
+      const shown = this.shown ?? answers - 1;
+      const move = deckMove(name === "next" ? 1 : -1, {
+        shown, answers, next: this.next, total: this.prompts().length, live,
+      });
+      if (move.action === "show") {
+        this.shown = move.index === answers - 1 ? null : move.index;
+      } else if (move.action === "ask" && chat.sendPrompt(this.prompts()[move.index])) {
+        this.next = move.index + 1;
+        this.shown = null;
+      }
+    } else {
+      return false;
+    }
+    this.refresh();
+    return true;
+  }
+
+  /** Mark the exchange on stage (the shown answer and its question); the rest hides. */
+  refresh() {
+    if (!this.on) return;
+    const { views, log } = this.chat;
+    const answers = this.chat.answers();
+    const answer = this.shown === null ? answers[answers.length - 1] : answers[this.shown];
+    const index = views.indexOf(answer);
+    const pending = log.querySelector(".streamchat-pending");
+    views.forEach((view, at) => {
+      const current = !pending && (at === index || (at === index - 1 && view instanceof Question));
+      view.node.classList.toggle("streamchat-stage-current", current);
+    });
+    this.position.textContent = deckLabel(this.next, this.prompts().length);
+    this.position.hidden = !this.prompts().length;
+    if (this.shown === null) this.chat.scrollToEnd();
+    else log.scrollTop = 0;
+  }
+}
+
 // --- the conversation: turns, prompt box, controls --------------------------------
 
 /** A question's bubble; never HTML: the prompt is the person's own text. */
@@ -1994,8 +2275,12 @@ function promptForm(doc) {
   send.textContent = "Send";
   const stop = h(doc, "button", "streamchat-stop", { type: "button" });
   stop.textContent = "Stop";
-  form.append(input, send, stop);
-  return { form, input, send, stop };
+  const instant = h(doc, "button", "streamchat-instant", {
+    type: "button", title: "Show the rest of the answer at once (I)",
+  });
+  instant.textContent = "Instant";
+  form.append(input, send, stop, instant);
+  return { form, input, send, stop, instant };
 }
 
 /** Enter and Shift+Enter in the prompt box: send, or a newline. */
@@ -2052,12 +2337,14 @@ class Conversation {
     this.root = h(doc, "div", "streamchat");
     this.log = h(doc, "div", "streamchat-log", { role: "log", "aria-live": "polite" });
     this.presets = h(doc, "div", "streamchat-prompts");
-    const { form, input, send, stop } = promptForm(doc);
-    Object.assign(this, { input, send, stop });
+    const { form, input, send, stop, instant } = promptForm(doc);
+    Object.assign(this, { input, send, stop, instantButton: instant });
+    this.stage = new Stage(this);
     const controls = h(doc, "div", "streamchat-controls");
     controls.append(
       slider(doc, this.model, this.scope, "speed"),
       slider(doc, this.model, this.scope, "step"),
+      this.stage.button,
     );
     this.notice = h(doc, "div", "streamchat-notice", { role: "alert" });
     this.notice.hidden = true;
@@ -2068,7 +2355,7 @@ class Conversation {
     this.jump.textContent = "↓ Jump to latest";
     this.jump.hidden = true;
     logBox.append(this.log, this.jump);
-    this.root.append(logBox, this.presets, this.notice, form, controls);
+    this.root.append(logBox, this.presets, this.notice, form, controls, this.stage.bar);
     el.appendChild(this.root);
   }
 
@@ -2087,13 +2374,21 @@ class Conversation {
     // would come too late); stopping the event there keeps it from every host handler,
     // while the browser's default action (typing, moving a slider) still happens.
     // composedPath() sees into shadow roots (marimo renders the widget in one).
+    // On stage the chat fills the screen: every key is its own, wherever the focus is.
     const onKey = (event) => {
       const path = event.composedPath();
-      if (!path.includes(this.root) || !ownsKey(event)) return;
+      if (!(this.stage.on || path.includes(this.root)) || !ownsKey(event)) return;
       event.stopPropagation();
-      if (event.type === "keydown" && path[0] === this.input) {
-        promptKey(event, this.input, () => this.submit());
+      if (path[0] === this.input) {
+        if (event.type === "keydown") promptKey(event, this.input, () => this.submit());
+        return;
       }
+      const command = stageCommand(event);
+      if (!command || (!this.stage.on && command !== "reveal")) return;
+      event.preventDefault(); // Space must not click the focused button, nor arrows scroll
+      if (event.type !== "keydown") return;
+      if (this.stage.on) this.stage.command(command);
+      else this.instant();
     };
     for (const type of ["keydown", "keypress", "keyup"]) {
       scope.listen(this.doc.defaultView, type, onKey, true);
@@ -2103,6 +2398,7 @@ class Conversation {
       this.input.focus();
     });
     scope.listen(this.stop, "click", () => this.stopNow());
+    scope.listen(this.instantButton, "click", () => this.instant());
     scope.onModel(model, "change:turns", () => this.renderTurns());
     scope.onModel(model, "change:status", () => {
       if (!LIVE.has(model.get("status"))) this.localStop = false;
@@ -2127,6 +2423,7 @@ class Conversation {
     const now = this.status();
     this.root.dataset.status = now;
     this.stop.disabled = !LIVE.has(now);
+    this.instantButton.disabled = !LIVE.has(now);
   }
 
   /** The reader's scroll (or ours): follow while at the bottom, stay put above it. Our
@@ -2226,6 +2523,7 @@ class Conversation {
     this.placeRetry();
     if (!LIVE.has(this.model.get("status"))) this.localStop = false;
     this.syncStatus();
+    this.stage.refresh();
     this.scrollToEnd();
   }
 
@@ -2266,6 +2564,11 @@ class Conversation {
   onCustom(received) {
     /** @type {KernelMessage} */
     const message = decodeMessage(received);
+    if (message.type === KERNEL_MESSAGE.STAGE) {
+      if (message.on) this.stage.enter();
+      else this.stage.leave();
+      return;
+    }
     if (message.type === KERNEL_MESSAGE.FINISHED) {
       const { html, reasoning_html, source } = message;
       this.finished()[message.turn] = { html, reasoning_html, source };
@@ -2347,6 +2650,12 @@ class Conversation {
     this.syncStatus();
     this.placeRetry();
     return live[0];
+  }
+
+  /** Show the rest of the live answer at once (the kernel drops its pace and pauses). */
+  instant() {
+    const live = this.answers().find((answer) => answer.live && !answer.stopped);
+    if (live) this.tell({ type: BROWSER_MESSAGE.INSTANT, turn: live.id });
   }
 
   stopNow() {
