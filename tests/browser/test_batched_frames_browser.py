@@ -13,7 +13,6 @@ the time of the frame whose callbacks made it (the player's `requestAnimationFra
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -68,13 +67,6 @@ STOP_AFTER = """async ({after, watch}) => {
   await new Promise((resolve) => setTimeout(resolve, watch));
   return {clicked, atClick, after: bodies.map((body) => body.textContent.length)};
 }"""
-
-
-@pytest.fixture
-def lab(jupyter_servers: Callable[[str], Jupyter]) -> Iterator[Jupyter]:
-    jupyter = jupyter_servers("lab")
-    yield jupyter
-    jupyter.shutdown_kernels()
 
 
 def frames_per_second(stamps: list[float], start: float, end: float) -> list[int]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
@@ -11,13 +10,6 @@ from .conftest import Jupyter
 from .test_widget_browser import ask, open_and_run, shoot, wait_status
 
 pytestmark = pytest.mark.browser
-
-
-@pytest.fixture
-def lab(jupyter_servers: Callable[[str], Jupyter]) -> Iterator[Jupyter]:
-    jupyter = jupyter_servers("lab")
-    yield jupyter
-    jupyter.shutdown_kernels()
 
 
 RECORD_AND_REPLAY = (
