@@ -143,13 +143,14 @@ def test_under_tls_the_tcp_socket_is_held_until_the_next_frame_too(
     assert_read_once_a_frame(delivered, woken)
 
 
-@pytest.mark.parametrize(("speed", "every"), [(400.0, 3), (0.0, 1)])
-def test_while_a_typewriter_paces_the_text_its_socket_is_read_every_third_frame(
+@pytest.mark.parametrize(("speed", "every"), [(400.0, _frames.BATCH_FRAMES), (0.0, 1)])
+def test_while_a_typewriter_paces_the_text_its_socket_is_read_once_a_batch(
     server: LoopbackServer, monkeypatch: pytest.MonkeyPatch, speed: float, every: int
 ) -> None:
-    # 240 characters at 400 chars/s: 0.6 s of typing either way. Shown as it comes
-    # (speed 0), every frame's data is wanted at once. The first token comes 30 ms
-    # after the headers.
+    # 240 characters at 400 chars/s: 0.6 s of typing either way. Typed at a pace, the
+    # frames go out a batch at a time (`_answer.Framed`), so the socket is read once a
+    # batch; shown as it comes (speed 0), every frame's data is wanted at once. The
+    # first token comes 30 ms after the headers.
     url = server.route(PATH, Script(FAST, pause=[0.03] + [0.005] * (len(FAST) - 1)))
     delivered = deliveries(monkeypatch)
     request = build_request(url, [{"role": "user", "content": "hi"}])
