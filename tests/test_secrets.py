@@ -64,6 +64,8 @@ class EchoHandler(BaseHTTPRequestHandler):
         elif shape == "html":
             page = f"<html><title>Login</title><body><p>{echo}</p></body></html>"
             self._send(200, "text/html", page)
+        elif shape == "answer":  # the model repeats the request, a few characters a chunk
+            self._send(200, "text/event-stream", echoed_answer(echo))
         else:  # the key (the first secret header) near character 290
             auth = self.headers.get("Authorization", "")
             self._send(500, "text/plain", "x" * (290 - len("Bearer ")) + auth + " " + echo)
@@ -75,6 +77,20 @@ class EchoHandler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+
+def echoed_answer(echo: str) -> str:
+    """An OpenAI stream whose reasoning and answer quote `echo`, cut into pieces of one to
+    seven characters, so every secret in it is split across deltas somewhere."""
+    events = []
+    for field, text in (("reasoning_content", f"They sent {echo}."), ("content", echo)):
+        at, size = 0, 1
+        while at < len(text):
+            delta = {field: text[at : at + size]}
+            events.append({"choices": [{"index": 0, "delta": delta}]})
+            at, size = at + size, size % 7 + 1
+    events.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    return "".join(f"data: {json.dumps(event)}\n\n" for event in events) + "data: [DONE]\n\n"
 
 
 @pytest.fixture(scope="module")
@@ -266,3 +282,24 @@ def test_the_environments_keys_are_masked_everywhere(monkeypatch, caplog) -> Non
     caplog.set_level(logging.DEBUG)
     logging.getLogger("streamchat").warning("the proxy refused %s", value)
     assert value not in caplog.text and "[redacted]" in caplog.text
+
+
+def test_an_answer_that_echoes_the_key_shows_and_keeps_none_of_it(echo: str) -> None:
+    """A model that repeats its request (the key, the custom header, the URL's password)
+    token by token: the answer and its reasoning are masked before the typewriter, so no
+    view, saved state, copy, history or tape holds a secret, whole or cut."""
+    chat = StreamChat(url_for(echo, "answer"), api_key=KEY, headers={"X-Portal-Id": CUSTOM})
+    chat.speed = 0
+    capture = Capture(chat)
+    try:
+        chat.ask("hi")
+        assert chat.wait(20)
+        assert chat.status == "done", chat.turns[-1]
+        answer = chat.messages[-1]["content"]
+        assert "[redacted]" in answer and "POST /answer/v1/chat/completions" in answer
+        state = json.dumps(ipywidgets.Widget.get_manager_state(), default=str)
+        tape = json.dumps(chat._driver.post(chat._driver.tape).to_json())  # type: ignore[union-attr]
+        texts = (state, capture.raw(), chat.transcript, json.dumps(chat.messages), tape)
+        assert_clean(*texts)
+    finally:
+        chat.close()

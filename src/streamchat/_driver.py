@@ -19,7 +19,7 @@ import concurrent.futures
 import contextlib
 import threading
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
@@ -33,7 +33,7 @@ from ._explain import explain
 from ._messages import FINISHED_FIELDS, TurnEnd, TurnStatus
 from ._pacing import Wake, type_out
 from ._pauses import PausingTypewriter  # stage (issue 24)
-from ._secrets import Secrets
+from ._secrets import EchoMask, Secrets
 from ._sources import PythonSource
 from ._timeout import within
 from .deltas import (
@@ -136,6 +136,35 @@ class Endpoint:
     def redact(self, message: str) -> str:
         """An error message fit for the turn, which is synced and saved with the notebook."""
         return self.secrets().redact(message)
+
+
+async def _echo_masked(
+    deltas: AsyncIterator[Delta], text: EchoMask, thought: EchoMask
+) -> AsyncIterator[Delta]:
+    """`deltas` with `text` masking the answer and `thought` its reasoning."""
+
+    def held() -> Iterator[Delta]:
+        if rest := thought.flush():
+            yield ReasoningDelta(rest)
+        if rest := text.flush():
+            yield TextDelta(rest)
+
+    try:
+        async for delta in deltas:
+            if isinstance(delta, TextDelta):
+                if shown := text.feed(delta.text):
+                    yield TextDelta(shown)
+            elif isinstance(delta, ReasoningDelta):
+                if shown := thought.feed(delta.text):
+                    yield ReasoningDelta(shown)
+            else:  # the end, an error, a tool call: what was held goes first
+                for each in held():
+                    yield each
+                yield delta
+        for each in held():
+            yield each
+    finally:
+        await deltas.aclose()  # type: ignore[attr-defined]
 
 
 def _report(done: concurrent.futures.Future[Any]) -> None:
@@ -355,7 +384,7 @@ class Driver:
             if answer.stop_requested:
                 return "stopped", None
             terminal = await type_out(
-                self._observe(answer, self._record(answer, endpoint.deltas(history))),
+                self._observe(answer, self._record(answer, self._masked(endpoint, history))),
                 Framed(answer.typewriter, answer.outbox, answer.type),  # type: ignore[arg-type]
                 answer.type,
                 self._handlers(answer),
@@ -435,6 +464,15 @@ class Driver:
             answer.usage = delta
 
         return Handlers(reasoning=reasoning, tool_call=tool_call, usage=usage)
+
+    @staticmethod
+    def _masked(endpoint: Endpoint, history: list[dict[str, str]]) -> AsyncIterator[Delta]:
+        """The endpoint's deltas with the secrets it sent masked in the answer and its
+        reasoning, before anything shows, records or keeps them (`EchoMask`)."""
+        deltas = endpoint.deltas(history)
+        secrets = endpoint.secrets()
+        text, thought = EchoMask(secrets), EchoMask(secrets)
+        return _echo_masked(deltas, text, thought) if text else deltas
 
     def _record(self, answer: Answer, deltas: AsyncIterator[Delta]) -> AsyncIterator[Delta]:
         """`deltas`, recorded with their times for `tape` (`_tape`)."""

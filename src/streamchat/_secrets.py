@@ -35,6 +35,7 @@ from ._providers.registry import key_variables
 
 __all__ = [
     "REDACTED",
+    "EchoMask",
     "Secrets",
     "install_log_filter",
     "is_secret_header",
@@ -198,6 +199,53 @@ class Secrets:
         finally:
             with _lock:
                 _active.remove(self)
+
+
+class EchoMask:
+    """Known secret values masked in text that arrives in pieces.
+
+    A model (or a server quoting the request) may echo the key it was sent, a token at a
+    time: `sk-pro` then `j-abc...`. Each piece goes on at once except a tail that may be
+    the start of a secret, held until the next piece shows whether it is; so an answer
+    is delayed only where it looks like the beginning of a key. Known: this request's
+    secrets and the process's key variables (`_environment`). Only known values are
+    masked: an answer may quote a key's shape in an example (`sk-...`), and a room
+    watching a demo needs no more than that (`_stage` masks shapes on request).
+    """
+
+    def __init__(self, secrets: Secrets) -> None:
+        forms = {*secrets._forms, *_environment()._forms}
+        self._forms = sorted(forms, key=len, reverse=True)
+        self._held = ""
+
+    def __bool__(self) -> bool:
+        return bool(self._forms)
+
+    def feed(self, text: str) -> str:
+        """What of `text` can be shown now, secrets masked."""
+        text = self._held + text
+        for form in self._forms:
+            if form in text:
+                text = text.replace(form, REDACTED)
+        held = self._started(text)
+        self._held = text[len(text) - held :] if held else ""
+        return text[: len(text) - held]
+
+    def flush(self) -> str:
+        """The held tail, at the end of the text: masked when long enough to be a
+        meaningful part of a key."""
+        held, self._held = self._held, ""
+        return REDACTED if len(held) >= _MIN_KNOWN else held
+
+    def _started(self, text: str) -> int:
+        """The length of the longest tail of `text` that a secret starts with."""
+        longest = 0
+        for form in self._forms:
+            for size in range(min(len(form) - 1, len(text)), longest, -1):
+                if text.endswith(form[:size]):
+                    longest = size
+                    break
+        return longest
 
 
 def _header_secrets(headers: Mapping[str, str]) -> Iterator[str]:
