@@ -46,6 +46,9 @@ __all__ = [
     "OpWire",
     "Part",
     "PatchMessage",
+    "RaceLane",
+    "RacePace",
+    "RaceState",
     "ResendMessage",
     "RetryMessage",
     "Role",
@@ -181,6 +184,38 @@ class SyncedState(TypedDict):
     prompts: list[str]
     disclaimer: str
     turns: list[SyncedTurn]
+    finished: dict[str, FinishedAnswer]
+
+
+RacePace = Literal["true", "equal"]
+"""A race's pace: "true" shows each lane's text as it arrives (compare latency), "equal"
+types every lane at the Speed slider's pace (compare content)."""
+
+
+class RaceLane(TypedDict):
+    """One lane of a race as the `lanes` trait syncs it: a chat of its own (its `status`
+    and `turns`, as a chat's traits), with the `label` and `model` it is shown under. Its
+    answers' HTML is in the race's `finished`, by turn id (ids are unique in the kernel,
+    so every message about a turn reaches the one lane that holds it)."""
+
+    label: str
+    model: str
+    status: ChatStatus
+    turns: list[SyncedTurn]
+
+
+class RaceState(TypedDict):
+    """A race's synced traits: one prompt box for every lane, one pace for all; `kind`
+    tells widget.js to draw a race, not a chat. A browser message about a turn goes to
+    the lane that holds it; "send" goes to every lane, "stop" without a turn stops all."""
+
+    kind: Literal["race"]
+    status: ChatStatus
+    pace: RacePace
+    speed: float
+    step: int
+    disclaimer: str
+    lanes: list[RaceLane]
     finished: dict[str, FinishedAnswer]
 
 

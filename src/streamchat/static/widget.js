@@ -56,6 +56,12 @@ export const ROLE = Object.freeze({ USER: "user", ASSISTANT: "assistant" });
  */
 export const PART = Object.freeze({ BODY: "body", REASONING: "reasoning" });
 /**
+ * A race's pace: "true" shows each lane's text as it arrives (compare latency), "equal" types every
+ * lane at the Speed slider's pace (compare content).
+ * @typedef {"true" | "equal"} RacePace
+ */
+export const RACE_PACE = Object.freeze({ TRUE: "true", EQUAL: "equal" });
+/**
  * The chat statuses while an answer is live: Stop works, Retry and `finished` wait.
  */
 export const LIVE_STATUSES = Object.freeze(["waiting", "streaming"]);
@@ -203,6 +209,31 @@ export const BROWSER_MESSAGE = Object.freeze({
  * @property {string[]} prompts
  * @property {string} disclaimer
  * @property {SyncedTurn[]} turns
+ * @property {Object<string, FinishedAnswer>} finished
+ */
+/**
+ * One lane of a race as the `lanes` trait syncs it: a chat of its own (its `status` and `turns`, as
+ * a chat's traits), with the `label` and `model` it is shown under. Its answers' HTML is in the
+ * race's `finished`, by turn id (ids are unique in the kernel, so every message about a turn
+ * reaches the one lane that holds it).
+ * @typedef {object} RaceLane
+ * @property {string} label
+ * @property {string} model
+ * @property {ChatStatus} status
+ * @property {SyncedTurn[]} turns
+ */
+/**
+ * A race's synced traits: one prompt box for every lane, one pace for all; `kind` tells widget.js
+ * to draw a race, not a chat. A browser message about a turn goes to the lane that holds it; "send"
+ * goes to every lane, "stop" without a turn stops all.
+ * @typedef {object} RaceState
+ * @property {"race"} kind
+ * @property {ChatStatus} status
+ * @property {RacePace} pace
+ * @property {number} speed
+ * @property {number} step
+ * @property {string} disclaimer
+ * @property {RaceLane[]} lanes
  * @property {Object<string, FinishedAnswer>} finished
  */
 /**
