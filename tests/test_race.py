@@ -35,6 +35,24 @@ def make(races: list[Race], lanes: list[Any], **kwargs: Any) -> tuple[Race, Capt
     return race, Capture(race)  # type: ignore[arg-type]
 
 
+def sent(capture: Capture) -> list[Any]:
+    """The race's custom messages, a lanes message's own unpacked (patches as sent)."""
+    out: list[Any] = []
+    for _, message in capture.sent:
+        if message["method"] != "custom":
+            continue
+        content = message["content"]
+        if isinstance(content, dict) and content.get("type") == "lanes":
+            out += content["messages"]
+        else:
+            out.append(content)
+    return out
+
+
+def decoded(capture: Capture) -> list[dict[str, Any]]:
+    return [decode_patch(m) if isinstance(m, list) else m for m in sent(capture)]
+
+
 def test_every_lane_answers_exactly_with_its_own_figures(fast_demo: DemoServer, races) -> None:
     race, capture = make(
         races,
@@ -57,7 +75,7 @@ def test_every_lane_answers_exactly_with_its_own_figures(fast_demo: DemoServer, 
         assert row["ttft"] > 0 and row["duration"] >= row["ttft"]
         assert row["tokens"] > 0 and row["finish"] == "stop"
     # The lanes' patches reach the views by turn id: every answer turn was patched.
-    patched = {m["turn"] for _, m in capture.custom() if m.get("type") == "patch"}
+    patched = {m["turn"] for m in decoded(capture) if m.get("type") == "patch"}
     answer_ids = {lane["turns"][1]["id"] for lane in race.lanes}
     assert patched == answer_ids
     # The synced lanes carry no HTML (it is in `finished`, by turn id).
@@ -209,5 +227,20 @@ def test_patches_decode(fast_demo: DemoServer, races) -> None:
     race, capture = make(races, [Lane(fast_demo.url, model="x")])
     race.ask("Hello")
     assert race.wait(20)
-    raw = [m["content"] for _, m in capture.sent if m["method"] == "custom"]
-    assert any(isinstance(m, list) and decode_patch(m)["part"] == "body" for m in raw)
+    assert any(isinstance(m, list) and decode_patch(m)["part"] == "body" for m in sent(capture))
+
+
+def test_the_lanes_messages_of_a_frame_travel_as_one(server, races) -> None:
+    url = server.route("/v1/chat/completions", Script(openai_chunks(ANSWER * 4), pause=0.002))
+    race, capture = make(races, [Lane(url, label=str(i)) for i in range(4)])
+    race.ask("together")
+    assert race.wait(30)
+    custom = [m["content"] for _, m in capture.sent if m["method"] == "custom"]
+    together = [m for m in custom if isinstance(m, dict) and m.get("type") == "lanes"]
+    assert together, "four lanes typing on the same frames share messages"
+    patches = [m for m in sent(capture) if isinstance(m, list)]
+    print(f"{len(patches)} patches in {len(custom)} comm messages")
+    assert len(custom) < len(patches) * 0.6
+    # Every lane still ends exactly (the order of each lane's patches is kept).
+    for lane in race.transcripts().values():
+        assert lane[-1]["source"] == ANSWER * 4

@@ -43,6 +43,7 @@ __all__ = [
     "FinishedMessage",
     "HelloMessage",
     "KernelMessage",
+    "LanesMessage",
     "OpWire",
     "Part",
     "PatchMessage",
@@ -327,7 +328,19 @@ class SnapshotMessage(TypedDict):
     tool_calls: list[ToolCall]
 
 
-KernelMessage = PatchMessage | ToolsMessage | EndedMessage | FinishedMessage | SnapshotMessage
+class LanesMessage(TypedDict):
+    """A race's lanes' messages of one loop tick, in the order sent, in one comm message:
+    every lane's patch of a frame reaches the page together (the lanes change on the
+    same animation frame), and four lanes cost one IOPub message a frame, not four.
+    Each is a message above (a patch in its compact form); its turn names its lane."""
+
+    type: Literal["lanes"]
+    messages: list[Any]
+
+
+KernelMessage = (
+    PatchMessage | ToolsMessage | EndedMessage | FinishedMessage | SnapshotMessage | LanesMessage
+)
 """Every message the kernel sends (a patch in its compact wire form)."""
 
 

@@ -318,6 +318,7 @@ class Race(anywidget.AnyWidget):
         self._finished_lock = threading.Lock()
         self._commands: asyncio.Lock | None = None
         self._closed = False
+        self._outgoing: list[Any] = []
         self._lanes = [
             _LaneChat(
                 self,
@@ -484,6 +485,7 @@ class Race(anywidget.AnyWidget):
     # -- what the lanes tell the views (loop thread) ------------------------------------
 
     def _sync_lanes(self) -> None:
+        self._flush()
         self.lanes = [lane.synced() for lane in self._lanes]
         statuses = [lane.status for lane in self._lanes]
         if "streaming" in statuses:
@@ -497,7 +499,21 @@ class Race(anywidget.AnyWidget):
         self.status = status
 
     def _emit(self, content: Any) -> None:
-        ipywidgets.Widget.send(self, content)
+        """Queue a lane's message; what the lanes send in one loop tick goes as one
+        comm message (`_messages.LanesMessage`) at the end of the tick: the lanes'
+        outboxes send on the same frames, so a frame of four lanes is one message."""
+        self._outgoing.append(content)
+        if len(self._outgoing) == 1:
+            _runner.loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        """(loop thread) Send the queued messages: alone as themselves, else together.
+        Also before a trait change, so the page reads them in the order they were made."""
+        messages, self._outgoing = self._outgoing, []
+        if len(messages) == 1:
+            ipywidgets.Widget.send(self, messages[0])
+        elif messages:
+            ipywidgets.Widget.send(self, {"type": "lanes", "messages": messages})
 
     def _publish(self, turn: dict[str, Any], fields: dict[str, Any]) -> None:
         check_owner(_runner.in_loop_thread, "Race.finished written")
@@ -544,7 +560,8 @@ class Race(anywidget.AnyWidget):
             turn = message["turn"]
             self._post(lambda: self._retry(turn), wait=False)
         elif message["type"] == "resend":
-            self._resend(message["turn"])
+            turn = message["turn"]
+            _runner.call_soon(lambda: self._resend(turn))
         else:
             _runner.call_soon(self._send_snapshots)
 

@@ -98,6 +98,7 @@ export const KERNEL_MESSAGE = Object.freeze({
   ENDED: "ended",
   FINISHED: "finished",
   SNAPSHOT: "snapshot",
+  LANES: "lanes",
 });
 /**
  * The kinds of message a view sends.
@@ -320,6 +321,15 @@ export const BROWSER_MESSAGE = Object.freeze({
  * @property {ToolCall[]} tool_calls
  */
 /**
+ * A race's lanes' messages of one loop tick, in the order sent, in one comm message: every lane's
+ * patch of a frame reaches the page together (the lanes change on the same animation frame), and
+ * four lanes cost one IOPub message a frame, not four. Each is a message above (a patch in its
+ * compact form); its turn names its lane.
+ * @typedef {object} LanesMessage
+ * @property {"lanes"} type
+ * @property {Array<*>} messages
+ */
+/**
  * A turn as the `turns` trait syncs it.
  * @typedef {UserTurn | SyncedAnswerTurn} SyncedTurn
  */
@@ -329,7 +339,7 @@ export const BROWSER_MESSAGE = Object.freeze({
  */
 /**
  * Every message the kernel sends (a patch in its compact wire form).
- * @typedef {PatchMessage | ToolsMessage | EndedMessage | FinishedMessage | SnapshotMessage} KernelMessage
+ * @typedef {PatchMessage | ToolsMessage | EndedMessage | FinishedMessage | SnapshotMessage | LanesMessage} KernelMessage
  */
 // --- end of protocol ---
 //
@@ -2382,8 +2392,12 @@ class RaceView {
     this.grid.style.setProperty("--streamchat-race-columns", String(columns));
   }
 
-  onCustom(message) {
-    for (const lane of this.lanes) lane.proxy.deliver(message);
+  /** @param {PatchWire | Exclude<KernelMessage, PatchMessage>} received */
+  onCustom(received) {
+    const messages = received?.type === KERNEL_MESSAGE.LANES ? received.messages : [received];
+    for (const message of messages) {
+      for (const lane of this.lanes) lane.proxy.deliver(message);
+    }
   }
 
   sync() {
