@@ -554,14 +554,14 @@ class Race(anywidget.AnyWidget):
         if message["type"] == "send":
             self.ask(message["prompt"])
         elif message["type"] == "stop":
-            turn = message["turn"]
-            self._post(lambda: self._stop(turn), wait=False)
+            stop = message["turn"]
+            self._post(lambda: self._stop(stop), wait=False)
         elif message["type"] == "retry":
-            turn = message["turn"]
-            self._post(lambda: self._retry(turn), wait=False)
+            retry = message["turn"]
+            self._post(lambda: self._retry(retry), wait=False)
         elif message["type"] == "resend":
-            turn = message["turn"]
-            _runner.call_soon(lambda: self._resend(turn))
+            resend = message["turn"]
+            _runner.call_soon(lambda: self._resend(resend))
         else:
             _runner.call_soon(self._send_snapshots)
 
