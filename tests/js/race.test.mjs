@@ -11,12 +11,13 @@ import {
 
 test("lanes sit 2-4 side by side, fewer when narrow, four never three over one", () => {
   assert.equal(raceColumns(1200, 4), 4);
+  assert.equal(raceColumns(810, 4), 4);
   assert.equal(raceColumns(1200, 2), 2);
   assert.equal(raceColumns(1200, 6), 4, "wrapping beyond four");
-  assert.equal(raceColumns(950, 4), 2, "three columns would leave one lane alone");
-  assert.equal(raceColumns(700, 4), 2);
-  assert.equal(raceColumns(700, 3), 2);
-  assert.equal(raceColumns(250, 4), 1);
+  assert.equal(raceColumns(700, 4), 2, "three columns would leave one lane alone");
+  assert.equal(raceColumns(450, 4), 2);
+  assert.equal(raceColumns(650, 3), 3);
+  assert.equal(raceColumns(199, 4), 1);
   assert.equal(raceColumns(0, 2), 1);
 });
 
@@ -33,10 +34,14 @@ test("a lane's figures: first token, speeds, tokens, duration, finish", () => {
     chars_per_second: 4000,
     chars: 4000,
     output_tokens: 1000,
+    typed_per_second: 240.4,
     duration: 1.2,
     finish_reason: "stop",
   });
-  assert.equal(line, "first token 0.12 s · 4000 chars/s · 1000 tokens/s · 1000 tokens · 1.20 s · stop");
+  assert.equal(
+    line,
+    "first token 0.12 s · 4000 chars/s · 1000 tokens/s · 1000 tokens · typed 240 chars/s · 1.20 s · stop",
+  );
   assert.equal(raceFigures({}), "");
   assert.equal(raceFigures(undefined), "");
   assert.equal(raceFigures({ ttft: 1, output_tokens: 3 }), "first token 1.00 s · 3 tokens");

@@ -6,7 +6,8 @@ server, and in another process so the server's threads do not share the client's
 process of the machine) at which each chat request's headers were read, and clears it.
 
 Run: `python tests/servers/arrivals.py RATE` prints the port, then serves.
-Optional `FAIL=/path` (environment): that path answers HTTP 500.
+Optional environment: `FAIL=/path`: that path answers HTTP 500; `ANSWER_CHARS=N`: every
+prompt is answered with `long_answer(N)` (prose, to time a long stream).
 """
 
 from __future__ import annotations
@@ -26,6 +27,36 @@ from typing import Any
 import uvicorn
 
 from streamchat.server import _DemoApp
+
+WORDS = [
+    "lanes",
+    "race",
+    "side",
+    "by",
+    "side",
+    "on",
+    "one",
+    "clock",
+    "while",
+    "the",
+    "kernel",
+    "stays",
+    "responsive",
+]
+
+
+def long_answer(chars: int) -> str:
+    """Plain prose of about `chars` characters, in paragraphs (nothing Markdown hides)."""
+    words: list[str] = []
+    size = 0
+    index = 0
+    while size < chars:
+        word = WORDS[index % len(WORDS)] + str(index % 97)
+        words.append(word)
+        size += len(word) + 1
+        index += 1
+    sentences = [" ".join(words[i : i + 12]) + "." for i in range(0, len(words), 12)]
+    return "\n\n".join(" ".join(sentences[i : i + 6]) for i in range(0, len(sentences), 6))
 
 
 class Arrivals:
@@ -67,9 +98,9 @@ class Served:
 
 
 @contextlib.contextmanager
-def serve(rate: float, fail: str | None = None) -> Iterator[Served]:
+def serve(rate: float, fail: str | None = None, chars: int = 0) -> Iterator[Served]:
     """Run the server in a child process for the `with` block."""
-    env = {**os.environ, **({"FAIL": fail} if fail else {})}
+    env = {**os.environ, **({"FAIL": fail} if fail else {}), "ANSWER_CHARS": str(chars)}
     child = subprocess.Popen(
         [sys.executable, str(Path(__file__)), str(rate)], stdout=subprocess.PIPE, env=env
     )
@@ -89,6 +120,11 @@ def main() -> None:
     sock.bind(("127.0.0.1", 0))
     sock.listen(128)
     print(sock.getsockname()[1], flush=True)
+    if chars := int(os.environ.get("ANSWER_CHARS", "0")):
+        import streamchat.server
+
+        text = long_answer(chars)
+        streamchat.server.answer_for = lambda _prompt: text  # type: ignore[assignment]
     app = Arrivals(rate, os.environ.get("FAIL"))
     config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False)
     uvicorn.Server(config).run(sockets=[sock])

@@ -2193,9 +2193,10 @@ class Conversation {
 
 // --- race: one prompt box, one chat view per lane (issue 23) -------------------------
 
-/** The lanes' columns at a width: 2-4 side by side, fewer when narrow; never a row of
- * three over one (four lanes go two by two). */
-export function raceColumns(width, lanes, least = 300) {
+/** The lanes' columns at a width: 2-4 side by side, each at least `least` px wide
+ * (a notebook beside JupyterLab's file browser at 1280 px holds four), fewer when
+ * narrow; never a row of three over one (four lanes go two by two). */
+export function raceColumns(width, lanes, least = 200) {
   const fit = Math.max(1, Math.floor(width / least));
   const columns = Math.max(1, Math.min(lanes, 4, fit));
   return lanes === 4 && columns === 3 ? 2 : columns;
@@ -2208,7 +2209,7 @@ export function turnOf(message) {
 }
 
 /** A lane's figures line: "first token 0.12 s · 4012 chars/s · 1003 tokens/s · 812
- * tokens · stop", from its last answer's stats (and its duration). */
+ * tokens · typed 4000 chars/s · 3.10 s · stop", from its last answer's stats. */
 export function raceFigures(stats) {
   if (!stats) return "";
   const parts = [];
@@ -2220,6 +2221,8 @@ export function raceFigures(stats) {
     parts.push(`${Math.round((tokens * speed) / stats.chars)} tokens/s`);
   }
   if (typeof tokens === "number") parts.push(`${tokens} tokens`);
+  const typed = stats.typed_per_second;
+  if (typeof typed === "number" && typed > 0) parts.push(`typed ${Math.round(typed)} chars/s`);
   if (typeof stats.duration === "number") parts.push(`${stats.duration.toFixed(2)} s`);
   if (stats.finish_reason) parts.push(String(stats.finish_reason));
   return parts.join(" · ");

@@ -1,0 +1,240 @@
+"""A race as a person sees it: four lanes in JupyterLab, in headless Chromium.
+
+Each lane streams from its own demo server in a process of its own
+(tests/servers/arrivals.py), which records when each request arrived: the start skew
+is measured there. In the page, each lane's visible text length is sampled on every
+animation frame; the kernel's websocket frames are counted by playwright (IOPub
+messages and the few shell replies); a new cell is timed from Shift+Enter to its
+output. Screenshots go to test-artifacts/.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Iterator
+from itertools import pairwise
+from typing import Any
+
+import pytest
+
+from .conftest import ARTIFACTS, Jupyter
+from .frontends import KERNEL_READY, LOAD, ask
+from servers import arrivals
+
+pytestmark = pytest.mark.browser
+
+RATE = 4000  # chars/s per lane: about 1,000 tokens/s
+CHARS = 12_000  # three seconds of typing per lane
+
+# Each lane's visible answer length, per animation frame, until every lane is done
+# (or `limit` ms); kept in window.__race so Python can run a cell meanwhile.
+SAMPLE_LANES = """(limit) => {
+  const lanes = () => [...document.querySelectorAll('.streamchat-race-lane')];
+  const length = (lane) => {
+    const bodies = lane.querySelectorAll('.streamchat-assistant .streamchat-body');
+    const body = bodies[bodies.length - 1];
+    return body ? body.textContent.replace(/\\s+/g, '').length : 0;
+  };
+  const race = { samples: [], done: false };
+  window.__race = race;
+  const start = performance.now();
+  const tick = () => {
+    const now = performance.now();
+    race.samples.push([now, ...lanes().map(length)]);
+    const root = document.querySelector('.streamchat-race');
+    const ended = root && !['waiting', 'streaming'].includes(root.dataset.status);
+    if ((ended && race.samples.length > 5) || now - start > limit) { race.done = true; return; }
+    requestAnimationFrame(tick);
+  };
+  requestAnimationFrame(tick);
+}"""
+
+LANE_TEXT = """() => [...document.querySelectorAll('.streamchat-race-lane')].map((lane) => {
+  const bodies = lane.querySelectorAll('.streamchat-assistant .streamchat-body');
+  const body = bodies[bodies.length - 1];
+  return body ? body.textContent.replace(/\\s+/g, '') : '';
+})"""
+
+# Time from Shift+Enter in a cell to its output, in the page's clock.
+TIME_CELL = """(marker) => new Promise((resolve) => {
+  let start = null;
+  const onKey = (event) => {
+    if (event.key === 'Enter' && event.shiftKey && start === null) start = performance.now();
+  };
+  window.addEventListener('keydown', onKey, true);
+  const observer = new MutationObserver(() => {
+    const outputs = document.querySelectorAll('.jp-OutputArea-output');
+    if (start !== null && [...outputs].some((o) => o.textContent.includes(marker))) {
+      observer.disconnect();
+      window.removeEventListener('keydown', onKey, true);
+      resolve(performance.now() - start);
+    }
+  });
+  observer.observe(document.body, { childList: true, subtree: true, characterData: true });
+  window.__cellTimer = true;
+})"""
+
+
+@contextlib.contextmanager
+def lane_servers(count: int, fail: int | None = None) -> Iterator[list[arrivals.Served]]:
+    with contextlib.ExitStack() as stack:
+        yield [
+            stack.enter_context(
+                arrivals.serve(RATE, chars=CHARS, fail="/fail" if i == fail else None)
+            )
+            for i in range(count)
+        ]
+
+
+def race_cell(urls: list[str], **options: Any) -> str:
+    lanes = ", ".join(
+        f"Lane({url!r}, label='lane {i + 1}', model='model-{i + 1}')" for i, url in enumerate(urls)
+    )
+    extra = "".join(f", {k}={v!r}" for k, v in options.items())
+    return f"from streamchat import Lane, Race\nrace = Race([{lanes}]{extra})\nrace"
+
+
+def open_race(page: Any, lab: Jupyter, name: str, cells: list[str], narrow: bool = False) -> None:
+    page.goto(lab.write_notebook(name, cells))
+    page.wait_for_selector(".jp-Notebook .jp-CodeCell .cm-content", timeout=LOAD)
+    page.wait_for_function(KERNEL_READY, polling=50, timeout=LOAD)
+    if narrow:  # a narrow window: the notebook takes it whole, as a person would have it
+        page.locator(".jp-SideBar.jp-mod-left .lm-TabBar-tab.lm-mod-current").first.click()
+        page.wait_for_selector("#filebrowser", state="hidden")
+    run_cell(page, 0)
+    page.wait_for_selector(".streamchat-race > .streamchat-form textarea", timeout=LOAD)
+
+
+def run_cell(page: Any, index: int) -> None:
+    page.locator(".jp-Notebook .jp-CodeCell .cm-content").nth(index).click()
+    page.keyboard.press("Shift+Enter")
+
+
+def wait_race(page: Any, status: str = "done", timeout: float = 60_000) -> None:
+    page.wait_for_selector(f'.streamchat-race[data-status="{status}"]', timeout=timeout)
+
+
+def frames_per_second(samples: list[list[float]], lane: int) -> tuple[float, float]:
+    """A lane's animation frames with a change per second while it typed, and its span (ms)."""
+    changes = [b[0] for a, b in pairwise(samples) if b[lane + 1] != a[lane + 1]]
+    span = changes[-1] - changes[0]
+    return (len(changes) - 1) / (span / 1000), span
+
+
+def busiest_second(times: list[float]) -> int:
+    """The most websocket frames in any one second."""
+    most, start = 0, 0
+    for end, at in enumerate(times):
+        while at - times[start] > 1.0:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
+
+
+def test_four_lanes_at_4000_chars_per_second(page: Any, lab: Jupyter) -> None:
+    frames: list[float] = []
+    page.on(
+        "websocket",
+        lambda ws: (
+            ws.on("framereceived", lambda _payload: frames.append(time.monotonic()))
+            if "/channels" in ws.url
+            else None
+        ),
+    )
+    with lane_servers(4) as servers:
+        cells = [race_cell([s.url() for s in servers]), 'print("answered", 6 * 7)']
+        open_race(page, lab, "race4.ipynb", cells)
+        ask(page, "warm up")  # the kernel's HTTP client and connections
+        wait_race(page)
+        for served in servers:
+            served.arrivals()
+        ask(page, "Race!")
+        page.wait_for_function(f"({LANE_TEXT})().every((text) => text.length > 400)")
+        typing = time.monotonic()
+        page.evaluate(SAMPLE_LANES, 60_000)
+        timer = page.evaluate_handle(TIME_CELL, "answered 42")
+        run_cell(page, 1)
+        new_cell = page.evaluate("(promise) => promise", timer)
+        page.wait_for_function("window.__race && window.__race.done", timeout=90_000)
+        wait_race(page)
+        ended = time.monotonic()
+        starts = [served.arrivals() for served in servers]
+    samples = page.evaluate("window.__race.samples")
+    texts = page.evaluate(LANE_TEXT)
+    expected = "".join(arrivals.long_answer(CHARS).split())
+    assert all(len(times) == 1 for times in starts), starts
+    skew = max(t[0] for t in starts) - min(t[0] for t in starts)
+    rates = [frames_per_second(samples, lane) for lane in range(4)]
+    during = [t for t in frames if typing <= t <= ended]
+    iopub = len(during) / (ended - typing)
+    busiest = busiest_second(during)
+    ARTIFACTS.mkdir(exist_ok=True)
+    figures = {
+        "skew_ms": round(skew * 1000, 2),
+        "frames_per_second": [round(r, 1) for r, _ in rates],
+        "typing_ms": [round(span) for _, span in rates],
+        "ws_frames_per_second": round(iopub, 1),
+        "ws_frames_busiest_second": busiest,
+        "new_cell_ms": round(new_cell, 1),
+    }
+    print("race figures:", json.dumps(figures))
+    (ARTIFACTS / "race-figures.json").write_text(json.dumps(figures, indent=2))
+    page.locator(".jp-OutputArea-output:has(.streamchat-race)").last.screenshot(
+        path=str(ARTIFACTS / "race-4-lanes-true-speed.png")
+    )
+    assert texts == [expected] * 4, "every lane complete and exact"
+    assert skew <= 0.005
+    assert busiest <= 150
+    assert all(rate >= 30 for rate, _ in rates), rates
+    assert new_cell <= 100
+    page.console.check()
+
+
+def test_equal_speed_keeps_the_lanes_within_one_step(page: Any, lab: Jupyter) -> None:
+    with lane_servers(4) as servers:
+        cell = race_cell([s.url() for s in servers], pace="equal", speed=240.0, step=1)
+        open_race(page, lab, "race-equal.ipynb", [cell])
+        ask(page, "Race at one pace")
+        page.wait_for_function(f"({LANE_TEXT})().every((text) => text.length > 0)")
+        page.evaluate(SAMPLE_LANES, 4000)
+        page.wait_for_function("window.__race && window.__race.done", timeout=30_000)
+        samples = page.evaluate("window.__race.samples")
+        page.locator(".streamchat-race .streamchat-stop").click()
+        wait_race(page, "stopped", 30_000)
+    typing = [lengths for _, *lengths in samples if all(n > 0 for n in lengths)]
+    spreads = [max(lengths) - min(lengths) for lengths in typing]
+    print(f"equal speed: {len(typing)} frames, spread {max(spreads)} at most")
+    assert len(typing) > 100
+    assert typing[-1][0] - typing[0][0] > 500, "they typed meanwhile"
+    assert max(spreads) <= 1, sorted(spreads)[-10:]
+    page.console.check()
+
+
+@pytest.mark.parametrize("width", [1280, 800])
+@pytest.mark.parametrize("count", [2, 4])
+def test_screenshots(page: Any, lab: Jupyter, count: int, width: int) -> None:
+    page.set_viewport_size({"width": width, "height": 1000})
+    with lane_servers(count, fail=2 if count == 4 else None) as servers:
+        urls = [s.url("/fail" if i == 2 else "") for i, s in enumerate(servers)]
+        open_race(page, lab, f"race-{count}-{width}.ipynb", [race_cell(urls)], width < 1000)
+        ask(page, "Show me the race")
+        wait_race(page, "done", 60_000)
+    lanes = page.locator(".streamchat-race-lane")
+    assert lanes.count() == count
+    boxes = [lanes.nth(i).bounding_box() for i in range(count)]
+    columns = len({round(box["x"]) for box in boxes})
+    expected = {(2, 1280): 2, (2, 800): 2, (4, 1280): 4, (4, 800): 2}[(count, width)]
+    assert columns == expected, boxes
+    if count == 4:
+        failed = lanes.nth(2)
+        assert failed.get_attribute("data-status") == "error"
+        assert "500" in failed.inner_text()
+        for i in (0, 1, 3):
+            assert lanes.nth(i).get_attribute("data-status") == "done"
+            assert "first token" in lanes.nth(i).locator(".streamchat-race-figures").inner_text()
+    page.locator(".jp-OutputArea-output:has(.streamchat-race)").last.screenshot(
+        path=str(ARTIFACTS / f"race-{count}-lanes-{width}px.png")
+    )
+    page.console.check()
