@@ -12,7 +12,7 @@ import pytest
 
 from streamchat import Lane, Race, Retries
 from streamchat._messages import decode_patch
-from streamchat.race import RESULT_KEYS, format_results
+from streamchat.race import RESULT_KEYS, format_results, race_status
 from streamchat.server import DemoServer, answer_for
 from test_widget import ANSWER, Capture, openai_chunks
 
@@ -244,3 +244,12 @@ def test_the_lanes_messages_of_a_frame_travel_as_one(server, races) -> None:
     # Every lane still ends exactly (the order of each lane's patches is kept).
     for lane in race.transcripts().values():
         assert lane[-1]["source"] == ANSWER * 4
+
+
+def test_the_race_status_follows_its_lanes() -> None:
+    assert race_status(["idle", "idle"]) == "idle"
+    assert race_status(["done", "waiting"]) == "waiting"
+    assert race_status(["waiting", "streaming"]) == "streaming"
+    assert race_status(["done", "error"]) == "done"
+    assert race_status(["error", "error"]) == "error"
+    assert race_status(["done", "stopped"]) == "stopped"

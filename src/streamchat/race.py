@@ -132,6 +132,22 @@ def _finished_to_json(finished: dict[str, Any], widget: Race) -> dict[str, Any]:
         return dict(finished)
 
 
+def race_status(statuses: Sequence[str]) -> str:
+    """The race's status from its lanes': live while any lane is (streaming once one
+    streams); once none is, "stopped" if any was stopped, "error" if every lane failed,
+    else "done" (a lane that failed does not make the race fail)."""
+    for live in ("streaming", "waiting"):
+        if live in statuses:
+            return live
+    if all(status == "idle" for status in statuses):
+        return "idle"
+    if "stopped" in statuses:
+        return "stopped"
+    if all(status == "error" for status in statuses):
+        return "error"
+    return "done"
+
+
 def result_rows(label: str, model: str, turns: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
     """One lane's results: a row per finished answer, with the question it answered."""
     rows = []
@@ -487,16 +503,7 @@ class Race(anywidget.AnyWidget):
     def _sync_lanes(self) -> None:
         self._flush()
         self.lanes = [lane.synced() for lane in self._lanes]
-        statuses = [lane.status for lane in self._lanes]
-        if "streaming" in statuses:
-            status = "streaming"
-        elif "waiting" in statuses:
-            status = "waiting"
-        elif all(s == "idle" for s in statuses):
-            status = "idle"
-        else:
-            status = "done"
-        self.status = status
+        self.status = race_status([lane.status for lane in self._lanes])
 
     def _emit(self, content: Any) -> None:
         """Queue a lane's message; what the lanes send in one loop tick goes as one
