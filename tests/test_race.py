@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -253,3 +255,48 @@ def test_the_race_status_follows_its_lanes() -> None:
     assert race_status(["done", "error"]) == "done"
     assert race_status(["error", "error"]) == "error"
     assert race_status(["done", "stopped"]) == "stopped"
+
+
+RACE_CLI = [sys.executable, "-m", "streamchat.cli", "race"]
+
+
+def test_the_terminal_race_stacks_the_lanes_and_ends_with_the_figures(
+    fast_demo: DemoServer,
+) -> None:
+    url = fast_demo.url
+    labels = ["--label", "one", "--label", "broken", "--label", "three", "--json"]
+    done = subprocess.run(
+        [*RACE_CLI, url, url + "/nope", url, "Hello", *labels],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    rows = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [row["label"] for row in rows] == ["one", "broken", "three"]
+    assert [row["status"] for row in rows] == ["done", "error", "done"]
+    assert rows[0]["chars"] == len(answer_for("Hello")) and rows[0]["tokens"] > 0
+    assert "404" in rows[1]["error"]
+    # The lanes stacked, then the table (on stderr with --json, stdout stays data).
+    assert done.stderr.index("one") < done.stderr.index("broken") < done.stderr.index("three")
+    assert "Race results" in done.stderr and "tokens/s" in done.stderr
+
+
+def test_the_terminal_race_needs_a_model_per_url_or_one() -> None:
+    done = subprocess.run(
+        [
+            *RACE_CLI,
+            "http://127.0.0.1:9/a",
+            "http://127.0.0.1:9/b",
+            "http://127.0.0.1:9/c",
+            "hi",
+            "--model",
+            "x",
+            "--model",
+            "y",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 2 and "one --model for every URL" in done.stderr

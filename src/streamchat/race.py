@@ -37,11 +37,12 @@ from . import _messages, _runner
 from ._conversation import check_owner
 from ._driver import COMMAND_WAIT, Driver, Endpoint
 from ._kernel import Displays, replace_in_cell
+from ._race_results import RESULT_KEYS, format_results, race_status, result_rows
 from ._sources import PythonSource
 from ._static_copy import static_copy
 from .transport import Limits, Retries, Timeouts
 
-__all__ = ["RESULT_KEYS", "Lane", "Race", "result_rows"]
+__all__ = ["RESULT_KEYS", "Lane", "Race", "format_results", "race_status", "result_rows"]
 
 T = TypeVar("T")
 
@@ -49,23 +50,6 @@ _STATIC = Path(__file__).parent / "static"
 _HTML_FIELDS = ("html", "reasoning_html", "source")
 _LOOP_TRAITS = ("status", "lanes", "finished")
 _RACE_MIME_TYPE = "application/vnd.streamchat.race+json"
-
-RESULT_KEYS = (
-    "label",
-    "model",
-    "turn",
-    "prompt",
-    "status",
-    "ttft",
-    "duration",
-    "chars",
-    "chars/s",
-    "tokens",
-    "tokens/s",
-    "finish",
-    "error",
-)
-"""The columns of `Race.results`, in order."""
 
 
 @dataclass(frozen=True)
@@ -130,59 +114,6 @@ def _lanes_to_json(lanes: list[dict[str, Any]], _widget: object) -> list[dict[st
 def _finished_to_json(finished: dict[str, Any], widget: Race) -> dict[str, Any]:
     with widget._finished_lock:
         return dict(finished)
-
-
-def race_status(statuses: Sequence[str]) -> str:
-    """The race's status from its lanes': live while any lane is (streaming once one
-    streams); once none is, "stopped" if any was stopped, "error" if every lane failed,
-    else "done" (a lane that failed does not make the race fail)."""
-    for live in ("streaming", "waiting"):
-        if live in statuses:
-            return live
-    if all(status == "idle" for status in statuses):
-        return "idle"
-    if "stopped" in statuses:
-        return "stopped"
-    if all(status == "error" for status in statuses):
-        return "error"
-    return "done"
-
-
-def result_rows(label: str, model: str, turns: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """One lane's results: a row per finished answer, with the question it answered."""
-    rows = []
-    prompt = None
-    number = 0
-    for turn in turns:
-        if turn["role"] == "user":
-            prompt = turn["text"]
-            continue
-        number += 1
-        if turn["status"] in _messages.LIVE_STATUSES:
-            continue
-        stats = turn.get("stats") or {}
-        chars, speed = stats.get("chars"), stats.get("chars_per_second")
-        tokens = stats.get("output_tokens")
-        # Tokens over the span the characters arrived in (as chars/s is measured).
-        per_second = round(tokens * speed / chars, 1) if tokens and speed and chars else None
-        rows.append(
-            {
-                "label": label,
-                "model": model,
-                "turn": number,
-                "prompt": prompt,
-                "status": turn["status"],
-                "ttft": stats.get("ttft"),
-                "duration": stats.get("duration"),
-                "chars": chars,
-                "chars/s": speed,
-                "tokens": tokens,
-                "tokens/s": per_second,
-                "finish": stats.get("finish_reason"),
-                "error": turn.get("error"),
-            }
-        )
-    return rows
 
 
 class _LaneChat:
@@ -629,15 +560,3 @@ def _figures_html(row: Mapping[str, Any]) -> str:
         for key, value in shown
     )
     return f'<table class="streamchat-race-figures">{cells}</table>'
-
-
-def format_results(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The results as a plain-text table (a saved notebook's text copy)."""
-    if not rows:
-        return "Race: no answers yet."
-    keys = [k for k in RESULT_KEYS if k != "prompt"]
-    table = [[("" if row.get(k) is None else str(row[k])) for k in keys] for row in rows]
-    widths = [max(len(k), *(len(r[i]) for r in table)) for i, k in enumerate(keys)]
-    lines = ["  ".join(k.ljust(w) for k, w in zip(keys, widths, strict=True))]
-    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)) for r in table]
-    return "\n".join(line.rstrip() for line in lines)
