@@ -300,3 +300,30 @@ def test_the_terminal_race_needs_a_model_per_url_or_one() -> None:
         timeout=60,
     )
     assert done.returncode == 2 and "one --model for every URL" in done.stderr
+
+
+def test_a_lane_retries_its_failed_answer_alone(server, races) -> None:
+    good = server.route("/v1/chat/completions", Script(openai_chunks(ANSWER)))
+    failing = Script([b'{"error": {"message": "boom"}}'], status=500)
+    flaky = server.route("/flaky/v1/chat/completions", failing, Script(openai_chunks(ANSWER)))
+    race, _ = make(races, [Lane(good, label="good"), Lane(flaky, label="flaky")])
+    race.ask("hi")
+    assert race.wait(20)
+    assert [row["status"] for row in race.results] == ["done", "error"]
+    failed = race.lanes[1]["turns"][-1]["id"]
+    race._handle_custom_msg({"type": "retry", "turn": failed}, [])
+    wait_until(lambda: race.lanes[1]["turns"][-1]["id"] != failed)
+    assert race.wait(20)
+    assert [row["status"] for row in race.results] == ["done", "done"]
+    assert len(race.transcripts()["good"]) == 2, "the other lane was not asked again"
+
+
+def test_switching_to_true_speed_mid_answer_shows_the_rest_at_once(server, races) -> None:
+    url = server.route("/v1/chat/completions", Script(openai_chunks(ANSWER, size=40)))
+    race, _ = make(races, [Lane(url, label="a"), Lane(url, label="b")], pace="equal", speed=20)
+    race.ask("slow")
+    wait_until(lambda: race.status == "streaming")
+    assert not race.wait(0.3), "typed at 20 chars/s"
+    race.pace = "true"
+    assert race.wait(5)
+    assert all(row["status"] == "done" for row in race.results)
