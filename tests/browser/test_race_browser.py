@@ -187,6 +187,9 @@ def test_four_lanes_at_4000_chars_per_second(page: Any, lab: Jupyter) -> None:
         starts = [served.arrivals() for served in servers]
         samples = page.evaluate("window.__race.samples")
         texts = page.evaluate(LANE_TEXT)
+        page.locator(".jp-OutputArea-output:has(.streamchat-race)").last.screenshot(
+            path=str(ARTIFACTS / "race-4-lanes-true-speed.png")
+        )
         skews = start_skews(page, servers, 4)
     expected = "".join(arrivals.long_answer(CHARS).split())
     assert all(len(times) == 1 for times in starts), starts
@@ -214,9 +217,6 @@ def test_four_lanes_at_4000_chars_per_second(page: Any, lab: Jupyter) -> None:
     }
     print("race figures:", json.dumps(figures))
     (ARTIFACTS / "race-figures.json").write_text(json.dumps(figures, indent=2))
-    page.locator(".jp-OutputArea-output:has(.streamchat-race)").last.screenshot(
-        path=str(ARTIFACTS / "race-4-lanes-true-speed.png")
-    )
     assert texts == [expected] * 4, "every lane complete and exact"
     assert skew <= 0.005
     assert busiest <= 150
