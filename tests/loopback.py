@@ -41,6 +41,8 @@ class Received:
     path: str
     headers: dict[str, str]
     body: bytes
+    # When the request was read (time.monotonic), to measure clients' start skew.
+    at: float = field(default_factory=time.monotonic)
 
     def json(self) -> object:
         return json.loads(self.body)

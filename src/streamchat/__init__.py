@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from .doctor import Diagnosis, diagnose
     from .ndjson import NDJSONDecoder
     from .providers import ChatRequest, build_request, detect_provider, make_parser
+    from .race import Lane, Race
     from .render import MarkdownStream, Patch, render_markdown
     from .server import DemoServer, demo_server
     from .sse import EventStreamDecoder, ServerSentEvent
@@ -45,10 +46,12 @@ __all__ = [
     "Diagnosis",
     "Done",
     "EventStreamDecoder",
+    "Lane",
     "Limits",
     "MarkdownStream",
     "NDJSONDecoder",
     "Patch",
+    "Race",
     "ReasoningDelta",
     "Retries",
     "ServerSentEvent",
@@ -91,6 +94,7 @@ _MODULES: dict[str, tuple[str, ...]] = {
     "doctor": ("Diagnosis", "diagnose"),
     "ndjson": ("NDJSONDecoder",),
     "providers": ("ChatRequest", "build_request", "detect_provider", "make_parser"),
+    "race": ("Lane", "Race"),
     "render": ("MarkdownStream", "Patch", "render_markdown"),
     "server": ("DemoServer", "demo_server"),
     "sse": ("EventStreamDecoder", "ServerSentEvent"),

@@ -48,9 +48,13 @@ __all__ = [
     "HelloMessage",
     "InstantMessage",
     "KernelMessage",
+    "LanesMessage",
     "OpWire",
     "Part",
     "PatchMessage",
+    "RaceLane",
+    "RacePace",
+    "RaceState",
     "ResendMessage",
     "RetryMessage",
     "Role",
@@ -189,6 +193,38 @@ class SyncedState(TypedDict):
     prompts: list[str]
     disclaimer: str
     turns: list[SyncedTurn]
+    finished: dict[str, FinishedAnswer]
+
+
+RacePace = Literal["true", "equal"]
+"""A race's pace: "true" shows each lane's text as it arrives (compare latency), "equal"
+types every lane at the Speed slider's pace (compare content)."""
+
+
+class RaceLane(TypedDict):
+    """One lane of a race as the `lanes` trait syncs it: a chat of its own (its `status`
+    and `turns`, as a chat's traits), with the `label` and `model` it is shown under. Its
+    answers' HTML is in the race's `finished`, by turn id (ids are unique in the kernel,
+    so every message about a turn reaches the one lane that holds it)."""
+
+    label: str
+    model: str
+    status: ChatStatus
+    turns: list[SyncedTurn]
+
+
+class RaceState(TypedDict):
+    """A race's synced traits: one prompt box for every lane, one pace for all; `kind`
+    tells widget.js to draw a race, not a chat. A browser message about a turn goes to
+    the lane that holds it; "send" goes to every lane, "stop" without a turn stops all."""
+
+    kind: Literal["race"]
+    status: ChatStatus
+    pace: RacePace
+    speed: float
+    step: int
+    disclaimer: str
+    lanes: list[RaceLane]
     finished: dict[str, FinishedAnswer]
 
 
@@ -347,6 +383,16 @@ class SnapshotMessage(TypedDict):
     tool_calls: list[ToolCall]
 
 
+class LanesMessage(TypedDict):
+    """A race's lanes' messages of one loop tick, in the order sent, in one comm message:
+    every lane's patch of a frame reaches the page together (the lanes change on the
+    same animation frame), and four lanes cost one IOPub message a frame, not four.
+    Each is a message above (a patch in its compact form); its turn names its lane."""
+
+    type: Literal["lanes"]
+    messages: list[Any]
+
+
 class StageMessage(TypedDict):
     """`chat.stage()`: every view goes on stage (`on`), or leaves it. A view without a
     person's click cannot enter the browser's fullscreen, so it fills the window."""
@@ -363,6 +409,7 @@ KernelMessage = (
     | FinishedMessage
     | SnapshotMessage
     | StageMessage
+    | LanesMessage
 )
 """Every message the kernel sends (a patch in its compact wire form)."""
 

@@ -101,6 +101,18 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.set_defaults(run=_run_serve)
 
+    race = commands.add_parser(
+        "race", help="one prompt to several endpoints at once, with their figures"
+    )
+    race.add_argument("urls", nargs="+", metavar="URL", help="an endpoint per lane")
+    race.add_argument("prompt")
+    race.add_argument(
+        "--label", action="append", default=[], help="a lane's name (one per URL, in order)"
+    )
+    race.add_argument("--json", action="store_true", help="print the results as JSON lines")
+    _request_arguments(race, lanes=True)
+    race.set_defaults(run=_run_race)
+
     doctor = commands.add_parser("doctor", help="diagnose why an endpoint does not stream")
     doctor.add_argument("url")
     doctor.add_argument("prompt", nargs="?", default="Say hello.")
@@ -110,8 +122,13 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _request_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", help="model name (default: the provider's or the server's)")
+def _request_arguments(parser: argparse.ArgumentParser, *, lanes: bool = False) -> None:
+    if lanes:  # `race`: one --model for every URL, or one per URL in order
+        parser.add_argument(
+            "--model", action="append", default=[], help="model name (one, or one per URL)"
+        )
+    else:
+        parser.add_argument("--model", help="model name (default: the provider's or the server's)")
     parser.add_argument("--provider", default="auto", choices=("auto", *PROVIDERS))
     parser.add_argument(
         "--header", action="append", default=[], metavar="K:V", help="extra header (repeatable)"
@@ -261,6 +278,38 @@ def _run_replay(args: argparse.Namespace) -> int:
         code = max(code, _type_answer(deltas, args, str(tape.source.get("provider") or "")))
         messages.append({"role": "assistant", "content": turn.text})
     return code
+
+
+def _run_race(args: argparse.Namespace) -> int:
+    """Every URL answers the prompt at once; `--model` once for all or once per URL."""
+    from ._race_terminal import lane_requests, run_race
+
+    try:
+        lanes = lane_requests(
+            args.urls,
+            args.prompt,
+            models=args.model,
+            labels=args.label,
+            provider=args.provider,
+            headers=parse_headers(args.header),
+            system=args.system,
+            options=parse_options(args.option),
+        )
+    except ValueError as exc:
+        print(f"streamchat race: {exc}", file=sys.stderr)
+        return 2
+    console = Console(stderr=args.json)
+    rows = run_race(
+        lanes,
+        args.prompt,
+        console=console,
+        timeouts=Timeouts(idle=args.idle_timeout, total=args.total_timeout),
+        retries=Retries(attempts=args.retries),
+    )
+    if args.json:
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False))
+    return 1 if all(row["error"] for row in rows) else 0
 
 
 def _run_demo(args: argparse.Namespace) -> int:

@@ -56,6 +56,12 @@ export const ROLE = Object.freeze({ USER: "user", ASSISTANT: "assistant" });
  */
 export const PART = Object.freeze({ BODY: "body", REASONING: "reasoning" });
 /**
+ * A race's pace: "true" shows each lane's text as it arrives (compare latency), "equal" types every
+ * lane at the Speed slider's pace (compare content).
+ * @typedef {"true" | "equal"} RacePace
+ */
+export const RACE_PACE = Object.freeze({ TRUE: "true", EQUAL: "equal" });
+/**
  * The chat statuses while an answer is live: Stop works, Retry and `finished` wait.
  */
 export const LIVE_STATUSES = Object.freeze(["waiting", "streaming"]);
@@ -104,6 +110,7 @@ export const KERNEL_MESSAGE = Object.freeze({
   FINISHED: "finished",
   SNAPSHOT: "snapshot",
   STAGE: "stage",
+  LANES: "lanes",
 });
 /**
  * The kinds of message a view sends.
@@ -216,6 +223,31 @@ export const BROWSER_MESSAGE = Object.freeze({
  * @property {string[]} prompts
  * @property {string} disclaimer
  * @property {SyncedTurn[]} turns
+ * @property {Object<string, FinishedAnswer>} finished
+ */
+/**
+ * One lane of a race as the `lanes` trait syncs it: a chat of its own (its `status` and `turns`, as
+ * a chat's traits), with the `label` and `model` it is shown under. Its answers' HTML is in the
+ * race's `finished`, by turn id (ids are unique in the kernel, so every message about a turn
+ * reaches the one lane that holds it).
+ * @typedef {object} RaceLane
+ * @property {string} label
+ * @property {string} model
+ * @property {ChatStatus} status
+ * @property {SyncedTurn[]} turns
+ */
+/**
+ * A race's synced traits: one prompt box for every lane, one pace for all; `kind` tells widget.js
+ * to draw a race, not a chat. A browser message about a turn goes to the lane that holds it; "send"
+ * goes to every lane, "stop" without a turn stops all.
+ * @typedef {object} RaceState
+ * @property {"race"} kind
+ * @property {ChatStatus} status
+ * @property {RacePace} pace
+ * @property {number} speed
+ * @property {number} step
+ * @property {string} disclaimer
+ * @property {RaceLane[]} lanes
  * @property {Object<string, FinishedAnswer>} finished
  */
 /**
@@ -340,6 +372,15 @@ export const BROWSER_MESSAGE = Object.freeze({
  * @property {ToolCall[]} tool_calls
  */
 /**
+ * A race's lanes' messages of one loop tick, in the order sent, in one comm message: every lane's
+ * patch of a frame reaches the page together (the lanes change on the same animation frame), and
+ * four lanes cost one IOPub message a frame, not four. Each is a message above (a patch in its
+ * compact form); its turn names its lane.
+ * @typedef {object} LanesMessage
+ * @property {"lanes"} type
+ * @property {Array<*>} messages
+ */
+/**
  * `chat.stage()`: every view goes on stage (`on`), or leaves it. A view without a person's click
  * cannot enter the browser's fullscreen, so it fills the window.
  * @typedef {object} StageMessage
@@ -356,7 +397,7 @@ export const BROWSER_MESSAGE = Object.freeze({
  */
 /**
  * Every message the kernel sends (a patch in its compact wire form).
- * @typedef {PatchMessage | FramesMessage | ToolsMessage | EndedMessage | FinishedMessage | SnapshotMessage | StageMessage} KernelMessage
+ * @typedef {PatchMessage | FramesMessage | ToolsMessage | EndedMessage | FinishedMessage | SnapshotMessage | StageMessage | LanesMessage} KernelMessage
  */
 // --- end of protocol ---
 //
@@ -2700,9 +2741,276 @@ class Conversation {
   }
 }
 
+// --- race: one prompt box, one chat view per lane (issue 23) -------------------------
+
+/** The lanes' columns at a width: 2-4 side by side, each at least `least` px wide
+ * (a notebook beside JupyterLab's file browser at 1280 px holds four), fewer when
+ * narrow; never a row of three over one (four lanes go two by two). */
+export function raceColumns(width, lanes, least = 200) {
+  const fit = Math.max(1, Math.floor(width / least));
+  const columns = Math.max(1, Math.min(lanes, 4, fit));
+  return lanes === 4 && columns === 3 ? 2 : columns;
+}
+
+/** The turn a kernel message is about (a patch's first element, or its `turn`). */
+export function turnOf(message) {
+  if (Array.isArray(message)) return message[0];
+  return message && typeof message === "object" ? message.turn : undefined;
+}
+
+/** A lane's figures line: "first token 0.12 s · 4012 chars/s · 1003 tokens/s · 812
+ * tokens · typed 4000 chars/s · 3.10 s · stop", from its last answer's stats. */
+export function raceFigures(stats) {
+  if (!stats) return "";
+  const parts = [];
+  if (typeof stats.ttft === "number") parts.push(`first token ${stats.ttft.toFixed(2)} s`);
+  const speed = stats.chars_per_second;
+  if (typeof speed === "number" && speed > 0) parts.push(`${Math.round(speed)} chars/s`);
+  const tokens = stats.output_tokens;
+  if (typeof tokens === "number" && typeof speed === "number" && speed > 0 && stats.chars > 0) {
+    parts.push(`${Math.round((tokens * speed) / stats.chars)} tokens/s`);
+  }
+  if (typeof tokens === "number") parts.push(`${tokens} tokens`);
+  const typed = stats.typed_per_second;
+  if (typeof typed === "number" && typed > 0) parts.push(`typed ${Math.round(typed)} chars/s`);
+  if (typeof stats.duration === "number") parts.push(`${stats.duration.toFixed(2)} s`);
+  if (stats.finish_reason) parts.push(String(stats.finish_reason));
+  return parts.join(" · ");
+}
+
+/**
+ * One lane seen as a chat's model: its `turns` and `status` from the race's `lanes`,
+ * everything else (pace, disclaimer, finished answers, sending) the race's. A chat
+ * view (`Conversation`) draws it unchanged; it hears only the messages about its own
+ * turns (turn ids are unique in the kernel).
+ */
+export class LaneModel {
+  constructor(race, index) {
+    this.race = race;
+    this.index = index;
+    /** Handlers of "msg:custom", called by the race view with this lane's messages. */
+    this.custom = new Set();
+    this.wrapped = new Map();
+  }
+
+  lane() {
+    return (this.race.get("lanes") ?? [])[this.index] ?? {};
+  }
+
+  owns(message) {
+    const turn = turnOf(message);
+    return turn == null || (this.lane().turns ?? []).some((each) => each.id === turn);
+  }
+
+  get(name) {
+    if (name === "turns") return this.lane().turns ?? [];
+    if (name === "status") return this.lane().status ?? CHAT_STATUS.IDLE;
+    if (name === "prompts") return [];
+    return this.race.get(name);
+  }
+
+  set(name, value) {
+    this.race.set(name, value);
+  }
+
+  save_changes() {
+    this.race.save_changes();
+  }
+
+  send(message) {
+    this.race.send(message);
+  }
+
+  get widget_manager() {
+    return this.race.widget_manager;
+  }
+
+  static source(name) {
+    return name === "change:turns" || name === "change:status" ? "change:lanes" : name;
+  }
+
+  on(name, handler) {
+    if (name === "msg:custom") {
+      this.custom.add(handler);
+      return;
+    }
+    const wrapped = () => handler();
+    this.wrapped.set(handler, wrapped);
+    this.race.on(LaneModel.source(name), wrapped);
+  }
+
+  off(name, handler) {
+    if (name === "msg:custom") {
+      this.custom.delete(handler);
+      return;
+    }
+    this.race.off(LaneModel.source(name), this.wrapped.get(handler));
+    this.wrapped.delete(handler);
+  }
+
+  deliver(message) {
+    if (!this.owns(message)) return;
+    for (const handler of this.custom) handler(message);
+  }
+}
+
+const PACES = [
+  { pace: RACE_PACE.TRUE, label: "True speed", title: "Each lane shows its text as it arrives: compare latency" },
+  { pace: RACE_PACE.EQUAL, label: "Equal speed", title: "Every lane typed at the Speed slider's pace: compare content" },
+];
+
+/** A race: the lanes side by side, one prompt box, Send and Stop, the pace controls. */
+class RaceView {
+  constructor(model, el) {
+    this.model = model;
+    this.doc = el.ownerDocument;
+    this.scope = new Scope();
+    this.root = h(this.doc, "div", "streamchat streamchat-race");
+    this.grid = h(this.doc, "div", "streamchat-race-lanes");
+    this.lanes = (model.get("lanes") ?? []).map((_, index) => this.buildLane(index));
+    const { form, input, send, stop } = promptForm(this.doc);
+    input.placeholder = "Ask every lane… (Enter sends, Shift+Enter for a new line)";
+    Object.assign(this, { input, send, stop });
+    const controls = h(this.doc, "div", "streamchat-controls");
+    this.paces = PACES.map(({ pace, label, title }) => {
+      const button = h(this.doc, "button", "streamchat-race-pace", { type: "button", title });
+      button.textContent = label;
+      button.dataset.pace = pace;
+      this.scope.listen(button, "click", () => {
+        model.set("pace", pace);
+        model.save_changes();
+      });
+      return button;
+    });
+    const paceGroup = h(this.doc, "div", "streamchat-race-paces", { role: "group", "aria-label": "Pace" });
+    paceGroup.append(...this.paces);
+    controls.append(
+      paceGroup,
+      slider(this.doc, model, this.scope, "speed"),
+      slider(this.doc, model, this.scope, "step"),
+    );
+    this.root.append(this.grid, form, controls);
+    el.appendChild(this.root);
+    this.wire();
+    this.sync();
+  }
+
+  buildLane(index) {
+    const proxy = new LaneModel(this.model, index);
+    const node = h(this.doc, "div", "streamchat-race-lane");
+    const head = h(this.doc, "div", "streamchat-race-label");
+    const name = h(this.doc, "span", "streamchat-race-name");
+    const model = h(this.doc, "span", "streamchat-race-model");
+    head.append(name, model);
+    const body = h(this.doc, "div", "streamchat-race-chat");
+    const figures = h(this.doc, "div", "streamchat-race-figures", { "aria-live": "polite" });
+    node.append(head, body, figures);
+    this.grid.appendChild(node);
+    const chat = new Conversation(proxy, body);
+    return { proxy, node, name, model, figures, chat };
+  }
+
+  wire() {
+    const { scope, model } = this;
+    scope.onModel(model, "change:lanes", () => this.sync());
+    scope.onModel(model, "change:status", () => this.sync());
+    scope.onModel(model, "change:pace", () => this.sync());
+    scope.onModel(model, "msg:custom", (message) => this.onCustom(message));
+    scope.listen(this.send, "click", () => {
+      this.submit();
+      this.input.focus();
+    });
+    scope.listen(this.stop, "click", () => this.stopAll());
+    const onKey = (event) => {
+      const path = event.composedPath();
+      if (path[0] !== this.input || !ownsKey(event)) return;
+      event.stopPropagation();
+      if (event.type === "keydown") promptKey(event, this.input, () => this.submit());
+    };
+    for (const type of ["keydown", "keypress", "keyup"]) {
+      scope.listen(this.doc.defaultView, type, onKey, true);
+    }
+    const view = this.doc.defaultView;
+    if (view.ResizeObserver) {
+      const observer = new view.ResizeObserver(() => this.layout());
+      observer.observe(this.root);
+      scope.add(() => observer.disconnect());
+    }
+    this.layout();
+  }
+
+  layout() {
+    const width = this.root.clientWidth || this.doc.defaultView.innerWidth;
+    const columns = raceColumns(width, this.lanes.length);
+    this.grid.style.setProperty("--streamchat-race-columns", String(columns));
+  }
+
+  /** @param {PatchWire | Exclude<KernelMessage, PatchMessage>} received */
+  onCustom(received) {
+    const messages = received?.type === KERNEL_MESSAGE.LANES ? received.messages : [received];
+    for (const message of messages) {
+      for (const lane of this.lanes) lane.proxy.deliver(message);
+    }
+  }
+
+  sync() {
+    const lanes = this.model.get("lanes") ?? [];
+    const status = this.model.get("status");
+    this.root.dataset.status = status;
+    this.stop.disabled = !LIVE.has(status);
+    const pace = this.model.get("pace");
+    this.root.dataset.pace = pace;
+    for (const button of this.paces) {
+      button.setAttribute("aria-pressed", String(button.dataset.pace === pace));
+    }
+    this.lanes.forEach((lane, index) => {
+      const synced = lanes[index] ?? {};
+      lane.name.textContent = synced.label ?? "";
+      lane.model.textContent = synced.model && synced.model !== synced.label ? synced.model : "";
+      lane.node.dataset.status = synced.status ?? CHAT_STATUS.IDLE;
+      const answers = (synced.turns ?? []).filter((turn) => turn.role === ROLE.ASSISTANT);
+      const last = answers[answers.length - 1];
+      lane.figures.textContent = last && !LIVE.has(last.status) ? raceFigures(last.stats) : "";
+    });
+  }
+
+  submit() {
+    const prompt = this.input.value.trim();
+    if (!prompt) return;
+    try {
+      this.model.send({ type: BROWSER_MESSAGE.SEND, prompt });
+    } catch {
+      for (const lane of this.lanes) lane.chat.showDisconnected();
+      return;
+    }
+    this.input.value = "";
+    for (const { chat } of this.lanes) {
+      chat.log.appendChild(new Question(this.doc, prompt, true).node);
+      chat.localStop = false;
+      chat.follow = true;
+      chat.scrollToEnd();
+    }
+  }
+
+  stopAll() {
+    for (const { chat } of this.lanes) chat.stopLocally();
+    try {
+      this.model.send({ type: BROWSER_MESSAGE.STOP, turn: null });
+    } catch {
+      for (const lane of this.lanes) lane.chat.showDisconnected();
+    }
+  }
+
+  dispose() {
+    for (const { chat } of this.lanes) chat.dispose();
+    this.scope.dispose();
+    this.root.remove();
+  }
+}
+
 function render({ model, el }) {
-  const conversation = new Conversation(model, el);
-  return () => conversation.dispose();
+  const view = model.get("kind") === "race" ? new RaceView(model, el) : new Conversation(model, el);
+  return () => view.dispose();
 }
 
 export default { render };
