@@ -37,6 +37,7 @@ from . import _messages, _runner
 from ._conversation import check_owner
 from ._driver import COMMAND_WAIT, Driver, Endpoint
 from ._kernel import Displays, replace_in_cell
+from ._pace_traits import PaceTraits
 from ._race_results import RESULT_KEYS, format_results, race_status, result_rows
 from ._sources import PythonSource
 from ._stage import Redaction
@@ -223,7 +224,7 @@ def _endpoint(lane: Lane, timeouts: Timeouts, retries: Retries, limits: Limits) 
     )
 
 
-class Race(anywidget.AnyWidget):
+class Race(PaceTraits, anywidget.AnyWidget):
     """One prompt to several models, side by side: a lane per source, one prompt box.
 
     `lanes` is a list of what `StreamChat` takes (a URL, a Python source), of `Lane`s
@@ -243,8 +244,6 @@ class Race(anywidget.AnyWidget):
     kind = traitlets.Unicode("race", read_only=True).tag(sync=True)
     status = traitlets.Unicode("idle").tag(sync=True)
     pace = traitlets.Enum(("true", "equal"), "true").tag(sync=True)
-    speed = traitlets.Float(120.0).tag(sync=True)
-    step = traitlets.Int(1).tag(sync=True)
     disclaimer = traitlets.Unicode("").tag(sync=True)
     lanes: traitlets.List[dict[str, Any]] = traitlets.List().tag(sync=True, to_json=_lanes_to_json)
     finished = traitlets.Dict().tag(sync=True, to_json=_finished_to_json)
@@ -296,18 +295,6 @@ class Race(anywidget.AnyWidget):
         replace_in_cell(self)
 
     # -- validation and settings ----------------------------------------------------
-
-    @traitlets.validate("speed")
-    def _valid_speed(self, proposal: dict[str, Any]) -> float:
-        if proposal["value"] < 0:
-            raise traitlets.TraitError("speed is characters per second and cannot be negative")
-        return float(proposal["value"])
-
-    @traitlets.validate("step")
-    def _valid_step(self, proposal: dict[str, Any]) -> int:
-        if proposal["value"] < 1:
-            raise traitlets.TraitError("step is characters per reveal and must be at least 1")
-        return int(proposal["value"])
 
     @traitlets.observe("speed", "step", "pace")
     def _pace_changed(self, _change: dict[str, Any]) -> None:

@@ -37,6 +37,7 @@ from . import _messages, _replay, _runner, _static_copy, _tape
 from ._conversation import check_owner
 from ._driver import Driver, Endpoint
 from ._kernel import Displays, replace_in_cell
+from ._pace_traits import PaceTraits
 from ._pauses import chars_per_second  # stage (issue 24)
 from ._sources import PythonSource
 from ._stage import PRESETS, Redaction  # stage (issue 24)
@@ -81,7 +82,7 @@ def _finished_to_json(finished: dict[str, Any], widget: StreamChat) -> dict[str,
         return dict(finished)
 
 
-class StreamChat(anywidget.AnyWidget):
+class StreamChat(PaceTraits, anywidget.AnyWidget):
     """A chat bubble conversation that streams answers from an LLM endpoint.
 
     With no `url` it talks to the embedded demo server, so it works offline and
@@ -109,8 +110,6 @@ class StreamChat(anywidget.AnyWidget):
     _css = _load_css()
 
     status = traitlets.Unicode("idle").tag(sync=True)
-    speed = traitlets.Float(120.0).tag(sync=True)
-    step = traitlets.Int(1).tag(sync=True)
     prompts = traitlets.List(traitlets.Unicode()).tag(sync=True)
     disclaimer = traitlets.Unicode("").tag(sync=True)
     # The answers' HTML is not in the turns list, which is re-sent when a turn starts
@@ -198,18 +197,6 @@ class StreamChat(anywidget.AnyWidget):
         _static_copy.open_unseen_by_executors(super().open)
 
     # -- validation ----------------------------------------------------------------
-
-    @traitlets.validate("speed")
-    def _valid_speed(self, proposal: dict[str, Any]) -> float:
-        if proposal["value"] < 0:
-            raise traitlets.TraitError("speed is characters per second and cannot be negative")
-        return float(proposal["value"])
-
-    @traitlets.validate("step")
-    def _valid_step(self, proposal: dict[str, Any]) -> int:
-        if proposal["value"] < 1:
-            raise traitlets.TraitError("step is characters per reveal and must be at least 1")
-        return int(proposal["value"])
 
     @traitlets.validate("redact")  # stage (issue 24)
     def _valid_redact(self, proposal: dict[str, Any]) -> list[Any]:
