@@ -66,6 +66,8 @@ class EchoHandler(BaseHTTPRequestHandler):
             self._send(200, "text/html", page)
         elif shape == "answer":  # the model repeats the request, a few characters a chunk
             self._send(200, "text/event-stream", echoed_answer(echo))
+        elif shape == "tool":  # ... into a tool call's arguments
+            self._send(200, "text/event-stream", echoed_tool_call(echo))
         else:  # the key (the first secret header) near character 290
             auth = self.headers.get("Authorization", "")
             self._send(500, "text/plain", "x" * (290 - len("Bearer ")) + auth + " " + echo)
@@ -90,6 +92,23 @@ def echoed_answer(echo: str) -> str:
             events.append({"choices": [{"index": 0, "delta": delta}]})
             at, size = at + size, size % 7 + 1
     events.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
+    return "".join(f"data: {json.dumps(event)}\n\n" for event in events) + "data: [DONE]\n\n"
+
+
+def echoed_tool_call(echo: str) -> str:
+    """An OpenAI stream that calls a tool with `echo` in its JSON arguments, cut into
+    pieces of one to seven characters, beside a short answer."""
+    arguments = json.dumps({"query": echo})
+    events: list[dict[str, object]] = [{"choices": [{"index": 0, "delta": {"content": "Ok."}}]}]
+    at, size = 0, 1
+    while at < len(arguments):
+        call: dict[str, object] = {"index": 0, "function": {"arguments": arguments[at : at + size]}}
+        if at == 0:
+            call.update(id="call_1", type="function")
+            call["function"] = {"name": "lookup", "arguments": arguments[at : at + size]}
+        events.append({"choices": [{"index": 0, "delta": {"tool_calls": [call]}}]})
+        at, size = at + size, size % 7 + 1
+    events.append({"choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]})
     return "".join(f"data: {json.dumps(event)}\n\n" for event in events) + "data: [DONE]\n\n"
 
 
@@ -301,5 +320,25 @@ def test_an_answer_that_echoes_the_key_shows_and_keeps_none_of_it(echo: str) -> 
         tape = json.dumps(chat._driver.post(chat._driver.tape).to_json())  # type: ignore[union-attr]
         texts = (state, capture.raw(), chat.transcript, json.dumps(chat.messages), tape)
         assert_clean(*texts)
+    finally:
+        chat.close()
+
+
+def test_a_tool_call_that_echoes_the_key_keeps_none_of_it(echo: str) -> None:
+    """The same echo in a tool call's arguments, split across deltas: the turn's tool
+    calls (synced, saved, copied) hold the request with every secret masked."""
+    chat = StreamChat(url_for(echo, "tool"), api_key=KEY, headers={"X-Portal-Id": CUSTOM})
+    chat.speed = 0
+    capture = Capture(chat)
+    try:
+        chat.ask("hi")
+        assert chat.wait(20)
+        calls = chat.turns[-1]["tool_calls"]
+        assert [call["name"] for call in calls] == ["lookup"], chat.turns[-1]
+        query = json.loads(calls[0]["arguments"])["query"]
+        assert "[redacted]" in query and "POST /tool/v1/chat/completions" in query
+        state = json.dumps(ipywidgets.Widget.get_manager_state(), default=str)
+        tape = json.dumps(chat._driver.post(chat._driver.tape).to_json())  # type: ignore[union-attr]
+        assert_clean(state, capture.raw(), chat.transcript, json.dumps(chat.turns), tape)
     finally:
         chat.close()

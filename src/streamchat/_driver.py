@@ -20,7 +20,7 @@ import contextlib
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import httpx
@@ -138,16 +138,20 @@ class Endpoint:
         return self.secrets().redact(message)
 
 
-async def _echo_masked(
-    deltas: AsyncIterator[Delta], text: EchoMask, thought: EchoMask
-) -> AsyncIterator[Delta]:
-    """`deltas` with `text` masking the answer and `thought` its reasoning."""
+async def _echo_masked(deltas: AsyncIterator[Delta], secrets: Secrets) -> AsyncIterator[Delta]:
+    """`deltas` with the known `secrets` masked in the answer, its reasoning and each tool
+    call's arguments (a model may put the key it was sent into a call's JSON too)."""
+    text, thought = EchoMask(secrets), EchoMask(secrets)
+    calls: dict[int, EchoMask] = {}  # a mask per tool call: their arguments interleave
 
     def held() -> Iterator[Delta]:
         if rest := thought.flush():
             yield ReasoningDelta(rest)
         if rest := text.flush():
             yield TextDelta(rest)
+        for index, mask in calls.items():
+            if rest := mask.flush():
+                yield ToolCallDelta(index, arguments=rest)
 
     try:
         async for delta in deltas:
@@ -157,7 +161,10 @@ async def _echo_masked(
             elif isinstance(delta, ReasoningDelta):
                 if shown := thought.feed(delta.text):
                     yield ReasoningDelta(shown)
-            else:  # the end, an error, a tool call: what was held goes first
+            elif isinstance(delta, ToolCallDelta):
+                mask = calls.setdefault(delta.index, EchoMask(secrets))
+                yield replace(delta, arguments=mask.feed(delta.arguments))
+            else:  # the end, an error: what was held goes first
                 for each in held():
                     yield each
                 yield delta
@@ -471,8 +478,7 @@ class Driver:
         reasoning, before anything shows, records or keeps them (`EchoMask`)."""
         deltas = endpoint.deltas(history)
         secrets = endpoint.secrets()
-        text, thought = EchoMask(secrets), EchoMask(secrets)
-        return _echo_masked(deltas, text, thought) if text else deltas
+        return _echo_masked(deltas, secrets) if EchoMask(secrets) else deltas
 
     def _record(self, answer: Answer, deltas: AsyncIterator[Delta]) -> AsyncIterator[Delta]:
         """`deltas`, recorded with their times for `tape` (`_tape`)."""
