@@ -13,6 +13,7 @@ import asyncio
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any, Literal
 
+from ._frames import PERIOD
 from ._tape import Tape, TapeTurn, entry_delta
 from .deltas import Delta, Done, StreamError, TextDelta
 
@@ -77,7 +78,10 @@ class Replay:
             yield Done("not_on_tape")
             return
         loop = asyncio.get_running_loop()
-        start = loop.time()
+        # A recorded time is the frame the delta was read on (`_frames`); a delta given
+        # to the loop is read at the next frame, half a frame later on average. So each
+        # goes half a frame early: on average it is read when it was recorded.
+        start = loop.time() - PERIOD / 2
         for at, delta in self.schedule(turn):
             wait = start + at - loop.time()
             if wait > 0:
