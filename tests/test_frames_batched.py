@@ -179,3 +179,28 @@ def test_a_speed_change_applies_within_a_tenth_of_a_second(server, chats) -> Non
     fast = next(play for play, size in sizes if play > changed and size >= 8)
     print(f"the new speed shows {1000 * (fast - changed):.0f} ms after the change")
     assert fast - changed <= 0.1 + 2 * _frames.PERIOD, fast - changed
+
+
+def test_a_larger_step_applies_to_the_frames_held_at_once(server, chats) -> None:
+    # Step 1 to 10: the frames the views hold (typed a character or two each) are played
+    # together until they reveal 10 characters, so the new step shows from the next frame.
+    url = server.route("/v1/chat/completions", Script(openai_chunks(PROSE), pause=0.002))
+    chat, capture = make(chats, url, speed=50)
+    chat.ask("go")
+    wait_until(lambda: len(frames_sent(capture)) >= 6, timeout=20)
+    chat.step = 10
+    wait_until(lambda: any(m["retime"] for _, m in frames_sent(capture)), timeout=20)
+    chat.stop()
+    messages = frames_sent(capture)
+    at = next(i for i, (_, m) in enumerate(messages) if m["retime"])
+    delays = messages[at][1]["retime"]
+    # The frames held: the last len(delays) frames sent before the retime.
+    sent = [ops for _, m in messages[:at] for _, ops in m["frames"]][-len(delays) :]
+    sizes = [sum(len(op.html) for op in ops) for ops in sent]
+    assert max(sizes) <= 4 and len(sizes) >= 4, sizes
+    groups: dict[int, int] = {}
+    for delay, size in zip(delays, sizes, strict=True):
+        groups[delay] = groups.get(delay, 0) + size
+    shown = [groups[delay] for delay in sorted(groups)]
+    assert all(size >= 10 for size in shown[:-1]), shown
+    assert len(shown) < len(sizes), "frames played together"

@@ -238,19 +238,27 @@ class Outbox:
                     self.unplayed[part] = self.unplayed.get(part, 0) + chars
             self._ahead.clear()
 
-    def retime(self, now: float, speed: float) -> float:
+    def retime(self, now: float, speed: float, step: int = 1) -> float:
         """(A speed or step change) Tell every view at once to play the frames it holds
         at `speed` (characters a second; 0: at once) from now, not as they were typed;
-        return how far the last frame moved (seconds, < 0: sooner)."""
-        held = [(at, chars) for at, part, chars in self._ahead if at > now and part == "body"]
+        return how far the last frame moved (seconds, < 0: sooner).
+
+        A larger `step` shows at once: held frames play together (one play time) until
+        together they reveal `step` characters, so the views show the new step from the
+        next frame, not a `LEAD` later. (A smaller one cannot split a frame sent
+        already: it shows from the frames typed after the change.)"""
+        held = [chars for at, part, chars in self._ahead if at > now and part == "body"]
         if not held:
             return 0.0
-        plays, typed = [], 0
+        plays: list[float] = []
+        typed, group, grouped = 0, 0, 0  # characters typed; frames and characters grouped
+        for index, chars in enumerate(held):
+            typed, group, grouped = typed + chars, group + 1, grouped + chars
+            if grouped >= step or index == len(held) - 1:
+                plays += [now + (typed / speed if speed else 0.0)] * group
+                group, grouped = 0, 0
         self._ahead.clear()
-        for _, chars in held:
-            typed += chars
-            plays.append(now + (typed / speed if speed else 0.0))
-            self._ahead.append((plays[-1], "body", chars))
+        self._ahead.extend((play, "body", chars) for play, chars in zip(plays, held, strict=True))
         moved = plays[-1] - self.last_frame
         self.last_frame = plays[-1]
         delays = [round((play - now) * 1000) for play in plays]
@@ -412,7 +420,7 @@ class Framed:
         """A speed or step change: the frames the views hold play at the new pace from
         now (`Outbox.retime`), and the next ones follow them."""
         self._pace = (self._typewriter.speed, self._typewriter.step)
-        moved = self._outbox.retime(now, self._typewriter.speed)
+        moved = self._outbox.retime(now, self._typewriter.speed, self._typewriter.step)
         self._shift += moved
         self._last += moved
 
