@@ -36,6 +36,8 @@ from collections.abc import Callable, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any
 
+from ._messages import LIVE_STATUSES, TurnStatus
+
 __all__ = [
     "MAX_CHARS",
     "MAX_TURNS",
@@ -51,13 +53,14 @@ MAX_TURNS = 40  # the last 20 questions and answers
 MAX_CHARS = 200_000  # of HTML and Markdown together: at most ~0.8 MB of UTF-8, ~0.2 MB typically
 _SHORT = 20_000  # of a turn too long on its own: the start of its source
 
-_NOTES = {"stopped": "(stopped)", "error": "(error: {error})"}
+_NOTES: dict[TurnStatus, str] = {"stopped": "(stopped)", "error": "(error: {error})"}
 
 
 def _note(turn: Mapping[str, Any]) -> str:
     if turn.get("status") == "stopped" and turn.get("note"):
         return f"({turn['note']})"  # why, when not by Stop
-    template = _NOTES.get(turn.get("status") or "")
+    status: TurnStatus | None = turn.get("status")
+    template = _NOTES.get(status) if status else None
     # An error is plain words, the fix and the detail on lines of their own: one line here.
     error = " ".join((turn.get("error") or "unknown").splitlines())
     return template.format(error=error) if template else ""
@@ -129,7 +132,7 @@ def _last_turns(
     while index >= 0 and len(kept) < MAX_TURNS:
         turn, source = turns[index], sources[index]
         index -= 1
-        if turn["role"] != "user" and turn.get("status") in ("streaming", "waiting"):
+        if turn["role"] != "user" and turn.get("status") in LIVE_STATUSES:
             continue  # an answer being typed is left out: the copy is rewritten when it ends
         size = _size(turn, source)
         if size > room and kept:
