@@ -22,7 +22,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 import ipywidgets
 import pytest
 
-from streamchat._secrets import Secrets, mask_headers, mask_url, scrub
+from streamchat._secrets import EchoMask, Secrets, mask_headers, mask_url, scrub
 from streamchat.deltas import StreamError
 from streamchat.doctor import diagnose
 from streamchat.providers import build_request
@@ -342,3 +342,14 @@ def test_a_tool_call_that_echoes_the_key_keeps_none_of_it(echo: str) -> None:
         assert_clean(state, capture.raw(), chat.transcript, json.dumps(chat.turns), tape)
     finally:
         chat.close()
+
+
+def test_an_echo_of_a_key_cut_short_is_masked_too() -> None:
+    """A server that shortens what it echoes (`sk-echo-0123…`): the answer's mask masks
+    that prefix as the error messages' redaction does, in pieces as it arrives."""
+    mask = EchoMask(Secrets([KEY]))
+    echoed = f"You sent {KEY[:14]}… and {KEY}."
+    shown = "".join(mask.feed(echoed[at : at + 3]) for at in range(0, len(echoed), 3))
+    shown += mask.flush()
+    assert KEY[:12] not in shown, shown
+    assert shown.startswith("You sent ") and shown.endswith(".")

@@ -152,6 +152,12 @@ class Secrets:
     def __bool__(self) -> bool:
         return bool(self._forms)
 
+    def joined(self, other: Secrets) -> Secrets:
+        """These secrets and `other`'s, in one set of forms (longest first)."""
+        joined = Secrets()
+        joined._forms = sorted({*self._forms, *other._forms}, key=len, reverse=True)
+        return joined
+
     def redact(self, text: str) -> str:
         """`text` with every known secret, and anything shaped like one, masked.
 
@@ -214,19 +220,15 @@ class EchoMask:
     """
 
     def __init__(self, secrets: Secrets) -> None:
-        forms = {*secrets._forms, *_environment()._forms}
-        self._forms = sorted(forms, key=len, reverse=True)
+        self._known = secrets.joined(_environment())
         self._held = ""
 
     def __bool__(self) -> bool:
-        return bool(self._forms)
+        return bool(self._known)
 
     def feed(self, text: str) -> str:
         """What of `text` can be shown now, secrets masked."""
-        text = self._held + text
-        for form in self._forms:
-            if form in text:
-                text = text.replace(form, REDACTED)
+        text = self._known._replace(self._held + text)
         held = self._started(text)
         self._held = text[len(text) - held :] if held else ""
         return text[: len(text) - held]
@@ -240,7 +242,7 @@ class EchoMask:
     def _started(self, text: str) -> int:
         """The length of the longest tail of `text` that a secret starts with."""
         longest = 0
-        for form in self._forms:
+        for form in self._known._forms:
             for size in range(min(len(form) - 1, len(text)), longest, -1):
                 if text.endswith(form[:size]):
                     longest = size
