@@ -108,6 +108,10 @@ def test_wpm_sets_the_speed_in_characters_per_second(chats) -> None:
     assert chat.speed == 18
     chat.wpm = 300
     assert chat.speed == 30
+    chat.speed = 24  # the Speed slider moved: the pace in words follows
+    assert chat.wpm == 240 and chat.speed == 24
+    chat.speed = 0  # as it arrives: no pace in words
+    assert chat.wpm is None and chat.speed == 0
 
 
 def test_instant_shows_the_rest_of_a_slow_answer_at_once(chats) -> None:

@@ -25,7 +25,14 @@ from dataclasses import dataclass
 
 from .typewriter import Typewriter
 
-__all__ = ["CHARS_PER_WORD", "PauseMarks", "Pauses", "PausingTypewriter", "chars_per_second"]
+__all__ = [
+    "CHARS_PER_WORD",
+    "PauseMarks",
+    "Pauses",
+    "PausingTypewriter",
+    "chars_per_second",
+    "words_per_minute",
+]
 
 # An English word is ~4.7 letters on average, plus its space: words per minute times six
 # is characters per minute (the typing-test convention uses five, which reads too fast).
@@ -37,6 +44,11 @@ def chars_per_second(wpm: float) -> float:
     if not (wpm > 0 and math.isfinite(wpm)):
         raise ValueError(f"wpm must be a positive number, got {wpm!r}")
     return wpm * CHARS_PER_WORD / 60
+
+
+def words_per_minute(speed: float) -> float:
+    """The reading pace of a typewriter `speed` (the inverse of `chars_per_second`)."""
+    return speed * 60 / CHARS_PER_WORD
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ conversation's snapshot. `_conversation` says who owns what. Methods marked
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import threading
@@ -38,7 +39,7 @@ from ._conversation import check_owner
 from ._driver import Driver, Endpoint
 from ._kernel import Displays, replace_in_cell
 from ._pace_traits import PaceTraits
-from ._pauses import chars_per_second  # stage (issue 24)
+from ._pauses import chars_per_second, words_per_minute  # stage (issue 24)
 from ._sources import PythonSource
 from ._stage import PRESETS, Redaction  # stage (issue 24)
 from ._static_copy import static_copy, transcript
@@ -207,6 +208,14 @@ class StreamChat(PaceTraits, anywidget.AnyWidget):
     def _wpm_changed(self, change: dict[str, Any]) -> None:
         if change["new"] is not None:
             self.speed = chars_per_second(change["new"])
+
+    @traitlets.observe("speed")  # stage (issue 24)
+    def _speed_sets_wpm(self, change: dict[str, Any]) -> None:
+        """A pace given in words a minute follows the Speed slider (speed 0, "as it
+        arrives", has none)."""
+        if self.wpm is None or math.isclose(chars_per_second(self.wpm), change["new"]):
+            return
+        self.wpm = words_per_minute(change["new"]) if change["new"] > 0 else None
 
     @traitlets.observe("speed", "step")
     def _pace_changed(self, change: dict[str, Any]) -> None:
