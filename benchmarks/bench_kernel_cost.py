@@ -144,7 +144,7 @@ def run_streamchat(url, kind, rate):
     chat = StreamChat(url, speed=rate)
     threads = thread_cpu()
     c0, t0 = time.process_time(), time.monotonic()
-    chat.ask(kind)
+    getattr(chat, "ask", chat.send)(kind)  # `send(prompt)` before `ask` (a baseline)
     chat.wait(600)
     cpu, wall = time.process_time() - c0, time.monotonic() - t0
     chars = len(chat.messages[-1]["content"])
