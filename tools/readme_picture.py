@@ -31,9 +31,7 @@ OUT = ROOT / "docs" / "img" / "chat.png"
 PROMPT = "Show me what you can render"
 CELL = """\
 from streamchat import StreamChat
-
-chat = StreamChat(prompts=["Show me what you can render", "Show me some math"], speed=90)
-chat"""
+StreamChat(prompts=["Show me what you can render", "Show me some math"], speed=90)"""
 # The moment to take the picture: the showcase answer's table is whole and its code
 # block has begun (its second line is being typed), so the cursor blinks inside it.
 MID_CODE = """() => {
