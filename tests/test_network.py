@@ -91,13 +91,13 @@ def test_https_with_an_untrusted_certificate_is_refused(
 FAST = sse(*({"choices": [{"index": 0, "delta": {"content": "ab"}}]} for _ in range(120)), "[DONE]")
 
 
-def deliveries(monkeypatch: pytest.MonkeyPatch) -> list[float]:
-    """When sockets deliver data from now on (the loop's clock), filled in as they do."""
-    delivered: list[float] = []
+def deliveries(monkeypatch: pytest.MonkeyPatch) -> list[tuple[float, bytes]]:
+    """What sockets deliver from now on and when (the loop's clock), filled in as they do."""
+    delivered: list[tuple[float, bytes]] = []
     original = _Reader.data_received
 
     def data_received(reader: _Reader, data: bytes) -> None:
-        delivered.append(reader.loop.time())
+        delivered.append((reader.loop.time(), data))
         original(reader, data)
 
     monkeypatch.setattr(_Reader, "data_received", data_received)
@@ -110,7 +110,7 @@ def reads_of(url: str, monkeypatch: pytest.MonkeyPatch) -> tuple[str, list[float
     delivered = deliveries(monkeypatch)
     before = wake_ups(threading.get_native_id())
     text = text_of(collect(url))
-    return text, delivered, wake_ups(threading.get_native_id()) - before
+    return text, [t for t, _ in delivered], wake_ups(threading.get_native_id()) - before
 
 
 def assert_read_once_a_frame(delivered: list[float], woken: int) -> None:
@@ -174,14 +174,7 @@ def test_the_first_token_is_read_at_the_next_frame(
     can be late, while a token held to a batch is late each time.
     """
     url = server.route(PATH, FIRST)
-    reads: list[tuple[float, bytes]] = []
-    original = _Reader.data_received
-
-    def data_received(reader: _Reader, data: bytes) -> None:
-        reads.append((reader.loop.time(), data))
-        original(reader, data)
-
-    monkeypatch.setattr(_Reader, "data_received", data_received)
+    reads = deliveries(monkeypatch)
     waits = []
     for _ in range(6):
         reads.clear()
@@ -205,7 +198,7 @@ def test_while_a_typewriter_paces_the_text_its_socket_is_read_once_a_batch(
     url = server.route(PATH, Script(FAST, pause=[0.03] + [0.005] * (len(FAST) - 1)))
     delivered = deliveries(monkeypatch)
     assert typed(url, speed) == "ab" * 120
-    gaps = sorted(b - a for a, b in itertools.pairwise(delivered[1:]))
+    gaps = sorted(b - a for (a, _), (b, _) in itertools.pairwise(delivered[1:]))
     median = gaps[len(gaps) // 2]
     assert median == pytest.approx(every * _frames.PERIOD, abs=0.006), gaps
 
