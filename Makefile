@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ROOT_FLAG := $(if $(filter 0,$(shell id -u)),--allow-root,)
 
-.PHONY: demo test test-fast lint bench format constraints test-newest-sdks protocol
+.PHONY: demo test test-fast lint bench format constraints test-newest-sdks protocol picture
 
 # Every dependency at the version pinned in constraints.txt: a fresh machine installs what
 # main was tested with, and a new release of a dependency cannot turn it red.
@@ -82,3 +82,8 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_kernel_cost.py
 	$(BIN)/python benchmarks/bench_browser.py --scale quick
 	$(BIN)/python benchmarks/bench_turn_end.py
+
+# The README's picture (docs/img/chat.png): the demo chat typing an answer in JupyterLab,
+# taken in headless Chromium as the browser tests run it. Remake it when the look changes.
+picture: $(STAMP)
+	$(BIN)/python tools/readme_picture.py

