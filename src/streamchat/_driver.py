@@ -31,7 +31,7 @@ from ._budget import LIVE
 from ._conversation import Conversation
 from ._explain import explain
 from ._messages import FINISHED_FIELDS, TurnEnd, TurnStatus
-from ._pacing import Wake, type_out
+from ._pacing import Lockstep, Wake, type_out
 from ._pauses import PausingTypewriter  # stage (issue 24)
 from ._secrets import EchoMask, Secrets
 from ._sources import PythonSource
@@ -293,9 +293,9 @@ class Driver:
         if self._running is not None:
             await asyncio.wait([self._running])
 
-    async def start(self, question: str | None) -> None:
+    async def start(self, question: str | None, lockstep: Lockstep | None = None) -> None:
         """Add a live assistant turn, after the `question` asked if any, and start
-        typing it."""
+        typing it (in `lockstep` with other answers: a race at equal speed)."""
         if self.closed:
             return
         core, widget = self.core, self._widget
@@ -313,6 +313,9 @@ class Driver:
             reasoning=reasoning,
             outbox=Outbox(widget._emit, core.turns[turn]["id"], streams),
         )
+        if lockstep is not None:
+            answer.lockstep = lockstep
+            lockstep.join(lambda: answer.wake.set() if answer.wake is not None else None)
         core.started(answer)
         self.idle.clear()
         widget.status = core.status
@@ -385,7 +388,7 @@ class Driver:
                 return "stopped", None
             terminal = await type_out(
                 self._observe(answer, self._record(answer, self._masked(endpoint, history))),
-                Framed(answer.typewriter, answer.outbox, answer.type),  # type: ignore[arg-type]
+                Framed(answer.typewriter, answer.outbox, answer.type, answer.lockstep),  # type: ignore[arg-type]
                 answer.type,
                 self._handlers(answer),
                 wake=answer.wake,

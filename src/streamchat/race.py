@@ -38,6 +38,7 @@ from ._conversation import check_owner
 from ._driver import COMMAND_WAIT, Driver, Endpoint
 from ._kernel import Displays, replace_in_cell
 from ._pace_traits import PaceTraits
+from ._pacing import Lockstep
 from ._race_results import RESULT_KEYS, format_results, race_status, result_rows
 from ._sources import PythonSource
 from ._stage import Redaction
@@ -397,12 +398,14 @@ class Race(PaceTraits, anywidget.AnyWidget):
 
     async def _start_all(self, prompt: str) -> None:
         """Stop what is live, then start every lane in this one callback: `Driver.start`
-        does not await, so the lanes' tasks are made in the same tick, in lane order."""
+        does not await, so the lanes' tasks are made in the same tick, in lane order.
+        At equal speed the lanes type in lockstep: from one start, on one frame grid."""
         await self._stop(None, note="Stopped: a new prompt was sent.")
         if self._closed:
             return
+        lockstep = Lockstep() if self.pace == "equal" and len(self._lanes) > 1 else None
         for lane in self._lanes:
-            await lane.driver.start(prompt)
+            await lane.driver.start(prompt, lockstep)
 
     async def _retry(self, turn: int) -> None:
         for lane in self._lanes_holding(turn):

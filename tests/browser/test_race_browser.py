@@ -32,7 +32,10 @@ RATE = 4000  # chars/s per lane: about 1,000 tokens/s
 CHARS = 12_000  # three seconds of typing per lane
 
 # Each lane's visible answer length, per animation frame, until every lane is done
-# (or `limit` ms); kept in window.__race so Python can run a cell meanwhile.
+# (or `limit` ms); kept in window.__race so Python can run a cell meanwhile. Read after
+# the frame's callbacks ran (a task queued from the animation frame runs after its
+# rendering): each lane's view plays its frames in a callback of its own, and a read in
+# the sampler's callback would see some lanes' frame applied and not yet the others'.
 SAMPLE_LANES = """(limit) => {
   const lanes = () => [...document.querySelectorAll('.streamchat-race-lane')];
   const length = (lane) => {
@@ -43,14 +46,14 @@ SAMPLE_LANES = """(limit) => {
   const race = { samples: [], done: false };
   window.__race = race;
   const start = performance.now();
-  const tick = () => {
-    const now = performance.now();
+  const read = (now) => {
     race.samples.push([now, ...lanes().map(length)]);
     const root = document.querySelector('.streamchat-race');
     const ended = root && !['waiting', 'streaming'].includes(root.dataset.status);
     if ((ended && race.samples.length > 5) || now - start > limit) { race.done = true; return; }
     requestAnimationFrame(tick);
   };
+  const tick = (now) => setTimeout(() => read(now), 0);
   requestAnimationFrame(tick);
 }"""
 
@@ -242,6 +245,7 @@ def test_equal_speed_keeps_the_lanes_within_one_step(page: Any, lab: Jupyter) ->
         samples = page.evaluate("window.__race.samples")
         page.locator(STOP).click()
         wait_race(page, "stopped", 30_000)
+    (ARTIFACTS / "race-equal-samples.json").write_text(json.dumps(samples))
     typing = [lengths for _, *lengths in samples if all(n > 0 for n in lengths)]
     spreads = [max(lengths) - min(lengths) for lengths in typing]
     print(f"equal speed: {len(typing)} frames, spread {max(spreads)} at most")
