@@ -85,7 +85,7 @@ class Lockstep:
         self._awaited = 0  # answers joined that have neither text nor an end yet
         self._first: float | None = None  # when the first text came
         self.start: float | None = None  # when typing starts (the loop's clock)
-        self._sent = -math.inf  # the first send of the latest round
+        self._sent: float | None = None  # the first send of this loop tick
         self._wakers: list[Callable[[], None]] = []
 
     def join(self, wake: Callable[[], None]) -> None:
@@ -134,12 +134,17 @@ class Lockstep:
 
     def sent(self, now: float) -> float:
         """The instant a message sent `now` counts its frames' delays from: the first
-        send of its round. The answers of a round send one after another, each after its
-        render (milliseconds apart); counted from each one's own time, the same frame
-        had different delays, and a view played it on different animation frames."""
-        if now - self._sent > PERIOD / 2:
+        send of this loop tick. The answers of a round send one after another in one
+        tick, each after its render (milliseconds apart), and their messages go as one
+        at its end (`race._flush`); counted from each one's own time, the same frame had
+        different delays, and a view played it on different animation frames."""
+        if self._sent is None:
             self._sent = now
+            asyncio.get_running_loop().call_soon(self._tick_ended)
         return self._sent
+
+    def _tick_ended(self) -> None:
+        self._sent = None
 
     @property
     def deadline(self) -> float:

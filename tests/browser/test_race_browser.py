@@ -234,31 +234,61 @@ def test_four_lanes_at_4000_chars_per_second(page: Any, lab: Jupyter) -> None:
         pytest.xfail(f"under 30 frames a second or a slow new cell: {figures}")
 
 
+# Equal speed in the browser: 240 chars/s, 8 at a time, so a step (33 ms) is a frame's
+# typing (28 ms) and "within one step" means the lanes never a frame apart.
+EQUAL_SPEED, EQUAL_STEP = 240.0, 8
+
+
+def spread_windows(typing: list[list[float]], seconds: float = 0.5) -> list[float]:
+    """The share of samples with the lanes within one step, in each `seconds` window."""
+    shares, window = [], []
+    for now, *lengths in typing:
+        window.append(max(lengths) - min(lengths) <= EQUAL_STEP)
+        if now - typing[0][0] >= seconds * (len(shares) + 1):
+            shares.append(sum(window) / len(window))
+            window = []
+    return shares
+
+
 def test_equal_speed_keeps_the_lanes_within_one_step(page: Any, lab: Jupyter) -> None:
     with lane_servers(4) as servers:
-        cell = race_cell([s.url() for s in servers], pace="equal", speed=240.0, step=1)
+        cell = race_cell(
+            [s.url() for s in servers], pace="equal", speed=EQUAL_SPEED, step=EQUAL_STEP
+        )
         open_race(page, lab, "race-equal.ipynb", [cell])
         ask(page, "Race at one pace")
-        page.wait_for_function(f"({LANE_TEXT})().every((text) => text.length > 0)")
-        page.evaluate(SAMPLE_LANES, 4000)
+        page.wait_for_function(f"({LANE_TEXT})().some((text) => text.length > 0)")
+        page.evaluate(SAMPLE_LANES, 5000)
         page.wait_for_function("window.__race && window.__race.done", timeout=30_000)
         samples = page.evaluate("window.__race.samples")
         page.locator(STOP).click()
         wait_race(page, "stopped", 30_000)
     (ARTIFACTS / "race-equal-samples.json").write_text(json.dumps(samples))
-    typing = [lengths for _, *lengths in samples if all(n > 0 for n in lengths)]
-    spreads = [max(lengths) - min(lengths) for lengths in typing]
-    print(f"equal speed: {len(typing)} frames, spread {max(spreads)} at most")
-    assert len(typing) > 100
-    assert typing[-1][0] - typing[0][0] > 500, "they typed meanwhile"
+    # From the first frame any lane shows: one start, so no lane is empty by then.
+    typing = [sample for sample in samples if any(n > 0 for n in sample[1:])]
+    spreads = [max(lengths) - min(lengths) for _, *lengths in typing]
+    within = sum(spread <= EQUAL_STEP for spread in spreads) / len(spreads)
+    windows = spread_windows(typing)
+    good_windows = sum(share >= 0.8 for share in windows) / len(windows)
+    figures = {
+        "frames": len(typing),
+        "within_one_step": round(within, 3),
+        "same_length": round(spreads.count(0) / len(spreads), 3),
+        "max_spread": max(spreads),
+        "half_seconds_within": round(good_windows, 3),
+        "worst_half_second": round(min(windows), 3),
+    }
+    print("equal speed:", json.dumps(figures))
+    assert len(typing) > 100 and typing[-1][0] - typing[0][0] > 3000, "they typed meanwhile"
+    assert all(n > 0 for n in typing[0][1:]), "every lane starts on the same frame"
+    # The lanes' frames travel in one message with the same delays (`_pacing.Lockstep`),
+    # and a lane whose frames came late rejoins the others. Counted over windows: on a
+    # loaded machine a round is now and then split, or a page's stall lands between two
+    # messages, and one lane is a batch behind for a moment (load 5-8 here: 0.94-1.0 of
+    # the frames within one step, the worst half second 0-1).
+    assert within >= 0.9, figures
+    assert good_windows >= 0.8, figures
     page.console.check()
-    if max(spreads) > 1:
-        # Each lane's outbox sends when the send budget lets it (a lane that rendered
-        # more waits a frame longer), so lanes typed at one pace change on different
-        # frames; and each typewriter's pace is anchored at its own first token.
-        # Frames played at their typewriter times (the "batch" work) and one anchor
-        # for the race's typewriters are what lockstep needs.
-        pytest.xfail(f"lanes {max(spreads)} chars apart at most, {sorted(spreads)[-10:]}")
 
 
 @pytest.mark.parametrize("width", [1280, 800])
