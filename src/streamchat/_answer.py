@@ -192,7 +192,7 @@ class Outbox:
         now = loop.time()
         while self._ahead and self._ahead[0][0] <= now:
             self._ahead.popleft()
-        sent = now if self.lockstep is None else self.lockstep.sent(now)
+        sent = now if self.lockstep is None else self.lockstep.tick(now)
         messages = self._messages(rendered, sent)
         if self._tools is not None:
             messages.append(_messages.tools(self.turn_id, self._tools))
@@ -429,6 +429,7 @@ class Framed:
             return typewriter.take(now + self._ahead - self._shift)
         if self._lockstep is not None:
             self._lockstep.started(now)  # (the grace may have run out)
+            now = self._lockstep.tick(now)  # the answers of a round on one clock
         if now < self._outbox.next_send:
             return ""  # woken early (by text that may wait): no message may go yet
         # In the typewriter's time: the end of the next LEAD, the last frame's time.
@@ -466,8 +467,10 @@ class Framed:
         if self._inbox:
             held = self._held()
             if held == math.inf and deadline is None:  # held for the lockstep's start
-                # It wakes this loop at the start; this is when the grace runs out.
-                return max(self._lockstep.deadline, self._outbox.next_send)  # type: ignore[union-attr]
+                # It wakes this loop at the start; this is when the grace runs out (None:
+                # no answer is ready yet, and this one's text wakes it when it is).
+                grace = self._lockstep.deadline  # type: ignore[union-attr]
+                return None if grace == math.inf else max(grace, self._outbox.next_send)
             deadline = held if deadline is None else min(deadline, held)
         if deadline is None:
             return None

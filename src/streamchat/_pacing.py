@@ -85,7 +85,7 @@ class Lockstep:
         self._awaited = 0  # answers joined that have neither text nor an end yet
         self._first: float | None = None  # when the first text came
         self.start: float | None = None  # when typing starts (the loop's clock)
-        self._sent: float | None = None  # the first send of this loop tick
+        self._sent: float | None = None  # this loop tick's time (`tick`)
         self._wakers: list[Callable[[], None]] = []
 
     def join(self, wake: Callable[[], None]) -> None:
@@ -132,12 +132,13 @@ class Lockstep:
         origin = self.start - PERIOD
         return origin + math.ceil((when - origin - 1e-6) / BATCH) * BATCH
 
-    def sent(self, now: float) -> float:
-        """The instant a message sent `now` counts its frames' delays from: the first
-        send of this loop tick. The answers of a round send one after another in one
-        tick, each after its render (milliseconds apart), and their messages go as one
-        at its end (`race._flush`); counted from each one's own time, the same frame had
-        different delays, and a view played it on different animation frames."""
+    def tick(self, now: float) -> float:
+        """This loop tick's time: the clock as the first answer of the tick read it.
+        The answers of a round run one after another in one tick, each after the one
+        before rendered (milliseconds apart, 60 ms for a first render), and their
+        messages go as one at its end (`race._flush`). Each one's own clock gave them
+        different first frames and different delays for the same frame, and a view
+        played them on different animation frames."""
         if self._sent is None:
             self._sent = now
             asyncio.get_running_loop().call_soon(self._tick_ended)
