@@ -9,11 +9,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from streamchat import Lane, Race, Retries
+from streamchat import Lane, Race, Retries, TapeError, _tape
 from streamchat._frames import BATCH, PERIOD
 from streamchat._messages import FRAME_KINDS, decode_patch
 from streamchat._pacing import GRACE, Lockstep
@@ -430,3 +431,33 @@ def test_the_lockstep_starts_without_a_late_answer_after_the_grace() -> None:
     assert start is not None and start >= 7.0 and woken == ["early", "late"]
     lockstep.arrived(9.0)  # the late one types from its own text, behind
     assert lockstep.started(9.0) == start
+
+
+TAPE = Path(__file__).parent / "tapes" / "llama-server-gemma-3-270m.tape.json"
+
+
+def test_a_tape_is_a_lane(fast_demo: DemoServer, races) -> None:
+    """A lane is anything StreamChat takes, a tape too: a path (object or string) or a
+    `Tape`, replayed at its recorded pace beside a live lane."""
+    tape = _tape.load(TAPE)
+    turn = tape.turns[0]
+    lanes = [TAPE, str(TAPE), Lane(tape, label="loaded"), Lane(fast_demo.url, model="live")]
+    race, _ = make(races, lanes)
+    assert race.labels == ["gemma-3-270m", "gemma-3-270m #2", "loaded", "live"]
+    race.ask(turn.prompt)
+    assert race.wait(30)
+    transcripts = race.transcripts()
+    for label in race.labels[:3]:
+        answer = transcripts[label][-1]
+        assert answer["status"] == turn.status and answer["source"] == turn.text, label
+    assert transcripts["live"][-1]["source"] == answer_for(turn.prompt)
+    rows = race.results
+    assert [row["model"] for row in rows[:3]] == ["gemma-3-270m"] * 3
+    # Replayed on its recorded time: the first token as late as it came on the day.
+    recorded = turn.deltas[0]["t"]
+    assert all(row["ttft"] >= recorded * 0.9 for row in rows[:3]), (recorded, rows)
+
+
+def test_a_missing_tape_lane_says_so(tmp_path) -> None:
+    with pytest.raises(TapeError, match="no tape at"):
+        Race([tmp_path / "nowhere.tape.json"])

@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import html
+import os
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -40,9 +42,11 @@ from ._kernel import Displays, replace_in_cell
 from ._pace_traits import PaceTraits
 from ._pacing import Lockstep
 from ._race_results import RESULT_KEYS, format_results, race_status, result_rows
+from ._replay import Replay
 from ._sources import PythonSource
 from ._stage import Redaction
 from ._static_copy import static_copy
+from ._tape import Tape, load
 from .transport import Limits, Retries, Timeouts
 
 __all__ = ["RESULT_KEYS", "Lane", "Race", "format_results", "race_status", "result_rows"]
@@ -57,9 +61,9 @@ _RACE_MIME_TYPE = "application/vnd.streamchat.race+json"
 
 @dataclass(frozen=True)
 class Lane:
-    """One lane: what `StreamChat` takes (a URL with its settings, or a Python source),
-    and the `label` it is shown under (by default its model, or the URL's host and path,
-    or the function's name)."""
+    """One lane: what `StreamChat` takes (a URL with its settings, a Python source, or a
+    tape: a `Tape`, or the path of a tape file), and the `label` it is shown under (by
+    default its model, or the URL's host and path, or the function's name)."""
 
     source: str | Any
     label: str | None = None
@@ -92,6 +96,33 @@ class Lane:
             parts = urlsplit(self.source)
             return f"{parts.netloc}{parts.path}".rstrip("/") or self.source
         return getattr(self.source, "__name__", None) or type(self.source).__name__
+
+
+def _tape(source: object) -> Tape | None:
+    """The tape a lane's source is, if it is one: a `Tape`, a path object, or a string
+    that is not a URL and names a file (or ends in .json: a missing tape says so)."""
+    if isinstance(source, Tape):
+        return source
+    if isinstance(source, os.PathLike) or (
+        isinstance(source, str)
+        and "://" not in source
+        and (source.endswith(".json") or os.path.isfile(source))
+    ):
+        return load(source)
+    return None
+
+
+def _replayed(lane: Lane) -> Lane:
+    """A tape's lane as a Python source: its recorded answers at their recorded pace
+    (`_replay.Replay`, what `StreamChat.replay` plays), under its model's name, else the
+    file's. At equal speed the Speed slider types them, as any lane."""
+    tape = _tape(lane.source)
+    if tape is None:
+        return lane
+    name = lane.source if isinstance(lane.source, (str, os.PathLike)) else None
+    model = lane.model or tape.source.get("model") or None
+    label = lane.label or model or (Path(name).name if name is not None else "tape")
+    return dataclasses.replace(lane, source=Replay(tape).answer, label=label, model=model)
 
 
 def _labels(lanes: Sequence[Lane]) -> list[str]:
@@ -263,7 +294,7 @@ class Race(PaceTraits, anywidget.AnyWidget):
         max_lag: float | None = None,
         limits: Limits = Limits(),
     ) -> None:
-        specs = [Lane.of(lane) for lane in lanes]
+        specs = [_replayed(Lane.of(lane)) for lane in lanes]
         if not specs:
             raise ValueError("a race needs at least one lane")
         self._finished_lock = threading.Lock()

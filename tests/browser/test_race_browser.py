@@ -47,13 +47,17 @@ SAMPLE_LANES = """(limit) => {
   window.__race = race;
   const start = performance.now();
   const read = (now) => {
+    if (race.done) return;
     race.samples.push([now, ...lanes().map(length)]);
     const root = document.querySelector('.streamchat-race');
     const ended = root && !['waiting', 'streaming'].includes(root.dataset.status);
-    if ((ended && race.samples.length > 5) || now - start > limit) { race.done = true; return; }
-    requestAnimationFrame(tick);
+    if ((ended && race.samples.length > 5) || now - start > limit) race.done = true;
   };
-  const tick = (now) => setTimeout(() => read(now), 0);
+  const tick = (now) => {
+    if (race.done) return;
+    requestAnimationFrame(tick);  // every frame, however late the read
+    setTimeout(() => read(now), 0);
+  };
   requestAnimationFrame(tick);
 }"""
 
