@@ -207,6 +207,8 @@ def test_four_lanes_at_4000_chars_per_second(page: Any, lab: Jupyter) -> None:
     # The median is reported; tests/test_race.py asserts the median with one server.
     skew = min(skews)
     rates = [frames_per_second(samples, lane) for lane in range(4)]
+    # The page's own animation frames a second meanwhile: a lane cannot change on more.
+    page_rate = (len(samples) - 1) / ((samples[-1][0] - samples[0][0]) / 1000)
     during = [t for t in frames if typing <= t <= ended]
     iopub = len(during) / (ended - typing)
     busiest = busiest_second(during)
@@ -216,6 +218,7 @@ def test_four_lanes_at_4000_chars_per_second(page: Any, lab: Jupyter) -> None:
         "skew_median_ms": round(sorted(skews)[2] * 1000, 2),
         "skews_ms": [round(each * 1000, 2) for each in skews],
         "frames_per_second": [round(r, 1) for r, _ in rates],
+        "page_frames_per_second": round(page_rate, 1),
         "typing_ms": [round(span) for _, span in rates],
         "ws_frames_per_second": round(iopub, 1),
         "ws_frames_busiest_second": busiest,
@@ -232,9 +235,12 @@ def test_four_lanes_at_4000_chars_per_second(page: Any, lab: Jupyter) -> None:
     if slow or new_cell > 100:
         # True speed is speed 0: text shown as it arrives goes as patches, one message a
         # frame at most (only paced text is batched ahead, `_answer.Framed`), within the
-        # send budget four lanes at 4,000 chars/s share (`_budget`). On an idle machine
-        # every lane reaches 30-35 frames a second; in a loaded full run one fell to
-        # 29.8. A known miss of issue 23, with its figures, not a pass.
+        # send budget four lanes at 4,000 chars/s share (`_budget`). The budget counted
+        # wall time, which a loaded machine inflated (a 2 ms render measured 10-15 ms):
+        # it now counts the loop thread's CPU. On an idle machine every lane reaches
+        # 30-35 frames a second; in a loaded full run one fell to 29.8, and with the
+        # machine at load 9-11 the page itself drew 15-20 frames a second. A known miss
+        # of issue 23 under load, with its figures (page_frames_per_second), not a pass.
         pytest.xfail(f"under 30 frames a second or a slow new cell: {figures}")
 
 
