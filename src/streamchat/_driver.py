@@ -20,7 +20,7 @@ import contextlib
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import httpx
@@ -54,7 +54,7 @@ from .typewriter import Typewriter
 if TYPE_CHECKING:
     from .widget import StreamChat
 
-__all__ = ["Driver", "Endpoint"]
+__all__ = ["Driver", "Endpoint", "Settings"]
 
 T = TypeVar("T")
 
@@ -79,8 +79,27 @@ def _client() -> httpx.AsyncClient:
     return _http
 
 
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """What goes with a source's requests: the model, provider format, key, headers,
+    system prompt and request options (a Python source takes the system prompt only).
+    Declared once, for a chat's `Endpoint` and a race's `Lane`."""
+
+    model: str | None = None
+    provider: str = "auto"
+    api_key: str | None = field(default=None, repr=False)
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    system: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def settings(self) -> dict[str, Any]:
+        """The settings as keyword arguments, their mappings copied."""
+        given = {each.name: getattr(self, each.name) for each in fields(Settings)}
+        return given | {"headers": dict(self.headers), "options": dict(self.options)}
+
+
 @dataclass(frozen=True)
-class Endpoint:
+class Endpoint(Settings):
     """Where a chat's answers come from: a URL and its settings, or a Python source.
 
     Made once by the widget and never changed, so the loop thread reads it freely.
@@ -89,12 +108,6 @@ class Endpoint:
 
     url: str
     source: PythonSource | None = None
-    model: str | None = None
-    provider: str = "auto"
-    api_key: str | None = field(default=None, repr=False)
-    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
-    system: str | None = None
-    options: Mapping[str, Any] = field(default_factory=dict)
     timeouts: Timeouts = Timeouts()
     retries: Retries = Retries()
     limits: Limits = Limits()

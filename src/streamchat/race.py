@@ -26,7 +26,7 @@ import os
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -37,7 +37,7 @@ import traitlets
 
 from . import _messages, _runner
 from ._conversation import check_owner
-from ._driver import COMMAND_WAIT, Driver, Endpoint
+from ._driver import COMMAND_WAIT, Driver, Endpoint, Settings
 from ._kernel import Displays, replace_in_cell
 from ._pace_traits import PaceTraits
 from ._pacing import Lockstep
@@ -60,19 +60,13 @@ _RACE_MIME_TYPE = "application/vnd.streamchat.race+json"
 
 
 @dataclass(frozen=True)
-class Lane:
+class Lane(Settings):
     """One lane: what `StreamChat` takes (a URL with its settings, a Python source, or a
     tape: a `Tape`, or the path of a tape file), and the `label` it is shown under (by
     default its model, or the URL's host and path, or the function's name)."""
 
     source: str | Any
     label: str | None = None
-    model: str | None = None
-    provider: str = "auto"
-    api_key: str | None = field(default=None, repr=False)
-    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
-    system: str | None = None
-    options: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def of(cls, lane: Lane | str | Mapping[str, Any] | Any) -> Lane:
@@ -241,18 +235,9 @@ def _endpoint(lane: Lane, timeouts: Timeouts, retries: Retries, limits: Limits) 
                 f"a race lane asks every prompt again: give a function of the conversation "
                 f"or a URL, not one stream ({type(lane.source).__name__})"
             )
+    url = lane.source if isinstance(lane.source, str) else ""
     return Endpoint(
-        lane.source if isinstance(lane.source, str) else "",
-        source,
-        model=lane.model,
-        provider=lane.provider,
-        api_key=lane.api_key,
-        headers=dict(lane.headers),
-        system=lane.system,
-        options=dict(lane.options),
-        timeouts=timeouts,
-        retries=retries,
-        limits=limits,
+        url, source, timeouts=timeouts, retries=retries, limits=limits, **lane.settings()
     )
 
 
