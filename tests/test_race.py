@@ -461,3 +461,17 @@ def test_a_tape_is_a_lane(fast_demo: DemoServer, races) -> None:
 def test_a_missing_tape_lane_says_so(tmp_path) -> None:
     with pytest.raises(TapeError, match="no tape at"):
         Race([tmp_path / "nowhere.tape.json"])
+
+
+def test_stop_works_while_lanes_wait_for_the_lockstep(server, races) -> None:
+    good = server.route("/v1/chat/completions", Script(openai_chunks(ANSWER), pause=0.001))
+    silent = server.route("/hang/v1/chat/completions", Script([], hang=30))
+    race, _ = make(races, [Lane(good, label="good"), Lane(silent, label="silent")], pace="equal")
+    race.ask("go")
+    wait_until(lambda: race.lanes[0]["status"] == "streaming")  # its text held for the start
+    started = time.monotonic()
+    race.stop()
+    assert race.wait(5)
+    assert time.monotonic() - started < 0.5
+    assert [row["status"] for row in race.results] == ["stopped", "stopped"]
+    assert race.transcripts()["good"][-1]["source"] == "", "nothing was shown, nothing kept"
