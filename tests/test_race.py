@@ -20,6 +20,7 @@ from streamchat._messages import FRAME_KINDS, decode_patch
 from streamchat._pacing import GRACE, Lockstep
 from streamchat.race import RESULT_KEYS, format_results, race_status
 from streamchat.server import DemoServer, answer_for
+from streamchat.typewriter import Typewriter
 from test_widget import ANSWER, Capture, openai_chunks
 
 from conftest import require
@@ -475,3 +476,17 @@ def test_stop_works_while_lanes_wait_for_the_lockstep(server, races) -> None:
     assert time.monotonic() - started < 0.5
     assert [row["status"] for row in race.results] == ["stopped", "stopped"]
     assert race.transcripts()["good"][-1]["source"] == "", "nothing was shown, nothing kept"
+
+
+@pytest.mark.parametrize("keeps_time", [False, True])
+def test_a_starved_typewriter_in_lockstep_keeps_its_schedule(keeps_time: bool) -> None:
+    """10 chars/s, 1 at a time: 6 chars at t=0, none until t=1. Alone, the late text
+    starts a schedule of its own (typed from t=1); in lockstep (`keeps_time`) what is
+    overdue shows at once and the answer is back where the others are."""
+    typewriter = Typewriter(10, 1, max_rate=1000)
+    typewriter.keeps_time = keeps_time
+    typewriter.push("abcde\n", 0.0)
+    assert typewriter.take(0.45) == "abcde"
+    typewriter.push("fghijklmno\n", 1.0)
+    # Due by t=1 on the first schedule: 11 characters; on a new one from t=1: 1 more.
+    assert typewriter.take(1.0) == ("\nfghij" if keeps_time else "\nf")
