@@ -4,18 +4,23 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import math
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from streamchat import Lane, Race, Retries
-from streamchat._messages import decode_patch
+from streamchat import Lane, Race, Retries, TapeError, _tape
+from streamchat._frames import BATCH, PERIOD
+from streamchat._messages import FRAME_KINDS, decode_patch
+from streamchat._pacing import GRACE, Lockstep
 from streamchat.race import RESULT_KEYS, format_results, race_status
 from streamchat.server import DemoServer, answer_for
+from streamchat.typewriter import Typewriter
 from test_widget import ANSWER, Capture, openai_chunks
 
 from conftest import require
@@ -329,3 +334,159 @@ def test_switching_to_true_speed_mid_answer_shows_the_rest_at_once(server, races
     race.pace = "true"
     assert race.wait(5)
     assert all(row["status"] == "done" for row in race.results)
+
+
+def rounds(capture: Capture) -> list[list[list[Any]]]:
+    """The typed frames messages of each comm message, as sent (turn id first)."""
+    out = []
+    for _, message in capture.sent:
+        content = message["content"] if message["method"] == "custom" else None
+        unpacked = (
+            content["messages"]
+            if isinstance(content, dict) and "messages" in content
+            else [content]
+        )
+        frames = [m for m in unpacked if isinstance(m, list) and m[1] == FRAME_KINDS["frames"]]
+        if frames:
+            out.append(frames)
+    return out
+
+
+def test_equal_pace_types_the_lanes_in_lockstep(server, races) -> None:
+    """Four lanes whose first tokens come 0-150 ms apart type the same answer on one
+    clock: their frames travel together, each lane's the same as the others' (the
+    same text at the same times), from one start."""
+    chunks = openai_chunks(ANSWER * 6, size=8)
+    urls = [
+        server.route(f"/{i}/v1/chat/completions", Script(chunks, pause=[0.05 * i] + [0.001] * 999))
+        for i in range(4)
+    ]
+    race, capture = make(
+        races, [Lane(u, label=str(i)) for i, u in enumerate(urls)], pace="equal", speed=600, step=4
+    )
+    race.ask("in lockstep")
+    assert race.wait(30)
+    sent_rounds = rounds(capture)
+    together = [r for r in sent_rounds if len(r) == 4]
+    alike = [r for r in together if all(m[1:] == r[0][1:] for m in r)]
+    print(f"{len(sent_rounds)} rounds, {len(together)} with every lane, {len(alike)} alike")
+    assert sent_rounds[0] in alike, "one start: the first frames of every lane go together"
+    # On a loaded machine a round may now and then be split over two loop ticks; the
+    # last frames go as each lane ends.
+    assert len(alike) >= 0.8 * (len(sent_rounds) - 1)
+    for turns in race.transcripts().values():
+        assert turns[-1]["source"] == ANSWER * 6
+
+
+def test_true_pace_has_no_lockstep(server, races) -> None:
+    url = server.route("/v1/chat/completions", Script(openai_chunks(ANSWER), pause=0.001))
+    race, capture = make(races, [Lane(url, label="a"), Lane(url, label="b")], pace="true")
+    race.ask("as it comes")
+    assert race.wait(20)
+    assert not rounds(capture), "shown as it arrives: patches, no typed frames"
+
+
+def test_an_equal_pace_lane_that_fails_or_hangs_does_not_hold_the_others(server, races) -> None:
+    good = server.route("/v1/chat/completions", Script(openai_chunks(ANSWER), pause=0.001))
+    failing = server.route("/500/v1/chat/completions", Script([b"{}"], status=500))
+    silent = server.route("/hang/v1/chat/completions", Script([], hang=30))
+    lanes = [Lane(good, label="good"), Lane(failing, label="500"), Lane(silent, label="silent")]
+    race, _ = make(races, lanes, pace="equal", speed=4000, step=8)
+    started = time.monotonic()
+    race.ask("go")
+    wait_until(lambda: race.lanes[0]["status"] == "done", timeout=GRACE + 10)
+    took = time.monotonic() - started
+    # The failed lane left the lockstep at once; the silent one is waited for `GRACE`.
+    assert GRACE <= took < GRACE + 3, took
+    assert race.lanes[1]["status"] == "error" and race.lanes[2]["status"] == "waiting"
+    race.stop()
+    assert race.wait(10)
+
+
+def test_the_lockstep_starts_when_every_answer_is_ready() -> None:
+    lockstep, woken = Lockstep(grace=2.0), []
+    for name in "abc":
+        lockstep.join(lambda name=name: woken.append(name))
+    assert lockstep.started(10.0) is None and lockstep.deadline == math.inf
+    lockstep.arrived(10.0)
+    assert lockstep.deadline == 12.0
+    lockstep.left(10.1)  # ended without text: not waited for
+    assert lockstep.started(10.2) is None and not woken
+    lockstep.arrived(10.3)
+    start = lockstep.started(10.3)
+    assert start is not None and 10.3 < start <= 10.3 + 2 * PERIOD
+    assert abs(start / PERIOD - round(start / PERIOD)) < 1e-6, "on the frame grid"
+    assert woken == ["a", "b", "c"]
+    # Sends go BATCH apart from the frame before the start.
+    assert lockstep.send_at(start) == pytest.approx(start - PERIOD + BATCH)
+    assert lockstep.send_at(start + BATCH) == pytest.approx(start - PERIOD + 2 * BATCH)
+
+
+def test_the_lockstep_starts_without_a_late_answer_after_the_grace() -> None:
+    lockstep, woken = Lockstep(grace=2.0), []
+    lockstep.join(lambda: woken.append("early"))
+    lockstep.join(lambda: woken.append("late"))
+    lockstep.arrived(5.0)
+    assert lockstep.started(6.9) is None
+    start = lockstep.started(7.0)
+    assert start is not None and start >= 7.0 and woken == ["early", "late"]
+    lockstep.arrived(9.0)  # the late one types from its own text, behind
+    assert lockstep.started(9.0) == start
+
+
+TAPE = Path(__file__).parent / "tapes" / "llama-server-gemma-3-270m.tape.json"
+
+
+def test_a_tape_is_a_lane(fast_demo: DemoServer, races) -> None:
+    """A lane is anything StreamChat takes, a tape too: a path (object or string) or a
+    `Tape`, replayed at its recorded pace beside a live lane."""
+    tape = _tape.load(TAPE)
+    turn = tape.turns[0]
+    lanes = [TAPE, str(TAPE), Lane(tape, label="loaded"), Lane(fast_demo.url, model="live")]
+    race, _ = make(races, lanes)
+    assert race.labels == ["gemma-3-270m", "gemma-3-270m #2", "loaded", "live"]
+    race.ask(turn.prompt)
+    assert race.wait(30)
+    transcripts = race.transcripts()
+    for label in race.labels[:3]:
+        answer = transcripts[label][-1]
+        assert answer["status"] == turn.status and answer["source"] == turn.text, label
+    assert transcripts["live"][-1]["source"] == answer_for(turn.prompt)
+    rows = race.results
+    assert [row["model"] for row in rows[:3]] == ["gemma-3-270m"] * 3
+    # Replayed on its recorded time: the first token as late as it came on the day.
+    recorded = turn.deltas[0]["t"]
+    assert all(row["ttft"] >= recorded * 0.9 for row in rows[:3]), (recorded, rows)
+
+
+def test_a_missing_tape_lane_says_so(tmp_path) -> None:
+    with pytest.raises(TapeError, match="no tape at"):
+        Race([tmp_path / "nowhere.tape.json"])
+
+
+def test_stop_works_while_lanes_wait_for_the_lockstep(server, races) -> None:
+    good = server.route("/v1/chat/completions", Script(openai_chunks(ANSWER), pause=0.001))
+    silent = server.route("/hang/v1/chat/completions", Script([], hang=30))
+    race, _ = make(races, [Lane(good, label="good"), Lane(silent, label="silent")], pace="equal")
+    race.ask("go")
+    wait_until(lambda: race.lanes[0]["status"] == "streaming")  # its text held for the start
+    started = time.monotonic()
+    race.stop()
+    assert race.wait(5)
+    assert time.monotonic() - started < 0.5
+    assert [row["status"] for row in race.results] == ["stopped", "stopped"]
+    assert race.transcripts()["good"][-1]["source"] == "", "nothing was shown, nothing kept"
+
+
+@pytest.mark.parametrize("keeps_time", [False, True])
+def test_a_starved_typewriter_in_lockstep_keeps_its_schedule(keeps_time: bool) -> None:
+    """10 chars/s, 1 at a time: 6 chars at t=0, none until t=1. Alone, the late text
+    starts a schedule of its own (typed from t=1); in lockstep (`keeps_time`) what is
+    overdue shows at once and the answer is back where the others are."""
+    typewriter = Typewriter(10, 1, max_rate=1000)
+    typewriter.keeps_time = keeps_time
+    typewriter.push("abcde\n", 0.0)
+    assert typewriter.take(0.45) == "abcde"
+    typewriter.push("fghijklmno\n", 1.0)
+    # Due by t=1 on the first schedule: 11 characters; on a new one from t=1: 1 more.
+    assert typewriter.take(1.0) == ("\nfghij" if keeps_time else "\nf")

@@ -20,7 +20,7 @@ from typing import Any
 from . import _messages
 from ._budget import LIVE, min_interval
 from ._frames import BATCH, LEAD, PERIOD, frame_after, frame_at
-from ._pacing import Wake
+from ._pacing import Lockstep, Wake
 from .deltas import ToolCallDelta, Usage
 from .render import MarkdownStream, Patch
 from .typewriter import Typewriter
@@ -85,6 +85,9 @@ class Outbox:
         # played yet at a Stop, by part.
         self._ahead: deque[tuple[float, str, int]] = deque()
         self.unplayed: dict[str, int] = {}
+        # Answers in lockstep send their frames on the lockstep's grid, with delays from
+        # one instant, so their frames travel in one message and play together.
+        self.lockstep: Lockstep | None = None
 
     def add(self, part: str, text: str, at: float | None = None) -> None:
         """Queue `text` of `part`: shown at once (`at` None, sent as soon as the budget
@@ -180,13 +183,17 @@ class Outbox:
         ]
 
     def flush(self, *, final: bool = False) -> None:
-        started = time.perf_counter()
+        # The loop thread's CPU, not the wall clock: on a loaded machine the wall time
+        # of a 2 ms render was 10-15 ms, and the budget (`_budget`), a share of a core,
+        # held four race lanes under 30 messages a second and made lanes miss a round.
+        started = time.thread_time()
         loop = asyncio.get_running_loop()
         rendered = self._render(final=final)
         now = loop.time()
         while self._ahead and self._ahead[0][0] <= now:
             self._ahead.popleft()
-        messages = self._messages(rendered, now)
+        sent = now if self.lockstep is None else self.lockstep.tick(now)
+        messages = self._messages(rendered, sent)
         if self._tools is not None:
             messages.append(_messages.tools(self.turn_id, self._tools))
         self._tools = None
@@ -195,13 +202,15 @@ class Outbox:
             self._emit(message)
         if messages:
             size = sum(len(p.html) for _, _, patches, _ in rendered for p in patches)
-            cost = time.perf_counter() - started
+            cost = time.thread_time() - started
             wait = min_interval(len(LIVE), len(messages), size, cost)
             paced = any(at is not None and at > now for at, _, _, _ in rendered)
             # Paced: BATCH frames on (the wake-up came at a frame, `now` is just after it);
             # else one message a frame at most.
             gap = frame_at(now + BATCH - PERIOD / 2) if paced else frame_after(now)
             self._next = max(gap, now + wait)
+            if paced and self.lockstep is not None:
+                self._next = self.lockstep.send_at(now + max(wait, PERIOD / 2))
         if self.carried and not final:  # the rest goes with the next message
             self._timer = loop.call_at(self._next, self.flush)
 
@@ -316,6 +325,9 @@ class Framed:
     text given to it at now + `LEAD` would make its next take reveal as of then. The
     first frame plays at once: the first token is not held back. At speed 0 text is
     shown as it comes, a message a frame at most.
+
+    In `lockstep` with other answers (a race at equal speed), the text is held until the
+    lockstep's start and the frames are on the frame grid (`_pacing.Lockstep`).
     """
 
     def __init__(
@@ -323,18 +335,24 @@ class Framed:
         typewriter: Typewriter,
         outbox: Outbox,
         typed: Callable[[str, float | None], None] | None = None,
+        lockstep: Lockstep | None = None,
     ) -> None:
         self._typewriter = typewriter
         self._outbox = outbox
         self._typed = typed or (lambda text, at: outbox.add("body", text, at))
+        self._lockstep = lockstep
+        self._settled = lockstep is None  # whether the lockstep heard we are ready
+        outbox.lockstep = lockstep
+        typewriter.keeps_time = lockstep is not None  # a starved answer rejoins the others
+        self._early = 0  # characters read before the lockstep heard of us
         self._ahead = 0.0  # when text read now plays, minus now: LEAD after a frame
         # A frame's play time minus the typewriter's time: moved by a speed or step
         # change, which plays the frames sent already at the new pace (`Outbox.retime`).
         self._shift = 0.0
         self._pace = (typewriter.speed, typewriter.step)
         self._last = -math.inf  # play time of the last frame
-        # (the typewriter's time, text; None: the end)
-        self._inbox: deque[tuple[float, str | None]] = deque()
+        # (the typewriter's time, None: the lockstep's start; text, None: the end)
+        self._inbox: deque[tuple[float | None, str | None]] = deque()
 
     @property
     def finished(self) -> bool:
@@ -352,16 +370,55 @@ class Framed:
         return held + self._typewriter.pending + self._outbox.carried
 
     def push(self, text: str, now: float) -> None:
-        self._inbox.append((now + self._ahead - self._shift, text))
+        if not self._settled:
+            # Ready once what it holds lasts until text read later can be typed: the
+            # socket is read a message apart, and that text plays `LEAD` after it.
+            self._early += len(text)
+            if self._early >= self._typewriter.speed * (BATCH + LEAD):
+                self._settle(now)
+        self._inbox.append((self._when(now), text))
 
     def close(self, now: float) -> None:
-        self._inbox.append((now + self._ahead - self._shift, None))
+        if not self._settled:
+            self._settle(now)
+        self._inbox.append((self._when(now), None))
+
+    def _settle(self, now: float) -> None:
+        """Tell the lockstep this answer is ready: with text, or ended without."""
+        assert self._lockstep is not None
+        self._settled = True
+        if self._early:
+            self._lockstep.arrived(now)
+        else:
+            self._lockstep.left(now)
+
+    def _when(self, now: float) -> float | None:
+        """The typewriter's time for what is read `now` (None: the lockstep's start)."""
+        when = now + self._ahead - self._shift
+        if self._lockstep is None:
+            return when
+        start = self._lockstep.started(now)
+        return None if start is None else max(when, start - self._shift)
+
+    def _time(self, when: float | None) -> float:
+        """An inbox time: text held for the lockstep's start is given at it (inf while
+        it is not known; at once, -inf, once the answer left the lockstep)."""
+        if when is not None:
+            return when
+        if self._lockstep is None:
+            return -math.inf
+        start = self._lockstep.start
+        return math.inf if start is None else start - self._shift
+
+    def _held(self) -> float:
+        """When the first text held is given to the typewriter (inf: none)."""
+        return self._time(self._inbox[0][0]) if self._inbox else math.inf
 
     def _feed(self, until: float) -> None:
         """Give the typewriter the text held for times up to `until`."""
         typewriter = self._typewriter
-        while self._inbox and self._inbox[0][0] <= until:
-            when, text = self._inbox.popleft()
+        while self._inbox and (when := self._held()) <= until:
+            text = self._inbox.popleft()[1]
             if text is None:
                 typewriter.close(when)
             else:
@@ -374,8 +431,13 @@ class Framed:
         if (typewriter.speed, typewriter.step) != self._pace:
             self._retime(now)
         if typewriter.speed == 0:
+            self._lockstep = self._outbox.lockstep = None  # shown as it comes: no lockstep
+            typewriter.keeps_time = False
             self._feed(math.inf)
             return typewriter.take(now + self._ahead - self._shift)
+        if self._lockstep is not None:
+            self._lockstep.started(now)  # (the grace may have run out)
+            now = self._lockstep.tick(now)  # the answers of a round on one clock
         if now < self._outbox.next_send:
             return ""  # woken early (by text that may wait): no message may go yet
         # In the typewriter's time: the end of the next LEAD, the last frame's time.
@@ -383,13 +445,15 @@ class Framed:
         while True:
             self._feed(last)
             deadline = typewriter.next_deadline()
-            held = self._inbox[0][0] if self._inbox else math.inf
+            held = self._held()
             if deadline is None or held <= max(deadline, last + PERIOD):
                 if held > horizon:
                     break
                 self._feed(held)  # the text it may reveal first
                 continue
             at = max(deadline, now - self._shift, last + PERIOD)
+            if self._lockstep is not None:  # the answers in lockstep change on one grid
+                at = frame_at(at + self._shift) - self._shift
             if at > horizon:
                 break
             text = typewriter.take(at)
@@ -409,7 +473,12 @@ class Framed:
         later."""
         deadline = self._typewriter.next_deadline()
         if self._inbox:
-            held = self._inbox[0][0]
+            held = self._held()
+            if held == math.inf and deadline is None:  # held for the lockstep's start
+                # It wakes this loop at the start; this is when the grace runs out (None:
+                # no answer is ready yet, and this one's text wakes it when it is).
+                grace = self._lockstep.deadline  # type: ignore[union-attr]
+                return None if grace == math.inf else max(grace, self._outbox.next_send)
             deadline = held if deadline is None else min(deadline, held)
         if deadline is None:
             return None
@@ -456,6 +525,7 @@ class Answer:
     stream_started: bool = False
     # Set on the loop thread; created there lazily because asyncio.Event binds a loop.
     wake: Wake | None = None
+    lockstep: Lockstep | None = None  # typed side by side with others (a race at equal speed)
     stream_closed: asyncio.Event | None = None
     task: asyncio.Task[None] | None = None
     stop_requested: bool = False

@@ -20,7 +20,7 @@ import contextlib
 import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import httpx
@@ -31,7 +31,7 @@ from ._budget import LIVE
 from ._conversation import Conversation
 from ._explain import explain
 from ._messages import FINISHED_FIELDS, TurnEnd, TurnStatus
-from ._pacing import Wake, type_out
+from ._pacing import Lockstep, Wake, type_out
 from ._pauses import PausingTypewriter  # stage (issue 24)
 from ._secrets import EchoMask, Secrets
 from ._sources import PythonSource
@@ -54,7 +54,7 @@ from .typewriter import Typewriter
 if TYPE_CHECKING:
     from .widget import StreamChat
 
-__all__ = ["Driver", "Endpoint"]
+__all__ = ["Driver", "Endpoint", "Settings"]
 
 T = TypeVar("T")
 
@@ -79,8 +79,27 @@ def _client() -> httpx.AsyncClient:
     return _http
 
 
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """What goes with a source's requests: the model, provider format, key, headers,
+    system prompt and request options (a Python source takes the system prompt only).
+    Declared once, for a chat's `Endpoint` and a race's `Lane`."""
+
+    model: str | None = None
+    provider: str = "auto"
+    api_key: str | None = field(default=None, repr=False)
+    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
+    system: str | None = None
+    options: Mapping[str, Any] = field(default_factory=dict)
+
+    def settings(self) -> dict[str, Any]:
+        """The settings as keyword arguments, their mappings copied."""
+        given = {each.name: getattr(self, each.name) for each in fields(Settings)}
+        return given | {"headers": dict(self.headers), "options": dict(self.options)}
+
+
 @dataclass(frozen=True)
-class Endpoint:
+class Endpoint(Settings):
     """Where a chat's answers come from: a URL and its settings, or a Python source.
 
     Made once by the widget and never changed, so the loop thread reads it freely.
@@ -89,12 +108,6 @@ class Endpoint:
 
     url: str
     source: PythonSource | None = None
-    model: str | None = None
-    provider: str = "auto"
-    api_key: str | None = field(default=None, repr=False)
-    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
-    system: str | None = None
-    options: Mapping[str, Any] = field(default_factory=dict)
     timeouts: Timeouts = Timeouts()
     retries: Retries = Retries()
     limits: Limits = Limits()
@@ -300,9 +313,9 @@ class Driver:
         if self._running is not None:
             await asyncio.wait([self._running])
 
-    async def start(self, question: str | None) -> None:
+    async def start(self, question: str | None, lockstep: Lockstep | None = None) -> None:
         """Add a live assistant turn, after the `question` asked if any, and start
-        typing it."""
+        typing it (in `lockstep` with other answers: a race at equal speed)."""
         if self.closed:
             return
         core, widget = self.core, self._widget
@@ -320,6 +333,9 @@ class Driver:
             reasoning=reasoning,
             outbox=Outbox(widget._emit, core.turns[turn]["id"], streams),
         )
+        if lockstep is not None:
+            answer.lockstep = lockstep
+            lockstep.join(lambda: answer.wake.set() if answer.wake is not None else None)
         core.started(answer)
         self.idle.clear()
         widget.status = core.status
@@ -392,7 +408,7 @@ class Driver:
                 return "stopped", None
             terminal = await type_out(
                 self._observe(answer, self._record(answer, self._masked(endpoint, history))),
-                Framed(answer.typewriter, answer.outbox, answer.type),  # type: ignore[arg-type]
+                Framed(answer.typewriter, answer.outbox, answer.type, answer.lockstep),  # type: ignore[arg-type]
                 answer.type,
                 self._handlers(answer),
                 wake=answer.wake,

@@ -11,11 +11,16 @@ import asyncio
 import math
 from collections.abc import AsyncIterator, Callable
 
-from ._frames import BACKLOG, BATCH_FRAMES, READ_EVERY, frame_at
+from ._frames import BACKLOG, BATCH, BATCH_FRAMES, PERIOD, READ_EVERY, frame_at
 from .deltas import Delta, Done, StreamError, TextDelta
 from .typewriter import Typewriter
 
-__all__ = ["Wake", "type_out"]
+__all__ = ["GRACE", "Lockstep", "Wake", "type_out"]
+
+# How long answers in lockstep that have text wait for the others' first text before
+# they start without them (`Lockstep`): a lane whose model is slow to answer must not
+# hold the race for ever, nor one that is a little slower start on its own.
+GRACE = 2.0
 
 
 class Wake:
@@ -53,6 +58,99 @@ class Wake:
             self._waiter = None
             if timer is not None:
                 timer.cancel()
+
+
+class Lockstep:
+    """One start for answers typed side by side at one pace (a race at equal speed).
+
+    A typewriter's schedule is anchored at the first text it is given, and anchored
+    again when it runs out of text. Answers given their first text at different times
+    (each its own first token), or starved at different times (the first token is a
+    word, the next read a message later) type at one pace but apart: a race's lanes were
+    12-98 characters apart at 240 chars/s. So each answer in lockstep holds its text
+    (`_answer.Framed`) until it has enough to type until its next read arrives, and all
+    wait for one start: the first frame after the last of them was ready. Their
+    typewriters then share an anchor and reveal the same count at the same time, and
+    their frames are on the same grid (`_frames`), so the views change together.
+
+    Nothing waits for ever: an answer that ends without text (an error, a Stop) leaves,
+    and `grace` seconds after the first was ready the others start without the late
+    ones, which then type from their own first text, behind. An answer whose text comes
+    slower than the pace falls behind the same way (its typewriter re-anchors when
+    starved). Loop thread only.
+    """
+
+    def __init__(self, grace: float = GRACE) -> None:
+        self._grace = grace
+        self._awaited = 0  # answers joined that have neither text nor an end yet
+        self._first: float | None = None  # when the first text came
+        self.start: float | None = None  # when typing starts (the loop's clock)
+        self._sent: float | None = None  # this loop tick's time (`tick`)
+        self._wakers: list[Callable[[], None]] = []
+
+    def join(self, wake: Callable[[], None]) -> None:
+        """One more answer to wait for; `wake` wakes its typing loop at the start."""
+        self._awaited += 1
+        self._wakers.append(wake)
+
+    def arrived(self, now: float) -> None:
+        """An answer has text enough to start (once per answer)."""
+        if self._first is None:
+            self._first = now
+        self._settled(now)
+
+    def left(self, now: float) -> None:
+        """An answer ended without text (once per answer): it is not waited for."""
+        self._settled(now)
+
+    def _settled(self, now: float) -> None:
+        self._awaited -= 1
+        if self._awaited <= 0 and self._first is not None:
+            self._begin(now)
+
+    def _begin(self, now: float) -> None:
+        if self.start is None:
+            self.start = frame_at(now + PERIOD)  # a frame ahead: every answer is in time
+            for wake in self._wakers:
+                wake()
+            self._wakers.clear()
+
+    def started(self, now: float) -> float | None:
+        """The start, or None while answers are awaited and the grace has not run out."""
+        if self.start is None and self._first is not None and now >= self._first + self._grace:
+            self._begin(now)
+        return self.start
+
+    def send_at(self, when: float) -> float:
+        """The first of the lockstep's sending instants at or after `when`: a message
+        `BATCH` apart from the frame before the start, about when the answers' first
+        frames went. Every answer's outbox sends its frames at them (`Outbox.lockstep`), so
+        they travel in one message and reach a view together (`race._flush`): sent a
+        frame apart, a loaded page played them some frames apart."""
+        if self.start is None:
+            return when
+        origin = self.start - PERIOD
+        return origin + math.ceil((when - origin - 1e-6) / BATCH) * BATCH
+
+    def tick(self, now: float) -> float:
+        """This loop tick's time: the clock as the first answer of the tick read it.
+        The answers of a round run one after another in one tick, each after the one
+        before rendered (milliseconds apart, 60 ms for a first render), and their
+        messages go as one at its end (`race._flush`). Each one's own clock gave them
+        different first frames and different delays for the same frame, and a view
+        played them on different animation frames."""
+        if self._sent is None:
+            self._sent = now
+            asyncio.get_running_loop().call_soon(self._tick_ended)
+        return self._sent
+
+    def _tick_ended(self) -> None:
+        self._sent = None
+
+    @property
+    def deadline(self) -> float:
+        """When the grace runs out (inf before any text came)."""
+        return math.inf if self._first is None else self._first + self._grace
 
 
 def _resolve(waiter: asyncio.Future[None]) -> None:

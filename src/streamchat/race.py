@@ -20,11 +20,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import html
+import os
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -35,13 +37,16 @@ import traitlets
 
 from . import _messages, _runner
 from ._conversation import check_owner
-from ._driver import COMMAND_WAIT, Driver, Endpoint
+from ._driver import COMMAND_WAIT, Driver, Endpoint, Settings
 from ._kernel import Displays, replace_in_cell
 from ._pace_traits import PaceTraits
+from ._pacing import Lockstep
 from ._race_results import RESULT_KEYS, format_results, race_status, result_rows
+from ._replay import Replay
 from ._sources import PythonSource
 from ._stage import Redaction
 from ._static_copy import static_copy
+from ._tape import Tape, load
 from .transport import Limits, Retries, Timeouts
 
 __all__ = ["RESULT_KEYS", "Lane", "Race", "format_results", "race_status", "result_rows"]
@@ -55,19 +60,13 @@ _RACE_MIME_TYPE = "application/vnd.streamchat.race+json"
 
 
 @dataclass(frozen=True)
-class Lane:
-    """One lane: what `StreamChat` takes (a URL with its settings, or a Python source),
-    and the `label` it is shown under (by default its model, or the URL's host and path,
-    or the function's name)."""
+class Lane(Settings):
+    """One lane: what `StreamChat` takes (a URL with its settings, a Python source, or a
+    tape: a `Tape`, or the path of a tape file), and the `label` it is shown under (by
+    default its model, or the URL's host and path, or the function's name)."""
 
     source: str | Any
     label: str | None = None
-    model: str | None = None
-    provider: str = "auto"
-    api_key: str | None = field(default=None, repr=False)
-    headers: Mapping[str, str] = field(default_factory=dict, repr=False)
-    system: str | None = None
-    options: Mapping[str, Any] = field(default_factory=dict)
 
     @classmethod
     def of(cls, lane: Lane | str | Mapping[str, Any] | Any) -> Lane:
@@ -91,6 +90,33 @@ class Lane:
             parts = urlsplit(self.source)
             return f"{parts.netloc}{parts.path}".rstrip("/") or self.source
         return getattr(self.source, "__name__", None) or type(self.source).__name__
+
+
+def _tape(source: object) -> Tape | None:
+    """The tape a lane's source is, if it is one: a `Tape`, a path object, or a string
+    that is not a URL and names a file (or ends in .json: a missing tape says so)."""
+    if isinstance(source, Tape):
+        return source
+    if isinstance(source, os.PathLike) or (
+        isinstance(source, str)
+        and "://" not in source
+        and (source.endswith(".json") or os.path.isfile(source))
+    ):
+        return load(source)
+    return None
+
+
+def _replayed(lane: Lane) -> Lane:
+    """A tape's lane as a Python source: its recorded answers at their recorded pace
+    (`_replay.Replay`, what `StreamChat.replay` plays), under its model's name, else the
+    file's. At equal speed the Speed slider types them, as any lane."""
+    tape = _tape(lane.source)
+    if tape is None:
+        return lane
+    name = lane.source if isinstance(lane.source, (str, os.PathLike)) else None
+    model = lane.model or tape.source.get("model") or None
+    label = lane.label or model or (Path(name).name if name is not None else "tape")
+    return dataclasses.replace(lane, source=Replay(tape).answer, label=label, model=model)
 
 
 def _labels(lanes: Sequence[Lane]) -> list[str]:
@@ -209,18 +235,9 @@ def _endpoint(lane: Lane, timeouts: Timeouts, retries: Retries, limits: Limits) 
                 f"a race lane asks every prompt again: give a function of the conversation "
                 f"or a URL, not one stream ({type(lane.source).__name__})"
             )
+    url = lane.source if isinstance(lane.source, str) else ""
     return Endpoint(
-        lane.source if isinstance(lane.source, str) else "",
-        source,
-        model=lane.model,
-        provider=lane.provider,
-        api_key=lane.api_key,
-        headers=dict(lane.headers),
-        system=lane.system,
-        options=dict(lane.options),
-        timeouts=timeouts,
-        retries=retries,
-        limits=limits,
+        url, source, timeouts=timeouts, retries=retries, limits=limits, **lane.settings()
     )
 
 
@@ -262,7 +279,7 @@ class Race(PaceTraits, anywidget.AnyWidget):
         max_lag: float | None = None,
         limits: Limits = Limits(),
     ) -> None:
-        specs = [Lane.of(lane) for lane in lanes]
+        specs = [_replayed(Lane.of(lane)) for lane in lanes]
         if not specs:
             raise ValueError("a race needs at least one lane")
         self._finished_lock = threading.Lock()
@@ -397,12 +414,14 @@ class Race(PaceTraits, anywidget.AnyWidget):
 
     async def _start_all(self, prompt: str) -> None:
         """Stop what is live, then start every lane in this one callback: `Driver.start`
-        does not await, so the lanes' tasks are made in the same tick, in lane order."""
+        does not await, so the lanes' tasks are made in the same tick, in lane order.
+        At equal speed the lanes type in lockstep: from one start, on one frame grid."""
         await self._stop(None, note="Stopped: a new prompt was sent.")
         if self._closed:
             return
+        lockstep = Lockstep() if self.pace == "equal" and len(self._lanes) > 1 else None
         for lane in self._lanes:
-            await lane.driver.start(prompt)
+            await lane.driver.start(prompt, lockstep)
 
     async def _retry(self, turn: int) -> None:
         for lane in self._lanes_holding(turn):

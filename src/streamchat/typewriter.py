@@ -199,6 +199,12 @@ class Typewriter:
     at the next take, then resumes its pace. A stream far faster than `speed`
     (a 100 MB answer at 10 chars/s) would otherwise be held in memory whole.
 
+    `keeps_time` (off by default): a typewriter that ran out of text keeps its
+    schedule instead of starting a new one when text comes: what is overdue shows at
+    once. Answers typed side by side on one schedule (a race at equal speed,
+    `_pacing.Lockstep`) so stay at the same place; one whose text came late rejoins the
+    others instead of typing behind them for the rest of the answer.
+
     While the stream is open the last cluster is held back if a later push could
     still extend it (every cluster that does not end in a control or LF, e.g. "e"
     before U+0301, or a lone regional indicator); `close()` releases it.
@@ -231,6 +237,7 @@ class Typewriter:
         self._last_reveal = -math.inf
         self._schedule = _Schedule(self._speed, self._step)
         self._settings_changed = False
+        self.keeps_time = False
 
     # -- settings -----------------------------------------------------------------
 
@@ -343,7 +350,7 @@ class Typewriter:
         if s.rate == 0:
             return
         waiting = (self._available - s.base) // s.step  # first step not fully available
-        if s.anchor is None or s.deadline(waiting) < self._now:
+        if s.anchor is None or (not self.keeps_time and s.deadline(waiting) < self._now):
             self._schedule = replace(s, anchor=self._now, base=s.base + waiting * s.step)
 
     def _sync(self, now: float) -> None:

@@ -32,7 +32,10 @@ RATE = 4000  # chars/s per lane: about 1,000 tokens/s
 CHARS = 12_000  # three seconds of typing per lane
 
 # Each lane's visible answer length, per animation frame, until every lane is done
-# (or `limit` ms); kept in window.__race so Python can run a cell meanwhile.
+# (or `limit` ms); kept in window.__race so Python can run a cell meanwhile. Read after
+# the frame's callbacks ran (a task queued from the animation frame runs after its
+# rendering): each lane's view plays its frames in a callback of its own, and a read in
+# the sampler's callback would see some lanes' frame applied and not yet the others'.
 SAMPLE_LANES = """(limit) => {
   const lanes = () => [...document.querySelectorAll('.streamchat-race-lane')];
   const length = (lane) => {
@@ -43,13 +46,17 @@ SAMPLE_LANES = """(limit) => {
   const race = { samples: [], done: false };
   window.__race = race;
   const start = performance.now();
-  const tick = () => {
-    const now = performance.now();
+  const read = (now) => {
+    if (race.done) return;
     race.samples.push([now, ...lanes().map(length)]);
     const root = document.querySelector('.streamchat-race');
     const ended = root && !['waiting', 'streaming'].includes(root.dataset.status);
-    if ((ended && race.samples.length > 5) || now - start > limit) { race.done = true; return; }
-    requestAnimationFrame(tick);
+    if ((ended && race.samples.length > 5) || now - start > limit) race.done = true;
+  };
+  const tick = (now) => {
+    if (race.done) return;
+    requestAnimationFrame(tick);  // every frame, however late the read
+    setTimeout(() => read(now), 0);
   };
   requestAnimationFrame(tick);
 }"""
@@ -200,6 +207,8 @@ def test_four_lanes_at_4000_chars_per_second(page: Any, lab: Jupyter) -> None:
     # The median is reported; tests/test_race.py asserts the median with one server.
     skew = min(skews)
     rates = [frames_per_second(samples, lane) for lane in range(4)]
+    # The page's own animation frames a second meanwhile: a lane cannot change on more.
+    page_rate = (len(samples) - 1) / ((samples[-1][0] - samples[0][0]) / 1000)
     during = [t for t in frames if typing <= t <= ended]
     iopub = len(during) / (ended - typing)
     busiest = busiest_second(during)
@@ -209,6 +218,7 @@ def test_four_lanes_at_4000_chars_per_second(page: Any, lab: Jupyter) -> None:
         "skew_median_ms": round(sorted(skews)[2] * 1000, 2),
         "skews_ms": [round(each * 1000, 2) for each in skews],
         "frames_per_second": [round(r, 1) for r, _ in rates],
+        "page_frames_per_second": round(page_rate, 1),
         "typing_ms": [round(span) for _, span in rates],
         "ws_frames_per_second": round(iopub, 1),
         "ws_frames_busiest_second": busiest,
@@ -225,36 +235,70 @@ def test_four_lanes_at_4000_chars_per_second(page: Any, lab: Jupyter) -> None:
     if slow or new_cell > 100:
         # True speed is speed 0: text shown as it arrives goes as patches, one message a
         # frame at most (only paced text is batched ahead, `_answer.Framed`), within the
-        # send budget four lanes at 4,000 chars/s share (`_budget`). On an idle machine
-        # every lane reaches 30-35 frames a second; in a loaded full run one fell to
-        # 29.8. A known miss of issue 23, with its figures, not a pass.
+        # send budget four lanes at 4,000 chars/s share (`_budget`). The budget counted
+        # wall time, which a loaded machine inflated (a 2 ms render measured 10-15 ms):
+        # it now counts the loop thread's CPU. On an idle machine every lane reaches
+        # 30-35 frames a second; in a loaded full run one fell to 29.8, and with the
+        # machine at load 9-11 the page itself drew 15-20 frames a second. A known miss
+        # of issue 23 under load, with its figures (page_frames_per_second), not a pass.
         pytest.xfail(f"under 30 frames a second or a slow new cell: {figures}")
+
+
+# Equal speed in the browser: 240 chars/s, 8 at a time, so a step (33 ms) is a frame's
+# typing (28 ms) and "within one step" means the lanes never a frame apart.
+EQUAL_SPEED, EQUAL_STEP = 240.0, 8
+
+
+def spread_windows(typing: list[list[float]], seconds: float = 0.5) -> list[float]:
+    """The share of samples with the lanes within one step, in each `seconds` window."""
+    shares, window = [], []
+    for now, *lengths in typing:
+        window.append(max(lengths) - min(lengths) <= EQUAL_STEP)
+        if now - typing[0][0] >= seconds * (len(shares) + 1):
+            shares.append(sum(window) / len(window))
+            window = []
+    return shares
 
 
 def test_equal_speed_keeps_the_lanes_within_one_step(page: Any, lab: Jupyter) -> None:
     with lane_servers(4) as servers:
-        cell = race_cell([s.url() for s in servers], pace="equal", speed=240.0, step=1)
+        cell = race_cell(
+            [s.url() for s in servers], pace="equal", speed=EQUAL_SPEED, step=EQUAL_STEP
+        )
         open_race(page, lab, "race-equal.ipynb", [cell])
         ask(page, "Race at one pace")
-        page.wait_for_function(f"({LANE_TEXT})().every((text) => text.length > 0)")
-        page.evaluate(SAMPLE_LANES, 4000)
+        page.wait_for_function(f"({LANE_TEXT})().some((text) => text.length > 0)")
+        page.evaluate(SAMPLE_LANES, 5000)
         page.wait_for_function("window.__race && window.__race.done", timeout=30_000)
         samples = page.evaluate("window.__race.samples")
         page.locator(STOP).click()
         wait_race(page, "stopped", 30_000)
-    typing = [lengths for _, *lengths in samples if all(n > 0 for n in lengths)]
-    spreads = [max(lengths) - min(lengths) for lengths in typing]
-    print(f"equal speed: {len(typing)} frames, spread {max(spreads)} at most")
-    assert len(typing) > 100
-    assert typing[-1][0] - typing[0][0] > 500, "they typed meanwhile"
+    (ARTIFACTS / "race-equal-samples.json").write_text(json.dumps(samples))
+    # From the first frame any lane shows: one start, so no lane is empty by then.
+    typing = [sample for sample in samples if any(n > 0 for n in sample[1:])]
+    spreads = [max(lengths) - min(lengths) for _, *lengths in typing]
+    within = sum(spread <= EQUAL_STEP for spread in spreads) / len(spreads)
+    windows = spread_windows(typing)
+    good_windows = sum(share >= 0.8 for share in windows) / len(windows)
+    figures = {
+        "frames": len(typing),
+        "within_one_step": round(within, 3),
+        "same_length": round(spreads.count(0) / len(spreads), 3),
+        "max_spread": max(spreads),
+        "half_seconds_within": round(good_windows, 3),
+        "worst_half_second": round(min(windows), 3),
+    }
+    print("equal speed:", json.dumps(figures))
+    assert len(typing) > 100 and typing[-1][0] - typing[0][0] > 3000, "they typed meanwhile"
+    assert all(n > 0 for n in typing[0][1:]), "every lane starts on the same frame"
+    # The lanes' frames travel in one message with the same delays (`_pacing.Lockstep`),
+    # and a lane whose frames came late rejoins the others. Counted over windows: on a
+    # loaded machine a round is now and then split, or a page's stall lands between two
+    # messages, and one lane is a batch behind for a moment (load 5-8 here: 0.94-1.0 of
+    # the frames within one step, the worst half second 0-1).
+    assert within >= 0.9, figures
+    assert good_windows >= 0.8, figures
     page.console.check()
-    if max(spreads) > 1:
-        # Each lane's outbox sends when the send budget lets it (a lane that rendered
-        # more waits a frame longer), so lanes typed at one pace change on different
-        # frames; and each typewriter's pace is anchored at its own first token.
-        # Frames played at their typewriter times (the "batch" work) and one anchor
-        # for the race's typewriters are what lockstep needs.
-        pytest.xfail(f"lanes {max(spreads)} chars apart at most, {sorted(spreads)[-10:]}")
 
 
 @pytest.mark.parametrize("width", [1280, 800])
