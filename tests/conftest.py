@@ -57,7 +57,7 @@ TIER_FILES = {
     },
     # The CLI end to end, each test an interpreter started afresh (1-3 s on 2 loaded cores),
     # and in a real terminal (tmux).
-    "slow": {"test_cli.py", "test_terminal_tty.py"},
+    "slow": {"test_cli.py", "test_terminal_tty.py", "test_tape_cli.py", "test_tape_nbconvert.py"},
 }
 # Tests in files being rewritten on other branches at the time these tiers were drawn: their
 # marks are given here, not in the files (measured on 2 loaded cores: each takes 1-7 s).
@@ -74,6 +74,18 @@ TIER_TESTS = {
         "test_widget.py::test_a_connection_error_is_shown_in_the_turn",
         "test_widget.py::test_a_view_that_joins_late_gets_a_snapshot",
         "test_widget_turns.py::test_retry_only_for_the_last_answer_and_never_while_one_streams",
+        # Paced answers watched for seconds, replays at their recorded pace, an SDK import.
+        "test_frames_batched.py::test_typing_sends_a_few_messages_a_second_and_frames_30_times_a_second",
+        "test_frames_batched.py::test_a_speed_change_applies_within_a_tenth_of_a_second",
+        "test_frames_batched.py::test_the_first_token_goes_out_at_once",
+        "test_tape.py::test_a_recorded_conversation_replays_offline_identically",
+        "test_tape.py::test_a_replay_at_rate_4_is_four_times_as_fast",
+        "test_race.py::test_a_tape_is_a_lane",
+        "test_race.py::test_a_browser_stop_for_one_turn_stops_only_its_lane",
+        "test_race.py::test_an_equal_pace_lane_that_fails_or_hangs_does_not_hold_the_others",
+        "test_race.py::test_equal_pace_types_the_lanes_in_lockstep",
+        "test_sources.py::test_anthropic_message_stream_helper",
+        "test_sources.py::test_google_genai_stream",
     },
 }
 
