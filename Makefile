@@ -19,8 +19,8 @@ demo: $(STAMP)
 	$(BIN)/jupyter lab $(ROOT_FLAG) notebooks/demo.ipynb
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks tools
+	$(BIN)/ruff format --check src tests benchmarks tools
 	$(BIN)/mypy src
 
 # The real serving software the tests stream from (llama-server, its model, LiteLLM, the AI SDK)
@@ -45,8 +45,8 @@ test-fast: $(STAMP)
 	$(BIN)/pytest -m "$(UNIT)"
 
 format: $(STAMP)
-	$(BIN)/ruff check --fix src tests benchmarks
-	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks tools
+	$(BIN)/ruff format src tests benchmarks tools
 
 # Refresh the pins (by hand, when you mean to move to newer versions): the newest versions
 # the extras allow, installed into .venv, then frozen. Run `make test` before committing.
