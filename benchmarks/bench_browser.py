@@ -381,7 +381,9 @@ def long_tasks(trace: dict[str, Any], over: float = 50.0) -> list[str]:
         if e.get("name") == "thread_name" and e.get("args", {}).get("name") == "CrRendererMain"
     }
     mine = [e for e in events if (e.get("pid"), e.get("tid")) in main and e.get("ph") == "X"]
-    tasks = [e for e in mine if e["name"] in TOP_TASKS and e.get("dur", 0) > over * 1000]
+    # A task is traced twice, one event inside the other: the outer one counts.
+    outer = next((n for n in TOP_TASKS[::-1] if any(e["name"] == n for e in mine)), TOP_TASKS[0])
+    tasks = [e for e in mine if e["name"] == outer and e.get("dur", 0) > over * 1000]
     samples = profile_samples(events, main)
     out = []
     for task in tasks:
@@ -398,7 +400,8 @@ def long_tasks(trace: dict[str, Any], over: float = 50.0) -> list[str]:
                     named[frame] = named.get(frame, 0) + 1
         functions = sorted(named.items(), key=lambda item: -item[1])[:12]
         out.append(
-            f"task {task['dur'] / 1000:.0f} ms at {start / 1000:.0f}: "
+            f"task {task['dur'] / 1000:.0f} ms ({task.get('tdur', 0) / 1000:.0f} ms CPU)"
+            f" at {start / 1000:.0f}: "
             + ", ".join(f"{name} {ms:.0f}" for name, ms in top)
             + " | samples: "
             + ", ".join(f"{name}x{n}" for name, n in functions)
