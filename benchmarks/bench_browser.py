@@ -233,6 +233,15 @@ ARM = """(selector) => {
   bench.frames = []; bench.tasks = []; bench.done = null; bench.selector = selector;
 }"""
 
+# How the view applied the answer (widget.js `LiveHtml.stats`): updates, re-parses,
+# characters parsed against the answer's HTML length, whole re-parses and fallbacks.
+LIVE_STATS = """(selector) => {
+  const bodies = document.querySelectorAll(selector);
+  const part = bodies.length ? bodies[bodies.length - 1].streamchat : null;
+  if (!part || !part.live || !part.live.stats) return null;
+  return { ...part.live.stats, htmlLength: part.html.length };
+}"""
+
 COLLECT = """() => {
   const bench = window.__bench;
   bench.selector = null;
@@ -262,6 +271,7 @@ class Bench:
         self.browser, self.base, self.token, self.root = browser, base, token, root
         self.server = server
         self.trace = trace
+        self.verbose = trace is not None
         self.pages: dict[str, Any] = {}
 
     def page(self, contender: str) -> Any:
@@ -356,6 +366,10 @@ class Bench:
                 ".getAttribute('data-status') === 'idle'",
                 timeout=300_000,
             )
+        if self.verbose and kind != "warm" and contender in ("now", "base"):
+            stats = page.evaluate(LIVE_STATS, SELECTORS[contender])
+            if stats:
+                print(f"  {contender} {kind}@{rate:g} in place: {stats}", flush=True)
         return figures(seen, before, after, self.server.first, self.server.last)
 
 
