@@ -212,7 +212,9 @@ INSTRUMENT = """(marker) => {
     if (last && last.classList.contains("streamchat-tail")) {
       last = last.lastElementChild || last.previousElementSibling?.lastElementChild;
     }
-    return Boolean(last && last.textContent.includes(bench.marker));
+    // The marker's sentence is a paragraph: the text of a 200-row table is not read
+    // every frame (that cost the page as much as the widget's own work).
+    return Boolean(last && last.localName === "p" && last.textContent.includes(bench.marker));
   };
   const loop = (now) => {
     if (bench.selector) {
@@ -229,6 +231,15 @@ ARM = """(selector) => {
   // What shows now is an earlier answer's: only a new one counts.
   bench.stale = new Set(document.querySelectorAll(selector));
   bench.frames = []; bench.tasks = []; bench.done = null; bench.selector = selector;
+}"""
+
+# How the view applied the answer (widget.js `LiveHtml.stats`): updates, re-parses,
+# characters parsed against the answer's HTML length, whole re-parses and fallbacks.
+LIVE_STATS = """(selector) => {
+  const bodies = document.querySelectorAll(selector);
+  const part = bodies.length ? bodies[bodies.length - 1].streamchat : null;
+  if (!part || !part.live || !part.live.stats) return null;
+  return { ...part.live.stats, htmlLength: part.html.length };
 }"""
 
 COLLECT = """() => {
@@ -248,9 +259,19 @@ METRICS = ("TaskDuration", "ScriptDuration", "LayoutDuration", "RecalcStyleDurat
 
 
 class Bench:
-    def __init__(self, browser: Any, base: str, token: str, root: Path, server: Server) -> None:
+    def __init__(
+        self,
+        browser: Any,
+        base: str,
+        token: str,
+        root: Path,
+        server: Server,
+        trace: Path | None = None,
+    ) -> None:
         self.browser, self.base, self.token, self.root = browser, base, token, root
         self.server = server
+        self.trace = trace
+        self.verbose = trace is not None
         self.pages: dict[str, Any] = {}
 
     def page(self, contender: str) -> Any:
@@ -316,6 +337,9 @@ class Bench:
         page.evaluate(ARM, SELECTORS[contender])
         page.evaluate("() => window.scrollTo(0, 0)")
         before = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
+        tracing = self.trace is not None and kind != "warm"
+        if tracing:
+            self.browser.start_tracing(page=page, categories=TRACE_CATEGORIES)
         self.server.done.clear()
         self.start(contender, page, f"{kind}@{rate:g}")
         length = len(text_for(kind, self.server.scale))
@@ -327,6 +351,14 @@ class Bench:
             )
         after = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
         seen = page.evaluate(COLLECT)
+        if tracing:
+            assert self.trace is not None
+            self.trace.mkdir(parents=True, exist_ok=True)
+            name = f"{contender}-{kind}@{rate:g}-{time.strftime('%H%M%S')}.json"
+            (self.trace / name).write_bytes(self.browser.stop_tracing())
+            print(f"  trace: {self.trace / name}", flush=True)
+            for line in long_tasks(json.loads((self.trace / name).read_text())):
+                print(f"    {line}", flush=True)
         if contender.startswith("naive"):
             page.wait_for_function(
                 "() => !document.querySelector('.jp-Notebook-ExecutionIndicator')"
@@ -334,7 +366,94 @@ class Bench:
                 ".getAttribute('data-status') === 'idle'",
                 timeout=300_000,
             )
+        if self.verbose and kind != "warm" and contender in ("now", "base"):
+            stats = page.evaluate(LIVE_STATS, SELECTORS[contender])
+            if stats:
+                print(f"  {contender} {kind}@{rate:g} in place: {stats}", flush=True)
         return figures(seen, before, after, self.server.first, self.server.last)
+
+
+# What a trace records: the main thread's tasks and what they did (script, style, layout,
+# parsing), and the JavaScript profiler's samples, to name the functions in a long task.
+TRACE_CATEGORIES = [
+    "toplevel",
+    "devtools.timeline",
+    "disabled-by-default-devtools.timeline",
+    "v8.execute",
+    "disabled-by-default-v8.cpu_profiler",
+]
+TOP_TASKS = ("RunTask", "ThreadControllerImpl::RunTask")
+
+
+def long_tasks(trace: dict[str, Any], over: float = 50.0) -> list[str]:
+    """Each main-thread task longer than `over` ms of a Chrome trace: its length, the
+    trace events it spent most time in and the JavaScript functions sampled in it."""
+    events = trace["traceEvents"] if isinstance(trace, dict) else trace
+    main = {
+        (e["pid"], e["tid"])
+        for e in events
+        if e.get("name") == "thread_name" and e.get("args", {}).get("name") == "CrRendererMain"
+    }
+    mine = [e for e in events if (e.get("pid"), e.get("tid")) in main and e.get("ph") == "X"]
+    # A task is traced twice, one event inside the other: the outer one counts.
+    outer = next((n for n in TOP_TASKS[::-1] if any(e["name"] == n for e in mine)), TOP_TASKS[0])
+    tasks = [e for e in mine if e["name"] == outer and e.get("dur", 0) > over * 1000]
+    samples = profile_samples(events, main)
+    out = []
+    for task in tasks:
+        start, end = task["ts"], task["ts"] + task["dur"]
+        inside: dict[str, float] = {}
+        for e in mine:
+            if e is not task and start <= e["ts"] < end and e["name"] not in TOP_TASKS:
+                inside[e["name"]] = inside.get(e["name"], 0.0) + e.get("dur", 0) / 1000
+        top = sorted(inside.items(), key=lambda item: -item[1])[:6]
+        named: dict[str, int] = {}
+        for ts, stack in samples:
+            if start <= ts < end:
+                for frame in dict.fromkeys(stack):
+                    named[frame] = named.get(frame, 0) + 1
+        functions = sorted(named.items(), key=lambda item: -item[1])[:12]
+        out.append(
+            f"task {task['dur'] / 1000:.0f} ms ({task.get('tdur', 0) / 1000:.0f} ms CPU)"
+            f" at {start / 1000:.0f}: "
+            + ", ".join(f"{name} {ms:.0f}" for name, ms in top)
+            + " | samples: "
+            + ", ".join(f"{name}x{n}" for name, n in functions)
+        )
+    return out
+
+
+def profile_samples(events: list[dict[str, Any]], main: set[Any]) -> list[tuple[float, list[str]]]:
+    """The CPU profiler's samples on the main thread: (time, its stack's function names)."""
+    nodes: dict[int, tuple[str, int | None]] = {}
+    samples: list[tuple[float, list[str]]] = []
+    start: dict[tuple[Any, str], float] = {}
+    for e in events:
+        if e.get("name") == "Profile" and (e.get("pid"), e.get("tid")) in main:
+            start[(e["pid"], e["id"])] = e["args"]["data"]["startTime"]
+    for e in events:
+        if e.get("name") != "ProfileChunk" or (e.get("pid"), e.get("id")) not in start:
+            continue
+        data = e["args"]["data"]
+        profile = data.get("cpuProfile", {})
+        for node in profile.get("nodes", []):
+            frame = node["callFrame"]
+            label = frame.get("functionName") or "(anonymous)"
+            if frame.get("url", "").endswith(".js") and "widget" in frame.get("url", ""):
+                label = f"{label}:{frame.get('lineNumber', 0) + 1}"
+            nodes[node["id"]] = (label, node.get("parent"))
+        # Each chunk's deltas go on from the last sample of the chunk before it.
+        key = (e["pid"], e["id"])
+        deltas = data.get("timeDeltas", [])
+        for node_id, delta in zip(profile.get("samples", []), deltas, strict=False):
+            start[key] += delta
+            at = start[key]
+            stack, cursor = [], node_id
+            while cursor is not None and cursor in nodes:
+                label, cursor = nodes[cursor]
+                stack.append(label)
+            samples.append((at, stack))
+    return samples
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -465,6 +584,9 @@ def main() -> None:
     parser.add_argument("--baseline", metavar="SRC", help="another tree's src/ (main 0cc2df0)")
     parser.add_argument("--src", default=str(ROOT / "src"), help="the src/ measured as 'now'")
     parser.add_argument("--turns", type=int, default=0, help="measure a long conversation")
+    parser.add_argument(
+        "--trace", metavar="DIR", help="record a Chrome trace of each run; print its long tasks"
+    )
     args = parser.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -478,7 +600,8 @@ def main() -> None:
     print(f"load average at start: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; scale {args.scale}")
     with jupyter_lab(kernels) as (base, token, root), sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        bench = Bench(browser, base, token, root, server)
+        trace = Path(args.trace) if args.trace else None
+        bench = Bench(browser, base, token, root, server, trace)
         if args.turns:
             conversation(bench, args.turns)
             return
