@@ -12,6 +12,7 @@ import time
 
 import pytest
 
+from patch_view import checked
 from streamchat.render import MarkdownStream, parser, render_markdown
 from streamchat.render._sanitize import sanitize
 
@@ -141,7 +142,7 @@ ROWS_TYPED = ["| 1 | 2 |\n", "| `x` | y |\n", "| p", " q |", "\n", "|", "z"]
 def assert_live_html_is_built_whole(stream: MarkdownStream) -> None:
     """The live part the views were sent equals the open block's HTML rendered whole
     (on a copy of its state): the start a block says is unchanged really is."""
-    partial = stream._tail[stream._scanned :].rstrip("\r")
+    partial = stream._open_source()[stream._scanned :].rstrip("\r")
     fixed, whole = copy.deepcopy(stream._machine).live(partial, shown=False)
     assert fixed == 0
     assert stream.html == "".join(stream._frozen_html) + whole
@@ -181,3 +182,34 @@ def test_the_live_html_is_right_when_a_block_changes_its_way_of_growing(
     for delta in deltas:
         stream.append(delta)
         assert_live_html_is_built_whole(stream)
+
+
+LONG_LINES = [
+    "<" * 1_500 + "x|y" * 30 + "|" * 70 + " tail\nNext line",  # a line that turns a paragraph's
+    "A paragraph line\n" + "`" * 1_200 + " more" * 300 + "\n\nNext **block**",
+    "".join("e" + "`" * run for run in range(1, 90)),  # cmark-gfm's "backticks", small
+    "> quoted\n" + "[" * 3_000 + "\nend",
+    "- item\n" + "<" * 1_100 + " a & b < c\n- next",
+    "x" * 5_000 + "\r\n" + "y" * 5_000 + "\rz",
+    "<" * 1_200 + "\n" + "<" * 1_300 + "\n\n" + "<" * 1_000 + "a" * 3_000,
+]
+
+
+@pytest.mark.parametrize("text", LONG_LINES, ids=range(len(LONG_LINES)))
+def test_a_long_line_shown_as_text_grows_by_its_new_text_as_rendered_whole(text: str) -> None:
+    """A line too costly to render again shows as escaped text and then grows by its new
+    text alone (`Machine.grow`); what the views get is the open block rendered whole at
+    every step, and the end is `render_markdown`'s."""
+    rng = random.Random(len(text))
+    stream, shown, end = MarkdownStream(), ("", ""), 0
+    while end < len(text):
+        size = rng.choice([1, 3, 7, 20, 64])
+        for patch in stream.append(text[end : end + size]):
+            shown = checked(shown, patch)
+        end += size
+        assert "".join(shown) == stream.html
+        if rng.random() < 0.05:
+            assert_live_html_is_built_whole(stream)
+    for patch in stream.finish():
+        shown = checked(shown, patch)
+    assert "".join(shown) == stream.html == render_markdown(text)

@@ -75,6 +75,9 @@ class Machine:
         # (the region, its text, the live line it was too costly with)
         self._provisional: tuple[Region, Raw, str] | None = None
         self._shown: Region | None = None  # what made the live HTML last returned
+        # The live HTML last returned is the provisional one's, of a line not empty: a
+        # longer line shows as that line's HTML and its new text, escaped (`grow`).
+        self._growing = False
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Machine:
         """A copy of the state (for tests); the engine is shared, it keeps none."""
@@ -112,18 +115,23 @@ class Machine:
     def feed(self, line: str) -> list[str]:
         """Take a whole source line; return the HTML of the blocks it finished."""
         line = _expand(line)
-        region = self.region
+        region, self._growing = self.region, False
         if region is None:
             self._since = len(self.changes)
             self.region = self._classify([line], region=True)
             return []
-        if self._still_costly(region, line):
+        still_costly = self._still_costly(region, line)
+        provisional, self._provisional = self._provisional, None  # its live line is whole
+        if still_costly:
             # The live line that was too costly is whole now: the same measures
             # (`_costly`) find it too costly again; they need not be taken again.
-            self.region = Raw([line])
+            raw = provisional[1] if provisional is not None else None
+            if raw is None or raw.lines or not raw.add(line):
+                raw = Raw([line])
+            self.region = raw
             return []
         if region.add(line):
-            return self._guarded()
+            return self._guarded(provisional)
         return self._split([*region.lines, line])
 
     def render_all(self, text: str) -> str:
@@ -141,18 +149,22 @@ class Machine:
         starts = [start for start, _ in top_level_blocks(self._block_tokens(lines))]
         out: list[str] = []
         group: list[str] = []
+        grouped = 0  # characters in `group`
 
         def flush() -> None:
+            nonlocal grouped
             if group:
                 out.append(_ended(self.render("\n".join(group) + "\n")))
                 group.clear()
+                grouped = 0
 
         for start, end in zip(starts, [*starts[1:], len(lines)][: len(starts)], strict=True):
             block = lines[start:end]
             size = sum(len(line) + 1 for line in block)
             if size <= _GROUPED and not self._costly(block) and _delimiters(block) <= _DELIMITERS:
                 group += block
-                if sum(len(line) + 1 for line in group) >= _GROUP:
+                grouped += size
+                if grouped >= _GROUP:
                     flush()
                 continue
             flush()
@@ -167,7 +179,7 @@ class Machine:
             and provisional[0] is region
             and isinstance(region, Whole)
             and not region.lines
-            and line == provisional[2]
+            and line.startswith(provisional[2])  # (the measures only grow with the line)
             and not FENCE_OPEN.match(line)
         )
 
@@ -200,7 +212,7 @@ class Machine:
         """The open region's live HTML: (how much of the HTML last returned is still its
         start, the HTML after it)."""
         partial = _expand(partial)
-        region = self.region
+        region, self._growing = self.region, False
         if region is None or (isinstance(region, Whole | ParagraphRegion) and not region.lines):
             # Text that starts with a letter can only be a paragraph's; a line of more
             # pipes than a live table header may have is built like one too (in cuts).
@@ -216,10 +228,26 @@ class Machine:
             self._provisional = (region, raw, partial)
             shown, self._shown = shown and self._shown is raw, raw
             fixed, rest = raw.live(partial, shown)
+            self._growing = bool(partial)
             return fixed, _ended(rest)
         # A region may say what of its HTML is unchanged only if the views show its HTML.
         shown, self._shown = shown and self._shown is region, region
         fixed, rest = region.live(partial, shown)
+        return fixed, _ended(rest)
+
+    def grow(self, added: str) -> tuple[int, str] | None:
+        """`live(partial + added, True)` when the live line shows as escaped text, at the
+        cost of `added` alone (no line break in it); None when that is not known to hold
+        (then call `live`). A line too costly stays so as it grows (`_partial_costly`),
+        its kind of block is known from its start, and it starts no block (`starts_block`
+        said so of its start); but a line without a letter at its start becomes a
+        paragraph's once it has more pipes than a table's header being typed."""
+        provisional, region = self._provisional, self.region
+        if not self._growing or provisional is None or provisional[0] is not region:
+            return None
+        if isinstance(region, Whole) and not region.lines and "|" in added:
+            return None  # (at most `_repair.WIDEST` times a line: then it is a paragraph's)
+        fixed, rest = provisional[1].grow(added)
         return fixed, _ended(rest)
 
     def _partial_costly(self, region: Region, partial: str) -> bool:
@@ -241,11 +269,15 @@ class Machine:
 
     # -- splitting ---------------------------------------------------------------------------
 
-    def _guarded(self) -> list[str]:
-        """A region that grew by a line: still cheap to render again?"""
+    def _guarded(self, provisional: tuple[Region, Raw, str] | None = None) -> list[str]:
+        """A region that grew by a line: still cheap to render again? (If it showed as
+        escaped text while its last line was typed, that text is kept.)"""
         region = self.region
         if isinstance(region, ParagraphRegion | List) and region.spoiled:
-            self.region = Raw(region.lines)
+            raw = provisional[1] if provisional and provisional[0] is region else None
+            if raw is None or raw.lines != region.lines[:-1] or not raw.add(region.lines[-1]):
+                raw = Raw(region.lines)
+            self.region = raw
         return []
 
     def _split(self, lines: list[str]) -> list[str]:

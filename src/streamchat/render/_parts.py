@@ -15,7 +15,7 @@ from streamchat import _math
 from . import _repair
 from ._sanitize import RAW_CLASS, escape_text
 
-__all__ = ["Live", "Paragraph", "RawText", "Run"]
+__all__ = ["Live", "Paragraph", "RawText", "Run", "push"]
 
 Render = Callable[[str], str]
 
@@ -28,6 +28,20 @@ _CUT = re.compile(
     r"(?<=[^ \\\n])(?:[ \n](?=[^\W\d_])| (?=[`\[]))"  # before a letter, code span or link
     r"|(?<=[。！？])(?=[^\W\d_])"  # after a CJK sentence end
 )
+
+
+def push(pieces: list[str], piece: str) -> None:
+    """Add `piece` to text kept as `pieces`, joining the last two while the one before is
+    no longer than the last: a text grown a few characters at a time stays a few dozen
+    pieces, and each character is copied a number of times that grows as the logarithm of
+    the text's size (joining all the pieces every so often copies the whole text each time:
+    a 12 MB line typed in 20-character appends would copy terabytes)."""
+    if not piece:
+        return
+    pieces.append(piece)
+    while len(pieces) > 1 and len(pieces[-2]) <= len(pieces[-1]):
+        last = pieces.pop()
+        pieces[-1] += last
 
 
 class Run:
@@ -73,8 +87,9 @@ class RawText:
     def __init__(self, lines: list[str]) -> None:
         self._lines = [escape_text(line) for line in lines]
 
-    def add(self, line: str) -> None:
-        self._lines.append(escape_text(line))
+    def add(self, line: str, escaped: str | None = None) -> None:
+        """A line, and its HTML if it is known (`escape_text(line)`)."""
+        self._lines.append(escape_text(line) if escaped is None else escaped)
 
     def html(self, partial: str) -> str:
         lines = [*self._lines, escape_text(partial)] if partial else self._lines
@@ -218,7 +233,13 @@ class Paragraph:
 
     def _scan(self, partial: str = "") -> None:
         base, text = self._base, self._text + partial
-        while match := _CUT.search(text, max(self._seen, self._start + self._check) - base):
+        while match := _CUT.search(
+            text,
+            max(self._seen, self._start + self._check) - base,
+            # A cut further than MAX_STRETCH is none (the separator and the character
+            # after it are seen): a long line without one is not searched to its end.
+            self._start + _repair.MAX_STRETCH + 2 - base,
+        ):
             at = base + match.start()
             if at - self._start > _repair.MAX_STRETCH:
                 break  # no cut for too long: the block shows as text (`_Block._costly`)
