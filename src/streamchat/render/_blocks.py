@@ -16,11 +16,13 @@ A whole text is the same lines fed at once, so the streamed HTML equals
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from typing import Any, NamedTuple
 
 from markdown_it import MarkdownIt
-from markdown_it.common.utils import normalizeReference
+from markdown_it.common.utils import mdTrim, normalizeReference
+from markdown_it.rules_core import StateCore, normalize
 from markdown_it.token import Token
 
 from . import _repair
@@ -107,6 +109,23 @@ class Machine:
         source = text if text.endswith("\n") else text + "\n"
         return self.render_tokens(self.parse(source)).removesuffix("\n")
 
+    def render_paragraph(self, text: str) -> str:
+        """`render(text)` of text the engine reads as one paragraph, without its block
+        rules (each would look at every line again): whole lines that go on the paragraph
+        (`_regions.paragraph_lines`), starting with a letter and not ending before a
+        line that changes them (`_parts.Paragraph` cuts only before a letter)."""
+        state = StateCore(text, self.md, {"references": _Definitions(self.env)})
+        normalize(state)
+        opening, inline = Token("paragraph_open", "p", 1), Token("inline", "", 0)
+        closing = Token("paragraph_close", "p", -1)
+        inline.content, inline.children, inline.level = mdTrim(state.src), [], 1
+        for token in (opening, inline, closing):
+            token.block = True
+        state.tokens = [opening, inline, closing]
+        for rule in _inline_rules(self.md):
+            rule(state)
+        return self.render_tokens(state.tokens).removesuffix("\n")
+
     def repair(self, text: str) -> str:
         return _repair.repair(self.md, text)
 
@@ -134,8 +153,10 @@ class Machine:
             return self._guarded(provisional)
         return self._split([*region.lines, line])
 
-    def render_all(self, text: str) -> str:
-        """A whole text, split by one parse of it into the blocks a stream would freeze.
+    def render_all(self, text: str, *, definitions: bool = False) -> str:
+        """A whole text, split by one parse of it into the blocks a stream would freeze;
+        with `definitions`, the same parse gives its link reference definitions (a block
+        may use one defined after it: https://spec.commonmark.org/0.31.2/#link-reference-definitions).
 
         Small blocks that no guard touches render as the stream renders them, the
         engine's one-shot HTML: consecutive ones render together, in one call (a call
@@ -146,7 +167,14 @@ class Machine:
             lines.pop()
         if not lines:
             return ""
-        starts = [start for start, _ in top_level_blocks(self._block_tokens(lines))]
+        if PARAGRAPH_START.match(lines[0]) and paragraph_lines(lines):
+            starts = [0]  # one paragraph, as `_classify` and a stream find (no parse needed)
+        elif definitions:
+            tokens: list[Token] = []
+            self.md.block.parse("\n".join(lines) + "\n", self.md, self.env, tokens)
+            starts = [start for start, _ in top_level_blocks(tokens)]
+        else:
+            starts = [start for start, _ in top_level_blocks(self._block_tokens(lines))]
         out: list[str] = []
         group: list[str] = []
         grouped = 0  # characters in `group`
@@ -221,7 +249,7 @@ class Machine:
                 if region is None:
                     self._since = len(self.changes)
                 region = self.region = ParagraphRegion(self, []) if starts else Whole(self, [])
-        if isinstance(region, Whole | ParagraphRegion) and self._partial_costly(region, partial):
+        if isinstance(region, _MEASURED) and self._partial_costly(region, partial):
             if self._provisional is None or self._provisional[0] is not region:
                 self._provisional = (region, Raw(region.lines), partial)
             raw = self._provisional[1]
@@ -260,12 +288,10 @@ class Machine:
             return True  # every measure only grows as the line does: it stays costly
         if isinstance(region, ParagraphRegion):
             return region.costly(partial)
+        if isinstance(region, List | Table):  # (a list's whole lines are measured when added)
+            return len(partial) > _repair.MAX_LINE or _repair.risky(partial)
         size = sum(len(line) + 1 for line in region.lines) + len(partial)
-        if size > _repair.MAX_BLOCK or len(partial) > _repair.MAX_LINE:
-            return True
-        guard = _repair.Guard()
-        guard.feed(partial)
-        return guard.risky
+        return size > _repair.MAX_BLOCK or len(partial) > _repair.MAX_LINE or _repair.risky(partial)
 
     # -- splitting ---------------------------------------------------------------------------
 
@@ -291,7 +317,7 @@ class Machine:
             # The definitions of the blocks before the last one are settled.
             self._open = {label: ref for label, ref in self._open.items() if ref["map"][0] >= last}
             region = self.region
-            if region is not None and len(region.lines) == last:
+            if region is not None and len(region.lines) == last and region.settled():
                 frozen.append(self._final(region))
             else:
                 frozen.append(self._final(self._classify(lines[:last])))
@@ -399,6 +425,20 @@ def _delimiters(lines: list[str]) -> int:
 
 
 _GROWING = ("table_open", "bullet_list_open", "ordered_list_open")
+
+
+@functools.cache
+def _inline_rules(md: MarkdownIt) -> list[Any]:
+    """The engine's core rules after its block rules (inline, then ours)."""
+    names = md.core.ruler.get_active_rules()
+    rules = md.core.ruler.getRules("")
+    return [rule for name, rule in zip(names, rules, strict=True) if name not in _BLOCK_RULES]
+
+
+_BLOCK_RULES = ("normalize", "block")
+# The regions whose live line shows as escaped text while it is too costly to render at
+# each update (a fence's code line is lexed from near its end instead).
+_MEASURED = (Whole, ParagraphRegion, List, Table)
 
 
 class Final(NamedTuple):

@@ -21,11 +21,12 @@ Render = Callable[[str], str]
 
 _PIECE = 150  # a paragraph is cut into parts of about this size, where it is safe
 _PIECE_STEP = 100  # after a place where it could not be cut, look again this much later
-# Where a paragraph may be cut: a space or line break after a non-space (not a hard
-# break) and before a letter (nothing a line can start with: list, heading, quote,
+# Where a paragraph may be cut: a space or line break after a character that is neither
+# white space (the engine trims a part's end: "a\t b" would lose its tab) nor a hard
+# break's backslash, and before a letter (nothing a line can start with: list, heading, quote,
 # table...), a space before a code span or link, or right after a CJK sentence end.
 _CUT = re.compile(
-    r"(?<=[^ \\\n])(?:[ \n](?=[^\W\d_])| (?=[`\[]))"  # before a letter, code span or link
+    r"(?<=[^\s\\])(?:[ \n](?=[^\W\d_])| (?=[`\[]))"  # before a letter, code span or link
     r"|(?<=[。！？])(?=[^\W\d_])"  # after a CJK sentence end
 )
 
@@ -182,9 +183,10 @@ class Paragraph:
     depend only on the text before them, so streaming and a whole render cut alike.
     """
 
-    def __init__(self, render: Render, repair: Render) -> None:
+    def __init__(self, render: Render, repair: Render, render_whole_lines: Render) -> None:
         self._render = render
         self._repair = repair
+        self._render_whole_lines = render_whole_lines  # a part of whole lines, faster
         # Positions count from the paragraph's start; `_text` holds its whole lines
         # (each with its "\n") from `_base` on: what is before the last cut is dropped.
         self._text = ""
@@ -201,13 +203,14 @@ class Paragraph:
         self._guarded = 0  # where the text `guard` measures starts
 
     def add(self, source: str) -> None:
-        self._text += source + "\n"
+        self._text = "".join((self._text, source, "\n"))  # (one copy of a long line)
         self._scan()
         if self._guarded != self._start:  # cut since: measure the new last part
             self.guard, self._guarded = _repair.Guard(), self._start
             self.guard.feed(self._text[self._start - self._base :])
         else:
-            self.guard.feed(source + "\n")
+            self.guard.feed(source)  # (in two pieces: no copy of a long line)
+            self.guard.feed("\n")
         drop = min(self._start - self._base, len(self._text))
         self._text, self._base = self._text[drop:], self._base + drop
 
@@ -225,6 +228,11 @@ class Paragraph:
             self._scan(partial)
         end = self._base + len(self._text) + len(partial)
         return max(self._widest, end - self._start)
+
+    def cut_in_lines(self) -> bool:
+        """No part was cut in the line being typed: "a\n 1." cuts before " [", and the
+        line " 1. [" then starts a list, no line of the paragraph."""
+        return self._start <= self._base + len(self._text)
 
     def last_cut_in(self, partial: str) -> int:
         """Where in the unfinished line `partial` the part after the last cut starts."""
@@ -248,7 +256,8 @@ class Paragraph:
             # The separator comes next: a delimiter run ending the part can grow no more.
             closed = _repair.inline_closed(part + separator)
             closed = closed and not _math.may_go_on(part, separator)
-            part_html = self._render(part) if closed else ""
+            render = self._render_whole_lines if at - base <= len(self._text) else self._render
+            part_html = render(part) if closed else ""
             if _one_paragraph(part_html):
                 self._widest = max(self._widest, at - self._start)
                 self._add_part(part_html[3:-4] + separator)

@@ -41,6 +41,11 @@ class Region:
     def live(self, partial: str, shown: bool) -> tuple[int, str]:
         return 0, self.html(partial)
 
+    def settled(self) -> bool:
+        """Its HTML is built from its whole lines alone (a line that was being typed
+        and turned out to be no part of it left nothing in it)."""
+        return True
+
 
 class Fence(Region):
     """A top-level fenced code block: each line highlighted once, when finished."""
@@ -361,10 +366,12 @@ class ParagraphRegion(Region):
     def __init__(self, machine: Machine, lines: list[str]) -> None:
         self._machine = machine
         self.lines: list[str] = []
-        self.paragraph = Paragraph(machine.render, machine.repair)
+        self.paragraph = Paragraph(machine.render, machine.repair, machine.render_paragraph)
         # The live line after the last cut, measured as it grows.
         self._partial_guard, self._partial_fed, self._partial_start = _repair.Guard(), 0, 0
         self._partial_delimiters = 0
+        # The line being typed after a blank line ended the paragraph: another block's.
+        self._next = Live(machine.render, machine.repair)
         self.spoiled = False  # too costly at some line: escaped text for good
         for line in lines:
             if line.strip():
@@ -387,9 +394,24 @@ class ParagraphRegion(Region):
         self.spoiled = self.spoiled or self.costly()
         return True
 
+    def settled(self) -> bool:
+        return self.paragraph.cut_in_lines()
+
+    @property
+    def ended(self) -> bool:
+        """A blank line ended the paragraph."""
+        return bool(self.lines) and not self.lines[-1].strip()
+
     def costly(self, partial: str = "") -> bool:
         """The part rendered again at each update (after the last cut) is too costly."""
         paragraph = self.paragraph
+        if partial and self.ended:  # the line after it is rendered alone
+            delimiters = sum(map(partial.count, "*_~"))
+            return (
+                len(partial) > _repair.MAX_LINE
+                or delimiters > _repair.DELIMITER_LIMIT
+                or _repair.risky(partial)
+            )
         stretch = paragraph.stretch(partial)
         too_long = stretch > _repair.MAX_STRETCH or paragraph.lines() > _repair.MAX_LINES
         if paragraph.guard.risky or too_long:
@@ -408,10 +430,22 @@ class ParagraphRegion(Region):
         return self._partial_guard.risky or delimiters > _repair.DELIMITER_LIMIT
 
     def html(self, partial: str = "", *, final: bool = False) -> str:
+        if partial and self.ended:
+            return _then(self.paragraph.html("", final), self._next.html(partial))
         return self.paragraph.html(partial, final)
 
     def live(self, partial: str, shown: bool) -> tuple[int, str]:
+        """The paragraph's live HTML; a line typed after the blank line that ended it is
+        no part of it (its text would be cut into the paragraph's parts)."""
+        if partial and self.ended:
+            fixed, rest = self.paragraph.live("", shown)
+            return fixed, _then(rest, self._next.html(partial))
         return self.paragraph.live(partial, shown)
+
+
+def _then(block_html: str, next_html: str) -> str:
+    """Two blocks' HTML, as the engine joins them."""
+    return f"{block_html}\n{next_html}" if block_html and next_html else block_html or next_html
 
 
 class Whole(Region):

@@ -9,8 +9,6 @@ injection, so by default an image becomes a link the reader may choose to follow
 
 from __future__ import annotations
 
-from typing import Any
-
 from ._blocks import Machine
 from ._parts import push
 from ._patches import Patch, live_patch, utf16_length
@@ -33,24 +31,13 @@ def render_markdown(text: str, *, allow_images: bool = False) -> str:
     http(s)/mailto (and relative) URLs survive; images become "🖼 alt" links unless
     `allow_images` is true.
     """
-    text = _lines(text)
-    return Machine(allow_images, _references(text, allow_images)).render_all(text)
+    return Machine(allow_images).render_all(_lines(text), definitions=True)
 
 
 def _lines(text: str) -> str:
     """CR LF and a lone CR end a line too (https://spec.commonmark.org/0.31.2/#line-ending):
     written as LF, the stream's lines are the engine's."""
     return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
-
-
-def _references(text: str, allow_images: bool) -> dict[str, Any]:
-    """The link reference definitions of the whole text: a block may use one defined
-    after it (https://spec.commonmark.org/0.31.2/#link-reference-definitions)."""
-    env: dict[str, Any] = {}
-    if "]:" in text:
-        machine = Machine(allow_images)
-        machine.md.block.parse(text, machine.md, env, [])
-    return env
 
 
 class MarkdownStream:
