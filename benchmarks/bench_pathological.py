@@ -1,9 +1,10 @@
 """cmark-gfm's pathological inputs, streamed in 20-character appends at their full sizes.
 
 The inputs are those of cmark-gfm's test/pathological_tests.py (nested emphasis, bracket
-and backtick runs, unclosed links, deep quotes and lists, the tables case), built here
-from their description; "reference collisions" (a collision of cmark's own hash table)
-is replaced by a document of 50,000 reference definitions and uses.
+and backtick runs, unclosed links, deep quotes and lists, the tables case), at its sizes,
+built here from their description; "reference collisions" (a collision of cmark's own hash
+table) is replaced by a document of 50,000 reference definitions and uses. Most are 100 KB
+to 1.2 MB; "backticks" (a run of 1 to 4,999 backticks after each "e") is 12.5 MB there too.
 
 Targets (issue 19): each streams completely within 120 s (of CPU: a loaded machine
 stretches wall time), no append over 50 ms of CPU, p99 under 5 ms, and `render_markdown`
@@ -49,6 +50,8 @@ INPUTS: dict[str, tuple[Callable[[int], str], int]] = {
     "openers and closers multiple of 3": (lambda n: "a**b" + "c* " * n, 50_000),
     "link openers and emph closers": (lambda n: "[ a_" * n, 50_000),
     "pattern [ (]( repeated": (lambda n: "[ (](" * n, 80_000),
+    "pattern ![[]() repeated": (lambda n: "![[]()" * n, 160_000),
+    "hard link/emph case": (lambda n: "**x [a*b**c*](d)" * n, 1),
     "nested brackets": (lambda n: "[" * n + "a" + "]" * n, 50_000),
     "nested block quotes": (lambda n: "> " * n + "a", 50_000),
     "deeply nested lists": (_nested_lists, 1_000),
@@ -56,6 +59,7 @@ INPUTS: dict[str, tuple[Callable[[int], str], int]] = {
     "backticks": (_backticks, 5_000),
     "unclosed links A": (lambda n: "[a](<b" * n, 30_000),
     "unclosed links B": (lambda n: "[a](b" * n, 30_000),
+    "unclosed <!--": (lambda n: "</" + "<!--" * n, 300_000),
     "tables": (lambda n: "aaa\rbbb\n-\v\n" * n, 30_000),
     "many references": (_references, 50_000),
 }

@@ -43,6 +43,10 @@ RUNS = {
     "50k brackets": "[" * 50_000,
     "dollars": "$" * 20_000,
     "math openers": "\\(" * 10_000,
+    # A long line being typed in a list item or a table row was rendered again whole at
+    # each update (108 ms an append at 40 KB).
+    "angle brackets in a list item": "- item\n- " + "<" * 20_000,
+    "angle brackets in a table row": "| a |\n|---|\n| " + "<" * 20_000,
 }
 NESTED = {
     "list markers on one line": "- " * 1_000 + "x",
@@ -184,3 +188,15 @@ def test_cmark_pathological_inputs_at_a_twentieth_of_their_size(name: str) -> No
     assert p99(times[:-1]) < PER_UPDATE, f"p99 {p99(times) * 1000:.1f} ms"
     assert max(times[:-1]) < WORST_UPDATE, f"worst {max(times) * 1000:.1f} ms"
     assert stream.html == whole
+
+
+def test_a_line_of_megabytes_streams_in_time_proportional_to_its_size() -> None:
+    """cmark-gfm's "backticks" input is one line (12.5 MB at full size). Shown as escaped
+    text, the live line grows by its new text alone: it was copied and compared whole at
+    every append (188 s of CPU for its first 7.7 MB, still growing as the square of the
+    size), and finish() searched it whole for a place to cut the paragraph."""
+    text = PATHOLOGICAL.build("backticks", 0.57)  # 4 MB
+    stream, times = stream_timed(text, PATHOLOGICAL.DELTA)
+    assert sum(times) < 10.0, f"{sum(times):.1f} s of CPU for {len(times)} appends"
+    assert times[-1] < 0.1, f"finish() took {times[-1] * 1000:.0f} ms"
+    assert stream.html == render_markdown(text)

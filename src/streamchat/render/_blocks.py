@@ -16,11 +16,13 @@ A whole text is the same lines fed at once, so the streamed HTML equals
 from __future__ import annotations
 
 import copy
+import functools
 import re
 from typing import Any, NamedTuple
 
 from markdown_it import MarkdownIt
-from markdown_it.common.utils import normalizeReference
+from markdown_it.common.utils import mdTrim, normalizeReference
+from markdown_it.rules_core import StateCore, normalize
 from markdown_it.token import Token
 
 from . import _repair
@@ -75,6 +77,9 @@ class Machine:
         # (the region, its text, the live line it was too costly with)
         self._provisional: tuple[Region, Raw, str] | None = None
         self._shown: Region | None = None  # what made the live HTML last returned
+        # The live HTML last returned is the provisional one's, of a line not empty: a
+        # longer line shows as that line's HTML and its new text, escaped (`grow`).
+        self._growing = False
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Machine:
         """A copy of the state (for tests); the engine is shared, it keeps none."""
@@ -104,6 +109,23 @@ class Machine:
         source = text if text.endswith("\n") else text + "\n"
         return self.render_tokens(self.parse(source)).removesuffix("\n")
 
+    def render_paragraph(self, text: str) -> str:
+        """`render(text)` of text the engine reads as one paragraph, without its block
+        rules (each would look at every line again): whole lines that go on the paragraph
+        (`_regions.paragraph_lines`), starting with a letter and not ending before a
+        line that changes them (`_parts.Paragraph` cuts only before a letter)."""
+        state = StateCore(text, self.md, {"references": _Definitions(self.env)})
+        normalize(state)
+        opening, inline = Token("paragraph_open", "p", 1), Token("inline", "", 0)
+        closing = Token("paragraph_close", "p", -1)
+        inline.content, inline.children, inline.level = mdTrim(state.src), [], 1
+        for token in (opening, inline, closing):
+            token.block = True
+        state.tokens = [opening, inline, closing]
+        for rule in _inline_rules(self.md):
+            rule(state)
+        return self.render_tokens(state.tokens).removesuffix("\n")
+
     def repair(self, text: str) -> str:
         return _repair.repair(self.md, text)
 
@@ -112,22 +134,29 @@ class Machine:
     def feed(self, line: str) -> list[str]:
         """Take a whole source line; return the HTML of the blocks it finished."""
         line = _expand(line)
-        region = self.region
+        region, self._growing = self.region, False
         if region is None:
             self._since = len(self.changes)
             self.region = self._classify([line], region=True)
             return []
-        if self._still_costly(region, line):
+        still_costly = self._still_costly(region, line)
+        provisional, self._provisional = self._provisional, None  # its live line is whole
+        if still_costly:
             # The live line that was too costly is whole now: the same measures
             # (`_costly`) find it too costly again; they need not be taken again.
-            self.region = Raw([line])
+            raw = provisional[1] if provisional is not None else None
+            if raw is None or raw.lines or not raw.add(line):
+                raw = Raw([line])
+            self.region = raw
             return []
         if region.add(line):
-            return self._guarded()
+            return self._guarded(provisional)
         return self._split([*region.lines, line])
 
-    def render_all(self, text: str) -> str:
-        """A whole text, split by one parse of it into the blocks a stream would freeze.
+    def render_all(self, text: str, *, definitions: bool = False) -> str:
+        """A whole text, split by one parse of it into the blocks a stream would freeze;
+        with `definitions`, the same parse gives its link reference definitions (a block
+        may use one defined after it: https://spec.commonmark.org/0.31.2/#link-reference-definitions).
 
         Small blocks that no guard touches render as the stream renders them, the
         engine's one-shot HTML: consecutive ones render together, in one call (a call
@@ -138,21 +167,32 @@ class Machine:
             lines.pop()
         if not lines:
             return ""
-        starts = [start for start, _ in top_level_blocks(self._block_tokens(lines))]
+        if PARAGRAPH_START.match(lines[0]) and paragraph_lines(lines):
+            starts = [0]  # one paragraph, as `_classify` and a stream find (no parse needed)
+        elif definitions:
+            tokens: list[Token] = []
+            self.md.block.parse("\n".join(lines) + "\n", self.md, self.env, tokens)
+            starts = [start for start, _ in top_level_blocks(tokens)]
+        else:
+            starts = [start for start, _ in top_level_blocks(self._block_tokens(lines))]
         out: list[str] = []
         group: list[str] = []
+        grouped = 0  # characters in `group`
 
         def flush() -> None:
+            nonlocal grouped
             if group:
                 out.append(_ended(self.render("\n".join(group) + "\n")))
                 group.clear()
+                grouped = 0
 
         for start, end in zip(starts, [*starts[1:], len(lines)][: len(starts)], strict=True):
             block = lines[start:end]
             size = sum(len(line) + 1 for line in block)
             if size <= _GROUPED and not self._costly(block) and _delimiters(block) <= _DELIMITERS:
                 group += block
-                if sum(len(line) + 1 for line in group) >= _GROUP:
+                grouped += size
+                if grouped >= _GROUP:
                     flush()
                 continue
             flush()
@@ -167,7 +207,7 @@ class Machine:
             and provisional[0] is region
             and isinstance(region, Whole)
             and not region.lines
-            and line == provisional[2]
+            and line.startswith(provisional[2])  # (the measures only grow with the line)
             and not FENCE_OPEN.match(line)
         )
 
@@ -200,7 +240,7 @@ class Machine:
         """The open region's live HTML: (how much of the HTML last returned is still its
         start, the HTML after it)."""
         partial = _expand(partial)
-        region = self.region
+        region, self._growing = self.region, False
         if region is None or (isinstance(region, Whole | ParagraphRegion) and not region.lines):
             # Text that starts with a letter can only be a paragraph's; a line of more
             # pipes than a live table header may have is built like one too (in cuts).
@@ -209,17 +249,33 @@ class Machine:
                 if region is None:
                     self._since = len(self.changes)
                 region = self.region = ParagraphRegion(self, []) if starts else Whole(self, [])
-        if isinstance(region, Whole | ParagraphRegion) and self._partial_costly(region, partial):
+        if isinstance(region, _MEASURED) and self._partial_costly(region, partial):
             if self._provisional is None or self._provisional[0] is not region:
                 self._provisional = (region, Raw(region.lines), partial)
             raw = self._provisional[1]
             self._provisional = (region, raw, partial)
             shown, self._shown = shown and self._shown is raw, raw
             fixed, rest = raw.live(partial, shown)
+            self._growing = bool(partial)
             return fixed, _ended(rest)
         # A region may say what of its HTML is unchanged only if the views show its HTML.
         shown, self._shown = shown and self._shown is region, region
         fixed, rest = region.live(partial, shown)
+        return fixed, _ended(rest)
+
+    def grow(self, added: str) -> tuple[int, str] | None:
+        """`live(partial + added, True)` when the live line shows as escaped text, at the
+        cost of `added` alone (no line break in it); None when that is not known to hold
+        (then call `live`). A line too costly stays so as it grows (`_partial_costly`),
+        its kind of block is known from its start, and it starts no block (`starts_block`
+        said so of its start); but a line without a letter at its start becomes a
+        paragraph's once it has more pipes than a table's header being typed."""
+        provisional, region = self._provisional, self.region
+        if not self._growing or provisional is None or provisional[0] is not region:
+            return None
+        if isinstance(region, Whole) and not region.lines and "|" in added:
+            return None  # (at most `_repair.WIDEST` times a line: then it is a paragraph's)
+        fixed, rest = provisional[1].grow(added)
         return fixed, _ended(rest)
 
     def _partial_costly(self, region: Region, partial: str) -> bool:
@@ -232,20 +288,22 @@ class Machine:
             return True  # every measure only grows as the line does: it stays costly
         if isinstance(region, ParagraphRegion):
             return region.costly(partial)
+        if isinstance(region, List | Table):  # (a list's whole lines are measured when added)
+            return len(partial) > _repair.MAX_LINE or _repair.risky(partial)
         size = sum(len(line) + 1 for line in region.lines) + len(partial)
-        if size > _repair.MAX_BLOCK or len(partial) > _repair.MAX_LINE:
-            return True
-        guard = _repair.Guard()
-        guard.feed(partial)
-        return guard.risky
+        return size > _repair.MAX_BLOCK or len(partial) > _repair.MAX_LINE or _repair.risky(partial)
 
     # -- splitting ---------------------------------------------------------------------------
 
-    def _guarded(self) -> list[str]:
-        """A region that grew by a line: still cheap to render again?"""
+    def _guarded(self, provisional: tuple[Region, Raw, str] | None = None) -> list[str]:
+        """A region that grew by a line: still cheap to render again? (If it showed as
+        escaped text while its last line was typed, that text is kept.)"""
         region = self.region
         if isinstance(region, ParagraphRegion | List) and region.spoiled:
-            self.region = Raw(region.lines)
+            raw = provisional[1] if provisional and provisional[0] is region else None
+            if raw is None or raw.lines != region.lines[:-1] or not raw.add(region.lines[-1]):
+                raw = Raw(region.lines)
+            self.region = raw
         return []
 
     def _split(self, lines: list[str]) -> list[str]:
@@ -259,7 +317,7 @@ class Machine:
             # The definitions of the blocks before the last one are settled.
             self._open = {label: ref for label, ref in self._open.items() if ref["map"][0] >= last}
             region = self.region
-            if region is not None and len(region.lines) == last:
+            if region is not None and len(region.lines) == last and region.settled():
                 frozen.append(self._final(region))
             else:
                 frozen.append(self._final(self._classify(lines[:last])))
@@ -367,6 +425,20 @@ def _delimiters(lines: list[str]) -> int:
 
 
 _GROWING = ("table_open", "bullet_list_open", "ordered_list_open")
+
+
+@functools.cache
+def _inline_rules(md: MarkdownIt) -> list[Any]:
+    """The engine's core rules after its block rules (inline, then ours)."""
+    names = md.core.ruler.get_active_rules()
+    rules = md.core.ruler.getRules("")
+    return [rule for name, rule in zip(names, rules, strict=True) if name not in _BLOCK_RULES]
+
+
+_BLOCK_RULES = ("normalize", "block")
+# The regions whose live line shows as escaped text while it is too costly to render at
+# each update (a fence's code line is lexed from near its end instead).
+_MEASURED = (Whole, ParagraphRegion, List, Table)
 
 
 class Final(NamedTuple):

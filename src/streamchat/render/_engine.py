@@ -114,6 +114,7 @@ def _math_inline(state: StateInline, silent: bool) -> bool:
 
 
 _DISPLAY_OPENERS = {"$$": "$$", "\\[": "\\]"}
+_OPENERS = tuple(_DISPLAY_OPENERS)
 
 
 def _math_block(state: StateBlock, start: int, end: int, silent: bool) -> bool:
@@ -125,6 +126,8 @@ def _math_block(state: StateBlock, start: int, end: int, silent: bool) -> bool:
     text it is; while streaming, `_math.PENDING` at the end of the text marks it as
     being typed. "$$5" opens no formula (a price).
     """
+    if not state.src.startswith(_OPENERS, state.bMarks[start] + state.tShift[start]):
+        return False  # (first: it is tried on every line of every paragraph)
     if state.is_code_block(start):
         return False
     first = state.src[state.bMarks[start] + state.tShift[start] : state.eMarks[start]]

@@ -15,19 +15,34 @@ from streamchat import _math
 from . import _repair
 from ._sanitize import RAW_CLASS, escape_text
 
-__all__ = ["Live", "Paragraph", "RawText", "Run"]
+__all__ = ["Live", "Paragraph", "RawText", "Run", "push"]
 
 Render = Callable[[str], str]
 
 _PIECE = 150  # a paragraph is cut into parts of about this size, where it is safe
 _PIECE_STEP = 100  # after a place where it could not be cut, look again this much later
-# Where a paragraph may be cut: a space or line break after a non-space (not a hard
-# break) and before a letter (nothing a line can start with: list, heading, quote,
+# Where a paragraph may be cut: a space or line break after a character that is neither
+# white space (the engine trims a part's end: "a\t b" would lose its tab) nor a hard
+# break's backslash, and before a letter (nothing a line can start with: list, heading, quote,
 # table...), a space before a code span or link, or right after a CJK sentence end.
 _CUT = re.compile(
-    r"(?<=[^ \\\n])(?:[ \n](?=[^\W\d_])| (?=[`\[]))"  # before a letter, code span or link
+    r"(?<=[^\s\\])(?:[ \n](?=[^\W\d_])| (?=[`\[]))"  # before a letter, code span or link
     r"|(?<=[。！？])(?=[^\W\d_])"  # after a CJK sentence end
 )
+
+
+def push(pieces: list[str], piece: str) -> None:
+    """Add `piece` to text kept as `pieces`, joining the last two while the one before is
+    no longer than the last: a text grown a few characters at a time stays a few dozen
+    pieces, and each character is copied a number of times that grows as the logarithm of
+    the text's size (joining all the pieces every so often copies the whole text each time:
+    a 12 MB line typed in 20-character appends would copy terabytes)."""
+    if not piece:
+        return
+    pieces.append(piece)
+    while len(pieces) > 1 and len(pieces[-2]) <= len(pieces[-1]):
+        last = pieces.pop()
+        pieces[-1] += last
 
 
 class Run:
@@ -73,8 +88,9 @@ class RawText:
     def __init__(self, lines: list[str]) -> None:
         self._lines = [escape_text(line) for line in lines]
 
-    def add(self, line: str) -> None:
-        self._lines.append(escape_text(line))
+    def add(self, line: str, escaped: str | None = None) -> None:
+        """A line, and its HTML if it is known (`escape_text(line)`)."""
+        self._lines.append(escape_text(line) if escaped is None else escaped)
 
     def html(self, partial: str) -> str:
         lines = [*self._lines, escape_text(partial)] if partial else self._lines
@@ -167,9 +183,10 @@ class Paragraph:
     depend only on the text before them, so streaming and a whole render cut alike.
     """
 
-    def __init__(self, render: Render, repair: Render) -> None:
+    def __init__(self, render: Render, repair: Render, render_whole_lines: Render) -> None:
         self._render = render
         self._repair = repair
+        self._render_whole_lines = render_whole_lines  # a part of whole lines, faster
         # Positions count from the paragraph's start; `_text` holds its whole lines
         # (each with its "\n") from `_base` on: what is before the last cut is dropped.
         self._text = ""
@@ -186,13 +203,14 @@ class Paragraph:
         self._guarded = 0  # where the text `guard` measures starts
 
     def add(self, source: str) -> None:
-        self._text += source + "\n"
+        self._text = "".join((self._text, source, "\n"))  # (one copy of a long line)
         self._scan()
         if self._guarded != self._start:  # cut since: measure the new last part
             self.guard, self._guarded = _repair.Guard(), self._start
             self.guard.feed(self._text[self._start - self._base :])
         else:
-            self.guard.feed(source + "\n")
+            self.guard.feed(source)  # (in two pieces: no copy of a long line)
+            self.guard.feed("\n")
         drop = min(self._start - self._base, len(self._text))
         self._text, self._base = self._text[drop:], self._base + drop
 
@@ -211,6 +229,11 @@ class Paragraph:
         end = self._base + len(self._text) + len(partial)
         return max(self._widest, end - self._start)
 
+    def cut_in_lines(self) -> bool:
+        """No part was cut in the line being typed: "a\n 1." cuts before " [", and the
+        line " 1. [" then starts a list, no line of the paragraph."""
+        return self._start <= self._base + len(self._text)
+
     def last_cut_in(self, partial: str) -> int:
         """Where in the unfinished line `partial` the part after the last cut starts."""
         self._scan(partial)
@@ -218,7 +241,13 @@ class Paragraph:
 
     def _scan(self, partial: str = "") -> None:
         base, text = self._base, self._text + partial
-        while match := _CUT.search(text, max(self._seen, self._start + self._check) - base):
+        while match := _CUT.search(
+            text,
+            max(self._seen, self._start + self._check) - base,
+            # A cut further than MAX_STRETCH is none (the separator and the character
+            # after it are seen): a long line without one is not searched to its end.
+            self._start + _repair.MAX_STRETCH + 2 - base,
+        ):
             at = base + match.start()
             if at - self._start > _repair.MAX_STRETCH:
                 break  # no cut for too long: the block shows as text (`_Block._costly`)
@@ -227,7 +256,8 @@ class Paragraph:
             # The separator comes next: a delimiter run ending the part can grow no more.
             closed = _repair.inline_closed(part + separator)
             closed = closed and not _math.may_go_on(part, separator)
-            part_html = self._render(part) if closed else ""
+            render = self._render_whole_lines if at - base <= len(self._text) else self._render
+            part_html = render(part) if closed else ""
             if _one_paragraph(part_html):
                 self._widest = max(self._widest, at - self._start)
                 self._add_part(part_html[3:-4] + separator)

@@ -67,6 +67,8 @@ def _common_suffix(a: str, b: str, limit: int) -> int:
 def utf16_length(text: str) -> int:
     """Length in UTF-16 code units, as JavaScript counts it: the unit of every size a
     patch or message gives the views."""
+    if text.isascii():  # (known without a scan: CPython records it)
+        return len(text)
     return len(text.encode("utf-16-le")) // 2
 
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from . import _repair
 from ._engine import top_level_blocks
 from ._highlight import CodeBlock
-from ._parts import Live, Paragraph, RawText, Run
+from ._parts import Live, Paragraph, RawText, Run, push
 from ._sanitize import RAW_CLASS, escape_text
 
 if TYPE_CHECKING:
@@ -40,6 +40,11 @@ class Region:
 
     def live(self, partial: str, shown: bool) -> tuple[int, str]:
         return 0, self.html(partial)
+
+    def settled(self) -> bool:
+        """Its HTML is built from its whole lines alone (a line that was being typed
+        and turned out to be no part of it left nothing in it)."""
+        return True
 
 
 class Fence(Region):
@@ -361,10 +366,12 @@ class ParagraphRegion(Region):
     def __init__(self, machine: Machine, lines: list[str]) -> None:
         self._machine = machine
         self.lines: list[str] = []
-        self.paragraph = Paragraph(machine.render, machine.repair)
+        self.paragraph = Paragraph(machine.render, machine.repair, machine.render_paragraph)
         # The live line after the last cut, measured as it grows.
         self._partial_guard, self._partial_fed, self._partial_start = _repair.Guard(), 0, 0
         self._partial_delimiters = 0
+        # The line being typed after a blank line ended the paragraph: another block's.
+        self._next = Live(machine.render, machine.repair)
         self.spoiled = False  # too costly at some line: escaped text for good
         for line in lines:
             if line.strip():
@@ -387,9 +394,24 @@ class ParagraphRegion(Region):
         self.spoiled = self.spoiled or self.costly()
         return True
 
+    def settled(self) -> bool:
+        return self.paragraph.cut_in_lines()
+
+    @property
+    def ended(self) -> bool:
+        """A blank line ended the paragraph."""
+        return bool(self.lines) and not self.lines[-1].strip()
+
     def costly(self, partial: str = "") -> bool:
         """The part rendered again at each update (after the last cut) is too costly."""
         paragraph = self.paragraph
+        if partial and self.ended:  # the line after it is rendered alone
+            delimiters = sum(map(partial.count, "*_~"))
+            return (
+                len(partial) > _repair.MAX_LINE
+                or delimiters > _repair.DELIMITER_LIMIT
+                or _repair.risky(partial)
+            )
         stretch = paragraph.stretch(partial)
         too_long = stretch > _repair.MAX_STRETCH or paragraph.lines() > _repair.MAX_LINES
         if paragraph.guard.risky or too_long:
@@ -408,10 +430,22 @@ class ParagraphRegion(Region):
         return self._partial_guard.risky or delimiters > _repair.DELIMITER_LIMIT
 
     def html(self, partial: str = "", *, final: bool = False) -> str:
+        if partial and self.ended:
+            return _then(self.paragraph.html("", final), self._next.html(partial))
         return self.paragraph.html(partial, final)
 
     def live(self, partial: str, shown: bool) -> tuple[int, str]:
+        """The paragraph's live HTML; a line typed after the blank line that ended it is
+        no part of it (its text would be cut into the paragraph's parts)."""
+        if partial and self.ended:
+            fixed, rest = self.paragraph.live("", shown)
+            return fixed, _then(rest, self._next.html(partial))
         return self.paragraph.live(partial, shown)
+
+
+def _then(block_html: str, next_html: str) -> str:
+    """Two blocks' HTML, as the engine joins them."""
+    return f"{block_html}\n{next_html}" if block_html and next_html else block_html or next_html
 
 
 class Whole(Region):
@@ -439,7 +473,10 @@ class Raw(Region):
         self.lines = list(lines)
         self._raw = RawText(lines)
         self._blank = bool(lines) and not lines[-1].strip()
-        self._partial: tuple[str, list[str]] = ("", [])
+        self._head = ""  # the HTML before the live line's (the whole lines'), once built
+        self._line: list[str] = []  # the live line's source so far, in pieces (`push`)
+        self._line_size = 0
+        self._html: list[str] = []  # its HTML, in pieces
         self._size = 0  # characters of the live line's HTML
 
     def add(self, line: str) -> bool:
@@ -447,39 +484,49 @@ class Raw(Region):
             return False
         self._blank = not line.strip()
         self.lines.append(line)
-        self._raw.add(line)
+        escaped = None  # the live line that ended as `line` was escaped as it grew
+        if self._line_size == len(line) and "".join(self._line) == line:
+            escaped = "".join(self._html)
+        self._raw.add(line, escaped)
+        self._head = ""
+        self._new_line()
         return True
 
     def html(self, partial: str = "", *, final: bool = False) -> str:
-        whole = self._raw.html("")
         if not partial:
-            return whole
-        line_html = "".join(self._escaped(partial))
-        if not whole:
-            return f'<p class="{RAW_CLASS}">{line_html}</p>'
-        return whole[:-4] + "\n" + line_html + "</p>"
+            return self._raw.html("")
+        return self._line_head() + escape_text(partial) + "</p>"
+
+    def _line_head(self) -> str:
+        """The HTML before the live line's: the whole lines' without their "</p>"."""
+        if not self._head:
+            whole = self._raw.html("")
+            self._head = whole[:-4] + "\n" if whole else f'<p class="{RAW_CLASS}">'
+        return self._head
 
     def live(self, partial: str, shown: bool) -> tuple[int, str]:
-        """A live line alone (the usual case: one long line) grows by its new text."""
-        if self.lines or not partial:
-            return 0, self.html(partial)
-        before = self._size
-        pieces = self._escaped(partial)
-        if not shown or len(pieces) < 2 or before != self._size - len(pieces[-1]):
-            return 0, f'<p class="{RAW_CLASS}">' + "".join(pieces) + "</p>"
-        return len(RAW_CLASS) + 12 + before, pieces[-1] + "</p>"
+        """The live line grows by its new text (the usual case: one long line)."""
+        if self._line and len(partial) > self._line_size:
+            known = self._line[0] if len(self._line) == 1 else "".join(self._line)
+            if partial.startswith(known):
+                self._line = [known]
+                return self.grow(partial[self._line_size :], shown)
+        self._new_line()
+        if not partial:
+            return 0, self.html()
+        return self.grow(partial, shown)
 
-    def _escaped(self, partial: str) -> list[str]:
-        """The live line's HTML in pieces: what it had, and the escaped new text."""
-        known, pieces = self._partial
-        if not (known and partial.startswith(known)):
-            known, pieces, self._size = "", [], 0
-        # Whole characters only: a CR LF pair split across updates stays one.
-        cut = len(partial) - 1 if partial.endswith("\r") else len(partial)
-        if len(pieces) > 64:
-            pieces = ["".join(pieces)]
-        added = escape_text(partial[len(known) : cut])
-        pieces = [*pieces, added] if added else pieces
-        self._size += len(added)
-        self._partial = (partial if cut == len(partial) else partial[:cut], pieces)
-        return [*pieces, escape_text(partial[cut:])] if cut < len(partial) else pieces
+    def grow(self, added: str, shown: bool = True) -> tuple[int, str]:
+        """The live line went on by `added` (no line break): its HTML grows by that
+        escaped, whatever the line's length."""
+        before, escaped = self._size, escape_text(added)
+        push(self._line, added)
+        push(self._html, escaped)
+        self._line_size += len(added)
+        self._size += len(escaped)
+        if not (shown and before):
+            return 0, self._line_head() + "".join(self._html) + "</p>"
+        return len(self._line_head()) + before, escaped + "</p>"
+
+    def _new_line(self) -> None:
+        self._line, self._line_size, self._html, self._size = [], 0, [], 0

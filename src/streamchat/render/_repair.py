@@ -22,7 +22,7 @@ from markdown_it.token import Token
 
 from streamchat import _math
 
-__all__ = ["Guard", "hold_partial_line", "inline_closed", "repair", "repair_inline"]
+__all__ = ["Guard", "hold_partial_line", "inline_closed", "repair", "repair_inline", "risky"]
 
 # A last line that is only the start of a block marker ("-", "1.", "##", "``", "|"), or a
 # whole fence opener still being typed: wait for the rest of the line.
@@ -360,6 +360,13 @@ class Guard:
         match = _NESTING.match(source)
         markers = len(match.group().replace(">", " > ").split()) if match else 0
         self.depth = max(self.depth, markers + indent_levels)
+
+
+def risky(text: str) -> bool:
+    """A piece of source too costly to render again at each update, by `Guard`."""
+    guard = Guard()
+    guard.feed(text)
+    return guard.risky
 
 
 def inline_closed(text: str) -> bool:

@@ -9,9 +9,8 @@ injection, so by default an image becomes a link the reader may choose to follow
 
 from __future__ import annotations
 
-from typing import Any
-
 from ._blocks import Machine
+from ._parts import push
 from ._patches import Patch, live_patch, utf16_length
 
 __all__ = ["BlockSplit", "MarkdownStream", "render_markdown"]
@@ -32,24 +31,13 @@ def render_markdown(text: str, *, allow_images: bool = False) -> str:
     http(s)/mailto (and relative) URLs survive; images become "🖼 alt" links unless
     `allow_images` is true.
     """
-    text = _lines(text)
-    return Machine(allow_images, _references(text, allow_images)).render_all(text)
+    return Machine(allow_images).render_all(_lines(text), definitions=True)
 
 
 def _lines(text: str) -> str:
     """CR LF and a lone CR end a line too (https://spec.commonmark.org/0.31.2/#line-ending):
     written as LF, the stream's lines are the engine's."""
     return text.replace("\r\n", "\n").replace("\r", "\n") if "\r" in text else text
-
-
-def _references(text: str, allow_images: bool) -> dict[str, Any]:
-    """The link reference definitions of the whole text: a block may use one defined
-    after it (https://spec.commonmark.org/0.31.2/#link-reference-definitions)."""
-    env: dict[str, Any] = {}
-    if "]:" in text:
-        machine = Machine(allow_images)
-        machine.md.block.parse(text, machine.md, env, [])
-    return env
 
 
 class MarkdownStream:
@@ -73,6 +61,9 @@ class MarkdownStream:
         self._frozen_text: list[str] = []
         self._frozen_html: list[str] = []
         self._tail = ""  # source of the open region
+        # Text of its live line added since `_tail` was last whole, in pieces (`push`): a
+        # long line shown as escaped text grows without copying what it had.
+        self._grown: list[str] = []
         self._scanned = 0  # where its first line not yet fed starts
         # The live part as last sent: a start that no longer changes, in pieces, and the
         # rest; an update compares only the rest with the block's new HTML after that start.
@@ -84,7 +75,14 @@ class MarkdownStream:
 
     @property
     def text(self) -> str:
-        return "".join(self._frozen_text) + self._tail
+        return "".join(self._frozen_text) + self._open_source()
+
+    def _open_source(self) -> str:
+        """The open region's source, whole."""
+        if self._grown:
+            self._tail += "".join(self._grown)
+            self._grown = []
+        return self._tail
 
     @property
     def html(self) -> str:
@@ -98,10 +96,12 @@ class MarkdownStream:
     def append(self, delta: str) -> list[Patch]:
         if self._finished:
             raise RuntimeError("MarkdownStream.append() after finish()")
+        if (patches := self._grow(delta)) is not None:
+            return patches
         delta, self._cr = self._cr + delta, ""
         if delta.endswith("\r"):
             delta, self._cr = delta[:-1], "\r"
-        self._tail += _lines(delta)
+        self._tail = self._open_source() + _lines(delta)
         frozen = self._take_lines()
         partial = self._tail[self._scanned :]
         if self._machine.starts_block(partial.rstrip("\r")):
@@ -111,6 +111,18 @@ class MarkdownStream:
         if (patch := self._live_patch(fixed, rest)) is not None:
             patches.append(patch)
         return patches
+
+    def _grow(self, delta: str) -> list[Patch] | None:
+        """The live line, shown as escaped text, went on by `delta` without ending: the
+        update costs the size of `delta`, however long the line (None: not so)."""
+        if self._cr or "\n" in delta or "\r" in delta or not (self._shown_size or self._shown_rest):
+            return None
+        live = self._machine.grow(delta)
+        if live is None:
+            return None
+        push(self._grown, delta)
+        patch = self._live_patch(*live)
+        return [patch] if patch is not None else []
 
     def _take_lines(self) -> list[str]:
         """Feed the open region's whole lines; return the HTML of the blocks they finished."""
@@ -159,10 +171,8 @@ class MarkdownStream:
         else:
             moved = fixed - self._shown_size
             if moved:
-                self._shown_start.append(self._shown_rest[:moved])
+                push(self._shown_start, self._shown_rest[:moved])
                 self._shown_size = fixed
-                if len(self._shown_start) > 64:  # few objects for the collector to walk
-                    self._shown_start = ["".join(self._shown_start)]
             old_rest = self._shown_rest[moved:]
         self._shown_rest = rest
         return live_patch(old_rest, rest, whole=not fixed)
@@ -172,7 +182,7 @@ class MarkdownStream:
         if self._finished:
             return []
         self._finished = True
-        self._tail += "\n" if self._cr else ""
+        self._tail = self._open_source() + ("\n" if self._cr else "")
         frozen = self._take_lines()
         if self._scanned < len(self._tail):
             finished = self._machine.feed(self._tail[self._scanned :])
@@ -250,7 +260,7 @@ class BlockSplit:
     @property
     def open(self) -> str:
         """The source of the open block."""
-        return self._stream._tail
+        return self._stream._open_source()
 
     def append(self, text: str) -> list[str]:
         """Add text; return the sources of the blocks it finished, in order."""
