@@ -654,3 +654,51 @@ def test_a_long_backlog_of_any_script_is_taken_whole_in_steps_and_in_order() -> 
         shown += revealed
         assert len(shown) in ok
     assert shown == text
+
+
+def test_a_take_that_waits_for_the_loops_tick_to_end_is_not_asked_for_ever() -> None:
+    """A typewriter whose deadline is due but whose take gives nothing until the loop has
+    run its other callbacks (a race's lanes share one clock per loop tick, `Lockstep`):
+    the typing loop yields to the loop between takes. Before, it asked again in the same
+    tick for ever (a race at equal speed froze the kernel's loop under load, and Stop with
+    it)."""
+
+    class TickBound:
+        speed, step, finished, pending = 10.0, 1, False, 0
+
+        def __init__(self) -> None:
+            self.takes = 0
+            self.tick_ended = False
+
+        def push(self, text: str, now: float) -> None:
+            pass
+
+        def close(self, now: float) -> None:
+            pass
+
+        def next_deadline(self) -> float:
+            return 0.0  # always due
+
+        def take(self, now: float) -> str:
+            self.takes += 1
+            assert self.takes < 10_000, "asked again and again without yielding to the loop"
+            if not self.tick_ended:
+                asyncio.get_running_loop().call_soon(setattr, self, "tick_ended", True)
+                return ""
+            self.finished = True
+            return "text"
+
+    async def events() -> AsyncIterator[Delta]:
+        return
+        yield  # an async generator that ends at once
+
+    async def run() -> tuple[int, list[str]]:
+        typewriter, shown = TickBound(), []
+        typing = asyncio.ensure_future(type_out(events(), typewriter, shown.append))  # type: ignore[arg-type]
+        await asyncio.wait([typing], timeout=10)
+        assert typing.done(), "still typing after 10 s"
+        typing.result()  # (raises what the typing loop raised)
+        return typewriter.takes, shown
+
+    takes, shown = asyncio.run(run())
+    assert shown == ["text"] and takes <= 3, takes

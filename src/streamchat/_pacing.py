@@ -226,6 +226,12 @@ async def type_out(
                     await wake.wait(deadline)
                 finally:
                     asleep_until = -math.inf
+            else:
+                # Due already: still yield to the loop once. A take that waits for the
+                # loop's tick to end (a race's lanes share one clock per tick, `Lockstep`)
+                # would otherwise be asked again and again in the same tick, for ever,
+                # and every chat in the kernel would stop with it.
+                await asyncio.sleep(0)
             wake.clear()
             text = typewriter.take(clock())
             if text:
