@@ -11,6 +11,7 @@ and HTML, the CLI's stderr.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import subprocess
@@ -303,45 +304,50 @@ def test_the_environments_keys_are_masked_everywhere(monkeypatch, caplog) -> Non
     assert value not in caplog.text and "[redacted]" in caplog.text
 
 
-def test_an_answer_that_echoes_the_key_shows_and_keeps_none_of_it(echo: str) -> None:
-    """A model that repeats its request (the key, the custom header, the URL's password)
-    token by token: the answer and its reasoning are masked before the typewriter, so no
-    view, saved state, copy, history or tape holds a secret, whole or cut."""
-    chat = StreamChat(url_for(echo, "answer"), api_key=KEY, headers={"X-Portal-Id": CUSTOM})
+@contextlib.contextmanager
+def echoed(echo: str, shape: str) -> Iterator[tuple[StreamChat, Capture]]:
+    """A chat (and what it sent) asked "hi" by the echo server's `shape`, with its key and
+    custom header; the answer is complete when the block starts."""
+    chat = StreamChat(url_for(echo, shape), api_key=KEY, headers={"X-Portal-Id": CUSTOM})
     chat.speed = 0
     capture = Capture(chat)
     try:
         chat.ask("hi")
         assert chat.wait(20)
+        yield chat, capture
+    finally:
+        chat.close()
+
+
+def kept(chat: StreamChat, capture: Capture) -> list[str]:
+    """Everything a chat keeps or sends: synced state, comm messages, transcript, history,
+    turns and tape."""
+    state = json.dumps(ipywidgets.Widget.get_manager_state(), default=str)
+    tape = json.dumps(chat._driver.post(chat._driver.tape).to_json())  # type: ignore[union-attr]
+    history = json.dumps([chat.messages, chat.turns])
+    return [state, capture.raw(), chat.transcript, history, tape]
+
+
+def test_an_answer_that_echoes_the_key_shows_and_keeps_none_of_it(echo: str) -> None:
+    """A model that repeats its request (the key, the custom header, the URL's password)
+    token by token: the answer and its reasoning are masked before the typewriter, so no
+    view, saved state, copy, history or tape holds a secret, whole or cut."""
+    with echoed(echo, "answer") as (chat, capture):
         assert chat.status == "done", chat.turns[-1]
         answer = chat.messages[-1]["content"]
         assert "[redacted]" in answer and "POST /answer/v1/chat/completions" in answer
-        state = json.dumps(ipywidgets.Widget.get_manager_state(), default=str)
-        tape = json.dumps(chat._driver.post(chat._driver.tape).to_json())  # type: ignore[union-attr]
-        texts = (state, capture.raw(), chat.transcript, json.dumps(chat.messages), tape)
-        assert_clean(*texts)
-    finally:
-        chat.close()
+        assert_clean(*kept(chat, capture))
 
 
 def test_a_tool_call_that_echoes_the_key_keeps_none_of_it(echo: str) -> None:
     """The same echo in a tool call's arguments, split across deltas: the turn's tool
     calls (synced, saved, copied) hold the request with every secret masked."""
-    chat = StreamChat(url_for(echo, "tool"), api_key=KEY, headers={"X-Portal-Id": CUSTOM})
-    chat.speed = 0
-    capture = Capture(chat)
-    try:
-        chat.ask("hi")
-        assert chat.wait(20)
+    with echoed(echo, "tool") as (chat, capture):
         calls = chat.turns[-1]["tool_calls"]
         assert [call["name"] for call in calls] == ["lookup"], chat.turns[-1]
         query = json.loads(calls[0]["arguments"])["query"]
         assert "[redacted]" in query and "POST /tool/v1/chat/completions" in query
-        state = json.dumps(ipywidgets.Widget.get_manager_state(), default=str)
-        tape = json.dumps(chat._driver.post(chat._driver.tape).to_json())  # type: ignore[union-attr]
-        assert_clean(state, capture.raw(), chat.transcript, json.dumps(chat.turns), tape)
-    finally:
-        chat.close()
+        assert_clean(*kept(chat, capture))
 
 
 def test_an_echo_of_a_key_cut_short_is_masked_too() -> None:

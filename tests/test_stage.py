@@ -6,7 +6,6 @@ from __future__ import annotations
 import re
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -18,14 +17,6 @@ from streamchat.render import MarkdownStream, render_markdown
 from streamchat.widget import StreamChat
 
 SECRETS = "Write to bob.smith@example.com, key sk-proj-abcdefgh12345678XYZ, on db01.corp.internal."
-
-
-@pytest.fixture
-def chats() -> Iterator[list[StreamChat]]:
-    made: list[StreamChat] = []
-    yield made
-    for chat in made:
-        chat.close()
 
 
 def test_each_preset_masks_its_kind_and_leaves_look_alikes() -> None:
