@@ -222,3 +222,32 @@ def test_a_larger_step_applies_to_the_frames_held_at_once(server, chats) -> None
     shown = [groups[delay] for delay in sorted(groups)]
     assert all(size >= 10 for size in shown[:-1]), shown
     assert len(shown) < len(sizes), "frames played together"
+
+
+def test_a_smaller_step_splits_the_frames_held_at_once(server, chats) -> None:
+    # Step 10 to 1 at 50 chars/s: the frames the views hold reveal 10 characters each,
+    # 0.2 s apart. The retime lists each held frame's pieces (a frame apart at least),
+    # so the views show the smaller step from the next frame, not once they are played.
+    url = server.route("/v1/chat/completions", Script(openai_chunks(PROSE), pause=0.002))
+    chat, capture = make(chats, url, speed=50, step=10)
+    chat.ask("go")
+    wait_until(lambda: len(frames_sent(capture)) >= 4, timeout=20)
+    chat.step = 1
+    wait_until(lambda: any(m["retime"] for _, m in frames_sent(capture)), timeout=20)
+    chat.stop()
+    messages = frames_sent(capture)
+    at = next(i for i, (_, m) in enumerate(messages) if m["retime"])
+    delays = messages[at][1]["retime"]
+    sent = [ops for _, m in messages[:at] for _, ops in m["frames"]][-len(delays) :]
+    sizes = [sum(len(op.html) for op in ops) for ops in sent]
+    assert min(sizes) >= 10, sizes  # typed at step 10
+    split = [delay for delay in delays if isinstance(delay, list)]
+    assert split, delays
+    for pieces in split:
+        # 10 characters over 0.2 s at step 1: a piece a frame (7 of them), in order.
+        assert len(pieces) == 7, pieces
+        gaps = [b - a for a, b in pairwise(pieces)]
+        assert all(25 <= gap <= 31 for gap in gaps), gaps
+    # The first piece plays at the next frame after the change.
+    first = delays[0][0] if isinstance(delays[0], list) else delays[0]
+    assert first <= 1000 * _frames.PERIOD + 2, delays

@@ -252,10 +252,13 @@ class Outbox:
         at `speed` (characters a second; 0: at once) from now, not as they were typed;
         return how far the last frame moved (seconds, < 0: sooner).
 
-        A larger `step` shows at once: held frames play together (one play time) until
-        together they reveal `step` characters, so the views show the new step from the
-        next frame, not a `LEAD` later. (A smaller one cannot split a frame sent
-        already: it shows from the frames typed after the change.)"""
+        The held frames were typed at the old pace, up to `LEAD` ahead, so the new one
+        shows from the next frame, not a `LEAD` later. A larger `step`: held frames play
+        together (one play time) until together they reveal `step` characters. A smaller
+        step or a slower speed: a held frame that reveals more than `step` characters
+        over more than a frame is split into pieces, as many as the new pace would type
+        it in (`_split`); each view cuts its HTML where the cut shows well-formed text
+        (widget.js, `splitFrame`)."""
         held = [chars for at, part, chars in self._ahead if at > now and part == "body"]
         if not held:
             return 0.0
@@ -266,11 +269,21 @@ class Outbox:
             if grouped >= step or index == len(held) - 1:
                 plays += [now + (typed / speed if speed else 0.0)] * group
                 group, grouped = 0, 0
+        delays: list[int | list[int]] = []
+        ahead: list[tuple[float, str, int]] = []
+        for before, play, chars in zip([now, *plays], plays, held, strict=False):
+            pieces = _split(chars, play - before, step)
+            times = [before + (play - before) * (k + 1) / pieces for k in range(pieces)]
+            ahead += [
+                (at, "body", chars * (k + 1) // pieces - chars * k // pieces)
+                for k, at in enumerate(times)
+            ]
+            ms = [round((at - now) * 1000) for at in times]
+            delays.append(ms[0] if pieces == 1 else ms)
         self._ahead.clear()
-        self._ahead.extend((play, "body", chars) for play, chars in zip(plays, held, strict=True))
+        self._ahead.extend(ahead)
         moved = plays[-1] - self.last_frame
         self.last_frame = plays[-1]
-        delays = [round((play - now) * 1000) for play in plays]
         self._emit(_messages.frames(self.turn_id, [], retime=delays))
         # The frames at the new pace go at the next frame, not a BATCH later: the views
         # may run out of the retimed ones sooner.
@@ -307,6 +320,12 @@ class Outbox:
         delay = self.last_frame - loop.time()
         if delay > 0:
             await asyncio.sleep(delay)
+
+
+def _split(chars: int, span: float, step: int) -> int:
+    """How many pieces a held frame of `chars` characters, played over `span` seconds at
+    a new pace, is shown in: one per `step` characters, a frame apart at least."""
+    return max(1, min(math.ceil(chars / max(step, 1)), int(span / PERIOD + 1e-6)))
 
 
 class Framed:

@@ -314,8 +314,10 @@ class FramesMessage(TypedDict):
     every view drops the frames it holds and keeps what it shows (no frames come with
     it). `retime`: the speed or step changed; the frames a view holds play at these
     delays (ms after this message arrives) instead, the last of them at the last delay
-    (a view that played some meanwhile matches them from the end). Only the body is
-    typed at a pace: reasoning travels as patches.
+    (a view that played some meanwhile matches them from the end); a list of delays in
+    place of one: a smaller step or a slower speed, the view splits that frame into as
+    many pieces, each cut where the text shown stays well-formed. Only the body is typed
+    at a pace: reasoning travels as patches.
 
     Wire form, [turn, "f", keep, item...], each item one of:
     a number, the delay of the next frame (without one a frame comes `FRAME_MS` after
@@ -325,14 +327,14 @@ class FramesMessage(TypedDict):
     array starting with a number, a frame that is one "extend": [keep, html] (dropping
     nothing) or [drop, keep, html]; any other array, a frame's ops as in a patch. An
     extend sets `keep` for the frames after it. [turn, "s"]: a stop. [turn, "t",
-    delay...]: a retime."""
+    delay or [delay...]...]: a retime."""
 
     type: Literal["frames"]
     turn: int
     part: Literal["body"]
     frames: list[Frame]
     stop: bool
-    retime: list[int] | None
+    retime: list[int | list[int]] | None
 
 
 class ToolsMessage(TypedDict):
@@ -485,7 +487,7 @@ def frames(
     frames: list[tuple[int, list[Patch]]],
     *,
     stop: bool = False,
-    retime: list[int] | None = None,
+    retime: list[int | list[int]] | None = None,
 ) -> list[Any]:
     """The wire form of a frames message (`FramesMessage`)."""
     if stop:

@@ -13,6 +13,7 @@ the time of the frame whose callbacks made it (the player's `requestAnimationFra
 
 from __future__ import annotations
 
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -124,4 +125,45 @@ def test_typing_shows_30_frames_a_second_and_stop_leaves_nothing_after_it(
     assert final == [len(view) for view in changes], "no change after the Stop settled"
     assert page.locator(".streamchat-cursor").count() == 0
     shoot(page, "lab-frames-stopped.png")
+    page.console.check()
+
+
+# Set the Step slider of the first view as a person drags it; return when (performance.now).
+SET_STEP = """(value) => {
+  const range = document.querySelector('.streamchat .streamchat-step input[type=range]');
+  range.value = String(value);
+  range.dispatchEvent(new Event('input', {bubbles: true}));
+  return performance.now();
+}"""
+
+
+def test_a_smaller_step_shows_at_once_in_the_frames_the_view_holds(page: Any, lab: Jupyter) -> None:
+    # 40 chars/s at step 10: a jump of 10 characters every 0.25 s, and the view always
+    # holds the next one (the kernel sends frames ahead). Step 1 must show from the next
+    # frame: the held jump is split into pieces by the retime, not played whole.
+    cells = [answers_cell({"Type": PROSE}, speed=40), "chat.step = 10"]
+    open_and_run(page, lab, "smaller-step.ipynb", cells, run=2)
+    ask(page, "Type")
+    page.wait_for_function(
+        "() => { const body = document.querySelector('.streamchat-assistant .streamchat-body');"
+        " return body && body.textContent.length > 40; }",
+        timeout=LOAD,
+    )
+    assert page.evaluate(WATCH) == 1
+    changes: list[tuple[float, float]] = []  # (step 1 set at, step 10 set back at)
+    for _ in range(4):
+        small = page.evaluate(SET_STEP, 1)
+        page.wait_for_timeout(1200)  # watching the page type, not synchronising
+        large = page.evaluate(SET_STEP, 10)
+        page.wait_for_timeout(1200)
+        changes.append((small, large))
+    rows = page.evaluate("() => window.__changes[0]")
+    grown = [(b[1], b[2] - a[2]) for a, b in pairwise(rows)]
+    for small, large in changes:
+        fine = [size for at, size in grown if small + 120 <= at < large]
+        coarse = [size for at, size in grown if large + 400 <= at < large + 1200]
+        print(f"step 1: {fine}; step 10: {coarse}")
+        assert len(fine) >= 10, fine
+        assert max(fine) <= 3, f"a jump of the old step after the change: {fine}"
+        assert sum(size >= 8 for size in coarse) >= 2, coarse  # the jumps are there to see
     page.console.check()

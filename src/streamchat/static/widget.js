@@ -311,22 +311,23 @@ export const BROWSER_MESSAGE = Object.freeze({
  * message. `stop`: the answer was stopped; every view drops the frames it holds and keeps what it
  * shows (no frames come with it). `retime`: the speed or step changed; the frames a view holds play
  * at these delays (ms after this message arrives) instead, the last of them at the last delay (a
- * view that played some meanwhile matches them from the end). Only the body is typed at a pace:
- * reasoning travels as patches.
+ * view that played some meanwhile matches them from the end); a list of delays in place of one: a
+ * smaller step or a slower speed, the view splits that frame into as many pieces, each cut where
+ * the text shown stays well-formed. Only the body is typed at a pace: reasoning travels as patches.
  * Wire form, [turn, "f", keep, item...], each item one of: a number, the delay of the next frame
  * (without one a frame comes `FRAME_MS` after the frame before it: frames are a `_frames.PERIOD`
  * apart while text types); a string, a frame that is one "extend" dropping nothing and keeping
  * `keep` (what a frame of typed text usually is: its framing would cost more than its text); an
  * array starting with a number, a frame that is one "extend": [keep, html] (dropping nothing) or
  * [drop, keep, html]; any other array, a frame's ops as in a patch. An extend sets `keep` for the
- * frames after it. [turn, "s"]: a stop. [turn, "t", delay...]: a retime.
+ * frames after it. [turn, "s"]: a stop. [turn, "t", delay or [delay...]...]: a retime.
  * @typedef {object} FramesMessage
  * @property {"frames"} type
  * @property {number} turn
  * @property {"body"} part
  * @property {Frame[]} frames
  * @property {boolean} stop
- * @property {number[] | null} retime
+ * @property {Array<number | number[]> | null} retime
  */
 /**
  * The live answer's tool calls so far.
@@ -553,15 +554,24 @@ export class FramePlayer {
 
   /** The speed or step changed: the frames held play at `delays` after `arrival`
    * instead. The kernel lists every frame it sent that was not due yet; frames played
-   * meanwhile are missing here, so the lists are matched from their ends. */
+   * meanwhile are missing here, so the lists are matched from their ends. A list of
+   * delays in place of one splits that frame into as many pieces (`splitFrame`): a
+   * smaller step or a slower speed shows from the next frame, not once the frames
+   * typed at the old pace have played. */
   retime(delays, arrival) {
     const count = Math.min(this.queue.length, delays.length);
-    const held = this.queue.slice(this.queue.length - count);
+    const start = this.queue.length - count;
+    const retimed = [];
     let last = -Infinity;
-    held.forEach((frame, index) => {
-      frame.at = Math.max(arrival + delays[delays.length - count + index], last);
-      last = frame.at;
+    this.queue.slice(start).forEach((frame, index) => {
+      const delay = delays[delays.length - count + index];
+      const times = Array.isArray(delay) ? delay : [delay];
+      splitFrame(frame.ops, times.length).forEach((ops, piece) => {
+        last = Math.max(arrival + times[piece], last);
+        retimed.push({ at: last, part: frame.part, ops });
+      });
     });
+    this.queue.splice(start, count, ...retimed);
     if (count) this.last = last;
   }
 
@@ -594,6 +604,115 @@ export class FramePlayer {
   get size() {
     return this.queue.length;
   }
+}
+
+// Elements that have no end tag: they open nothing a later cut must stay outside of.
+const VOID_ELEMENTS = new Set(["area", "br", "col", "hr", "img", "input", "source", "wbr"]);
+
+/**
+ * A frame's ops as `count` frames that show the same text a piece at a time (a retime to
+ * a smaller step or a slower speed). Only a frame that is one "extend" splits: its HTML
+ * is cut by `splitHtml`, the first piece drops what the extend dropped, and a piece
+ * that got no text is a frame with no ops. Any other frame plays whole in the last
+ * piece's place, so nothing shows sooner than it was to.
+ * @param {PatchOp[]} ops
+ * @returns {PatchOp[][]}
+ */
+export function splitFrame(ops, count) {
+  if (count <= 1) return [ops];
+  if (ops.length !== 1 || ops[0].op !== OP.EXTEND) {
+    return [...Array.from({ length: count - 1 }, () => []), ops];
+  }
+  const { drop = 0, keep = 0 } = ops[0];
+  let dropping = drop;
+  return splitHtml(ops[0].html, count).map((html) => {
+    if (!html) return [];
+    const piece = [{ op: OP.EXTEND, drop: dropping, keep, html }];
+    dropping = 0;
+    return piece;
+  });
+}
+
+/**
+ * `html` cut into `count` pieces (some may be empty) that join to it, each showing about
+ * as many characters (a grapheme cluster or a character reference is one; tags none).
+ * A cut is never inside a tag, a character reference or a grapheme cluster, and only
+ * where the elements open are those open at the end of `html`: the HTML after each piece
+ * is as well-formed as after the whole, so the view's DOM stays the parse of its HTML.
+ */
+export function splitHtml(html, count) {
+  const cuts = htmlCuts(html);
+  const total = cuts[cuts.length - 1].shown;
+  const pieces = [];
+  let from = 0;
+  let index = 0;
+  for (let piece = 1; piece <= count; piece += 1) {
+    // The cut whose characters before it are nearest this piece's share of the whole.
+    const shown = (total * piece) / count;
+    while (index + 1 < cuts.length && cuts[index + 1].shown <= shown) index += 1;
+    const next = cuts[Math.min(index + 1, cuts.length - 1)];
+    const cut = next.shown - shown < shown - cuts[index].shown ? next : cuts[index];
+    const to = piece === count ? html.length : Math.max(from, cut.at);
+    pieces.push(html.slice(from, to));
+    from = to;
+  }
+  return pieces;
+}
+
+/** Grapheme clusters of `text` (one per code point where Intl has no segmenter). */
+function graphemes(text) {
+  if (typeof Intl.Segmenter !== "function") return Array.from(text);
+  graphemes.segmenter ??= new Intl.Segmenter(undefined, { granularity: "grapheme" });
+  return Array.from(graphemes.segmenter.segment(text), (part) => part.segment);
+}
+
+/** Where `html` may be cut: {at, shown}, `shown` the characters before `at`; its
+ * start and its end are always among them. */
+function htmlCuts(html) {
+  const spots = [];
+  let depth = 0;
+  let shown = 0;
+  const text = (start, end) => {
+    let at = start;
+    for (const grapheme of graphemes(html.slice(start, end))) {
+      at += grapheme.length;
+      shown += 1;
+      spots.push({ at, depth, shown });
+    }
+  };
+  spots.push({ at: 0, depth, shown });
+  let runStart = 0;
+  for (let at = 0; at < html.length; ) {
+    const tag = html[at] === "<" ? scanTag(html, at) : null;
+    const reference = html[at] === "&" ? /^&#?[a-zA-Z0-9]+;/.exec(html.slice(at, at + 34)) : null;
+    if (!tag && !reference) {
+      at += 1;
+      continue;
+    }
+    text(runStart, at);
+    if (tag) {
+      if (tag.closing) depth -= 1;
+      else if (!tag.selfClosing && !VOID_ELEMENTS.has(tag.name)) depth += 1;
+      at = tag.end;
+    } else {
+      at += reference[0].length;
+      shown += 1;
+    }
+    spots.push({ at, depth, shown });
+    runStart = at;
+  }
+  text(runStart, html.length);
+  // A cut leaves the elements open that the whole leaves open: its depth is the end's,
+  // and nothing after it closes an element opened before it.
+  const end = spots[spots.length - 1].depth;
+  const cuts = [];
+  let lowest = Infinity;
+  for (let index = spots.length - 1; index >= 0; index -= 1) {
+    const spot = spots[index];
+    lowest = Math.min(lowest, spot.depth);
+    if ((spot.depth === end && lowest >= end) || index === 0) cuts.push(spot);
+  }
+  return cuts.reverse();
 }
 
 /** A snapshot's HTML as `{frozen, tail}`: its last `tail` characters are the live part. */
