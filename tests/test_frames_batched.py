@@ -199,22 +199,28 @@ def test_a_speed_change_applies_within_a_tenth_of_a_second(server, chats) -> Non
     assert len([c for c in changes if c[2] > 0.1 + 2 * _frames.PERIOD]) <= 1, changes
 
 
-def test_a_larger_step_applies_to_the_frames_held_at_once(server, chats) -> None:
-    # Step 1 to 10: the frames the views hold (typed a character or two each) are played
-    # together until they reveal 10 characters, so the new step shows from the next frame.
+def step_changed(server, chats, step: int, to: int) -> tuple[list[Any], list[int]]:
+    """Type PROSE at 50 chars/s and `step`, change the step `to` once a few messages
+    went, and stop: the retime's delays, and the sizes (HTML characters) of the frames
+    it retimed (the last ones sent before it)."""
     url = server.route("/v1/chat/completions", Script(openai_chunks(PROSE), pause=0.002))
-    chat, capture = make(chats, url, speed=50)
+    chat, capture = make(chats, url, speed=50, step=step)
     chat.ask("go")
     wait_until(lambda: len(frames_sent(capture)) >= 6, timeout=20)
-    chat.step = 10
+    chat.step = to
     wait_until(lambda: any(m["retime"] for _, m in frames_sent(capture)), timeout=20)
     chat.stop()
     messages = frames_sent(capture)
     at = next(i for i, (_, m) in enumerate(messages) if m["retime"])
     delays = messages[at][1]["retime"]
-    # The frames held: the last len(delays) frames sent before the retime.
     sent = [ops for _, m in messages[:at] for _, ops in m["frames"]][-len(delays) :]
-    sizes = [sum(len(op.html) for op in ops) for ops in sent]
+    return delays, [sum(len(op.html) for op in ops) for ops in sent]
+
+
+def test_a_larger_step_applies_to_the_frames_held_at_once(server, chats) -> None:
+    # Step 1 to 10: the frames the views hold (typed a character or two each) are played
+    # together until they reveal 10 characters, so the new step shows from the next frame.
+    delays, sizes = step_changed(server, chats, 1, 10)
     assert max(sizes) <= 4 and len(sizes) >= 4, sizes
     groups: dict[int, int] = {}
     for delay, size in zip(delays, sizes, strict=True):
@@ -228,18 +234,7 @@ def test_a_smaller_step_splits_the_frames_held_at_once(server, chats) -> None:
     # Step 10 to 1 at 50 chars/s: the frames the views hold reveal 10 characters each,
     # 0.2 s apart. The retime lists each held frame's pieces (a frame apart at least),
     # so the views show the smaller step from the next frame, not once they are played.
-    url = server.route("/v1/chat/completions", Script(openai_chunks(PROSE), pause=0.002))
-    chat, capture = make(chats, url, speed=50, step=10)
-    chat.ask("go")
-    wait_until(lambda: len(frames_sent(capture)) >= 4, timeout=20)
-    chat.step = 1
-    wait_until(lambda: any(m["retime"] for _, m in frames_sent(capture)), timeout=20)
-    chat.stop()
-    messages = frames_sent(capture)
-    at = next(i for i, (_, m) in enumerate(messages) if m["retime"])
-    delays = messages[at][1]["retime"]
-    sent = [ops for _, m in messages[:at] for _, ops in m["frames"]][-len(delays) :]
-    sizes = [sum(len(op.html) for op in ops) for ops in sent]
+    delays, sizes = step_changed(server, chats, 10, 1)
     assert min(sizes) >= 10, sizes  # typed at step 10
     split = [delay for delay in delays if isinstance(delay, list)]
     assert split, delays
