@@ -30,7 +30,7 @@ from ._answer import Answer, Framed, Outbox
 from ._budget import LIVE
 from ._conversation import Conversation
 from ._explain import explain
-from ._messages import FINISHED_FIELDS, TurnEnd, TurnStatus
+from ._messages import TurnEnd, TurnStatus
 from ._pacing import Lockstep, Wake, type_out
 from ._pauses import PausingTypewriter  # stage (issue 24)
 from ._secrets import EchoMask, Secrets
@@ -266,10 +266,9 @@ class Driver:
         """Show a saved conversation's turns and keep them as the history sent next."""
         widget = self._widget
         self.core.resume(turns, messages)
-        with widget._finished_lock:
-            for turn in self.core.turns:
-                if turn["role"] == "assistant":
-                    widget.finished[str(turn["id"])] = {key: turn[key] for key in FINISHED_FIELDS}
+        for turn in self.core.turns:
+            if turn["role"] == "assistant":
+                widget._keep(turn)
         widget.turns = self.core.turns
 
     async def tape(self) -> _tape.Tape:

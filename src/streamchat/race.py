@@ -24,8 +24,7 @@ import dataclasses
 import html
 import os
 import sys
-import threading
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,6 +37,7 @@ import traitlets
 from . import _messages, _runner
 from ._conversation import check_owner
 from ._driver import COMMAND_WAIT, Driver, Endpoint, Settings
+from ._finished import FinishedAnswers, without_html
 from ._kernel import Displays, replace_in_cell
 from ._pace_traits import PaceTraits
 from ._pacing import Lockstep
@@ -54,7 +54,6 @@ __all__ = ["RESULT_KEYS", "Lane", "Race", "format_results", "race_status", "resu
 T = TypeVar("T")
 
 _STATIC = Path(__file__).parent / "static"
-_HTML_FIELDS = ("html", "reasoning_html", "source")
 _LOOP_TRAITS = ("status", "lanes", "finished")
 _RACE_MIME_TYPE = "application/vnd.streamchat.race+json"
 
@@ -130,18 +129,9 @@ def _labels(lanes: Sequence[Lane]) -> list[str]:
     return labels
 
 
-def _turns_json(turns: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    return [{k: v for k, v in turn.items() if k not in _HTML_FIELDS} for turn in turns]
-
-
 def _lanes_to_json(lanes: list[dict[str, Any]], _widget: object) -> list[dict[str, Any]]:
     """The lanes as synced: their turns without the answers' HTML (it is in `finished`)."""
-    return [{**lane, "turns": _turns_json(lane["turns"])} for lane in lanes]
-
-
-def _finished_to_json(finished: dict[str, Any], widget: Race) -> dict[str, Any]:
-    with widget._finished_lock:
-        return dict(finished)
+    return [{**lane, "turns": without_html(lane["turns"])} for lane in lanes]
 
 
 class _LaneChat:
@@ -163,7 +153,6 @@ class _LaneChat:
         self.label = label
         self.model = lane.model or (label if endpoint.source is not None else "")
         self._status = "idle"
-        self._finished_lock = race._finished_lock
         # What a Driver reads of a chat's stage settings (`_stage`): a race shows all.
         self._redaction = Redaction()
         self.pauses = False
@@ -216,7 +205,10 @@ class _LaneChat:
     def _forget(self, turn: int) -> None:
         self._race._forget(turn)
 
-    def _publish(self, turn: dict[str, Any], fields: dict[str, Any]) -> None:
+    def _keep(self, turn: dict[str, Any]) -> None:
+        self._race._keep(turn)
+
+    def _publish(self, turn: dict[str, Any], fields: _messages.TurnEnd) -> None:
         self._race._publish(turn, fields)
 
     def _show_static_copy(self) -> None:
@@ -241,7 +233,7 @@ def _endpoint(lane: Lane, timeouts: Timeouts, retries: Retries, limits: Limits) 
     )
 
 
-class Race(PaceTraits, anywidget.AnyWidget):
+class Race(PaceTraits, FinishedAnswers, anywidget.AnyWidget):
     """One prompt to several models, side by side: a lane per source, one prompt box.
 
     `lanes` is a list of what `StreamChat` takes (a URL, a Python source), of `Lane`s
@@ -263,7 +255,6 @@ class Race(PaceTraits, anywidget.AnyWidget):
     pace = traitlets.Enum(("true", "equal"), "true").tag(sync=True)
     disclaimer = traitlets.Unicode("").tag(sync=True)
     lanes: traitlets.List[dict[str, Any]] = traitlets.List().tag(sync=True, to_json=_lanes_to_json)
-    finished = traitlets.Dict().tag(sync=True, to_json=_finished_to_json)
 
     def __init__(
         self,
@@ -282,7 +273,6 @@ class Race(PaceTraits, anywidget.AnyWidget):
         specs = [_replayed(Lane.of(lane)) for lane in lanes]
         if not specs:
             raise ValueError("a race needs at least one lane")
-        self._finished_lock = threading.Lock()
         self._commands: asyncio.Lock | None = None
         self._closed = False
         self._outgoing: list[Any] = []
@@ -462,31 +452,6 @@ class Race(PaceTraits, anywidget.AnyWidget):
             ipywidgets.Widget.send(self, messages[0])
         elif messages:
             ipywidgets.Widget.send(self, {"type": "lanes", "messages": messages})
-
-    def _publish(self, turn: dict[str, Any], fields: dict[str, Any]) -> None:
-        check_owner(_runner.in_loop_thread, "Race.finished written")
-        with self._finished_lock:
-            self.finished[str(turn["id"])] = {key: turn[key] for key in _HTML_FIELDS}
-        self._emit(
-            _messages.ended(
-                turn["id"],
-                turn["source"],
-                turn["html"],
-                turn["reasoning_html"],
-                fields,  # type: ignore[arg-type]
-            )
-        )
-
-    def _forget(self, turn: int) -> None:
-        check_owner(_runner.in_loop_thread, "Race.finished written")
-        with self._finished_lock:
-            self.finished.pop(str(turn), None)
-
-    def _resend(self, turn: int) -> None:
-        with self._finished_lock:
-            stored = self.finished.get(str(turn))
-        if stored is not None:
-            self._emit(_messages.finished(turn, **stored))
 
     def _send_snapshots(self) -> None:
         for lane in self._lanes:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import math
 import os
 import sys
-import threading
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -37,6 +36,7 @@ import traitlets
 from . import _messages, _replay, _runner, _static_copy, _tape
 from ._conversation import check_owner
 from ._driver import Driver, Endpoint
+from ._finished import FinishedAnswers, without_html
 from ._kernel import Displays, replace_in_cell
 from ._pace_traits import PaceTraits
 from ._pauses import chars_per_second, words_per_minute  # stage (issue 24)
@@ -68,22 +68,11 @@ def _load_css() -> str:
     )
 
 
-_HTML_FIELDS = ("html", "reasoning_html", "source")  # "source": the answer's Markdown
-
-
 def _turns_to_json(turns: list[dict[str, Any]], _widget: object) -> list[dict[str, Any]]:
-    """The turns as synced: without the answers' HTML, which travels in its own trait."""
-    return [{k: v for k, v in turn.items() if k not in _HTML_FIELDS} for turn in turns]
+    return without_html(turns)
 
 
-def _finished_to_json(finished: dict[str, Any], widget: StreamChat) -> dict[str, Any]:
-    """A copy taken under its lock: the loop thread adds to `finished` in place while
-    the shell thread answers a page's request for the state."""
-    with widget._finished_lock:
-        return dict(finished)
-
-
-class StreamChat(PaceTraits, anywidget.AnyWidget):
+class StreamChat(PaceTraits, FinishedAnswers, anywidget.AnyWidget):
     """A chat bubble conversation that streams answers from an LLM endpoint.
 
     With no `url` it talks to the embedded demo server, so it works offline and
@@ -125,7 +114,6 @@ class StreamChat(PaceTraits, anywidget.AnyWidget):
     # model (saved with the notebook's widget state); a page opened later gets it all
     # in the state it asks for (`get_state`). One trait for the whole conversation, not
     # one per answer: `add_traits` would make the widget a new class at every answer.
-    finished = traitlets.Dict().tag(sync=True, to_json=_finished_to_json)
     # stage (issue 24): pacing for a room and on-screen redaction; kernel-side only.
     wpm = traitlets.Float(None, allow_none=True)
     pauses = traitlets.Bool(False)
@@ -173,8 +161,6 @@ class StreamChat(PaceTraits, anywidget.AnyWidget):
             retries=retries,
             limits=limits,
         )
-        # First: opening the comm reads the state.
-        self._finished_lock = threading.Lock()
         self._redaction = Redaction()  # stage (issue 24): `redact` sets it
         self._driver = Driver(self, endpoint, allow_images=allow_images, max_lag=max_lag)
         self._core = self._driver.core
@@ -449,36 +435,6 @@ class StreamChat(PaceTraits, anywidget.AnyWidget):
             self._emit(_messages.snapshot(answer.outbox.turn_id, shown, answer.tool_calls))
 
     # -- what the loop thread tells the views --------------------------------------
-
-    def _publish(self, turn: dict[str, Any], fields: _messages.TurnEnd) -> None:
-        """(loop thread) Keep one finished answer's HTML in `finished`, without sending
-        it, and tell the views the turn ended, with its new `fields` (status, stats...).
-
-        Every view that applied the answer's patches already holds that HTML: the
-        "ended" message gives them the source and the sizes to check it against, and
-        they keep it in their model. The kernel's copy is for pages opened later (the
-        state they ask for) and for a view that could not check its own ("resend").
-        """
-        check_owner(_runner.in_loop_thread, "StreamChat.finished written")
-        with self._finished_lock:
-            self.finished[str(turn["id"])] = {key: turn[key] for key in _HTML_FIELDS}
-        self._emit(
-            _messages.ended(
-                turn["id"], turn["source"], turn["html"], turn["reasoning_html"], fields
-            )
-        )
-
-    def _forget(self, turn: int) -> None:
-        """(loop thread) An answer taken out to be asked again: its HTML goes too."""
-        check_owner(_runner.in_loop_thread, "StreamChat.finished written")
-        with self._finished_lock:
-            self.finished.pop(str(turn), None)
-
-    def _resend(self, turn: int) -> None:
-        with self._finished_lock:
-            stored = self.finished.get(str(turn))
-        if stored is not None:
-            self._emit(_messages.finished(turn, **stored))
 
     def set_state(self, sync_data: dict[str, Any]) -> None:
         """A browser's update, without the traits the loop thread owns (`status`,
