@@ -151,10 +151,10 @@ class Endpoint(Settings):
         return self.secrets().redact(message)
 
 
-async def _echo_masked(deltas: AsyncIterator[Delta], secrets: Secrets) -> AsyncIterator[Delta]:
-    """`deltas` with the known `secrets` masked in the answer, its reasoning and each tool
+async def _echo_masked(deltas: AsyncIterator[Delta], text: EchoMask) -> AsyncIterator[Delta]:
+    """`deltas` with `text`'s secrets masked in the answer, its reasoning and each tool
     call's arguments (a model may put the key it was sent into a call's JSON too)."""
-    text, thought = EchoMask(secrets), EchoMask(secrets)
+    thought = text.fresh()
     calls: dict[int, EchoMask] = {}  # a mask per tool call: their arguments interleave
 
     def held() -> Iterator[Delta]:
@@ -175,7 +175,7 @@ async def _echo_masked(deltas: AsyncIterator[Delta], secrets: Secrets) -> AsyncI
                 if shown := thought.feed(delta.text):
                     yield ReasoningDelta(shown)
             elif isinstance(delta, ToolCallDelta):
-                mask = calls.setdefault(delta.index, EchoMask(secrets))
+                mask = calls.setdefault(delta.index, text.fresh())
                 yield replace(delta, arguments=mask.feed(delta.arguments))
             else:  # the end, an error: what was held goes first
                 for each in held():
@@ -492,8 +492,8 @@ class Driver:
         """The endpoint's deltas with the secrets it sent masked in the answer and its
         reasoning, before anything shows, records or keeps them (`EchoMask`)."""
         deltas = endpoint.deltas(history)
-        secrets = endpoint.secrets()
-        return _echo_masked(deltas, secrets) if EchoMask(secrets) else deltas
+        mask = EchoMask(endpoint.secrets())
+        return _echo_masked(deltas, mask) if mask else deltas
 
     def _record(self, answer: Answer, deltas: AsyncIterator[Delta]) -> AsyncIterator[Delta]:
         """`deltas`, recorded with their times for `tape` (`_tape`)."""

@@ -219,9 +219,14 @@ class EchoMask:
     watching a demo needs no more than that (`_stage` masks shapes on request).
     """
 
-    def __init__(self, secrets: Secrets) -> None:
-        self._known = secrets.joined(_environment())
+    def __init__(self, secrets: Secrets, *, joined: bool = False) -> None:
+        self._known = secrets if joined else secrets.joined(_environment())
         self._held = ""
+
+    def fresh(self) -> EchoMask:
+        """A mask of the same secrets for other text of the same answer (its reasoning,
+        a tool call's arguments), without reading the environment again."""
+        return EchoMask(self._known, joined=True)
 
     def __bool__(self) -> bool:
         return bool(self._known)
