@@ -77,8 +77,9 @@ class Machine:
         # (the region, its text, the live line it was too costly with)
         self._provisional: tuple[Region, Raw, str] | None = None
         self._shown: Region | None = None  # what made the live HTML last returned
-        # The live HTML last returned is the provisional one's, of a line not empty: a
-        # longer line shows as that line's HTML and its new text, escaped (`grow`).
+        # The live HTML last returned ends with a live line shown as escaped text (the
+        # provisional one's, or a fence's long code line): a longer line shows as that
+        # line's HTML and its new text, escaped (`grow`).
         self._growing = False
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Machine:
@@ -261,6 +262,7 @@ class Machine:
         # A region may say what of its HTML is unchanged only if the views show its HTML.
         shown, self._shown = shown and self._shown is region, region
         fixed, rest = region.live(partial, shown)
+        self._growing = isinstance(region, Fence) and region.growing
         return fixed, _ended(rest)
 
     def grow(self, added: str) -> tuple[int, str] | None:
@@ -269,8 +271,12 @@ class Machine:
         (then call `live`). A line too costly stays so as it grows (`_partial_costly`),
         its kind of block is known from its start, and it starts no block (`starts_block`
         said so of its start); but a line without a letter at its start becomes a
-        paragraph's once it has more pipes than a table's header being typed."""
+        paragraph's once it has more pipes than a table's header being typed. A fence's
+        code line past `_highlight.LONG_LINE` grows the same way (`Fence.grow`)."""
         provisional, region = self._provisional, self.region
+        if self._growing and isinstance(region, Fence):  # a long code line, shown plain
+            fixed, rest = region.grow(added)
+            return fixed, _ended(rest)
         if not self._growing or provisional is None or provisional[0] is not region:
             return None
         if isinstance(region, Whole) and not region.lines and "|" in added:
