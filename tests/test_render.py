@@ -18,6 +18,7 @@ from streamchat.render import (
     highlight_css,
     render_markdown,
 )
+from streamchat.render._engine import parser
 
 # --- realistic answers ---------------------------------------------------------------------
 
@@ -519,3 +520,45 @@ def test_a_table_with_only_its_header_has_no_empty_row() -> None:
     for char in "| a | b |\n":
         stream.append(char)
     assert "<td>a</td>" in stream.html
+
+
+SIMPLE_DEFINITIONS = [
+    "[a]: /u\n\n[a]",
+    "[a]: /u\n[a]",  # no blank line after: the engine's own rule
+    '[a]: /u\n"title"\n\n[a]',
+    "```\n[a]: /u\n\n```\n\n[a]",  # in a fence: code
+    "> [a]: /u\n\n[a]",
+    "- [a]: /u\n\n  [b]: /v\n\n[a] [b]",
+    "    [a]: /u\n\n[a]",  # indented: code
+    "[a]: javascript:alert(1)\n\n[a]",  # a link it refuses: a paragraph
+    "[a]: /u&amp;v\n\n[a]",
+    "[a]: /one\n\n[A]: /two\n\n[a]",  # the first wins
+    "[ ]: /u\n\n[ ]",  # no label
+    "Text\n[a]: /u\n\n[a]",  # no definition within a paragraph
+    "[a]:\t/ü%20x \t\n\n[a]",
+    "| x |\n|---|\n[a]: /u\n\n[a]",
+]
+
+
+@pytest.mark.parametrize("text", SIMPLE_DEFINITIONS)
+def test_simple_definitions_read_as_the_engine_reads_them(text: str) -> None:
+    """`_engine._simple_reference` takes a one-line definition before the engine's rule
+    would: the HTML is the same with it and without it."""
+    md = parser(False)
+    fast = render_markdown(text)
+    md.block.ruler.disable("simple_reference")
+    try:
+        assert render_markdown(text) == fast
+    finally:
+        md.block.ruler.enable("simple_reference")
+
+
+def test_a_repeated_block_renders_as_it_did() -> None:
+    text = "[a]: /u\n\n" + "\n\n".join(["[a] and *b*", "| x |\n|---|\n| 1 |", "- [a]"] * 5)
+    html = render_markdown(text)
+    assert html.count('<a href="/u"') == 10 and html.count("<em>b</em>") == 5
+    stream = MarkdownStream()
+    for start in range(0, len(text), 3):
+        stream.append(text[start : start + 3])
+    stream.finish()
+    assert stream.html == html

@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 import functools
 import re
-from typing import Any, NamedTuple
+from typing import Any
 
 from markdown_it import MarkdownIt
 from markdown_it.common.utils import mdTrim, normalizeReference
@@ -160,38 +160,65 @@ class Machine:
         may use one defined after it: https://spec.commonmark.org/0.31.2/#link-reference-definitions).
 
         Small blocks that no guard touches render as the stream renders them, the
-        engine's one-shot HTML: consecutive ones render together, in one call (a call
-        costs more than a short block). Others are built by their kind, as streamed.
+        engine's one-shot HTML: consecutive ones render together, from that parse's
+        own block tokens (a call costs more than a short block, and a second parse of
+        their lines as much as the first). Others are built by their kind, as streamed.
         """
         lines = text.split("\n")
         if lines and not lines[-1]:
             lines.pop()
         if not lines:
             return ""
+        tokens: list[Token] = []
         if PARAGRAPH_START.match(lines[0]) and paragraph_lines(lines):
-            starts = [0]  # one paragraph, as `_classify` and a stream find (no parse needed)
-        elif definitions:
-            tokens: list[Token] = []
-            self.md.block.parse("\n".join(lines) + "\n", self.md, self.env, tokens)
-            starts = [start for start, _ in top_level_blocks(tokens)]
+            heads = [(0, -1)]  # one paragraph, as `_classify` and a stream find (no parse)
         else:
-            starts = [start for start, _ in top_level_blocks(self._block_tokens(lines))]
+            # (The engine's `normalize` rule, for the tokens kept: a line stays a line.)
+            source = "\n".join(lines).replace("\0", "\ufffd") + "\n"
+            env = self.env if definitions else {"references": _Definitions(self.env)}
+            self.md.block.parse(source, self.md, env, tokens)
+            heads = _heads(tokens)
         out: list[str] = []
-        group: list[str] = []
+        group: tuple[int, int] | None = None  # tokens [start, end) of blocks rendered together
         grouped = 0  # characters in `group`
+        # Small blocks seen before, and the HTML of those seen twice: a model stuck in a
+        # loop repeats a block thousands of times, and it renders as it did (the
+        # definitions are all known: its HTML depends on its source alone).
+        seen: dict[str, str | None] = {}
 
         def flush() -> None:
-            nonlocal grouped
-            if group:
-                out.append(_ended(self.render("\n".join(group) + "\n")))
-                group.clear()
-                grouped = 0
+            nonlocal group, grouped
+            if group is not None:
+                out.append(_ended(self._render_block_tokens(tokens[group[0] : group[1]])))
+                group, grouped = None, 0
 
-        for start, end in zip(starts, [*starts[1:], len(lines)][: len(starts)], strict=True):
+        ends = [*heads[1:], (len(lines), len(tokens))]
+        for (start, first), (end, last) in zip(heads, ends, strict=True):
+            if first >= 0 and last == first + 1 and tokens[first].type == "reference":
+                continue  # a definition: no HTML
             block = lines[start:end]
             size = sum(len(line) + 1 for line in block)
-            if size <= _GROUPED and not self._costly(block) and _delimiters(block) <= _DELIMITERS:
-                group += block
+            if first >= 0 and (
+                _plain_small(block, size)
+                or (
+                    size <= _GROUPED
+                    and not self._costly(block)
+                    and _delimiters(block) <= _DELIMITERS
+                )
+            ):
+                if definitions and size <= _SEEN and len(seen) < _SEEN_BLOCKS:
+                    key = "\n".join(block)
+                    if key in seen:
+                        flush()
+                        again = seen[key]
+                        if again is None:
+                            again = seen[key] = _ended(
+                                self._render_block_tokens(tokens[first:last])
+                            )
+                        out.append(again)
+                        continue
+                    seen[key] = None
+                group = (group[0] if group is not None else first, last)
                 grouped += size
                 if grouped >= _GROUP:
                     flush()
@@ -200,6 +227,14 @@ class Machine:
             out.append(self._final(self._classify(block)))
         flush()
         return "".join(out)
+
+    def _render_block_tokens(self, tokens: list[Token]) -> str:
+        """`render` of the source of whole top-level blocks, from their block tokens."""
+        state = StateCore("", self.md, {"references": _Definitions(self.env)})
+        state.tokens = tokens
+        for rule in _inline_rules(self.md):
+            rule(state)
+        return self.render_tokens(state.tokens).removesuffix("\n")
 
     def _still_costly(self, region: Region, line: str) -> bool:
         provisional = self._provisional
@@ -233,9 +268,9 @@ class Machine:
             return ""
         return self._final(region)
 
-    def freeze_lines(self, lines: list[str]) -> str:
-        """A final block's HTML again, from its source lines."""
-        return self._final(self._classify(lines))
+    def freeze_lines(self, source: str) -> str:
+        """A final block's HTML again, from its source (`Final`)."""
+        return self._final(self._classify(source.split("\n")))
 
     def live(self, partial: str, shown: bool) -> tuple[int, str]:
         """The open region's live HTML: (how much of the HTML last returned is still its
@@ -355,6 +390,9 @@ class Machine:
             old = references.get(label) if label in self._open else None
             if old is None or (old["href"], old["title"]) != (ref["href"], ref["title"]):
                 self.changes.append(label)
+            # Its line map as a tuple: a dict of strings and tuples of numbers is left
+            # untracked by the garbage collector (a stream may keep 50,000 of them).
+            ref["map"] = tuple(ref["map"])
             references[label] = ref
         self._open = found
 
@@ -416,8 +454,8 @@ class Machine:
     def _final(self, region: Region) -> str:
         html = _ended(region.html(final=True))
         if html and self.finals is not None:
-            lines = list(region.lines)
-            self.finals.append(Final(lines, self._since, _labels(lines)))
+            source = "\n".join(region.lines)
+            self.finals.append((source, self._since, _labels(source)))
         return html
 
 
@@ -428,6 +466,27 @@ _DELIMITERS = _repair.DELIMITER_LIMIT
 
 def _delimiters(lines: list[str]) -> int:
     return sum(line.count("*") + line.count("_") + line.count("~") for line in lines)
+
+
+def _heads(tokens: list[Token]) -> list[tuple[int, int]]:
+    """Where each top-level block starts: (its first line, its first token)."""
+    return [
+        (token.map[0], index)
+        for index, token in enumerate(tokens)
+        if token.level == 0 and token.nesting >= 0 and token.map is not None
+    ]
+
+
+def _plain_small(lines: list[str], size: int) -> bool:
+    """A block under every measure of `Machine._costly` and `_DELIMITERS`, known without
+    taking them: too short to reach any limit, and no line starts with what nests."""
+    return size <= _SMALL and all(not line or line[0] not in _NESTS for line in lines)
+
+
+_SEEN = 256  # characters of a block that may render as it did before
+_SEEN_BLOCKS = 4_096  # blocks remembered
+_SMALL = 128  # characters: brackets cost at most 128 ** 2 of `_repair.BRACKET_BUDGET`
+_NESTS = " >-+*0123456789"  # a line may start a quote or list (`_repair.Guard.line`)
 
 
 _GROWING = ("table_open", "bullet_list_open", "ordered_list_open")
@@ -447,13 +506,13 @@ _BLOCK_RULES = ("normalize", "block")
 _MEASURED = (Whole, ParagraphRegion, List, Table)
 
 
-class Final(NamedTuple):
-    """A block as it froze: its source lines, the definitions' version when it began
-    (what its HTML may have been rendered with), and the normalized labels it may use."""
-
-    lines: list[str]
-    version: int
-    labels: frozenset[str]
+# A block as it froze: its source (its lines joined by "\n"), the definitions' version
+# when it began (what its HTML may have been rendered with), and the normalized labels it
+# may use. A plain tuple of strings and numbers: the garbage collector stops tracking it
+# after its first collection, so a stream of 100,000 blocks gives a full collection
+# nothing of theirs to walk (a NamedTuple, a list and a frozenset each were 95-111 ms
+# appends at 50,000 definitions).
+Final = tuple[str, int, tuple[str, ...]]
 
 
 # A link label: up to 999 characters, no unescaped bracket
@@ -462,13 +521,13 @@ class Final(NamedTuple):
 _LABEL = re.compile(r"\[((?:[^\[\]\\]|\\.){1,999})\]", re.DOTALL)
 
 
-def _labels(lines: list[str]) -> frozenset[str]:
+def _labels(source: str) -> tuple[str, ...]:
     """The labels a block's source may use, normalized as the engine matches them
     (https://spec.commonmark.org/0.31.2/#matches)."""
-    if not any("]" in line for line in lines):
-        return frozenset()
-    runs = set(_LABEL.findall("\n".join(lines)))  # ("[ (](" * 80_000: one run, normalized once)
-    return frozenset(label for run in runs if (label := normalizeReference(run)))
+    if "]" not in source:
+        return ()
+    runs = set(_LABEL.findall(source))  # ("[ (](" * 80_000: one run, normalized once)
+    return tuple({label for run in runs if (label := normalizeReference(run))})
 
 
 class _Unsettled(dict[str, Any]):

@@ -219,11 +219,11 @@ class MarkdownStream:
         changed_at = {label: version for version, label in enumerate(changes)}
         final = Machine(self._allow_images, machine.env)  # reads the definitions, adds none
         blocks, changed = self._frozen_html, False
-        for index, (lines, version, labels) in enumerate(finals):
+        for index, (source, version, labels) in enumerate(finals):
             if version == len(changes) or not labels:
                 continue
             if any(changed_at.get(label, -1) >= version for label in labels):
-                again = final.freeze_lines(lines)
+                again = final.freeze_lines(source)
                 if again != blocks[index]:
                     blocks = blocks if changed else list(blocks)
                     blocks[index], changed = again, True
