@@ -562,3 +562,26 @@ def test_a_repeated_block_renders_as_it_did() -> None:
         stream.append(text[start : start + 3])
     stream.finish()
     assert stream.html == html
+
+
+def test_late_definitions_in_any_order_end_as_rendered_whole() -> None:
+    """finish() looks at no block when no label changed after a block that may use it
+    began (`Machine.stale`): documents of definitions (changed, repeated, with titles on
+    the next line) and uses in any order, streamed in any deltas, end as rendered whole."""
+    import random
+
+    rng = random.Random(19)
+    pieces = [
+        "[a]: /1\n\n", "[A]: /2\n\n", "[b]: /3\n", '"t"\n\n', "[c]:\n/4\n\n", "[a] x\n\n",
+        "[b][] y\n\n", "- [c]\n- [a]\n\n", "| h |\n|---|\n| [b] |\n\n", "> [a]\n\n", "[d]\n\n",
+    ]  # fmt: skip
+    for _ in range(150):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(2, 9)))
+        stream = MarkdownStream()
+        end = 0
+        while end < len(text):
+            size = rng.choice([1, 2, 5, 13, 40])
+            stream.append(text[end : end + size])
+            end += size
+        stream.finish()
+        assert stream.html == render_markdown(text), text

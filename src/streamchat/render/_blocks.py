@@ -66,6 +66,12 @@ class Machine:
         self._open: dict[str, Any] = {}
         # Labels whose definition changed, in order: the definitions' version is its length.
         self.changes: list[str] = []
+        # With `record`: each label's last change (its index in `changes`), the least
+        # version of the final blocks that may use it, and the labels that changed at or
+        # after the version of such a block: `finish` need look at no block if none did.
+        self._changed: dict[str, int] = {}
+        self._used: dict[str, int] = {}
+        self.stale: set[str] = set()
         # With `record`, each final block's (source lines, definitions' version when it
         # froze, labels it may use): `MarkdownStream.finish` renders again only the blocks
         # a later definition may change.
@@ -90,6 +96,7 @@ class Machine:
         new.region = copy.deepcopy(self.region, memo)
         new._open = copy.deepcopy(self._open, memo)
         new.changes = list(self.changes)
+        new._changed, new._used, new.stale = dict(self._changed), dict(self._used), set(self.stale)
         new.finals = None if self.finals is None else list(self.finals)
         return new
 
@@ -385,16 +392,23 @@ class Machine:
         references = self.env["references"]
         for label in self._open.keys() - found.keys():
             del references[label]
-            self.changes.append(label)
+            self._change(label)
         for label, ref in found.items():
             old = references.get(label) if label in self._open else None
             if old is None or (old["href"], old["title"]) != (ref["href"], ref["title"]):
-                self.changes.append(label)
+                self._change(label)
             # Its line map as a tuple: a dict of strings and tuples of numbers is left
             # untracked by the garbage collector (a stream may keep 50,000 of them).
             ref["map"] = tuple(ref["map"])
             references[label] = ref
         self._open = found
+
+    def _change(self, label: str) -> None:
+        version = len(self.changes)
+        self.changes.append(label)
+        if self._used.get(label, version + 1) <= version:
+            self.stale.add(label)
+        self._changed[label] = version
 
     def _classify(self, lines: list[str], *, region: bool = False) -> Region:
         """What builds the HTML of a region that starts a top-level block."""
@@ -454,8 +468,14 @@ class Machine:
     def _final(self, region: Region) -> str:
         html = _ended(region.html(final=True))
         if html and self.finals is not None:
-            source = "\n".join(region.lines)
-            self.finals.append((source, self._since, _labels(source)))
+            source, version = "\n".join(region.lines), self._since
+            labels = _labels(source)
+            self.finals.append((source, version, labels))
+            for label in labels:
+                if self._changed.get(label, -1) >= version:
+                    self.stale.add(label)
+                if self._used.get(label, version + 1) > version:
+                    self._used[label] = version
         return html
 
 

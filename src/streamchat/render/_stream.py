@@ -215,6 +215,8 @@ class MarkdownStream:
         """
         machine, finals = self._machine, self._machine.finals
         assert finals is not None and len(finals) == len(self._frozen_html)
+        if not machine.stale:
+            return None  # no label changed after a block that may use it began
         changes = machine.changes
         changed_at = {label: version for version, label in enumerate(changes)}
         final = Machine(self._allow_images, machine.env)  # reads the definitions, adds none
