@@ -80,7 +80,7 @@ class MarkdownStream:
     def _open_source(self) -> str:
         """The open region's source, whole."""
         if self._grown:
-            self._tail += "".join(self._grown)
+            self._tail = "".join([self._tail, *self._grown])  # (one copy of a long line)
             self._grown = []
         return self._tail
 
