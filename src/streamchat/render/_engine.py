@@ -54,6 +54,8 @@ def parser(allow_images: bool = False) -> MarkdownIt:
     """The configured engine (one per setting; markdown-it keeps no state between calls)."""
     md = MarkdownIt("commonmark", {"html": False, "maxNesting": MAX_NESTING})
     md.enable(["table", "strikethrough"])
+    # With "html" off these rules take nothing; each was still tried at every line.
+    md.disable(["html_block", "html_inline"])
     md.block.ruler.at("reference", _reference)
     md.block.ruler.before("table", "simple_reference", _simple_reference)
     md.inline.ruler.before("escape", "math", _math_inline)
@@ -85,6 +87,11 @@ def _reference(state: StateBlock, start: int, end: int, silent: bool) -> bool:
     """markdown-it's link reference definition rule, leaving a token (not hidden: the
     renderer would end a line after it, which a streamed block has not) with the
     definition's line map: a definition is a block of its own, where streams split."""
+    begin = state.bMarks[start] + state.tShift[start]
+    if state.src.find("]:", begin, state.eMarks[start]) < 0 and (
+        start + 1 >= state.lineMax or state.isEmpty(start + 1)
+    ):
+        return False  # its label would have to go on to the next line, and none does
     if not _engine_reference(state, start, end, silent):
         return False
     if not silent:
