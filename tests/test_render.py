@@ -585,3 +585,8 @@ def test_late_definitions_in_any_order_end_as_rendered_whole() -> None:
             end += size
         stream.finish()
         assert stream.html == render_markdown(text), text
+
+
+@pytest.mark.parametrize("text", ["\n", "\n\n \n", " ", "\t\n"])
+def test_blank_text_renders_as_nothing(text: str) -> None:
+    assert render_markdown(text) == ""

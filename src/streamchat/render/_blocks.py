@@ -199,7 +199,7 @@ class Machine:
                 out.append(_ended(self._render_block_tokens(tokens[group[0] : group[1]])))
                 group, grouped = None, 0
 
-        ends = [*heads[1:], (len(lines), len(tokens))]
+        ends = [*heads[1:], (len(lines), len(tokens))][: len(heads)]
         for (start, first), (end, last) in zip(heads, ends, strict=True):
             if first >= 0 and last == first + 1 and tokens[first].type == "reference":
                 continue  # a definition: no HTML
