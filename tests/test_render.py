@@ -18,6 +18,7 @@ from streamchat.render import (
     highlight_css,
     render_markdown,
 )
+from streamchat.render._engine import parser
 
 # --- realistic answers ---------------------------------------------------------------------
 
@@ -519,3 +520,73 @@ def test_a_table_with_only_its_header_has_no_empty_row() -> None:
     for char in "| a | b |\n":
         stream.append(char)
     assert "<td>a</td>" in stream.html
+
+
+SIMPLE_DEFINITIONS = [
+    "[a]: /u\n\n[a]",
+    "[a]: /u\n[a]",  # no blank line after: the engine's own rule
+    '[a]: /u\n"title"\n\n[a]',
+    "```\n[a]: /u\n\n```\n\n[a]",  # in a fence: code
+    "> [a]: /u\n\n[a]",
+    "- [a]: /u\n\n  [b]: /v\n\n[a] [b]",
+    "    [a]: /u\n\n[a]",  # indented: code
+    "[a]: javascript:alert(1)\n\n[a]",  # a link it refuses: a paragraph
+    "[a]: /u&amp;v\n\n[a]",
+    "[a]: /one\n\n[A]: /two\n\n[a]",  # the first wins
+    "[ ]: /u\n\n[ ]",  # no label
+    "Text\n[a]: /u\n\n[a]",  # no definition within a paragraph
+    "[a]:\t/ü%20x \t\n\n[a]",
+    "| x |\n|---|\n[a]: /u\n\n[a]",
+]
+
+
+@pytest.mark.parametrize("text", SIMPLE_DEFINITIONS)
+def test_simple_definitions_read_as_the_engine_reads_them(text: str) -> None:
+    """`_engine._simple_reference` takes a one-line definition before the engine's rule
+    would: the HTML is the same with it and without it."""
+    md = parser(False)
+    fast = render_markdown(text)
+    md.block.ruler.disable("simple_reference")
+    try:
+        assert render_markdown(text) == fast
+    finally:
+        md.block.ruler.enable("simple_reference")
+
+
+def test_a_repeated_block_renders_as_it_did() -> None:
+    text = "[a]: /u\n\n" + "\n\n".join(["[a] and *b*", "| x |\n|---|\n| 1 |", "- [a]"] * 5)
+    html = render_markdown(text)
+    assert html.count('<a href="/u"') == 10 and html.count("<em>b</em>") == 5
+    stream = MarkdownStream()
+    for start in range(0, len(text), 3):
+        stream.append(text[start : start + 3])
+    stream.finish()
+    assert stream.html == html
+
+
+def test_late_definitions_in_any_order_end_as_rendered_whole() -> None:
+    """finish() looks at no block when no label changed after a block that may use it
+    began (`Machine.stale`): documents of definitions (changed, repeated, with titles on
+    the next line) and uses in any order, streamed in any deltas, end as rendered whole."""
+    import random
+
+    rng = random.Random(19)
+    pieces = [
+        "[a]: /1\n\n", "[A]: /2\n\n", "[b]: /3\n", '"t"\n\n', "[c]:\n/4\n\n", "[a] x\n\n",
+        "[b][] y\n\n", "- [c]\n- [a]\n\n", "| h |\n|---|\n| [b] |\n\n", "> [a]\n\n", "[d]\n\n",
+    ]  # fmt: skip
+    for _ in range(150):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randint(2, 9)))
+        stream = MarkdownStream()
+        end = 0
+        while end < len(text):
+            size = rng.choice([1, 2, 5, 13, 40])
+            stream.append(text[end : end + size])
+            end += size
+        stream.finish()
+        assert stream.html == render_markdown(text), text
+
+
+@pytest.mark.parametrize("text", ["\n", "\n\n \n", " ", "\t\n"])
+def test_blank_text_renders_as_nothing(text: str) -> None:
+    assert render_markdown(text) == ""

@@ -193,6 +193,10 @@ LONG_LINES = [
     "x" * 5_000 + "\r\n" + "y" * 5_000 + "\rz",
     "<" * 1_200 + "\n" + "<" * 1_300 + "\n\n" + "<" * 1_000 + "a" * 3_000,
     "| a | b |\n|---|---|\n| 1 | " + "<" * 1_500 + " |\n| 2 | 3 |\n\nAfter",
+    # A fence's code line past LONG_LINE grows by its new text (`CodeBlock.grow`).
+    "```json\n[" + '{"a": 1, "b": "<&>"}, ' * 120 + "1]\nnext = 2\n```\nAfter",
+    "  ~~~\n\n\n" + "x <" * 400 + "\n  ~~~~~",
+    "```\n" + "`" * 800 + "\n" + "y" * 700 + "\n```",  # a long line of the fence's marker
 ]
 
 

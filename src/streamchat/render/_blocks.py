@@ -18,7 +18,7 @@ from __future__ import annotations
 import copy
 import functools
 import re
-from typing import Any, NamedTuple
+from typing import Any
 
 from markdown_it import MarkdownIt
 from markdown_it.common.utils import mdTrim, normalizeReference
@@ -66,6 +66,12 @@ class Machine:
         self._open: dict[str, Any] = {}
         # Labels whose definition changed, in order: the definitions' version is its length.
         self.changes: list[str] = []
+        # With `record`: each label's last change (its index in `changes`), the least
+        # version of the final blocks that may use it, and the labels that changed at or
+        # after the version of such a block: `finish` need look at no block if none did.
+        self._changed: dict[str, int] = {}
+        self._used: dict[str, int] = {}
+        self.stale: set[str] = set()
         # With `record`, each final block's (source lines, definitions' version when it
         # froze, labels it may use): `MarkdownStream.finish` renders again only the blocks
         # a later definition may change.
@@ -77,8 +83,9 @@ class Machine:
         # (the region, its text, the live line it was too costly with)
         self._provisional: tuple[Region, Raw, str] | None = None
         self._shown: Region | None = None  # what made the live HTML last returned
-        # The live HTML last returned is the provisional one's, of a line not empty: a
-        # longer line shows as that line's HTML and its new text, escaped (`grow`).
+        # The live HTML last returned ends with a live line shown as escaped text (the
+        # provisional one's, or a fence's long code line): a longer line shows as that
+        # line's HTML and its new text, escaped (`grow`).
         self._growing = False
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Machine:
@@ -89,6 +96,7 @@ class Machine:
         new.region = copy.deepcopy(self.region, memo)
         new._open = copy.deepcopy(self._open, memo)
         new.changes = list(self.changes)
+        new._changed, new._used, new.stale = dict(self._changed), dict(self._used), set(self.stale)
         new.finals = None if self.finals is None else list(self.finals)
         return new
 
@@ -159,38 +167,65 @@ class Machine:
         may use one defined after it: https://spec.commonmark.org/0.31.2/#link-reference-definitions).
 
         Small blocks that no guard touches render as the stream renders them, the
-        engine's one-shot HTML: consecutive ones render together, in one call (a call
-        costs more than a short block). Others are built by their kind, as streamed.
+        engine's one-shot HTML: consecutive ones render together, from that parse's
+        own block tokens (a call costs more than a short block, and a second parse of
+        their lines as much as the first). Others are built by their kind, as streamed.
         """
         lines = text.split("\n")
         if lines and not lines[-1]:
             lines.pop()
         if not lines:
             return ""
+        tokens: list[Token] = []
         if PARAGRAPH_START.match(lines[0]) and paragraph_lines(lines):
-            starts = [0]  # one paragraph, as `_classify` and a stream find (no parse needed)
-        elif definitions:
-            tokens: list[Token] = []
-            self.md.block.parse("\n".join(lines) + "\n", self.md, self.env, tokens)
-            starts = [start for start, _ in top_level_blocks(tokens)]
+            heads = [(0, -1)]  # one paragraph, as `_classify` and a stream find (no parse)
         else:
-            starts = [start for start, _ in top_level_blocks(self._block_tokens(lines))]
+            # (The engine's `normalize` rule, for the tokens kept: a line stays a line.)
+            source = "\n".join(lines).replace("\0", "\ufffd") + "\n"
+            env = self.env if definitions else {"references": _Definitions(self.env)}
+            self.md.block.parse(source, self.md, env, tokens)
+            heads = _heads(tokens)
         out: list[str] = []
-        group: list[str] = []
+        group: tuple[int, int] | None = None  # tokens [start, end) of blocks rendered together
         grouped = 0  # characters in `group`
+        # Small blocks seen before, and the HTML of those seen twice: a model stuck in a
+        # loop repeats a block thousands of times, and it renders as it did (the
+        # definitions are all known: its HTML depends on its source alone).
+        seen: dict[str, str | None] = {}
 
         def flush() -> None:
-            nonlocal grouped
-            if group:
-                out.append(_ended(self.render("\n".join(group) + "\n")))
-                group.clear()
-                grouped = 0
+            nonlocal group, grouped
+            if group is not None:
+                out.append(_ended(self._render_block_tokens(tokens[group[0] : group[1]])))
+                group, grouped = None, 0
 
-        for start, end in zip(starts, [*starts[1:], len(lines)][: len(starts)], strict=True):
+        ends = [*heads[1:], (len(lines), len(tokens))][: len(heads)]
+        for (start, first), (end, last) in zip(heads, ends, strict=True):
+            if first >= 0 and last == first + 1 and tokens[first].type == "reference":
+                continue  # a definition: no HTML
             block = lines[start:end]
             size = sum(len(line) + 1 for line in block)
-            if size <= _GROUPED and not self._costly(block) and _delimiters(block) <= _DELIMITERS:
-                group += block
+            if first >= 0 and (
+                _plain_small(block, size)
+                or (
+                    size <= _GROUPED
+                    and not self._costly(block)
+                    and _delimiters(block) <= _DELIMITERS
+                )
+            ):
+                if definitions and size <= _SEEN and len(seen) < _SEEN_BLOCKS:
+                    key = "\n".join(block)
+                    if key in seen:
+                        flush()
+                        again = seen[key]
+                        if again is None:
+                            again = seen[key] = _ended(
+                                self._render_block_tokens(tokens[first:last])
+                            )
+                        out.append(again)
+                        continue
+                    seen[key] = None
+                group = (group[0] if group is not None else first, last)
                 grouped += size
                 if grouped >= _GROUP:
                     flush()
@@ -199,6 +234,14 @@ class Machine:
             out.append(self._final(self._classify(block)))
         flush()
         return "".join(out)
+
+    def _render_block_tokens(self, tokens: list[Token]) -> str:
+        """`render` of the source of whole top-level blocks, from their block tokens."""
+        state = StateCore("", self.md, {"references": _Definitions(self.env)})
+        state.tokens = tokens
+        for rule in _inline_rules(self.md):
+            rule(state)
+        return self.render_tokens(state.tokens).removesuffix("\n")
 
     def _still_costly(self, region: Region, line: str) -> bool:
         provisional = self._provisional
@@ -232,9 +275,9 @@ class Machine:
             return ""
         return self._final(region)
 
-    def freeze_lines(self, lines: list[str]) -> str:
-        """A final block's HTML again, from its source lines."""
-        return self._final(self._classify(lines))
+    def freeze_lines(self, source: str) -> str:
+        """A final block's HTML again, from its source (`Final`)."""
+        return self._final(self._classify(source.split("\n")))
 
     def live(self, partial: str, shown: bool) -> tuple[int, str]:
         """The open region's live HTML: (how much of the HTML last returned is still its
@@ -261,6 +304,7 @@ class Machine:
         # A region may say what of its HTML is unchanged only if the views show its HTML.
         shown, self._shown = shown and self._shown is region, region
         fixed, rest = region.live(partial, shown)
+        self._growing = isinstance(region, Fence) and region.growing
         return fixed, _ended(rest)
 
     def grow(self, added: str) -> tuple[int, str] | None:
@@ -269,8 +313,12 @@ class Machine:
         (then call `live`). A line too costly stays so as it grows (`_partial_costly`),
         its kind of block is known from its start, and it starts no block (`starts_block`
         said so of its start); but a line without a letter at its start becomes a
-        paragraph's once it has more pipes than a table's header being typed."""
+        paragraph's once it has more pipes than a table's header being typed. A fence's
+        code line past `_highlight.LONG_LINE` grows the same way (`Fence.grow`)."""
         provisional, region = self._provisional, self.region
+        if self._growing and isinstance(region, Fence):  # a long code line, shown plain
+            fixed, rest = region.grow(added)
+            return fixed, _ended(rest)
         if not self._growing or provisional is None or provisional[0] is not region:
             return None
         if isinstance(region, Whole) and not region.lines and "|" in added:
@@ -344,13 +392,23 @@ class Machine:
         references = self.env["references"]
         for label in self._open.keys() - found.keys():
             del references[label]
-            self.changes.append(label)
+            self._change(label)
         for label, ref in found.items():
             old = references.get(label) if label in self._open else None
             if old is None or (old["href"], old["title"]) != (ref["href"], ref["title"]):
-                self.changes.append(label)
+                self._change(label)
+            # Its line map as a tuple: a dict of strings and tuples of numbers is left
+            # untracked by the garbage collector (a stream may keep 50,000 of them).
+            ref["map"] = tuple(ref["map"])
             references[label] = ref
         self._open = found
+
+    def _change(self, label: str) -> None:
+        version = len(self.changes)
+        self.changes.append(label)
+        if self._used.get(label, version + 1) <= version:
+            self.stale.add(label)
+        self._changed[label] = version
 
     def _classify(self, lines: list[str], *, region: bool = False) -> Region:
         """What builds the HTML of a region that starts a top-level block."""
@@ -410,8 +468,14 @@ class Machine:
     def _final(self, region: Region) -> str:
         html = _ended(region.html(final=True))
         if html and self.finals is not None:
-            lines = list(region.lines)
-            self.finals.append(Final(lines, self._since, _labels(lines)))
+            source, version = "\n".join(region.lines), self._since
+            labels = _labels(source)
+            self.finals.append((source, version, labels))
+            for label in labels:
+                if self._changed.get(label, -1) >= version:
+                    self.stale.add(label)
+                if self._used.get(label, version + 1) > version:
+                    self._used[label] = version
         return html
 
 
@@ -422,6 +486,27 @@ _DELIMITERS = _repair.DELIMITER_LIMIT
 
 def _delimiters(lines: list[str]) -> int:
     return sum(line.count("*") + line.count("_") + line.count("~") for line in lines)
+
+
+def _heads(tokens: list[Token]) -> list[tuple[int, int]]:
+    """Where each top-level block starts: (its first line, its first token)."""
+    return [
+        (token.map[0], index)
+        for index, token in enumerate(tokens)
+        if token.level == 0 and token.nesting >= 0 and token.map is not None
+    ]
+
+
+def _plain_small(lines: list[str], size: int) -> bool:
+    """A block under every measure of `Machine._costly` and `_DELIMITERS`, known without
+    taking them: too short to reach any limit, and no line starts with what nests."""
+    return size <= _SMALL and all(not line or line[0] not in _NESTS for line in lines)
+
+
+_SEEN = 256  # characters of a block that may render as it did before
+_SEEN_BLOCKS = 4_096  # blocks remembered
+_SMALL = 128  # characters: brackets cost at most 128 ** 2 of `_repair.BRACKET_BUDGET`
+_NESTS = " >-+*0123456789"  # a line may start a quote or list (`_repair.Guard.line`)
 
 
 _GROWING = ("table_open", "bullet_list_open", "ordered_list_open")
@@ -441,13 +526,13 @@ _BLOCK_RULES = ("normalize", "block")
 _MEASURED = (Whole, ParagraphRegion, List, Table)
 
 
-class Final(NamedTuple):
-    """A block as it froze: its source lines, the definitions' version when it began
-    (what its HTML may have been rendered with), and the normalized labels it may use."""
-
-    lines: list[str]
-    version: int
-    labels: frozenset[str]
+# A block as it froze: its source (its lines joined by "\n"), the definitions' version
+# when it began (what its HTML may have been rendered with), and the normalized labels it
+# may use. A plain tuple of strings and numbers: the garbage collector stops tracking it
+# after its first collection, so a stream of 100,000 blocks gives a full collection
+# nothing of theirs to walk (a NamedTuple, a list and a frozenset each were 95-111 ms
+# appends at 50,000 definitions).
+Final = tuple[str, int, tuple[str, ...]]
 
 
 # A link label: up to 999 characters, no unescaped bracket
@@ -456,13 +541,13 @@ class Final(NamedTuple):
 _LABEL = re.compile(r"\[((?:[^\[\]\\]|\\.){1,999})\]", re.DOTALL)
 
 
-def _labels(lines: list[str]) -> frozenset[str]:
+def _labels(source: str) -> tuple[str, ...]:
     """The labels a block's source may use, normalized as the engine matches them
     (https://spec.commonmark.org/0.31.2/#matches)."""
-    if not any("]" in line for line in lines):
-        return frozenset()
-    runs = set(_LABEL.findall("\n".join(lines)))  # ("[ (](" * 80_000: one run, normalized once)
-    return frozenset(label for run in runs if (label := normalizeReference(run)))
+    if "]" not in source:
+        return ()
+    runs = set(_LABEL.findall(source))  # ("[ (](" * 80_000: one run, normalized once)
+    return tuple({label for run in runs if (label := normalizeReference(run))})
 
 
 class _Unsettled(dict[str, Any]):

@@ -30,7 +30,7 @@ from typing import Any
 from urllib.parse import unquote
 
 from markdown_it import MarkdownIt
-from markdown_it.common.utils import escapeHtml
+from markdown_it.common.utils import escapeHtml, normalizeReference
 from markdown_it.rules_block import StateBlock
 from markdown_it.rules_block.reference import reference as _engine_reference
 from markdown_it.rules_core import StateCore
@@ -54,7 +54,10 @@ def parser(allow_images: bool = False) -> MarkdownIt:
     """The configured engine (one per setting; markdown-it keeps no state between calls)."""
     md = MarkdownIt("commonmark", {"html": False, "maxNesting": MAX_NESTING})
     md.enable(["table", "strikethrough"])
+    # With "html" off these rules take nothing; each was still tried at every line.
+    md.disable(["html_block", "html_inline"])
     md.block.ruler.at("reference", _reference)
+    md.block.ruler.before("table", "simple_reference", _simple_reference)
     md.inline.ruler.before("escape", "math", _math_inline)
     md.block.ruler.before(
         "fence", "math_block", _math_block, {"alt": ["paragraph", "reference", "blockquote"]}
@@ -84,12 +87,69 @@ def _reference(state: StateBlock, start: int, end: int, silent: bool) -> bool:
     """markdown-it's link reference definition rule, leaving a token (not hidden: the
     renderer would end a line after it, which a streamed block has not) with the
     definition's line map: a definition is a block of its own, where streams split."""
+    begin = state.bMarks[start] + state.tShift[start]
+    if state.src.find("]:", begin, state.eMarks[start]) < 0 and (
+        start + 1 >= state.lineMax or state.isEmpty(start + 1)
+    ):
+        return False  # its label would have to go on to the next line, and none does
     if not _engine_reference(state, start, end, silent):
         return False
     if not silent:
         token = state.push("reference", "", 0)
         token.map = [start, state.line]
     return True
+
+
+def _simple_reference(state: StateBlock, start: int, end: int, silent: bool) -> bool:
+    """`_reference` of a simple definition followed by a blank line or the end, tried
+    before every other block rule: none of them takes a line that starts with "[" and
+    is followed by a blank line (a table's header is followed by its delimiter row)."""
+    found = _one_line_reference(state, start)
+    if not found:
+        return False  # (False: not a definition; the other rules tell what it is)
+    if silent:
+        return True
+    label, href = found
+    state.line = start + 1
+    references = state.env.setdefault("references", {})
+    ref = {"title": "", "href": href, "map": [start, state.line]}
+    if label not in references:
+        references[label] = ref
+    else:
+        state.env.setdefault("duplicate_refs", []).append({**ref, "label": label})
+    token = state.push("reference", "", 0)
+    token.map = [start, state.line]
+    return True
+
+
+# A definition on a line of its own, "[label]: destination", with no title, and no angle
+# brackets, parentheses, entities or backslashes in its destination: the usual kind (and
+# 50,000 of them in cmark-gfm's "many references" case).
+_SIMPLE_REFERENCE = re.compile(r"\[([^\[\]\\]+)\]:[ \t]*([^\x00-\x20\x7f<>()&\\]+)[ \t]*")
+
+
+def _one_line_reference(state: StateBlock, start: int) -> tuple[str, str] | None:
+    """What markdown-it's rule finds of a simple definition followed by a blank line or
+    the end (no title can follow on the next line), at a fraction of its cost: (its
+    normalized label, its link) if it is one, else None (the engine's rule decides)."""
+    begin = state.bMarks[start] + state.tShift[start]
+    if state.src[begin : begin + 1] != "[" or state.is_code_block(start):
+        return None
+    if start + 1 < state.lineMax and not state.isEmpty(start + 1):
+        return None
+    found = _SIMPLE_REFERENCE.fullmatch(state.src, begin, state.eMarks[start])
+    if found is None:
+        return None
+    label = normalizeReference(found.group(1))
+    href = _normalized_link(state.md, found.group(2))
+    return (label, href) if label and href is not None else None
+
+
+@functools.lru_cache(maxsize=256)
+def _normalized_link(md: MarkdownIt, destination: str) -> str | None:
+    """The destination as the engine's rule keeps it; None: one it refuses."""
+    href = md.normalizeLink(destination)
+    return href if md.validateLink(href) else None
 
 
 # --- math -----------------------------------------------------------------------------------

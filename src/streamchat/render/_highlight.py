@@ -16,6 +16,7 @@ from pygments.lexers import get_lexer_by_name
 from pygments.token import STANDARD_TYPES, _TokenType
 from pygments.util import ClassNotFound
 
+from ._parts import push
 from ._sanitize import CODE_CLASS, escape_text, safe_classes
 
 __all__ = ["CODE_END", "CodeBlock", "highlight_css"]
@@ -165,10 +166,17 @@ class CodeBlock:
         self._blank: list[str] = []  # blank lines, shown once a line follows them
         lexer = self._lexer
         self._live_line = _LiveLine(lexer) if isinstance(lexer, RegexLexer) else None
-        self._plain = ("", "")  # a long live line: its text and HTML so far
+        # A long live line, shown plain: its text and HTML so far, in pieces (`push`), so
+        # it grows by escaping only what was added to it, without copying what it had.
+        self._line: list[str] = []
+        self._line_size = 0
+        self._line_html: list[str] = []
+        self._line_html_size = 0
+        self.growing = False  # the HTML last returned ends with such a line (`grow`)
 
     def add(self, text: str) -> None:
         """A finished line (without its line break)."""
+        self.growing = False
         line_html = self._highlight(text, keep=True)
         if not text.strip():
             self._blank.append(line_html)
@@ -184,7 +192,8 @@ class CodeBlock:
         if len(self._done) > 1:
             self._done = ["".join(self._done)]
         self._read = self._done_size
-        end = "".join(self._blank) if final else self._line(partial)
+        end = "".join(self._blank) if final else self._live(partial)
+        self.growing = not final and len(partial) > LONG_LINE and not partial.endswith("\r")
         return self.head + "".join(self._done) + end + CODE_END
 
     def live(self, partial: str, shown: bool) -> tuple[int, str]:
@@ -197,9 +206,25 @@ class CodeBlock:
             size -= len(self._done[index])
         self._read = self._done_size
         added = "".join(self._done[index:])
-        return len(self.head) + start, added + self._line(partial) + CODE_END
+        self.growing = len(partial) > LONG_LINE and not partial.endswith("\r")
+        return len(self.head) + start, added + self._live(partial) + CODE_END
 
-    def _line(self, partial: str) -> str:
+    def grow(self, added: str) -> tuple[int, str]:
+        """`live(partial + added, True)` when the HTML last returned (`growing`) ends with
+        `partial`, a line longer than `LONG_LINE` shown plain, and `added` has no line
+        break: the update costs the size of `added`, however long the line."""
+        escaped = escape_text(added)
+        fixed = len(self.head) + self._done_size + self._blank_size() + self._line_html_size
+        push(self._line, added)
+        push(self._line_html, escaped)
+        self._line_size += len(added)
+        self._line_html_size += len(escaped)
+        return fixed, escaped + "\n" + CODE_END
+
+    def _blank_size(self) -> int:
+        return sum(map(len, self._blank))
+
+    def _live(self, partial: str) -> str:
         if not partial:
             return ""
         return "".join(self._blank) + self._highlight(partial, keep=False)
@@ -220,13 +245,18 @@ class CodeBlock:
     def _plain_line(self, text: str, keep: bool) -> str:
         """Escaped text; a live line grows by escaping only what was added to it."""
         if keep:
-            self._plain = ("", "")
+            self._line, self._line_size, self._line_html, self._line_html_size = [], 0, [], 0
             return escape_text(text) + "\n"
-        known, known_html = self._plain
-        if not (known and text.startswith(known)):
-            known, known_html = "", ""
+        known = self._line[0] if len(self._line) == 1 else "".join(self._line)
+        if not (known and len(text) >= len(known) and text.startswith(known)):
+            known, self._line, self._line_html, self._line_html_size = "", [], [], 0
+        self._line = [known] if known else []
         # Escape whole characters only: a CR LF pair split across updates stays one.
         cut = len(text) - 1 if text.endswith("\r") else len(text)
-        line_html = known_html + escape_text(text[len(known) : cut])
-        self._plain = (text[:cut], line_html)
-        return line_html + escape_text(text[cut:]) + "\n"
+        added = text[len(known) : cut]
+        escaped = escape_text(added)
+        push(self._line, added)
+        push(self._line_html, escaped)
+        self._line_size = cut
+        self._line_html_size += len(escaped)
+        return "".join(self._line_html) + escape_text(text[cut:]) + "\n"

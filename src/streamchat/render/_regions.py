@@ -93,6 +93,16 @@ class Fence(Region):
             partial = ""
         return self.code.live(self._body(partial) if partial else "", shown)
 
+    @property
+    def growing(self) -> bool:
+        """The live line last shown is long and plain (`CodeBlock.grow`): longer than
+        three times the fence, it is no closing fence however it goes on, and its
+        indentation, wider than the fence's, is cut the same."""
+        return self.code.growing and not self.closed
+
+    def grow(self, added: str) -> tuple[int, str]:
+        return self.code.grow(added)
+
     def _closing(self, partial: str) -> bool:
         """A closing fence being typed: it is about to close anyway."""
         stripped = partial.strip(" ")

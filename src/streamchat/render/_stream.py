@@ -80,7 +80,7 @@ class MarkdownStream:
     def _open_source(self) -> str:
         """The open region's source, whole."""
         if self._grown:
-            self._tail += "".join(self._grown)
+            self._tail = "".join([self._tail, *self._grown])  # (one copy of a long line)
             self._grown = []
         return self._tail
 
@@ -215,15 +215,17 @@ class MarkdownStream:
         """
         machine, finals = self._machine, self._machine.finals
         assert finals is not None and len(finals) == len(self._frozen_html)
+        if not machine.stale:
+            return None  # no label changed after a block that may use it began
         changes = machine.changes
         changed_at = {label: version for version, label in enumerate(changes)}
         final = Machine(self._allow_images, machine.env)  # reads the definitions, adds none
         blocks, changed = self._frozen_html, False
-        for index, (lines, version, labels) in enumerate(finals):
+        for index, (source, version, labels) in enumerate(finals):
             if version == len(changes) or not labels:
                 continue
             if any(changed_at.get(label, -1) >= version for label in labels):
-                again = final.freeze_lines(lines)
+                again = final.freeze_lines(source)
                 if again != blocks[index]:
                     blocks = blocks if changed else list(blocks)
                     blocks[index], changed = again, True
