@@ -64,12 +64,16 @@ WATCH = r"""(n) => {
   requestAnimationFrame(sample);
 }"""
 
-# The answer's DOM without the view's own nodes, against a parse of its whole HTML.
+# The answer's DOM without the view's own nodes (its wrappers of finished blocks
+# unwrapped), against a parse of its whole HTML.
 SAME_AS_PARSED = """() => {
   const bodies = document.querySelectorAll('.streamchat-assistant .streamchat-body');
   const body = bodies[bodies.length - 1];
   const part = body.streamchat;
   const clone = body.cloneNode(true);
+  for (const wrapper of clone.querySelectorAll(':scope > .streamchat-group')) {
+    wrapper.replaceWith(...wrapper.childNodes);
+  }
   const own = clone.querySelectorAll('.streamchat-code-bar, .streamchat-cursor');
   for (const node of own) node.remove();
   const parsed = document.createElement('div');
