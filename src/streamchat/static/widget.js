@@ -2019,7 +2019,7 @@ class Answer {
       let urgent = false;
       for (const { part, ops } of frames) urgent = this.partNamed(part).apply(ops) || urgent;
       const size = Math.max(this.body.state.tail.length, this.thought.state.tail.length);
-      if (urgent || (!this.wait && Date.now() - this.shownAt >= showInterval(size))) this.showNow();
+      if (urgent || (!this.wait && Date.now() - this.shownAt >= showInterval(size))) this.showNow(true);
       else this.showSoon(false);
     }
     this.playSoon();
@@ -2057,14 +2057,16 @@ class Answer {
     const delay = urgent ? 0 : this.shownAt + interval - Date.now();
     const frame = () => {
       this.wait = 0;
-      this.frame = win.requestAnimationFrame(() => this.showNow());
+      this.frame = win.requestAnimationFrame(() => this.showNow(true));
     };
     if (delay > 0) this.wait = setTimeout(frame, delay);
     else frame();
   }
 
-  /** Bring the DOM up to date with every op taken. */
-  showNow() {
+  /** Bring the DOM up to date with every op taken; `inFrame` at an animation frame,
+   * where the log scrolls to the new end in the same frame (not one frame later, with
+   * the new text below the view for a frame). */
+  showNow(inFrame = false) {
     if (this.frame) this.doc.defaultView.cancelAnimationFrame(this.frame);
     clearTimeout(this.wait);
     this.frame = 0;
@@ -2076,7 +2078,7 @@ class Answer {
     if (changed || !this.body.cursor) this.body.placeCursor();
     this.setReasoningVisibility();
     this.updateThinking();
-    this.host.scrollToEnd();
+    this.host.scrollToEnd(inFrame);
   }
 
   /** @param {SnapshotMessage} message */
@@ -2507,7 +2509,7 @@ class Conversation {
     this.answerHost = {
       model,
       later: (callback, ms) => this.scope.later(callback, ms),
-      scrollToEnd: () => this.scrollToEnd(),
+      scrollToEnd: (now) => this.scrollToEnd(now),
       retry: (id) => this.tell({ type: BROWSER_MESSAGE.RETRY, turn: id }),
     };
     this.build(el);
@@ -2622,9 +2624,18 @@ class Conversation {
   }
 
   /** Keep the newest text in view, once a frame at most: the scroll reads the layout
-   * the frame computes anyway, instead of forcing one per message. */
-  scrollToEnd() {
-    if (!this.follow || this.scrollFrame) return;
+   * the frame computes anyway, instead of forcing one per message. `now`: the caller
+   * changed the DOM at an animation frame, so the scroll goes into this frame (the
+   * layout it reads is the one the frame would compute next). */
+  scrollToEnd(now = false) {
+    if (!this.follow) return;
+    if (now) {
+      if (this.scrollFrame) this.doc.defaultView.cancelAnimationFrame(this.scrollFrame);
+      this.scrollFrame = 0;
+      this.scrollNow();
+      return;
+    }
+    if (this.scrollFrame) return;
     this.scrollFrame = this.doc.defaultView.requestAnimationFrame(() => {
       this.scrollFrame = 0;
       this.scrollNow();
