@@ -206,9 +206,14 @@ INSTRUMENT = """(marker) => {
     for (const entry of list.getEntries()) bench.tasks.push([entry.startTime, entry.duration]);
   }).observe({ type: "longtask" });
   // The last block of the last answer (main 0cc2df0 keeps it in a frozen and a tail div).
+  // The answer's element is looked up until found and while it is in the page (a query
+  // of the whole page every frame cost the page more as the answer grew).
   const shown = () => {
-    const all = [...document.querySelectorAll(bench.selector)].filter((n) => !bench.stale.has(n));
-    let last = all.length ? all[all.length - 1].lastElementChild : null;
+    if (!bench.node || !bench.node.isConnected) {
+      const all = [...document.querySelectorAll(bench.selector)].filter((n) => !bench.stale.has(n));
+      bench.node = all.length ? all[all.length - 1] : null;
+    }
+    let last = bench.node ? bench.node.lastElementChild : null;
     if (last && last.classList.contains("streamchat-tail")) {
       last = last.lastElementChild || last.previousElementSibling?.lastElementChild;
     }
@@ -231,6 +236,7 @@ ARM = """(selector) => {
   // What shows now is an earlier answer's: only a new one counts.
   bench.stale = new Set(document.querySelectorAll(selector));
   bench.frames = []; bench.tasks = []; bench.done = null; bench.selector = selector;
+  bench.node = null;
 }"""
 
 # How the view applied the answer (widget.js `LiveHtml.stats`): updates, re-parses,
