@@ -916,6 +916,12 @@ export function watchKernel(manager, onLost) {
 // holds the change. What cannot change (finished lines of a code block, rows of a table,
 // list items) is never touched, and a commit moves no node. Anything the map cannot
 // follow re-parses the smallest enclosing element, and is counted (`stats.fallbacks`).
+//
+// The contract (tests/js/inplace.test.mjs holds every patch case and real renderer
+// stream to it): after every patch, the part's DOM, with the view's own nodes left out
+// (cursor, code bars: `decoration`) and its own wrappers unwrapped (`LiveHtml.group`:
+// finished top-level blocks grouped so the browser can skip them off screen), equals
+// the whole HTML parsed at once.
 
 const VOID = new Set([
   "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
