@@ -613,12 +613,20 @@ def main() -> None:
             return
         print(f"{'row':<34}" + "".join(f"{c:>18}" for c in COLUMNS))
         table = {}
+        for contender in contenders:
+            bench.page(contender)
         for kind, rate in rows:
+            # The contenders' runs interleaved (now, base, ..., now, base, ...): on a
+            # shared machine the load drifts, and each contender sees the same drift.
+            runs: dict[str, list[dict[str, float]]] = {c: [] for c in contenders}
+            for _ in range(args.runs):
+                for contender in contenders:
+                    runs[contender].append(bench.measure(contender, kind, rate))
             for contender in contenders:
-                bench.page(contender)
-                runs = [bench.measure(contender, kind, rate) for _ in range(args.runs)]
-                table[(contender, kind, rate)] = median_row(runs)
+                table[(contender, kind, rate)] = median_row(runs[contender])
                 print_row(f"{kind}@{rate:g} {contender}", table[(contender, kind, rate)])
+            load = os.getloadavg()
+            print(f"  (load {load[0]:.1f})", flush=True)
         load = os.getloadavg()
         print(f"load average at end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
         missed = check_targets(table)
