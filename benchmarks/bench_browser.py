@@ -206,9 +206,14 @@ INSTRUMENT = """(marker) => {
     for (const entry of list.getEntries()) bench.tasks.push([entry.startTime, entry.duration]);
   }).observe({ type: "longtask" });
   // The last block of the last answer (main 0cc2df0 keeps it in a frozen and a tail div).
+  // The answer's element is looked up until found and while it is in the page (a query
+  // of the whole page every frame cost the page more as the answer grew).
   const shown = () => {
-    const all = [...document.querySelectorAll(bench.selector)].filter((n) => !bench.stale.has(n));
-    let last = all.length ? all[all.length - 1].lastElementChild : null;
+    if (!bench.node || !bench.node.isConnected) {
+      const all = [...document.querySelectorAll(bench.selector)].filter((n) => !bench.stale.has(n));
+      bench.node = all.length ? all[all.length - 1] : null;
+    }
+    let last = bench.node ? bench.node.lastElementChild : null;
     if (last && last.classList.contains("streamchat-tail")) {
       last = last.lastElementChild || last.previousElementSibling?.lastElementChild;
     }
@@ -231,6 +236,7 @@ ARM = """(selector) => {
   // What shows now is an earlier answer's: only a new one counts.
   bench.stale = new Set(document.querySelectorAll(selector));
   bench.frames = []; bench.tasks = []; bench.done = null; bench.selector = selector;
+  bench.node = null;
 }"""
 
 # How the view applied the answer (widget.js `LiveHtml.stats`): updates, re-parses,
@@ -549,6 +555,7 @@ def conversation(bench: Bench, turns: int) -> None:
             " return a.length === n && a[n - 1].dataset.status === 'done'; }",
             arg=turn + 1,
             timeout=60_000,
+            polling=250,  # a query of the whole page every frame would be counted too
         )
         after = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
         updates = page.evaluate(
@@ -560,9 +567,9 @@ def conversation(bench: Bench, turns: int) -> None:
         print(f"turn {turn + 1:>3}: {updates:>4} updates, {per_update[-1]:.2f} ms main thread each")
     metrics = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
     nodes = page.evaluate("() => document.getElementsByTagName('*').length")
-    first, last = statistics.median(per_update[:3]), statistics.median(per_update[-3:])
+    first, last = statistics.median(per_update[:5]), statistics.median(per_update[-5:])
     print(
-        f"per update: first 3 turns {first:.2f} ms, last 3 {last:.2f} ms "
+        f"per update: first 5 turns {first:.2f} ms, last 5 {last:.2f} ms (medians) "
         f"(ratio {last / first:.2f}, target <= 1.2)"
     )
     print(
@@ -607,12 +614,20 @@ def main() -> None:
             return
         print(f"{'row':<34}" + "".join(f"{c:>18}" for c in COLUMNS))
         table = {}
+        for contender in contenders:
+            bench.page(contender)
         for kind, rate in rows:
+            # The contenders' runs interleaved (now, base, ..., now, base, ...): on a
+            # shared machine the load drifts, and each contender sees the same drift.
+            runs: dict[str, list[dict[str, float]]] = {c: [] for c in contenders}
+            for _ in range(args.runs):
+                for contender in contenders:
+                    runs[contender].append(bench.measure(contender, kind, rate))
             for contender in contenders:
-                bench.page(contender)
-                runs = [bench.measure(contender, kind, rate) for _ in range(args.runs)]
-                table[(contender, kind, rate)] = median_row(runs)
+                table[(contender, kind, rate)] = median_row(runs[contender])
                 print_row(f"{kind}@{rate:g} {contender}", table[(contender, kind, rate)])
+            load = os.getloadavg()
+            print(f"  (load {load[0]:.1f})", flush=True)
         load = os.getloadavg()
         print(f"load average at end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}")
         missed = check_targets(table)

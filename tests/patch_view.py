@@ -4,6 +4,10 @@ Both appliers must pass the same cases (tests/patch_cases.json: test_patch_cases
 tests/js/*.test.mjs there), so the kernel-side tests that rebuild a view from the
 messages test what a browser does. Counts are UTF-16 code units, as JavaScript's
 String.length counts them.
+
+The contract both keep: the HTML after every patch is what this applier makes; in the
+browser, the DOM after every patch, with the view's own nodes left out (cursor, code bars)
+and its own wrappers of finished blocks unwrapped, equals that HTML parsed at once.
 """
 
 from __future__ import annotations

@@ -64,12 +64,16 @@ WATCH = r"""(n) => {
   requestAnimationFrame(sample);
 }"""
 
-# The answer's DOM without the view's own nodes, against a parse of its whole HTML.
+# The answer's DOM without the view's own nodes (its wrappers of finished blocks
+# unwrapped), against a parse of its whole HTML.
 SAME_AS_PARSED = """() => {
   const bodies = document.querySelectorAll('.streamchat-assistant .streamchat-body');
   const body = bodies[bodies.length - 1];
   const part = body.streamchat;
   const clone = body.cloneNode(true);
+  for (const wrapper of clone.querySelectorAll(':scope > .streamchat-group')) {
+    wrapper.replaceWith(...wrapper.childNodes);
+  }
   const own = clone.querySelectorAll('.streamchat-code-bar, .streamchat-cursor');
   for (const node of own) node.remove();
   const parsed = document.createElement('div');
@@ -174,4 +178,101 @@ def test_jump_to_latest_while_scrolled_up(page: Any, lab: Jupyter) -> None:
     )
     page.wait_for_function(f"({SCROLL})().bottom <= 32")
     page.locator(".streamchat-stop").click()
+    page.console.check()
+
+
+LONG = (
+    "".join(
+        f"## Part {n}\n\nParagraph {n}: the finished blocks above the open one go into the"
+        f" view's wrappers, sixteen at a time, and nothing moves when they do ({n}).\n\n"
+        + (f"```python\nprint({n})\nreturn {n}\n```\n\n" if n % 4 == 0 else "")
+        + (f"- item {n}\n- item {n + 1}\n\n" if n % 5 == 0 else "")
+        for n in range(40)
+    )
+    + "That is all.\n"
+)
+
+# Once a frame while the answer types: where its open (last) block sits in the bubble,
+# and whether it is the same node as the frame before; the wrappers; the log's scroll.
+WATCH_WRAPPERS = r"""() => {
+  window.__samples = [];
+  window.__watching = true;
+  window.__skipped = 0;
+  document.addEventListener('contentvisibilityautostatechange', (event) => {
+    if (event.skipped) window.__skipped++;
+  }, true);
+  const sample = () => {
+    if (!window.__watching) return;
+    const bodies = document.querySelectorAll('.streamchat-assistant .streamchat-body');
+    const body = bodies[bodies.length - 1];
+    const last = body && body.lastElementChild;
+    if (last && !last.classList.contains('streamchat-group')) {
+      const bubble = body.closest('.streamchat-bubble');
+      const log = document.querySelector('.streamchat-log');
+      window.__samples.push({
+        node: last,
+        top: last.getBoundingClientRect().top - bubble.getBoundingClientRect().top,
+        wrappers: body.querySelectorAll(':scope > .streamchat-group').length,
+        bottom: log.scrollHeight - log.scrollTop - log.clientHeight,
+        jump: !document.querySelector('.streamchat-jump').hidden,
+        live: body.closest('.streamchat-assistant').getAttribute('aria-busy') === 'true',
+      });
+    }
+    requestAnimationFrame(sample);
+  };
+  requestAnimationFrame(sample);
+}"""
+
+JUMPS = """() => {
+  window.__watching = false;
+  const samples = window.__samples.filter((s) => s.live);
+  const jumps = [];
+  for (let i = 1; i < samples.length; i++) {
+    const [a, b] = [samples[i - 1], samples[i]];
+    if (a.node === b.node && Math.abs(a.top - b.top) > 1) jumps.push([a.top, b.top, b.wrappers]);
+  }
+  return {count: samples.length, jumps, wrappers: Math.max(...samples.map((s) => s.wrappers)),
+          behind: Math.max(...samples.map((s) => s.bottom)),
+          jump: samples.some((s) => s.jump), skipped: window.__skipped};
+}"""
+
+
+def test_finished_blocks_wrapped_without_a_jump(page: Any, lab: Jupyter) -> None:
+    """A long answer: its finished blocks go into the view's wrappers as it types; the
+    open block never moves when they do, the log follows the end, the wrappers above
+    the view are skipped by the browser, and the whole is still the HTML parsed at once
+    (selectable, copyable: the same nodes)."""
+    open_and_run(page, lab, "wrappers.ipynb", [answers_cell({"long": LONG}, speed=1500)])
+    page.evaluate(WATCH_WRAPPERS)
+    ask(page, "long")
+    page.wait_for_function(
+        "() => { const a = document.querySelector('.streamchat-assistant');"
+        " return a && a.querySelectorAll('.streamchat-group').length >= 2; }",
+        timeout=LOAD,
+    )
+    shoot(page, "wrappers-typing.png")
+    page.wait_for_function(
+        "() => document.querySelector('.streamchat-assistant').dataset.status === 'done'",
+        timeout=ANSWER_DONE,
+    )
+    seen = page.evaluate(JUMPS)
+    assert seen["count"] > 20, seen
+    assert seen["wrappers"] >= 4, f"finished blocks wrapped as they typed: {seen}"
+    assert not seen["jumps"], f"the open block moved as blocks were wrapped: {seen['jumps']}"
+    assert seen["behind"] <= 64 and not seen["jump"], f"the log followed the end: {seen}"
+    assert seen["skipped"] >= 1, "wrappers out of view are left out of rendering"
+    # At the end (next frame), every block but the last is wrapped; the DOM is the HTML.
+    page.wait_for_function(
+        "() => { const b = document.querySelector('.streamchat-body');"
+        " return [...b.children].filter((n) => !n.matches('.streamchat-group')).length === 1; }"
+    )
+    result = page.evaluate(SAME_AS_PARSED)
+    assert result["same"], "the DOM, wrappers unwrapped, differs from a parse of the whole"
+    assert result["stats"]["wholes"] == 0 and result["stats"]["fallbacks"] == 0, result
+    selected = page.evaluate(
+        "() => { const b = document.querySelector('.streamchat-body');"
+        " getSelection().selectAllChildren(b); return getSelection().toString(); }"
+    )
+    assert "Paragraph 0:" in selected and "Paragraph 39:" in selected
+    shoot(page, "wrappers-done.png")
     page.console.check()

@@ -1,5 +1,6 @@
-// Patches applied in place (widget.js `LiveHtml`): after every batch the DOM must equal
-// the DOM of the whole HTML parsed at once, and the work must stay near the change.
+// Patches applied in place (widget.js `LiveHtml`): after every batch the DOM, with the
+// view's own wrappers of finished blocks unwrapped, must equal the DOM of the whole HTML
+// parsed at once, and the work must stay near the change.
 // jsdom (parse5, a spec-compliant HTML parser) is a test-only dependency: tests/js/package.json.
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
@@ -8,6 +9,7 @@ import { test } from "node:test";
 import { JSDOM } from "jsdom";
 
 import {
+  GROUP_CLASS,
   LiveHtml,
   applyOps,
   decodeText,
@@ -15,6 +17,7 @@ import {
   scanTag,
   showInterval,
   splitChange,
+  unwrapped,
 } from "../../src/streamchat/static/widget.js";
 
 const { window } = new JSDOM("<!doctype html><body></body>");
@@ -46,22 +49,33 @@ function lengths(entry) {
 
 function check(live, html, label) {
   assert.equal(live.html, html, `${label}: the applier's HTML`);
-  assert.deepEqual(shape(live.root), shape(parsedWhole(html)), `${label}: the DOM`);
+  assert.deepEqual(shape(unwrapped(live.root)), shape(parsedWhole(html)), `${label}: the DOM`);
   if (live.map) assert.deepEqual(lengths(live.map), lengths(live.build(html)), `${label}: the map`);
+  // Wrappers hold only blocks that were finished when they were made, and only at the top.
+  for (const wrapper of live.root.querySelectorAll(`.${GROUP_CLASS}`)) {
+    assert.equal(wrapper.parentNode, live.root, `${label}: a wrapper at the top`);
+    assert.ok(wrapper.firstChild, `${label}: an empty wrapper`);
+  }
 }
 
-function run(start, batches, label, checked = true) {
-  const root = document.createElement("div");
+/** As `Part.show` does it: finished blocks into wrappers (every 2, so short streams make
+ * some), then the batch; at the end, everything but the last block (`seal`). */
+function run(start, batches, label, checked = true, groupSize = 2) {
+  const root = document.body.appendChild(document.createElement("div"));
   const live = new LiveHtml(root);
+  live.groupSize = groupSize;
   let state = start;
   live.set(state.frozen + state.tail);
   check(live, state.frozen + state.tail, `${label} start`);
   batches.forEach((ops, index) => {
     const next = applyOps(state, ops).state;
+    live.group(state.frozen.length);
     live.apply(ops, state.frozen.length);
     state = next;
     if (checked) check(live, state.frozen + state.tail, `${label} batch ${index}`);
   });
+  live.group(live.html.length, true);
+  check(live, state.frozen + state.tail, `${label} sealed`);
   return live;
 }
 
@@ -85,6 +99,42 @@ test("real renderer streams: the DOM equals a whole parse after every batch", ()
     const together = run({ frozen: "", tail: "" }, grouped, `${name} (4 batches at a time)`);
     assert.equal(together.stats.wholes, resets, `${name}: ${JSON.stringify(together.stats)}`);
   }
+});
+
+test("finished blocks go into the view's wrappers; the open block and the last never", () => {
+  for (const { name, batches } of streams.filter((s) => /^(mixed|prose)\//.test(s.name))) {
+    const live = run({ frozen: "", tail: "" }, batches, name, false, 3);
+    const wrappers = [...live.root.children].filter((node) => node.className === GROUP_CLASS);
+    const blocks = live.map ? live.map.kids.filter((kid) => kid.kids).length : 0;
+    if (blocks < 5) continue;
+    assert.ok(wrappers.length >= 1, `${name}: ${blocks} blocks, no wrapper`);
+    // Sealed: every block but the last is wrapped, 3 to a wrapper (the last one fewer).
+    const loose = [...live.root.children].filter((node) => node.className !== GROUP_CLASS);
+    assert.equal(loose.length, 1, `${name}: the last block alone outside`);
+    for (const wrapper of wrappers.slice(0, -1)) assert.equal(wrapper.children.length, 3, name);
+  }
+  // While streaming, a wrapper is made once groupSize blocks are finished before the open one.
+  const root = document.body.appendChild(document.createElement("div"));
+  const live = new LiveHtml(root);
+  live.groupSize = 2;
+  live.set("");
+  let state = { frozen: "", tail: "" };
+  const step = (ops) => {
+    live.group(state.frozen.length);
+    live.apply(ops, state.frozen.length);
+    state = applyOps(state, ops).state;
+  };
+  step([{ op: "tail", html: "<p>a</p>" }]);
+  step([{ op: "commit", size: 8 }, { op: "tail", html: "\n<p>b</p>" }]);
+  step([{ op: "commit", size: 9 }, { op: "tail", html: "\n<p>c</p>" }]);
+  assert.equal(root.querySelectorAll(`.${GROUP_CLASS}`).length, 0, "two finished, one is the last");
+  step([{ op: "commit", size: 9 }, { op: "tail", html: "\n<p>d</p>" }]);
+  step([{ op: "extend", drop: 0, keep: 4, html: "e" }]);
+  const [wrapper] = root.querySelectorAll(`.${GROUP_CLASS}`);
+  assert.ok(wrapper, "a, b finished before c: wrapped");
+  assert.equal(wrapper.textContent, "a\nb");
+  assert.equal(root.lastChild.textContent, "de", "the open block is outside, and grew in place");
+  assert.deepEqual(shape(unwrapped(root)), shape(parsedWhole(state.frozen + state.tail)));
 });
 
 test("in place, the work follows the new text, not the size of the open block", () => {

@@ -1035,6 +1035,12 @@ export function watchKernel(manager, onLost) {
 // holds the change. What cannot change (finished lines of a code block, rows of a table,
 // list items) is never touched, and a commit moves no node. Anything the map cannot
 // follow re-parses the smallest enclosing element, and is counted (`stats.fallbacks`).
+//
+// The contract (tests/js/inplace.test.mjs holds every patch case and real renderer
+// stream to it): after every patch, the part's DOM, with the view's own nodes left out
+// (cursor, code bars: `decoration`) and its own wrappers unwrapped (`LiveHtml.group`:
+// finished top-level blocks grouped so the browser can skip them off screen), equals
+// the whole HTML parsed at once.
 
 const VOID = new Set([
   "area", "base", "br", "col", "embed", "hr", "img", "input", "link", "meta", "source",
@@ -1047,6 +1053,12 @@ const XHTML = "http://www.w3.org/1999/xhtml";
 const NAMED = { amp: "&", lt: "<", gt: ">", quot: '"', apos: "'", nbsp: "\u00a0" };
 /** Nodes the view adds (cursor, code bars): never part of the mapped HTML. */
 const DECORATION = new WeakSet();
+/** The view's own wrappers around finished top-level blocks (`LiveHtml.group`): the map
+ * sees through them, to the blocks they hold. */
+const WRAPPER = new WeakSet();
+/** Finished top-level blocks per wrapper. */
+export const GROUP_SIZE = 16;
+export const GROUP_CLASS = "streamchat-group";
 
 /** Mark `node` as the view's own (the map skips it). */
 export function decoration(node) {
@@ -1117,12 +1129,30 @@ export function scanTag(html, at) {
   }
 }
 
-function mappedChildren(node) {
-  const out = [];
+/** `node`'s children as the HTML has them: without the view's decorations, and with
+ * the blocks in the view's wrappers in their place. */
+function mappedChildren(node, out = []) {
   for (let child = node.firstChild; child; child = child.nextSibling) {
-    if (!DECORATION.has(child)) out.push(child);
+    if (WRAPPER.has(child)) mappedChildren(child, out);
+    else if (!DECORATION.has(child)) out.push(child);
   }
   return out;
+}
+
+/** `root` with the view's wrappers unwrapped (a copy): what the patch contract compares
+ * with a parse of the whole HTML. */
+export function unwrapped(root) {
+  const copy = root.cloneNode(false);
+  for (let child = root.firstChild; child; child = child.nextSibling) {
+    if (WRAPPER.has(child)) {
+      for (let inner = child.firstChild; inner; inner = inner.nextSibling) {
+        copy.appendChild(inner.cloneNode(true));
+      }
+    } else {
+      copy.appendChild(child.cloneNode(true));
+    }
+  }
+  return copy;
 }
 
 /**
@@ -1197,10 +1227,14 @@ function commonPrefix(a, b, limit) {
 }
 
 /** The net change a batch of ops makes to `frozen + tail`: [lo, hiOld) of the old
- * string becomes [lo, hiNew) of the new one; `frozen` is the new frozen length. */
+ * string becomes [lo, hiNew) of the new one; `frozen` is the new frozen length. Only a
+ * reset touches what was frozen, so the work is on the rest (the frozen part of a
+ * 100 KB answer is not copied or compared per update). */
 export function netChange(oldFull, frozenLength, ops) {
-  let full = oldFull;
-  let frozen = frozenLength;
+  const base = ops.some(({ op }) => op === OP.RESET) ? 0 : Math.min(frozenLength, oldFull.length);
+  const oldRest = oldFull.slice(base);
+  let full = oldRest;
+  let frozen = frozenLength - base;
   let lo = Infinity;
   let hiOld = 0;
   let hiNew = 0;
@@ -1239,18 +1273,22 @@ export function netChange(oldFull, frozenLength, ops) {
       throw new Error(`unknown patch op: ${op}`);
     }
   }
-  if (lo === Infinity) return { full, frozen, reset, lo: 0, hiOld: 0, hiNew: 0 };
+  const whole = base ? oldFull.slice(0, base) + full : full;
+  if (lo === Infinity) return { full: whole, frozen: frozen + base, reset, lo: 0, hiOld: 0, hiNew: 0 };
   // Trim what the change left as it was (a tail op re-sends the whole open block).
   const prefix = commonPrefix(
-    oldFull.slice(lo, hiOld), full.slice(lo, hiNew), Math.min(hiOld, hiNew) - lo,
+    oldRest.slice(lo, hiOld), full.slice(lo, hiNew), Math.min(hiOld, hiNew) - lo,
   );
   lo += prefix;
   let suffix = 0;
   const limit = Math.min(hiOld, hiNew) - lo;
-  while (suffix < limit && oldFull.charCodeAt(hiOld - 1 - suffix) === full.charCodeAt(hiNew - 1 - suffix)) {
+  while (suffix < limit && oldRest.charCodeAt(hiOld - 1 - suffix) === full.charCodeAt(hiNew - 1 - suffix)) {
     suffix++;
   }
-  return { full, frozen, reset, lo, hiOld: hiOld - suffix, hiNew: hiNew - suffix };
+  return {
+    full: whole, frozen: frozen + base, reset,
+    lo: lo + base, hiOld: hiOld - suffix + base, hiNew: hiNew - suffix + base,
+  };
 }
 
 /** `change` without the end its old and new text share. */
@@ -1294,6 +1332,9 @@ export class LiveHtml {
     this.onInsert = onInsert;
     this.html = "";
     this.map = null; // built on first use: a finished answer never needs one
+    /** The index in `map.kids` of the first top-level block not in a wrapper. */
+    this.loose = 0;
+    this.groupSize = GROUP_SIZE;
     this.stats = {
       updates: 0, textEdits: 0, reparses: 0, climbs: 0, fallbacks: 0, wholes: 0, parsedChars: 0,
     };
@@ -1305,6 +1346,101 @@ export class LiveHtml {
     this.insertParsed(this.root, html, null);
     this.html = html;
     this.map = null;
+    this.loose = 0;
+  }
+
+  /**
+   * Put finished top-level blocks in wrappers of the view's own (`groupSize` blocks
+   * each; every finished block but the last when `all`, at the answer's end), where the
+   * browser can leave them out of layout and paint while off screen (widget.css,
+   * `content-visibility: auto`): an update then costs the browser about the same under
+   * 300 finished blocks as under 3. `frozen` is the frozen part's length the DOM shows;
+   * the last block is never wrapped (the cursor and the patches live there). Each
+   * wrapper takes the measured size of its blocks (`contain-intrinsic-size`, for when
+   * it is skipped before the browser remembers one) and the outer margins of its first
+   * and last block (margins do not collapse through a contained box; widget.css zeroes
+   * the inner ones), so nothing moves. Call it while the layout is clean (before the
+   * frame's DOM changes): it reads sizes. True when it wrapped anything.
+   */
+  group(frozen, all = false) {
+    const map = this.map;
+    if (!map || !this.root.isConnected) return false; // (a view not shown has no sizes)
+    const kids = map.kids;
+    let loose = Math.min(this.loose, kids.length);
+    while (loose < kids.length && kids[loose].node.parentNode !== this.root) loose++;
+    while (loose > 0 && kids[loose - 1].node.parentNode === this.root) loose--;
+    let lastElement = kids.length - 1;
+    while (lastElement >= loose && !kids[lastElement].kids) lastElement--;
+    let start = map.len;
+    for (let k = kids.length - 1; k >= loose; k--) start -= kids[k].len;
+    const ranges = [];
+    for (;;) {
+      let pos = start;
+      let elements = 0;
+      let end = -1;
+      for (let k = loose; k < lastElement && elements < this.groupSize; k++) {
+        pos += kids[k].len;
+        if (pos > frozen) break;
+        if (kids[k].kids) {
+          elements++;
+          end = k;
+        }
+      }
+      if (!elements || (elements < this.groupSize && !all)) break;
+      ranges.push([loose, end]);
+      for (let k = loose; k <= end; k++) start += kids[k].len;
+      loose = end + 1;
+    }
+    this.loose = loose;
+    if (!ranges.length) return false;
+    // Every size first, then the moves: a read after a move would force a layout.
+    const sized = ranges.map(([first, last]) => this.measure(kids[first].node, kids[last].node));
+    for (const range of sized) this.wrap(range);
+    return true;
+  }
+
+  /** The DOM range from `first` (with the view's nodes just before it: a code bar) to
+   * `last`, with its size and outer margins (in em of the part's font, so a change of
+   * type size on stage keeps them). */
+  measure(first, last) {
+    let start = first;
+    while (start.previousSibling && DECORATION.has(start.previousSibling)) start = start.previousSibling;
+    let top = start;
+    while (top.nodeType !== ELEMENT_NODE) top = top.nextSibling;
+    const view = this.doc.defaultView;
+    const em = parseFloat(view.getComputedStyle(this.root).fontSize) || 16;
+    const margin = (node, side) =>
+      node.style ? `${(parseFloat(view.getComputedStyle(node)[side]) || 0) / em}em` : "0";
+    const upper = top.getBoundingClientRect();
+    const lower = last.getBoundingClientRect();
+    return {
+      start,
+      last,
+      width: Math.max(upper.width, lower.width),
+      height: lower.bottom - upper.top,
+      marginTop: margin(top, "marginTop"),
+      marginBottom: margin(last, "marginBottom"),
+    };
+  }
+
+  wrap({ start, last, width, height, marginTop, marginBottom }) {
+    const wrapper = this.doc.createElement("div");
+    wrapper.className = GROUP_CLASS;
+    WRAPPER.add(wrapper);
+    wrapper.style.marginTop = marginTop;
+    wrapper.style.marginBottom = marginBottom;
+    if (height > 0) {
+      wrapper.style.setProperty(
+        "contain-intrinsic-size", `auto ${Math.round(width)}px auto ${Math.round(height)}px`,
+      );
+    }
+    this.root.insertBefore(wrapper, start);
+    for (let node = start; ; ) {
+      const next = node.nextSibling;
+      wrapper.appendChild(node);
+      if (node === last) break;
+      node = next;
+    }
   }
 
   /** Apply a batch of ops (with `frozenLength` the frozen part's length before it). */
@@ -1595,7 +1731,9 @@ export class LiveHtml {
     }
     const oldKids = entry.kids.slice(first, last + 1);
     for (const kid of oldKids) kid.node.remove();
-    entry.node.insertBefore(template.content, entry.kids[last + 1]?.node ?? null);
+    // (At the top, the next block may be in one of the view's wrappers.)
+    const ref = entry.kids[last + 1]?.node ?? null;
+    (ref ? ref.parentNode : entry.node).insertBefore(template.content, ref);
     entry.kids.splice(first, oldKids.length, ...mapped.entries);
     for (let up = entry; up; up = up.parent) up.len += delta;
     // A parse of the whole would have made one text node of text that now touches.
@@ -1769,11 +1907,17 @@ class Part {
   /** Apply the ops taken since the last `show` to the DOM, in place; true if any. */
   show() {
     if (!this.pending.length) return false;
+    this.live.group(this.shownFrozen); // before any change: the layout is still clean
     this.removeCursor();
     this.live.apply(this.pending, this.shownFrozen);
     this.pending = [];
     this.shownFrozen = this.state.frozen.length;
     return true;
+  }
+
+  /** The answer ended: every finished block but the last into the view's wrappers. */
+  seal() {
+    this.live.group(this.live.html.length, true);
   }
 
   /** The typing cursor right after the last character; constant work per update. */
@@ -1847,6 +1991,7 @@ class Answer {
     this.frame = 0;
     this.wait = 0;
     this.shownAt = 0;
+    this.sealFrame = 0;
     /** A typed answer's frames, played on animation frames (`play`). */
     this.player = new FramePlayer();
     this.playFrame = 0;
@@ -1943,6 +2088,18 @@ class Answer {
       this.thought.set({ frozen: turn.reasoning_html ?? "", tail: "" });
     }
     this.body.removeCursor();
+    if (wasLive) this.sealSoon();
+  }
+
+  /** At the next frame (the layout is clean then), the finished blocks the answer
+   * typed go into the view's wrappers. */
+  sealSoon() {
+    if (this.sealFrame) return;
+    this.sealFrame = this.doc.defaultView.requestAnimationFrame(() => {
+      this.sealFrame = 0;
+      this.body.seal();
+      this.thought.seal();
+    });
   }
 
   /** Apply a kernel message addressed to this turn; true when the DOM changed. */
@@ -1995,7 +2152,7 @@ class Answer {
       let urgent = false;
       for (const { part, ops } of frames) urgent = this.partNamed(part).apply(ops) || urgent;
       const size = Math.max(this.body.state.tail.length, this.thought.state.tail.length);
-      if (urgent || (!this.wait && Date.now() - this.shownAt >= showInterval(size))) this.showNow();
+      if (urgent || (!this.wait && Date.now() - this.shownAt >= showInterval(size))) this.showNow(true);
       else this.showSoon(false);
     }
     this.playSoon();
@@ -2033,14 +2190,16 @@ class Answer {
     const delay = urgent ? 0 : this.shownAt + interval - Date.now();
     const frame = () => {
       this.wait = 0;
-      this.frame = win.requestAnimationFrame(() => this.showNow());
+      this.frame = win.requestAnimationFrame(() => this.showNow(true));
     };
     if (delay > 0) this.wait = setTimeout(frame, delay);
     else frame();
   }
 
-  /** Bring the DOM up to date with every op taken. */
-  showNow() {
+  /** Bring the DOM up to date with every op taken; `inFrame` at an animation frame,
+   * where the log scrolls to the new end in the same frame (not one frame later, with
+   * the new text below the view for a frame). */
+  showNow(inFrame = false) {
     if (this.frame) this.doc.defaultView.cancelAnimationFrame(this.frame);
     clearTimeout(this.wait);
     this.frame = 0;
@@ -2052,7 +2211,7 @@ class Answer {
     if (changed || !this.body.cursor) this.body.placeCursor();
     this.setReasoningVisibility();
     this.updateThinking();
-    this.host.scrollToEnd();
+    this.host.scrollToEnd(inFrame);
   }
 
   /** @param {SnapshotMessage} message */
@@ -2155,6 +2314,7 @@ class Answer {
     this.stopTimer();
     this.dropFrames();
     if (this.frame) this.doc.defaultView.cancelAnimationFrame(this.frame);
+    if (this.sealFrame) this.doc.defaultView.cancelAnimationFrame(this.sealFrame);
     clearTimeout(this.wait);
     this.node.remove();
   }
@@ -2482,7 +2642,7 @@ class Conversation {
     this.answerHost = {
       model,
       later: (callback, ms) => this.scope.later(callback, ms),
-      scrollToEnd: () => this.scrollToEnd(),
+      scrollToEnd: (now) => this.scrollToEnd(now),
       retry: (id) => this.tell({ type: BROWSER_MESSAGE.RETRY, turn: id }),
     };
     this.build(el);
@@ -2597,9 +2757,18 @@ class Conversation {
   }
 
   /** Keep the newest text in view, once a frame at most: the scroll reads the layout
-   * the frame computes anyway, instead of forcing one per message. */
-  scrollToEnd() {
-    if (!this.follow || this.scrollFrame) return;
+   * the frame computes anyway, instead of forcing one per message. `now`: the caller
+   * changed the DOM at an animation frame, so the scroll goes into this frame (the
+   * layout it reads is the one the frame would compute next). */
+  scrollToEnd(now = false) {
+    if (!this.follow) return;
+    if (now) {
+      if (this.scrollFrame) this.doc.defaultView.cancelAnimationFrame(this.scrollFrame);
+      this.scrollFrame = 0;
+      this.scrollNow();
+      return;
+    }
+    if (this.scrollFrame) return;
     this.scrollFrame = this.doc.defaultView.requestAnimationFrame(() => {
       this.scrollFrame = 0;
       this.scrollNow();
