@@ -274,5 +274,8 @@ def test_finished_blocks_wrapped_without_a_jump(page: Any, lab: Jupyter) -> None
         " getSelection().selectAllChildren(b); return getSelection().toString(); }"
     )
     assert "Paragraph 0:" in selected and "Paragraph 39:" in selected
+    # What a person copies is the answer: the code bars' labels are the view's, not text.
+    assert "print(0)" in selected and "return 36" in selected
+    assert "Copy" not in selected and "python" not in selected, selected[:400]
     shoot(page, "wrappers-done.png")
     page.console.check()
