@@ -7,9 +7,12 @@ replaced in the kernel), typed out by the widget's own typewriter.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
+
+import streamchat
 
 from .conftest import Jupyter
 from .frontends import ANSWER_DONE, ask
@@ -297,3 +300,42 @@ def test_the_heading_stays_put_while_the_first_block_types(page: Any, lab: Jupyt
     assert len(tops) == 1, f"the heading moved: {sorted(tops)}"
     shoot(page, "render-heading.png")
     page.console.check()
+
+
+# Words added one at a time to a paragraph of a fixed width, the cursor after the last:
+# for each length, the cursor's line and the last character's.
+CURSOR_AT_LINE_END = """() => {
+  const p = document.querySelector('p');
+  const cursor = document.querySelector('.streamchat-cursor');
+  const text = p.firstChild;
+  const full = text.data;
+  const seen = [];
+  for (let end = 1; end <= full.length; end++) {
+    text.data = full.slice(0, end);
+    if (text.data.endsWith(' ')) continue;  // a space at a break is the line's, not shown
+    const range = document.createRange();
+    range.setStart(text, end - 1);
+    range.setEnd(text, end);
+    const last = range.getBoundingClientRect();
+    const box = cursor.getBoundingClientRect();
+    seen.push({end, sameLine: box.top < last.bottom && box.bottom > last.top,
+               after: box.left >= last.right - 1});
+  }
+  return seen;
+}"""
+
+
+def test_the_cursor_stays_on_the_line_of_the_last_character(page: Any) -> None:
+    # Typed text reaches a line's end at some length: the cursor must stay after the
+    # last character, not wrap to a line of its own (it did, a frame in a few hundred).
+    css = (Path(streamchat.__file__).parent / "static" / "widget.css").read_text()
+    words = " ".join(f"word{n}" for n in range(60))
+    page.set_content(
+        f"<style>{css}</style><div class='streamchat' style='width: 313px'>"
+        f"<div class='streamchat-body'><p>{words}<span class='streamchat-cursor'></span></p>"
+        "</div></div>"
+    )
+    seen = page.evaluate(CURSOR_AT_LINE_END)
+    assert len(seen) > 300
+    wrapped = [spot["end"] for spot in seen if not (spot["sameLine"] and spot["after"])]
+    assert not wrapped, f"the cursor left the last character's line at lengths {wrapped}"
