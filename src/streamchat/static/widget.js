@@ -606,9 +606,6 @@ export class FramePlayer {
   }
 }
 
-// Elements that have no end tag: they open nothing a later cut must stay outside of.
-const VOID_ELEMENTS = new Set(["area", "br", "col", "hr", "img", "input", "source", "wbr"]);
-
 /**
  * A frame's ops as `count` frames that show the same text a piece at a time (a retime to
  * a smaller step or a slower speed). Only a frame that is one "extend" splits: its HTML
@@ -692,7 +689,7 @@ function htmlCuts(html) {
     text(runStart, at);
     if (tag) {
       if (tag.closing) depth -= 1;
-      else if (!tag.selfClosing && !VOID_ELEMENTS.has(tag.name)) depth += 1;
+      else if (!tag.selfClosing && !VOID.has(tag.name)) depth += 1; // (no end tag: opens nothing)
       at = tag.end;
     } else {
       at += reference[0].length;
