@@ -8,13 +8,14 @@ replaced in the kernel), typed out by the widget's own typewriter.
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import pytest
 
 from .conftest import Jupyter
 from .frontends import ANSWER_DONE, LOAD, ask
-from .test_widget_browser import CURSOR, answers_cell, open_and_run, shoot
+from .test_widget_browser import CURSOR, answers_cell, open_and_run, run_cell, shoot
 
 pytestmark = pytest.mark.browser
 
@@ -278,4 +279,90 @@ def test_finished_blocks_wrapped_without_a_jump(page: Any, lab: Jupyter) -> None
     assert "print(0)" in selected and "return 36" in selected
     assert "Copy" not in selected and "python" not in selected, selected[:400]
     shoot(page, "wrappers-done.png")
+    page.console.check()
+
+
+# Once a frame: how many answers are settled, the log's height, and where the first
+# answer's first block sits in the log's content (what would move if a size were wrong).
+WATCH_SETTLED = r"""() => {
+  window.__settled = [];
+  window.__skippedTurns = 0;
+  document.addEventListener('contentvisibilityautostatechange', (event) => {
+    if (event.skipped && event.target.matches('.streamchat-assistant')) window.__skippedTurns++;
+  }, true);
+  const log = document.querySelector('.streamchat-log');
+  const sample = () => {
+    const first = log.querySelector('.streamchat-body > *');
+    window.__settled.push({
+      settled: log.querySelectorAll('.streamchat-settled').length,
+      height: log.scrollHeight,
+      top: first ? first.getBoundingClientRect().top - log.getBoundingClientRect().top
+        + log.scrollTop : null,
+    });
+    requestAnimationFrame(sample);
+  };
+  requestAnimationFrame(sample);
+}"""
+
+
+def test_finished_answers_leave_rendering_without_a_jump(page: Any, lab: Jupyter) -> None:
+    """Each finished answer settles (`content-visibility: auto`, its laid-out height as
+    its size): settling moves nothing, one scrolled away is skipped, the log keeps its
+    height when scrolled through, the whole conversation stays selectable, and a second
+    view showing the answers whole settles them too."""
+    cells = [answers_cell({"long": LONG, "code": CODE}, speed=3000), "chat"]
+    open_and_run(page, lab, "settled.ipynb", cells)
+    page.evaluate(WATCH_SETTLED)
+    for n, prompt in enumerate(["long", "code", "long"], start=1):
+        ask(page, prompt)
+        page.wait_for_function(
+            "(n) => document.querySelectorAll('.streamchat-log .streamchat-settled').length === n",
+            arg=n,
+            timeout=ANSWER_DONE,
+        )
+    samples = page.evaluate("() => window.__settled")
+    moves = [
+        (a, b)
+        for a, b in itertools.pairwise(samples)
+        if b["settled"] > a["settled"] and (a["height"] != b["height"] or a["top"] != b["top"])
+    ]
+    assert not moves, f"settling an answer moved the log: {moves}"
+    assert page.evaluate("() => window.__skippedTurns") >= 1, "an answer out of view is skipped"
+    sizes = page.evaluate(
+        "() => [...document.querySelectorAll('.streamchat-settled')]"
+        ".map((n) => n.style.getPropertyValue('contain-intrinsic-block-size'))"
+    )
+    assert len(sizes) == 3 and all(s.startswith("auto ") and s.endswith("px") for s in sizes)
+    # Scrolled to the top and back: the heights the skipped answers stand in for are theirs.
+    log = page.locator(".streamchat-log").first
+    height = log.evaluate("(l) => l.scrollHeight")
+    log.evaluate("(l) => { l.scrollTop = 0; }")
+    page.wait_for_function(
+        "() => document.querySelector('.streamchat-body > *').checkVisibility("
+        "{contentVisibilityAuto: true})"
+    )
+    assert abs(log.evaluate("(l) => l.scrollHeight") - height) <= 1
+    selected = log.evaluate(
+        "(l) => { getSelection().selectAllChildren(l); return getSelection().toString(); }"
+    )
+    assert "Paragraph 0:" in selected and "def fetch_59" in selected and "That is all." in selected
+    # A second view shows the finished answers whole: they settle once laid out.
+    run_cell(page, 1)
+    page.wait_for_function(
+        "() => { const l = document.querySelectorAll('.streamchat-log');"
+        " return l.length === 2 && l[1].querySelectorAll('.streamchat-settled').length === 3; }",
+        timeout=LOAD,
+    )
+    # Its log follows the end, so its first answers settled unseen: their measured
+    # heights stand in for them, and scrolling up through them moves nothing.
+    second = page.locator(".streamchat-log").nth(1)
+    first_height = log.evaluate("(l) => l.scrollHeight")
+    assert abs(second.evaluate("(l) => l.scrollHeight") - first_height) <= 2
+    second.evaluate("(l) => { l.scrollTop = 0; }")
+    page.wait_for_function(
+        "() => document.querySelectorAll('.streamchat-log')[1]"
+        ".querySelector('.streamchat-body > *').checkVisibility({contentVisibilityAuto: true})"
+    )
+    assert abs(second.evaluate("(l) => l.scrollHeight") - first_height) <= 2
+    shoot(page, "settled-done.png")
     page.console.check()

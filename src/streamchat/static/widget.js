@@ -1056,6 +1056,8 @@ const WRAPPER = new WeakSet();
 /** Finished top-level blocks per wrapper. */
 export const GROUP_SIZE = 16;
 export const GROUP_CLASS = "streamchat-group";
+/** A finished answer, left out of rendering while off screen (`Settler`). */
+const SETTLED_CLASS = "streamchat-settled";
 
 /** Mark `node` as the view's own (the map skips it). */
 export function decoration(node) {
@@ -1970,6 +1972,55 @@ function copyWithFeedback(doc, button, text, later) {
  * Retry and Copy. `host` gives what the answer needs from its conversation:
  * `model`, `later` (a timer undone with the view) and `retry(id)`.
  */
+/**
+ * Finished answers leave rendering while off screen (widget.css `.streamchat-settled`,
+ * `content-visibility: auto`), as their finished blocks do (`LiveHtml.group`): each
+ * update of a conversation's 30th answer then costs the browser about what one of its
+ * first did. An answer settles once laid out, taking its laid-out height as its size
+ * for when it is skipped before the browser remembers one (an answer shown whole, from
+ * saved state, then scrolled away), so nothing moves. A ResizeObserver reads the height
+ * the layout already computed (no forced layout) and waits for a view that is not in
+ * the page yet, or hidden (a turn off stage), to be laid out. A live answer is never
+ * settled: it is where the patches go.
+ */
+class Settler {
+  /** @param {Document} doc */
+  constructor(doc) {
+    const view = doc.defaultView;
+    this.observer = view?.ResizeObserver
+      ? new view.ResizeObserver((entries) => this.measured(entries))
+      : null;
+  }
+
+  /** @param {HTMLElement} node a finished answer */
+  settle(node) {
+    if (!node.classList.contains(SETTLED_CLASS)) this.observer?.observe(node);
+  }
+
+  /** @param {HTMLElement} node an answer going live again (a retry) */
+  unsettle(node) {
+    this.observer?.unobserve(node);
+    node.classList.remove(SETTLED_CLASS);
+    node.style.removeProperty("contain-intrinsic-block-size");
+  }
+
+  /** @param {ResizeObserverEntry[]} entries */
+  measured(entries) {
+    for (const { target, contentBoxSize, contentRect } of entries) {
+      const height = contentBoxSize?.[0]?.blockSize ?? contentRect.height;
+      if (!(height > 0)) continue; // not laid out yet
+      this.observer?.unobserve(target);
+      const node = /** @type {HTMLElement} */ (target);
+      node.style.setProperty("contain-intrinsic-block-size", `auto ${Math.round(height)}px`);
+      node.classList.add(SETTLED_CLASS);
+    }
+  }
+
+  dispose() {
+    this.observer?.disconnect();
+  }
+}
+
 class Answer {
   constructor(doc, host, turn) {
     this.doc = doc;
@@ -2046,6 +2097,7 @@ class Answer {
     this.live = live;
     this.node.dataset.status = this.stopped ? TURN_STATUS.STOPPED : turn.status;
     if (live) {
+      this.host.unsettle(this.node);
       this.node.setAttribute("aria-busy", "true");
     } else {
       this.node.removeAttribute("aria-busy");
@@ -2086,6 +2138,7 @@ class Answer {
     }
     this.body.removeCursor();
     if (wasLive) this.sealSoon();
+    else this.host.settle(this.node);
   }
 
   /** At the next frame (the layout is clean then), the finished blocks the answer
@@ -2096,6 +2149,7 @@ class Answer {
       this.sealFrame = 0;
       this.body.seal();
       this.thought.seal();
+      if (!this.live) this.host.settle(this.node);
     });
   }
 
@@ -2641,7 +2695,11 @@ class Conversation {
       later: (callback, ms) => this.scope.later(callback, ms),
       scrollToEnd: (now) => this.scrollToEnd(now),
       retry: (id) => this.tell({ type: BROWSER_MESSAGE.RETRY, turn: id }),
+      settle: (node) => this.settler.settle(node),
+      unsettle: (node) => this.settler.unsettle(node),
     };
+    this.settler = new Settler(this.doc);
+    this.scope.add(() => this.settler.dispose());
     this.build(el);
     this.wire();
     this.renderPrompts();
