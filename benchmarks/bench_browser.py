@@ -318,9 +318,10 @@ class Bench:
         return self.pages[contender]
 
     def wait_idle(self, page: Any, contender: str) -> None:
-        """Until the naive cell has run; one still busy after GIVE_UP more seconds (its
-        display updates never caught up) is interrupted, so the next run starts clean and
-        this one is recorded as it stands ("done after": never)."""
+        """Until the naive cell has run. One still busy GIVE_UP s later (its display
+        updates never caught up) is interrupted and its tab closed, since the page would
+        still work through the updates already sent; the next run opens a fresh one. This
+        run is recorded as it stands ("done after": never)."""
         idle = (
             "() => !document.querySelector('.jp-Notebook-ExecutionIndicator')"
             " || document.querySelector('.jp-Notebook-ExecutionIndicator')"
@@ -330,20 +331,30 @@ class Bench:
             page.wait_for_function(idle, timeout=GIVE_UP * 1000)
         except Exception:  # playwright's TimeoutError
             self.interrupt(f"{contender}.ipynb")
-            page.wait_for_function(idle, timeout=GIVE_UP * 1000)
+            page.context.close()
+            del self.pages[contender]
 
     def interrupt(self, notebook: str) -> None:
-        """Interrupt the kernel of `notebook` (Jupyter Server's REST API)."""
+        """Interrupt the kernel of `notebook` and wait for it to be idle (Jupyter
+        Server's REST API)."""
         headers = {"Authorization": f"token {self.token}"}
-        request = urllib.request.Request(f"{self.base}/api/sessions", headers=headers)
-        with urllib.request.urlopen(request) as response:
-            sessions = json.load(response)
-        for session in sessions:
+
+        def get(path: str) -> Any:
+            request = urllib.request.Request(f"{self.base}{path}", headers=headers)
+            with urllib.request.urlopen(request) as response:
+                return json.load(response)
+
+        for session in get("/api/sessions"):
             if session["path"].endswith(notebook):
                 kernel = session["kernel"]["id"]
                 url = f"{self.base}/api/kernels/{kernel}/interrupt"
                 post = urllib.request.Request(url, data=b"", headers=headers, method="POST")
                 urllib.request.urlopen(post).close()
+                deadline = time.monotonic() + GIVE_UP
+                while get(f"/api/kernels/{kernel}")["execution_state"] != "idle":
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"{notebook}: the kernel stayed busy")
+                    time.sleep(0.5)  # polling a server's state, not synchronising a test
 
     @staticmethod
     def run_cell(page: Any, index: int) -> None:
@@ -368,7 +379,7 @@ class Bench:
             box.press("Enter")
 
     def measure(self, contender: str, kind: str, rate: float) -> dict[str, float]:
-        page, cdp = self.pages[contender]
+        page, cdp = self.page(contender)
         page.evaluate(ARM, SELECTORS[contender])
         page.evaluate("() => window.scrollTo(0, 0)")
         before = {m["name"]: m["value"] for m in cdp.send("Performance.getMetrics")["metrics"]}
