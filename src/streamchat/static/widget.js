@@ -1968,11 +1968,6 @@ function copyWithFeedback(doc, button, text, later) {
 }
 
 /**
- * One assistant turn: the reasoning fold, tool calls, the body, the error or note,
- * Retry and Copy. `host` gives what the answer needs from its conversation:
- * `model`, `later` (a timer undone with the view) and `retry(id)`.
- */
-/**
  * Finished answers leave rendering while off screen (widget.css `.streamchat-settled`,
  * `content-visibility: auto`), as their finished blocks do (`LiveHtml.group`): each
  * update of a conversation's 30th answer then costs the browser about what one of its
@@ -2021,6 +2016,12 @@ class Settler {
   }
 }
 
+/**
+ * One assistant turn: the reasoning fold, tool calls, the body, the error or note,
+ * Retry and Copy. `host` gives what the answer needs from its conversation:
+ * `model`, `later` (a timer undone with the view), `retry(id)`, and `settle(node)` /
+ * `unsettle(node)` (`Settler`).
+ */
 class Answer {
   constructor(doc, host, turn) {
     this.doc = doc;
