@@ -344,17 +344,19 @@ class Bench:
             with urllib.request.urlopen(request) as response:
                 return json.load(response)
 
-        for session in get("/api/sessions"):
-            if session["path"].endswith(notebook):
-                kernel = session["kernel"]["id"]
-                url = f"{self.base}/api/kernels/{kernel}/interrupt"
-                post = urllib.request.Request(url, data=b"", headers=headers, method="POST")
-                urllib.request.urlopen(post).close()
-                deadline = time.monotonic() + GIVE_UP
-                while get(f"/api/kernels/{kernel}")["execution_state"] != "idle":
-                    if time.monotonic() > deadline:
-                        raise RuntimeError(f"{notebook}: the kernel stayed busy")
-                    time.sleep(0.5)  # polling a server's state, not synchronising a test
+        sessions = [s for s in get("/api/sessions") if s["path"].endswith(notebook)]
+        if not sessions:
+            raise RuntimeError(f"{notebook}: no kernel session to interrupt")
+        for session in sessions:
+            kernel = session["kernel"]["id"]
+            url = f"{self.base}/api/kernels/{kernel}/interrupt"
+            post = urllib.request.Request(url, data=b"", headers=headers, method="POST")
+            urllib.request.urlopen(post).close()
+            deadline = time.monotonic() + GIVE_UP
+            while get(f"/api/kernels/{kernel}")["execution_state"] != "idle":
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{notebook}: the kernel stayed busy")
+                time.sleep(0.5)  # polling a server's state, not synchronising a test
 
     @staticmethod
     def run_cell(page: Any, index: int) -> None:

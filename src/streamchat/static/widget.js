@@ -1992,6 +1992,18 @@ class Settler {
     if (!node.classList.contains(SETTLED_CLASS)) this.observer?.observe(node);
   }
 
+  /**
+   * Measure settled answers again (their type size changed: the stage was left).
+   * @param {Iterable<HTMLElement>} nodes
+   */
+  resettle(nodes) {
+    for (const node of nodes) {
+      if (!node.classList.contains(SETTLED_CLASS)) continue;
+      this.unsettle(node);
+      this.settle(node);
+    }
+  }
+
   /** @param {HTMLElement} node an answer going live again (a retry) */
   unsettle(node) {
     this.observer?.unobserve(node);
@@ -2006,13 +2018,14 @@ class Settler {
       if (!(height > 0)) continue; // not laid out yet
       this.observer?.unobserve(target);
       const node = /** @type {HTMLElement} */ (target);
-      node.style.setProperty("contain-intrinsic-block-size", `auto ${Math.round(height)}px`);
+      node.style.setProperty("contain-intrinsic-block-size", `auto ${height}px`);
       node.classList.add(SETTLED_CLASS);
     }
   }
 
   dispose() {
     this.observer?.disconnect();
+    this.observer = null; // a seal frame after this settles nothing
   }
 }
 
@@ -2368,6 +2381,7 @@ class Answer {
     if (this.frame) this.doc.defaultView.cancelAnimationFrame(this.frame);
     if (this.sealFrame) this.doc.defaultView.cancelAnimationFrame(this.sealFrame);
     clearTimeout(this.wait);
+    this.host.unsettle(this.node);
     this.node.remove();
   }
 }
@@ -2494,9 +2508,10 @@ class Stage {
     root.classList.remove("streamchat-on-stage", "streamchat-stage-blank");
     root.style.removeProperty("--streamchat-stage-scale");
     this.bar.hidden = true;
+    let exited;
     if (this.fullscreen && this.isFullscreen()) {
       this.win.navigator.keyboard?.unlock?.();
-      this.doc.exitFullscreen?.();
+      exited = this.doc.exitFullscreen?.();
     }
     this.fullscreen = false;
     for (const node of root.querySelectorAll(".streamchat-stage-current")) {
@@ -2506,6 +2521,11 @@ class Stage {
       this.home.replaceWith(root);
       this.home = null;
     }
+    // Answers shown on stage were laid out at its type size and width: their remembered
+    // heights are the stage's, so they are measured again at the chat's, once the
+    // window has left full screen.
+    const resettle = () => this.chat.settler.resettle(root.querySelectorAll(`.${SETTLED_CLASS}`));
+    Promise.resolve(exited).then(resettle, resettle);
     this.chat.scrollToEnd();
   }
 
