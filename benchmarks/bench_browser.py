@@ -265,6 +265,13 @@ SELECTORS = {
 METRICS = ("TaskDuration", "ScriptDuration", "LayoutDuration", "RecalcStyleDuration")
 
 
+# The notebook's kernel runs no cell (JupyterLab's execution indicator, where it has one).
+KERNEL_IDLE = (
+    "() => { const s = document.querySelector('.jp-Notebook-ExecutionIndicator');"
+    " return !s || s.getAttribute('data-status') === 'idle'; }"
+)
+
+
 class Bench:
     def __init__(
         self,
@@ -299,11 +306,7 @@ class Bench:
         page = context.new_page()
         page.goto(f"{self.base}/lab/tree/{name}?token={self.token}&reset")
         page.wait_for_selector(".jp-Notebook .jp-CodeCell .cm-content", timeout=120_000)
-        page.wait_for_function(
-            "() => { const s = document.querySelector('.jp-Notebook-ExecutionIndicator');"
-            " return !s || s.getAttribute('data-status') === 'idle'; }",
-            timeout=120_000,
-        )
+        page.wait_for_function(KERNEL_IDLE, timeout=120_000)
         page.wait_for_timeout(3000)  # the kernel connects (measurement set-up, not sync)
         self.run_cell(page, 0)
         cdp = context.new_cdp_session(page)
@@ -322,13 +325,8 @@ class Bench:
         updates never caught up) is interrupted and its tab closed, since the page would
         still work through the updates already sent; the next run opens a fresh one. This
         run is recorded as it stands ("done after": never)."""
-        idle = (
-            "() => !document.querySelector('.jp-Notebook-ExecutionIndicator')"
-            " || document.querySelector('.jp-Notebook-ExecutionIndicator')"
-            ".getAttribute('data-status') === 'idle'"
-        )
         try:
-            page.wait_for_function(idle, timeout=GIVE_UP * 1000)
+            page.wait_for_function(KERNEL_IDLE, timeout=GIVE_UP * 1000)
         except Exception:  # playwright's TimeoutError
             self.interrupt(f"{contender}.ipynb")
             page.context.close()

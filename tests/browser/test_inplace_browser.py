@@ -282,8 +282,8 @@ def test_finished_blocks_wrapped_without_a_jump(page: Any, lab: Jupyter) -> None
     page.console.check()
 
 
-# Once a frame: how many answers are settled, the log's height, and where the first
-# answer's first block sits in the log's content (what would move if a size were wrong).
+# Once a frame: how many answers are settled, and where the first answer's first block
+# sits in the log's content (what would move if a size were wrong).
 WATCH_SETTLED = r"""() => {
   window.__settled = [];
   window.__skippedTurns = 0;
@@ -302,6 +302,19 @@ WATCH_SETTLED = r"""() => {
   };
   requestAnimationFrame(sample);
 }"""
+
+
+def height_at_top(page: Any, index: int) -> float:
+    """The `index`-th log scrolled to its top, once its first answer is rendered again:
+    the log's whole height then."""
+    log = page.locator(".streamchat-log").nth(index)
+    log.evaluate("(l) => { l.scrollTop = 0; }")
+    page.wait_for_function(
+        "(i) => document.querySelectorAll('.streamchat-log')[i]"
+        ".querySelector('.streamchat-body > *').checkVisibility({contentVisibilityAuto: true})",
+        arg=index,
+    )
+    return float(log.evaluate("(l) => l.scrollHeight"))
 
 
 def test_finished_answers_leave_rendering_without_a_jump(page: Any, lab: Jupyter) -> None:
@@ -335,12 +348,7 @@ def test_finished_answers_leave_rendering_without_a_jump(page: Any, lab: Jupyter
     # Scrolled to the top and back: the heights the skipped answers stand in for are theirs.
     log = page.locator(".streamchat-log").first
     height = log.evaluate("(l) => l.scrollHeight")
-    log.evaluate("(l) => { l.scrollTop = 0; }")
-    page.wait_for_function(
-        "() => document.querySelector('.streamchat-body > *').checkVisibility("
-        "{contentVisibilityAuto: true})"
-    )
-    assert abs(log.evaluate("(l) => l.scrollHeight") - height) <= 1
+    assert abs(height_at_top(page, 0) - height) <= 1
     selected = log.evaluate(
         "(l) => { getSelection().selectAllChildren(l); return getSelection().toString(); }"
     )
@@ -357,11 +365,6 @@ def test_finished_answers_leave_rendering_without_a_jump(page: Any, lab: Jupyter
     second = page.locator(".streamchat-log").nth(1)
     first_height = log.evaluate("(l) => l.scrollHeight")
     assert abs(second.evaluate("(l) => l.scrollHeight") - first_height) <= 2
-    second.evaluate("(l) => { l.scrollTop = 0; }")
-    page.wait_for_function(
-        "() => document.querySelectorAll('.streamchat-log')[1]"
-        ".querySelector('.streamchat-body > *').checkVisibility({contentVisibilityAuto: true})"
-    )
-    assert abs(second.evaluate("(l) => l.scrollHeight") - first_height) <= 2
+    assert abs(height_at_top(page, 1) - first_height) <= 2
     shoot(page, "settled-done.png")
     page.console.check()
